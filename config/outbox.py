@@ -1,0 +1,76 @@
+"""A development mail backend: every message becomes one .eml file.
+
+The demo has no mail server, yet every email it sends should be readable.
+This backend writes each message to OUTBOX_DIR, one file per message, and
+the /outbox/ page (DEBUG only) lists and shows them.
+"""
+
+import email
+import email.policy
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage as MIMEMessage
+from pathlib import Path
+
+from django.core.mail.backends.base import BaseEmailBackend
+
+
+class OutboxBackend(BaseEmailBackend):
+    def __init__(self, *, directory: str | os.PathLike, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.directory = Path(directory)
+
+    def send_messages(self, email_messages) -> int:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        sent = 0
+        for message in email_messages:
+            if not message.recipients():
+                continue
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            name = f"{stamp}-{uuid.uuid4().hex[:12]}.eml"
+            # Write then rename, so the outbox page never shows half a file.
+            partial = self.directory / f".{name}.partial"
+            partial.write_bytes(message.message().as_bytes())
+            partial.rename(self.directory / name)
+            sent += 1
+        return sent
+
+
+@dataclass
+class OutboxMessage:
+    name: str
+    subject: str
+    sender: str
+    to: str
+    date: str
+    text: str
+    html: str
+    headers: list[tuple[str, str]]
+
+
+def list_messages(directory: Path) -> list[str]:
+    """File names of the stored messages, newest first."""
+    if not directory.is_dir():
+        return []
+    return sorted((p.name for p in directory.glob("*.eml")), reverse=True)
+
+
+def read_message(directory: Path, name: str) -> OutboxMessage | None:
+    if name not in list_messages(directory):
+        return None
+    with open(directory / name, "rb") as handle:
+        parsed: MIMEMessage = email.message_from_binary_file(handle, policy=email.policy.default)
+    text_part = parsed.get_body(preferencelist=("plain",))
+    html_part = parsed.get_body(preferencelist=("html",))
+    return OutboxMessage(
+        name=name,
+        subject=str(parsed.get("Subject", "")),
+        sender=str(parsed.get("From", "")),
+        to=str(parsed.get("To", "")),
+        date=str(parsed.get("Date", "")),
+        text=text_part.get_content() if text_part else "",
+        html=html_part.get_content() if html_part else "",
+        headers=[(key, str(value)) for key, value in parsed.items()],
+    )

@@ -1,0 +1,248 @@
+"""Settings for the newsletter service, read from the environment.
+
+Every variable is optional for the demo and has a safe development default;
+README.md lists them all. A `.env` file next to manage.py is read first if it
+exists (`make run` writes one for local development), or the file named by
+DJANGO_ENV_FILE; real environment variables always win over it.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import (
+    env_bool,
+    env_int,
+    env_list,
+    env_optional,
+    env_str,
+    env_time,
+    env_timezone,
+    env_url,
+    load_dotenv,
+    smtp_options,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"  # local state of the demo: database, broker, outbox
+
+# DJANGO_ENV_FILE names another file to read, or "none" for none at all.
+_env_file = os.environ.get("DJANGO_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file.lower() != "none":
+    load_dotenv(Path(_env_file))
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = env_optional("DJANGO_SECRET_KEY")
+if SECRET_KEY is None:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off. "
+            "For local development, `make run` writes a .env file with both."
+        )
+    SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 - DEBUG only
+
+SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes={"http", "https"})
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = [SITE_URL]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "newsletter",
+    "subscriptions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "newsletter.context_processors.site",
+            ],
+        },
+    },
+]
+
+# Database: SQLite in var/ unless DATABASE_URL says otherwise.
+SQLITE_PATH = VAR_DIR / "db.sqlite3"
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker write to the same file: WAL lets readers
+    # carry on during a write, IMMEDIATE takes the write lock up front so two
+    # writers queue up instead of failing with "database is locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # Tests use a file too: an in-memory database locks whole tables and so
+    # would not behave like the real one when threads or processes share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    VAR_DIR.mkdir(exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# Email. With SMTP_URL the mail goes to that server; without it every
+# message is written to var/outbox/ and can be read at /outbox/ (DEBUG only).
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "The Morning Briefing <briefing@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+NEWSLETTER_NAME = env_str("NEWSLETTER_NAME", "The Morning Briefing")
+OUTBOX_DIR = Path(env_str("OUTBOX_DIR", str(VAR_DIR / "outbox")))
+SMTP_URL = env_optional("SMTP_URL")
+if SMTP_URL:
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": smtp_options(SMTP_URL),
+        }
+    }
+else:
+    MAILERS = {
+        "default": {
+            "BACKEND": "config.outbox.OutboxBackend",
+            "OPTIONS": {"directory": OUTBOX_DIR},
+        }
+    }
+
+# The daily digest.
+DIGEST_SEND_TIME = env_time("DIGEST_SEND_TIME", "06:00")
+DIGEST_TIMEZONE = env_timezone("DIGEST_TIMEZONE", "America/New_York")
+
+# Billing (used by the Stripe integration).
+STRIPE_SECRET_KEY = env_optional("STRIPE_SECRET_KEY")
+STRIPE_PUBLISHABLE_KEY = env_optional("STRIPE_PUBLISHABLE_KEY")
+STRIPE_WEBHOOK_SECRET = env_optional("STRIPE_WEBHOOK_SECRET")
+STRIPE_PRICE_ID = env_optional("STRIPE_PRICE_ID")
+STRIPE_API_BASE = env_optional("STRIPE_API_BASE")
+TRIAL_DAYS = env_int("TRIAL_DAYS", 14, minimum=0)
+TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
+
+# Celery. Without REDIS_URL the broker is a folder on disk (kombu's
+# filesystem transport), so the demo needs no services at all.
+REDIS_URL = env_optional("REDIS_URL")
+CELERY_BROKER_FOLDER = VAR_DIR / "broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    # A task not acknowledged within this time is handed to another worker;
+    # every task's hard time limit stays well below it.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+else:
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_FOLDER),
+        "data_folder_out": str(CELERY_BROKER_FOLDER),
+        "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
+        "control_folder": str(CELERY_BROKER_FOLDER / "control"),
+        "store_processed": False,
+    }
+    for folder in ["processed", "control"]:
+        (CELERY_BROKER_FOLDER / folder).mkdir(parents=True, exist_ok=True)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TIME_LIMIT = 30 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Beat evaluates its crontabs in the digest's time zone, so "06:00" means six
+# in the morning there, summer and winter alike.
+CELERY_TIMEZONE = DIGEST_TIMEZONE
+CELERY_BEAT_SCHEDULE = {
+    "morning-digest": {
+        "task": "newsletter.tasks.send_morning_digest",
+        "schedule": crontab(
+            minute=DIGEST_SEND_TIME.minute,
+            hour=DIGEST_SEND_TIME.hour,
+            day_of_week="mon-fri",
+        ),
+    },
+}
+
+# Security. Production (DEBUG off) gets secure cookies, HSTS and an HTTPS
+# redirect; DJANGO_SECURE_SSL_REDIRECT=0 is for a TLS-terminating proxy that
+# already redirects, or for trying the stack over plain HTTP on localhost.
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if env_bool("DJANGO_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

@@ -1,0 +1,78 @@
+"""Fixtures shared by every app's tests."""
+
+import email
+import email.policy
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class ReceivedMail:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+    @property
+    def text(self) -> str:
+        return self.message.get_body(preferencelist=("plain",)).get_content()
+
+    @property
+    def html(self) -> str:
+        return self.message.get_body(preferencelist=("html",)).get_content()
+
+
+class SMTPServer:
+    """A real SMTP server process (config.testing.smtp_sink) and its mailbox."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "config.testing.smtp_sink", str(directory)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parent,
+        )
+        line = self.process.stdout.readline()
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"SMTP sink did not start: {line!r}")
+        self.port = int(line.split()[1])
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def mailers_setting(self) -> dict:
+        return {
+            "default": {
+                "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                "OPTIONS": {"host": "127.0.0.1", "port": self.port, "timeout": 10},
+            }
+        }
+
+    def received(self) -> list[ReceivedMail]:
+        mails = []
+        for path in sorted(self.directory.glob("*.json")):
+            record = json.loads(path.read_text())
+            message = email.message_from_string(record["data"], policy=email.policy.default)
+            mails.append(ReceivedMail(record["mail_from"], record["rcpt_tos"], message))
+        return mails
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def smtp_server(tmp_path, settings):
+    """Start a real SMTP server and point Django's default mailer at it."""
+    server = SMTPServer(tmp_path / "smtp")
+    settings.MAILERS = server.mailers_setting()
+    yield server
+    server.stop()

@@ -1,0 +1,187 @@
+import datetime
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import strip_tags
+
+from newsletter.html import clean_html
+
+
+class Section(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ArticleQuerySet(models.QuerySet):
+    def published(self, now: datetime.datetime | None = None) -> "ArticleQuerySet":
+        now = now or timezone.now()
+        return self.filter(status=Article.Status.PUBLISHED, published_at__lte=now)
+
+    def published_between(
+        self, after: datetime.datetime | None, until: datetime.datetime
+    ) -> "ArticleQuerySet":
+        """Published in the window (after, until]: what one edition carries."""
+        articles = self.published(now=until)
+        if after is not None:
+            articles = articles.filter(published_at__gt=after)
+        return articles
+
+
+class Article(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
+        PUBLISHED = "published", "Published"
+
+    title = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, unique=True)
+    dek = models.CharField(
+        "standfirst", max_length=300, blank=True, help_text="One or two sentences under the title."
+    )
+    body = models.TextField(help_text="HTML; scripts, styles and event handlers are removed.")
+    section = models.ForeignKey(
+        Section, on_delete=models.PROTECT, related_name="articles", null=True, blank=True
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        related_name="articles",
+        null=True,
+        blank=True,
+    )
+    byline = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status, default=Status.DRAFT)
+    published_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ArticleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-published_at", "-created_at"]
+        indexes = [models.Index(fields=["status", "published_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def save(self, *args, **kwargs) -> None:
+        self.body = clean_html(self.body)
+        if self.status == self.Status.PUBLISHED and self.published_at is None:
+            self.published_at = timezone.now()
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("article", kwargs={"slug": self.slug})
+
+    @property
+    def is_published(self) -> bool:
+        return (
+            self.status == self.Status.PUBLISHED
+            and self.published_at is not None
+            and self.published_at <= timezone.now()
+        )
+
+    @property
+    def byline_display(self) -> str:
+        if self.byline:
+            return self.byline
+        if self.author:
+            return self.author.get_full_name() or self.author.get_username()
+        return ""
+
+    @property
+    def body_text(self) -> str:
+        return strip_tags(self.body).strip()
+
+
+class Edition(models.Model):
+    """The digest of one weekday: the articles published since the previous one."""
+
+    class Status(models.TextChoices):
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+
+    date = models.DateField(unique=True)
+    # Articles published up to this instant belong to this edition or an
+    # earlier one; the next edition starts right after it.
+    cutoff = models.DateTimeField()
+    articles = models.ManyToManyField(Article, through="EditionArticle", related_name="editions")
+    status = models.CharField(max_length=20, choices=Status, default=Status.SENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-date"]
+
+    def __str__(self) -> str:
+        return f"Edition of {self.date:%A %d %B %Y}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("edition", kwargs={"date": self.date})
+
+    @property
+    def subject(self) -> str:
+        return f"{settings.NEWSLETTER_NAME}: {self.date:%A, %B} {self.date.day}"
+
+    def ordered_articles(self) -> models.QuerySet[Article]:
+        return self.articles.select_related("section", "author").order_by(
+            "editionarticle__position"
+        )
+
+
+class EditionArticle(models.Model):
+    edition = models.ForeignKey(Edition, on_delete=models.CASCADE)
+    article = models.ForeignKey(Article, on_delete=models.PROTECT)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["edition", "article"], name="edition_article_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.article}"
+
+
+class Delivery(models.Model):
+    """One reader's copy of one edition: the record of what was sent."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
+    subscriber = models.ForeignKey(
+        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="deliveries"
+    )
+    status = models.CharField(max_length=20, choices=Status, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["edition", "subscriber"], name="delivery_unique_per_reader"
+            ),
+        ]
+        indexes = [models.Index(fields=["edition", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.edition} to {self.subscriber}"

@@ -1,0 +1,32 @@
+"""Small builders for test data: sensible defaults, override what matters."""
+
+import datetime
+import itertools
+
+from django.utils import timezone
+
+from newsletter.models import Article, Section
+
+_numbers = itertools.count(1)
+
+
+def make_section(**fields) -> Section:
+    number = next(_numbers)
+    fields.setdefault("name", f"Section {number}")
+    fields.setdefault("slug", f"section-{number}")
+    return Section.objects.create(**fields)
+
+
+def make_article(*, published_ago: datetime.timedelta | None = None, **fields) -> Article:
+    """A published article (an hour old unless `published_ago` says otherwise)."""
+    number = next(_numbers)
+    fields.setdefault("title", f"Article {number}")
+    fields.setdefault("slug", f"article-{number}")
+    fields.setdefault("dek", f"The standfirst of article {number}.")
+    fields.setdefault("body", f"<p>The body of article {number}.</p>")
+    fields.setdefault("status", Article.Status.PUBLISHED)
+    if fields["status"] == Article.Status.PUBLISHED:
+        fields.setdefault(
+            "published_at", timezone.now() - (published_ago or datetime.timedelta(hours=1))
+        )
+    return Article.objects.create(**fields)

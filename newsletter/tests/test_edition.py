@@ -1,0 +1,98 @@
+"""Which articles an edition carries, and that each date has one edition."""
+
+import datetime
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from newsletter import sending
+from newsletter.models import Edition
+from newsletter.tests.factories import make_article
+
+pytestmark = pytest.mark.django_db
+
+MONDAY = datetime.date(2026, 11, 30)
+TUESDAY = MONDAY + datetime.timedelta(days=1)
+
+
+def test_an_edition_carries_what_was_published_since_the_previous_one():
+    now = timezone.now()
+    old = make_article(published_ago=datetime.timedelta(days=2))
+    monday = sending.build_edition(MONDAY, now=now - datetime.timedelta(days=1))
+    fresh = make_article(published_ago=datetime.timedelta(hours=3))
+    make_article(status="draft")
+    make_article(status="scheduled")
+    # Published status but a future time: not out yet.
+    make_article(published_ago=-datetime.timedelta(hours=1))
+
+    tuesday = sending.build_edition(TUESDAY, now=now)
+
+    assert list(monday.ordered_articles()) == [old]
+    assert list(tuesday.ordered_articles()) == [fresh]
+    assert tuesday.cutoff == now
+
+
+def test_building_twice_returns_the_same_edition_without_new_articles():
+    first = make_article()
+    edition = sending.build_edition(MONDAY)
+    make_article()
+
+    assert sending.build_edition(MONDAY) == edition
+    assert list(edition.ordered_articles()) == [first]
+    assert Edition.objects.count() == 1
+
+
+def test_nothing_new_means_no_edition():
+    assert sending.build_edition(MONDAY) is None
+    assert not Edition.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_builds_make_one_edition():
+    make_article()
+    results, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def build():
+        try:
+            barrier.wait()
+            results.append(sending.build_edition(MONDAY))
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert Edition.objects.count() == 1
+    assert {edition.pk for edition in results} == {Edition.objects.get().pk}
+
+
+@pytest.mark.parametrize(
+    ("utc_now", "expected"),
+    [
+        # Friday 23:30 in New York is already Saturday in UTC: still Friday's.
+        ("2026-11-28T04:30:00+00:00", datetime.date(2026, 11, 27)),
+        # Saturday and Sunday in New York: the next edition is Monday's.
+        ("2026-11-28T15:00:00+00:00", MONDAY),
+        ("2026-11-29T23:00:00+00:00", MONDAY),
+        ("2026-11-30T11:00:00+00:00", MONDAY),
+    ],
+)
+def test_next_edition_date_is_a_weekday_in_the_digest_time_zone(utc_now, expected):
+    now = datetime.datetime.fromisoformat(utc_now)
+    assert sending.next_edition_date(now) == expected
+
+
+def test_the_morning_task_does_nothing_at_weekends():
+    make_article()
+    saturday_morning = datetime.datetime.fromisoformat("2026-11-28T11:00:00+00:00")
+    assert sending.build_morning_edition(saturday_morning) is None
+    assert not Edition.objects.exists()

@@ -1,0 +1,111 @@
+"""The public pages a visitor sees."""
+
+import datetime
+
+import pytest
+from django.core.management import call_command
+
+from newsletter.models import Article
+from newsletter.tests.factories import make_article, make_section
+
+pytestmark = pytest.mark.django_db
+
+
+def test_landing_page_shows_the_offer_and_latest_articles(client):
+    make_article(title="Published story", section=make_section(name="Science"))
+    make_article(title="Secret draft", status=Article.Status.DRAFT)
+
+    page = client.get("/").content.decode()
+
+    assert "$46 a year" in page
+    assert "less than $4 a month" in page
+    assert "free 14-day trial" in page
+    assert "Published story" in page
+    assert "Secret draft" not in page
+
+
+def test_article_page_shows_a_published_article(client):
+    article = make_article(title="River treaty", body="<p>Six nations signed.</p>")
+
+    response = client.get(f"/articles/{article.slug}/")
+
+    assert response.status_code == 200
+    assert "<p>Six nations signed.</p>" in response.content.decode()
+
+
+def test_drafts_and_future_articles_are_not_public(client, admin_client):
+    draft = make_article(status=Article.Status.DRAFT)
+    future = make_article(published_ago=-datetime.timedelta(days=1))
+
+    assert client.get(f"/articles/{draft.slug}/").status_code == 404
+    assert client.get(f"/articles/{future.slug}/").status_code == 404
+    # Staff can open them, to check before publishing.
+    assert admin_client.get(f"/articles/{draft.slug}/").status_code == 200
+
+
+def test_article_bodies_are_sanitised_on_save():
+    article = make_article(
+        body=(
+            '<p onclick="steal()">Hi<script>alert(1)</script></p>'
+            '<a href="javascript:alert(1)">x</a><img src="x.png" onerror="alert(1)">'
+            '<p style="background:url(javascript:alert(1))">styled</p>'
+        )
+    )
+    article.refresh_from_db()
+
+    assert "script" not in article.body
+    assert "onclick" not in article.body
+    assert "onerror" not in article.body
+    assert "javascript:" not in article.body
+    assert "style=" not in article.body
+    assert "<p>Hi</p>" in article.body
+
+
+def test_archive_and_edition_pages_list_sent_editions(client, settings):
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    article = make_article(title="Comet brightens")
+    call_command("send_digest", "--sync", "--date", "2026-11-30")
+
+    archive = client.get("/archive/").content.decode()
+    assert "Monday 30 November 2026" in archive
+    assert "Comet brightens" in archive
+    edition = client.get("/editions/2026-11-30/")
+    assert edition.status_code == 200
+    assert article.get_absolute_url() in edition.content.decode()
+    assert client.get("/editions/2026-12-01/").status_code == 404
+    assert client.get("/editions/not-a-date/").status_code == 404
+
+
+def test_admin_serves_the_article_form(admin_client):
+    assert admin_client.get("/admin/newsletter/article/add/").status_code == 200
+    make_article()
+    for url in [
+        "/admin/",
+        "/admin/newsletter/article/",
+        "/admin/newsletter/edition/",
+        "/admin/newsletter/delivery/",
+        "/admin/subscriptions/subscriber/",
+        "/admin/subscriptions/membership/",
+    ]:
+        assert admin_client.get(url).status_code == 200, url
+
+
+def test_publishing_in_the_admin_sets_the_publication_time_and_author(admin_client, admin_user):
+    response = admin_client.post(
+        "/admin/newsletter/article/add/",
+        {
+            "title": "Written in the admin",
+            "slug": "written-in-the-admin",
+            "dek": "",
+            "body": "<p>Fresh.</p>",
+            "byline": "",
+            "status": "published",
+            "published_at_0": "",
+            "published_at_1": "",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    article = Article.objects.get(slug="written-in-the-admin")
+    assert article.author == admin_user
+    assert article.is_published
