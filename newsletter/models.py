@@ -123,7 +123,7 @@ class Edition(models.Model):
         ordering = ["-date"]
 
     def __str__(self) -> str:
-        return f"Edition of {self.date:%A %d %B %Y}"
+        return f"Edition of {self.date:%A} {self.date.day} {self.date:%B %Y}"
 
     def get_absolute_url(self) -> str:
         return reverse("edition", kwargs={"date": self.date})
