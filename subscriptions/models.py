@@ -3,6 +3,7 @@ import zoneinfo
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 
 def validate_time_zone(value: str) -> None:
@@ -63,6 +64,20 @@ class Subscriber(models.Model):
         local, sep, domain = self.email.strip().rpartition("@")
         self.email = f"{local}{sep}{domain.lower()}" if sep else self.email.strip()
         super().save(*args, **kwargs)
+
+    @property
+    def is_entitled(self) -> bool:
+        """Whether this reader gets the digest (the same rule as the queryset)."""
+        return Subscriber.objects.entitled().filter(pk=self.pk).exists()
+
+    def set_email_status(self, status: "Subscriber.EmailStatus") -> bool:
+        """Change the email status; return False if it already was `status`."""
+        if self.email_status == status:
+            return False
+        self.email_status = status
+        self.email_status_changed_at = timezone.now()
+        self.save(update_fields=["email_status", "email_status_changed_at", "updated_at"])
+        return True
 
 
 class Membership(models.Model):
