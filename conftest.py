@@ -18,13 +18,14 @@ class ReceivedMail:
     rcpt_tos: list[str]
     message: EmailMessage
 
+    # SMTP carries CRLF line ends; tests compare with Python's "\n".
     @property
     def text(self) -> str:
-        return self.message.get_body(preferencelist=("plain",)).get_content()
+        return self.message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
 
     @property
     def html(self) -> str:
-        return self.message.get_body(preferencelist=("html",)).get_content()
+        return self.message.get_body(preferencelist=("html",)).get_content().replace("\r\n", "\n")
 
 
 class SMTPServer:
@@ -58,11 +59,22 @@ class SMTPServer:
 
     def received(self) -> list[ReceivedMail]:
         mails = []
-        for path in sorted(self.directory.glob("*.json")):
+        for path in sorted(self.directory.glob("[0-9]*.json")):
             record = json.loads(path.read_text())
             message = email.message_from_string(record["data"], policy=email.policy.default)
             mails.append(ReceivedMail(record["mail_from"], record["rcpt_tos"], message))
         return mails
+
+    def inject_faults(self, **faults) -> None:
+        """See config.testing.smtp_sink for the faults it understands."""
+        (self.directory / "faults.json").write_text(json.dumps(faults))
+
+    def clear_faults(self) -> None:
+        (self.directory / "faults.json").unlink(missing_ok=True)
+
+    def recipients(self) -> list[str]:
+        """Every envelope recipient of every stored message, sorted."""
+        return sorted(address for mail in self.received() for address in mail.rcpt_tos)
 
     def stop(self) -> None:
         self.process.kill()

@@ -53,6 +53,13 @@ def env_optional(name: str) -> str | None:
     return value or None
 
 
+def env_required(name: str) -> str:
+    value = _raw(name)
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set.")
+    return value
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = _raw(name)
     if value is None:

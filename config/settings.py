@@ -7,6 +7,7 @@ DJANGO_ENV_FILE; real environment variables always win over it.
 """
 
 import os
+from email.utils import parseaddr
 from pathlib import Path
 
 import dj_database_url
@@ -18,6 +19,7 @@ from config.env import (
     env_int,
     env_list,
     env_optional,
+    env_required,
     env_str,
     env_time,
     env_timezone,
@@ -56,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "anymail",
     "newsletter",
     "subscriptions",
 ]
@@ -148,7 +151,41 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 NEWSLETTER_NAME = env_str("NEWSLETTER_NAME", "The Morning Briefing")
 OUTBOX_DIR = Path(env_str("OUTBOX_DIR", str(VAR_DIR / "outbox")))
 SMTP_URL = env_optional("SMTP_URL")
-if SMTP_URL:
+# An email service provider through django-anymail instead of SMTP, e.g.
+# amazon_ses, postmark or mailgun; its credentials come from the variables
+# README.md lists. Bounces and complaints arrive at /anymail/<esp>/tracking/,
+# protected by ANYMAIL_WEBHOOK_SECRET ("user:password" basic auth).
+EMAIL_ESP = env_optional("EMAIL_ESP")
+ESP_OPTIONS = {
+    "amazon_ses": lambda: {
+        "configuration_set_name": env_optional("AMAZON_SES_CONFIGURATION_SET"),
+    },
+    "postmark": lambda: {"server_token": env_required("POSTMARK_SERVER_TOKEN")},
+    "mailgun": lambda: {
+        "api_key": env_required("MAILGUN_API_KEY"),
+        "sender_domain": env_optional("MAILGUN_SENDER_DOMAIN"),
+        "api_url": env_str("MAILGUN_API_URL", "https://api.mailgun.net/v3"),
+        "webhook_signing_key": env_optional("MAILGUN_WEBHOOK_SIGNING_KEY"),
+    },
+}
+ANYMAIL = {}
+if EMAIL_ESP:
+    if SMTP_URL:
+        raise ImproperlyConfigured("Set either SMTP_URL or EMAIL_ESP, not both.")
+    if EMAIL_ESP not in ESP_OPTIONS:
+        raise ImproperlyConfigured(
+            f"EMAIL_ESP must be one of {', '.join(sorted(ESP_OPTIONS))}, got {EMAIL_ESP!r}"
+        )
+    ANYMAIL = {"WEBHOOK_SECRET": env_required("ANYMAIL_WEBHOOK_SECRET")}
+    MAILERS = {
+        "default": {
+            "BACKEND": f"anymail.backends.{EMAIL_ESP}.EmailBackend",
+            "OPTIONS": {
+                key: value for key, value in ESP_OPTIONS[EMAIL_ESP]().items() if value is not None
+            },
+        }
+    }
+elif SMTP_URL:
     MAILERS = {
         "default": {
             "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
@@ -166,6 +203,11 @@ else:
 # The daily digest.
 DIGEST_SEND_TIME = env_time("DIGEST_SEND_TIME", "06:00")
 DIGEST_TIMEZONE = env_timezone("DIGEST_TIMEZONE", "America/New_York")
+DIGEST_SEND_WHEN_EMPTY = env_bool("DIGEST_SEND_WHEN_EMPTY", False)
+DIGEST_BATCH_SIZE = env_int("DIGEST_BATCH_SIZE", 500, minimum=1)
+DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
+# Where the mailto: half of List-Unsubscribe points; default: the From address.
+UNSUBSCRIBE_MAILTO = env_str("UNSUBSCRIBE_MAILTO", parseaddr(DEFAULT_FROM_EMAIL)[1])
 
 # Billing (used by the Stripe integration).
 STRIPE_SECRET_KEY = env_optional("STRIPE_SECRET_KEY")
@@ -214,6 +256,10 @@ CELERY_BEAT_SCHEDULE = {
             hour=DIGEST_SEND_TIME.hour,
             day_of_week="mon-fri",
         ),
+    },
+    "resume-stalled-sends": {
+        "task": "newsletter.tasks.resume_stalled_sends",
+        "schedule": 5 * 60,
     },
 }
 

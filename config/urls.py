@@ -1,12 +1,19 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
 from config import views
+from subscriptions import unsubscribe
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<str:name>/", views.outbox_message, name="outbox-message"),
     path("admin/", admin.site.urls),
+    path("unsubscribe/<str:token>/", unsubscribe.unsubscribe, name="unsubscribe"),
     path("", include("newsletter.urls")),
 ]
+
+if settings.EMAIL_ESP:
+    # The ESP's tracking webhooks (bounces, complaints), behind basic auth.
+    urlpatterns.append(path("anymail/", include("anymail.urls")))

@@ -1,5 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
 
+from newsletter import sending, tasks
 from newsletter.models import Article, Delivery, Edition, EditionArticle, Section
 
 
@@ -38,11 +40,30 @@ class EditionArticleInline(admin.TabularInline):
 
 @admin.register(Edition)
 class EditionAdmin(admin.ModelAdmin):
-    list_display = ["date", "status", "article_count", "sent_count", "sent_at"]
+    list_display = ["date", "status", "article_count", "sent_count", "failed_count", "sent_at"]
     list_filter = ["status"]
     date_hierarchy = "date"
     inlines = [EditionArticleInline]
-    readonly_fields = ["created_at", "sent_at"]
+    readonly_fields = ["created_at", "send_started_at", "sent_at"]
+    actions = ["resend_to_failed"]
+
+    @admin.action(description="Resend to readers whose delivery failed")
+    def resend_to_failed(self, request, queryset) -> None:
+        total = 0
+        for edition in queryset:
+            count = sending.resend_failed(edition)
+            if count:
+                transaction.on_commit(lambda pk=edition.pk: tasks.send_edition.delay(pk))
+            total += count
+        self.message_user(
+            request,
+            f"{total} failed deliveries queued again." if total else "No failed deliveries.",
+            messages.SUCCESS if total else messages.INFO,
+        )
+
+    @admin.display(description="failed")
+    def failed_count(self, edition: Edition) -> int:
+        return edition.deliveries.filter(status=Delivery.Status.FAILED).count()
 
     @admin.display(description="articles")
     def article_count(self, edition: Edition) -> int:

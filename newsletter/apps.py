@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class NewsletterConfig(AppConfig):
     name = "newsletter"
     verbose_name = "Newsletter"
+
+    def ready(self) -> None:
+        from newsletter import tracking  # noqa: F401 - connects the anymail signal handler

@@ -107,16 +107,25 @@ class Edition(models.Model):
     """The digest of one weekday: the articles published since the previous one."""
 
     class Status(models.TextChoices):
+        DRAFT = "draft", "Being prepared"
+        HELD = "held", "Held by the editors"
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
 
     date = models.DateField(unique=True)
     # Articles published up to this instant belong to this edition or an
-    # earlier one; the next edition starts right after it.
+    # earlier one; the next edition starts right after it. It moves forward
+    # while the edition is a draft and is fixed when the send starts.
     cutoff = models.DateTimeField()
     articles = models.ManyToManyField(Article, through="EditionArticle", related_name="editions")
-    status = models.CharField(max_length=20, choices=Status, default=Status.SENDING)
+    editor_note = models.TextField(
+        blank=True, help_text="Optional note from the editors, shown above the articles."
+    )
+    status = models.CharField(max_length=20, choices=Status, default=Status.DRAFT)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The audience is fixed when the send starts: readers who join later get
+    # the next edition.
+    send_started_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -133,15 +142,27 @@ class Edition(models.Model):
         return f"{settings.NEWSLETTER_NAME}: {self.date:%A, %B} {self.date.day}"
 
     def ordered_articles(self) -> models.QuerySet[Article]:
-        return self.articles.select_related("section", "author").order_by(
-            "editionarticle__position"
+        """The articles this edition carries, in the editors' order."""
+        return (
+            self.articles.filter(editionarticle__included=True)
+            .select_related("section", "author")
+            .order_by("editionarticle__position", "editionarticle__pk")
         )
+
+    def delivery_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(Delivery.Status.values, 0)
+        for row in self.deliveries.values("status").annotate(count=models.Count("pk")):
+            counts[row["status"]] = row["count"]
+        return counts
 
 
 class EditionArticle(models.Model):
     edition = models.ForeignKey(Edition, on_delete=models.CASCADE)
     article = models.ForeignKey(Article, on_delete=models.PROTECT)
     position = models.PositiveSmallIntegerField(default=0)
+    # An editor may leave an article out; the row stays so that the article
+    # is not added back when the edition is refreshed.
+    included = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["position"]
@@ -161,6 +182,7 @@ class Delivery(models.Model):
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        BOUNCED = "bounced", "Bounced"
         SKIPPED = "skipped", "Skipped"
 
     edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
@@ -173,6 +195,7 @@ class Delivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
 
     class Meta:
         verbose_name_plural = "deliveries"

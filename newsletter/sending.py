@@ -1,30 +1,58 @@
 """Building the day's edition and sending it to every entitled reader.
 
 The Delivery table is the record of what was sent: one row per (edition,
-reader), created before anything is sent, claimed by one sender, and marked
-sent or failed afterwards.
+reader), unique, created when the send starts, claimed by one sender before
+the email goes out, and marked sent or failed afterwards. Everything here is
+safe to run twice, from two workers at once, or again after a crash:
+
+- an edition exists once per date (unique), its audience is fixed once;
+- a batch claims only `queued` rows, so two senders never send the same row;
+- rows are marked `sent` every CHECKPOINT_EVERY emails, so a worker killed
+  mid-batch leaves at most that many sent-but-unmarked rows; they stay
+  `sending` until their claim expires, and are then sent again. That is the
+  one, bounded, way a reader can get a digest twice.
 """
 
 import datetime
 import logging
 import smtplib
+from collections import defaultdict
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import mailers
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from newsletter import emails
+from newsletter.emails import DigestTemplate
 from newsletter.models import Article, Delivery, Edition, EditionArticle
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 500
 SATURDAY = 5
+CHECKPOINT_EVERY = 50
+MAX_ATTEMPTS = 5
+# Longer than a batch task may run (its hard time limit), so a live sender's
+# claim is never taken over.
+CLAIM_TIMEOUT = datetime.timedelta(minutes=15)
+# How far back the periodic sweep looks for sends to resume.
+RESUME_WINDOW = datetime.timedelta(days=2)
+SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
+
+
+class TransientSendError(Exception):
+    """The mail server or ESP is unavailable for now; retry the batch later."""
+
+
+class EditionHeld(Exception):
+    """The editors are holding this edition back."""
+
+
+# ---------------------------------------------------------------- dates
 
 
 def is_weekday(day: datetime.date) -> bool:
@@ -45,172 +73,71 @@ def next_edition_date(now: datetime.datetime | None = None) -> datetime.date:
     return day
 
 
-def build_edition(date: datetime.date, now: datetime.datetime | None = None) -> Edition | None:
-    """Return the edition for `date`, creating it if needed.
+def send_time_on(day: datetime.date) -> datetime.datetime:
+    """The moment the morning send of `day` starts, as an aware datetime."""
+    return datetime.datetime.combine(
+        day, settings.DIGEST_SEND_TIME, tzinfo=ZoneInfo(settings.DIGEST_TIMEZONE)
+    )
 
-    A new edition carries every article published after the previous
-    edition's cutoff and up to `now`. With nothing new there is no edition
-    and None comes back. The unique date makes a second call, however
-    concurrent, return the same edition.
+
+def first_digest_date(joined_at: datetime.datetime) -> datetime.date:
+    """The edition a reader who joins at `joined_at` gets first.
+
+    Before the morning send: that morning's. After it: the next weekday's.
+    Friday evening and weekend signups get Monday's.
+    """
+    day = local_today(joined_at)
+    while not is_weekday(day) or joined_at >= send_time_on(day):
+        day += datetime.timedelta(days=1)
+    return day
+
+
+# ---------------------------------------------------------------- editions
+
+
+def build_edition(date: datetime.date, now: datetime.datetime | None = None) -> Edition | None:
+    """Return the edition for `date`, creating or refreshing it as needed.
+
+    The edition carries the articles published after the previous edition's
+    cutoff and up to `now`, in publication order after any the editors have
+    placed. A draft edition prepared by the editors keeps their order and
+    their left-out articles; newly published ones are added at the end. An
+    edition already sending, sent or held is returned as it is. With nothing
+    to send (and DIGEST_SEND_WHEN_EMPTY off) there is no edition: None.
     """
     now = now or timezone.now()
-    existing = Edition.objects.filter(date=date).first()
-    if existing is not None:
-        return existing
-
     with transaction.atomic():
+        edition = Edition.objects.select_for_update().filter(date=date).first()
+        if edition is not None and edition.status != Edition.Status.DRAFT:
+            return edition
         previous = Edition.objects.filter(date__lt=date).order_by("-date").first()
-        articles = list(
-            Article.objects.published_between(previous.cutoff if previous else None, now).order_by(
-                "published_at", "pk"
-            )
-        )
-        if not articles:
-            return None
-        try:
-            with transaction.atomic():
-                edition = Edition.objects.create(date=date, cutoff=now)
-        except IntegrityError:
-            # Another process built it first; theirs is the edition.
-            return Edition.objects.get(date=date)
+        new_articles = Article.objects.published_between(
+            previous.cutoff if previous else None, now
+        ).order_by("published_at", "pk")
+        if edition is not None:
+            new_articles = new_articles.exclude(editionarticle__edition=edition)
+        new_articles = list(new_articles)
+
+        if edition is None:
+            if not new_articles and not settings.DIGEST_SEND_WHEN_EMPTY:
+                return None
+            try:
+                with transaction.atomic():
+                    edition = Edition.objects.create(date=date, cutoff=now)
+            except IntegrityError:
+                # Another process built it first; theirs is the edition.
+                return Edition.objects.get(date=date)
+        else:
+            edition.cutoff = now
+            edition.save(update_fields=["cutoff"])
+
+        last = edition.editionarticle_set.aggregate(last=Max("position"))["last"] or 0
         EditionArticle.objects.bulk_create(
             EditionArticle(edition=edition, article=article, position=position)
-            for position, article in enumerate(articles, start=1)
+            for position, article in enumerate(new_articles, start=last + 1)
         )
-    logger.info("Built %s with %d articles", edition, len(articles))
+    logger.info("Edition %s: %d new articles added", edition.date, len(new_articles))
     return edition
-
-
-@dataclass
-class SendReport:
-    edition_id: int
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-
-
-def queue_deliveries(edition: Edition) -> int:
-    """Create a queued Delivery for every entitled reader who has none yet."""
-    reader_ids = Subscriber.objects.entitled().values_list("pk", flat=True)
-    created = Delivery.objects.bulk_create(
-        (Delivery(edition=edition, subscriber_id=reader_id) for reader_id in reader_ids.iterator()),
-        batch_size=BATCH_SIZE,
-        ignore_conflicts=True,
-    )
-    return len(created)
-
-
-def claim_batch(edition: Edition, size: int = BATCH_SIZE) -> list[int]:
-    """Mark up to `size` queued deliveries as ours; return their ids.
-
-    Rows locked by another sender are skipped (PostgreSQL); on SQLite the
-    write transaction itself serialises the claim.
-    """
-    with transaction.atomic():
-        ids = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(edition=edition, status=Delivery.Status.QUEUED)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:size]
-        )
-        Delivery.objects.filter(pk__in=ids).update(
-            status=Delivery.Status.SENDING,
-            claimed_at=timezone.now(),
-            attempts=F("attempts") + 1,
-        )
-    return ids
-
-
-def release_batch(delivery_ids: list[int], error: BaseException) -> None:
-    Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.SENDING).update(
-        status=Delivery.Status.QUEUED, claimed_at=None, last_error=describe(error)
-    )
-
-
-def describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def send_batch(edition: Edition, articles: list[Article], delivery_ids: list[int]) -> SendReport:
-    report = SendReport(edition_id=edition.pk)
-    deliveries = list(
-        Delivery.objects.filter(pk__in=delivery_ids).select_related("subscriber").order_by("pk")
-    )
-    # Entitlement may have changed since the rows were queued: check again.
-    entitled = set(
-        Subscriber.objects.entitled()
-        .filter(pk__in=[d.subscriber_id for d in deliveries])
-        .values_list("pk", flat=True)
-    )
-    sent_ids: list[int] = []
-    skipped_ids: list[int] = []
-    failures: dict[int, str] = {}
-    connection = mailers.default
-    try:
-        connection.open()
-    except (smtplib.SMTPException, OSError) as error:
-        # Nothing was sent: hand the batch back so a later run sends it.
-        release_batch(delivery_ids, error)
-        raise
-    try:
-        for delivery in deliveries:
-            if delivery.subscriber_id not in entitled:
-                skipped_ids.append(delivery.pk)
-                continue
-            message = emails.digest(edition, articles, delivery.subscriber)
-            try:
-                connection.send_messages([message])
-            except (smtplib.SMTPException, OSError) as error:
-                logger.warning("Digest to %s failed: %s", delivery.subscriber.email, error)
-                failures[delivery.pk] = describe(error)
-            else:
-                sent_ids.append(delivery.pk)
-    finally:
-        connection.close()
-
-    now = timezone.now()
-    with transaction.atomic():
-        Delivery.objects.filter(pk__in=sent_ids).update(
-            status=Delivery.Status.SENT, sent_at=now, last_error=""
-        )
-        Delivery.objects.filter(pk__in=skipped_ids).update(
-            status=Delivery.Status.SKIPPED, last_error="No longer entitled at send time."
-        )
-        for delivery_id, error in failures.items():
-            Delivery.objects.filter(pk=delivery_id).update(
-                status=Delivery.Status.FAILED, last_error=error
-            )
-    report.sent, report.failed, report.skipped = len(sent_ids), len(failures), len(skipped_ids)
-    return report
-
-
-def send_edition(edition_id: int) -> SendReport:
-    """Send the edition to every entitled reader who has not had it yet."""
-    edition = Edition.objects.get(pk=edition_id)
-    articles = list(edition.ordered_articles())
-    queue_deliveries(edition)
-    report = SendReport(edition_id=edition.pk)
-    while delivery_ids := claim_batch(edition):
-        batch = send_batch(edition, articles, delivery_ids)
-        report.sent += batch.sent
-        report.failed += batch.failed
-        report.skipped += batch.skipped
-
-    unfinished = edition.deliveries.filter(
-        status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
-    )
-    if not unfinished.exists():
-        Edition.objects.filter(pk=edition.pk).update(
-            status=Edition.Status.SENT, sent_at=timezone.now()
-        )
-    logger.info(
-        "Sent %s: %d sent, %d failed, %d skipped",
-        edition,
-        report.sent,
-        report.failed,
-        report.skipped,
-    )
-    return report
 
 
 def build_morning_edition(now: datetime.datetime | None = None) -> Edition | None:
@@ -224,3 +151,293 @@ def build_morning_edition(now: datetime.datetime | None = None) -> Edition | Non
     if edition is None:
         logger.info("No digest on %s: nothing published since the last edition", today)
     return edition
+
+
+# ---------------------------------------------------------------- sending
+
+
+@dataclass
+class BatchReport:
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    requeued: int = 0
+
+    def add(self, other: "BatchReport") -> None:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.requeued += other.requeued
+
+
+def start_send(edition: Edition) -> None:
+    """Fix the edition's audience and mark it sending (once; later calls do nothing).
+
+    The audience is every reader entitled now; a reader who becomes entitled
+    later gets the next edition.
+    """
+    with transaction.atomic():
+        edition = Edition.objects.select_for_update().get(pk=edition.pk)
+        if edition.status == Edition.Status.HELD:
+            raise EditionHeld(f"{edition} is held by the editors.")
+        if edition.send_started_at is not None:
+            return
+        reader_ids = Subscriber.objects.entitled().values_list("pk", flat=True)
+        Delivery.objects.bulk_create(
+            (Delivery(edition=edition, subscriber_id=pk) for pk in reader_ids.iterator()),
+            batch_size=1000,
+            ignore_conflicts=True,
+        )
+        edition.status = Edition.Status.SENDING
+        edition.send_started_at = timezone.now()
+        edition.save(update_fields=["status", "send_started_at"])
+    logger.info("Edition %s: send started for %d readers", edition.date, edition.deliveries.count())
+
+
+def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = None) -> int:
+    """Hand back rows claimed by a sender that died (claim older than CLAIM_TIMEOUT)."""
+    now = now or timezone.now()
+    count = edition.deliveries.filter(
+        status=Delivery.Status.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT
+    ).update(
+        status=Delivery.Status.QUEUED,
+        claimed_at=None,
+        last_error="Resumed after an interrupted send; this reader may receive it twice.",
+    )
+    if count:
+        logger.warning("Edition %s: %d interrupted deliveries requeued", edition.date, count)
+    return count
+
+
+def batch_ranges(edition: Edition, size: int | None = None) -> list[tuple[int, int]]:
+    """Split the queued deliveries into (first_id, last_id) ranges of `size` rows."""
+    size = size or settings.DIGEST_BATCH_SIZE
+    ranges: list[tuple[int, int]] = []
+    ids = (
+        edition.deliveries.filter(status=Delivery.Status.QUEUED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    chunk: list[int] = []
+    for pk in ids.iterator(chunk_size=5000):
+        chunk.append(pk)
+        if len(chunk) == size:
+            ranges.append((chunk[0], chunk[-1]))
+            chunk = []
+    if chunk:
+        ranges.append((chunk[0], chunk[-1]))
+    return ranges
+
+
+def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
+    """Mark the queued deliveries in the range as ours and return them.
+
+    Rows another sender has locked are skipped (PostgreSQL); on SQLite the
+    write transaction itself serialises claims.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(
+                edition_id=edition_id,
+                pk__gte=first_id,
+                pk__lte=last_id,
+                status=Delivery.Status.QUEUED,
+            )
+            .values_list("pk", flat=True)
+        )
+        Delivery.objects.filter(pk__in=ids).update(
+            status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+        )
+    return list(Delivery.objects.filter(pk__in=ids).select_related("subscriber").order_by("pk"))
+
+
+def is_permanent(error: Exception) -> bool:
+    """A refusal of this message or recipient: retrying will not help.
+
+    Anything else (connection lost, 4xx "try later", an ESP's API error) is
+    treated as transient: the batch is retried with backoff, and a reader
+    fails only after MAX_ATTEMPTS.
+    """
+    if isinstance(error, AnymailRecipientsRefused):
+        return True
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    if isinstance(error, smtplib.SMTPResponseException):
+        return error.smtp_code >= 500 and not isinstance(error, smtplib.SMTPSenderRefused)
+    return False
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:1000]
+
+
+class BatchLedger:
+    """What happened to each claimed row, written back in a few queries."""
+
+    def __init__(self) -> None:
+        self.sent: list[Delivery] = []
+        self.failed: dict[str, list[int]] = defaultdict(list)
+        self.skipped: list[int] = []
+        self.report = BatchReport()
+
+    def record_sent(self, delivery: Delivery, message_id: str) -> None:
+        delivery.status = Delivery.Status.SENT
+        delivery.message_id = message_id
+        delivery.last_error = ""
+        self.sent.append(delivery)
+        if len(self.sent) >= CHECKPOINT_EVERY:
+            self.flush_sent()
+
+    def flush_sent(self) -> None:
+        if not self.sent:
+            return
+        now = timezone.now()
+        for delivery in self.sent:
+            delivery.sent_at = now
+        Delivery.objects.bulk_update(
+            self.sent, ["status", "sent_at", "message_id", "last_error"], batch_size=500
+        )
+        self.report.sent += len(self.sent)
+        self.sent = []
+
+    def flush(self) -> None:
+        self.flush_sent()
+        with transaction.atomic():
+            for error, ids in self.failed.items():
+                Delivery.objects.filter(pk__in=ids).update(
+                    status=Delivery.Status.FAILED, last_error=error
+                )
+            Delivery.objects.filter(pk__in=self.skipped).update(
+                status=Delivery.Status.SKIPPED,
+                last_error="Not entitled or not deliverable at send time.",
+            )
+        self.report.failed += sum(len(ids) for ids in self.failed.values())
+        self.report.skipped += len(self.skipped)
+        self.failed.clear()
+        self.skipped = []
+
+
+def release(delivery_ids: list[int], error: BaseException) -> int:
+    """Give unsent rows back to the queue, or fail those out of attempts."""
+    message = describe(error)
+    rows = Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.SENDING)
+    with transaction.atomic():
+        rows.filter(attempts__gte=MAX_ATTEMPTS).update(
+            status=Delivery.Status.FAILED,
+            last_error=f"Gave up after {MAX_ATTEMPTS} attempts: {message}",
+        )
+        return rows.update(status=Delivery.Status.QUEUED, claimed_at=None, last_error=message)
+
+
+def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
+    """Send the queued deliveries of one range over one mail connection.
+
+    Raises TransientSendError, with the unsent rows back in the queue, when
+    the mail server is unavailable or answers "try again later".
+    """
+    deliveries = claim(edition_id, first_id, last_id)
+    if not deliveries:
+        return BatchReport()
+    edition = Edition.objects.get(pk=edition_id)
+    # Entitlement and deliverability may have changed since the send started.
+    entitled = set(
+        Subscriber.objects.entitled()
+        .filter(pk__in=[d.subscriber_id for d in deliveries])
+        .values_list("pk", flat=True)
+    )
+    digest = DigestTemplate(edition, list(edition.ordered_articles()))
+    ledger = BatchLedger()
+    connection = mailers.default
+    try:
+        connection.open()
+    except SEND_ERRORS as error:
+        release([d.pk for d in deliveries], error)
+        raise TransientSendError(describe(error)) from error
+
+    try:
+        for position, delivery in enumerate(deliveries):
+            if delivery.subscriber_id not in entitled:
+                ledger.skipped.append(delivery.pk)
+                continue
+            message = digest.message_for(delivery.subscriber)
+            # ESPs (anymail) return this with bounce and complaint events.
+            message.metadata = {"delivery_id": str(delivery.pk), "edition": str(edition.date)}
+            try:
+                connection.send_messages([message])
+            except SEND_ERRORS as error:
+                if is_permanent(error):
+                    logger.warning("Digest to %s refused: %s", delivery.subscriber.email, error)
+                    ledger.failed[describe(error)].append(delivery.pk)
+                    continue
+                ledger.flush()
+                unsent = [d.pk for d in deliveries[position:]]
+                ledger.report.requeued = release(unsent, error)
+                logger.warning(
+                    "Edition %s: mail server unavailable, %d deliveries requeued: %s",
+                    edition.date,
+                    len(unsent),
+                    error,
+                )
+                raise TransientSendError(describe(error)) from error
+            ledger.record_sent(delivery, message.extra_headers["Message-ID"])
+        ledger.flush()
+    finally:
+        connection.close()
+    return ledger.report
+
+
+def finish_if_done(edition_id: int) -> bool:
+    """Mark the edition sent once no delivery is queued or in flight."""
+    unfinished = Delivery.objects.filter(
+        edition_id=edition_id, status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
+    )
+    if unfinished.exists():
+        return False
+    Edition.objects.filter(pk=edition_id, status=Edition.Status.SENDING).update(
+        status=Edition.Status.SENT, sent_at=timezone.now()
+    )
+    return True
+
+
+def send_edition_now(edition_id: int) -> BatchReport:
+    """Send the whole edition in this process (the command's --sync)."""
+    edition = Edition.objects.get(pk=edition_id)
+    start_send(edition)
+    requeue_expired_claims(edition)
+    report = BatchReport()
+    for first_id, last_id in batch_ranges(edition):
+        report.add(send_batch(edition.pk, first_id, last_id))
+    finish_if_done(edition.pk)
+    return report
+
+
+def resend_failed(edition: Edition) -> int:
+    """Queue again the failed deliveries of an edition (staff's "resend to failed")."""
+    with transaction.atomic():
+        count = edition.deliveries.filter(status=Delivery.Status.FAILED).update(
+            status=Delivery.Status.QUEUED, claimed_at=None
+        )
+        if count:
+            Edition.objects.filter(pk=edition.pk).update(
+                status=Edition.Status.SENDING, sent_at=None
+            )
+    return count
+
+
+def editions_to_resume(now: datetime.datetime | None = None) -> list[Edition]:
+    """Recent editions still sending whose work seems to have stalled."""
+    now = now or timezone.now()
+    recent = Edition.objects.filter(
+        status=Edition.Status.SENDING, send_started_at__gte=now - RESUME_WINDOW
+    )
+    stalled = []
+    for edition in recent:
+        requeue_expired_claims(edition, now)
+        busy = edition.deliveries.filter(
+            Q(status=Delivery.Status.SENDING) | Q(claimed_at__gte=now - CLAIM_TIMEOUT)
+        ).exists()
+        if not busy:
+            stalled.append(edition)
+    return stalled

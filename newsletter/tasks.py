@@ -1,16 +1,30 @@
 """Celery tasks: thin wrappers that take ids and call newsletter.sending.
 
-Both are safe to run twice: the edition is unique per date and each reader's
-Delivery row is claimed before the send.
+Every task here is safe to run twice or at the same time as itself: the
+edition is unique per date, its audience is fixed once, and each delivery is
+claimed before it is sent. That is why the batch task may acknowledge late
+(a batch lost with its worker is delivered again) and why a second beat
+firing, or a resumed send, doubles nothing.
 """
 
+import logging
+
 from celery import shared_task
+from celery.exceptions import MaxRetriesExceededError
 
 from newsletter import sending
+from newsletter.models import Edition
+
+logger = logging.getLogger(__name__)
+
+# Backoff for a mail server that is unavailable: 30 s, 1, 2, 4, 8, 16 min...
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 30 * 60
 
 
 @shared_task
 def send_morning_digest() -> int | None:
+    """Beat's weekday-morning task: build today's edition and send it."""
     edition = sending.build_morning_edition()
     if edition is None:
         return None
@@ -19,5 +33,56 @@ def send_morning_digest() -> int | None:
 
 
 @shared_task
-def send_edition(edition_id: int) -> None:
-    sending.send_edition(edition_id)
+def send_edition(edition_id: int) -> int:
+    """Start (or resume) an edition's send: one batch task per range of readers."""
+    edition = Edition.objects.get(pk=edition_id)
+    try:
+        sending.start_send(edition)
+    except sending.EditionHeld:
+        logger.info("Edition %s is held by the editors: not sending", edition.date)
+        return 0
+    sending.requeue_expired_claims(edition)
+    ranges = sending.batch_ranges(edition)
+    for first_id, last_id in ranges:
+        send_delivery_batch.delay(edition.pk, first_id, last_id)
+    if not ranges:
+        sending.finish_if_done(edition.pk)
+    logger.info("Edition %s: %d batches queued", edition.date, len(ranges))
+    return len(ranges)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=10,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def send_delivery_batch(self, edition_id: int, first_id: int, last_id: int) -> dict:
+    try:
+        report = sending.send_batch(edition_id, first_id, last_id)
+    except sending.TransientSendError as error:
+        countdown = min(RETRY_BASE_SECONDS * 2**self.request.retries, RETRY_MAX_SECONDS)
+        try:
+            raise self.retry(exc=error, countdown=countdown)
+        except MaxRetriesExceededError:
+            # The rows are back in the queue; the periodic sweep resumes them.
+            logger.error("Edition batch %s-%s: giving up retrying: %s", first_id, last_id, error)
+            raise
+    sending.finish_if_done(edition_id)
+    return report.__dict__
+
+
+@shared_task
+def resume_stalled_sends() -> list[int]:
+    """Periodic sweep: restart sends whose batch tasks were lost.
+
+    A flushed broker, a killed worker or retries run out leave deliveries
+    queued (or claimed by a dead sender) with nobody working on them.
+    """
+    resumed = []
+    for edition in sending.editions_to_resume():
+        send_edition.delay(edition.pk)
+        resumed.append(edition.pk)
+    return resumed

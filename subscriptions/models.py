@@ -15,6 +15,15 @@ def validate_time_zone(value: str) -> None:
         ) from None
 
 
+def single_line(text: str) -> str:
+    """Collapse every run of whitespace, line breaks included, to one space.
+
+    Names end up in email headers, where a line break would start a header
+    of the attacker's choosing.
+    """
+    return " ".join(text.split())
+
+
 class SubscriberQuerySet(models.QuerySet):
     def deliverable(self) -> "SubscriberQuerySet":
         """Readers whose address we may send to at all."""
@@ -63,6 +72,7 @@ class Subscriber(models.Model):
         # The domain part of an address is case-insensitive; keep one spelling.
         local, sep, domain = self.email.strip().rpartition("@")
         self.email = f"{local}{sep}{domain.lower()}" if sep else self.email.strip()
+        self.name = single_line(self.name)
         super().save(*args, **kwargs)
 
     @property

@@ -5,6 +5,12 @@
 Listens on a free port on 127.0.0.1, prints "PORT <n>" once it accepts
 connections, and stores each received message as DIRECTORY/<n>.json with
 the envelope (sender, recipients) and the raw message. Runs until killed.
+
+Faults are injected by writing DIRECTORY/faults.json, read at every command:
+    {"refuse_recipients": {"addr@example.com": [550, "5.1.1 No such user"]},
+     "refuse_data_after": 3, "data_reply": [451, "4.3.0 Try again later"]}
+refuse_data_after N answers data_reply to every message once N messages are
+stored. Remove the file and the server behaves again.
 """
 
 import json
@@ -22,8 +28,25 @@ class StoreMessages:
         self.count = 0
         self.lock = threading.Lock()
 
+    def faults(self) -> dict:
+        path = self.directory / "faults.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        refusal = self.faults().get("refuse_recipients", {}).get(address)
+        if refusal:
+            code, text = refusal
+            return f"{code} {text}"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope) -> str:
+        faults = self.faults()
+        limit = faults.get("refuse_data_after")
         with self.lock:
+            if limit is not None and self.count >= limit:
+                code, text = faults.get("data_reply", [451, "4.3.0 Try again later"])
+                return f"{code} {text}"
             self.count += 1
             number = self.count
         record = {

@@ -26,7 +26,7 @@ def make_article(*, published_ago: datetime.timedelta | None = None, **fields) -
     fields.setdefault("body", f"<p>The body of article {number}.</p>")
     fields.setdefault("status", Article.Status.PUBLISHED)
     if fields["status"] == Article.Status.PUBLISHED:
-        fields.setdefault(
-            "published_at", timezone.now() - (published_ago or datetime.timedelta(hours=1))
-        )
+        if published_ago is None:
+            published_ago = datetime.timedelta(hours=1)
+        fields.setdefault("published_at", timezone.now() - published_ago)
     return Article.objects.create(**fields)

@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from newsletter import sending
-from newsletter.models import Edition
+from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import make_article
 
 pytestmark = pytest.mark.django_db
@@ -34,14 +34,53 @@ def test_an_edition_carries_what_was_published_since_the_previous_one():
     assert tuesday.cutoff == now
 
 
-def test_building_twice_returns_the_same_edition_without_new_articles():
+def test_a_draft_edition_takes_in_new_articles_until_its_send_starts():
     first = make_article()
     edition = sending.build_edition(MONDAY)
-    make_article()
+    second = make_article(published_ago=datetime.timedelta(0))
 
     assert sending.build_edition(MONDAY) == edition
-    assert list(edition.ordered_articles()) == [first]
+    assert list(edition.ordered_articles()) == [first, second]
+
+    sending.start_send(edition)
+    make_article(published_ago=datetime.timedelta(0))
+    assert sending.build_edition(MONDAY) == edition
+    assert list(edition.ordered_articles()) == [first, second]
     assert Edition.objects.count() == 1
+
+
+def test_refreshing_keeps_the_editors_order_and_left_out_articles():
+    first, second, third = (
+        make_article(published_ago=datetime.timedelta(hours=h)) for h in (3, 2, 1)
+    )
+    edition = sending.build_edition(MONDAY)
+    # The editors put the third first and leave the second out.
+    EditionArticle.objects.filter(edition=edition, article=third).update(position=0)
+    EditionArticle.objects.filter(edition=edition, article=second).update(included=False)
+    fourth = make_article(published_ago=datetime.timedelta(0))
+
+    sending.build_edition(MONDAY)
+
+    assert list(edition.ordered_articles()) == [third, first, fourth]
+    assert edition.articles.count() == 4
+
+
+def test_with_the_setting_on_an_edition_goes_out_even_without_new_articles(settings):
+    settings.DIGEST_SEND_WHEN_EMPTY = True
+    edition = sending.build_edition(MONDAY)
+    assert edition is not None
+    assert list(edition.ordered_articles()) == []
+
+
+def test_a_held_edition_is_returned_unchanged_and_cannot_start():
+    make_article()
+    edition = sending.build_edition(MONDAY)
+    Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.HELD)
+    make_article(published_ago=datetime.timedelta(0))
+
+    assert sending.build_edition(MONDAY).articles.count() == 1
+    with pytest.raises(sending.EditionHeld):
+        sending.start_send(edition)
 
 
 def test_nothing_new_means_no_edition():
@@ -59,7 +98,7 @@ def test_concurrent_builds_make_one_edition():
         try:
             barrier.wait()
             results.append(sending.build_edition(MONDAY))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
             errors.append(error)
         finally:
             connection.close()

@@ -109,3 +109,35 @@ def test_publishing_in_the_admin_sets_the_publication_time_and_author(admin_clie
     article = Article.objects.get(slug="written-in-the-admin")
     assert article.author == admin_user
     assert article.is_published
+
+
+def test_staff_can_resend_to_failed_readers_from_the_admin(
+    admin_client, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    from newsletter import sending, tasks
+    from newsletter.models import Delivery, Edition
+    from subscriptions.tests.factories import make_subscriber
+
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    make_article()
+    failed, sent = make_subscriber(), make_subscriber()
+    edition = sending.build_edition(datetime.date(2026, 11, 30))
+    sending.send_edition_now(edition.pk)
+    Delivery.objects.filter(subscriber=failed).update(
+        status=Delivery.Status.FAILED, last_error="SMTPRecipientsRefused: 550"
+    )
+    queued = []
+    monkeypatch.setattr(tasks.send_edition, "delay", queued.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            "/admin/newsletter/edition/",
+            {"action": "resend_to_failed", "_selected_action": [edition.pk]},
+            follow=True,
+        )
+
+    assert "1 failed deliveries queued again." in response.content.decode()
+    assert Delivery.objects.get(subscriber=failed).status == Delivery.Status.QUEUED
+    assert Delivery.objects.get(subscriber=sent).status == Delivery.Status.SENT
+    assert Edition.objects.get().status == Edition.Status.SENDING
+    assert queued == [edition.pk]

@@ -3,8 +3,10 @@
 import datetime
 
 import pytest
+import time_machine
 from django.core.management import CommandError, call_command
 
+from newsletter import sending
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article, make_section
 from subscriptions.models import Membership, Subscriber
@@ -13,6 +15,10 @@ from subscriptions.tests.factories import make_subscriber
 pytestmark = pytest.mark.django_db
 
 MONDAY = datetime.date(2026, 11, 30)
+
+
+def send(date: datetime.date = MONDAY) -> None:
+    call_command("send_digest", "--sync", "--date", date.isoformat())
 
 
 @pytest.fixture
@@ -41,17 +47,16 @@ def test_sends_the_digest_to_exactly_the_entitled_readers(smtp_server, populatio
     second = make_article(title="A comet brightens", published_ago=datetime.timedelta(hours=2))
     make_article(title="Unfinished draft", status="draft")
 
-    call_command("send_digest", "--sync", "--date", MONDAY.isoformat())
+    send()
 
-    received = smtp_server.received()
-    assert sorted(r for mail in received for r in mail.rcpt_tos) == [
+    assert smtp_server.recipients() == [
         "Second.Payer@example.org",
         "paying@example.com",
         "trial@example.com",
     ]
-    tia = next(mail for mail in received if mail.rcpt_tos == ["trial@example.com"])
+    tia = next(mail for mail in smtp_server.received() if mail.rcpt_tos == ["trial@example.com"])
     assert tia.message["Subject"] == "The Morning Briefing: Monday, November 30"
-    assert tia.message["To"] == "trial@example.com"
+    assert tia.message["To"] == "Tia <trial@example.com>"
     # Both parts carry the articles in publication order, with absolute links.
     assert "Good morning, Tia." in tia.text
     assert tia.text.index("Rivers & treaties [World]") < tia.text.index("A comet brightens")
@@ -69,51 +74,63 @@ def test_sends_the_digest_to_exactly_the_entitled_readers(smtp_server, populatio
         "paying@example.com",
         "Second.Payer@example.org",
     }
-    assert all(d.status == Delivery.Status.SENT and d.attempts == 1 for d in deliveries.values())
-    assert all(d.sent_at is not None for d in deliveries.values())
+    for delivery in deliveries.values():
+        assert (delivery.status, delivery.attempts) == (Delivery.Status.SENT, 1)
+        assert delivery.sent_at is not None
+    assert deliveries["trial@example.com"].message_id == tia.message["Message-ID"]
 
 
 def test_running_the_command_again_sends_nothing_twice(smtp_server, population):
     make_article()
-    call_command("send_digest", "--sync", "--date", MONDAY.isoformat())
-    call_command("send_digest", "--sync", "--date", MONDAY.isoformat())
+    send()
+    send()
 
     assert len(smtp_server.received()) == 3
     assert Edition.objects.count() == 1
     assert Delivery.objects.count() == 3
 
 
-def test_a_reader_who_joins_after_the_send_gets_that_edition_on_the_next_run(smtp_server):
-    make_article()
-    make_subscriber("early@example.com")
-    call_command("send_digest", "--sync", "--date", MONDAY.isoformat())
-    make_subscriber("late@example.com")
-    call_command("send_digest", "--sync", "--date", MONDAY.isoformat())
+def test_a_reader_who_joins_after_the_send_gets_the_next_edition(smtp_server):
+    with time_machine.travel("2026-11-30T10:00:00Z", tick=False):
+        make_article(title="Monday story")
+        make_subscriber("early@example.com")
+    with time_machine.travel("2026-11-30T11:00:00Z", tick=False):
+        send(MONDAY)
+    with time_machine.travel("2026-11-30T15:00:00Z", tick=False):
+        make_subscriber("late@example.com")
+        make_article(title="Tuesday story", published_ago=datetime.timedelta(0))
+        send(MONDAY)
+    with time_machine.travel("2026-12-01T11:00:00Z", tick=False):
+        send(MONDAY + datetime.timedelta(days=1))
 
-    assert [mail.rcpt_tos for mail in smtp_server.received()] == [
-        ["early@example.com"],
-        ["late@example.com"],
-    ]
+    by_reader = {}
+    for mail in smtp_server.received():
+        by_reader.setdefault(mail.rcpt_tos[0], []).append(mail.message["Subject"])
+    assert by_reader == {
+        "early@example.com": [
+            "The Morning Briefing: Monday, November 30",
+            "The Morning Briefing: Tuesday, December 1",
+        ],
+        "late@example.com": ["The Morning Briefing: Tuesday, December 1"],
+    }
 
 
-def test_a_reader_who_loses_entitlement_after_queueing_is_skipped(smtp_server, monkeypatch):
-    from newsletter import sending
-
+def test_a_reader_who_loses_entitlement_after_the_send_starts_is_skipped(smtp_server):
     make_article()
     keeps = make_subscriber("keeps@example.com")
-    leaves = make_subscriber("leaves@example.com")
-    queue = sending.queue_deliveries
+    cancels = make_subscriber("cancels@example.com")
+    unsubscribes = make_subscriber("unsubscribes@example.com")
+    edition = sending.build_edition(MONDAY)
+    sending.start_send(edition)
 
-    def queue_then_cancel(edition):
-        queued = queue(edition)
-        Membership.objects.filter(subscriber=leaves).update(status=Membership.Status.CANCELED)
-        return queued
+    Membership.objects.filter(subscriber=cancels).update(status=Membership.Status.CANCELED)
+    unsubscribes.set_email_status(Subscriber.EmailStatus.UNSUBSCRIBED)
+    send()
 
-    monkeypatch.setattr(sending, "queue_deliveries", queue_then_cancel)
-    call_command("send_digest", "--sync", "--date", MONDAY.isoformat())
-
-    assert [mail.rcpt_tos for mail in smtp_server.received()] == [[keeps.email]]
-    assert Delivery.objects.get(subscriber=leaves).status == Delivery.Status.SKIPPED
+    assert smtp_server.recipients() == [keeps.email]
+    assert Delivery.objects.get(subscriber=cancels).status == Delivery.Status.SKIPPED
+    assert Delivery.objects.get(subscriber=unsubscribes).status == Delivery.Status.SKIPPED
+    assert Edition.objects.get().status == Edition.Status.SENT
 
 
 def test_refuses_a_weekend_date():
@@ -125,14 +142,26 @@ def test_refuses_a_weekend_date():
 
 def test_no_articles_means_no_edition(smtp_server, capsys):
     make_subscriber()
-    call_command("send_digest", "--sync", "--date", MONDAY.isoformat())
+    send()
 
     assert "nothing published" in capsys.readouterr().out
     assert not Edition.objects.exists()
     assert smtp_server.received() == []
 
 
-def test_without_sync_the_send_is_queued_for_the_worker(monkeypatch):
+def test_a_held_edition_is_not_sent(smtp_server):
+    make_article()
+    make_subscriber()
+    edition = sending.build_edition(MONDAY)
+    Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.HELD)
+
+    with pytest.raises(CommandError, match="held by the editors"):
+        send()
+    assert smtp_server.received() == []
+    assert not Delivery.objects.exists()
+
+
+def test_without_sync_the_send_is_queued_for_the_workers(monkeypatch):
     from newsletter import tasks
 
     queued = []
@@ -149,16 +178,16 @@ def test_an_unreachable_smtp_server_leaves_the_readers_queued_for_the_next_run(
 ):
     make_article()
     reader = make_subscriber()
-    # Nothing listens on port 9 of the loopback: the connection is refused.
     working_mailers = settings.MAILERS
+    # Nothing listens on port 9 of the loopback: the connection is refused.
     settings.MAILERS = {
         "default": {
             "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "OPTIONS": {"host": "127.0.0.1", "port": 9, "timeout": 2},
         }
     }
-    with pytest.raises(ConnectionRefusedError):
-        call_command("send_digest", "--sync", "--date", MONDAY.isoformat())
+    with pytest.raises(CommandError, match="Nothing is lost"):
+        send()
 
     delivery = Delivery.objects.get(subscriber=reader)
     assert delivery.status == Delivery.Status.QUEUED
@@ -166,8 +195,8 @@ def test_an_unreachable_smtp_server_leaves_the_readers_queued_for_the_next_run(
     assert Edition.objects.get().status == Edition.Status.SENDING
 
     settings.MAILERS = working_mailers
-    call_command("send_digest", "--sync", "--date", MONDAY.isoformat())
-    assert [mail.rcpt_tos for mail in smtp_server.received()] == [[reader.email]]
+    send()
+    assert smtp_server.recipients() == [reader.email]
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (Delivery.Status.SENT, 2)
     assert Edition.objects.get().status == Edition.Status.SENT

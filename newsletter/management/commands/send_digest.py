@@ -9,7 +9,7 @@ from newsletter.models import Edition
 class Command(BaseCommand):
     help = (
         "Build the edition for a weekday from the articles published since the "
-        "previous edition, and send it to every entitled reader who has not had it."
+        "previous edition, and send it to every entitled reader."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--sync",
             action="store_true",
-            help="Send in this process instead of queueing the work for a Celery worker.",
+            help="Send in this process instead of queueing the work for Celery workers.",
         )
 
     def handle(self, *args, date: datetime.date | None, sync: bool, **options) -> None:
@@ -31,26 +31,34 @@ class Command(BaseCommand):
                 f"{date:%A %Y-%m-%d} is a weekend day: editions go out Monday to Friday."
             )
 
-        existing = Edition.objects.filter(date=date).first()
-        edition = existing or sending.build_edition(date)
+        edition = sending.build_edition(date)
         if edition is None:
             self.stdout.write(
                 f"No edition for {date}: nothing published since the previous edition."
             )
             return
-        count = edition.articles.count()
+        if edition.status == Edition.Status.HELD:
+            raise CommandError(f"{edition} is held by the editors; release it in the admin first.")
+        count = edition.ordered_articles().count()
         self.stdout.write(f"{edition}: {count} article{'s' if count != 1 else ''}.")
-        if existing:
+        if edition.send_started_at is not None:
             self.stdout.write(
-                f"It was built at {existing.cutoff:%Y-%m-%d %H:%M %Z}; articles published since "
-                "then go into the next edition. Sending to readers who do not have it yet."
+                f"Its send started at {edition.send_started_at:%Y-%m-%d %H:%M %Z}; articles "
+                "published since go into the next edition, and readers who joined since get "
+                "the next edition. Resuming any unfinished deliveries."
             )
 
         if not sync:
             tasks.send_edition.delay(edition.pk)
-            self.stdout.write("Queued for the Celery worker.")
+            self.stdout.write("Queued for the Celery workers.")
             return
-        report = sending.send_edition(edition.pk)
+        try:
+            report = sending.send_edition_now(edition.pk)
+        except sending.TransientSendError as error:
+            raise CommandError(
+                f"The mail server is unavailable ({error}). Nothing is lost: the unsent "
+                "deliveries are queued again; run the command again later."
+            ) from error
         self.stdout.write(
             self.style.SUCCESS(
                 f"Sent {report.sent}, failed {report.failed}, skipped {report.skipped}."

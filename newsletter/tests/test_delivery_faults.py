@@ -1,0 +1,205 @@
+"""The send survives a mail server that fails, senders that die, and duplicates.
+
+Each test ends with the same check: every entitled reader got the digest
+exactly once (or, after a crash, at most the documented bounded repeat), and
+the Delivery table says what happened.
+"""
+
+import collections
+import datetime
+import threading
+
+import pytest
+import time_machine
+from django.db import connection
+from django.utils import timezone
+
+from config.celery import app
+from newsletter import sending, tasks
+from newsletter.models import Delivery, Edition
+from newsletter.tests.factories import make_article
+from subscriptions.tests.factories import make_subscriber
+
+pytestmark = [pytest.mark.faults, pytest.mark.django_db]
+
+MONDAY = datetime.date(2026, 11, 30)
+
+
+@pytest.fixture
+def readers(settings):
+    settings.DIGEST_BATCH_SIZE = 4
+    make_article()
+    return [make_subscriber(f"reader{n:02d}@example.com") for n in range(10)]
+
+
+def received_counts(smtp_server) -> collections.Counter:
+    return collections.Counter(smtp_server.recipients())
+
+
+def statuses() -> collections.Counter:
+    return collections.Counter(Delivery.objects.values_list("status", flat=True))
+
+
+def test_server_refusing_mid_batch_then_recovering_loses_and_doubles_nothing(smtp_server, readers):
+    smtp_server.inject_faults(refuse_data_after=6, data_reply=[451, "4.3.0 Try again later"])
+    edition = sending.build_edition(MONDAY)
+
+    with pytest.raises(sending.TransientSendError, match="451"):
+        sending.send_edition_now(edition.pk)
+
+    assert len(smtp_server.received()) == 6
+    assert statuses() == {Delivery.Status.SENT: 6, Delivery.Status.QUEUED: 4}
+    # The rows of the interrupted batch say why; the next batch was not tried.
+    interrupted = Delivery.objects.filter(status=Delivery.Status.QUEUED, attempts=1)
+    assert interrupted.count() == 2
+    assert all("451" in d.last_error for d in interrupted)
+    edition.refresh_from_db()
+    assert edition.status == Edition.Status.SENDING
+
+    smtp_server.clear_faults()
+    sending.send_edition_now(edition.pk)
+
+    assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
+    assert statuses() == {Delivery.Status.SENT: 10}
+    edition.refresh_from_db()
+    assert edition.status == Edition.Status.SENT
+
+
+def test_a_permanently_refused_address_is_recorded_and_others_are_sent(smtp_server, readers):
+    bad = readers[3]
+    smtp_server.inject_faults(refuse_recipients={bad.email: [550, "5.1.1 No such user"]})
+    edition = sending.build_edition(MONDAY)
+
+    report = sending.send_edition_now(edition.pk)
+
+    assert (report.sent, report.failed) == (9, 1)
+    failed = Delivery.objects.get(subscriber=bad)
+    assert failed.status == Delivery.Status.FAILED
+    assert "550" in failed.last_error and "No such user" in failed.last_error
+    assert bad.email not in smtp_server.recipients()
+    edition.refresh_from_db()
+    assert edition.status == Edition.Status.SENT
+
+    # Staff fix the address's problem and resend to the failed ones only.
+    smtp_server.clear_faults()
+    assert sending.resend_failed(edition) == 1
+    sending.send_edition_now(edition.pk)
+    assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
+
+
+def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
+    smtp_server, readers, settings, monkeypatch
+):
+    settings.DIGEST_BATCH_SIZE = 10
+    monkeypatch.setattr(sending, "CHECKPOINT_EVERY", 3)
+    edition = sending.build_edition(MONDAY)
+    sending.start_send(edition)
+    ((first_id, last_id),) = sending.batch_ranges(edition)
+
+    # The worker is killed after its 5th email: SystemExit stands in for the
+    # SIGKILL, which runs no cleanup either (the ledger is not flushed).
+    real_message_for = sending.DigestTemplate.message_for
+    sent_so_far = []
+
+    def message_for_then_die(self, subscriber):
+        if len(sent_so_far) == 5:
+            raise SystemExit("killed")
+        sent_so_far.append(subscriber.email)
+        return real_message_for(self, subscriber)
+
+    monkeypatch.setattr(sending.DigestTemplate, "message_for", message_for_then_die)
+    with pytest.raises(SystemExit):
+        sending.send_batch(edition.pk, first_id, last_id)
+    monkeypatch.setattr(sending.DigestTemplate, "message_for", real_message_for)
+
+    # 3 rows reached the checkpoint; the other claimed rows stay "sending".
+    assert statuses() == {Delivery.Status.SENT: 3, Delivery.Status.SENDING: 7}
+    # Before the claim expires nobody takes them over...
+    sending.send_edition_now(edition.pk)
+    assert len(smtp_server.received()) == 5
+    # ...after it, they are sent again.
+    later = timezone.now() + sending.CLAIM_TIMEOUT + datetime.timedelta(minutes=1)
+    with time_machine.travel(later):
+        assert sending.editions_to_resume() == [edition]
+        sending.send_edition_now(edition.pk)
+
+    counts = received_counts(smtp_server)
+    assert set(counts) == {reader.email for reader in readers}
+    repeated = [email for email, count in counts.items() if count > 1]
+    # The two sent after the last checkpoint are the bounded repeat.
+    assert repeated == sent_so_far[3:5]
+    assert max(counts.values()) == 2
+    assert statuses() == {Delivery.Status.SENT: 10}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_senders_at_once_send_each_reader_once(smtp_server, readers):
+    edition = sending.build_edition(MONDAY)
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def sender():
+        try:
+            barrier.wait()
+            sending.send_edition_now(edition.pk)
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sender) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
+    assert statuses() == {Delivery.Status.SENT: 10}
+
+
+@pytest.fixture
+def eager_celery():
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+def test_beat_firing_twice_sends_once(smtp_server, readers, eager_celery):
+    with time_machine.travel("2026-11-30T11:00:00Z"):
+        first = tasks.send_morning_digest.delay().get()
+        second = tasks.send_morning_digest.delay().get()
+
+    assert first == second == Edition.objects.get().pk
+    assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
+
+
+def test_batch_task_retries_with_backoff_when_the_server_is_down(smtp_server, readers, monkeypatch):
+    edition = sending.build_edition(MONDAY)
+    sending.start_send(edition)
+    first_id, last_id = sending.batch_ranges(edition)[0]
+    smtp_server.inject_faults(refuse_data_after=0)
+    retries = []
+
+    def fake_retry(*, exc, countdown):
+        retries.append((type(exc).__name__, countdown))
+        return RuntimeError("retry scheduled")
+
+    monkeypatch.setattr(tasks.send_delivery_batch, "retry", fake_retry)
+    with pytest.raises(RuntimeError, match="retry scheduled"):
+        tasks.send_delivery_batch.run(edition.pk, first_id, last_id)
+
+    assert retries == [("TransientSendError", tasks.RETRY_BASE_SECONDS)]
+    assert statuses()[Delivery.Status.QUEUED] == 10
+
+
+def test_a_reader_failing_every_attempt_is_given_up_on(smtp_server, readers):
+    smtp_server.inject_faults(refuse_data_after=0)
+    edition = sending.build_edition(MONDAY)
+    for _ in range(sending.MAX_ATTEMPTS):
+        with pytest.raises(sending.TransientSendError):
+            sending.send_edition_now(edition.pk)
+
+    failed = Delivery.objects.filter(status=Delivery.Status.FAILED)
+    assert failed.count() == 4  # the first batch, tried MAX_ATTEMPTS times
+    assert all(f"after {sending.MAX_ATTEMPTS} attempts" in d.last_error for d in failed)
