@@ -32,7 +32,11 @@ def edition(request: HttpRequest, date: str) -> HttpResponse:
         day = datetime.date.fromisoformat(date)
     except ValueError:
         raise Http404("Not a date.") from None
-    edition = get_object_or_404(Edition, date=day)
+    editions = Edition.objects.all()
+    if not request.user.is_staff:
+        # Drafts and held editions are the editors' business until they go out.
+        editions = editions.filter(status__in=[Edition.Status.SENDING, Edition.Status.SENT])
+    edition = get_object_or_404(editions, date=day)
     return render(
         request,
         "newsletter/edition.html",

@@ -76,6 +76,16 @@ def test_archive_and_edition_pages_list_sent_editions(client, settings):
     assert client.get("/editions/not-a-date/").status_code == 404
 
 
+def test_a_draft_edition_is_visible_to_staff_only(client, admin_client):
+    from newsletter import sending
+
+    make_article()
+    sending.build_edition(datetime.date(2026, 12, 1))
+
+    assert client.get("/editions/2026-12-01/").status_code == 404
+    assert admin_client.get("/editions/2026-12-01/").status_code == 200
+
+
 def test_admin_serves_the_article_form(admin_client):
     assert admin_client.get("/admin/newsletter/article/add/").status_code == 200
     make_article()
