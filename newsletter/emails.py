@@ -12,6 +12,7 @@ import secrets
 from email.utils import formataddr, make_msgid
 from functools import cached_property
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
 import css_inline
 from django.conf import settings
@@ -23,7 +24,9 @@ from newsletter.models import Article, Edition
 from subscriptions.models import Subscriber, single_line
 from subscriptions.unsubscribe import make_token, unsubscribe_url
 
-READER_FIELDS = ("greeting", "email", "unsubscribe_url")
+READER_FIELDS = ("greeting", "email", "unsubscribe_url", "notice_text", "notice_html")
+
+NOTICE_TEXT, NOTICE_LABEL = "__notice_text__", "__notice_label__"
 
 # Media queries (dark mode, small screens) cannot be inlined: keep them.
 INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
@@ -42,12 +45,38 @@ def greeting(subscriber: Subscriber) -> str:
     return f"Good morning, {name}." if name else "Good morning."
 
 
+def membership_notice(subscriber: Subscriber) -> tuple[str, str] | None:
+    """A line about the reader's billing, as (text, link label), or None.
+
+    Trialing readers are told when the trial ends and what it will cost;
+    readers whose payment failed are asked to fix it.
+    """
+    membership = getattr(subscriber, "membership", None)
+    if membership is None:
+        return None
+    if membership.status == membership.Status.TRIALING and membership.trial_end:
+        day = membership.trial_end.astimezone(ZoneInfo(settings.DIGEST_TIMEZONE))
+        return (
+            f"Your free trial ends on {day:%A} {day.day} {day:%B}. After that the briefing "
+            "is $46 a year; you can cancel before then in your account.",
+            "Manage your membership",
+        )
+    if membership.status == membership.Status.PAST_DUE:
+        return (
+            "We could not take your last payment. Please update your card so the "
+            "briefing keeps coming.",
+            "Update your card",
+        )
+    return None
+
+
 class DigestTemplate:
     """The digest of one edition, ready to be personalised for each reader."""
 
     def __init__(self, edition: Edition, articles: list[Article]) -> None:
         self.edition = edition
         self.articles = articles
+        self.account_url = absolute_url("/account/")
         nonce = secrets.token_hex(8)
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
         context = {
@@ -57,7 +86,7 @@ class DigestTemplate:
             "newsletter_name": settings.NEWSLETTER_NAME,
             "site_url": settings.SITE_URL,
             "edition_url": absolute_url(edition.get_absolute_url()),
-            "account_url": absolute_url("/account/"),
+            "account_url": self.account_url,
             "reader": {field: f"__{field}_{nonce}__" for field in READER_FIELDS},
         }
         self._text_parts = self._slot.split(render_to_string("emails/digest.txt", context))
@@ -79,16 +108,35 @@ class DigestTemplate:
         # re.split with one group alternates literal text and field names.
         return "".join(values[part] if i % 2 else part for i, part in enumerate(parts))
 
-    def reader_values(self, subscriber: Subscriber) -> dict[str, str]:
-        return {
+    def reader_values(self, subscriber: Subscriber) -> tuple[dict[str, str], dict[str, str]]:
+        """The reader's slot values for the text part and for the HTML part."""
+        values = {
             "greeting": greeting(subscriber),
             "email": subscriber.email,
             "unsubscribe_url": absolute_url(unsubscribe_url(subscriber)),
+            "notice_text": "",
+            "notice_html": "",
         }
+        html_values = {field: escape(value) for field, value in values.items()}
+        notice = membership_notice(subscriber)
+        if notice is not None:
+            text, label = notice
+            values["notice_text"] = f"\n{text}\n{label}: {self.account_url}\n"
+            html_values["notice_html"] = self._notice_html.replace(
+                NOTICE_TEXT, escape(text)
+            ).replace(NOTICE_LABEL, escape(label))
+        return values, html_values
+
+    @cached_property
+    def _notice_html(self) -> str:
+        # Rendered once; the two markers are replaced per reader.
+        return render_to_string(
+            "emails/digest_notice.html",
+            {"account_url": self.account_url, "text": NOTICE_TEXT, "label": NOTICE_LABEL},
+        )
 
     def message_for(self, subscriber: Subscriber) -> EmailMultiAlternatives:
-        values = self.reader_values(subscriber)
-        html_values = {field: escape(value) for field, value in values.items()}
+        values, html_values = self.reader_values(subscriber)
         message = EmailMultiAlternatives(
             subject=self.subject,
             body=self._fill(self._text_parts, values),

@@ -250,7 +250,9 @@ def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
         Delivery.objects.filter(pk__in=ids).update(
             status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
         )
-    return list(Delivery.objects.filter(pk__in=ids).select_related("subscriber").order_by("pk"))
+    return list(
+        Delivery.objects.filter(pk__in=ids).select_related("subscriber__membership").order_by("pk")
+    )
 
 
 def is_permanent(error: Exception) -> bool:

@@ -131,3 +131,41 @@ def test_one_template_personalises_each_reader_separately():
     assert "Good morning, Ada." in for_ada.body and "Alan" not in for_ada.body
     assert "Good morning, Alan." in for_alan.body and "Ada" not in for_alan.body
     assert for_ada.extra_headers["List-Unsubscribe"] != for_alan.extra_headers["List-Unsubscribe"]
+
+
+def test_trialing_readers_are_told_when_the_trial_ends_and_what_it_costs():
+    from subscriptions.models import Membership
+
+    article = make_article()
+    edition = sending.build_edition(MONDAY)
+    reader = make_subscriber(membership=Membership.Status.TRIALING)
+    Membership.objects.filter(subscriber=reader).update(
+        trial_end=datetime.datetime(2026, 12, 10, 15, 0, tzinfo=datetime.UTC)
+    )
+    reader.refresh_from_db()
+
+    message = DigestTemplate(edition, [article]).message_for(reader)
+
+    expected = "Your free trial ends on Thursday 10 December. After that the briefing is $46 a year"
+    assert expected in message.body
+    assert "Manage your membership: http://127.0.0.1:8000/account/" in message.body
+    html = message.alternatives[0].content
+    assert expected in html
+    assert '<a href="http://127.0.0.1:8000/account/"' in html
+
+
+def test_readers_whose_payment_failed_are_asked_to_update_their_card():
+    from subscriptions.models import Membership
+
+    article = make_article()
+    edition = sending.build_edition(MONDAY)
+    late = make_subscriber(membership=Membership.Status.PAST_DUE)
+    paying = make_subscriber(membership=Membership.Status.ACTIVE)
+    template = DigestTemplate(edition, [article])
+
+    assert "We could not take your last payment" in template.message_for(late).body
+    assert "Update your card: http://127.0.0.1:8000/account/" in template.message_for(late).body
+    for_paying = template.message_for(paying)
+    assert "payment" not in for_paying.body
+    assert "trial" not in for_paying.body
+    assert 'class="notice"' not in for_paying.alternatives[0].content
