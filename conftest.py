@@ -17,6 +17,11 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    data: str
+
+    @property
+    def raw_headers(self) -> str:
+        return self.data.partition("\r\n\r\n")[0]
 
     # SMTP carries CRLF line ends; tests compare with Python's "\n".
     @property
@@ -62,7 +67,9 @@ class SMTPServer:
         for path in sorted(self.directory.glob("[0-9]*.json")):
             record = json.loads(path.read_text())
             message = email.message_from_string(record["data"], policy=email.policy.default)
-            mails.append(ReceivedMail(record["mail_from"], record["rcpt_tos"], message))
+            mails.append(
+                ReceivedMail(record["mail_from"], record["rcpt_tos"], message, record["data"])
+            )
         return mails
 
     def inject_faults(self, **faults) -> None:

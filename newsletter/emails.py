@@ -11,7 +11,7 @@ import re
 import secrets
 from email.utils import formataddr, make_msgid
 from functools import cached_property
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import css_inline
@@ -22,7 +22,7 @@ from django.utils.html import escape
 
 from newsletter.models import Article, Edition
 from subscriptions.models import Subscriber, single_line
-from subscriptions.unsubscribe import make_token, unsubscribe_url
+from subscriptions.unsubscribe import unsubscribe_url
 
 READER_FIELDS = ("greeting", "email", "unsubscribe_url", "notice_text", "notice_html")
 
@@ -77,7 +77,7 @@ class DigestTemplate:
         self.edition = edition
         self.articles = articles
         self.account_url = absolute_url("/account/")
-        nonce = secrets.token_hex(8)
+        self.nonce = nonce = secrets.token_hex(8)
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
         context = {
             "edition": edition,
@@ -89,9 +89,11 @@ class DigestTemplate:
             "account_url": self.account_url,
             "reader": {field: f"__{field}_{nonce}__" for field in READER_FIELDS},
         }
-        self._text_parts = self._slot.split(render_to_string("emails/digest.txt", context))
-        html = INLINER.inline(render_to_string("emails/digest.html", context))
-        self._html_parts = self._slot.split(html)
+        # Rendered once, with a marked slot wherever a reader's own value goes.
+        self.text = render_to_string("emails/digest.txt", context)
+        self.html = INLINER.inline(render_to_string("emails/digest.html", context))
+        self._text_parts = self._slot.split(self.text)
+        self._html_parts = self._slot.split(self.html)
 
     @cached_property
     def preheader(self) -> str:
@@ -143,23 +145,27 @@ class DigestTemplate:
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[formataddr((single_line(subscriber.name), subscriber.email))],
             reply_to=settings.DIGEST_REPLY_TO,
-            headers=list_headers(subscriber, values["unsubscribe_url"]),
+            headers={
+                **list_headers(values["unsubscribe_url"]),
+                "Message-ID": make_msgid(domain=site_host()),
+            },
         )
         message.attach_alternative(self._fill(self._html_parts, html_values), "text/html")
         return message
 
 
-def list_headers(subscriber: Subscriber, unsubscribe_link: str) -> dict[str, str]:
-    """RFC 2369/2919/8058 headers: mail clients show an Unsubscribe button."""
-    mailto = (
-        f"mailto:{settings.UNSUBSCRIBE_MAILTO}"
-        f"?subject={quote('unsubscribe ' + make_token(subscriber))}"
-    )
+def list_headers(unsubscribe_link: str) -> dict[str, str]:
+    """RFC 2369/2919/8058 headers: mail clients show an Unsubscribe button.
+
+    The mailto: variant needs no token: the reader's own From address says
+    who wants to leave.
+    """
     return {
-        "List-Unsubscribe": f"<{unsubscribe_link}>, <{mailto}>",
+        "List-Unsubscribe": (
+            f"<{unsubscribe_link}>, <mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe>"
+        ),
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "List-Id": f"{settings.NEWSLETTER_NAME} <daily.{site_host()}>",
-        "Message-ID": make_msgid(domain=site_host()),
     }
 
 
