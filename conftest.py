@@ -79,6 +79,10 @@ class SMTPServer:
     def clear_faults(self) -> None:
         (self.directory / "faults.json").unlink(missing_ok=True)
 
+    def clear_received(self) -> None:
+        for path in self.directory.glob("[0-9]*.json"):
+            path.unlink()
+
     def recipients(self) -> list[str]:
         """Every envelope recipient of every stored message, sorted."""
         return sorted(address for mail in self.received() for address in mail.rcpt_tos)

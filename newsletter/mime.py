@@ -23,9 +23,9 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr, make_msgid
-from datetime import UTC, datetime
 
 from newsletter.emails import DigestTemplate, list_headers, site_host
 from subscriptions.models import Subscriber, single_line
@@ -33,6 +33,7 @@ from subscriptions.models import Subscriber, single_line
 POLICY = email.policy.SMTP  # what Django's SMTP backend serialises with
 MAX_LINE = POLICY.max_line_length
 SNIFF_LINES = 10  # email.contentmanager decides between qp and base64 on these
+LINE_BREAK = re.compile(rb"\r\n|\r|\n")  # what bytes.splitlines() splits on
 
 # Names and addresses that email headers carry as they are: no quoting, no
 # encoded words, no IDNA. Anything else takes Django's path.
@@ -100,7 +101,9 @@ class BodyTemplate:
             if not line.has_slots:
                 filled.append(None)
                 continue
-            parts = self.slot.sub(fill, line.text).encode("utf-8").splitlines()
+            # Split as the whole body would be: a value ending in a line break
+            # leaves an empty line after it.
+            parts = LINE_BREAK.split(self.slot.sub(fill, line.text).encode("utf-8"))
             filled.append(parts)
             for part in parts:
                 max_length = max(max_length, len(part))
@@ -174,8 +177,13 @@ class FastDigest:
         for part, content in ((text_part, digest.text), (html_part, digest.html)):
             part_head = part.partition(b"\r\n\r\n")[0]
             fields = re.split(rb"\r\n(?! )", part_head.removeprefix(b"\r\n"))
-            kept = [f + b"\r\n" for f in fields if not f.lower().startswith(b"content-transfer")]
-            self.parts.append((b"".join(kept), BodyTemplate(content, digest._slot)))
+            head_pieces = [
+                "cte"
+                if field.lower().startswith(b"content-transfer-encoding:")
+                else field + b"\r\n"
+                for field in fields
+            ]
+            self.parts.append((head_pieces, BodyTemplate(content, digest._slot)))
         self.unsubscribe_fold_cache: dict[int, tuple[str, str]] = {}
 
     def _list_unsubscribe(self, value: str, link: str) -> bytes:
@@ -212,26 +220,19 @@ class FastDigest:
             "list-unsubscribe": list_unsubscribe,
         }
         out = [
-            piece if isinstance(piece, bytes) else per_reader[piece]
-            for piece in self.header_pieces
+            piece if isinstance(piece, bytes) else per_reader[piece] for piece in self.header_pieces
         ]
         out.append(b"\r\n")
         out.append(self.preamble)
-        for (part_head, body), part_values in zip(
-            self.parts, (values, html_values), strict=True
-        ):
+        for (part_head, body), part_values in zip(self.parts, (values, html_values), strict=True):
             encoded = body.encode(part_values)
             if encoded is None:
                 return None
             cte, payload = encoded
-            out += [
-                b"--",
-                self.boundary.encode(),
-                b"\r\n",
-                part_head,
-                f"Content-Transfer-Encoding: {cte}\r\n\r\n".encode("ascii"),
-                payload.replace("\n", "\r\n").encode("ascii"),
-            ]
+            cte_line = f"Content-Transfer-Encoding: {cte}\r\n".encode("ascii")
+            out += [b"--", self.boundary.encode(), b"\r\n"]
+            out += [cte_line if piece == "cte" else piece for piece in part_head]
+            out += [b"\r\n", payload.replace("\n", "\r\n").encode("ascii"), b"\r\n"]
         out += [b"--", self.boundary.encode(), self.epilogue]
         return b"".join(out)
 

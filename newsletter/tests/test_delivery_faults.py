@@ -98,19 +98,19 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
 
     # The worker is killed after its 5th email: SystemExit stands in for the
     # SIGKILL, which runs no cleanup either (the ledger is not flushed).
-    real_message_for = sending.DigestTemplate.message_for
+    real_send = sending.Sender.__call__
     sent_so_far = []
 
-    def message_for_then_die(self, subscriber):
+    def send_then_die(self, delivery):
         if len(sent_so_far) == 5:
             raise SystemExit("killed")
-        sent_so_far.append(subscriber.email)
-        return real_message_for(self, subscriber)
+        sent_so_far.append(delivery.subscriber.email)
+        return real_send(self, delivery)
 
-    monkeypatch.setattr(sending.DigestTemplate, "message_for", message_for_then_die)
+    monkeypatch.setattr(sending.Sender, "__call__", send_then_die)
     with pytest.raises(SystemExit):
         sending.send_batch(edition.pk, first_id, last_id)
-    monkeypatch.setattr(sending.DigestTemplate, "message_for", real_message_for)
+    monkeypatch.setattr(sending.Sender, "__call__", real_send)
 
     # 3 rows reached the checkpoint; the other claimed rows stay "sending".
     assert statuses() == {Delivery.Status.SENT: 3, Delivery.Status.SENDING: 7}
