@@ -9,4 +9,5 @@ urlpatterns = [
     path("outbox/<str:name>/", views.outbox_message, name="outbox-message"),
     path("admin/", admin.site.urls),
     path("", include("newsletter.urls")),
+    path("", include("subscriptions.urls")),
 ]
