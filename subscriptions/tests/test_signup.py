@@ -16,7 +16,11 @@ def test_signup_creates_the_reader_the_customer_and_a_trial_checkout(client, fak
     assert response.status_code == 303
     assert response["Location"].startswith("https://checkout.stripe.com/c/pay/cs_test_")
     reader = Subscriber.objects.get()
-    assert (reader.email, reader.name, reader.time_zone) == ("Ada@example.com", "Ada", "Europe/Paris")
+    assert (reader.email, reader.name, reader.time_zone) == (
+        "Ada@example.com",
+        "Ada",
+        "Europe/Paris",
+    )
     assert not reader.is_entitled  # nothing until Stripe says the trial started
 
     [customer] = fake_stripe.requests("POST", "/v1/customers")
