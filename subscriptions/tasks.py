@@ -21,7 +21,7 @@ def send_reader_email(reader_email_id: int) -> None:
     """Send a claimed ReaderEmail once; a second run finds it sent and does nothing."""
     with transaction.atomic():
         email = (
-            ReaderEmail.objects.select_for_update()
+            ReaderEmail.objects.select_for_update(of=("self",))
             .select_related("subscriber", "subscriber__membership")
             .filter(pk=reader_email_id)
             .first()
