@@ -90,7 +90,7 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "subscriptions/checkout_success.html",
-        {"subscriber": subscriber, "first_digest": first_digest_at()},
+        {"subscriber": subscriber, "first_digest": first_digest_at().date()},
     )
 
 

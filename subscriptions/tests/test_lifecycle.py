@@ -67,6 +67,7 @@ def test_trial_then_active(webhooks, fake_stripe, reader, smtp_server):
     assert subject(welcome).startswith("Welcome to The Morning Briefing")
     assert "Your first briefing arrives on" in welcome.text
     assert "the next weekday morning" in welcome.text
+    assert "around 6:00 (America/New_York)" in welcome.text
     assert "$46" in welcome.text and "Nothing has been charged" in welcome.text
     assert "Your first briefing arrives on" in welcome.html
 
@@ -248,3 +249,20 @@ def test_a_trial_without_card_that_ends_is_cancelled_without_a_charge(
     )
     webhooks.post("customer.subscription.deleted", fake_stripe.subscriptions[no_card["id"]])
     assert state(reader) == Status.CANCELED
+
+
+@pytest.mark.parametrize(
+    ("now", "first"),
+    [
+        ("2026-11-30T10:00:00+00:00", "2026-11-30"),  # Monday 05:00 in New York: today
+        ("2026-11-30T12:00:00+00:00", "2026-12-01"),  # Monday 07:00: tomorrow
+        ("2026-12-04T12:00:00+00:00", "2026-12-07"),  # Friday after the send: Monday
+        ("2026-12-05T12:00:00+00:00", "2026-12-07"),  # Saturday: Monday
+    ],
+)
+def test_the_first_digest_is_the_next_weekday_morning_send(now, first):
+    from subscriptions.emails import first_digest_at
+
+    at = first_digest_at(datetime.datetime.fromisoformat(now))
+    assert at.date().isoformat() == first
+    assert (at.hour, at.minute, str(at.tzinfo)) == (6, 0, "America/New_York")
