@@ -268,6 +268,8 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
                 current_id,
                 membership.status,
             )
+            if incoming not in Membership.TERMINAL_STATUSES:
+                _cancel_duplicate(subscription)
             return False
     elif (
         current_id == subscription.id
@@ -329,6 +331,25 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
             subscription.id,
         )
     return True
+
+
+def _cancel_duplicate(subscription: stripe.Subscription) -> None:
+    """A second live subscription for one reader (two checkouts finished in two tabs).
+
+    One reader pays for one membership: a duplicate that has taken no money
+    yet (trialing or incomplete) is cancelled at Stripe; one that has been
+    paid is left for staff to refund, loudly.
+    """
+    if subscription.status in (Status.TRIALING, Status.INCOMPLETE):
+        logger.warning("Cancelling duplicate subscription %s", subscription.id)
+        transaction.on_commit(lambda: stripe_api.cancel_subscription(subscription.id))
+    else:
+        logger.error(
+            "Duplicate paid subscription %s (%s) for customer %s: refund and cancel it at Stripe",
+            subscription.id,
+            subscription.status,
+            stripe_api.expandable_id(subscription.customer),
+        )
 
 
 def _iso(value: datetime.datetime | None) -> str | None:

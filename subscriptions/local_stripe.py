@@ -98,6 +98,14 @@ def latest_subscription(customer_id: str) -> stripe.Subscription | None:
     return stripe.Subscription.construct_from(row.data, None) if row else None
 
 
+def cancel_subscription(subscription_id: str) -> None:
+    subscription = _load("subscription", subscription_id)
+    now = _now()
+    subscription.update(status="canceled", canceled_at=now, ended_at=now)
+    _save(subscription)
+    send_event("customer.subscription.deleted", subscription)
+
+
 def create_portal_session(params: dict) -> str:
     return settings.SITE_URL + reverse("subscriptions:local-portal")
 

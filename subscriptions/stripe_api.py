@@ -151,6 +151,16 @@ def retrieve_subscription(subscription_id: str) -> stripe.Subscription:
     return client().v1.subscriptions.retrieve(subscription_id)
 
 
+def cancel_subscription(subscription_id: str) -> None:
+    """Cancel now, without proration: used for a duplicate signup still in its trial."""
+    if uses_local_checkout():
+        _local().cancel_subscription(subscription_id)
+        return
+    client().v1.subscriptions.cancel(
+        subscription_id, options={"idempotency_key": idempotency_key("cancel", subscription_id)}
+    )
+
+
 def latest_subscription(customer_id: str) -> stripe.Subscription | None:
     """The customer's most recent subscription in any status, or None."""
     if uses_local_checkout():

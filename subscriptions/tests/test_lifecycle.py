@@ -266,3 +266,22 @@ def test_the_first_digest_is_the_next_weekday_morning_send(now, first):
     at = first_digest_at(datetime.datetime.fromisoformat(now))
     assert at.date().isoformat() == first
     assert (at.hour, at.minute, str(at.tzinfo)) == (6, 0, "America/New_York")
+
+
+def test_a_second_checkout_finished_in_another_tab_is_cancelled_before_it_charges(
+    webhooks, fake_stripe, reader
+):
+    start_trial(webhooks, fake_stripe)
+    twin = fake_stripe.set_subscription(stripe_objects.subscription("trialing", id="sub_twin"))
+    fake_stripe.mock.add(
+        "DELETE",
+        f"{stripe_objects.API_BASE}/v1/subscriptions/sub_twin",
+        json={**twin, "status": "canceled"},
+    )
+
+    webhooks.post("customer.subscription.created", twin)
+
+    membership = Membership.objects.get(subscriber=reader)
+    assert membership.stripe_subscription_id == "sub_1SbTrial0000000000000001"
+    assert fake_stripe.count("DELETE", r"/v1/subscriptions/sub_twin") == 1
+    assert ReaderEmail.objects.filter(kind=ReaderEmail.Kind.WELCOME).count() == 1
