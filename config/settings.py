@@ -217,6 +217,8 @@ STRIPE_PRICE_ID = env_optional("STRIPE_PRICE_ID")
 STRIPE_API_BASE = env_optional("STRIPE_API_BASE")
 TRIAL_DAYS = env_int("TRIAL_DAYS", 14, minimum=0)
 TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
+# Days a past_due reader keeps getting the digest while Stripe retries the card.
+PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
 
 # Celery. Without REDIS_URL the broker is a folder on disk (kombu's
 # filesystem transport), so the demo needs no services at all.
@@ -261,7 +263,32 @@ CELERY_BEAT_SCHEDULE = {
         "task": "newsletter.tasks.resume_stalled_sends",
         "schedule": 5 * 60,
     },
+    # Re-fetch recently changed and suspicious subscriptions from Stripe, so
+    # a lost webhook cannot leave a reader wrongly in or out for long.
+    "reconcile-memberships": {
+        "task": "subscriptions.tasks.reconcile_memberships",
+        "schedule": crontab(minute=17),
+    },
 }
+
+# The cache holds rate-limit counters, so it must be shared by every web
+# process: Redis when there is one, else files in var/cache (shared by the
+# processes of one machine, which is what the demo runs).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "briefing",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 
 # Security. Production (DEBUG off) gets secure cookies, HSTS and an HTTPS
 # redirect; DJANGO_SECURE_SSL_REDIRECT=0 is for a TLS-terminating proxy that
@@ -275,7 +302,8 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if env_bool("DJANGO_BEHIND_PROXY", False):
+BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {

@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("unsubscribe/<str:token>/", unsubscribe.unsubscribe, name="unsubscribe"),
     path("", include("newsletter.urls")),
+    path("", include("subscriptions.urls")),
 ]
 
 if settings.EMAIL_ESP:

@@ -18,6 +18,7 @@ import css_inline
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.html import escape
 
 from newsletter.models import Article, Edition
@@ -76,7 +77,7 @@ class DigestTemplate:
     def __init__(self, edition: Edition, articles: list[Article]) -> None:
         self.edition = edition
         self.articles = articles
-        self.account_url = absolute_url("/account/")
+        self.account_url = absolute_url(reverse("subscriptions:account"))
         self.nonce = nonce = secrets.token_hex(8)
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
         context = {

@@ -1,7 +1,10 @@
+import datetime
 import zoneinfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -29,9 +32,37 @@ class SubscriberQuerySet(models.QuerySet):
         """Readers whose address we may send to at all."""
         return self.filter(email_status=Subscriber.EmailStatus.ACTIVE)
 
-    def entitled(self) -> "SubscriberQuerySet":
-        """Readers who should get the digest: deliverable, with a live membership."""
-        return self.deliverable().filter(membership__status__in=Membership.ENTITLED_STATUSES)
+    def entitled(self, now: datetime.datetime | None = None) -> "SubscriberQuerySet":
+        """Readers who should get the digest: deliverable, with a live membership.
+
+        This is the one definition of entitlement; the sender, the pages and
+        Subscriber.is_entitled all use it.
+        """
+        return self.deliverable().filter(entitled_membership_q("membership__", now))
+
+
+def entitled_membership_q(prefix: str = "", now: datetime.datetime | None = None) -> Q:
+    """The membership side of entitlement, as a filter on fields under `prefix`.
+
+    trialing and active are in; past_due is in for PAST_DUE_GRACE_DAYS after
+    it started (Stripe retries the card meanwhile, and a reader should not
+    miss mornings over an expired card they are about to replace); a
+    complimentary membership granted by staff is in until its end date.
+    """
+    now = now or timezone.now()
+    grace_start = now - datetime.timedelta(days=settings.PAST_DUE_GRACE_DAYS)
+    status = f"{prefix}status"
+    return (
+        Q(**{f"{status}__in": Membership.ENTITLED_STATUSES})
+        | Q(**{status: Membership.Status.PAST_DUE, f"{prefix}past_due_since__gt": grace_start})
+        | (
+            Q(**{f"{prefix}complimentary": True})
+            & (
+                Q(**{f"{prefix}complimentary_until__isnull": True})
+                | Q(**{f"{prefix}complimentary_until__gt": now})
+            )
+        )
+    )
 
 
 class Subscriber(models.Model):
@@ -50,6 +81,9 @@ class Subscriber(models.Model):
         max_length=20, choices=EmailStatus, default=EmailStatus.ACTIVE, db_index=True
     )
     email_status_changed_at = models.DateTimeField(null=True, blank=True)
+    # Changes on every sign-in, which makes every sign-in link issued before
+    # it useless: links are single use without a table of tokens.
+    last_signed_in_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -90,8 +124,18 @@ class Subscriber(models.Model):
         return True
 
 
+class MembershipQuerySet(models.QuerySet):
+    def entitled(self, now: datetime.datetime | None = None) -> "MembershipQuerySet":
+        return self.filter(entitled_membership_q("", now))
+
+
 class Membership(models.Model):
-    """The reader's Stripe subscription, mirrored from Stripe."""
+    """The reader's Stripe subscription, mirrored from Stripe.
+
+    Stripe is the source of truth: these fields are only ever written from a
+    subscription fetched from Stripe (subscriptions.actions.sync_subscription),
+    except the complimentary grant, which is ours.
+    """
 
     class Status(models.TextChoices):
         # Stripe's own subscription statuses, spelled as Stripe spells them.
@@ -105,6 +149,8 @@ class Membership(models.Model):
         PAUSED = "paused", "Paused"
 
     ENTITLED_STATUSES = (Status.TRIALING, Status.ACTIVE)
+    # A subscription in one of these never comes back; Stripe starts a new one.
+    TERMINAL_STATUSES = (Status.CANCELED, Status.INCOMPLETE_EXPIRED)
 
     subscriber = models.OneToOneField(Subscriber, on_delete=models.CASCADE)
     status = models.CharField(max_length=20, choices=Status, default=Status.INCOMPLETE)
@@ -113,15 +159,134 @@ class Membership(models.Model):
     cancel_at_period_end = models.BooleanField(default=False)
     stripe_customer_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     stripe_subscription_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # When the subscription last became past_due, for the grace period.
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    # What Stripe charges each period, in cents (from the subscription's
+    # price), so pages and emails name the real amount.
+    amount = models.PositiveIntegerField(null=True, blank=True)
+    stripe_synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the subscription was last fetched from Stripe."
+    )
+    complimentary = models.BooleanField(
+        default=False,
+        help_text="Granted by staff: gets the digest whatever the Stripe status.",
+    )
+    complimentary_until = models.DateTimeField(
+        null=True, blank=True, help_text="End of the complimentary membership; empty: no end."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = MembershipQuerySet.as_manager()
+
     class Meta:
-        indexes = [models.Index(fields=["status"])]
+        indexes = [models.Index(fields=["status"]), models.Index(fields=["updated_at"])]
 
     def __str__(self) -> str:
         return f"{self.subscriber} ({self.get_status_display()})"
 
     @property
     def is_entitled(self) -> bool:
-        return self.status in self.ENTITLED_STATUSES
+        """Whether this membership gets the digest (the queryset's rule)."""
+        return Membership.objects.entitled().filter(pk=self.pk).exists()
+
+    @property
+    def is_comped(self) -> bool:
+        return self.complimentary and (
+            self.complimentary_until is None or self.complimentary_until > timezone.now()
+        )
+
+    @property
+    def has_live_subscription(self) -> bool:
+        """A Stripe subscription that still bills or may bill: no second checkout."""
+        return bool(self.stripe_subscription_id) and self.status not in (
+            *self.TERMINAL_STATUSES,
+            self.Status.INCOMPLETE,
+        )
+
+
+class StripeEvent(models.Model):
+    """Every webhook event Stripe sent us, stored once (by its id) before it is handled.
+
+    The row is the log an operator reads when a reader says "I paid but...",
+    and the handle by which a failed event is retried from the admin.
+    """
+
+    class Status(models.TextChoices):
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100, db_index=True)
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=20, choices=Status, default=Status.PROCESSING, db_index=True
+    )
+    error = models.TextField(blank=True)
+    note = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    stripe_created_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class ReaderEmail(models.Model):
+    """One email to a reader for one cause (a subscription, an invoice, a trial end).
+
+    The unique (kind, cause) claim is what makes each email go out once,
+    however often Stripe repeats the event that causes it.
+    """
+
+    class Kind(models.TextChoices):
+        WELCOME = "welcome", "Welcome"
+        TRIAL_ENDING = "trial_ending", "Trial ending"
+        PAYMENT_FAILED = "payment_failed", "Payment failed"
+        PAYMENT_ACTION_REQUIRED = "payment_action_required", "Payment action required"
+        MEMBERSHIP_ENDED = "membership_ended", "Membership ended"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        SKIPPED = "skipped", "Skipped (address not deliverable)"
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="emails")
+    kind = models.CharField(max_length=40, choices=Kind)
+    cause = models.CharField(max_length=255, help_text="What this email is about, e.g. sub_123.")
+    context = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=Status, default=Status.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "cause"], name="reader_email_once_per_cause")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.subscriber} ({self.cause})"
+
+
+class LocalStripeObject(models.Model):
+    """The demo's stand-in for Stripe's servers (no STRIPE_SECRET_KEY, DEBUG on).
+
+    Holds customers, checkout sessions and subscriptions in Stripe's own JSON
+    shapes, so the local test checkout drives the same fulfilment and webhook
+    code as the real thing. Never used when a Stripe key is set.
+    """
+
+    id = models.CharField(max_length=64, primary_key=True)
+    object = models.CharField(max_length=40)
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.id

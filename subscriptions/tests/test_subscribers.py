@@ -36,6 +36,8 @@ def test_time_zone_must_be_known():
     [
         (Membership.Status.TRIALING, True),
         (Membership.Status.ACTIVE, True),
+        # past_due with no start of the grace period on record: not entitled
+        # (test_entitlement covers the grace period itself).
         (Membership.Status.PAST_DUE, False),
         (Membership.Status.CANCELED, False),
         (Membership.Status.UNPAID, False),

@@ -1,0 +1,130 @@
+"""The emails a reader gets about their membership, one small function each.
+
+Each renders templates/emails/<name>.txt, <name>.html and <name>_subject.txt.
+"""
+
+import datetime
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from newsletter import sending
+from subscriptions import signin, stripe_api
+from subscriptions.models import ReaderEmail, Subscriber
+
+SATURDAY = 5
+
+
+def first_digest_at(now: datetime.datetime | None = None) -> datetime.datetime:
+    """When a reader who signs up now gets their first digest: the next weekday send."""
+    return sending.send_time_on(sending.first_digest_date(now or timezone.now()))
+
+
+def dollars(cents: int | None) -> str:
+    """$46 for 4600; None (an amount Stripe did not tell us) is the list price."""
+    cents = stripe_api.PRICE_CENTS if cents is None else cents
+    return f"${cents // 100}" if cents % 100 == 0 else f"${cents / 100:.2f}"
+
+
+def _parse(value: str | None) -> datetime.datetime | None:
+    return datetime.datetime.fromisoformat(value) if value else None
+
+
+def _url(name: str) -> str:
+    return f"{settings.SITE_URL}{reverse(name)}"
+
+
+def _message(subscriber: Subscriber, name: str, **context) -> EmailMultiAlternatives:
+    context = {
+        "subscriber": subscriber,
+        "newsletter_name": settings.NEWSLETTER_NAME,
+        "site_url": settings.SITE_URL,
+        "account_url": _url("subscriptions:account"),
+        "reader_zone": ZoneInfo(subscriber.time_zone),
+        **context,
+    }
+    subject = " ".join(render_to_string(f"emails/{name}_subject.txt", context).split())
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"emails/{name}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[subscriber.email],
+    )
+    message.attach_alternative(render_to_string(f"emails/{name}.html", context), "text/html")
+    return message
+
+
+def welcome(email: ReaderEmail) -> EmailMultiAlternatives:
+    return _message(
+        email.subscriber,
+        "welcome",
+        first_digest=first_digest_at(email.created_at),
+        digest_zone=settings.DIGEST_TIMEZONE,
+        trial_end=_parse(email.context.get("trial_end")),
+        amount=dollars(email.subscriber.membership.amount),
+    )
+
+
+def trial_ending(email: ReaderEmail) -> EmailMultiAlternatives:
+    return _message(
+        email.subscriber,
+        "trial_ending",
+        trial_end=_parse(email.context["trial_end"]),
+        amount=dollars(email.context.get("amount")),
+        has_payment_method=email.context.get("has_payment_method", True),
+    )
+
+
+def payment_failed(email: ReaderEmail) -> EmailMultiAlternatives:
+    return _message(
+        email.subscriber,
+        "payment_failed",
+        amount=dollars(email.context.get("amount")),
+        fix_url=email.context.get("hosted_invoice_url") or _url("subscriptions:account"),
+        next_attempt=_parse(email.context.get("next_payment_attempt")),
+        grace_days=settings.PAST_DUE_GRACE_DAYS,
+    )
+
+
+def payment_action_required(email: ReaderEmail) -> EmailMultiAlternatives:
+    return _message(
+        email.subscriber,
+        "payment_action_required",
+        amount=dollars(email.context.get("amount")),
+        fix_url=email.context.get("hosted_invoice_url") or _url("subscriptions:account"),
+    )
+
+
+def membership_ended(email: ReaderEmail) -> EmailMultiAlternatives:
+    return _message(
+        email.subscriber,
+        "membership_ended",
+        unpaid=email.context.get("status") == "unpaid",
+        signup_url=f"{settings.SITE_URL}/#signup",
+    )
+
+
+def sign_in_link(subscriber: Subscriber) -> EmailMultiAlternatives:
+    return _message(
+        subscriber,
+        "sign_in_link",
+        sign_in_url=signin.sign_in_url(subscriber),
+        minutes=int(signin.SIGN_IN_LINK_MAX_AGE.total_seconds() // 60),
+    )
+
+
+BUILDERS = {
+    ReaderEmail.Kind.WELCOME: welcome,
+    ReaderEmail.Kind.TRIAL_ENDING: trial_ending,
+    ReaderEmail.Kind.PAYMENT_FAILED: payment_failed,
+    ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED: payment_action_required,
+    ReaderEmail.Kind.MEMBERSHIP_ENDED: membership_ended,
+}
+
+
+def build(email: ReaderEmail) -> EmailMultiAlternatives:
+    return BUILDERS[ReaderEmail.Kind(email.kind)](email)

@@ -1,0 +1,278 @@
+"""The demo's local test checkout: a stand-in for Stripe when no key is set.
+
+Only used with DEBUG on and no STRIPE_SECRET_KEY (stripe_api decides). It
+keeps customers, Checkout Sessions and subscriptions as JSON in Stripe's
+own shapes (LocalStripeObject rows) and returns them as the SDK's objects.
+What Stripe would do on its side (complete a checkout, end a trial, fail a
+card) is done by the functions at the bottom, which then send the same
+events Stripe would, signed with WEBHOOK_SECRET, through the same webhook
+code (subscriptions.webhooks.receive). No card is ever charged.
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from subscriptions.models import LocalStripeObject
+
+WEBHOOK_SECRET = "whsec_local_test_checkout"  # noqa: S105 - the demo's own, never Stripe's
+PRICE_ID = "price_local_annual_usd"
+PRICE_CENTS = 4600
+
+SDK_CLASSES = {
+    "customer": stripe.Customer,
+    "checkout.session": stripe.checkout.Session,
+    "subscription": stripe.Subscription,
+}
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_local_{secrets.token_hex(10)}"
+
+
+def _now() -> int:
+    return int(timezone.now().timestamp())
+
+
+def _save(data: dict) -> dict:
+    LocalStripeObject.objects.update_or_create(
+        id=data["id"], defaults={"object": data["object"], "data": data}
+    )
+    return data
+
+
+def _load(object_type: str, object_id: str) -> dict:
+    row = LocalStripeObject.objects.filter(id=object_id, object=object_type).first()
+    if row is None:
+        raise stripe.InvalidRequestError(
+            f"No such {object_type}: '{object_id}' (local test checkout)",
+            "id",
+            code="resource_missing",
+        )
+    return row.data
+
+
+def retrieve(object_type: str, object_id: str) -> stripe.StripeObject:
+    return SDK_CLASSES[object_type].construct_from(_load(object_type, object_id), None)
+
+
+def create_customer(params: dict) -> str:
+    customer = {"id": _id("cus"), "object": "customer", "created": _now(), **params}
+    return _save(customer)["id"]
+
+
+def create_checkout_session(params: dict) -> stripe.checkout.Session:
+    session_id = _id("cs_test")
+    data = {
+        "id": session_id,
+        "object": "checkout.session",
+        "mode": params["mode"],
+        "status": "open",
+        "payment_status": "unpaid",
+        "customer": params["customer"],
+        "client_reference_id": params.get("client_reference_id"),
+        "metadata": params.get("metadata", {}),
+        "subscription": None,
+        "success_url": params["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id),
+        "cancel_url": params["cancel_url"],
+        "url": settings.SITE_URL + reverse("subscriptions:local-checkout", args=[session_id]),
+        "payment_method_collection": params.get("payment_method_collection", "always"),
+        # Kept so completing the session can start the subscription as asked.
+        "subscription_data": params.get("subscription_data", {}),
+        "created": _now(),
+    }
+    return stripe.checkout.Session.construct_from(_save(data), None)
+
+
+def latest_subscription(customer_id: str) -> stripe.Subscription | None:
+    rows = LocalStripeObject.objects.filter(object="subscription", data__customer=customer_id)
+    row = rows.order_by("-created_at").first()
+    return stripe.Subscription.construct_from(row.data, None) if row else None
+
+
+def cancel_subscription(subscription_id: str) -> None:
+    subscription = _load("subscription", subscription_id)
+    now = _now()
+    subscription.update(status="canceled", canceled_at=now, ended_at=now)
+    _save(subscription)
+    send_event("customer.subscription.deleted", subscription)
+
+
+def create_portal_session(params: dict) -> str:
+    return settings.SITE_URL + reverse("subscriptions:local-portal")
+
+
+# --- What Stripe does on its side, then tells us by webhook -----------------------
+
+
+def _subscription(session: dict, *, with_card: bool) -> dict:
+    now = _now()
+    trial_days = session["subscription_data"].get("trial_period_days") or 0
+    trial_end = now + trial_days * 86400 if trial_days else None
+    period_end = trial_end or now + 365 * 86400
+    subscription_id = _id("sub")
+    return {
+        "id": subscription_id,
+        "object": "subscription",
+        "status": "trialing" if trial_end else "active",
+        "customer": session["customer"],
+        "created": now,
+        "start_date": now,
+        "trial_start": now if trial_end else None,
+        "trial_end": trial_end,
+        "cancel_at_period_end": False,
+        "cancel_at": None,
+        "canceled_at": None,
+        "ended_at": None,
+        "default_payment_method": _id("pm") if with_card else None,
+        "metadata": session["subscription_data"].get("metadata", {}),
+        "trial_settings": session["subscription_data"].get("trial_settings"),
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "id": _id("si"),
+                    "object": "subscription_item",
+                    "subscription": subscription_id,
+                    "current_period_start": now,
+                    "current_period_end": period_end,
+                    "quantity": 1,
+                    "price": {
+                        "id": PRICE_ID,
+                        "object": "price",
+                        "currency": "usd",
+                        "unit_amount": PRICE_CENTS,
+                        "recurring": {"interval": "year", "interval_count": 1},
+                    },
+                }
+            ],
+            "has_more": False,
+            "url": f"/v1/subscription_items?subscription={subscription_id}",
+        },
+    }
+
+
+def _invoice(subscription: dict, status: str) -> dict:
+    return {
+        "id": _id("in"),
+        "object": "invoice",
+        "customer": subscription["customer"],
+        "status": status,
+        "amount_due": PRICE_CENTS,
+        "amount_paid": PRICE_CENTS if status == "paid" else 0,
+        "currency": "usd",
+        "attempt_count": 1,
+        "next_payment_attempt": None if status == "paid" else _now() + 3 * 86400,
+        "hosted_invoice_url": settings.SITE_URL + reverse("subscriptions:local-portal"),
+        "parent": {
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {
+                "subscription": subscription["id"],
+                "metadata": subscription["metadata"],
+            },
+        },
+    }
+
+
+def send_event(event_type: str, obj: dict) -> None:
+    """Sign an event as Stripe does and hand it to the webhook code, after commit."""
+    from subscriptions import webhooks
+
+    payload = json.dumps(
+        {
+            "id": _id("evt"),
+            "object": "event",
+            "api_version": stripe.api_version,
+            "created": _now(),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "type": event_type,
+            "data": {"object": obj},
+        }
+    )
+    timestamp = int(time.time())
+    signature = hmac.new(
+        WEBHOOK_SECRET.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256
+    ).hexdigest()
+    transaction.on_commit(
+        lambda: webhooks.receive(payload.encode(), f"t={timestamp},v1={signature}")
+    )
+
+
+@transaction.atomic
+def complete_checkout(session_id: str, *, with_card: bool = True) -> str:
+    """The reader "pays" on the test checkout page; returns the success URL."""
+    session = _load("checkout.session", session_id)
+    if session["status"] != "open":
+        return session["success_url"]
+    subscription = _save(_subscription(session, with_card=with_card))
+    session.update(status="complete", payment_status="paid", subscription=subscription["id"])
+    _save(session)
+    send_event("customer.subscription.created", subscription)
+    send_event("checkout.session.completed", session)
+    return session["success_url"]
+
+
+# Actions of the local Customer Portal page, and what a few days of Stripe
+# would bring, so the demo can walk the whole lifecycle in a minute.
+PORTAL_ACTIONS = {
+    "cancel": "Cancel at the end of the period",
+    "resume": "Don't cancel after all",
+    "trial_will_end": "Fast-forward: the trial ends in 3 days",
+    "end_trial": "Fast-forward: the trial ends and the test card is charged $46",
+    "fail_payment": "Fast-forward: the renewal payment fails",
+    "recover_payment": "Fast-forward: the retried payment succeeds",
+    "cancel_now": "Fast-forward: the membership ends now",
+}
+
+
+@transaction.atomic
+def portal_action(customer_id: str, action: str) -> None:
+    row = LocalStripeObject.objects.filter(object="subscription", data__customer=customer_id)
+    row = row.order_by("-created_at").first()
+    if row is None or action not in PORTAL_ACTIONS:
+        raise ValueError("Nothing to do: no subscription or an unknown action.")
+    subscription = row.data
+    now = _now()
+    item = subscription["items"]["data"][0]
+    if action == "cancel":
+        subscription["cancel_at_period_end"] = True
+        send = ["customer.subscription.updated"]
+    elif action == "resume":
+        subscription["cancel_at_period_end"] = False
+        send = ["customer.subscription.updated"]
+    elif action == "trial_will_end":
+        if subscription["status"] != "trialing":
+            raise ValueError("The subscription is not in its trial.")
+        subscription["trial_end"] = now + 3 * 86400
+        item["current_period_end"] = subscription["trial_end"]
+        send = ["customer.subscription.updated", "customer.subscription.trial_will_end"]
+    elif action in ("end_trial", "recover_payment"):
+        subscription["status"] = "active"
+        if action == "end_trial":
+            subscription["trial_end"] = now
+            item["current_period_start"] = now
+            item["current_period_end"] = now + 365 * 86400
+        send = ["customer.subscription.updated", "invoice.paid"]
+    elif action == "fail_payment":
+        subscription["status"] = "past_due"
+        send = ["customer.subscription.updated", "invoice.payment_failed"]
+    else:  # cancel_now
+        subscription.update(status="canceled", canceled_at=now, ended_at=now)
+        send = ["customer.subscription.deleted"]
+    _save(subscription)
+    for event_type in send:
+        if event_type.startswith("invoice."):
+            status = "paid" if event_type == "invoice.paid" else "open"
+            send_event(event_type, _invoice(subscription, status))
+        else:
+            send_event(event_type, subscription)

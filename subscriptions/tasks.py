@@ -1,0 +1,68 @@
+"""Celery tasks for readers: thin, take ids, safe to run twice."""
+
+import logging
+import smtplib
+
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from subscriptions import actions, emails, stripe_api
+from subscriptions.models import ReaderEmail, Subscriber
+
+logger = logging.getLogger(__name__)
+
+UNDELIVERABLE = (Subscriber.EmailStatus.BOUNCED, Subscriber.EmailStatus.COMPLAINED)
+MAIL_ERRORS = (smtplib.SMTPException, OSError)
+
+
+@shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=30, max_retries=6)
+def send_reader_email(reader_email_id: int) -> None:
+    """Send a claimed ReaderEmail once; a second run finds it sent and does nothing."""
+    with transaction.atomic():
+        email = (
+            ReaderEmail.objects.select_for_update(of=("self",))
+            .select_related("subscriber", "subscriber__membership")
+            .filter(pk=reader_email_id)
+            .first()
+        )
+        if email is None or email.status != ReaderEmail.Status.QUEUED:
+            return
+        if email.subscriber.email_status in UNDELIVERABLE:
+            # Billing emails go to unsubscribed readers too (they are about
+            # their money), but never to an address that bounced or complained.
+            email.status = ReaderEmail.Status.SKIPPED
+            email.save(update_fields=["status"])
+            return
+        emails.build(email).send()
+        email.status = ReaderEmail.Status.SENT
+        email.sent_at = timezone.now()
+        email.save(update_fields=["status", "sent_at"])
+    logger.info("Sent %s", email)
+
+
+@shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, max_retries=3)
+def send_sign_in_link(subscriber_id: int) -> None:
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None or subscriber.email_status in UNDELIVERABLE:
+        return
+    emails.sign_in_link(subscriber).send()
+
+
+@shared_task
+def reconcile_memberships() -> int:
+    """Re-fetch recently changed and suspicious subscriptions from Stripe."""
+    if not stripe_api.billing_configured():
+        return 0
+    checked = 0
+    for membership_id in actions.memberships_to_reconcile():
+        try:
+            actions.do_reconcile_membership(membership_id)
+        except stripe_api.StripeError as error:
+            # One reader's trouble (or Stripe's) must not stop the others;
+            # the next run tries again.
+            logger.warning("Reconciling membership %s failed: %s", membership_id, error)
+            continue
+        checked += 1
+    logger.info("Reconciled %d memberships with Stripe", checked)
+    return checked

@@ -1,0 +1,237 @@
+"""Stripe's side of the tests: recorded object shapes and a fake API over HTTP.
+
+`FakeStripe` answers the SDK's real HTTP requests (intercepted with the
+`responses` library at the requests level, at STRIPE_API_BASE) from
+fixtures in stripe_fixtures/, keeps the subscriptions a test changes, and
+records every request so tests can assert the parameters we sent.
+`signed` builds the Stripe-Signature header exactly as Stripe does.
+"""
+
+import copy
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import time
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import responses
+import stripe
+
+FIXTURES = Path(__file__).parent / "stripe_fixtures"
+API_BASE = "http://stripe.test"
+WEBHOOK_SECRET = "whsec_test_secret"
+
+_ids = itertools.count(1)
+
+
+def load(fixture: str, /, **changes) -> dict:
+    data = json.loads((FIXTURES / f"{fixture}.json").read_text())
+    data.update(copy.deepcopy(changes))
+    return data
+
+
+def subscription(status: str = "trialing", **changes) -> dict:
+    """The recorded trialing subscription, moved to `status` with the fields that go with it."""
+    data = load("subscription_trialing")
+    item = data["items"]["data"][0]
+    now = int(time.time())
+    if status == "trialing":
+        data["trial_end"] = item["current_period_end"] = now + 14 * 86400
+    elif status in ("active", "past_due", "unpaid"):
+        data["trial_end"] = now - 86400
+        item["current_period_start"] = now - 86400
+        item["current_period_end"] = now + 364 * 86400
+    elif status == "canceled":
+        data.update(canceled_at=now, ended_at=now)
+    data["status"] = status
+    data.update(copy.deepcopy(changes))
+    return data
+
+
+def invoice(name: str = "invoice_payment_failed", **changes) -> dict:
+    return load(name, **changes)
+
+
+def event(event_type: str, obj: dict, *, event_id: str | None = None) -> dict:
+    return {
+        "id": event_id or f"evt_test_{next(_ids):08d}",
+        "object": "event",
+        "api_version": stripe.api_version,
+        "created": int(time.time()),
+        "data": {"object": obj},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+    }
+
+
+def signed(payload: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+class FakeStripe:
+    def __init__(self, mock: responses.RequestsMock) -> None:
+        self.mock = mock
+        self.subscriptions: dict[str, dict] = {}
+        self.sessions: dict[str, dict] = {}
+        self.prices: list[dict] = []
+        self.products: dict[str, dict] = {}
+        self.fail_next: int = 0  # answer this many requests with a 500
+        self._register()
+
+    # --- What a test sets up -------------------------------------------------------
+
+    def set_subscription(self, data: dict) -> dict:
+        self.subscriptions[data["id"]] = data
+        return data
+
+    def complete_session(self, session_id: str, subscription_data: dict) -> dict:
+        self.set_subscription(subscription_data)
+        session = self.sessions[session_id]
+        session.update(
+            status="complete",
+            payment_status="no_payment_required",
+            subscription=subscription_data["id"],
+            url=None,
+        )
+        return session
+
+    # --- What a test asserts -----------------------------------------------------------
+
+    def requests(self, method: str, path: str) -> list[dict]:
+        """Parameters of each request to `path`, flattened as Stripe's form encoding sends them."""
+        found = []
+        for call in self.mock.calls:
+            url = urlsplit(call.request.url)
+            if call.request.method == method and url.path == path:
+                body = call.request.body or ""
+                if isinstance(body, bytes):
+                    body = body.decode()
+                params = dict(parse_qsl(url.query)) | dict(parse_qsl(body))
+                params["_idempotency_key"] = call.request.headers.get("Idempotency-Key")
+                found.append(params)
+        return found
+
+    def count(self, method: str, path_pattern: str) -> int:
+        pattern = re.compile(path_pattern)
+        return sum(
+            1
+            for call in self.mock.calls
+            if call.request.method == method and pattern.fullmatch(urlsplit(call.request.url).path)
+        )
+
+    # --- The API -------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        routes = [
+            ("POST", r"/v1/customers", self._create_customer),
+            ("POST", r"/v1/checkout/sessions", self._create_session),
+            ("GET", r"/v1/checkout/sessions/(?P<id>[\w]+)", self._get_session),
+            ("GET", r"/v1/subscriptions/(?P<id>[\w]+)", self._get_subscription),
+            ("GET", r"/v1/subscriptions", self._list_subscriptions),
+            ("POST", r"/v1/billing_portal/sessions", self._create_portal_session),
+            ("GET", r"/v1/prices", self._list_prices),
+            ("POST", r"/v1/prices", self._create_price),
+            ("GET", r"/v1/products/(?P<id>[\w-]+)", self._get_product),
+            ("POST", r"/v1/products", self._create_product),
+        ]
+        for method, path, handler in routes:
+            url = re.compile(re.escape(API_BASE) + path + r"(\?.*)?$")
+            self.mock.add_callback(method, url, callback=self._wrap(handler, path))
+
+    def _wrap(self, handler, path):
+        pattern = re.compile(path)
+
+        def callback(request):
+            if self.fail_next:
+                self.fail_next -= 1
+                return 500, {}, json.dumps({"error": {"type": "api_error", "message": "Boom"}})
+            url = urlsplit(request.url)
+            match = pattern.fullmatch(url.path)
+            body = request.body or ""
+            if isinstance(body, bytes):
+                body = body.decode()
+            params = dict(parse_qsl(url.query)) | dict(parse_qsl(body))
+            status, data = handler(params, **match.groupdict())
+            return status, {"Request-Id": f"req_{next(_ids)}"}, json.dumps(data)
+
+        return callback
+
+    @staticmethod
+    def _missing(kind: str, object_id: str) -> tuple[int, dict]:
+        error = load("error_resource_missing")
+        error["error"]["message"] = f"No such {kind}: '{object_id}'"
+        return 404, error
+
+    def _create_customer(self, params):
+        return 200, load(
+            "customer",
+            id=f"cus_test{next(_ids):06d}",
+            email=params.get("email"),
+            name=params.get("name"),
+            metadata={"subscriber_id": params.get("metadata[subscriber_id]")},
+        )
+
+    def _create_session(self, params):
+        session_id = f"cs_test_{next(_ids):06d}"
+        session = load(
+            "checkout_session_open",
+            id=session_id,
+            customer=params["customer"],
+            client_reference_id=params.get("client_reference_id"),
+            metadata={"subscriber_id": params.get("metadata[subscriber_id]")},
+            success_url=params["success_url"],
+            cancel_url=params["cancel_url"],
+            url=f"https://checkout.stripe.com/c/pay/{session_id}",
+        )
+        self.sessions[session_id] = session
+        return 200, session
+
+    def _get_session(self, params, id):
+        return (
+            (200, self.sessions[id])
+            if id in self.sessions
+            else self._missing("checkout.session", id)
+        )
+
+    def _get_subscription(self, params, id):
+        if id not in self.subscriptions:
+            return self._missing("subscription", id)
+        return 200, self.subscriptions[id]
+
+    def _list_subscriptions(self, params):
+        mine = [s for s in self.subscriptions.values() if s["customer"] == params.get("customer")]
+        mine.sort(key=lambda s: s["created"], reverse=True)
+        return 200, {
+            "object": "list",
+            "data": mine[:1],
+            "has_more": len(mine) > 1,
+            "url": "/v1/subscriptions",
+        }
+
+    def _create_portal_session(self, params):
+        return 200, load(
+            "billing_portal_session", customer=params["customer"], return_url=params["return_url"]
+        )
+
+    def _list_prices(self, params):
+        return 200, {"object": "list", "data": self.prices, "has_more": False, "url": "/v1/prices"}
+
+    def _create_price(self, params):
+        price = load("price", id=f"price_test{next(_ids):06d}", product=params["product"])
+        self.prices.append(price)
+        return 200, price
+
+    def _get_product(self, params, id):
+        return (200, self.products[id]) if id in self.products else self._missing("product", id)
+
+    def _create_product(self, params):
+        product = load("product", id=params["id"], name=params["name"])
+        self.products[product["id"]] = product
+        return 200, product

@@ -1,0 +1,90 @@
+"""The keyless demo: the local test checkout walks the whole journey through the real code."""
+
+import re
+
+import pytest
+
+from subscriptions.models import LocalStripeObject, Membership, StripeEvent
+
+pytestmark = pytest.mark.django_db
+
+FORM = {"email": "newcomer@example.com", "name": "Newcomer", "time_zone": "Europe/Lisbon"}
+
+
+@pytest.fixture
+def demo(settings):
+    settings.DEBUG = True
+    settings.STRIPE_SECRET_KEY = None
+    settings.STRIPE_WEBHOOK_SECRET = None
+    settings.STRIPE_PRICE_ID = None
+    return settings
+
+
+def test_sign_up_pay_get_welcomed_and_see_the_account(
+    demo, client, smtp_server, django_capture_on_commit_callbacks
+):
+    response = client.post("/subscribe/", FORM)
+    assert response.status_code == 303
+    checkout_url = response["Location"]
+    assert re.fullmatch(r"http://127\.0\.0\.1:8000/test-checkout/cs_test_local_\w+/", checkout_url)
+
+    page = client.get(checkout_url)
+    assert "Local test checkout" in page.content.decode()
+    assert "nothing is charged" in page.content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = client.post(checkout_url, {"action": "pay"})
+    assert paid.status_code == 303
+    assert "/subscribe/success/?session_id=cs_test_local_" in paid["Location"]
+
+    # Stripe's events went through the real webhook code, signed.
+    assert set(StripeEvent.objects.values_list("type", "status")) == {
+        ("customer.subscription.created", StripeEvent.Status.PROCESSED),
+        ("checkout.session.completed", StripeEvent.Status.PROCESSED),
+    }
+    membership = Membership.objects.get()
+    assert membership.status == Membership.Status.TRIALING
+    assert membership.subscriber.is_entitled
+
+    with django_capture_on_commit_callbacks(execute=True):
+        success = client.get(paid["Location"].removeprefix("http://127.0.0.1:8000"))
+    assert "Your free trial has started" in success.content.decode()
+
+    [welcome] = smtp_server.received()
+    assert welcome.rcpt_tos == ["newcomer@example.com"]
+    assert "Your first briefing arrives on" in welcome.text
+
+    account = client.get("/account/").content.decode()
+    assert "Free trial until" in account
+    assert "Manage billing" in account
+
+    # The test portal plays what Stripe would do later: a failed renewal, then the end.
+    portal = client.post("/account/billing/")
+    assert portal["Location"] == "http://127.0.0.1:8000/test-checkout/portal/"
+    for action, subject in [
+        ("trial_will_end", "will be charged"),
+        ("fail_payment", "didn't go through"),
+        ("cancel_now", "has ended"),
+    ]:
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post("/test-checkout/portal/", {"action": action})
+        latest = smtp_server.received()[-1]
+        assert subject in " ".join(str(latest.message["Subject"]).split()), action
+    assert len(smtp_server.received()) == 4
+    membership.refresh_from_db()
+    assert membership.status == Membership.Status.CANCELED
+    assert not StripeEvent.objects.filter(status=StripeEvent.Status.FAILED).exists()
+
+
+def test_the_test_checkout_can_be_left_without_starting_anything(demo, client):
+    checkout_url = client.post("/subscribe/", FORM)["Location"]
+    response = client.post(checkout_url, {"action": "cancel"})
+    assert response["Location"] == "http://127.0.0.1:8000/?checkout=cancelled#signup"
+    assert "nothing has started" in client.get("/?checkout=cancelled").content.decode()
+    assert Membership.objects.get().status == Membership.Status.INCOMPLETE
+
+
+def test_the_test_checkout_does_not_exist_with_stripe_keys(client):
+    LocalStripeObject.objects.create(id="cs_test_local_x", object="checkout.session", data={})
+    assert client.get("/test-checkout/cs_test_local_x/").status_code == 404
+    assert client.get("/test-checkout/portal/").status_code == 404

@@ -1,0 +1,287 @@
+"""A reader's membership through Stripe's events, ending in the right state and emails.
+
+Stripe is faked at the HTTP level; events are signed and posted to the real
+endpoint; reader emails go through a real SMTP server.
+"""
+
+import datetime
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+
+from subscriptions.models import Membership, ReaderEmail, Subscriber
+from subscriptions.tests import stripe_objects
+from subscriptions.tests.factories import make_stripe_member
+
+pytestmark = pytest.mark.django_db
+
+Status = Membership.Status
+
+
+@pytest.fixture
+def reader():
+    return make_stripe_member(
+        Status.INCOMPLETE, email="ada@example.com", name="Ada", time_zone="Europe/Paris"
+    )
+
+
+def state(reader: Subscriber) -> str:
+    return Membership.objects.get(subscriber=reader).status
+
+
+def subjects(smtp_server) -> list[str]:
+    return [subject(mail) for mail in smtp_server.received()]
+
+
+def subject(mail) -> str:
+    return " ".join(str(mail.message["Subject"]).split())
+
+
+def start_trial(webhooks, fake_stripe) -> dict:
+    sub = fake_stripe.set_subscription(stripe_objects.subscription("trialing"))
+    session = stripe_objects.load("checkout_session_completed")
+    fake_stripe.sessions[session["id"]] = session
+    assert webhooks.post("checkout.session.completed", session).status_code == 200
+    assert webhooks.post("customer.subscription.created", sub).status_code == 200
+    return sub
+
+
+def test_trial_then_active(webhooks, fake_stripe, reader, smtp_server):
+    sub = start_trial(webhooks, fake_stripe)
+
+    membership = Membership.objects.get(subscriber=reader)
+    assert membership.status == Status.TRIALING
+    assert membership.stripe_subscription_id == sub["id"]
+    assert int(membership.trial_end.timestamp()) == sub["trial_end"]
+    assert (
+        int(membership.current_period_end.timestamp())
+        == (sub["items"]["data"][0]["current_period_end"])
+    )
+    assert membership.amount == 4600
+    assert reader.is_entitled
+
+    [welcome] = smtp_server.received()
+    assert welcome.rcpt_tos == ["ada@example.com"]
+    assert subject(welcome).startswith("Welcome to The Morning Briefing")
+    assert "Your first briefing arrives on" in welcome.text
+    assert "the next weekday morning" in welcome.text
+    assert "around 6:00 (America/New_York)" in welcome.text
+    assert "$46" in welcome.text and "Nothing has been charged" in welcome.text
+    assert "Your first briefing arrives on" in welcome.html
+
+    # Three days before the end Stripe warns us; we warn the reader, once.
+    trial_sub = fake_stripe.subscriptions[sub["id"]]
+    trial_sub["trial_end"] = int(time.time()) + 3 * 86400
+    webhooks.post("customer.subscription.trial_will_end", trial_sub)
+    webhooks.post("customer.subscription.trial_will_end", trial_sub)
+    reminder = smtp_server.received()[1]
+    trial_end = datetime.datetime.fromtimestamp(trial_sub["trial_end"], tz=datetime.UTC)
+    paris_date = timezone.localtime(trial_end, timezone=ZoneInfo("Europe/Paris"))
+    assert f"{paris_date.day} {paris_date:%B}" in subject(reminder)
+    assert "$46 will be charged" in subject(reminder)
+    assert "your card will be charged $46" in reminder.text
+    assert "http://127.0.0.1:8000/account/" in reminder.text
+    assert "Cancel before" in reminder.text
+
+    # The trial ends, the card is charged.
+    fake_stripe.set_subscription(stripe_objects.subscription("active"))
+    webhooks.post("customer.subscription.updated", fake_stripe.subscriptions[sub["id"]])
+    webhooks.post("invoice.paid", stripe_objects.invoice(status="paid", amount_paid=4600))
+
+    assert state(reader) == Status.ACTIVE
+    assert reader.is_entitled
+    assert len(smtp_server.received()) == 2  # no more mail: Stripe sends the receipt
+
+
+def test_trial_cancelled_ends_the_membership_and_says_so(
+    webhooks, fake_stripe, reader, smtp_server
+):
+    sub = start_trial(webhooks, fake_stripe)
+
+    # The reader cancels in the portal: the trial runs to its end...
+    cancelling = stripe_objects.subscription("trialing", cancel_at_period_end=True)
+    cancelling["trial_end"] = sub["trial_end"]
+    fake_stripe.set_subscription(cancelling)
+    webhooks.post("customer.subscription.updated", cancelling)
+    membership = Membership.objects.get(subscriber=reader)
+    assert membership.status == Status.TRIALING and membership.cancel_at_period_end
+    assert reader.is_entitled
+    # ... with no "you will be charged" reminder, since nothing will be.
+    webhooks.post("customer.subscription.trial_will_end", cancelling)
+
+    # ... and then it ends.
+    ended = fake_stripe.set_subscription(stripe_objects.subscription("canceled"))
+    webhooks.post("customer.subscription.deleted", ended)
+
+    assert state(reader) == Status.CANCELED
+    assert not reader.is_entitled
+    assert subjects(smtp_server) == [
+        subjects(smtp_server)[0],
+        "Your The Morning Briefing membership has ended",
+    ]
+    assert "Nothing more will be charged" in smtp_server.received()[1].text
+
+
+def test_payment_failed_then_recovered(webhooks, fake_stripe, reader, smtp_server, settings):
+    start_trial(webhooks, fake_stripe)
+    fake_stripe.set_subscription(stripe_objects.subscription("past_due"))
+    failed_invoice = stripe_objects.invoice()
+
+    webhooks.post("customer.subscription.updated", stripe_objects.subscription("past_due"))
+    webhooks.post("invoice.payment_failed", failed_invoice)
+    webhooks.post("invoice.payment_failed", {**failed_invoice, "attempt_count": 2})
+
+    membership = Membership.objects.get(subscriber=reader)
+    assert membership.status == Status.PAST_DUE
+    assert membership.past_due_since is not None
+    assert reader.is_entitled  # within the grace period
+    failed_mails = [m for m in smtp_server.received() if "didn't go through" in subject(m)]
+    assert len(failed_mails) == 1  # once per invoice, not per retry
+    assert failed_invoice["hosted_invoice_url"] in failed_mails[0].text
+    assert f"{settings.PAST_DUE_GRACE_DAYS} days" in failed_mails[0].text
+
+    # The reader needs to confirm with their bank: told once, with the link.
+    webhooks.post("invoice.payment_action_required", failed_invoice)
+    action = smtp_server.received()[-1]
+    assert "confirm" in subject(action)
+    assert failed_invoice["hosted_invoice_url"] in action.text
+
+    fake_stripe.set_subscription(stripe_objects.subscription("active"))
+    webhooks.post("invoice.paid", {**failed_invoice, "status": "paid"})
+
+    membership.refresh_from_db()
+    assert membership.status == Status.ACTIVE
+    assert membership.past_due_since is None
+    assert reader.is_entitled
+    assert len(smtp_server.received()) == 3  # welcome, failed, action required
+
+
+def test_payment_failed_then_ended(webhooks, fake_stripe, reader, smtp_server, settings):
+    start_trial(webhooks, fake_stripe)
+    fake_stripe.set_subscription(stripe_objects.subscription("past_due"))
+    webhooks.post("invoice.payment_failed", stripe_objects.invoice())
+
+    # Past the grace period the digest stops, before Stripe gives up.
+    Membership.objects.filter(subscriber=reader).update(
+        past_due_since=timezone.now() - datetime.timedelta(days=settings.PAST_DUE_GRACE_DAYS + 1)
+    )
+    assert not reader.is_entitled
+
+    fake_stripe.set_subscription(stripe_objects.subscription("unpaid"))
+    webhooks.post("customer.subscription.updated", stripe_objects.subscription("unpaid"))
+
+    assert state(reader) == Status.UNPAID
+    assert not reader.is_entitled
+    ended = smtp_server.received()[-1]
+    assert "has ended" in subject(ended)
+    assert "could not be collected" in ended.text
+
+
+def test_events_out_of_order_end_in_stripes_latest_state(
+    webhooks, fake_stripe, reader, smtp_server
+):
+    # Stripe's current state: active (the trial already ended).
+    fake_stripe.set_subscription(stripe_objects.subscription("active"))
+
+    # updated arrives first, then the stale created (it carries "trialing").
+    webhooks.post("customer.subscription.updated", stripe_objects.subscription("active"))
+    webhooks.post("customer.subscription.created", stripe_objects.subscription("trialing"))
+
+    assert state(reader) == Status.ACTIVE
+    assert len(smtp_server.received()) == 1  # one welcome
+
+
+def test_nothing_revives_a_deleted_subscription(webhooks, fake_stripe, reader, smtp_server):
+    start_trial(webhooks, fake_stripe)
+    fake_stripe.set_subscription(stripe_objects.subscription("canceled"))
+    webhooks.post("customer.subscription.deleted", stripe_objects.subscription("canceled"))
+    assert state(reader) == Status.CANCELED
+
+    # A stale read (a replica, a cache) says trialing: it must not win.
+    fake_stripe.set_subscription(stripe_objects.subscription("trialing"))
+    webhooks.post("customer.subscription.updated", stripe_objects.subscription("trialing"))
+
+    assert state(reader) == Status.CANCELED
+    assert not reader.is_entitled
+
+
+def test_an_old_subscription_does_not_replace_the_live_one(webhooks, fake_stripe, reader):
+    start_trial(webhooks, fake_stripe)
+    old = fake_stripe.set_subscription(stripe_objects.subscription("canceled", id="sub_old"))
+
+    webhooks.post("customer.subscription.deleted", old)
+
+    membership = Membership.objects.get(subscriber=reader)
+    assert membership.stripe_subscription_id == "sub_1SbTrial0000000000000001"
+    assert membership.status == Status.TRIALING
+
+
+def test_a_reader_who_comes_back_gets_the_new_subscription(webhooks, fake_stripe, reader):
+    start_trial(webhooks, fake_stripe)
+    fake_stripe.set_subscription(stripe_objects.subscription("canceled"))
+    webhooks.post("customer.subscription.deleted", stripe_objects.subscription("canceled"))
+
+    again = fake_stripe.set_subscription(stripe_objects.subscription("active", id="sub_again"))
+    webhooks.post("customer.subscription.created", again)
+
+    membership = Membership.objects.get(subscriber=reader)
+    assert (membership.stripe_subscription_id, membership.status) == ("sub_again", Status.ACTIVE)
+    assert ReaderEmail.objects.filter(kind=ReaderEmail.Kind.WELCOME).count() == 2
+
+
+def test_a_trial_without_card_that_ends_is_cancelled_without_a_charge(
+    webhooks, fake_stripe, reader, smtp_server
+):
+    no_card = stripe_objects.subscription("trialing", default_payment_method=None)
+    fake_stripe.set_subscription(no_card)
+    webhooks.post("customer.subscription.created", no_card)
+    no_card["trial_end"] = int(time.time()) + 3 * 86400
+    webhooks.post("customer.subscription.trial_will_end", no_card)
+
+    reminder = smtp_server.received()[-1]
+    assert "will be charged" not in subject(reminder)
+    assert "nothing will be charged" in reminder.text
+
+    fake_stripe.set_subscription(
+        stripe_objects.subscription("canceled", default_payment_method=None)
+    )
+    webhooks.post("customer.subscription.deleted", fake_stripe.subscriptions[no_card["id"]])
+    assert state(reader) == Status.CANCELED
+
+
+@pytest.mark.parametrize(
+    ("now", "first"),
+    [
+        ("2026-11-30T10:00:00+00:00", "2026-11-30"),  # Monday 05:00 in New York: today
+        ("2026-11-30T12:00:00+00:00", "2026-12-01"),  # Monday 07:00: tomorrow
+        ("2026-12-04T12:00:00+00:00", "2026-12-07"),  # Friday after the send: Monday
+        ("2026-12-05T12:00:00+00:00", "2026-12-07"),  # Saturday: Monday
+    ],
+)
+def test_the_first_digest_is_the_next_weekday_morning_send(now, first):
+    from subscriptions.emails import first_digest_at
+
+    at = first_digest_at(datetime.datetime.fromisoformat(now))
+    assert at.date().isoformat() == first
+    assert (at.hour, at.minute, str(at.tzinfo)) == (6, 0, "America/New_York")
+
+
+def test_a_second_checkout_finished_in_another_tab_is_cancelled_before_it_charges(
+    webhooks, fake_stripe, reader
+):
+    start_trial(webhooks, fake_stripe)
+    twin = fake_stripe.set_subscription(stripe_objects.subscription("trialing", id="sub_twin"))
+    fake_stripe.mock.add(
+        "DELETE",
+        f"{stripe_objects.API_BASE}/v1/subscriptions/sub_twin",
+        json={**twin, "status": "canceled"},
+    )
+
+    webhooks.post("customer.subscription.created", twin)
+
+    membership = Membership.objects.get(subscriber=reader)
+    assert membership.stripe_subscription_id == "sub_1SbTrial0000000000000001"
+    assert fake_stripe.count("DELETE", r"/v1/subscriptions/sub_twin") == 1
+    assert ReaderEmail.objects.filter(kind=ReaderEmail.Kind.WELCOME).count() == 1

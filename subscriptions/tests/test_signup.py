@@ -1,0 +1,154 @@
+"""POST /subscribe/: one reader, one Stripe customer, a Checkout Session with the trial."""
+
+import pytest
+
+from subscriptions.models import Membership, Subscriber
+from subscriptions.tests.factories import make_stripe_member, make_subscriber
+
+pytestmark = pytest.mark.django_db
+
+FORM = {"email": "Ada@Example.com", "name": "Ada", "time_zone": "Europe/Paris"}
+
+
+def test_signup_creates_the_reader_the_customer_and_a_trial_checkout(client, fake_stripe):
+    response = client.post("/subscribe/", FORM)
+
+    assert response.status_code == 303
+    assert response["Location"].startswith("https://checkout.stripe.com/c/pay/cs_test_")
+    reader = Subscriber.objects.get()
+    assert (reader.email, reader.name, reader.time_zone) == (
+        "Ada@example.com",
+        "Ada",
+        "Europe/Paris",
+    )
+    assert not reader.is_entitled  # nothing until Stripe says the trial started
+
+    [customer] = fake_stripe.requests("POST", "/v1/customers")
+    assert customer["email"] == "Ada@example.com"
+    assert customer["metadata[subscriber_id]"] == str(reader.pk)
+    assert customer["_idempotency_key"]
+    assert reader.membership.stripe_customer_id.startswith("cus_test")
+
+    [session] = fake_stripe.requests("POST", "/v1/checkout/sessions")
+    assert session["mode"] == "subscription"
+    assert session["customer"] == reader.membership.stripe_customer_id
+    assert session["client_reference_id"] == str(reader.pk)
+    assert session["line_items[0][price]"] == "price_1SbAnnual46usd"
+    assert session["line_items[0][quantity]"] == "1"
+    assert session["subscription_data[trial_period_days]"] == "14"
+    assert session["subscription_data[metadata][subscriber_id]"] == str(reader.pk)
+    assert session["success_url"] == (
+        "http://127.0.0.1:8000/subscribe/success/?session_id={CHECKOUT_SESSION_ID}"
+    )
+    assert session["cancel_url"] == "http://127.0.0.1:8000/?checkout=cancelled#signup"
+    assert "payment_method_collection" not in session
+    assert session["_idempotency_key"].startswith("briefing-")
+
+
+def test_a_second_signup_reuses_the_reader_and_the_customer(client, fake_stripe):
+    client.post("/subscribe/", FORM)
+    response = client.post("/subscribe/", {**FORM, "email": "ada@example.com", "name": "Eve"})
+
+    assert response.status_code == 303
+    assert Subscriber.objects.get().name == "Ada"  # a public form does not rename a reader
+    assert len(fake_stripe.requests("POST", "/v1/customers")) == 1
+    sessions = fake_stripe.requests("POST", "/v1/checkout/sessions")
+    assert len(sessions) == 2
+    assert sessions[0]["customer"] == sessions[1]["customer"]
+    # The same intent within minutes: Stripe returns the same session.
+    assert sessions[0]["_idempotency_key"] == sessions[1]["_idempotency_key"]
+
+
+def test_trial_without_card_collects_one_only_if_needed_and_cancels_without_it(
+    client, fake_stripe, settings
+):
+    settings.TRIAL_REQUIRES_CARD = False
+    client.post("/subscribe/", FORM)
+
+    [session] = fake_stripe.requests("POST", "/v1/checkout/sessions")
+    assert session["payment_method_collection"] == "if_required"
+    assert session["subscription_data[trial_settings][end_behavior][missing_payment_method]"] == (
+        "cancel"
+    )
+
+
+def test_invalid_input_is_refused_clearly_and_writes_nothing(client, fake_stripe):
+    response = client.post("/subscribe/", {"email": "not-an-address", "time_zone": "Mars/Olympus"})
+
+    assert response.status_code == 400
+    content = response.content.decode()
+    assert "Enter a valid email address." in content
+    assert "Mars/Olympus is not a known time zone." in content
+    assert Subscriber.objects.count() == 0
+    assert len(fake_stripe.mock.calls) == 0
+
+
+def test_a_known_but_lapsed_reader_gets_the_same_answer_as_a_new_one(client, fake_stripe):
+    make_subscriber("lapsed@example.com", membership=Membership.Status.CANCELED)
+
+    known = client.post("/subscribe/", {**FORM, "email": "lapsed@example.com"})
+    new = client.post("/subscribe/", {**FORM, "email": "new@example.com"})
+
+    assert known.status_code == new.status_code == 303
+    assert known["Location"].startswith("https://checkout.stripe.com/")
+    assert new["Location"].startswith("https://checkout.stripe.com/")
+
+
+def test_a_reader_with_a_live_membership_is_offered_sign_in_not_a_second_checkout(
+    client, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+):
+    make_stripe_member(Membership.Status.ACTIVE, email="grace@example.com")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/subscribe/", {**FORM, "email": "grace@example.com"})
+
+    assert response.status_code == 200
+    assert "Check your inbox" in response.content.decode()
+    assert len(fake_stripe.mock.calls) == 0
+    [mail] = mailoutbox
+    assert mail.to == ["grace@example.com"]
+    assert "/signin/" in mail.body
+
+
+def test_signups_are_rate_limited_per_address(client, fake_stripe):
+    for _ in range(5):
+        assert client.post("/subscribe/", FORM).status_code == 303
+    assert client.post("/subscribe/", FORM).status_code == 429
+
+
+def test_signups_are_rate_limited_per_ip(client, fake_stripe):
+    for number in range(20):
+        client.post("/subscribe/", {**FORM, "email": f"reader{number}@example.com"})
+    response = client.post("/subscribe/", {**FORM, "email": "one-more@example.com"})
+    assert response.status_code == 429
+    assert not Subscriber.objects.filter(email="one-more@example.com").exists()
+
+
+def test_stripe_down_loses_no_reader_and_says_so(client, fake_stripe):
+    fake_stripe.fail_next = 10  # more than the SDK's retries
+
+    response = client.post("/subscribe/", FORM)
+
+    assert response.status_code == 502
+    assert "try again" in response.content.decode()
+    assert Subscriber.objects.filter(email="Ada@example.com").exists()
+
+
+def test_without_stripe_keys_outside_the_demo_signups_are_closed(client, settings):
+    settings.STRIPE_SECRET_KEY = None
+    settings.DEBUG = False
+
+    response = client.post("/subscribe/", FORM)
+
+    assert response.status_code == 503
+    assert "not open yet" in response.content.decode()
+
+
+def test_the_landing_page_shows_the_offer_the_form_and_the_faq(client):
+    content = client.get("/").content.decode()
+    assert "$46 a year" in content and "less than $4 a month" in content
+    assert "free 14-day trial" in content
+    assert 'action="/subscribe/"' in content
+    assert 'name="time_zone"' in content and "data-detect-time-zone" in content
+    assert "When is my card charged?" in content
+    assert "How do I cancel?" in content

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from subscriptions import views
+
+app_name = "subscriptions"
+
+urlpatterns = [
+    path("subscribe/", views.subscribe, name="subscribe"),
+    path("subscribe/success/", views.checkout_success, name="checkout-success"),
+    path("signin/", views.sign_in_request, name="sign-in"),
+    path("signin/<str:token>/", views.sign_in_confirm, name="sign-in-confirm"),
+    path("signout/", views.sign_out_view, name="sign-out"),
+    path("account/", views.account, name="account"),
+    path("account/billing/", views.account_billing, name="account-billing"),
+    path("account/email/", views.account_email, name="account-email"),
+    path("account/time-zone/", views.account_time_zone, name="account-time-zone"),
+    path("stripe/webhook/", views.stripe_webhook, name="stripe-webhook"),
+    path("test-checkout/portal/", views.local_portal, name="local-portal"),
+    path("test-checkout/<str:session_id>/", views.local_checkout, name="local-checkout"),
+]

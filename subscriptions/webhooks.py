@@ -1,0 +1,168 @@
+"""Stripe webhooks: verify, store once, dispatch by type to small handlers.
+
+Every event is stored (StripeEvent, unique by Stripe's event id) before it
+is handled, with its status and, on failure, the error. Handlers never
+trust the event's copy of a subscription: they re-fetch it from Stripe
+(subscriptions.actions.sync_subscription), so order and repetition of
+events do not matter.
+"""
+
+import datetime
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import stripe
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from subscriptions import actions, stripe_api
+from subscriptions.models import ReaderEmail, StripeEvent
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[stripe.Event], str]
+
+
+def checkout_session_completed(event: stripe.Event) -> str:
+    session = event.data.object
+    if session.mode != "subscription":
+        return "not a subscription checkout"
+    subscriber = actions.do_fulfil_checkout(session.id)
+    return "fulfilled" if subscriber else "no reader for this session"
+
+
+def subscription_changed(event: stripe.Event) -> str:
+    subscription = event.data.object
+    membership = actions.sync_subscription(
+        subscription.id, customer_id=stripe_api.expandable_id(subscription.customer)
+    )
+    return f"membership {membership.pk} synced" if membership else "no reader for this subscription"
+
+
+def trial_will_end(event: stripe.Event) -> str:
+    actions.do_trial_ending(event.data.object.id)
+    return "trial reminder checked"
+
+
+def invoice_paid(event: stripe.Event) -> str:
+    actions.do_invoice_event(event.data.object, None)
+    return "subscription synced"
+
+
+def invoice_payment_failed(event: stripe.Event) -> str:
+    actions.do_invoice_event(event.data.object, ReaderEmail.Kind.PAYMENT_FAILED)
+    return "subscription synced, reader told"
+
+
+def invoice_payment_action_required(event: stripe.Event) -> str:
+    actions.do_invoice_event(event.data.object, ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED)
+    return "subscription synced, reader told"
+
+
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": checkout_session_completed,
+    "customer.subscription.created": subscription_changed,
+    "customer.subscription.updated": subscription_changed,
+    "customer.subscription.deleted": subscription_changed,
+    "customer.subscription.trial_will_end": trial_will_end,
+    "invoice.paid": invoice_paid,
+    "invoice.payment_failed": invoice_payment_failed,
+    "invoice.payment_action_required": invoice_payment_action_required,
+}
+
+
+@dataclass
+class Outcome:
+    status_code: int
+    message: str
+
+
+def receive(payload: bytes, signature: str | None) -> Outcome:
+    """What the /stripe/webhook/ endpoint does with a request body.
+
+    400 without a write for a bad signature or body; 200 for a duplicate;
+    else the event is stored and handled: 200 when handled (or of a type we
+    do not handle), 500 when handling failed, so Stripe sends it again.
+    """
+    try:
+        data = stripe_api.verify_webhook(payload, signature)
+    except stripe_api.SignatureVerificationError as error:
+        logger.warning("Stripe webhook refused: %s", error.user_message or error)
+        return Outcome(400, "Invalid signature.")
+    except ValueError:
+        logger.warning("Stripe webhook refused: the body is not an event")
+        return Outcome(400, "Invalid payload.")
+
+    try:
+        with transaction.atomic():
+            event = StripeEvent.objects.create(
+                event_id=data["id"],
+                type=str(data.get("type", "")),
+                payload=data,
+                stripe_created_at=_created(data.get("created")),
+            )
+    except IntegrityError:
+        # Seen before. Only a failed one is handled again (Stripe's retry of
+        # an event we answered 500 to); anything else is a duplicate.
+        event = StripeEvent.objects.get(event_id=data["id"])
+        if not claim_for_retry(event):
+            return Outcome(200, "Duplicate event.")
+    ok = process(event)
+    return Outcome(200, event.status) if ok else Outcome(500, "Handling failed; will retry.")
+
+
+def _created(value: object) -> datetime.datetime | None:
+    if not isinstance(value, int):
+        return None
+    return datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
+
+
+STUCK_AFTER = datetime.timedelta(minutes=15)
+
+
+def claim_for_retry(event: StripeEvent) -> bool:
+    """Take a failed (or long-stuck) event for handling; False if someone else has it."""
+    retryable = StripeEvent.objects.filter(pk=event.pk, status=StripeEvent.Status.FAILED)
+    stuck = StripeEvent.objects.filter(
+        pk=event.pk,
+        status=StripeEvent.Status.PROCESSING,
+        received_at__lt=timezone.now() - STUCK_AFTER,
+    )
+    claimed = (retryable | stuck).update(status=StripeEvent.Status.PROCESSING)
+    if claimed:
+        event.refresh_from_db()
+    return bool(claimed)
+
+
+def process(event: StripeEvent) -> bool:
+    """Handle a stored event; record the outcome on it. Returns False on failure."""
+    event.attempts += 1
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        event.status = StripeEvent.Status.IGNORED
+        event.note = "type not handled"
+    else:
+        try:
+            event.note = handler(stripe_api.event_from_payload(event.payload))[:255]
+        except Exception as error:
+            # Anything may fail here (Stripe unreachable, a bug): the event
+            # keeps the error for the admin and is retried, nothing is lost.
+            logger.exception("Stripe event %s (%s) failed", event.event_id, event.type)
+            event.status = StripeEvent.Status.FAILED
+            event.error = "".join(traceback.format_exception(error))[-5000:]
+        else:
+            event.status = StripeEvent.Status.PROCESSED
+            event.error = ""
+    event.processed_at = timezone.now()
+    event.save(update_fields=["status", "note", "error", "attempts", "processed_at"])
+    return event.status != StripeEvent.Status.FAILED
+
+
+def retry(event_id: int) -> bool | None:
+    """Staff's retry from the admin: None if the event was not failed (or stuck)."""
+    event = StripeEvent.objects.get(pk=event_id)
+    if not claim_for_retry(event):
+        return None
+    return process(event)
