@@ -237,10 +237,15 @@ else:
         "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
         "control_folder": str(CELERY_BROKER_FOLDER / "control"),
         "store_processed": False,
+        # The folder is polled; the default second would idle workers between batches.
+        "polling_interval": 0.1,
     }
     for folder in ["processed", "control"]:
         (CELERY_BROKER_FOLDER / folder).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The queue tasks go to and workers consume: separate deployments (or the
+# benchmark) can share one Redis by using queues of their own.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

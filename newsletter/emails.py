@@ -11,7 +11,6 @@ import re
 import secrets
 from email.utils import formataddr, make_msgid
 from functools import cached_property
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import css_inline
@@ -21,9 +20,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
 
-from newsletter.models import Article, Edition
+from newsletter.models import Article, Edition, site_host
 from subscriptions.models import Subscriber, single_line
-from subscriptions.unsubscribe import unsubscribe_url
+from subscriptions.unsubscribe import make_token
 
 READER_FIELDS = ("greeting", "email", "unsubscribe_url", "notice_text", "notice_html")
 
@@ -35,10 +34,6 @@ INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=Fals
 
 def absolute_url(path: str) -> str:
     return settings.SITE_URL + path
-
-
-def site_host() -> str:
-    return urlsplit(settings.SITE_URL).hostname or "localhost"
 
 
 def greeting(subscriber: Subscriber) -> str:
@@ -78,6 +73,10 @@ class DigestTemplate:
         self.edition = edition
         self.articles = articles
         self.account_url = absolute_url(reverse("subscriptions:account"))
+        # reverse() once, not per reader: "{token}" is filled in per reader.
+        self.unsubscribe_link = absolute_url(
+            reverse("unsubscribe", kwargs={"token": "TOKEN"})
+        ).replace("TOKEN", "{token}")
         self.nonce = nonce = secrets.token_hex(8)
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
         context = {
@@ -116,7 +115,7 @@ class DigestTemplate:
         values = {
             "greeting": greeting(subscriber),
             "email": subscriber.email,
-            "unsubscribe_url": absolute_url(unsubscribe_url(subscriber)),
+            "unsubscribe_url": self.unsubscribe_link.format(token=make_token(subscriber)),
             "notice_text": "",
             "notice_html": "",
         }
@@ -138,7 +137,9 @@ class DigestTemplate:
             {"account_url": self.account_url, "text": NOTICE_TEXT, "label": NOTICE_LABEL},
         )
 
-    def message_for(self, subscriber: Subscriber) -> EmailMultiAlternatives:
+    def message_for(
+        self, subscriber: Subscriber, message_id: str | None = None
+    ) -> EmailMultiAlternatives:
         values, html_values = self.reader_values(subscriber)
         message = EmailMultiAlternatives(
             subject=self.subject,
@@ -148,7 +149,7 @@ class DigestTemplate:
             reply_to=settings.DIGEST_REPLY_TO,
             headers={
                 **list_headers(values["unsubscribe_url"]),
-                "Message-ID": make_msgid(domain=site_host()),
+                "Message-ID": message_id or make_msgid(domain=site_host()),
             },
         )
         message.attach_alternative(self._fill(self._html_parts, html_values), "text/html")

@@ -22,7 +22,6 @@ import email.policy
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr, make_msgid
@@ -41,109 +40,116 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]*")
 PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 
 
-@dataclass
-class EncodedLine:
-    """One line of a body template: fixed, or with reader slots in it."""
-
-    text: str
-    has_slots: bool
-    # For fixed lines, computed once:
-    utf8_length: int = 0
-    is_ascii: bool = True
-    quoted_printable: str = ""
+def quoted_printable_line(line: bytes) -> str:
+    """One line as email.quoprimime.body_encode encodes it (without its line end)."""
+    text = line.decode("latin-1")
+    # Short printable ASCII with no "=" and no trailing blank encodes as itself.
+    if (
+        len(text) <= MAX_LINE - 2
+        and line.isascii()
+        and text.isprintable()
+        and "=" not in text
+        and not text.endswith(" ")
+    ):
+        return text
+    return body_encode(text, MAX_LINE)
 
 
 class BodyTemplate:
-    """A text/* part whose content has reader slots, encoded as the email package would."""
+    """A text/* part whose content has reader slots, encoded as the email package would.
+
+    The content is held as lines. Runs of lines without slots are joined and
+    encoded once; per reader only the lines with slots are filled in and
+    encoded, and the runs are stitched back together.
+    """
 
     def __init__(self, content: str, slot: re.Pattern) -> None:
         self.slot = slot
-        self.lines: list[EncodedLine] = []
-        for line in content.encode("utf-8").splitlines():
+        lines = content.encode("utf-8").splitlines()
+        self.line_count = len(lines)
+        # Alternating: a run of fixed lines (as text, as quoted-printable, and
+        # their raw bytes), then one line with slots (its text), and so on.
+        self.pieces: list[tuple[str, str, list[bytes]] | str] = []
+        run: list[bytes] = []
+        for line in lines:
             text = line.decode("utf-8")
             if slot.search(text):
-                self.lines.append(EncodedLine(text, has_slots=True))
+                self.pieces.append(self._fixed_run(run))
+                self.pieces.append(text)
+                run = []
             else:
-                latin1 = line.decode("latin-1")
-                self.lines.append(
-                    EncodedLine(
-                        text,
-                        has_slots=False,
-                        utf8_length=len(line),
-                        is_ascii=line.isascii(),
-                        quoted_printable=body_encode(latin1, MAX_LINE),
-                    )
-                )
-        fixed = [line for line in self.lines if not line.has_slots]
-        self.fixed_max_length = max((line.utf8_length for line in fixed), default=0)
-        self.fixed_ascii = all(line.is_ascii for line in fixed)
-        self.sniff_is_fixed = not any(line.has_slots for line in self.lines[:SNIFF_LINES])
-        self.sniff_choice = self._sniff([line.text.encode() for line in self.lines])
+                run.append(line)
+        self.pieces.append(self._fixed_run(run))
+        fixed = [line for line in lines if not slot.search(line.decode("utf-8"))]
+        self.fixed_max_length = max((len(line) for line in fixed), default=0)
+        self.fixed_ascii = all(line.isascii() for line in fixed)
+        # Where the slot lines fall among the first SNIFF_LINES lines.
+        self.sniff_fixed = lines[:SNIFF_LINES]
 
-    def _sniff(self, lines: list[bytes]) -> str:
-        linesep = POLICY.linesep.encode("ascii")
-        sniff = linesep.join(lines[:SNIFF_LINES]) + linesep
-        sniff_qp = body_encode(sniff.decode("latin-1"), MAX_LINE)
-        return "base64" if len(sniff_qp) > len(binascii.b2a_base64(sniff)) else "quoted-printable"
+    @staticmethod
+    def _fixed_run(lines: list[bytes]) -> tuple[str, str, list[bytes]]:
+        if not lines:
+            return ("", "", [])
+        text = "".join(line.decode("utf-8") + "\n" for line in lines)
+        qp = "".join(body_encode(line.decode("latin-1"), MAX_LINE) + "\n" for line in lines)
+        return (text, qp, lines)
+
+    def _filled_lines(self, values: dict[str, str]) -> list[list[bytes] | tuple]:
+        fill = lambda match: values[match.group(1)]  # noqa: E731
+        out: list[list[bytes] | tuple] = []
+        for piece in self.pieces:
+            if isinstance(piece, tuple):
+                out.append(piece)
+            else:
+                # Split as the whole body would be: a value ending in a line
+                # break leaves an empty line after it.
+                out.append(LINE_BREAK.split(self.slot.sub(fill, piece).encode("utf-8")))
+        return out
 
     def encode(self, values: dict[str, str]) -> tuple[str, str] | None:
         """(transfer encoding, payload with \\n line ends) for these slot values.
 
         Mirrors email.contentmanager._encode_text under the SMTP policy: 7bit
         when every line is ASCII and short enough, otherwise quoted-printable
-        or base64, whichever the first lines favour. Quoted-printable encodes
-        each line on its own, so only the lines with slots are encoded here.
+        or base64, whichever encodes the first lines shorter. Quoted-printable
+        works line by line, so only the lines with slots are encoded here.
         """
-        fill = lambda match: values[match.group(1)]  # noqa: E731
-        filled: list[list[bytes] | None] = []
-        max_length, ascii_only = self.fixed_max_length, self.fixed_ascii
-        for line in self.lines:
-            if not line.has_slots:
-                filled.append(None)
-                continue
-            # Split as the whole body would be: a value ending in a line break
-            # leaves an empty line after it.
-            parts = LINE_BREAK.split(self.slot.sub(fill, line.text).encode("utf-8"))
-            filled.append(parts)
-            for part in parts:
-                max_length = max(max_length, len(part))
-                ascii_only = ascii_only and part.isascii()
-
-        if len(self.lines) + sum(len(p) - 1 for p in filled if p is not None) <= SNIFF_LINES:
+        pieces = self._filled_lines(values)
+        dynamic = [line for piece in pieces if isinstance(piece, list) for line in piece]
+        if self.line_count - sum(isinstance(p, list) for p in pieces) + len(dynamic) <= SNIFF_LINES:
             return None  # a body this short is encoded differently; not worth mirroring
-        if max_length <= MAX_LINE and ascii_only:
-            return "7bit", self._join(filled, lambda raw: raw.decode("ascii"), "text")
+        max_length = max([self.fixed_max_length, *map(len, dynamic)])
+        if max_length <= MAX_LINE and self.fixed_ascii and all(map(bytes.isascii, dynamic)):
+            return "7bit", "".join(
+                piece[0] if isinstance(piece, tuple) else
+                "".join(line.decode("ascii") + "\n" for line in piece)
+                for piece in pieces
+            )  # fmt: skip
 
-        choice = self.sniff_choice
-        if not self.sniff_is_fixed:
-            choice = self._sniff(self._raw_lines(filled))
-        if choice == "base64":
+        raw = [
+            line for piece in pieces for line in (piece[2] if isinstance(piece, tuple) else piece)
+        ]
+        if self._prefers_base64(raw[:SNIFF_LINES]):
             linesep = POLICY.linesep.encode("ascii")
-            data = linesep.join(self._raw_lines(filled)) + linesep
+            data = linesep.join(raw) + linesep
             step = MAX_LINE // 4 * 3
             payload = "".join(
                 binascii.b2a_base64(data[i : i + step]).decode("ascii")
                 for i in range(0, len(data), step)
             )
             return "base64", payload
-        return "quoted-printable", self._join(
-            filled, lambda raw: body_encode(raw.decode("latin-1"), MAX_LINE), "quoted_printable"
-        )
+        return "quoted-printable", "".join(
+            piece[1] if isinstance(piece, tuple) else
+            "".join(quoted_printable_line(line) + "\n" for line in piece)
+            for piece in pieces
+        )  # fmt: skip
 
-    def _raw_lines(self, filled: list[list[bytes] | None]) -> list[bytes]:
-        lines: list[bytes] = []
-        for line, parts in zip(self.lines, filled, strict=True):
-            lines.extend([line.text.encode("utf-8")] if parts is None else parts)
-        return lines
-
-    def _join(self, filled, encode_dynamic, fixed_attribute: str) -> str:
-        out = []
-        for line, parts in zip(self.lines, filled, strict=True):
-            if parts is None:
-                out.append(line.text if fixed_attribute == "text" else line.quoted_printable)
-            else:
-                out.extend(encode_dynamic(part) for part in parts)
-        return "\n".join(out) + "\n"
+    @staticmethod
+    def _prefers_base64(first_lines: list[bytes]) -> bool:
+        linesep = POLICY.linesep.encode("ascii")
+        sniff = linesep.join(first_lines) + linesep
+        sniff_qp = body_encode(sniff.decode("latin-1"), MAX_LINE)
+        return len(sniff_qp) > len(binascii.b2a_base64(sniff))
 
 
 class FastDigest:
@@ -235,6 +241,14 @@ class FastDigest:
             out += [b"\r\n", payload.replace("\n", "\r\n").encode("ascii"), b"\r\n"]
         out += [b"--", self.boundary.encode(), self.epilogue]
         return b"".join(out)
+
+
+def fast_digest(digest: DigestTemplate) -> FastDigest:
+    """The FastDigest of a rendered digest, built once and kept with it."""
+    fast = getattr(digest, "_fast", None)
+    if fast is None:
+        fast = digest._fast = FastDigest(digest)
+    return fast
 
 
 _date_cache: tuple[int, str] = (0, "")

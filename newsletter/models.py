@@ -1,4 +1,6 @@
 import datetime
+import functools
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import models
@@ -195,7 +197,6 @@ class Delivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
-    message_id = models.CharField(max_length=255, blank=True)
 
     class Meta:
         verbose_name_plural = "deliveries"
@@ -208,3 +209,28 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.edition} to {self.subscriber}"
+
+    @property
+    def message_id(self) -> str:
+        return message_id_for(self.edition, self.pk)
+
+
+def message_id_for(edition: Edition, delivery_id: int) -> str:
+    """The Message-ID of one reader's copy of an edition.
+
+    Derived, not stored: the same on every attempt, so a copy sent again after
+    an interrupted send carries the same Message-ID as the first, which lets
+    mail clients that deduplicate show it once. The send's start time keeps it
+    unique even if a database is rebuilt and ids come round again.
+    """
+    started = int(edition.send_started_at.timestamp()) if edition.send_started_at else 0
+    return f"<digest.{edition.date:%Y%m%d}.{edition.pk}.{delivery_id}.{started}@{site_host()}>"
+
+
+def site_host() -> str:
+    return _host_of(settings.SITE_URL)
+
+
+@functools.cache
+def _host_of(url: str) -> str:
+    return urlsplit(url).hostname or "localhost"

@@ -24,13 +24,14 @@ from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import mailers
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from newsletter import smtp
 from newsletter.emails import DigestTemplate
-from newsletter.mime import FastDigest, new_message_id
-from newsletter.models import Article, Delivery, Edition, EditionArticle
+from newsletter.mime import fast_digest
+from newsletter.models import Article, Delivery, Edition, EditionArticle, message_id_for
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -184,16 +185,33 @@ def start_send(edition: Edition) -> None:
             raise EditionHeld(f"{edition} is held by the editors.")
         if edition.send_started_at is not None:
             return
-        reader_ids = Subscriber.objects.entitled().values_list("pk", flat=True)
-        Delivery.objects.bulk_create(
-            (Delivery(edition=edition, subscriber_id=pk) for pk in reader_ids.iterator()),
-            batch_size=1000,
-            ignore_conflicts=True,
-        )
+        snapshot_audience(edition)
         edition.status = Edition.Status.SENDING
         edition.send_started_at = timezone.now()
         edition.save(update_fields=["status", "send_started_at"])
     logger.info("Edition %s: send started for %d readers", edition.date, edition.deliveries.count())
+
+
+def snapshot_audience(edition: Edition) -> None:
+    """One queued Delivery per entitled reader, written by the database itself.
+
+    INSERT ... SELECT over the entitled() queryset: at 100,000 readers this
+    takes a fraction of a second, where creating the rows from Python takes
+    several, all of it before the first email can go.
+    """
+    readers_sql, params = (
+        Subscriber.objects.entitled().values(reader_id=F("pk")).query.sql_with_params()
+    )
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    with connection.cursor() as cursor:
+        # "WHERE true" lets SQLite parse ON CONFLICT after a SELECT. The SQL is
+        # Django's own for the queryset and every value is a parameter.
+        cursor.execute(
+            f"INSERT INTO {table} (edition_id, subscriber_id, status, attempts, created_at, "  # noqa: S608
+            f"last_error) SELECT %s, reader_id, %s, 0, %s, '' FROM ({readers_sql}) AS audience "
+            "WHERE true ON CONFLICT DO NOTHING",
+            [edition.pk, Delivery.Status.QUEUED, timezone.now(), *params],
+        )
 
 
 def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = None) -> int:
@@ -277,31 +295,53 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:1000]
 
 
+_rendered: dict[tuple, DigestTemplate] = {}
+
+
+def digest_template(edition: Edition) -> DigestTemplate:
+    """The edition's digest, rendered once per worker process, not once per batch.
+
+    Rendered again if anything it shows changes (an editor fixing a title
+    mid-send, say) or the settings it reads are changed, as tests do.
+    """
+    articles = list(edition.ordered_articles())
+    key = (
+        edition.pk,
+        edition.date,
+        edition.editor_note,
+        tuple((article.pk, article.updated_at) for article in articles),
+        settings.SITE_URL,
+        settings.NEWSLETTER_NAME,
+        settings.DEFAULT_FROM_EMAIL,
+        tuple(settings.DIGEST_REPLY_TO),
+        settings.UNSUBSCRIBE_MAILTO,
+    )
+    template = _rendered.get(key)
+    if template is None:
+        _rendered.clear()  # one edition at a time is all a sender needs
+        template = _rendered[key] = DigestTemplate(edition, articles)
+    return template
+
+
 class BatchLedger:
     """What happened to each claimed row, written back in a few queries."""
 
     def __init__(self) -> None:
-        self.sent: list[Delivery] = []
+        self.sent: list[int] = []
         self.failed: dict[str, list[int]] = defaultdict(list)
         self.skipped: list[int] = []
         self.report = BatchReport()
 
-    def record_sent(self, delivery: Delivery, message_id: str) -> None:
-        delivery.status = Delivery.Status.SENT
-        delivery.message_id = message_id
-        delivery.last_error = ""
-        self.sent.append(delivery)
+    def record_sent(self, delivery: Delivery) -> None:
+        self.sent.append(delivery.pk)
         if len(self.sent) >= CHECKPOINT_EVERY:
             self.flush_sent()
 
     def flush_sent(self) -> None:
         if not self.sent:
             return
-        now = timezone.now()
-        for delivery in self.sent:
-            delivery.sent_at = now
-        Delivery.objects.bulk_update(
-            self.sent, ["status", "sent_at", "message_id", "last_error"], batch_size=500
+        Delivery.objects.filter(pk__in=self.sent).update(
+            status=Delivery.Status.SENT, sent_at=timezone.now(), last_error=""
         )
         self.report.sent += len(self.sent)
         self.sent = []
@@ -351,7 +391,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         .filter(pk__in=[d.subscriber_id for d in deliveries])
         .values_list("pk", flat=True)
     )
-    digest = DigestTemplate(edition, list(edition.ordered_articles()))
+    digest = digest_template(edition)
     ledger = BatchLedger()
     connection = mailers.default
     try:
@@ -367,7 +407,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 ledger.skipped.append(delivery.pk)
                 continue
             try:
-                message_id = send(delivery)
+                send(delivery)
             except ValueError as error:
                 # An address no message can be built for (e.g. a non-ASCII
                 # local part without SMTPUTF8): this reader only, for good.
@@ -389,7 +429,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                     error,
                 )
                 raise TransientSendError(describe(error)) from error
-            ledger.record_sent(delivery, message_id)
+            ledger.record_sent(delivery)
         ledger.flush()
     finally:
         connection.close()
@@ -397,7 +437,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
 
 
 class Sender:
-    """Sends one reader's digest over an open mail connection; returns its Message-ID.
+    """Sends one reader's digest over an open mail connection.
 
     Over SMTP the message bytes are assembled from the pre-serialised digest
     (newsletter.mime) and handed to smtplib directly; that is the fast path.
@@ -411,22 +451,28 @@ class Sender:
         self.edition = edition
         self.fast = None
         if isinstance(connection, SMTPBackend):
-            self.fast = FastDigest(digest)
+            self.fast = fast_digest(digest)
             self.envelope_from = connection.prep_address(settings.DEFAULT_FROM_EMAIL)
+            self.pipelining = smtp.supports_pipelining(connection.connection)
 
-    def __call__(self, delivery: Delivery) -> str:
+    def __call__(self, delivery: Delivery) -> None:
         subscriber = delivery.subscriber
+        message_id = message_id_for(self.edition, delivery.pk)
         if self.fast is not None:
-            message_id = new_message_id()
             data = self.fast.bytes_for(subscriber, message_id)
             if data is not None:
-                self.connection.connection.sendmail(self.envelope_from, [subscriber.email], data)
-                return message_id
-        message = self.digest.message_for(subscriber)
+                smtp.send(
+                    self.connection.connection,
+                    self.envelope_from,
+                    subscriber.email,
+                    data,
+                    pipelining=self.pipelining,
+                )
+                return
+        message = self.digest.message_for(subscriber, message_id=message_id)
         # ESPs (anymail) return this with bounce and complaint events.
         message.metadata = {"delivery_id": str(delivery.pk), "edition": str(self.edition.date)}
         self.connection.send_messages([message])
-        return message.extra_headers["Message-ID"]
 
 
 def finish_if_done(edition_id: int) -> bool:

@@ -8,9 +8,11 @@ the envelope (sender, recipients) and the raw message. Runs until killed.
 
 Faults are injected by writing DIRECTORY/faults.json, read at every command:
     {"refuse_recipients": {"addr@example.com": [550, "5.1.1 No such user"]},
+     "refuse_senders": {"addr@example.com": [553, "5.7.1 Not allowed"]},
      "refuse_data_after": 3, "data_reply": [451, "4.3.0 Try again later"]}
 refuse_data_after N answers data_reply to every message once N messages are
-stored. Remove the file and the server behaves again.
+stored; "no_pipelining": true stops offering PIPELINING. Remove the file and
+the server behaves again.
 """
 
 import json
@@ -31,6 +33,21 @@ class StoreMessages:
     def faults(self) -> dict:
         path = self.directory / "faults.json"
         return json.loads(path.read_text()) if path.exists() else {}
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        session.host_name = hostname
+        if self.faults().get("no_pipelining"):
+            return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
+        refusal = self.faults().get("refuse_senders", {}).get(address)
+        if refusal:
+            code, text = refusal
+            return f"{code} {text}"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         refusal = self.faults().get("refuse_recipients", {}).get(address)

@@ -1,0 +1,51 @@
+"""The Celery app of the bench's workers: production's, plus a query counter.
+
+`celery -A newsletter.bench_worker worker` runs the same tasks and code as
+`celery -A config worker`; with BENCH_QUERY_LOG set it also appends, for each
+task, the number of database queries it made and the emails it sent.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+
+from celery.signals import task_postrun, task_prerun, worker_process_init
+from django.db import connection
+
+from config.celery import app
+
+__all__ = ["app"]
+
+
+@dataclass
+class QueryCounter:
+    count: int = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+_counter = QueryCounter()
+
+
+@worker_process_init.connect
+def _count_queries(**kwargs) -> None:
+    if os.environ.get("BENCH_QUERY_LOG"):
+        connection.execute_wrappers.append(_counter)
+
+
+@task_prerun.connect
+def _reset_count(**kwargs) -> None:
+    _counter.count = 0
+
+
+@task_postrun.connect
+def _log_count(task=None, retval=None, **kwargs) -> None:
+    path = os.environ.get("BENCH_QUERY_LOG")
+    if not path:
+        return
+    sent = retval.get("sent", 0) if isinstance(retval, dict) else 0
+    record = {"task": task.name, "queries": _counter.count, "sent": sent}
+    with open(path, "a") as log:
+        log.write(json.dumps(record) + "\n")

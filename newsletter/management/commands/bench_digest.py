@@ -1,0 +1,202 @@
+"""Measure the morning send end to end, against the raw SMTP limit of the machine."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Count, Min
+
+from config.celery import app as celery_app
+from newsletter import benchmark, tasks
+from newsletter.emails import DigestTemplate
+from newsletter.mime import FastDigest, new_message_id
+from newsletter.models import Delivery, Edition
+from subscriptions.models import Subscriber
+
+POLL_SECONDS = 0.1
+
+
+class Command(BaseCommand):
+    help = (
+        "Send a digest to N bench readers through the real tasks and Celery workers "
+        "into a local SMTP server, and compare with raw smtplib into the same server."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--subscribers", type=int, default=100_000)
+        parser.add_argument(
+            "--others",
+            type=int,
+            help="Readers who must get nothing (cancelled, unsubscribed); default N/10.",
+        )
+        parser.add_argument("--smtp", help="HOST:PORT of an SMTP server (default: start smtp-sink)")
+        parser.add_argument(
+            "--workers", type=int, default=os.cpu_count() or 2, help="Worker processes"
+        )
+        parser.add_argument(
+            "--json", dest="json_path", type=Path, help="Append the results to this JSON-lines file"
+        )
+        parser.add_argument("--keep", action="store_true", help="Keep the bench readers afterwards")
+
+    def handle(self, *args, subscribers: int, others: int | None, smtp: str | None,
+               workers: int, json_path: Path | None, keep: bool, **options) -> None:  # fmt: skip
+        others = subscribers // 10 if others is None else others
+        work_dir = settings.VAR_DIR / "bench"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        run_id = uuid.uuid4().hex[:8]
+
+        self.say(f"Building {subscribers:,} entitled and {others:,} other readers...")
+        started = time.perf_counter()
+        benchmark.clear_population()
+        benchmark.build_population(subscribers, others)
+        edition = benchmark.build_edition()
+        self.say(f"  done in {time.perf_counter() - started:.1f} s")
+
+        sink = None
+        if smtp:
+            host, _, port_text = smtp.rpartition(":")
+            port = int(port_text)
+        else:
+            try:
+                sink, port = benchmark.start_smtp_sink()
+            except FileNotFoundError as error:
+                raise CommandError(str(error)) from error
+            host = "127.0.0.1"
+        try:
+            result = self.measure(edition, host, port, workers, work_dir, run_id)
+        finally:
+            if sink is not None:
+                sink.terminate()
+                sink.wait()
+            if not keep:
+                benchmark.clear_population()
+
+        result |= {"subscribers": subscribers, "others": others, "workers": workers}
+        self.report(result)
+        if json_path:
+            with open(json_path, "a") as out:
+                out.write(json.dumps(result, default=str, sort_keys=True) + "\n")
+
+    def say(self, text: str) -> None:
+        self.stderr.write(text)
+
+    def measure(self, edition: Edition, host: str, port: int, workers: int, work_dir: Path,
+                run_id: str) -> dict:  # fmt: skip
+        queue = f"bench-{run_id}"
+        query_log = work_dir / f"queries-{run_id}.jsonl"
+        worker_log = work_dir / f"worker-{run_id}.log"
+        env = os.environ | {
+            "SMTP_URL": f"smtp://{host}:{port}",
+            "CELERY_QUEUE": queue,
+            "BENCH_QUERY_LOG": str(query_log),
+        }
+        # The worker as shipped (docker-compose.yml), on a queue of the bench's own.
+        command = [
+            sys.executable, "-m", "celery", "-A", "newsletter.bench_worker", "worker",
+            "--loglevel", "INFO", "--concurrency", str(workers), "-Q", queue,
+            "-n", f"{queue}@%h",
+        ]  # fmt: skip
+        with open(worker_log, "w") as log:
+            # Our own interpreter and module, fixed arguments.
+            worker = subprocess.Popen(  # noqa: S603
+                command, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        try:
+            self.wait_until_ready(worker, worker_log)
+            self.say(f"Sending to the SMTP server at {host}:{port} with {workers} workers...")
+            result = self.run_send(edition, queue)
+            children = benchmark.child_pids(worker.pid)
+            result["rss_mb"] = round(max(benchmark.peak_rss_mb(pid) for pid in children), 1)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+
+        records = [json.loads(line) for line in query_log.read_text().splitlines()]
+        query_log.unlink()
+        batches = [r for r in records if r["task"] == tasks.send_delivery_batch.name]
+        total_queries = sum(r["queries"] for r in records)
+        full = [r["queries"] for r in batches if r["sent"] == max(b["sent"] for b in batches)]
+        result["queries_per_1k"] = round(total_queries / result["emails"] * 1000, 1)
+        result["queries_per_batch"] = f"{min(full)}-{max(full)}"
+        result["batches"] = len(batches)
+
+        self.say("Measuring raw smtplib into the same server...")
+        sample = self.sample_message(edition)
+        raw_count = min(result["emails"], 100_000)
+        result["raw"] = round(benchmark.raw_smtp_rate(host, port, sample, raw_count, workers))
+        result["message_bytes"] = len(sample)
+        result["ratio"] = round(result["rate"] / result["raw"], 2)
+        return result
+
+    def wait_until_ready(self, worker: subprocess.Popen, log: Path) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise CommandError(f"The worker exited:\n{log.read_text()}")
+            if " ready." in log.read_text():
+                return
+            time.sleep(0.1)
+        raise CommandError(f"The worker did not start:\n{log.read_text()}")
+
+    def run_send(self, edition: Edition, queue: str) -> dict:
+        celery_app.conf.task_default_queue = queue
+        deliveries = Delivery.objects.filter(edition=edition)
+        started = time.perf_counter()
+        tasks.send_edition.delay(edition.pk)
+        first_email = None
+        while True:
+            time.sleep(POLL_SECONDS)
+            counts = dict(deliveries.values_list("status").annotate(n=Count("pk")))
+            if first_email is None and counts.get(Delivery.Status.SENT):
+                first_email = time.perf_counter() - started
+            edition.refresh_from_db(fields=["status"])
+            if edition.status == Edition.Status.SENT:
+                break
+        elapsed = time.perf_counter() - started
+        sent = deliveries.filter(status=Delivery.Status.SENT).count()
+        not_entitled = Subscriber.objects.exclude(pk__in=deliveries.values("subscriber")).filter(
+            email__endswith=f"@{benchmark.BENCH_DOMAIN}"
+        )
+        first_sent_at = deliveries.aggregate(first=Min("sent_at"))["first"]
+        return {
+            "emails": sent,
+            "failed": counts.get(Delivery.Status.FAILED, 0),
+            "not_sent_to_others": not_entitled.count(),
+            "seconds": round(elapsed, 2),
+            "rate": round(sent / elapsed),
+            "first_email": round(first_email, 2),
+            "first_sent_at": first_sent_at.isoformat() if first_sent_at else None,
+        }
+
+    def sample_message(self, edition: Edition) -> bytes:
+        reader = Subscriber(pk=1, email=f"reader0000001@{benchmark.BENCH_DOMAIN}", name="Reader 1")
+        digest = DigestTemplate(edition, list(edition.ordered_articles()))
+        return FastDigest(digest).bytes_for(reader, new_message_id())
+
+    def report(self, r: dict) -> None:
+        rows = [
+            ("Entitled readers", f"{r['subscribers']:,} (+{r['others']:,} who get nothing)"),
+            ("Emails sent", f"{r['emails']:,} in {r['seconds']} s ({r['failed']} failed)"),
+            ("End-to-end rate", f"{r['rate']:,} emails/s"),
+            ("Raw smtplib rate", f"{r['raw']:,} emails/s ({r['message_bytes']:,}-byte messages)"),
+            ("Ratio", f"{r['ratio']:.2f}"),
+            ("Time to first email", f"{r['first_email']} s"),
+            ("Peak worker memory", f"{r['rss_mb']} MB (largest worker process)"),
+            ("Queries per 1,000 emails", f"{r['queries_per_1k']}"),
+            ("Queries per full batch", f"{r['queries_per_batch']} ({r['batches']} batches)"),
+        ]
+        self.stdout.write("| Measure | Value |\n|---|---|")
+        for name, value in rows:
+            self.stdout.write(f"| {name} | {value} |")
+        self.stdout.write(
+            f"bench: subscribers={r['subscribers']} emails={r['emails']} rate={r['rate']}/s "
+            f"raw={r['raw']}/s ratio={r['ratio']:.2f} first_email={r['first_email']}s "
+            f"rss_mb={r['rss_mb']:.0f} queries_per_1k={r['queries_per_1k']:g}"
+        )
