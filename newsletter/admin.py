@@ -46,7 +46,12 @@ def status_change_message(form, default: list) -> str | list:
         return default
     before = Article.Status(form.initial["status"]).label
     after = form.instance.get_status_display()
-    text = LogEntry(change_message=json.dumps(default)).get_change_message()
+    label = str(form.fields["status"].label)
+    for entry in default:
+        if "changed" in entry:
+            entry["changed"]["fields"] = [f for f in entry["changed"]["fields"] if f != label]
+    default = [entry for entry in default if entry.get("changed", {"fields": True})["fields"]]
+    text = LogEntry(change_message=json.dumps(default)).get_change_message() if default else ""
     when = ""
     if form.instance.status == Article.Status.SCHEDULED and form.instance.published_at:
         local = timezone.localtime(form.instance.published_at)
