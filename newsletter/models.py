@@ -329,7 +329,7 @@ class Edition(models.Model):
                     "reload the page and try again."
                 )
             changes = []
-            previous_order = [row.article_id for row in rows if row.included]
+            previous_order = [row.article_id for row in rows]
             last = max((position for position, _ in placements.values()), default=0)
             requested = {
                 row.pk: placements.get(row.article_id, (last + 1 + index, row.included))
@@ -343,8 +343,7 @@ class Edition(models.Model):
                     changes.append(f"{verb} “{row.article.title}”.")
                 row.position, row.included = position, included
             EditionArticle.objects.bulk_update(rows, ["position", "included"])
-            new_order = [row.article_id for row in rows if row.included]
-            if new_order != previous_order and sorted(new_order) == sorted(previous_order):
+            if [row.article_id for row in rows] != previous_order:
                 changes.append("Reordered the articles.")
             note = note.strip()
             if note != locked.editor_note:
