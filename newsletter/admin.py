@@ -222,7 +222,6 @@ class EditionAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": f"{edition}",
-            "subtitle": edition.get_status_display(),
             "opts": self.opts,
             "edition": edition,
             "form": form,
