@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "anymail",
+    "django_prose_editor",
     "newsletter",
     "subscriptions",
 ]
@@ -143,6 +144,12 @@ STORAGES = {
         )
     },
 }
+
+# Uploaded files (articles' lead images). Django serves them only with DEBUG
+# on; in production the web server or proxy in front serves MEDIA_ROOT at
+# MEDIA_URL (README.md, "Media files").
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # Email. With SMTP_URL the mail goes to that server; without it every
 # message is written to var/outbox/ and can be read at /outbox/ (DEBUG only).
@@ -273,6 +280,11 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-memberships": {
         "task": "subscriptions.tasks.reconcile_memberships",
         "schedule": crontab(minute=17),
+    },
+    # Scheduled articles go live within a minute of their time.
+    "publish-scheduled-articles": {
+        "task": "newsletter.tasks.publish_scheduled_articles",
+        "schedule": 60,
     },
 }
 

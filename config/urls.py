@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
@@ -18,3 +19,7 @@ urlpatterns = [
 if settings.EMAIL_ESP:
     # The ESP's tracking webhooks (bounces, complaints), behind basic auth.
     urlpatterns.append(path("anymail/", include("anymail.urls")))
+
+# Lead images and other uploads; static() adds nothing unless DEBUG is on.
+# In production the web server in front serves MEDIA_ROOT (README.md).
+urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

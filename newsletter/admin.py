@@ -1,8 +1,31 @@
-from django.contrib import admin, messages
-from django.db import transaction
+import json
 
-from newsletter import sending, tasks
-from newsletter.models import Article, Delivery, Edition, EditionArticle, Section
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from newsletter import desk, sending, tasks
+from newsletter.forms import CurationForm, TestSendForm
+from newsletter.models import (
+    Article,
+    Delivery,
+    Edition,
+    EditionArticle,
+    EditionLocked,
+    Section,
+)
+
+FAILURES_SHOWN = 200
+
+admin.site.site_header = f"{settings.NEWSLETTER_NAME}: editors' desk"
+admin.site.site_title = settings.NEWSLETTER_NAME
 
 
 @admin.register(Section)
@@ -10,26 +33,103 @@ class SectionAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "position"]
     list_editable = ["position"]
     prepopulated_fields = {"slug": ["name"]}
+    search_fields = ["name"]
+
+
+def status_change_message(form, default: list) -> str | list:
+    """The admin's "Changed Title and Body." plus the status move, if any.
+
+    LogEntry stores either the admin's JSON structure or plain text; plain
+    text lets the history say "Status: Draft → Published" as well.
+    """
+    if "status" not in form.changed_data:
+        return default
+    before = Article.Status(form.initial["status"]).label
+    after = form.instance.get_status_display()
+    label = str(form.fields["status"].label)
+    for entry in default:
+        if "changed" in entry:
+            entry["changed"]["fields"] = [f for f in entry["changed"]["fields"] if f != label]
+    default = [entry for entry in default if entry.get("changed", {"fields": True})["fields"]]
+    text = LogEntry(change_message=json.dumps(default)).get_change_message() if default else ""
+    when = ""
+    if form.instance.status == Article.Status.SCHEDULED and form.instance.published_at:
+        local = timezone.localtime(form.instance.published_at)
+        when = f" for {local:%Y-%m-%d %H:%M %Z}"
+    return f"{text} Status: {before} → {after}{when}.".strip()
 
 
 @admin.register(Article)
 class ArticleAdmin(admin.ModelAdmin):
-    list_display = ["title", "section", "status", "published_at", "author"]
+    list_display = ["title", "section", "status", "published_at", "byline_or_author", "updated_at"]
     list_filter = ["status", "section", "published_at"]
-    search_fields = ["title", "dek", "body"]
+    list_select_related = ["section", "author"]
+    search_fields = ["title", "dek", "body", "byline"]
     prepopulated_fields = {"slug": ["title"]}
     date_hierarchy = "published_at"
-    autocomplete_fields = ["author"]
+    autocomplete_fields = ["author", "section"]
+    radio_fields = {"status": admin.HORIZONTAL}
+    actions = ["publish_now", "unpublish"]
     fieldsets = [
         (None, {"fields": ["title", "slug", "dek", "body"]}),
-        ("Placement", {"fields": ["section", "author", "byline"]}),
-        ("Publication", {"fields": ["status", "published_at"]}),
+        ("Lead image", {"fields": ["lead_image", "lead_image_alt"]}),
+        ("Placement", {"fields": ["section", "byline", "author"]}),
+        (
+            "Publication",
+            {
+                "fields": ["status", "published_at"],
+                "description": (
+                    "Draft: only staff can see it. Scheduled: goes live at the publication "
+                    "time (within a minute). Published: live now; leave the time empty to "
+                    "publish at once. Each weekday's digest carries what was published since "
+                    "the previous one."
+                ),
+            },
+        ),
     ]
+
+    @admin.display(description="byline", ordering="byline")
+    def byline_or_author(self, article: Article) -> str:
+        return article.byline_display
 
     def save_model(self, request, obj, form, change) -> None:
         if not change and obj.author is None:
             obj.author = request.user
         super().save_model(request, obj, form, change)
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        default = super().construct_change_message(request, form, formsets, add)
+        if add:
+            return default
+        return status_change_message(form, default)
+
+    @admin.action(description="Publish the selected articles now", permissions=["change"])
+    def publish_now(self, request, queryset) -> None:
+        count = 0
+        for article in queryset.exclude(status=Article.Status.PUBLISHED):
+            with transaction.atomic():
+                before = article.get_status_display()
+                article.publish()
+                self.log_change(request, article, f"Status: {before} → Published (bulk action).")
+            count += 1
+        self.message_user(request, f"{count} articles published.", messages.SUCCESS)
+
+    @admin.action(
+        description="Unpublish the selected articles (back to draft)", permissions=["change"]
+    )
+    def unpublish(self, request, queryset) -> None:
+        count = 0
+        for article in queryset.exclude(status=Article.Status.DRAFT):
+            with transaction.atomic():
+                before = article.get_status_display()
+                article.unpublish()
+                self.log_change(request, article, f"Status: {before} → Draft (unpublished).")
+            count += 1
+        self.message_user(
+            request,
+            f"{count} articles unpublished: off the site, the feed and unsent editions.",
+            messages.SUCCESS,
+        )
 
 
 class EditionArticleInline(admin.TabularInline):
@@ -47,13 +147,157 @@ class EditionAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "send_started_at", "sent_at"]
     actions = ["resend_to_failed"]
 
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("next/", view(self.next_edition_view), name="newsletter_edition_next"),
+            path("<int:pk>/desk/", view(self.desk_view), name="newsletter_edition_desk"),
+            path("<int:pk>/hold/", view(self.hold_view), name="newsletter_edition_hold"),
+            path("<int:pk>/release/", view(self.release_view), name="newsletter_edition_release"),
+            path("<int:pk>/test/", view(self.test_send_view), name="newsletter_edition_test"),
+            path("<int:pk>/resend/", view(self.resend_view), name="newsletter_edition_resend"),
+            *super().get_urls(),
+        ]
+
+    # ------------------------------------------------------------ the desk
+
+    def _edition_for(self, request: HttpRequest, pk: int, *, change: bool) -> Edition:
+        allowed = (
+            self.has_change_permission(request) if change else self.has_view_permission(request)
+        )
+        if not allowed:
+            raise PermissionDenied
+        return get_object_or_404(Edition, pk=pk)
+
+    def _desk_url(self, edition: Edition) -> str:
+        return reverse("admin:newsletter_edition_desk", args=[edition.pk])
+
+    def next_edition_view(self, request: HttpRequest) -> HttpResponse:
+        """Build or refresh the next morning's edition and open it on the desk."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        edition = desk.next_edition()
+        if edition is not None:
+            return redirect(self._desk_url(edition))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Next edition",
+            "opts": self.opts,
+            "date": desk.upcoming_edition_date(),
+        }
+        return TemplateResponse(request, "admin/newsletter/edition/next_empty.html", context)
+
+    def desk_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The edition as editors see it: curation and previews, or how the send went."""
+        edition = self._edition_for(request, pk, change=request.method == "POST")
+        form = None
+        if edition.is_curatable:
+            form = CurationForm(request.POST or None, edition=edition)
+            if request.method == "POST" and form.is_valid():
+                try:
+                    changes = edition.curate(form.placements(), form.cleaned_data["editor_note"])
+                except (EditionLocked, ValueError) as error:
+                    messages.error(request, str(error))
+                    return redirect(self._desk_url(edition))
+                if changes:
+                    self.log_change(request, edition, " ".join(changes))
+                    messages.success(request, "Saved. " + " ".join(changes))
+                else:
+                    messages.info(request, "Nothing changed.")
+                return redirect(self._desk_url(edition))
+        elif request.method == "POST":
+            messages.error(request, "This edition's send has started: it can no longer change.")
+            return redirect(self._desk_url(edition))
+
+        reader = request.GET.get("reader", desk.SampleReader.PAYING)
+        if reader not in desk.SampleReader.STATUSES:
+            reader = desk.SampleReader.PAYING
+        message = desk.preview(edition, reader)
+        progress = edition.progress()
+        failures = (
+            edition.deliveries.filter(status__in=[Delivery.Status.FAILED, Delivery.Status.BOUNCED])
+            .select_related("subscriber")
+            .order_by("subscriber__email")
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{edition}",
+            "opts": self.opts,
+            "edition": edition,
+            "form": form,
+            "articles": list(edition.ordered_articles()),
+            "reader": reader,
+            "readers": desk.SampleReader.CHOICES,
+            "message": message,
+            "html": message.alternatives[0].content,
+            "test_form": TestSendForm(initial={"reader": reader}),
+            "progress": progress,
+            "failures": failures[:FAILURES_SHOWN],
+            "failure_count": failures.count(),
+            "is_next": edition.date == desk.upcoming_edition_date(),
+        }
+        return TemplateResponse(request, "admin/newsletter/edition/desk.html", context)
+
+    def hold_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._change_status(request, pk, hold=True)
+
+    def release_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._change_status(request, pk, hold=False)
+
+    def _change_status(self, request: HttpRequest, pk: int, *, hold: bool) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        edition = self._edition_for(request, pk, change=True)
+        try:
+            edition.hold() if hold else edition.release()
+        except EditionLocked as error:
+            messages.error(request, str(error))
+        else:
+            if hold:
+                text = "Held: this edition will not be sent until it is released."
+            else:
+                text = "Released: this edition goes out at the next morning send."
+            self.log_change(request, edition, text)
+            messages.success(request, text)
+        return redirect(self._desk_url(edition))
+
+    def test_send_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        edition = self._edition_for(request, pk, change=False)
+        form = TestSendForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Choose which reader to send the test as.")
+            return redirect(self._desk_url(edition))
+        reader = form.cleaned_data["reader"]
+        try:
+            address = desk.send_test(edition, reader, request.user)
+        except (ValueError, desk.TestSendFailed) as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, f"Test email sent to {address}.")
+        return HttpResponseRedirect(f"{self._desk_url(edition)}?reader={reader}")
+
+    def resend_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        edition = self._edition_for(request, pk, change=True)
+        self._resend(request, [edition])
+        return redirect(self._desk_url(edition))
+
+    # ------------------------------------------------------------ list
+
     @admin.action(description="Resend to readers whose delivery failed")
     def resend_to_failed(self, request, queryset) -> None:
+        self._resend(request, queryset)
+
+    def _resend(self, request, editions) -> None:
         total = 0
-        for edition in queryset:
+        for edition in editions:
             count = sending.resend_failed(edition)
             if count:
                 transaction.on_commit(lambda pk=edition.pk: tasks.send_edition.delay(pk))
+                self.log_change(request, edition, f"Queued {count} failed deliveries again.")
             total += count
         self.message_user(
             request,

@@ -1,14 +1,38 @@
 import datetime
 import functools
 from urllib.parse import urlsplit
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import strip_tags
+from django.utils.text import Truncator
+from django_prose_editor.fields import ProseEditorField
 
-from newsletter.html import clean_html
+from newsletter.html import EDITOR_EXTENSIONS, clean_editor_html, clean_html
+
+TEASER_WORDS = 60
+
+# Lead images larger than this are refused: they would be slow on a phone.
+LEAD_IMAGE_MAX_BYTES = 5 * 1024 * 1024
+
+
+def validate_image_size(image) -> None:
+    if image.size > LEAD_IMAGE_MAX_BYTES:
+        raise ValidationError(
+            "This image is %(size)s MB; the limit is %(limit)s MB. Please upload a smaller one.",
+            params={
+                "size": round(image.size / 1024 / 1024, 1),
+                "limit": LEAD_IMAGE_MAX_BYTES // 1024 // 1024,
+            },
+        )
+
+
+class EditionLocked(Exception):
+    """The edition's send has started: what it carries can no longer change."""
 
 
 class Section(models.Model):
@@ -21,6 +45,9 @@ class Section(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("section", kwargs={"slug": self.slug})
 
 
 class ArticleQuerySet(models.QuerySet):
@@ -37,6 +64,28 @@ class ArticleQuerySet(models.QuerySet):
             articles = articles.filter(published_at__gt=after)
         return articles
 
+    def due(self, now: datetime.datetime | None = None) -> "ArticleQuerySet":
+        """Scheduled articles whose time has come."""
+        now = now or timezone.now()
+        return self.filter(status=Article.Status.SCHEDULED, published_at__lte=now)
+
+    def publish_due(self, now: datetime.datetime | None = None) -> list[int]:
+        """Publish every scheduled article whose time has come; return their ids.
+
+        Safe to run twice or from two workers at once: only rows still
+        scheduled are changed. The publication time becomes the moment the
+        article really went public, so it falls after the cutoff of any
+        edition built in between and is carried by the next one.
+        """
+        now = now or timezone.now()
+        with transaction.atomic():
+            due = self.due(now).select_for_update(skip_locked=True)
+            ids = list(due.values_list("pk", flat=True))
+            Article.objects.filter(pk__in=ids, status=Article.Status.SCHEDULED).update(
+                status=Article.Status.PUBLISHED, published_at=now, updated_at=now
+            )
+        return ids
+
 
 class Article(models.Model):
     class Status(models.TextChoices):
@@ -49,7 +98,23 @@ class Article(models.Model):
     dek = models.CharField(
         "standfirst", max_length=300, blank=True, help_text="One or two sentences under the title."
     )
-    body = models.TextField(help_text="HTML; scripts, styles and event handlers are removed.")
+    body = ProseEditorField(
+        extensions=EDITOR_EXTENSIONS,
+        sanitize=clean_editor_html,
+        help_text="HTML; scripts, styles and event handlers are removed.",
+    )
+    lead_image = models.ImageField(
+        upload_to="articles/%Y/%m/",
+        blank=True,
+        validators=[validate_image_size],
+        help_text="Optional. Shown above the article; JPEG, PNG or WebP up to 5 MB.",
+    )
+    lead_image_alt = models.CharField(
+        "lead image description",
+        max_length=300,
+        blank=True,
+        help_text="What the image shows, for readers who cannot see it (alt text).",
+    )
     section = models.ForeignKey(
         Section, on_delete=models.PROTECT, related_name="articles", null=True, blank=True
     )
@@ -79,10 +144,69 @@ class Article(models.Model):
         self.body = clean_html(self.body)
         if self.status == self.Status.PUBLISHED and self.published_at is None:
             self.published_at = timezone.now()
-        super().save(*args, **kwargs)
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if self.status != self.Status.PUBLISHED:
+                # An unpublished (or not yet published) article leaves the
+                # editions that have not gone out; sent ones keep their record.
+                EditionArticle.objects.filter(
+                    article=self, edition__status__in=Edition.CURATABLE
+                ).delete()
 
     def get_absolute_url(self) -> str:
         return reverse("article", kwargs={"slug": self.slug})
+
+    def clean(self) -> None:
+        errors = {}
+        if not strip_tags(clean_html(self.body or "")).strip():
+            errors["body"] = "Write the article before saving it."
+        if self.lead_image and not self.lead_image_alt.strip():
+            errors["lead_image_alt"] = "Describe the lead image for readers who cannot see it."
+        now = timezone.now()
+        if self.status == self.Status.SCHEDULED and (
+            self.published_at is None or self.published_at <= now
+        ):
+            errors["published_at"] = (
+                "A scheduled article needs a publication time in the future. "
+                "To publish it now, choose Published."
+            )
+        if (
+            self.status == self.Status.PUBLISHED
+            and self.published_at is not None
+            and self.published_at > now
+            and not self._published_before()
+        ):
+            errors["published_at"] = (
+                "This time is in the future: choose Scheduled to publish it then, "
+                "or clear the time to publish now."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    def _published_before(self) -> bool:
+        if self.pk is None:
+            return False
+        stored = Article.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+        return stored == self.Status.PUBLISHED
+
+    def publish(self, now: datetime.datetime | None = None) -> None:
+        """Publish now. An article that already went out keeps its date, so it
+        is not carried by a digest a second time."""
+        now = now or timezone.now()
+        self.status = self.Status.PUBLISHED
+        if not self.has_gone_out():
+            self.published_at = now
+        self.save()
+
+    def unpublish(self) -> None:
+        """Back to draft: off the site, the feed and every edition not yet sent."""
+        self.status = self.Status.DRAFT
+        self.save()
+
+    def has_gone_out(self) -> bool:
+        return self.editions.filter(
+            status__in=[Edition.Status.SENDING, Edition.Status.SENT]
+        ).exists()
 
     @property
     def is_published(self) -> bool:
@@ -104,6 +228,19 @@ class Article(models.Model):
     def body_text(self) -> str:
         return strip_tags(self.body).strip()
 
+    @property
+    def teaser(self) -> str:
+        """The opening words, as plain text: what non-members see of the body."""
+        # A space before each closing tag keeps paragraphs from running together.
+        text = " ".join(strip_tags(self.body.replace("</", " </")).split())
+        return Truncator(text).words(TEASER_WORDS, truncate=" …")
+
+    def is_readable_by(self, user, subscriber) -> bool:
+        """Whether the full text is shown: staff, and signed-in entitled readers."""
+        if user.is_authenticated and user.is_staff:
+            return True
+        return subscriber is not None and subscriber.is_entitled
+
 
 class Edition(models.Model):
     """The digest of one weekday: the articles published since the previous one."""
@@ -113,6 +250,9 @@ class Edition(models.Model):
         HELD = "held", "Held by the editors"
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
+
+    # Editors may change what an edition carries until its send starts.
+    CURATABLE = (Status.DRAFT, Status.HELD)
 
     date = models.DateField(unique=True)
     # Articles published up to this instant belong to this edition or an
@@ -156,6 +296,107 @@ class Edition(models.Model):
         for row in self.deliveries.values("status").annotate(count=models.Count("pk")):
             counts[row["status"]] = row["count"]
         return counts
+
+    @property
+    def is_curatable(self) -> bool:
+        return self.status in self.CURATABLE
+
+    def rows(self) -> models.QuerySet["EditionArticle"]:
+        """Every article row, left-out ones included, in the editors' order."""
+        return self.editionarticle_set.select_related("article__section").order_by("position", "pk")
+
+    def _lock_for_editors(self) -> "Edition":
+        locked = Edition.objects.select_for_update().get(pk=self.pk)
+        if locked.status not in self.CURATABLE:
+            raise EditionLocked(
+                f"{locked} is {locked.get_status_display().lower()}: it can no longer be changed."
+            )
+        return locked
+
+    def curate(self, placements: dict[int, tuple[int, bool]], note: str) -> list[str]:
+        """Apply the editors' order, left-out articles and note; return what changed.
+
+        `placements` maps article ids to (position, included). Articles added
+        to the edition since the form was shown keep their place after the
+        ones placed. Positions are renumbered 1, 2, 3...; ties keep the
+        previous order. Unknown articles are refused and nothing is saved.
+        """
+        with transaction.atomic():
+            locked = self._lock_for_editors()
+            rows = list(locked.rows())
+            unknown = set(placements) - {row.article_id for row in rows}
+            if unknown:
+                raise ValueError(
+                    "Some of these articles are no longer in this edition; "
+                    "reload the page and try again."
+                )
+            changes = []
+            previous_order = [row.article_id for row in rows]
+            last = max((position for position, _ in placements.values()), default=0)
+            requested = {
+                row.pk: placements.get(row.article_id, (last + 1 + index, row.included))
+                for index, row in enumerate(rows)
+            }
+            rows.sort(key=lambda row: (requested[row.pk][0], row.position, row.pk))
+            for position, row in enumerate(rows, start=1):
+                included = requested[row.pk][1]
+                if included != row.included:
+                    verb = "Put back" if included else "Left out"
+                    changes.append(f"{verb} “{row.article.title}”.")
+                row.position, row.included = position, included
+            EditionArticle.objects.bulk_update(rows, ["position", "included"])
+            if [row.article_id for row in rows] != previous_order:
+                changes.append("Reordered the articles.")
+            note = note.strip()
+            if note != locked.editor_note:
+                locked.editor_note = note
+                locked.save(update_fields=["editor_note"])
+                changes.append("Changed the editor's note." if note else "Removed the note.")
+            self.editor_note = locked.editor_note
+        return changes
+
+    def hold(self) -> None:
+        """Keep this edition from being sent until the editors release it."""
+        self._set_status(self.Status.DRAFT, self.Status.HELD)
+
+    def release(self) -> None:
+        self._set_status(self.Status.HELD, self.Status.DRAFT)
+
+    def _set_status(self, expected: str, status: str) -> None:
+        with transaction.atomic():
+            locked = self._lock_for_editors()
+            if locked.status != expected:
+                raise EditionLocked(f"{locked} is {locked.get_status_display().lower()}.")
+            locked.status = status
+            locked.save(update_fields=["status"])
+        self.status = status
+
+    def progress(self) -> "SendProgress":
+        return SendProgress(self.delivery_counts())
+
+
+@dataclass
+class SendProgress:
+    """How far an edition's send has come, for the editors' report."""
+
+    counts: dict[str, int]
+
+    @property
+    def queued(self) -> int:
+        """Not sent yet: waiting in the queue or being sent right now."""
+        return self.counts["queued"] + self.counts["sending"]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def finished(self) -> int:
+        return self.total - self.queued
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.finished / self.total) if self.total else 100
 
 
 class EditionArticle(models.Model):

@@ -13,7 +13,7 @@ from celery import shared_task
 from celery.exceptions import MaxRetriesExceededError
 
 from newsletter import sending
-from newsletter.models import Edition
+from newsletter.models import Article, Edition
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +86,12 @@ def resume_stalled_sends() -> list[int]:
         send_edition.delay(edition.pk)
         resumed.append(edition.pk)
     return resumed
+
+
+@shared_task
+def publish_scheduled_articles() -> list[int]:
+    """Beat's every-minute task: publish the scheduled articles whose time has come."""
+    published = Article.objects.publish_due()
+    if published:
+        logger.info("Published %d scheduled articles: %s", len(published), published)
+    return published

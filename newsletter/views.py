@@ -1,11 +1,18 @@
 import datetime
 
+from django.conf import settings
+from django.contrib.syndication.views import Feed
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 
-from newsletter.models import Article, Edition
+from newsletter.models import Article, Edition, Section
+from subscriptions.sessions import current_subscriber
 
 LATEST_COUNT = 6
+PAGE_SIZE = 20
+FEED_SIZE = 20
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -17,17 +24,40 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
     queryset = Article.objects.select_related("section", "author")
     if not request.user.is_staff:
         queryset = queryset.published()
+    article = get_object_or_404(queryset, slug=slug)
+    subscriber = current_subscriber(request)
     return render(
-        request, "newsletter/article.html", {"article": get_object_or_404(queryset, slug=slug)}
+        request,
+        "newsletter/article.html",
+        {
+            "article": article,
+            "subscriber": subscriber,
+            # Everyone else gets the teaser and the offer, never the body.
+            "full_text": article.is_readable_by(request.user, subscriber),
+        },
     )
 
 
 def archive(request: HttpRequest) -> HttpResponse:
-    editions = Edition.objects.filter(status=Edition.Status.SENT).prefetch_related("articles")
-    return render(request, "newsletter/archive.html", {"editions": editions[:60]})
+    editions = (
+        Edition.objects.filter(status=Edition.Status.SENT)
+        .order_by("-date")
+        .prefetch_related("articles")
+    )
+    page = Paginator(editions, PAGE_SIZE).get_page(request.GET.get("page"))
+    sections = Section.objects.filter(articles__in=Article.objects.published()).distinct()
+    return render(request, "newsletter/archive.html", {"page": page, "sections": sections})
+
+
+def section(request: HttpRequest, slug: str) -> HttpResponse:
+    section = get_object_or_404(Section, slug=slug)
+    articles = Article.objects.published().filter(section=section).select_related("author")
+    page = Paginator(articles, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "newsletter/section.html", {"section": section, "page": page})
 
 
 def edition(request: HttpRequest, date: str) -> HttpResponse:
+    """The "view this email in your browser" page: what the digest shows."""
     try:
         day = datetime.date.fromisoformat(date)
     except ValueError:
@@ -42,3 +72,37 @@ def edition(request: HttpRequest, date: str) -> HttpResponse:
         "newsletter/edition.html",
         {"edition": edition, "articles": edition.ordered_articles()},
     )
+
+
+class LatestArticlesFeed(Feed):
+    """RSS of the latest articles: title, standfirst and link (the text is for members)."""
+
+    def title(self) -> str:
+        return settings.NEWSLETTER_NAME
+
+    def description(self) -> str:
+        return f"The latest articles from {settings.NEWSLETTER_NAME}."
+
+    def link(self) -> str:
+        return reverse("home")
+
+    def items(self):
+        return Article.objects.published().select_related("section", "author")[:FEED_SIZE]
+
+    def item_title(self, item: Article) -> str:
+        return item.title
+
+    def item_description(self, item: Article) -> str:
+        return item.dek or item.teaser
+
+    def item_pubdate(self, item: Article) -> datetime.datetime:
+        return item.published_at
+
+    def item_updateddate(self, item: Article) -> datetime.datetime:
+        return item.updated_at
+
+    def item_author_name(self, item: Article) -> str:
+        return item.byline_display
+
+    def item_categories(self, item: Article) -> list[str]:
+        return [item.section.name] if item.section else []

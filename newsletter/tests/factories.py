@@ -30,3 +30,33 @@ def make_article(*, published_ago: datetime.timedelta | None = None, **fields) -
             published_ago = datetime.timedelta(hours=1)
         fields.setdefault("published_at", timezone.now() - published_ago)
     return Article.objects.create(**fields)
+
+
+def make_staff(username: str = "editor", *, editor: bool = True, **fields):
+    """A staff member; with `editor`, in the Editors group the migration creates."""
+    from django.contrib.auth.models import Group, User
+
+    fields.setdefault("email", f"{username}@example.com")
+    user = User.objects.create_user(username=username, is_staff=True, **fields)
+    if editor:
+        user.groups.add(Group.objects.get(name="Editors"))
+    return user
+
+
+def article_form(**fields) -> dict:
+    """POST data of the admin's article form, with sensible defaults."""
+    data = {
+        "title": "Written in the admin",
+        "slug": "written-in-the-admin",
+        "dek": "",
+        "body": "<p>Fresh.</p>",
+        "lead_image_alt": "",
+        "section": "",
+        "byline": "",
+        "author": "",
+        "status": "draft",
+        "published_at_0": "",
+        "published_at_1": "",
+    }
+    data.update(fields)
+    return data

@@ -1,0 +1,116 @@
+"""The editors' desk: the next edition, its previews and test sends.
+
+Curating an edition (order, left-out articles, note, hold) lives on the
+Edition model; this module picks which edition is "next" and builds the
+exact email as different readers would get it, without writing anything.
+"""
+
+import datetime
+import logging
+import smtplib
+
+from anymail.exceptions import AnymailError
+from django.utils import timezone
+
+from newsletter import sending
+from newsletter.emails import DigestTemplate
+from newsletter.models import Edition
+from subscriptions.models import Membership, Subscriber
+
+logger = logging.getLogger(__name__)
+
+# After the send time, a day with no edition yet still shows that day for a
+# little while: beat may not have built it yet, and an edition built now for
+# the next day would take the same articles (it starts after the same
+# previous edition).
+BEAT_GRACE = datetime.timedelta(minutes=10)
+
+MAIL_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
+
+
+class SampleReader:
+    """The readers an editor can preview the digest as."""
+
+    PAYING = "paying"
+    TRIALING = "trialing"
+    PAST_DUE = "past_due"
+
+    CHOICES = [
+        (PAYING, "A paying reader"),
+        (TRIALING, "A reader in the free trial"),
+        (PAST_DUE, "A reader whose payment failed"),
+    ]
+    STATUSES = {
+        PAYING: Membership.Status.ACTIVE,
+        TRIALING: Membership.Status.TRIALING,
+        PAST_DUE: Membership.Status.PAST_DUE,
+    }
+
+
+def upcoming_edition_date(now: datetime.datetime | None = None) -> datetime.date:
+    """The date of the next morning send that has not started: what editors curate.
+
+    sending.next_edition_date() stays on today all day; once today's send
+    has started (or today went by with nothing to send) the editors are
+    preparing tomorrow's, so the next weekday is the one to show.
+    """
+    now = now or timezone.now()
+    day = sending.next_edition_date(now)
+    send_time = sending.send_time_on(day)
+    if now < send_time:
+        return day
+    edition = Edition.objects.filter(date=day).first()
+    if edition is not None and edition.status in Edition.CURATABLE:
+        return day  # not sent yet: held, or the send is just starting
+    if edition is None and now < send_time + BEAT_GRACE:
+        return day
+    return sending.next_edition_date(sending.send_time_on(day) + datetime.timedelta(days=1))
+
+
+def next_edition(now: datetime.datetime | None = None) -> Edition | None:
+    """Build (or refresh) the next edition, as the morning send would; None if empty."""
+    return sending.build_edition(upcoming_edition_date(now), now)
+
+
+def sample_subscriber(kind: str, *, email: str, name: str = "") -> Subscriber:
+    """An unsaved reader with an unsaved membership: previews write nothing."""
+    if kind not in SampleReader.STATUSES:
+        raise ValueError(f"Unknown sample reader {kind!r}.")
+    subscriber = Subscriber(pk=0, email=email, name=name)
+    status = SampleReader.STATUSES[kind]
+    trial_end = (
+        timezone.now() + datetime.timedelta(days=10)
+        if status == Membership.Status.TRIALING
+        else None
+    )
+    subscriber.membership = Membership(subscriber=subscriber, status=status, trial_end=trial_end)
+    return subscriber
+
+
+def preview(edition: Edition, kind: str, *, email: str = "reader@example.com", name: str = ""):
+    """The exact digest the sample reader would get (an EmailMultiAlternatives)."""
+    template = DigestTemplate(edition, list(edition.ordered_articles()))
+    return template.message_for(sample_subscriber(kind, email=email, name=name or "Alex"))
+
+
+def send_test(edition: Edition, kind: str, user) -> str:
+    """Send the real digest, as the sample reader would get it, to a staff member.
+
+    Returns the address it went to. Raises ValueError when the staff member
+    has no address and TestSendFailed when the mail server refuses it.
+    """
+    if not user.email:
+        raise ValueError("Your account has no email address: add one in your user settings.")
+    message = preview(edition, kind, email=user.email, name=user.get_short_name())
+    message.subject = f"[Test] {message.subject}"
+    try:
+        message.send()
+    except MAIL_ERRORS as error:
+        logger.warning("Test send of %s to %s failed: %s", edition, user.email, error)
+        raise TestSendFailed(f"The mail server did not take the test email: {error}") from error
+    logger.info("Test send of %s (%s) to %s", edition, kind, user.email)
+    return user.email
+
+
+class TestSendFailed(Exception):
+    __test__ = False  # not a pytest test class

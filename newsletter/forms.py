@@ -1,0 +1,59 @@
+from django import forms
+
+from newsletter.desk import SampleReader
+from newsletter.models import Edition
+
+
+class CurationForm(forms.Form):
+    """The next edition's order, left-out articles and editor's note.
+
+    One position and one "include" field per article row, named after the
+    article's id, so the form never depends on row order in the page.
+    """
+
+    editor_note = forms.CharField(
+        label="Editor's note",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Optional; shown above the articles and as the inbox preview line.",
+    )
+
+    def __init__(self, *args, edition: Edition, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.rows = list(edition.rows())
+        if not self.is_bound:
+            self.initial["editor_note"] = edition.editor_note
+        for row in self.rows:
+            title = row.article.title
+            self.fields[f"position_{row.article_id}"] = forms.IntegerField(
+                label=f"Position of “{title}”",
+                min_value=1,
+                max_value=999,
+                initial=row.position,
+            )
+            self.fields[f"include_{row.article_id}"] = forms.BooleanField(
+                label=f"Include “{title}”", required=False, initial=row.included
+            )
+
+    def lines(self) -> list[tuple]:
+        """(row, position field, include field) for each article, in order."""
+        return [
+            (row, self[f"position_{row.article_id}"], self[f"include_{row.article_id}"])
+            for row in self.rows
+        ]
+
+    def placements(self) -> dict[int, tuple[int, bool]]:
+        return {
+            row.article_id: (
+                self.cleaned_data[f"position_{row.article_id}"],
+                self.cleaned_data[f"include_{row.article_id}"],
+            )
+            for row in self.rows
+        }
+
+
+class TestSendForm(forms.Form):
+    __test__ = False  # not a pytest test class
+
+    reader = forms.ChoiceField(label="Send it as", choices=SampleReader.CHOICES)
