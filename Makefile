@@ -5,13 +5,26 @@ PYTHON := $(shell bin/find-python)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format check clean
+.PHONY: run test bench lint format check clean
 
 run: $(VENV)/.installed .env
 	bin/run-demo
 
 test: $(VENV)/.installed .env
 	$(VENV)/bin/pytest
+
+# The send and page benchmarks; writes docs/performance.md (see docs/).
+bench: $(VENV)/.installed .env bench-tools
+	$(VENV)/bin/pip install --quiet -r requirements-bench.txt
+	bin/bench
+
+# smtp-sink (Debian's postfix package) and wrk, installed when missing.
+bench-tools:
+	@if ! command -v wrk >/dev/null || ! test -x /usr/sbin/smtp-sink; then \
+		echo "Installing postfix (for smtp-sink) and wrk..."; \
+		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+		apt-get update -qq && apt-get install -y -qq postfix wrk; \
+	fi
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

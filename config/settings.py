@@ -335,5 +335,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # The SDK logs every API request at INFO; our own code logs what matters.
+        "stripe": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
