@@ -7,14 +7,13 @@ the Delivery table says what happened.
 
 import collections
 import datetime
-import threading
 
 import pytest
 import time_machine
-from django.db import connection
 from django.utils import timezone
 
 from config.celery import app
+from config.testing.concurrency import run_at_once
 from newsletter import sending, tasks
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
@@ -135,25 +134,9 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
 @pytest.mark.django_db(transaction=True)
 def test_two_senders_at_once_send_each_reader_once(smtp_server, readers):
     edition = sending.build_edition(MONDAY)
-    barrier = threading.Barrier(2)
-    errors = []
 
-    def sender():
-        try:
-            barrier.wait()
-            sending.send_edition_now(edition.pk)
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
-        finally:
-            connection.close()
+    run_at_once(lambda: sending.send_edition_now(edition.pk), times=2)
 
-    threads = [threading.Thread(target=sender) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
     assert statuses() == {Delivery.Status.SENT: 10}
 

@@ -1,13 +1,12 @@
 """/stripe/webhook/: real signatures on the raw body, each event stored and handled once."""
 
 import json
-import threading
 import time
 
 import pytest
-from django.db import connection
 from django.test import Client
 
+from config.testing.concurrency import run_at_once
 from subscriptions import webhooks as webhook_code
 from subscriptions.models import Membership, ReaderEmail, StripeEvent
 from subscriptions.tests import stripe_objects
@@ -156,27 +155,20 @@ def test_concurrent_duplicates_are_handled_once(fake_stripe):
         )
     )
     header = stripe_objects.signed(payload)
-    barrier = threading.Barrier(4)
-    statuses = []
 
-    def deliver():
-        barrier.wait()
-        try:
-            response = Client().post(
+    def deliver() -> int:
+        return (
+            Client()
+            .post(
                 "/stripe/webhook/",
                 data=payload,
                 content_type="application/json",
                 HTTP_STRIPE_SIGNATURE=header,
             )
-            statuses.append(response.status_code)
-        finally:
-            connection.close()
+            .status_code
+        )
 
-    threads = [threading.Thread(target=deliver) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = run_at_once(deliver, times=4)
 
     assert statuses == [200, 200, 200, 200]
     assert StripeEvent.objects.count() == 1
