@@ -43,15 +43,12 @@ PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 def quoted_printable_line(line: bytes) -> str:
     """One line as email.quoprimime.body_encode encodes it (without its line end)."""
     text = line.decode("latin-1")
-    # Short printable ASCII with no "=" and no trailing blank encodes as itself.
-    if (
-        len(text) <= MAX_LINE - 2
-        and line.isascii()
-        and text.isprintable()
-        and "=" not in text
-        and not text.endswith(" ")
-    ):
-        return text
+    # Of printable ASCII, quoted-printable changes only "=" (and a blank at
+    # the end of a line); a line that then fits needs no soft breaks.
+    if line.isascii() and text.isprintable() and not text.endswith(" "):
+        encoded = text.replace("=", "=3D")
+        if len(encoded) <= MAX_LINE:
+            return encoded
     return body_encode(text, MAX_LINE)
 
 
