@@ -7,9 +7,7 @@ exact email as different readers would get it, without writing anything.
 
 import datetime
 import logging
-import smtplib
 
-from anymail.exceptions import AnymailError
 from django.utils import timezone
 
 from newsletter import sending
@@ -25,7 +23,7 @@ logger = logging.getLogger(__name__)
 # previous edition).
 BEAT_GRACE = datetime.timedelta(minutes=10)
 
-MAIL_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
+MAIL_ERRORS = sending.SEND_ERRORS
 
 
 class SampleReader:
