@@ -40,7 +40,7 @@ def test_visitor_signs_up_passes_the_test_checkout_and_sees_the_account(
     form.get_by_label("Email").fill(address)
     form.get_by_label("Name").fill("Noor")
     expect(form.locator("input[name=time_zone]")).not_to_have_value("")
-    form.get_by_role("button", name=re.compile("Start my free")).click()
+    form.get_by_role("button", name="Start my free 14-day trial").click()
 
     expect(page.get_by_text("Local test checkout.")).to_be_visible()
     check_accessibility(page, "test-checkout")
