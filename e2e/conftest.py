@@ -128,10 +128,13 @@ class Stack:
     """The web server, worker and SMTP server of one test session."""
 
     def __init__(self) -> None:
-        shutil.rmtree(STATE, ignore_errors=True)
+        # Each run starts clean: its artifacts are the last run's, nothing older.
+        for directory in [STATE, SCREENSHOTS, AXE_REPORTS, LOGS]:
+            shutil.rmtree(directory, ignore_errors=True)
         STATE.mkdir(parents=True)
-        LOGS.mkdir(parents=True, exist_ok=True)
+        LOGS.mkdir(parents=True)
         self.processes: list[subprocess.Popen] = []
+        self.logs = []
         self.smtp = self._start_smtp()
         self.mailbox = Mailbox(STATE / "smtp")
         self.port = free_port()
@@ -152,7 +155,7 @@ class Stack:
         )
 
     def _start_smtp(self) -> subprocess.Popen:
-        process = subprocess.Popen(  # noqa: S603 - our own module
+        process = subprocess.Popen(
             [sys.executable, "-m", "config.testing.smtp_sink", str(STATE / "smtp")],
             stdout=subprocess.PIPE,
             text=True,
@@ -166,7 +169,7 @@ class Stack:
         return process
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run(  # noqa: S603 - our own manage.py
+        result = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
             env=self.env,
@@ -180,7 +183,8 @@ class Stack:
 
     def _start(self, name: str, *command: str) -> subprocess.Popen:
         log = (LOGS / f"{name}.log").open("w")
-        process = subprocess.Popen(  # noqa: S603 - our own commands
+        self.logs.append(log)
+        process = subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         self.processes.append(process)
@@ -235,6 +239,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for log in self.logs:
+            log.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

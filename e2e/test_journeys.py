@@ -14,7 +14,6 @@ from e2e.conftest import (
     sign_up,
 )
 
-
 # Django's admin autocomplete (its vendored select2) labels its combobox by
 # the span showing the current choice, which is empty while nothing is
 # chosen; Django ships this markup. Only these elements are let off the rule.
