@@ -8,7 +8,7 @@ would show it, on a phone and in a wide reading pane, light and dark.
 import pytest
 from playwright.sync_api import expect
 
-from e2e.conftest import SCREENSHOTS
+from e2e.conftest import SCREENSHOTS, check_accessibility
 
 # The page background the digest's own styles give each scheme.
 BACKGROUND = {"light": "rgb(244, 241, 234)", "dark": "rgb(18, 18, 18)"}
@@ -33,5 +33,6 @@ def test_digest_email_reads_on_a_phone_and_a_wide_pane_in_light_and_dark(
             f"The digest scrolls sideways on a {width}px phone: {scroll_width}px wide"
         )
 
+    check_accessibility(page, f"digest-{width}-{scheme}")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"digest-{width}-{scheme}.png"), full_page=True)

@@ -146,6 +146,7 @@ def test_editor_writes_publishes_previews_and_sends_a_test_of_the_next_edition(
     expect(page.locator(".desk-articles")).to_contain_text(title)
     preview = page.frame_locator("iframe.desk-email")
     expect(preview.get_by_text(title)).to_be_visible()
+    check_accessibility(page, "admin-next-edition")
     screenshot(page, "admin-next-edition", widths=(1280,))
 
     page.get_by_role("button", name=re.compile("Send a test to me")).click()
