@@ -61,6 +61,9 @@ ISOLATED_PREFIXES = ("DJANGO_", "DATABASE_", "SMTP_", "REDIS_", "EMAIL_", "STRIP
 
 EDITOR = ("editor", "briefing-demo", "editor@example.com")  # seed_demo's staff account
 MAIL_TIMEOUT = 30  # seconds; the worker polls the filesystem broker every 0.1 s
+# Two cores shared by the web server, the worker, chromium and others' work:
+# assertions wait up to 10 s (Playwright's default is 5).
+expect.set_options(timeout=10_000)
 
 
 def free_port() -> int:
