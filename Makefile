@@ -5,13 +5,35 @@ PYTHON := $(shell bin/find-python)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench lint format check clean
+.PHONY: run test e2e e2e-tools bench lint format check clean
 
 run: $(VENV)/.installed .env
 	bin/run-demo
 
 test: $(VENV)/.installed .env
 	$(VENV)/bin/pytest
+
+# The browser tests (e2e/): journeys, accessibility (axe-core) and screenshots
+# against a live server, in Debian's chromium. Artifacts go to test-artifacts/.
+e2e: $(VENV)/.installed .env e2e-tools
+	@status=0; $(VENV)/bin/pytest e2e || status=$$?; \
+	echo; \
+	echo "Browser test artifacts in $(CURDIR)/test-artifacts/:"; \
+	echo "  screenshots/  pages (375 px and 1280 px) and the digest email (375/800 px, light/dark)"; \
+	echo "  axe/          axe-core reports, every violation of every impact, per page"; \
+	echo "  e2e-logs/     the web server's and the Celery worker's logs"; \
+	exit $$status
+
+# Debian's chromium (Playwright's own browser download is not used) and
+# axe-core from npm at the version package-lock.json pins, when missing.
+e2e-tools: node_modules/.package-lock.json
+	@if ! test -x "$${CHROMIUM:-/usr/bin/chromium}"; then \
+		echo "Installing chromium..."; \
+		apt-get update -qq && apt-get install -y -qq chromium; \
+	fi
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
 
 # The send and page benchmarks; writes docs/performance.md (see docs/).
 bench: $(VENV)/.installed .env bench-tools
@@ -52,4 +74,4 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 		"$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache node_modules test-artifacts

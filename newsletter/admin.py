@@ -88,6 +88,18 @@ class ArticleAdmin(admin.ModelAdmin):
         ),
     ]
 
+    class Media:
+        # Names the rich-text editor after the field's label, for screen readers.
+        js = ["js/prose-editor-label.js"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "lead_image":
+            # The admin renders file inputs in a fieldset whose legend does not
+            # name the input itself; screen readers would announce "file, no name".
+            field.widget.attrs["aria-label"] = "Lead image"
+        return field
+
     @admin.display(description="byline", ordering="byline")
     def byline_or_author(self, article: Article) -> str:
         return article.byline_display

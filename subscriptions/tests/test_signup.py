@@ -148,6 +148,7 @@ def test_the_landing_page_shows_the_offer_the_form_and_the_faq(client):
     content = client.get("/").content.decode()
     assert "$46 a year" in content and "less than $4 a month" in content
     assert "free 14-day trial" in content
+    assert "Start my free 14-day trial</button>" in content
     assert 'action="/subscribe/"' in content
     assert 'name="time_zone"' in content and "data-detect-time-zone" in content
     assert "When is my card charged?" in content

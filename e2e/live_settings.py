@@ -1,0 +1,34 @@
+"""Settings of the live server the browser tests drive: the demo's, with state of its own.
+
+Everything comes from config.settings and the environment the e2e conftest
+sets (SQLite database, SMTP server, SITE_URL, DEBUG). Only the two places of
+local state that settings do not read from the environment move under
+var/e2e/: the cache (so the signup and sign-in rate limits start at zero on
+every run and are not shared with `make run`) and the filesystem broker (so
+a worker of `make run` never takes the tests' tasks, nor ours theirs).
+"""
+
+from config.settings import *  # noqa: F403
+from config.settings import CELERY_BROKER_TRANSPORT_OPTIONS, VAR_DIR
+
+STATE_DIR = VAR_DIR / "e2e"
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(STATE_DIR / "cache"),
+    }
+}
+
+# The conftest removes REDIS_URL, so the broker is the filesystem one.
+CELERY_BROKER_URL = "filesystem://localhost//"
+CELERY_BROKER_FOLDER = STATE_DIR / "broker"
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,
+    "data_folder_in": str(CELERY_BROKER_FOLDER),
+    "data_folder_out": str(CELERY_BROKER_FOLDER),
+    "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
+    "control_folder": str(CELERY_BROKER_FOLDER / "control"),
+}
+for folder in ["processed", "control"]:
+    (CELERY_BROKER_FOLDER / folder).mkdir(parents=True, exist_ok=True)
