@@ -54,15 +54,15 @@ def upcoming_edition_date(now: datetime.datetime | None = None) -> datetime.date
     """
     now = now or timezone.now()
     day = sending.next_edition_date(now)
-    send_time = sending.send_time_on(day)
-    if now < send_time:
-        return day
+    following = sending.next_edition_date(sending.send_time_on(day) + datetime.timedelta(days=1))
     edition = Edition.objects.filter(date=day).first()
-    if edition is not None and edition.status in Edition.CURATABLE:
-        return day  # not sent yet: held, or the send is just starting
-    if edition is None and now < send_time + BEAT_GRACE:
+    if edition is not None:
+        # Not started (being prepared, or held): still the one to curate.
+        # Started, even early by hand with send_digest: the next one is.
+        return day if edition.status in Edition.CURATABLE else following
+    if now < sending.send_time_on(day) + BEAT_GRACE:
         return day
-    return sending.next_edition_date(sending.send_time_on(day) + datetime.timedelta(days=1))
+    return following
 
 
 def next_edition(now: datetime.datetime | None = None) -> Edition | None:

@@ -80,6 +80,17 @@ def test_after_the_morning_send_the_desk_prepares_the_next_day():
     assert desk.upcoming_edition_date(at("2026-11-30T19:00:00+00:00")) == MONDAY
 
 
+def test_an_edition_sent_early_by_hand_hands_the_desk_to_the_next_one():
+    # Monday's edition sent on Sunday with send_digest: Sunday afternoon the
+    # editors are preparing Tuesday's, not looking at Monday's sent one.
+    make_article(published_ago=datetime.timedelta(days=1))
+    monday = sending.build_edition(MONDAY, now=at("2026-11-29T15:00:00+00:00"))
+    sending.start_send(monday)
+    assert desk.upcoming_edition_date(
+        at("2026-11-29T16:00:00+00:00")
+    ) == MONDAY + datetime.timedelta(days=1)
+
+
 def test_the_desk_shows_what_the_digest_carries_in_order(client, editor, three):
     edition = open_next(client)
 
