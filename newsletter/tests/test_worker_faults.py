@@ -66,14 +66,13 @@ class Worker:
             "DIGEST_BATCH_SIZE": str(batch_size),
         }
         self.log = log
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker"]
+        command += ["--concurrency", str(concurrency), "--loglevel", "INFO"]
+        command += ["--hostname", f"{queue}-{uuid.uuid4().hex[:6]}@%h"]
+        # Startup speed only: no waiting for other workers' hello.
+        command += ["--without-mingle", "--without-gossip"]
         self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "config", "worker",
-                "--concurrency", str(concurrency), "--loglevel", "INFO",
-                "--hostname", f"{queue}-{uuid.uuid4().hex[:6]}@%h",
-                # Startup speed only: no waiting for other workers' hello.
-                "--without-mingle", "--without-gossip",
-            ],  # fmt: skip
+            command,
             cwd=ROOT,
             env=env,
             stdout=log.open("ab"),
