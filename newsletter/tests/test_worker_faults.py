@@ -186,7 +186,9 @@ def test_a_worker_killed_mid_batch_is_resumed_with_a_bounded_repeat(smtp_server,
     received = collections.Counter(smtp_server.recipients())
     assert set(received) == set(readers)
     repeated = [email for email, times in received.items() if times > 1]
-    assert max(received.values()) == 2
+    # Usually some readers got it twice; none if the kill fell just after a
+    # checkpoint. Never three times.
+    assert max(received.values()) <= 2
     # At most CHECKPOINT_EVERY unmarked emails per batch in flight (two).
     assert len(repeated) <= 2 * sending.CHECKPOINT_EVERY
     assert statuses() == {Delivery.Status.SENT: len(readers)}
@@ -195,6 +197,8 @@ def test_a_worker_killed_mid_batch_is_resumed_with_a_bounded_repeat(smtp_server,
             "subscriber__email", flat=True
         )
     )
+    # Every row the dead worker held says the reader may have had it twice.
+    assert len(noted) >= counts[Delivery.Status.SENDING]
     assert set(repeated) <= noted
 
 
