@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from config.env import (
     env_bool,
@@ -73,6 +74,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -89,6 +91,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "newsletter.context_processors.site",
+                # csp_nonce, for the admin's and the rich-text editor's tags.
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -312,6 +316,10 @@ else:
 # already redirects, or for trying the stack over plain HTTP on localhost.
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
+# Not read by any script of ours; a sign-in cookie need not be sent on
+# requests started by other sites (Lax is Django's default, kept on purpose).
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
@@ -322,6 +330,31 @@ X_FRAME_OPTIONS = "DENY"
 BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content Security Policy (Django's own middleware). Scripts and styles come
+# from this site only; the few inline tags (the rich-text editor's import map
+# in the admin) carry the per-request nonce. No inline script, no style
+# attributes, no plugins, no framing. Forms may post here and lead on to
+# Stripe Checkout and the Customer Portal (browsers apply form-action to the
+# redirect after a POST). The email previews (outbox, editors' desk) relax
+# style-src for their sandboxed frames only: config.csp.EMAIL_PREVIEW.
+# The rich-text editor (Tiptap, inside django-prose-editor) injects one fixed
+# <style> of its base CSS without a nonce; its hash allows exactly that one.
+# config/tests/test_csp.py recomputes it from the installed editor, so an
+# upgrade that changes it fails the tests instead of the editors' page.
+TIPTAP_BASE_CSS_HASH = "'sha256-PlumsSlvJ7vvWzjqibGAYKq92O3y/4JTxWWsWJvyUYA='"
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE, TIPTAP_BASE_CSS_HASH],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
+}
 
 LOGGING = {
     "version": 1,

@@ -5,10 +5,12 @@ from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csp import csp_override
 from kombu.exceptions import OperationalError
 
 from config import outbox as outbox_store
 from config.celery import app as celery_app
+from config.csp import EMAIL_PREVIEW
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ def outbox(request: HttpRequest) -> HttpResponse:
     return render(request, "dev/outbox.html", {"messages": messages})
 
 
+@csp_override(EMAIL_PREVIEW)
 def outbox_message(request: HttpRequest, name: str) -> HttpResponse:
     _require_debug()
     message = outbox_store.read_message(settings.OUTBOX_DIR, name)

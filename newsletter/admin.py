@@ -10,7 +10,9 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.views.decorators.csp import csp_override
 
+from config.csp import EMAIL_PREVIEW
 from newsletter import desk, sending, tasks
 from newsletter.forms import CurationForm, TestSendForm
 from newsletter.models import (
@@ -163,7 +165,12 @@ class EditionAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("next/", view(self.next_edition_view), name="newsletter_edition_next"),
-            path("<int:pk>/desk/", view(self.desk_view), name="newsletter_edition_desk"),
+            path(
+                "<int:pk>/desk/",
+                # The desk previews the email in a frame: inline styles allowed.
+                view(csp_override(EMAIL_PREVIEW)(self.desk_view)),
+                name="newsletter_edition_desk",
+            ),
             path("<int:pk>/hold/", view(self.hold_view), name="newsletter_edition_hold"),
             path("<int:pk>/release/", view(self.release_view), name="newsletter_edition_release"),
             path("<int:pk>/test/", view(self.test_send_view), name="newsletter_edition_test"),

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.mail import mailers
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Case, F, Max, Q, Value, When
 from django.utils import timezone
 
 from newsletter import smtp
@@ -45,6 +45,8 @@ CLAIM_TIMEOUT = datetime.timedelta(minutes=15)
 # How far back the periodic sweep looks for sends to resume.
 RESUME_WINDOW = datetime.timedelta(days=2)
 SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
+# Written on rows whose claim expired: the reader may already have the email.
+RESUMED_NOTE = "Resumed after an interrupted send; this reader may receive it twice."
 
 
 class TransientSendError(Exception):
@@ -222,7 +224,7 @@ def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = Non
     ).update(
         status=Delivery.Status.QUEUED,
         claimed_at=None,
-        last_error="Resumed after an interrupted send; this reader may receive it twice.",
+        last_error=RESUMED_NOTE,
     )
     if count:
         logger.warning("Edition %s: %d interrupted deliveries requeued", edition.date, count)
@@ -341,7 +343,13 @@ class BatchLedger:
         if not self.sent:
             return
         Delivery.objects.filter(pk__in=self.sent).update(
-            status=Delivery.Status.SENT, sent_at=timezone.now(), last_error=""
+            status=Delivery.Status.SENT,
+            sent_at=timezone.now(),
+            # A resumed row keeps its note once sent: it is the record that
+            # this reader may have had the email twice.
+            last_error=Case(
+                When(last_error=RESUMED_NOTE, then=Value(RESUMED_NOTE)), default=Value("")
+            ),
         )
         self.report.sent += len(self.sent)
         self.sent = []

@@ -7,7 +7,7 @@ import logging
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -204,6 +204,47 @@ def account_time_zone(request: HttpRequest) -> HttpResponse:
     else:
         messages.error(request, " ".join(form.errors["time_zone"]))
     return _see_other("subscriptions:account")
+
+
+@require_GET
+def account_data(request: HttpRequest) -> HttpResponse:
+    subscriber = _signed_in(request)
+    if subscriber is None:
+        return redirect("subscriptions:sign-in")
+    return render(request, "subscriptions/account_data.html", {"subscriber": subscriber})
+
+
+@require_POST
+def account_data_export(request: HttpRequest) -> HttpResponse:
+    subscriber = _signed_in(request)
+    if subscriber is None:
+        return redirect("subscriptions:sign-in")
+    response = JsonResponse(actions.do_export_reader(subscriber), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = 'attachment; filename="morning-briefing-my-data.json"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+def account_data_delete(request: HttpRequest) -> HttpResponse:
+    subscriber = _signed_in(request)
+    if subscriber is None:
+        return redirect("subscriptions:sign-in")
+    if request.POST.get("confirm") != "delete":
+        messages.error(request, "Tick the box to confirm that you want everything deleted.")
+        return _see_other("subscriptions:account-data")
+    try:
+        actions.do_delete_reader(subscriber)
+    except (stripe_api.StripeError, stripe_api.BillingUnavailable) as error:
+        logger.error("Deleting subscriber %s: billing unreachable: %s", subscriber.pk, error)
+        messages.error(
+            request,
+            "We could not stop your billing just now, so nothing was deleted. "
+            "Please try again shortly.",
+        )
+        return _see_other("subscriptions:account-data")
+    sign_out(request)
+    return render(request, "subscriptions/account_deleted.html")
 
 
 @csrf_exempt

@@ -95,6 +95,10 @@ def receive(payload: bytes, signature: str | None) -> Outcome:
         logger.warning("Stripe webhook refused: the body is not an event")
         return Outcome(400, "Invalid payload.")
 
+    # PostgreSQL cannot store NUL in text or JSON; a signed event carrying one
+    # (in a name or metadata a customer typed) must not fail forever. The
+    # signature was checked on the raw bytes, so the stored copy may differ.
+    data = without_nul(data)
     try:
         with transaction.atomic():
             event = StripeEvent.objects.create(
@@ -111,6 +115,17 @@ def receive(payload: bytes, signature: str | None) -> Outcome:
             return Outcome(200, "Duplicate event.")
     ok = process(event)
     return Outcome(200, event.status) if ok else Outcome(500, "Handling failed; will retry.")
+
+
+def without_nul(value: object) -> object:
+    """The JSON value with every NUL character (in keys and strings) made U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    return value
 
 
 def _created(value: object) -> datetime.datetime | None:

@@ -11,10 +11,12 @@ Faults are injected by writing DIRECTORY/faults.json, read at every command:
      "refuse_senders": {"addr@example.com": [553, "5.7.1 Not allowed"]},
      "refuse_data_after": 3, "data_reply": [451, "4.3.0 Try again later"]}
 refuse_data_after N answers data_reply to every message once N messages are
-stored; "no_pipelining": true stops offering PIPELINING. Remove the file and
-the server behaves again.
+stored; "no_pipelining": true stops offering PIPELINING; "delay_data_seconds":
+S waits S seconds before accepting each message (a slow server, so a test can
+act while a batch is half sent). Remove the file and the server behaves again.
 """
 
+import asyncio
 import json
 import socket
 import sys
@@ -59,6 +61,11 @@ class StoreMessages:
 
     async def handle_DATA(self, server, session, envelope) -> str:
         faults = self.faults()
+        delay = faults.get("delay_data_seconds")
+        if delay:
+            # Other connections carry on meanwhile: this is one slow answer,
+            # not a stalled server.
+            await asyncio.sleep(delay)
         limit = faults.get("refuse_data_after")
         with self.lock:
             if limit is not None and self.count >= limit:

@@ -129,6 +129,11 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
     assert repeated == sent_so_far[3:5]
     assert max(counts.values()) == 2
     assert statuses() == {Delivery.Status.SENT: 10}
+    # The table says which readers may have had it twice: the 7 rows the dead
+    # sender had claimed (the 2 it sent unmarked and the 5 it never reached).
+    noted = Delivery.objects.filter(last_error=sending.RESUMED_NOTE)
+    assert noted.count() == 7
+    assert set(repeated) <= set(noted.values_list("subscriber__email", flat=True))
 
 
 @pytest.mark.django_db(transaction=True)

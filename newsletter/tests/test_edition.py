@@ -87,6 +87,7 @@ def test_nothing_new_means_no_edition():
     assert not Edition.objects.exists()
 
 
+@pytest.mark.faults
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_builds_make_one_edition():
     make_article()
@@ -113,6 +114,7 @@ def test_next_edition_date_is_a_weekday_in_the_digest_time_zone(utc_now, expecte
     assert sending.next_edition_date(now) == expected
 
 
+@pytest.mark.faults
 def test_the_morning_task_does_nothing_at_weekends():
     make_article()
     saturday_morning = datetime.datetime.fromisoformat("2026-11-28T11:00:00+00:00")

@@ -174,6 +174,7 @@ def test_a_soft_bounce_changes_nothing(tracking, sent_delivery):
     assert sent_delivery.subscriber.email_status == Subscriber.EmailStatus.ACTIVE
 
 
+@pytest.mark.faults
 @pytest.mark.django_db
 @pytest.mark.parametrize("credentials", [None, "hook:wrong", "other:s3cret"])
 def test_the_tracking_webhook_refuses_requests_without_its_secret(

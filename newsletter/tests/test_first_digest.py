@@ -52,6 +52,7 @@ def test_first_digest_date(joined, first_edition):
     assert sending.first_digest_date(at(joined)) == datetime.date.fromisoformat(first_edition)
 
 
+@pytest.mark.faults
 def test_send_time_follows_daylight_saving():
     assert sending.send_time_on(datetime.date(2026, 3, 6)) == at("2026-03-06T11:00:00+00:00")
     assert sending.send_time_on(datetime.date(2026, 3, 9)) == at("2026-03-09T10:00:00+00:00")
@@ -70,6 +71,7 @@ def test_send_time_follows_daylight_saving():
         ("2026-12-01T11:00:00+00:00", "2026-12-02T11:00:00+00:00"),
     ],
 )
+@pytest.mark.faults
 def test_beat_fires_at_six_local_time_on_weekdays_across_dst(last_run, next_run):
     configured: crontab = app.conf.beat_schedule["morning-digest"]["schedule"]
     last = at(last_run).astimezone(app.timezone)
@@ -99,6 +101,7 @@ def editions_of(email: str) -> list[str]:
     )
 
 
+@pytest.mark.faults
 def test_signups_around_the_send_and_the_weekend_with_frozen_time(settings):
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 

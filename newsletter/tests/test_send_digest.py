@@ -80,6 +80,7 @@ def test_sends_the_digest_to_exactly_the_entitled_readers(smtp_server, populatio
     assert deliveries["trial@example.com"].message_id == tia.message["Message-ID"]
 
 
+@pytest.mark.faults
 def test_running_the_command_again_sends_nothing_twice(smtp_server, population):
     make_article()
     send()
@@ -173,6 +174,7 @@ def test_without_sync_the_send_is_queued_for_the_workers(monkeypatch):
     assert not Delivery.objects.exists()
 
 
+@pytest.mark.faults
 def test_an_unreachable_smtp_server_leaves_the_readers_queued_for_the_next_run(
     settings, smtp_server
 ):

@@ -85,6 +85,7 @@ def test_send_edition_splits_the_audience_into_batches(queued, settings):
     ]
 
 
+@pytest.mark.faults
 def test_the_sweep_resumes_only_stalled_sends(queued):
     make_article()
     make_subscriber()

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+import requests
 import responses
 import stripe
 
@@ -83,6 +84,7 @@ class FakeStripe:
         self.prices: list[dict] = []
         self.products: dict[str, dict] = {}
         self.fail_next: int = 0  # answer this many requests with a 500
+        self.time_out_next: int = 0  # let this many requests time out (no answer)
         self._register()
 
     # --- What a test sets up -------------------------------------------------------
@@ -149,6 +151,10 @@ class FakeStripe:
         pattern = re.compile(path)
 
         def callback(request):
+            if self.time_out_next:
+                self.time_out_next -= 1
+                # What requests raises when Stripe does not answer in time.
+                raise requests.exceptions.ReadTimeout("Read timed out (injected)")
             if self.fail_next:
                 self.fail_next -= 1
                 return 500, {}, json.dumps({"error": {"type": "api_error", "message": "Boom"}})

@@ -95,6 +95,7 @@ def test_trial_then_active(webhooks, fake_stripe, reader, smtp_server):
     assert len(smtp_server.received()) == 2  # no more mail: Stripe sends the receipt
 
 
+@pytest.mark.faults
 def test_trial_cancelled_ends_the_membership_and_says_so(
     webhooks, fake_stripe, reader, smtp_server
 ):
@@ -124,6 +125,7 @@ def test_trial_cancelled_ends_the_membership_and_says_so(
     assert "Nothing more will be charged" in smtp_server.received()[1].text
 
 
+@pytest.mark.faults
 def test_payment_failed_then_recovered(webhooks, fake_stripe, reader, smtp_server, settings):
     start_trial(webhooks, fake_stripe)
     fake_stripe.set_subscription(stripe_objects.subscription("past_due"))
@@ -158,6 +160,7 @@ def test_payment_failed_then_recovered(webhooks, fake_stripe, reader, smtp_serve
     assert len(smtp_server.received()) == 3  # welcome, failed, action required
 
 
+@pytest.mark.faults
 def test_payment_failed_then_ended(webhooks, fake_stripe, reader, smtp_server, settings):
     start_trial(webhooks, fake_stripe)
     fake_stripe.set_subscription(stripe_objects.subscription("past_due"))
@@ -179,6 +182,7 @@ def test_payment_failed_then_ended(webhooks, fake_stripe, reader, smtp_server, s
     assert "could not be collected" in ended.text
 
 
+@pytest.mark.faults
 def test_events_out_of_order_end_in_stripes_latest_state(
     webhooks, fake_stripe, reader, smtp_server
 ):
@@ -193,6 +197,7 @@ def test_events_out_of_order_end_in_stripes_latest_state(
     assert len(smtp_server.received()) == 1  # one welcome
 
 
+@pytest.mark.faults
 def test_nothing_revives_a_deleted_subscription(webhooks, fake_stripe, reader, smtp_server):
     start_trial(webhooks, fake_stripe)
     fake_stripe.set_subscription(stripe_objects.subscription("canceled"))
@@ -207,6 +212,7 @@ def test_nothing_revives_a_deleted_subscription(webhooks, fake_stripe, reader, s
     assert not reader.is_entitled
 
 
+@pytest.mark.faults
 def test_an_old_subscription_does_not_replace_the_live_one(webhooks, fake_stripe, reader):
     start_trial(webhooks, fake_stripe)
     old = fake_stripe.set_subscription(stripe_objects.subscription("canceled", id="sub_old"))
@@ -231,6 +237,7 @@ def test_a_reader_who_comes_back_gets_the_new_subscription(webhooks, fake_stripe
     assert ReaderEmail.objects.filter(kind=ReaderEmail.Kind.WELCOME).count() == 2
 
 
+@pytest.mark.faults
 def test_a_trial_without_card_that_ends_is_cancelled_without_a_charge(
     webhooks, fake_stripe, reader, smtp_server
 ):
@@ -268,6 +275,7 @@ def test_the_first_digest_is_the_next_weekday_morning_send(now, first):
     assert (at.hour, at.minute, str(at.tzinfo)) == (6, 0, "America/New_York")
 
 
+@pytest.mark.faults
 def test_a_second_checkout_finished_in_another_tab_is_cancelled_before_it_charges(
     webhooks, fake_stripe, reader
 ):

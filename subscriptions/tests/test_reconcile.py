@@ -20,6 +20,7 @@ def age(reader, **delta) -> None:
     Membership.objects.filter(subscriber=reader).update(created_at=past, updated_at=past)
 
 
+@pytest.mark.faults
 def test_a_checkout_whose_webhooks_were_lost_is_found(
     fake_stripe, mailoutbox, django_capture_on_commit_callbacks
 ):
@@ -39,6 +40,7 @@ def test_a_checkout_whose_webhooks_were_lost_is_found(
     assert (listing["customer"], listing["status"]) == ("cus_T4kQ8Zr2mXv1Ab", "all")
 
 
+@pytest.mark.faults
 def test_a_trial_past_its_end_is_checked_and_a_lost_cancellation_applied(fake_stripe):
     reader = make_stripe_member(Status.TRIALING)
     Membership.objects.filter(subscriber=reader).update(
@@ -66,6 +68,7 @@ def test_quiet_healthy_and_long_ended_memberships_are_left_alone(fake_stripe):
     assert len(fake_stripe.mock.calls) == 0
 
 
+@pytest.mark.faults
 def test_one_failure_does_not_stop_the_others(fake_stripe):
     first = make_stripe_member(Status.PAST_DUE, customer_id="cus_a", subscription_id="sub_a")
     second = make_stripe_member(Status.PAST_DUE, customer_id="cus_b", subscription_id="sub_b")

@@ -64,6 +64,7 @@ def test_opening_the_link_does_not_sign_in_pressing_the_button_does(
     assert Client().post(link).status_code == 400
 
 
+@pytest.mark.faults
 def test_a_new_link_makes_older_ones_useless_once_used(request_link, mailoutbox):
     make_subscriber("ada@example.com")
     request_link("ada@example.com")
@@ -74,6 +75,7 @@ def test_a_new_link_makes_older_ones_useless_once_used(request_link, mailoutbox)
     assert Client().post(first).status_code == 400
 
 
+@pytest.mark.faults
 def test_an_expired_or_forged_link_is_refused(monkeypatch):
     reader = make_subscriber("ada@example.com")
     token = signin.make_token(reader)
@@ -88,6 +90,7 @@ def test_an_expired_or_forged_link_is_refused(monkeypatch):
     assert Client().post(f"/signin/{token}/").status_code == 303
 
 
+@pytest.mark.faults
 def test_sign_in_requests_are_rate_limited_per_ip(client):
     for _ in range(20):
         client.post("/signin/", {"email": "someone@example.com"})
@@ -181,6 +184,7 @@ def test_a_bounced_address_cannot_be_resubscribed_from_the_form():
     assert reader.email_status == Subscriber.EmailStatus.BOUNCED
 
 
+@pytest.mark.faults
 def test_account_forms_need_the_csrf_token():
     reader = make_stripe_member(Membership.Status.ACTIVE)
     client = Client(enforce_csrf_checks=True)

@@ -45,6 +45,7 @@ def test_signup_creates_the_reader_the_customer_and_a_trial_checkout(client, fak
     assert session["_idempotency_key"].startswith("briefing-")
 
 
+@pytest.mark.faults
 def test_a_second_signup_reuses_the_reader_and_the_customer(client, fake_stripe):
     client.post("/subscribe/", FORM)
     response = client.post("/subscribe/", {**FORM, "email": "ada@example.com", "name": "Eve"})
@@ -110,12 +111,14 @@ def test_a_reader_with_a_live_membership_is_offered_sign_in_not_a_second_checkou
     assert "/signin/" in mail.body
 
 
+@pytest.mark.faults
 def test_signups_are_rate_limited_per_address(client, fake_stripe):
     for _ in range(5):
         assert client.post("/subscribe/", FORM).status_code == 303
     assert client.post("/subscribe/", FORM).status_code == 429
 
 
+@pytest.mark.faults
 def test_signups_are_rate_limited_per_ip(client, fake_stripe):
     for number in range(20):
         client.post("/subscribe/", {**FORM, "email": f"reader{number}@example.com"})
@@ -124,6 +127,7 @@ def test_signups_are_rate_limited_per_ip(client, fake_stripe):
     assert not Subscriber.objects.filter(email="one-more@example.com").exists()
 
 
+@pytest.mark.faults
 def test_stripe_down_loses_no_reader_and_says_so(client, fake_stripe):
     fake_stripe.fail_next = 10  # more than the SDK's retries
 

@@ -22,6 +22,7 @@ def member():
     return make_stripe_member(Membership.Status.INCOMPLETE, email="ada@example.com", name="Ada")
 
 
+@pytest.mark.faults
 def test_a_forged_signature_is_refused_without_a_write(webhooks, fake_stripe, member):
     payload = json.dumps(stripe_objects.event("customer.subscription.created", {"id": "sub_x"}))
 
@@ -32,6 +33,7 @@ def test_a_forged_signature_is_refused_without_a_write(webhooks, fake_stripe, me
     assert len(fake_stripe.mock.calls) == 0
 
 
+@pytest.mark.faults
 def test_a_tampered_body_is_refused(webhooks, member):
     payload = json.dumps(stripe_objects.event("invoice.paid", {"id": "in_1"}))
     header = stripe_objects.signed(payload)
@@ -42,6 +44,7 @@ def test_a_tampered_body_is_refused(webhooks, member):
     assert StripeEvent.objects.count() == 0
 
 
+@pytest.mark.faults
 def test_an_old_signature_is_refused_as_a_replay(webhooks, member):
     response = webhooks.post(
         "customer.subscription.updated",
@@ -52,6 +55,7 @@ def test_an_old_signature_is_refused_as_a_replay(webhooks, member):
     assert StripeEvent.objects.count() == 0
 
 
+@pytest.mark.faults
 def test_a_missing_signature_or_a_body_that_is_not_an_event_is_refused(webhooks):
     assert webhooks.post_raw("{}", None).status_code == 400
     assert webhooks.post_raw("[1, 2]", stripe_objects.signed("[1, 2]")).status_code == 400
@@ -62,6 +66,7 @@ def test_the_webhook_answers_only_post(client):
     assert client.get("/stripe/webhook/").status_code == 405
 
 
+@pytest.mark.faults
 def test_an_event_type_we_do_not_handle_is_stored_and_answered_200(webhooks):
     response = webhooks.post("customer.created", stripe_objects.load("customer"))
 
@@ -70,6 +75,7 @@ def test_an_event_type_we_do_not_handle_is_stored_and_answered_200(webhooks):
     assert (event.type, event.status) == ("customer.created", StripeEvent.Status.IGNORED)
 
 
+@pytest.mark.faults
 def test_a_replayed_event_is_handled_once(webhooks, fake_stripe, member, mailoutbox):
     fake_stripe.set_subscription(stripe_objects.subscription("trialing"))
     sub = stripe_objects.subscription("trialing")
@@ -84,6 +90,7 @@ def test_a_replayed_event_is_handled_once(webhooks, fake_stripe, member, mailout
     assert len(mailoutbox) == 1  # the welcome, once
 
 
+@pytest.mark.faults
 def test_a_failure_is_recorded_answered_500_and_retried_by_stripe(webhooks, fake_stripe, member):
     fake_stripe.set_subscription(stripe_objects.subscription("trialing"))
     fake_stripe.fail_next = 10  # Stripe's API is down while we handle the event
@@ -145,6 +152,7 @@ def test_an_event_for_someone_else_is_processed_with_a_note(webhooks, fake_strip
     assert Membership.objects.count() == 0
 
 
+@pytest.mark.faults
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicates_are_handled_once(fake_stripe):
     make_stripe_member(Membership.Status.INCOMPLETE, email="ada@example.com")

@@ -1,0 +1,266 @@
+"""Real worker processes, really killed; a real broker, really flushed.
+
+Each test starts Celery workers as shipped (`python -m celery -A config
+worker`) in their own processes, with the environment a deployment gives
+them: SMTP_URL at this test's SMTP sink, a CELERY_QUEUE of the test's own,
+and the test run's database and broker. The data they read is committed
+(transaction=True): on SQLite the test database is a file the workers open
+too, on PostgreSQL the test database by its name.
+
+The sink is made slow (delay_data_seconds) so that a kill or a flush lands
+while a batch is half sent. Then the documented recovery runs (the sweep
+`resume_stalled_sends` after the claim timeout) and the test checks that
+every entitled reader got the digest, repeats stay within the documented
+bound, and the Delivery table says what happened.
+"""
+
+import collections
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+import time_machine
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from config.celery import app
+from newsletter import sending, tasks
+from newsletter.models import Delivery, Edition
+from newsletter.tests.factories import make_article
+from subscriptions.tests.factories import make_subscriber
+
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+MONDAY = datetime.date(2026, 11, 30)
+
+
+def database_url() -> str:
+    """The URL of the database this test writes to, for other processes."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    if connection.vendor == "postgresql":
+        auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+        return f"postgres://{auth}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    pytest.skip(f"no worker URL for a {connection.vendor} database")
+
+
+class Worker:
+    """`python -m celery -A config worker` in its own process group."""
+
+    def __init__(self, queue: str, smtp_url: str, log: Path, concurrency: int, batch_size: int):
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "SMTP_URL": f"{smtp_url}?timeout=10",
+            "CELERY_QUEUE": queue,
+            "DIGEST_BATCH_SIZE": str(batch_size),
+        }
+        self.log = log
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker"]
+        command += ["--concurrency", str(concurrency), "--loglevel", "INFO"]
+        command += ["--hostname", f"{queue}-{uuid.uuid4().hex[:6]}@%h"]
+        # Startup speed only: no waiting for other workers' hello.
+        command += ["--without-mingle", "--without-gossip"]
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: the pool children die with it
+        )
+        if not wait_for(lambda: " ready." in self.output() or self.process.poll() is not None):
+            self.kill()
+            pytest.fail(f"worker did not start:\n{self.output()}")
+        if self.process.poll() is not None:
+            pytest.fail(f"worker exited:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the main process and its pool: no cleanup, no acknowledgements."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def wait_for(condition, timeout: float = 25.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
+
+
+@pytest.fixture
+def queue():
+    """A queue of this test's own; tasks queued here go to its workers only."""
+    name = f"faults-{uuid.uuid4().hex[:10]}"
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = name
+    yield name
+    app.conf.task_default_queue = previous
+
+
+@pytest.fixture
+def workers(queue, smtp_server, tmp_path):
+    started: list[Worker] = []
+
+    def start(*, concurrency: int = 2, batch_size: int = 500) -> Worker:
+        log = tmp_path / f"worker{len(started)}.log"
+        worker = Worker(queue, smtp_server.url, log, concurrency, batch_size)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def make_readers(count: int) -> list[str]:
+    make_article(title="Under fire")
+    return [make_subscriber(f"reader{n:03d}@example.com").email for n in range(count)]
+
+
+def statuses() -> collections.Counter:
+    return collections.Counter(Delivery.objects.values_list("status", flat=True))
+
+
+def after_claims_expire() -> datetime.datetime:
+    return timezone.now() + sending.CLAIM_TIMEOUT + datetime.timedelta(minutes=1)
+
+
+def test_a_worker_killed_mid_batch_is_resumed_with_a_bounded_repeat(smtp_server, workers):
+    readers = make_readers(160)
+    edition = sending.build_edition(MONDAY)
+    # Two batches of 80, one for each of the worker's two processes; each
+    # marks its rows sent every CHECKPOINT_EVERY (50) emails.
+    smtp_server.inject_faults(delay_data_seconds=0.02)
+    first = workers(concurrency=2, batch_size=80)
+    tasks.send_edition.delay(edition.pk)
+
+    # Kill once both batches are past their first checkpoint, before their end.
+    assert wait_for(lambda: statuses()[Delivery.Status.SENT] >= 2 * sending.CHECKPOINT_EVERY)
+    first.kill()
+    received_before = len(smtp_server.received())
+    counts = statuses()
+    assert received_before < len(readers), "the kill came too late to be mid-batch"
+    assert counts[Delivery.Status.SENDING] > 0
+
+    # The dead worker's claims hold until they expire: a new worker and the
+    # sweep leave its rows alone until then...
+    workers(concurrency=2, batch_size=80)
+    assert tasks.resume_stalled_sends() == []
+    # ...and take them over after. The claims are moved back in the database
+    # rather than the clock: the worker is another process, which
+    # time_machine cannot reach; the sweep runs here, under time_machine.
+    Delivery.objects.filter(status=Delivery.Status.SENDING).update(
+        claimed_at=timezone.now() - sending.CLAIM_TIMEOUT - datetime.timedelta(seconds=1)
+    )
+    with time_machine.travel(after_claims_expire(), tick=True):
+        assert tasks.resume_stalled_sends() == [edition.pk]
+
+    assert wait_for(lambda: Edition.objects.get().status == Edition.Status.SENT)
+    received = collections.Counter(smtp_server.recipients())
+    assert set(received) == set(readers)
+    repeated = [email for email, times in received.items() if times > 1]
+    # Usually some readers got it twice; none if the kill fell just after a
+    # checkpoint. Never three times.
+    assert max(received.values()) <= 2
+    # At most CHECKPOINT_EVERY unmarked emails per batch in flight (two).
+    assert len(repeated) <= 2 * sending.CHECKPOINT_EVERY
+    assert statuses() == {Delivery.Status.SENT: len(readers)}
+    noted = set(
+        Delivery.objects.filter(last_error=sending.RESUMED_NOTE).values_list(
+            "subscriber__email", flat=True
+        )
+    )
+    # Every row the dead worker held says the reader may have had it twice.
+    assert len(noted) >= counts[Delivery.Status.SENDING]
+    assert set(repeated) <= noted
+
+
+def flush_broker(queue: str) -> int:
+    """Lose every message waiting in the broker, as a flushed Redis would."""
+    if settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        waiting = client.llen(queue)
+        client.flushdb()
+        return waiting
+    # The filesystem transport: one file per message, named after its queue.
+    lost = list(settings.CELERY_BROKER_FOLDER.glob(f"*.{queue}.msg"))
+    for path in lost:
+        path.unlink()
+    return len(lost)
+
+
+def test_the_broker_flushed_mid_send_is_repaired_by_the_sweep(smtp_server, workers):
+    readers = make_readers(40)
+    edition = sending.build_edition(MONDAY)
+    smtp_server.inject_faults(delay_data_seconds=0.05)
+    # One process, batches of 10: while it sends the first batch, the other
+    # three wait in the broker.
+    workers(concurrency=1, batch_size=10)
+    tasks.send_edition.delay(edition.pk)
+
+    assert wait_for(lambda: len(smtp_server.received()) >= 3)
+    assert flush_broker(app.conf.task_default_queue) >= 1
+    # The batch in hand finishes; the lost ones leave their readers queued.
+    assert wait_for(lambda: statuses()[Delivery.Status.SENDING] == 0)
+    time.sleep(1)  # time for a lost batch to run, were it not lost
+    stalled = statuses()
+    assert stalled[Delivery.Status.QUEUED] > 0
+    assert Edition.objects.get().status == Edition.Status.SENDING
+
+    # The sweep sees a send nobody works on once the last claims are old.
+    with time_machine.travel(after_claims_expire(), tick=True):
+        assert tasks.resume_stalled_sends() == [edition.pk]
+
+    assert wait_for(lambda: Edition.objects.get().status == Edition.Status.SENT)
+    assert collections.Counter(smtp_server.recipients()) == {email: 1 for email in readers}
+    assert statuses() == {Delivery.Status.SENT: len(readers)}
+
+
+def test_two_worker_processes_on_one_edition_send_each_reader_once(smtp_server, workers):
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            "needs PostgreSQL: concurrent claims there use SELECT ... FOR UPDATE SKIP LOCKED; "
+            "SQLite serialises writers (CI's second pass runs this on PostgreSQL)"
+        )
+    readers = make_readers(60)
+    edition = sending.build_edition(MONDAY)
+    smtp_server.inject_faults(delay_data_seconds=0.01)
+    workers(concurrency=2, batch_size=10)
+    workers(concurrency=2, batch_size=10)
+
+    # The same edition sent twice at once (the command and beat, say): every
+    # batch is queued twice, and four processes race for the same rows.
+    tasks.send_edition.delay(edition.pk)
+    tasks.send_edition.delay(edition.pk)
+
+    assert wait_for(lambda: Edition.objects.get().status == Edition.Status.SENT)
+    time.sleep(0.5)  # any duplicate batch still running would send now
+    assert collections.Counter(smtp_server.recipients()) == {email: 1 for email in readers}
+    assert statuses() == {Delivery.Status.SENT: len(readers)}
