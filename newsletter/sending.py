@@ -44,6 +44,10 @@ MAX_ATTEMPTS = 5
 CLAIM_TIMEOUT = datetime.timedelta(minutes=15)
 # How far back the periodic sweep looks for sends to resume.
 RESUME_WINDOW = datetime.timedelta(days=2)
+# When the sweep starts a morning send that never started: not before beat's
+# own task has had its chance, not so late that a "morning" digest is wrong.
+MISSED_START_GRACE = datetime.timedelta(minutes=10)
+MISSED_START_WINDOW = datetime.timedelta(hours=3)
 SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
 # Written on rows whose claim expired: the reader may already have the email.
 RESUMED_NOTE = "Resumed after an interrupted send; this reader may receive it twice."
@@ -519,6 +523,32 @@ def resend_failed(edition: Edition) -> int:
                 status=Edition.Status.SENDING, sent_at=None
             )
     return count
+
+
+def missed_morning_edition(now: datetime.datetime | None = None) -> Edition | None:
+    """Today's edition, if its morning send should have started and has not.
+
+    Beat's task builds the edition and queues its send at DIGEST_SEND_TIME;
+    if that task or the send it queued is lost (a flushed broker, beat down
+    at that minute), the edition is missing or still a draft. From a few
+    minutes after the send time (beat's own task goes first) until a few
+    hours after it, this builds or completes it with the articles published
+    before the send time, the digest that should have gone out. Later than
+    that a person decides: send_digest. Drafts the editors are preparing for
+    another day, and held editions, are never started here.
+    """
+    now = now or timezone.now()
+    today = local_today(now)
+    if not is_weekday(today):
+        return None
+    send_time = send_time_on(today)
+    if not send_time + MISSED_START_GRACE <= now < send_time + MISSED_START_WINDOW:
+        return None
+    edition = build_edition(today, now=send_time)
+    if edition is None or edition.status != Edition.Status.DRAFT:
+        return None
+    logger.warning("Edition %s: its morning send did not start; starting it now", edition.date)
+    return edition
 
 
 def editions_to_resume(now: datetime.datetime | None = None) -> list[Edition]:

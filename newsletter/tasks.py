@@ -76,12 +76,17 @@ def send_delivery_batch(self, edition_id: int, first_id: int, last_id: int) -> d
 
 @shared_task
 def resume_stalled_sends() -> list[int]:
-    """Periodic sweep: restart sends whose batch tasks were lost.
+    """Periodic sweep: start or restart sends whose tasks were lost.
 
     A flushed broker, a killed worker or retries run out leave deliveries
-    queued (or claimed by a dead sender) with nobody working on them.
+    queued (or claimed by a dead sender) with nobody working on them; a lost
+    morning task leaves today's edition unbuilt or unstarted.
     """
     resumed = []
+    missed = sending.missed_morning_edition()
+    if missed is not None:
+        send_edition.delay(missed.pk)
+        resumed.append(missed.pk)
     for edition in sending.editions_to_resume():
         send_edition.delay(edition.pk)
         resumed.append(edition.pk)
