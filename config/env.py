@@ -48,6 +48,14 @@ def env_str(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
+def env_header(name: str, default: str) -> str:
+    """A value that goes into email headers: one line, so it cannot start another header."""
+    value = env_str(name, default)
+    if "\r" in value or "\n" in value:
+        raise ImproperlyConfigured(f"{name} must be a single line (it goes into email headers)")
+    return value
+
+
 def env_optional(name: str) -> str | None:
     value = _raw(name)
     return value or None

@@ -17,6 +17,7 @@ from django.utils.csp import CSP
 
 from config.env import (
     env_bool,
+    env_header,
     env_int,
     env_list,
     env_optional,
@@ -157,9 +158,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # Email. With SMTP_URL the mail goes to that server; without it every
 # message is written to var/outbox/ and can be read at /outbox/ (DEBUG only).
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "The Morning Briefing <briefing@localhost>")
+DEFAULT_FROM_EMAIL = env_header("DEFAULT_FROM_EMAIL", "The Morning Briefing <briefing@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-NEWSLETTER_NAME = env_str("NEWSLETTER_NAME", "The Morning Briefing")
+NEWSLETTER_NAME = env_header("NEWSLETTER_NAME", "The Morning Briefing")
 OUTBOX_DIR = Path(env_str("OUTBOX_DIR", str(VAR_DIR / "outbox")))
 SMTP_URL = env_optional("SMTP_URL")
 # An email service provider through django-anymail instead of SMTP, e.g.
@@ -218,7 +219,7 @@ DIGEST_SEND_WHEN_EMPTY = env_bool("DIGEST_SEND_WHEN_EMPTY", False)
 DIGEST_BATCH_SIZE = env_int("DIGEST_BATCH_SIZE", 500, minimum=1)
 DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
 # Where the mailto: half of List-Unsubscribe points; default: the From address.
-UNSUBSCRIBE_MAILTO = env_str("UNSUBSCRIBE_MAILTO", parseaddr(DEFAULT_FROM_EMAIL)[1])
+UNSUBSCRIBE_MAILTO = env_header("UNSUBSCRIBE_MAILTO", parseaddr(DEFAULT_FROM_EMAIL)[1])
 
 # Billing (used by the Stripe integration).
 STRIPE_SECRET_KEY = env_optional("STRIPE_SECRET_KEY")

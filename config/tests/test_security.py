@@ -20,3 +20,10 @@ def test_a_bad_setting_stops_the_service_with_its_name():
     result = run_manage("check", **PRODUCTION, DIGEST_SEND_TIME="six")
     assert result.returncode != 0
     assert "DIGEST_SEND_TIME must be a time like 06:00" in result.stderr
+
+
+def test_a_line_break_in_a_header_setting_stops_the_service():
+    for name in ["NEWSLETTER_NAME", "DEFAULT_FROM_EMAIL", "UNSUBSCRIBE_MAILTO"]:
+        result = run_manage("check", **PRODUCTION, **{name: "Briefing\r\nBcc: all@example.net"})
+        assert result.returncode != 0, name
+        assert f"{name} must be a single line" in result.stderr
