@@ -36,7 +36,7 @@ class Command(BaseCommand):
             "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
             "broker": "Redis" if settings.REDIS_URL else "filesystem (kombu)",
             "date": timezone.now().date(),
-            "memory_growth": round(largest["rss_mb"] / smallest["rss_mb"] - 1, 2),
+            "memory_growth_percent": round((largest["rss_mb"] / smallest["rss_mb"] - 1) * 100),
             "per_worker_rate": round(largest["rate"] / largest["workers"]),
             "readers_per_minute_per_worker": round(largest["rate"] / largest["workers"] * 60),
         }
