@@ -5,6 +5,7 @@ import email.policy
 import json
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -99,3 +100,15 @@ def smtp_server(tmp_path, settings):
     settings.MAILERS = server.mailers_setting()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def celery_queue():
+    """A Celery queue of this test's own: what it queues goes to its workers only."""
+    from config.celery import app
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = name
+    yield name
+    app.conf.task_default_queue = previous

@@ -3,7 +3,9 @@
 Thin: parse the request, call one function in actions (or webhooks), answer.
 """
 
+import functools
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
@@ -130,15 +132,22 @@ def sign_out_view(request: HttpRequest) -> HttpResponse:
     return _see_other("home")
 
 
-def _signed_in(request: HttpRequest) -> Subscriber | None:
-    return current_subscriber(request)
+def reader_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """For signed-in readers: the view gets the reader; anyone else goes to sign in."""
+
+    @functools.wraps(view)
+    def for_reader(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        subscriber = current_subscriber(request)
+        if subscriber is None:
+            return redirect("subscriptions:sign-in")
+        return view(request, subscriber, *args, **kwargs)
+
+    return for_reader
 
 
 @require_GET
-def account(request: HttpRequest) -> HttpResponse:
-    subscriber = _signed_in(request)
-    if subscriber is None:
-        return redirect("subscriptions:sign-in")
+@reader_view
+def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     membership = getattr(subscriber, "membership", None)
     return render(
         request,
@@ -156,10 +165,8 @@ def account(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def account_billing(request: HttpRequest) -> HttpResponse:
-    subscriber = _signed_in(request)
-    if subscriber is None:
-        return redirect("subscriptions:sign-in")
+@reader_view
+def account_billing(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     membership = getattr(subscriber, "membership", None)
     if membership is None or not membership.stripe_customer_id:
         messages.error(request, "There is no billing account to manage yet.")
@@ -174,10 +181,8 @@ def account_billing(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def account_email(request: HttpRequest) -> HttpResponse:
-    subscriber = _signed_in(request)
-    if subscriber is None:
-        return redirect("subscriptions:sign-in")
+@reader_view
+def account_email(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     action = request.POST.get("action")
     if action == "unsubscribe":
         actions.do_set_email_status(subscriber, Subscriber.EmailStatus.UNSUBSCRIBED)
@@ -193,10 +198,8 @@ def account_email(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def account_time_zone(request: HttpRequest) -> HttpResponse:
-    subscriber = _signed_in(request)
-    if subscriber is None:
-        return redirect("subscriptions:sign-in")
+@reader_view
+def account_time_zone(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     form = TimeZoneForm(request.POST)
     if form.is_valid():
         actions.do_set_time_zone(subscriber, form.cleaned_data["time_zone"])
@@ -207,18 +210,14 @@ def account_time_zone(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def account_data(request: HttpRequest) -> HttpResponse:
-    subscriber = _signed_in(request)
-    if subscriber is None:
-        return redirect("subscriptions:sign-in")
+@reader_view
+def account_data(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     return render(request, "subscriptions/account_data.html", {"subscriber": subscriber})
 
 
 @require_POST
-def account_data_export(request: HttpRequest) -> HttpResponse:
-    subscriber = _signed_in(request)
-    if subscriber is None:
-        return redirect("subscriptions:sign-in")
+@reader_view
+def account_data_export(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     response = JsonResponse(actions.do_export_reader(subscriber), json_dumps_params={"indent": 2})
     response["Content-Disposition"] = 'attachment; filename="morning-briefing-my-data.json"'
     response["Cache-Control"] = "no-store"
@@ -226,10 +225,8 @@ def account_data_export(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def account_data_delete(request: HttpRequest) -> HttpResponse:
-    subscriber = _signed_in(request)
-    if subscriber is None:
-        return redirect("subscriptions:sign-in")
+@reader_view
+def account_data_delete(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     if request.POST.get("confirm") != "delete":
         messages.error(request, "Tick the box to confirm that you want everything deleted.")
         return _see_other("subscriptions:account-data")
@@ -290,8 +287,8 @@ def local_checkout(request: HttpRequest, session_id: str) -> HttpResponse:
 
 
 def local_portal(request: HttpRequest) -> HttpResponse:
-    _local_only()
-    subscriber = _signed_in(request)
+    _local_only()  # first: with Stripe keys this page does not exist, signed in or not
+    subscriber = current_subscriber(request)
     if subscriber is None:
         return redirect("subscriptions:sign-in")
     membership = getattr(subscriber, "membership", None)

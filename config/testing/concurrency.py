@@ -1,6 +1,7 @@
-"""Running the same code in several threads at once, as concurrent requests would."""
+"""Concurrency in tests: racing threads, and waiting for other processes."""
 
 import threading
+import time
 from collections.abc import Callable
 
 from django.db import connection
@@ -34,3 +35,13 @@ def run_at_once[T](function: Callable[[], T], times: int) -> list[T]:
     if errors:
         raise errors[0]
     return results
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> bool:
+    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False

@@ -4,45 +4,24 @@ The broker is whatever the settings configure: the filesystem transport by
 default, Redis when REDIS_URL is set (as in CI's second run).
 """
 
-import time
-import uuid
-
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 
 from config.celery import app
+from config.testing.concurrency import wait_for
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
 
 
-@pytest.fixture
-def private_queue():
-    """A queue of this test's own, so no other worker on the machine takes its tasks."""
-    queue = f"test-{uuid.uuid4().hex}"
-    previous = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    yield queue
-    app.conf.task_default_queue = previous
-
-
-def wait_for(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.django_db(transaction=True)
-def test_a_queued_send_is_delivered_by_a_worker(smtp_server, private_queue):
+def test_a_queued_send_is_delivered_by_a_worker(smtp_server, celery_queue):
     make_article(title="Through the broker")
     make_subscriber("reader@example.com")
     make_subscriber("another@example.com")
 
-    with start_worker(app, perform_ping_check=False, queues=[private_queue]):
+    with start_worker(app, perform_ping_check=False, queues=[celery_queue]):
         call_command("send_digest", "--date", "2026-11-30")
         assert wait_for(lambda: len(smtp_server.received()) == 2)
         assert wait_for(lambda: Edition.objects.get().status == Edition.Status.SENT)

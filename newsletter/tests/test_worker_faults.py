@@ -32,6 +32,7 @@ from django.db import connection
 from django.utils import timezone
 
 from config.celery import app
+from config.testing.concurrency import wait_for
 from newsletter import sending, tasks
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
@@ -105,32 +106,13 @@ class Worker:
                 self.kill()
 
 
-def wait_for(condition, timeout: float = 25.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return False
-
-
 @pytest.fixture
-def queue():
-    """A queue of this test's own; tasks queued here go to its workers only."""
-    name = f"faults-{uuid.uuid4().hex[:10]}"
-    previous = app.conf.task_default_queue
-    app.conf.task_default_queue = name
-    yield name
-    app.conf.task_default_queue = previous
-
-
-@pytest.fixture
-def workers(queue, smtp_server, tmp_path):
+def workers(celery_queue, smtp_server, tmp_path):
     started: list[Worker] = []
 
     def start(*, concurrency: int = 2, batch_size: int = 500) -> Worker:
         log = tmp_path / f"worker{len(started)}.log"
-        worker = Worker(queue, smtp_server.url, log, concurrency, batch_size)
+        worker = Worker(celery_queue, smtp_server.url, log, concurrency, batch_size)
         started.append(worker)
         return worker
 
