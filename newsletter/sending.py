@@ -26,6 +26,7 @@ from django.core.mail import mailers
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Max, Q, Value, When
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from newsletter import smtp
@@ -48,6 +49,9 @@ RESUME_WINDOW = datetime.timedelta(days=2)
 # own task has had its chance, not so late that a "morning" digest is wrong.
 MISSED_START_GRACE = datetime.timedelta(minutes=10)
 MISSED_START_WINDOW = datetime.timedelta(hours=3)
+# A morning digest still unsent this long after its send started is marked
+# failed (staff can resend it); until then the sweep keeps trying.
+GIVE_UP_AFTER = datetime.timedelta(hours=12)
 SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
 # Written on rows whose claim expired: the reader may already have the email.
 RESUMED_NOTE = "Resumed after an interrupted send; this reader may receive it twice."
@@ -273,9 +277,9 @@ def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
             )
             .values_list("pk", flat=True)
         )
-        Delivery.objects.filter(pk__in=ids).update(
-            status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
-        )
+        # Attempts are counted when a send is tried, not here: a batch that
+        # cannot even connect has tried nobody.
+        Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.SENDING, claimed_at=now)
     return list(
         Delivery.objects.filter(pk__in=ids).select_related("subscriber__membership").order_by("pk")
     )
@@ -335,6 +339,7 @@ class BatchLedger:
     def __init__(self) -> None:
         self.sent: list[int] = []
         self.failed: dict[str, list[int]] = defaultdict(list)
+        self.deferred: dict[str, list[int]] = defaultdict(list)
         self.skipped: list[int] = []
         self.report = BatchReport()
 
@@ -349,6 +354,7 @@ class BatchLedger:
         Delivery.objects.filter(pk__in=self.sent).update(
             status=Delivery.Status.SENT,
             sent_at=timezone.now(),
+            attempts=F("attempts") + 1,
             # A resumed row keeps its note once sent: it is the record that
             # this reader may have had the email twice.
             last_error=Case(
@@ -363,8 +369,10 @@ class BatchLedger:
         with transaction.atomic():
             for error, ids in self.failed.items():
                 Delivery.objects.filter(pk__in=ids).update(
-                    status=Delivery.Status.FAILED, last_error=error
+                    status=Delivery.Status.FAILED, last_error=error, attempts=F("attempts") + 1
                 )
+            for error, ids in self.deferred.items():
+                self.report.requeued += release(ids, error, tried=ids)
             Delivery.objects.filter(pk__in=self.skipped).update(
                 status=Delivery.Status.SKIPPED,
                 last_error="Not entitled or not deliverable at send time.",
@@ -372,19 +380,30 @@ class BatchLedger:
         self.report.failed += sum(len(ids) for ids in self.failed.values())
         self.report.skipped += len(self.skipped)
         self.failed.clear()
+        self.deferred.clear()
         self.skipped = []
 
 
-def release(delivery_ids: list[int], error: BaseException) -> int:
-    """Give unsent rows back to the queue, or fail those out of attempts."""
-    message = describe(error)
+def release(delivery_ids: list[int], error: BaseException | str, *, tried=()) -> int:
+    """Give unsent rows back to the queue; return how many went back.
+
+    `tried` are the rows whose send was attempted and met `error`: their
+    attempt counts, and one that has had MAX_ATTEMPTS is failed instead.
+    """
+    message = error if isinstance(error, str) else describe(error)
     rows = Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.SENDING)
     with transaction.atomic():
-        rows.filter(attempts__gte=MAX_ATTEMPTS).update(
+        rows.filter(pk__in=tried).update(attempts=F("attempts") + 1)
+        rows.filter(pk__in=tried, attempts__gte=MAX_ATTEMPTS).update(
             status=Delivery.Status.FAILED,
             last_error=f"Gave up after {MAX_ATTEMPTS} attempts: {message}",
         )
         return rows.update(status=Delivery.Status.QUEUED, claimed_at=None, last_error=message)
+
+
+def is_deferral(error: Exception) -> bool:
+    """A "try later" about this recipient only (greylisting, a full mailbox)."""
+    return isinstance(error, smtplib.SMTPRecipientsRefused) and not is_permanent(error)
 
 
 def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
@@ -412,6 +431,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         release([d.pk for d in deliveries], error)
         raise TransientSendError(describe(error)) from error
 
+    position = 0
     try:
         send = Sender(connection, digest, edition)
         for position, delivery in enumerate(deliveries):
@@ -431,9 +451,14 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                     logger.warning("Digest to %s refused: %s", delivery.subscriber.email, error)
                     ledger.failed[describe(error)].append(delivery.pk)
                     continue
+                if is_deferral(error):
+                    # This reader later (the sweep comes back); the others now.
+                    logger.info("Digest to %s deferred: %s", delivery.subscriber.email, error)
+                    ledger.deferred[describe(error)].append(delivery.pk)
+                    continue
                 ledger.flush()
                 unsent = [d.pk for d in deliveries[position:]]
-                ledger.report.requeued = release(unsent, error)
+                ledger.report.requeued += release(unsent, error, tried=[delivery.pk])
                 logger.warning(
                     "Edition %s: mail server unavailable, %d deliveries requeued: %s",
                     edition.date,
@@ -443,6 +468,16 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 raise TransientSendError(describe(error)) from error
             ledger.record_sent(delivery)
         ledger.flush()
+    except TransientSendError:
+        raise
+    except Exception as error:
+        # Anything else that stops the batch (a time limit, a database error,
+        # a bug): record what went out and hand back what did not, so that
+        # nothing sent is sent again and nothing unsent waits for the claim
+        # to expire. (A killed process cannot do this; see CHECKPOINT_EVERY.)
+        ledger.flush()
+        release([d.pk for d in deliveries[position:]], error)
+        raise
     finally:
         connection.close()
     return ledger.report
@@ -515,8 +550,9 @@ def send_edition_now(edition_id: int) -> BatchReport:
 def resend_failed(edition: Edition) -> int:
     """Queue again the failed deliveries of an edition (staff's "resend to failed")."""
     with transaction.atomic():
+        # A fresh set of attempts: staff resend once the cause is fixed.
         count = edition.deliveries.filter(status=Delivery.Status.FAILED).update(
-            status=Delivery.Status.QUEUED, claimed_at=None
+            status=Delivery.Status.QUEUED, claimed_at=None, attempts=0
         )
         if count:
             Edition.objects.filter(pk=edition.pk).update(
@@ -551,6 +587,24 @@ def missed_morning_edition(now: datetime.datetime | None = None) -> Edition | No
     return edition
 
 
+def give_up_if_too_late(edition: Edition, now: datetime.datetime) -> bool:
+    """Fail what is still queued GIVE_UP_AFTER after the send started; True if so."""
+    if edition.send_started_at is None or now - edition.send_started_at < GIVE_UP_AFTER:
+        return False
+    hours = int(GIVE_UP_AFTER.total_seconds() // 3600)
+    queued = edition.deliveries.filter(status=Delivery.Status.QUEUED)
+    count = queued.update(
+        status=Delivery.Status.FAILED,
+        last_error=Concat(Value(f"Not sent within {hours} hours; last error: "), "last_error"),
+    )
+    if count:
+        logger.error(
+            "Edition %s: gave up on %d deliveries after %d hours", edition.date, count, hours
+        )
+    finish_if_done(edition.pk)
+    return True
+
+
 def editions_to_resume(now: datetime.datetime | None = None) -> list[Edition]:
     """Recent editions still sending whose work seems to have stalled."""
     now = now or timezone.now()
@@ -560,6 +614,8 @@ def editions_to_resume(now: datetime.datetime | None = None) -> list[Edition]:
     stalled = []
     for edition in recent:
         requeue_expired_claims(edition, now)
+        if give_up_if_too_late(edition, now):
+            continue
         busy = edition.deliveries.filter(
             Q(status=Delivery.Status.SENDING) | Q(claimed_at__gte=now - CLAIM_TIMEOUT)
         ).exists()

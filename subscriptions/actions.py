@@ -81,6 +81,10 @@ class SignupResult:
     subscriber: Subscriber
     checkout_url: str | None = None
     checkout_session_id: str | None = None
+    # Whether completing this checkout may sign the browser in: only for a
+    # reader with no past (never subscribed, never signed in). Anyone can
+    # type a lapsed reader's address; paying must not open their account.
+    signs_in: bool = False
 
     @property
     def already_member(self) -> bool:
@@ -121,6 +125,7 @@ def do_start_checkout(*, email: str, name: str = "", time_zone: str) -> SignupRe
         if membership.status in LIVE_STATUSES or membership.is_comped:
             queue_sign_in_link(subscriber)
             return SignupResult(subscriber=subscriber)
+        no_past = not membership.stripe_subscription_id and subscriber.last_signed_in_at is None
         if not membership.stripe_customer_id:
             membership.stripe_customer_id = stripe_api.create_customer(
                 email=subscriber.email, name=subscriber.name, subscriber_id=subscriber.pk
@@ -141,7 +146,10 @@ def do_start_checkout(*, email: str, name: str = "", time_zone: str) -> SignupRe
     )
     logger.info("Checkout session %s started for subscriber %s", session.id, subscriber.pk)
     return SignupResult(
-        subscriber=subscriber, checkout_url=session.url, checkout_session_id=session.id
+        subscriber=subscriber,
+        checkout_url=session.url,
+        checkout_session_id=session.id,
+        signs_in=no_past,
     )
 
 

@@ -69,7 +69,8 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     if result.already_member:
         # The same page whoever owns the address; the link goes to its owner.
         return render(request, "subscriptions/sign_in_sent.html", {"already_member": True})
-    request.session[CHECKOUT_SESSION_KEY] = result.checkout_session_id
+    if result.signs_in:
+        request.session[CHECKOUT_SESSION_KEY] = result.checkout_session_id
     return _see_other(result.checkout_url)
 
 
@@ -84,15 +85,21 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
         raise Http404("No such checkout session.") from None
     if subscriber is None:
         return render(request, "subscriptions/checkout_pending.html")
-    # Only the browser that started this checkout is signed in by it: the
-    # success URL alone (in a history, a log) must not open the account.
-    if request.session.get(CHECKOUT_SESSION_KEY) == session_id:
+    # Only the browser that started this checkout is signed in by it (the
+    # success URL alone, in a history or a log, must not open the account),
+    # and only for a new reader: a returning one signs in by emailed link.
+    signed_in = request.session.get(CHECKOUT_SESSION_KEY) == session_id
+    if signed_in:
         del request.session[CHECKOUT_SESSION_KEY]
         sign_in(request, subscriber)
     return render(
         request,
         "subscriptions/checkout_success.html",
-        {"subscriber": subscriber, "first_digest": first_digest_at().date()},
+        {
+            "subscriber": subscriber,
+            "first_digest": first_digest_at().date(),
+            "signed_in": signed_in,
+        },
     )
 
 

@@ -48,10 +48,11 @@ def test_server_refusing_mid_batch_then_recovering_loses_and_doubles_nothing(smt
 
     assert len(smtp_server.received()) == 6
     assert statuses() == {Delivery.Status.SENT: 6, Delivery.Status.QUEUED: 4}
-    # The rows of the interrupted batch say why; the next batch was not tried.
-    interrupted = Delivery.objects.filter(status=Delivery.Status.QUEUED, attempts=1)
+    # The rows of the interrupted batch say why; only the one whose send met
+    # the 451 used an attempt; the next batch was not tried at all.
+    interrupted = Delivery.objects.filter(status=Delivery.Status.QUEUED, last_error__contains="451")
     assert interrupted.count() == 2
-    assert all("451" in d.last_error for d in interrupted)
+    assert sorted(interrupted.values_list("attempts", flat=True)) == [0, 1]
     edition.refresh_from_db()
     assert edition.status == Edition.Status.SENDING
 
@@ -181,13 +182,92 @@ def test_batch_task_retries_with_backoff_when_the_server_is_down(smtp_server, re
     assert statuses()[Delivery.Status.QUEUED] == 10
 
 
-def test_a_reader_failing_every_attempt_is_given_up_on(smtp_server, readers):
+def test_only_the_reader_tried_uses_up_attempts_while_the_server_is_down(smtp_server, readers):
     smtp_server.inject_faults(refuse_data_after=0)
     edition = sending.build_edition(MONDAY)
     for _ in range(sending.MAX_ATTEMPTS):
         with pytest.raises(sending.TransientSendError):
             sending.send_edition_now(edition.pk)
 
-    failed = Delivery.objects.filter(status=Delivery.Status.FAILED)
-    assert failed.count() == 4  # the first batch, tried MAX_ATTEMPTS times
-    assert all(f"after {sending.MAX_ATTEMPTS} attempts" in d.last_error for d in failed)
+    # Each run stopped at its first send: that reader, tried five times, is
+    # failed; the others were never tried and still wait in the queue.
+    (failed,) = Delivery.objects.filter(status=Delivery.Status.FAILED)
+    assert f"after {sending.MAX_ATTEMPTS} attempts" in failed.last_error
+    assert statuses() == {Delivery.Status.FAILED: 1, Delivery.Status.QUEUED: 9}
+    assert set(Delivery.objects.exclude(pk=failed.pk).values_list("attempts", flat=True)) == {0}
+
+    # Staff resend once the server is back: a fresh set of attempts.
+    smtp_server.clear_faults()
+    assert sending.resend_failed(edition) == 1
+    assert Delivery.objects.get(pk=failed.pk).attempts == 0
+    sending.send_edition_now(edition.pk)
+    assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
+
+
+def test_a_greylisted_reader_is_deferred_and_the_batch_goes_on(smtp_server, readers):
+    greylisted = readers[2]
+    smtp_server.inject_faults(
+        refuse_recipients={greylisted.email: [450, "4.2.0 Greylisted, try again later"]}
+    )
+    edition = sending.build_edition(MONDAY)
+
+    report = sending.send_edition_now(edition.pk)
+
+    assert (report.sent, report.requeued) == (9, 1)
+    deferred = Delivery.objects.get(subscriber=greylisted)
+    assert (deferred.status, deferred.attempts) == (Delivery.Status.QUEUED, 1)
+    assert "Greylisted" in deferred.last_error
+    edition.refresh_from_db()
+    assert edition.status == Edition.Status.SENDING  # not done until that reader has it
+
+    smtp_server.clear_faults()
+    sending.send_edition_now(edition.pk)
+    assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
+    edition.refresh_from_db()
+    assert edition.status == Edition.Status.SENT
+
+
+def test_an_unexpected_error_mid_batch_records_the_sent_and_frees_the_rest(
+    smtp_server, readers, settings, monkeypatch
+):
+    settings.DIGEST_BATCH_SIZE = 10
+    edition = sending.build_edition(MONDAY)
+    real_send = sending.Sender.__call__
+    calls = []
+
+    def send_then_break(self, delivery):
+        if len(calls) == 4:
+            raise RuntimeError("a bug in the fifth reader's email")
+        calls.append(delivery.pk)
+        return real_send(self, delivery)
+
+    monkeypatch.setattr(sending.Sender, "__call__", send_then_break)
+    with pytest.raises(RuntimeError):
+        sending.send_edition_now(edition.pk)
+
+    # The four sent are marked (no repeat later), the rest are queued at once
+    # (no 15-minute wait for the claim to expire).
+    assert statuses() == {Delivery.Status.SENT: 4, Delivery.Status.QUEUED: 6}
+    monkeypatch.setattr(sending.Sender, "__call__", real_send)
+    sending.send_edition_now(edition.pk)
+    assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
+
+
+def test_a_send_still_stuck_twelve_hours_on_is_given_up_and_said_so(smtp_server, readers):
+    smtp_server.inject_faults(refuse_data_after=0)
+    edition = sending.build_edition(MONDAY)
+    with pytest.raises(sending.TransientSendError):
+        sending.send_edition_now(edition.pk)
+
+    with time_machine.travel(
+        timezone.now() + sending.GIVE_UP_AFTER + datetime.timedelta(minutes=1)
+    ):
+        assert sending.editions_to_resume() == []
+
+    assert statuses() == {Delivery.Status.FAILED: 10}
+    assert all(
+        d.last_error.startswith("Not sent within 12 hours")
+        for d in Delivery.objects.filter(status=Delivery.Status.FAILED)
+    )
+    edition.refresh_from_db()
+    assert edition.status == Edition.Status.SENT
