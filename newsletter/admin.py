@@ -306,7 +306,7 @@ class EditionAdmin(admin.ModelAdmin):
 
     # ------------------------------------------------------------ list
 
-    @admin.action(description="Resend to readers whose delivery failed")
+    @admin.action(description="Resend to readers whose delivery failed", permissions=["change"])
     def resend_to_failed(self, request, queryset) -> None:
         self._resend(request, queryset)
 

@@ -236,10 +236,15 @@ class Article(models.Model):
         return Truncator(text).words(TEASER_WORDS, truncate=" …")
 
     def is_readable_by(self, user, subscriber) -> bool:
-        """Whether the full text is shown: staff, and signed-in entitled readers."""
+        """Whether the full text is shown: staff, and signed-in readers with a live membership.
+
+        The membership, not the digest: a paying reader who unsubscribed from
+        the emails, or whose address bounces, still reads on the site.
+        """
         if user.is_authenticated and user.is_staff:
             return True
-        return subscriber is not None and subscriber.is_entitled
+        membership = getattr(subscriber, "membership", None)
+        return membership is not None and membership.is_entitled
 
 
 class Edition(models.Model):

@@ -98,7 +98,7 @@ class StripeEventAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Retry the selected failed events")
+    @admin.action(description="Retry the selected failed events", permissions=["change"])
     def retry_events(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
         results = [webhooks.retry(event_id) for event_id in queryset.values_list("pk", flat=True)]
         succeeded = results.count(True)

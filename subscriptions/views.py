@@ -163,6 +163,7 @@ def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
             "subscriber": subscriber,
             "membership": membership,
             "entitled": subscriber.is_entitled,
+            "member": bool(membership and membership.is_entitled),
             "amount": dollars(membership.amount if membership else None),
             "can_manage_billing": bool(membership and membership.stripe_customer_id),
             "time_zone_form": TimeZoneForm(initial={"time_zone": subscriber.time_zone}),

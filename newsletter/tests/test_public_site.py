@@ -166,3 +166,21 @@ def test_lead_image_is_shown_with_its_description(client, settings, tmp_path):
     assert f'src="/media/{article.lead_image.name}"' in page
     assert 'alt="Delegates at the table"' in page
     assert 'width="40" height="20"' in page
+
+
+def test_a_paying_reader_who_unsubscribed_from_the_emails_still_reads_the_site(client):
+    from subscriptions.models import Subscriber
+    from subscriptions.sessions import SESSION_KEY
+    from subscriptions.tests.factories import make_subscriber
+
+    article = make_article(body="<p>" + "Full story words. " * 200 + "The very end.</p>")
+    reader = make_subscriber(email_status=Subscriber.EmailStatus.UNSUBSCRIBED)
+    session = client.session
+    session[SESSION_KEY] = reader.pk
+    session.save()
+
+    page = client.get(article.get_absolute_url()).content.decode()
+
+    assert "The very end." in page
+    account = client.get("/account/").content.decode()
+    assert "Start a membership" not in account
