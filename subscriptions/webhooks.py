@@ -82,7 +82,8 @@ class Outcome:
 def receive(payload: bytes, signature: str | None) -> Outcome:
     """What the /stripe/webhook/ endpoint does with a request body.
 
-    400 without a write for a bad signature or body; 200 for a duplicate;
+    400 without a write for a bad signature or body; 200 for a duplicate
+    already handled, 409 for one still being handled (Stripe retries later);
     else the event is stored and handled: 200 when handled (or of a type we
     do not handle), 500 when handling failed, so Stripe sends it again.
     """
@@ -112,6 +113,10 @@ def receive(payload: bytes, signature: str | None) -> Outcome:
         # an event we answered 500 to); anything else is a duplicate.
         event = StripeEvent.objects.get(event_id=data["id"])
         if not claim_for_retry(event):
+            if event.status == StripeEvent.Status.PROCESSING:
+                # Still being handled, or its handler died: not done, so not a
+                # 200 that would stop Stripe from sending it again later.
+                return Outcome(409, "Event is being handled; try again later.")
             return Outcome(200, "Duplicate event.")
     ok = process(event)
     return Outcome(200, event.status) if ok else Outcome(500, "Handling failed; will retry.")
