@@ -280,8 +280,18 @@ def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
         # Attempts are counted when a send is tried, not here: a batch that
         # cannot even connect has tried nobody.
         Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.SENDING, claimed_at=now)
+    # Only what the digest reads: whole rows cost a fair part of a batch.
     return list(
-        Delivery.objects.filter(pk__in=ids).select_related("subscriber__membership").order_by("pk")
+        Delivery.objects.filter(pk__in=ids)
+        .select_related("subscriber__membership")
+        .only(
+            "subscriber__email",
+            "subscriber__name",
+            "subscriber__membership__status",
+            "subscriber__membership__trial_end",
+            "subscriber__membership__past_due_since",
+        )
+        .order_by("pk")
     )
 
 
