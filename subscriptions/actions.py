@@ -261,19 +261,6 @@ def _metadata(obj: stripe.StripeObject, key: str) -> str | None:
     return metadata[key] if metadata is not None and key in metadata else None
 
 
-# What apply_subscription copies from Stripe onto the membership.
-MIRRORED_FIELDS = [
-    "stripe_subscription_id",
-    "stripe_customer_id",
-    "status",
-    "trial_end",
-    "current_period_end",
-    "cancel_at_period_end",
-    "amount",
-    "past_due_since",
-]
-
-
 def apply_subscription(membership: Membership, subscription: stripe.Subscription) -> bool:
     """Write a subscription fetched from Stripe onto a locked membership.
 
@@ -313,7 +300,7 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
         return False
 
     previous_status = membership.status
-    before = [getattr(membership, field) for field in MIRRORED_FIELDS]
+    before = [getattr(membership, field) for field in Membership.MIRRORED_FROM_STRIPE]
     now = timezone.now()
     membership.stripe_subscription_id = subscription.id
     membership.stripe_customer_id = stripe_api.expandable_id(subscription.customer)
@@ -329,7 +316,7 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
     elif previous_status != Status.PAST_DUE or membership.past_due_since is None:
         membership.past_due_since = now
     membership.stripe_synced_at = now
-    if [getattr(membership, field) for field in MIRRORED_FIELDS] == before:
+    if [getattr(membership, field) for field in Membership.MIRRORED_FROM_STRIPE] == before:
         # Nothing changed: record the check without touching updated_at, which
         # reconciliation reads as "changed recently, check again".
         Membership.objects.filter(pk=membership.pk).update(stripe_synced_at=now)

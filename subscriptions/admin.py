@@ -7,17 +7,7 @@ from subscriptions.models import Membership, ReaderEmail, StripeEvent, Subscribe
 
 # Written only from Stripe (sync_subscription): editing them here would be
 # overwritten by the next event, so staff see them but change them at Stripe.
-MIRRORED_FROM_STRIPE = [
-    "status",
-    "trial_end",
-    "current_period_end",
-    "cancel_at_period_end",
-    "amount",
-    "past_due_since",
-    "stripe_customer_id",
-    "stripe_subscription_id",
-    "stripe_synced_at",
-]
+MIRRORED_FROM_STRIPE = [*Membership.MIRRORED_FROM_STRIPE, "stripe_synced_at"]
 
 
 class MembershipInline(admin.StackedInline):

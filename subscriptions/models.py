@@ -151,6 +151,17 @@ class Membership(models.Model):
     ENTITLED_STATUSES = (Status.TRIALING, Status.ACTIVE)
     # A subscription in one of these never comes back; Stripe starts a new one.
     TERMINAL_STATUSES = (Status.CANCELED, Status.INCOMPLETE_EXPIRED)
+    # Written only from Stripe (subscriptions.actions.apply_subscription).
+    MIRRORED_FROM_STRIPE = (
+        "status",
+        "trial_end",
+        "current_period_end",
+        "cancel_at_period_end",
+        "amount",
+        "past_due_since",
+        "stripe_customer_id",
+        "stripe_subscription_id",
+    )
 
     subscriber = models.OneToOneField(Subscriber, on_delete=models.CASCADE)
     status = models.CharField(max_length=20, choices=Status, default=Status.INCOMPLETE)
