@@ -119,31 +119,40 @@ class ArticleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Publish the selected articles now", permissions=["change"])
     def publish_now(self, request, queryset) -> None:
-        count = 0
-        for article in queryset.exclude(status=Article.Status.PUBLISHED):
-            with transaction.atomic():
-                before = article.get_status_display()
-                article.publish()
-                self.log_change(request, article, f"Status: {before} → Published (bulk action).")
-            count += 1
+        count = self._change_status(
+            request,
+            queryset.exclude(status=Article.Status.PUBLISHED),
+            Article.publish,
+            "Published (bulk action)",
+        )
         self.message_user(request, f"{count} articles published.", messages.SUCCESS)
 
     @admin.action(
         description="Unpublish the selected articles (back to draft)", permissions=["change"]
     )
     def unpublish(self, request, queryset) -> None:
-        count = 0
-        for article in queryset.exclude(status=Article.Status.DRAFT):
-            with transaction.atomic():
-                before = article.get_status_display()
-                article.unpublish()
-                self.log_change(request, article, f"Status: {before} → Draft (unpublished).")
-            count += 1
+        count = self._change_status(
+            request,
+            queryset.exclude(status=Article.Status.DRAFT),
+            Article.unpublish,
+            "Draft (unpublished)",
+        )
         self.message_user(
             request,
             f"{count} articles unpublished: off the site, the feed and unsent editions.",
             messages.SUCCESS,
         )
+
+    def _change_status(self, request, articles, change, outcome: str) -> int:
+        """Apply `change` to each article, each in its own transaction, with a history entry."""
+        count = 0
+        for article in articles:
+            with transaction.atomic():
+                before = article.get_status_display()
+                change(article)
+                self.log_change(request, article, f"Status: {before} → {outcome}.")
+            count += 1
+        return count
 
 
 class EditionArticleInline(admin.TabularInline):

@@ -97,8 +97,7 @@ def test_scheduling_needs_a_future_time(admin_client):
         "/admin/newsletter/article/add/",
         article_form(
             status="scheduled",
-            published_at_0=past.strftime("%Y-%m-%d"),
-            published_at_1=past.strftime("%H:%M:%S"),
+            publish_at=past,
         ),
     )
     assert response.status_code == 200
@@ -109,8 +108,7 @@ def test_scheduling_needs_a_future_time(admin_client):
         "/admin/newsletter/article/add/",
         article_form(
             status="scheduled",
-            published_at_0=future.strftime("%Y-%m-%d"),
-            published_at_1=future.strftime("%H:%M:%S"),
+            publish_at=future,
         ),
     )
     assert response.status_code == 302
@@ -125,8 +123,7 @@ def test_publishing_with_a_future_time_asks_for_scheduled_instead(admin_client):
         "/admin/newsletter/article/add/",
         article_form(
             status="published",
-            published_at_0=future.strftime("%Y-%m-%d"),
-            published_at_1=future.strftime("%H:%M:%S"),
+            publish_at=future,
         ),
     )
 
