@@ -11,6 +11,47 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import time_machine
+
+from config.testing.clock import MONDAY_BEFORE_SEND
+
+# The instant every test runs at unless it names its own (@pytest.mark.clock).
+DEFAULT_NOW = MONDAY_BEFORE_SEND
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "clock(instant, tick=False): run the test, its fixtures and factories at this "
+        "instant (an ISO 8601 string or an aware datetime); with tick, time moves on from it",
+    )
+    config.addinivalue_line(
+        "markers",
+        "real_clock: run on the machine's clock, for tests whose other processes "
+        "(Celery workers) must read the same time as the test",
+    )
+
+
+@pytest.fixture(autouse=True)
+def clock(request: pytest.FixtureRequest):
+    """Fix "now" for the whole test: setup, factories, the code and the assertions.
+
+    Autouse, so no test depends on the day the suite runs (CI runs it again
+    under faketime, far from today, to prove it). The test's own instant
+    comes from a `clock` marker on the test, class or module, else
+    DEFAULT_NOW. A test can move it on with `clock.move_to()` or
+    `clock.shift()`, or nest `time_machine.travel()`. Tests marked
+    `real_clock` run on the machine's clock: other processes cannot see a
+    clock that only this one is travelling with.
+    """
+    if request.node.get_closest_marker("real_clock"):
+        yield None
+        return
+    marker = request.node.get_closest_marker("clock")
+    instant = marker.args[0] if marker else DEFAULT_NOW
+    tick = marker.kwargs.get("tick", False) if marker else False
+    with time_machine.travel(instant, tick=tick) as traveller:
+        yield traveller
 
 
 @dataclass

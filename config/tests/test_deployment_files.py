@@ -54,7 +54,7 @@ def test_compose_commands_name_modules_that_exist(compose):
 
 def test_compose_environment_uses_settings_the_code_reads(compose):
     environment = compose["x-app"]["environment"]
-    settings_source = (ROOT / "config" / "settings.py").read_text()
+    settings_source = (ROOT / "config" / "settings" / "__init__.py").read_text()
     for variable in environment:
         assert f'"{variable}"' in settings_source, variable
     assert environment["DATABASE_URL"].startswith("postgres://")
@@ -70,7 +70,7 @@ def test_dockerfile_serves_the_wsgi_app_that_exists():
 
 
 def environment_variables_read_by_settings() -> set[str]:
-    source = (ROOT / "config" / "settings.py").read_text()
+    source = (ROOT / "config" / "settings" / "__init__.py").read_text()
     return set(re.findall(r'env_\w+\(\s*"([A-Z_]+)"', source))
 
 

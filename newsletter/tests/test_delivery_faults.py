@@ -13,15 +13,14 @@ import time_machine
 from django.utils import timezone
 
 from config.celery import app
+from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from config.testing.concurrency import run_at_once
 from newsletter import sending, tasks
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
 
-pytestmark = [pytest.mark.faults, pytest.mark.django_db]
-
-MONDAY = datetime.date(2026, 11, 30)
+pytestmark = [pytest.mark.faults, pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 @pytest.fixture

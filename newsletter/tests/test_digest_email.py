@@ -6,6 +6,7 @@ import re
 import pytest
 from django.core.management import call_command
 
+from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import sending
 from newsletter.emails import DigestTemplate
 from newsletter.tests.factories import make_article
@@ -13,9 +14,7 @@ from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber
 from subscriptions.unsubscribe import subscriber_for_token
 
-pytestmark = pytest.mark.django_db
-
-MONDAY = datetime.date(2026, 11, 30)
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 @pytest.fixture

@@ -5,14 +5,14 @@ import datetime
 import pytest
 from django.utils import timezone
 
+from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from config.testing.concurrency import run_at_once
 from newsletter import sending
 from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import make_article
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
-MONDAY = datetime.date(2026, 11, 30)
 TUESDAY = MONDAY + datetime.timedelta(days=1)
 
 

@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import mime, sending
 from newsletter.emails import DigestTemplate
 from newsletter.mime import FastDigest, new_message_id
@@ -18,9 +19,7 @@ from newsletter.tests.factories import make_article, make_section
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber
 
-pytestmark = pytest.mark.django_db
-
-MONDAY = datetime.date(2026, 11, 30)
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 def normalise(data: bytes) -> bytes:

@@ -5,13 +5,13 @@ import datetime
 import pytest
 import time_machine
 
+from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import sending, tasks
 from newsletter.models import Edition
 from newsletter.tests.factories import make_article
 
-pytestmark = [pytest.mark.django_db, pytest.mark.faults]
+pytestmark = [pytest.mark.django_db, pytest.mark.faults, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
-MONDAY = datetime.date(2026, 11, 30)
 SIX_AM = datetime.datetime.fromisoformat("2026-11-30T06:00:00-05:00")
 
 

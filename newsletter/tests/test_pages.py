@@ -5,10 +5,11 @@ import datetime
 import pytest
 from django.core.management import call_command
 
+from config.testing.clock import MONDAY_BEFORE_SEND
 from newsletter.models import Article
 from newsletter.tests.factories import make_article, make_section
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 def test_landing_page_shows_the_offer_and_latest_articles(client):

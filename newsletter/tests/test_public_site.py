@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.core.management import call_command
 
+from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import desk, sending
 from newsletter.models import Article, Edition
 from newsletter.tests.factories import make_article, make_section
@@ -13,9 +14,8 @@ from subscriptions.models import Membership
 from subscriptions.sessions import SESSION_KEY
 from subscriptions.tests.factories import make_subscriber
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
-MONDAY = datetime.date(2026, 11, 30)
 SECRET = "The ending only members read."
 
 

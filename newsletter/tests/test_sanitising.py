@@ -3,11 +3,12 @@
 import pytest
 from django.template import Context, Template
 
+from config.testing.clock import MONDAY_BEFORE_SEND
 from newsletter import desk, sending
 from newsletter.models import Article
 from newsletter.tests.factories import article_form, make_article
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 HOSTILE = [
     "<script>alert(1)</script>",

@@ -6,13 +6,12 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import sending, tasks
 from newsletter.models import Article, Edition
 from newsletter.tests.factories import make_article
 
-pytestmark = pytest.mark.django_db
-
-MONDAY = datetime.date(2026, 11, 30)
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 def scheduled(in_: datetime.timedelta) -> Article:
@@ -45,7 +44,7 @@ def test_due_articles_are_published_and_others_wait():
     assert tasks.publish_scheduled_articles() == []
 
 
-def test_a_published_schedule_joins_the_next_edition_even_if_the_worker_was_late():
+def test_a_published_schedule_joins_the_next_edition_even_if_the_worker_was_late(clock):
     earlier = make_article(published_ago=datetime.timedelta(hours=2))
     due = scheduled(-datetime.timedelta(minutes=30))
     # Friday's edition was built after the scheduled time but before the
@@ -53,16 +52,18 @@ def test_a_published_schedule_joins_the_next_edition_even_if_the_worker_was_late
     friday = sending.build_edition(MONDAY - datetime.timedelta(days=3))
     assert list(friday.ordered_articles()) == [earlier]
 
+    clock.shift(datetime.timedelta(minutes=1))  # the worker comes round
     tasks.publish_scheduled_articles()
 
     edition = sending.build_edition(MONDAY)
     assert list(edition.ordered_articles()) == [due]
 
 
-def test_unpublishing_takes_an_article_out_of_unsent_editions_only():
+def test_unpublishing_takes_an_article_out_of_unsent_editions_only(clock):
     first, second = make_article(), make_article()
     sent = sending.build_edition(MONDAY - datetime.timedelta(days=1))
     Edition.objects.filter(pk=sent.pk).update(status=Edition.Status.SENT)
+    clock.shift(datetime.timedelta(minutes=5))
     third = make_article(published_ago=datetime.timedelta(0))
     draft = sending.build_edition(MONDAY)
     assert list(draft.ordered_articles()) == [third]

@@ -6,15 +6,14 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
+from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import sending
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article, make_section
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber
 
-pytestmark = pytest.mark.django_db
-
-MONDAY = datetime.date(2026, 11, 30)
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 def send(date: datetime.date = MONDAY) -> None:

@@ -1,17 +1,14 @@
 """After the send starts, the edition's desk shows how it is going."""
 
-import datetime
-
 import pytest
 
+from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import sending
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
 
-pytestmark = pytest.mark.django_db
-
-MONDAY = datetime.date(2026, 11, 30)
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 @pytest.fixture

@@ -9,12 +9,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app
+from config.testing.clock import MONDAY_BEFORE_SEND
 from newsletter import sending, tasks
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 @pytest.fixture

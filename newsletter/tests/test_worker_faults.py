@@ -32,16 +32,17 @@ from django.db import connection
 from django.utils import timezone
 
 from config.celery import app
+from config.testing.clock import MONDAY
 from config.testing.concurrency import wait_for
 from newsletter import sending, tasks
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
 
-pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+# The workers are other processes, on the machine's clock: so is the test.
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True), pytest.mark.real_clock]
 
 ROOT = Path(__file__).resolve().parents[2]
-MONDAY = datetime.date(2026, 11, 30)
 
 
 def database_url() -> str:

@@ -30,7 +30,7 @@ from config.env import (
     smtp_options,
 )
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = BASE_DIR / "var"  # local state of the demo: database, broker, outbox
 
 # DJANGO_ENV_FILE names another file to read, or "none" for none at all.
