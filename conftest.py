@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from config.testing.clock import MONDAY_BEFORE_SEND
+from testing.clock import MONDAY_BEFORE_SEND
 
 # The instant every test runs at unless it names its own (@pytest.mark.clock).
 DEFAULT_NOW = MONDAY_BEFORE_SEND
@@ -76,12 +76,12 @@ class ReceivedMail:
 
 
 class SMTPServer:
-    """A real SMTP server process (config.testing.smtp_sink) and its mailbox."""
+    """A real SMTP server process (testing.smtp_sink) and its mailbox."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "config.testing.smtp_sink", str(directory)],
+            [sys.executable, "-m", "testing.smtp_sink", str(directory)],
             stdout=subprocess.PIPE,
             text=True,
             cwd=Path(__file__).parent,
@@ -115,7 +115,7 @@ class SMTPServer:
         return mails
 
     def inject_faults(self, **faults) -> None:
-        """See config.testing.smtp_sink for the faults it understands."""
+        """See testing.smtp_sink for the faults it understands."""
         (self.directory / "faults.json").write_text(json.dumps(faults))
 
     def clear_faults(self) -> None:

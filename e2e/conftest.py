@@ -2,7 +2,7 @@
 
 One session starts, under var/e2e/ (wiped first):
 
-- a real SMTP server process (config/testing/smtp_sink.py) that stores what
+- a real SMTP server process (testing/smtp_sink.py) that stores what
   it receives, read by `mailbox`;
 - the demo's database (migrate + seed_demo) on SQLite;
 - the web server (`manage.py runserver --noreload`) on a free port, with
@@ -160,7 +160,7 @@ class Stack:
 
     def _start_smtp(self) -> subprocess.Popen:
         process = subprocess.Popen(
-            [sys.executable, "-m", "config.testing.smtp_sink", str(STATE / "smtp")],
+            [sys.executable, "-m", "testing.smtp_sink", str(STATE / "smtp")],
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,

@@ -9,7 +9,7 @@ a worker of `make run` never takes the tests' tasks, nor ours theirs).
 """
 
 from config.settings import *  # noqa: F403
-from config.settings import CELERY_BROKER_TRANSPORT_OPTIONS, VAR_DIR
+from config.settings import VAR_DIR, filesystem_broker
 
 STATE_DIR = VAR_DIR / "e2e"
 
@@ -21,14 +21,4 @@ CACHES = {
 }
 
 # The conftest removes REDIS_URL, so the broker is the filesystem one.
-CELERY_BROKER_URL = "filesystem://localhost//"
-CELERY_BROKER_FOLDER = STATE_DIR / "broker"
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    **CELERY_BROKER_TRANSPORT_OPTIONS,
-    "data_folder_in": str(CELERY_BROKER_FOLDER),
-    "data_folder_out": str(CELERY_BROKER_FOLDER),
-    "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
-    "control_folder": str(CELERY_BROKER_FOLDER / "control"),
-}
-for folder in ["processed", "control"]:
-    (CELERY_BROKER_FOLDER / folder).mkdir(parents=True, exist_ok=True)
+CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker(STATE_DIR / "broker")

@@ -235,25 +235,30 @@ PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
 # Celery. Without REDIS_URL the broker is a folder on disk (kombu's
 # filesystem transport), so the demo needs no services at all.
 REDIS_URL = env_optional("REDIS_URL")
-CELERY_BROKER_FOLDER = VAR_DIR / "broker"
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
-    # A task not acknowledged within this time is handed to another worker;
-    # every task's hard time limit stays well below it.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-else:
-    CELERY_BROKER_URL = "filesystem://localhost//"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(CELERY_BROKER_FOLDER),
-        "data_folder_out": str(CELERY_BROKER_FOLDER),
-        "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
-        "control_folder": str(CELERY_BROKER_FOLDER / "control"),
+
+
+def filesystem_broker(folder: Path) -> tuple[str, dict[str, object]]:
+    """The broker URL and transport options of kombu's filesystem transport in `folder`."""
+    for subfolder in ["processed", "control"]:
+        (folder / subfolder).mkdir(parents=True, exist_ok=True)
+    return "filesystem://localhost//", {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
         "store_processed": False,
         # The folder is polled; the default second would idle workers between batches.
         "polling_interval": 0.1,
     }
-    for folder in ["processed", "control"]:
-        (CELERY_BROKER_FOLDER / folder).mkdir(parents=True, exist_ok=True)
+
+
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    # A task not acknowledged within this time is handed to another worker;
+    # every task's hard time limit stays well below it.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+else:
+    CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker(VAR_DIR / "broker")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The queue tasks go to and workers consume: separate deployments (or the
 # benchmark) can share one Redis by using queues of their own.

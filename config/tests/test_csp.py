@@ -15,9 +15,9 @@ import django_prose_editor
 import pytest
 from django.conf import settings
 
-from config.testing.commands import PRODUCTION, run_manage
 from newsletter import sending
 from newsletter.tests.factories import make_article
+from testing.commands import PRODUCTION, run_manage
 
 
 def policy(response) -> dict[str, list[str]]:

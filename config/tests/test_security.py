@@ -1,6 +1,6 @@
 """Production settings pass Django's deployment checks."""
 
-from config.testing.commands import PRODUCTION, run_manage
+from testing.commands import PRODUCTION, run_manage
 
 
 def test_check_deploy_is_clean_with_production_settings():

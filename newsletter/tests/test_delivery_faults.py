@@ -13,12 +13,12 @@ import time_machine
 from django.utils import timezone
 
 from config.celery import app
-from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
-from config.testing.concurrency import run_at_once
 from newsletter import sending, tasks
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
+from testing.concurrency import run_at_once
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

@@ -6,13 +6,13 @@ import re
 import pytest
 from django.core.management import call_command
 
-from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import sending
 from newsletter.emails import DigestTemplate
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber
 from subscriptions.unsubscribe import subscriber_for_token
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

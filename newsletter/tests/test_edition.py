@@ -5,11 +5,11 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
-from config.testing.concurrency import run_at_once
 from newsletter import sending
 from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import make_article
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
+from testing.concurrency import run_at_once
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

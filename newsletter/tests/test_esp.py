@@ -8,12 +8,12 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from config.testing.clock import MONDAY_BEFORE_SEND
-from config.testing.commands import PRODUCTION, run_manage
 from newsletter.models import Delivery
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY_BEFORE_SEND
+from testing.commands import PRODUCTION, run_manage
 
 pytestmark = pytest.mark.clock(MONDAY_BEFORE_SEND)
 

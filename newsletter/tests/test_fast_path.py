@@ -10,7 +10,6 @@ import re
 
 import pytest
 
-from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import mime, sending
 from newsletter.emails import DigestTemplate
 from newsletter.mime import FastDigest, new_message_id
@@ -18,6 +17,7 @@ from newsletter.models import Delivery
 from newsletter.tests.factories import make_article, make_section
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

@@ -13,12 +13,12 @@ from celery.schedules import crontab
 from django.conf import settings
 
 from config.celery import app
-from config.testing.clock import MONDAY_BEFORE_SEND
 from newsletter import sending, tasks
 from newsletter.models import Delivery
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

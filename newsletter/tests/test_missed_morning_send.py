@@ -5,10 +5,10 @@ import datetime
 import pytest
 import time_machine
 
-from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import sending, tasks
 from newsletter.models import Edition
 from newsletter.tests.factories import make_article
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.faults, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

@@ -6,10 +6,10 @@ import html
 import pytest
 from django.contrib.admin.models import LogEntry
 
-from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import desk, sending
 from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import make_article, make_staff
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

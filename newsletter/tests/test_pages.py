@@ -5,9 +5,9 @@ import datetime
 import pytest
 from django.core.management import call_command
 
-from config.testing.clock import MONDAY_BEFORE_SEND
 from newsletter.models import Article
 from newsletter.tests.factories import make_article, make_section
+from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

@@ -6,13 +6,13 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.core.management import call_command
 
-from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import desk, sending
 from newsletter.models import Article, Edition
 from newsletter.tests.factories import make_article, make_section
 from subscriptions.models import Membership
 from subscriptions.sessions import SESSION_KEY
 from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

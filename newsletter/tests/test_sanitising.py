@@ -3,10 +3,10 @@
 import pytest
 from django.template import Context, Template
 
-from config.testing.clock import MONDAY_BEFORE_SEND
 from newsletter import desk, sending
 from newsletter.models import Article
 from newsletter.tests.factories import article_form, make_article
+from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

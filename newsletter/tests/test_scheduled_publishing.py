@@ -6,10 +6,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import sending, tasks
 from newsletter.models import Article, Edition
 from newsletter.tests.factories import make_article
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

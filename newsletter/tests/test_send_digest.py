@@ -6,12 +6,12 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
-from config.testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from newsletter import sending
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article, make_section
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

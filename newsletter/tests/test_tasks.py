@@ -9,11 +9,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app
-from config.testing.clock import MONDAY_BEFORE_SEND
 from newsletter import sending, tasks
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

@@ -13,11 +13,11 @@ import time_machine
 from django.test import Client
 
 from config.celery import app
-from config.testing.clock import MONDAY_BEFORE_SEND
 from newsletter import sending, tasks
 from newsletter.models import Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

@@ -9,11 +9,11 @@ from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 
 from config.celery import app
-from config.testing.clock import MONDAY_BEFORE_SEND
-from config.testing.concurrency import wait_for
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY_BEFORE_SEND
+from testing.concurrency import wait_for
 
 pytestmark = pytest.mark.clock(MONDAY_BEFORE_SEND)
 

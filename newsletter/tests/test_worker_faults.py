@@ -32,12 +32,12 @@ from django.db import connection
 from django.utils import timezone
 
 from config.celery import app
-from config.testing.clock import MONDAY
-from config.testing.concurrency import wait_for
 from newsletter import sending, tasks
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY
+from testing.concurrency import wait_for
 
 # The workers are other processes, on the machine's clock: so is the test.
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True), pytest.mark.real_clock]
@@ -193,7 +193,8 @@ def flush_broker(queue: str) -> int:
         client.flushdb()
         return waiting
     # The filesystem transport: one file per message, named after its queue.
-    lost = list(settings.CELERY_BROKER_FOLDER.glob(f"*.{queue}.msg"))
+    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+    lost = list(folder.glob(f"*.{queue}.msg"))
     for path in lost:
         path.unlink()
     return len(lost)

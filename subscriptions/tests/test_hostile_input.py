@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from config.testing.commands import PRODUCTION, run_manage
 from subscriptions import signin, unsubscribe, webhooks
 from subscriptions.models import Membership, StripeEvent, Subscriber, validate_time_zone
 from subscriptions.tests import stripe_objects
 from subscriptions.tests.factories import make_stripe_member, make_subscriber
+from testing.commands import PRODUCTION, run_manage
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db]
 

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from config.testing.clock import MONDAY_BEFORE_SEND
 from subscriptions.models import Membership, ReaderEmail, Subscriber
 from subscriptions.tests import stripe_objects
 from subscriptions.tests.factories import make_stripe_member
+from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

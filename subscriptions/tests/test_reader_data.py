@@ -9,11 +9,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from stripe import _http_client
 
-from config.testing.clock import MONDAY_BEFORE_SEND
 from newsletter.models import Delivery, Edition
 from subscriptions.models import Membership, ReaderEmail, StripeEvent, Subscriber
 from subscriptions.tests import stripe_objects
 from subscriptions.tests.factories import make_stripe_member, make_subscriber
+from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

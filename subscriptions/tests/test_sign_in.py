@@ -6,11 +6,11 @@ import pytest
 from django.core import signing
 from django.test import Client
 
-from config.testing.clock import MONDAY_BEFORE_SEND
 from subscriptions import signin
 from subscriptions.models import Membership, Subscriber
 from subscriptions.sessions import SESSION_KEY
 from subscriptions.tests.factories import make_stripe_member, make_subscriber
+from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

@@ -6,11 +6,11 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from config.testing.clock import MONDAY_BEFORE_SEND
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber
 from subscriptions.unsubscribe import make_token
+from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 

@@ -6,11 +6,11 @@ import time
 import pytest
 from django.test import Client
 
-from config.testing.concurrency import run_at_once
 from subscriptions import webhooks as webhook_code
 from subscriptions.models import Membership, ReaderEmail, StripeEvent
 from subscriptions.tests import stripe_objects
 from subscriptions.tests.factories import make_stripe_member
+from testing.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 

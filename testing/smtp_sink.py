@@ -1,6 +1,6 @@
 """A real SMTP server for tests, run as its own process.
 
-    python -m config.testing.smtp_sink DIRECTORY
+    python -m testing.smtp_sink DIRECTORY
 
 Listens on a free port on 127.0.0.1, prints "PORT <n>" once it accepts
 connections, and stores each received message as DIRECTORY/<n>.json with

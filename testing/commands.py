@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 ISOLATED_PREFIXES = (
     "DJANGO_", "DATABASE_", "SMTP_", "REDIS_", "EMAIL_", "ANYMAIL_", "POSTMARK_", "MAILGUN_",
 )  # fmt: skip
