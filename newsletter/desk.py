@@ -10,7 +10,7 @@ import logging
 
 from django.utils import timezone
 
-from newsletter import sending
+from newsletter import editions, schedule, sending
 from newsletter.emails import DigestTemplate
 from newsletter.models import Edition
 from subscriptions.models import Membership, Subscriber
@@ -48,26 +48,26 @@ class SampleReader:
 def upcoming_edition_date(now: datetime.datetime | None = None) -> datetime.date:
     """The date of the next morning send that has not started: what editors curate.
 
-    sending.next_edition_date() stays on today all day; once today's send
+    schedule.next_edition_date() stays on today all day; once today's send
     has started (or today went by with nothing to send) the editors are
     preparing tomorrow's, so the next weekday is the one to show.
     """
     now = now or timezone.now()
-    day = sending.next_edition_date(now)
-    following = sending.next_edition_date(sending.send_time_on(day) + datetime.timedelta(days=1))
+    day = schedule.next_edition_date(now)
+    following = schedule.next_edition_date(schedule.send_time_on(day) + datetime.timedelta(days=1))
     edition = Edition.objects.filter(date=day).first()
     if edition is not None:
         # Not started (being prepared, or held): still the one to curate.
         # Started, even early by hand with send_digest: the next one is.
         return day if edition.status in Edition.CURATABLE else following
-    if now < sending.send_time_on(day) + BEAT_GRACE:
+    if now < schedule.send_time_on(day) + BEAT_GRACE:
         return day
     return following
 
 
 def next_edition(now: datetime.datetime | None = None) -> Edition | None:
     """Build (or refresh) the next edition, as the morning send would; None if empty."""
-    return sending.build_edition(upcoming_edition_date(now), now)
+    return editions.build_edition(upcoming_edition_date(now), now)
 
 
 def sample_subscriber(kind: str, *, email: str, name: str = "") -> Subscriber:

@@ -1,4 +1,4 @@
-"""Building the day's edition and sending it to every entitled reader.
+"""Sending an edition to every entitled reader, and resuming sends that stalled.
 
 The Delivery table is the record of what was sent: one row per (edition,
 reader), unique, created when the send starts, claimed by one sender before
@@ -18,26 +18,26 @@ import logging
 import smtplib
 from collections import defaultdict
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import mailers
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Max, Q, Value, When
+from django.db import connection, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
 
 from newsletter import smtp
+from newsletter.editions import build_edition
 from newsletter.emails import DigestTemplate
 from newsletter.mime import fast_digest
-from newsletter.models import Article, Delivery, Edition, EditionArticle, message_id_for
+from newsletter.models import Delivery, Edition, message_id_for
+from newsletter.schedule import is_weekday, local_today, send_time_on
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
 
-SATURDAY = 5
 CHECKPOINT_EVERY = 50
 MAX_ATTEMPTS = 5
 # Longer than a batch task may run (its hard time limit), so a live sender's
@@ -63,107 +63,6 @@ class TransientSendError(Exception):
 
 class EditionHeld(Exception):
     """The editors are holding this edition back."""
-
-
-# ---------------------------------------------------------------- dates
-
-
-def is_weekday(day: datetime.date) -> bool:
-    return day.weekday() < SATURDAY
-
-
-def local_today(now: datetime.datetime | None = None) -> datetime.date:
-    """Today's date where the digest is sent (DIGEST_TIMEZONE)."""
-    now = now or timezone.now()
-    return now.astimezone(ZoneInfo(settings.DIGEST_TIMEZONE)).date()
-
-
-def next_edition_date(now: datetime.datetime | None = None) -> datetime.date:
-    """Today if it is a weekday where the digest is sent, else the next Monday."""
-    day = local_today(now)
-    while not is_weekday(day):
-        day += datetime.timedelta(days=1)
-    return day
-
-
-def send_time_on(day: datetime.date) -> datetime.datetime:
-    """The moment the morning send of `day` starts, as an aware datetime."""
-    return datetime.datetime.combine(
-        day, settings.DIGEST_SEND_TIME, tzinfo=ZoneInfo(settings.DIGEST_TIMEZONE)
-    )
-
-
-def first_digest_date(joined_at: datetime.datetime) -> datetime.date:
-    """The edition a reader who joins at `joined_at` gets first.
-
-    Before the morning send: that morning's. After it: the next weekday's.
-    Friday evening and weekend signups get Monday's.
-    """
-    day = local_today(joined_at)
-    while not is_weekday(day) or joined_at >= send_time_on(day):
-        day += datetime.timedelta(days=1)
-    return day
-
-
-# ---------------------------------------------------------------- editions
-
-
-def build_edition(date: datetime.date, now: datetime.datetime | None = None) -> Edition | None:
-    """Return the edition for `date`, creating or refreshing it as needed.
-
-    The edition carries the articles published after the previous edition's
-    cutoff and up to `now`, in publication order after any the editors have
-    placed. A draft edition prepared by the editors keeps their order and
-    their left-out articles; newly published ones are added at the end. An
-    edition already sending, sent or held is returned as it is. With nothing
-    to send (and DIGEST_SEND_WHEN_EMPTY off) there is no edition: None.
-    """
-    now = now or timezone.now()
-    with transaction.atomic():
-        edition = Edition.objects.select_for_update().filter(date=date).first()
-        if edition is not None and edition.status != Edition.Status.DRAFT:
-            return edition
-        previous = Edition.objects.filter(date__lt=date).order_by("-date").first()
-        new_articles = Article.objects.published_between(
-            previous.cutoff if previous else None, now
-        ).order_by("published_at", "pk")
-        if edition is not None:
-            new_articles = new_articles.exclude(editionarticle__edition=edition)
-        new_articles = list(new_articles)
-
-        if edition is None:
-            if not new_articles and not settings.DIGEST_SEND_WHEN_EMPTY:
-                return None
-            try:
-                with transaction.atomic():
-                    edition = Edition.objects.create(date=date, cutoff=now)
-            except IntegrityError:
-                # Another process built it first; theirs is the edition.
-                return Edition.objects.get(date=date)
-        else:
-            edition.cutoff = now
-            edition.save(update_fields=["cutoff"])
-
-        last = edition.editionarticle_set.aggregate(last=Max("position"))["last"] or 0
-        EditionArticle.objects.bulk_create(
-            EditionArticle(edition=edition, article=article, position=position)
-            for position, article in enumerate(new_articles, start=last + 1)
-        )
-    logger.info("Edition %s: %d new articles added", edition.date, len(new_articles))
-    return edition
-
-
-def build_morning_edition(now: datetime.datetime | None = None) -> Edition | None:
-    """The edition the morning send should deliver today, if there is one."""
-    now = now or timezone.now()
-    today = local_today(now)
-    if not is_weekday(today):
-        logger.info("No digest on %s: weekends are off", today)
-        return None
-    edition = build_edition(today, now)
-    if edition is None:
-        logger.info("No digest on %s: nothing published since the last edition", today)
-    return edition
 
 
 # ---------------------------------------------------------------- sending

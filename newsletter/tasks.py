@@ -12,7 +12,7 @@ import logging
 from celery import shared_task
 from celery.exceptions import MaxRetriesExceededError
 
-from newsletter import sending
+from newsletter import editions, sending
 from newsletter.models import Article, Edition
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ RETRY_MAX_SECONDS = 30 * 60
 @shared_task
 def send_morning_digest() -> int | None:
     """Beat's weekday-morning task: build today's edition and send it."""
-    edition = sending.build_morning_edition()
+    edition = editions.build_morning_edition()
     if edition is None:
         return None
     send_edition.delay(edition.pk)

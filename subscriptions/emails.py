@@ -12,7 +12,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from newsletter import sending
+from newsletter import schedule
 from subscriptions import signin, stripe_api
 from subscriptions.models import ReaderEmail, Subscriber
 
@@ -21,7 +21,7 @@ SATURDAY = 5
 
 def first_digest_at(now: datetime.datetime | None = None) -> datetime.datetime:
     """When a reader who signs up now gets their first digest: the next weekday send."""
-    return sending.send_time_on(sending.first_digest_date(now or timezone.now()))
+    return schedule.send_time_on(schedule.first_digest_date(now or timezone.now()))
 
 
 def dollars(cents: int | None) -> str:

@@ -15,7 +15,7 @@ import django_prose_editor
 import pytest
 from django.conf import settings
 
-from newsletter import sending
+from newsletter import editions, schedule
 from newsletter.tests.factories import make_article
 from testing.commands import PRODUCTION, run_manage
 
@@ -108,7 +108,7 @@ def test_the_admin_and_its_rich_text_editor_run_under_the_policy(admin_client):
 @pytest.mark.django_db
 def test_the_email_preview_allows_inline_styles_and_nothing_more(admin_client):
     make_article()
-    edition = sending.build_edition(sending.next_edition_date())
+    edition = editions.build_edition(schedule.next_edition_date())
 
     response = admin_client.get(f"/admin/newsletter/edition/{edition.pk}/desk/")
 

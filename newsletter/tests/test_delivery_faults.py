@@ -13,7 +13,7 @@ import time_machine
 from django.utils import timezone
 
 from config.celery import app
-from newsletter import sending, tasks
+from newsletter import editions, sending, tasks
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
@@ -40,7 +40,7 @@ def statuses() -> collections.Counter:
 
 def test_server_refusing_mid_batch_then_recovering_loses_and_doubles_nothing(smtp_server, readers):
     smtp_server.inject_faults(refuse_data_after=6, data_reply=[451, "4.3.0 Try again later"])
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
 
     with pytest.raises(sending.TransientSendError, match="451"):
         sending.send_edition_now(edition.pk)
@@ -67,7 +67,7 @@ def test_server_refusing_mid_batch_then_recovering_loses_and_doubles_nothing(smt
 def test_a_permanently_refused_address_is_recorded_and_others_are_sent(smtp_server, readers):
     bad = readers[3]
     smtp_server.inject_faults(refuse_recipients={bad.email: [550, "5.1.1 No such user"]})
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
 
     report = sending.send_edition_now(edition.pk)
 
@@ -91,7 +91,7 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
 ):
     settings.DIGEST_BATCH_SIZE = 10
     monkeypatch.setattr(sending, "CHECKPOINT_EVERY", 3)
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     sending.start_send(edition)
     ((first_id, last_id),) = sending.batch_ranges(edition)
 
@@ -138,7 +138,7 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
 
 @pytest.mark.django_db(transaction=True)
 def test_two_senders_at_once_send_each_reader_once(smtp_server, readers):
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
 
     run_at_once(lambda: sending.send_edition_now(edition.pk), times=2)
 
@@ -163,7 +163,7 @@ def test_beat_firing_twice_sends_once(smtp_server, readers, eager_celery):
 
 
 def test_batch_task_retries_with_backoff_when_the_server_is_down(smtp_server, readers, monkeypatch):
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     sending.start_send(edition)
     first_id, last_id = sending.batch_ranges(edition)[0]
     smtp_server.inject_faults(refuse_data_after=0)
@@ -183,7 +183,7 @@ def test_batch_task_retries_with_backoff_when_the_server_is_down(smtp_server, re
 
 def test_only_the_reader_tried_uses_up_attempts_while_the_server_is_down(smtp_server, readers):
     smtp_server.inject_faults(refuse_data_after=0)
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     for _ in range(sending.MAX_ATTEMPTS):
         with pytest.raises(sending.TransientSendError):
             sending.send_edition_now(edition.pk)
@@ -208,7 +208,7 @@ def test_a_greylisted_reader_is_deferred_and_the_batch_goes_on(smtp_server, read
     smtp_server.inject_faults(
         refuse_recipients={greylisted.email: [450, "4.2.0 Greylisted, try again later"]}
     )
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
 
     report = sending.send_edition_now(edition.pk)
 
@@ -230,7 +230,7 @@ def test_an_unexpected_error_mid_batch_records_the_sent_and_frees_the_rest(
     smtp_server, readers, settings, monkeypatch
 ):
     settings.DIGEST_BATCH_SIZE = 10
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     real_send = sending.Sender.__call__
     calls = []
 
@@ -254,7 +254,7 @@ def test_an_unexpected_error_mid_batch_records_the_sent_and_frees_the_rest(
 
 def test_a_send_still_stuck_twelve_hours_on_is_given_up_and_said_so(smtp_server, readers):
     smtp_server.inject_faults(refuse_data_after=0)
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     with pytest.raises(sending.TransientSendError):
         sending.send_edition_now(edition.pk)
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from django.core.management import call_command
 
-from newsletter import sending
+from newsletter import editions
 from newsletter.emails import DigestTemplate
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
@@ -109,7 +109,7 @@ def test_names_are_cleaned_when_saved():
 
 def test_reader_fields_are_escaped_in_html_and_cannot_collide_with_article_text():
     article = make_article(title="Why __greeting__ and <b>tags</b> stay as written")
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     reader = make_subscriber(name="<script>alert(1)</script>")
 
     message = DigestTemplate(edition, [article]).message_for(reader)
@@ -123,7 +123,7 @@ def test_reader_fields_are_escaped_in_html_and_cannot_collide_with_article_text(
 
 def test_one_template_personalises_each_reader_separately():
     article = make_article()
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     template = DigestTemplate(edition, [article])
     ada = make_subscriber("ada@example.com", name="Ada")
     alan = make_subscriber("alan@example.com", name="Alan")
@@ -139,7 +139,7 @@ def test_trialing_readers_are_told_when_the_trial_ends_and_what_it_costs():
     from subscriptions.models import Membership
 
     article = make_article()
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     reader = make_subscriber(membership=Membership.Status.TRIALING)
     Membership.objects.filter(subscriber=reader).update(
         trial_end=datetime.datetime(2026, 12, 10, 15, 0, tzinfo=datetime.UTC)
@@ -160,7 +160,7 @@ def test_readers_whose_payment_failed_are_asked_to_update_their_card():
     from subscriptions.models import Membership
 
     article = make_article()
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     late = make_subscriber(membership=Membership.Status.PAST_DUE)
     paying = make_subscriber(membership=Membership.Status.ACTIVE)
     template = DigestTemplate(edition, [article])

@@ -5,7 +5,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from newsletter import sending
+from newsletter import editions, schedule, sending
 from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import make_article
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
@@ -19,14 +19,14 @@ TUESDAY = MONDAY + datetime.timedelta(days=1)
 def test_an_edition_carries_what_was_published_since_the_previous_one():
     now = timezone.now()
     old = make_article(published_ago=datetime.timedelta(days=2))
-    monday = sending.build_edition(MONDAY, now=now - datetime.timedelta(days=1))
+    monday = editions.build_edition(MONDAY, now=now - datetime.timedelta(days=1))
     fresh = make_article(published_ago=datetime.timedelta(hours=3))
     make_article(status="draft")
     make_article(status="scheduled")
     # Published status but a future time: not out yet.
     make_article(published_ago=-datetime.timedelta(hours=1))
 
-    tuesday = sending.build_edition(TUESDAY, now=now)
+    tuesday = editions.build_edition(TUESDAY, now=now)
 
     assert list(monday.ordered_articles()) == [old]
     assert list(tuesday.ordered_articles()) == [fresh]
@@ -35,15 +35,15 @@ def test_an_edition_carries_what_was_published_since_the_previous_one():
 
 def test_a_draft_edition_takes_in_new_articles_until_its_send_starts():
     first = make_article()
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     second = make_article(published_ago=datetime.timedelta(0))
 
-    assert sending.build_edition(MONDAY) == edition
+    assert editions.build_edition(MONDAY) == edition
     assert list(edition.ordered_articles()) == [first, second]
 
     sending.start_send(edition)
     make_article(published_ago=datetime.timedelta(0))
-    assert sending.build_edition(MONDAY) == edition
+    assert editions.build_edition(MONDAY) == edition
     assert list(edition.ordered_articles()) == [first, second]
     assert Edition.objects.count() == 1
 
@@ -52,13 +52,13 @@ def test_refreshing_keeps_the_editors_order_and_left_out_articles():
     first, second, third = (
         make_article(published_ago=datetime.timedelta(hours=h)) for h in (3, 2, 1)
     )
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     # The editors put the third first and leave the second out.
     EditionArticle.objects.filter(edition=edition, article=third).update(position=0)
     EditionArticle.objects.filter(edition=edition, article=second).update(included=False)
     fourth = make_article(published_ago=datetime.timedelta(0))
 
-    sending.build_edition(MONDAY)
+    editions.build_edition(MONDAY)
 
     assert list(edition.ordered_articles()) == [third, first, fourth]
     assert edition.articles.count() == 4
@@ -66,24 +66,24 @@ def test_refreshing_keeps_the_editors_order_and_left_out_articles():
 
 def test_with_the_setting_on_an_edition_goes_out_even_without_new_articles(settings):
     settings.DIGEST_SEND_WHEN_EMPTY = True
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     assert edition is not None
     assert list(edition.ordered_articles()) == []
 
 
 def test_a_held_edition_is_returned_unchanged_and_cannot_start():
     make_article()
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.HELD)
     make_article(published_ago=datetime.timedelta(0))
 
-    assert sending.build_edition(MONDAY).articles.count() == 1
+    assert editions.build_edition(MONDAY).articles.count() == 1
     with pytest.raises(sending.EditionHeld):
         sending.start_send(edition)
 
 
 def test_nothing_new_means_no_edition():
-    assert sending.build_edition(MONDAY) is None
+    assert editions.build_edition(MONDAY) is None
     assert not Edition.objects.exists()
 
 
@@ -92,7 +92,7 @@ def test_nothing_new_means_no_edition():
 def test_concurrent_builds_make_one_edition():
     make_article()
 
-    results = run_at_once(lambda: sending.build_edition(MONDAY), times=4)
+    results = run_at_once(lambda: editions.build_edition(MONDAY), times=4)
 
     assert Edition.objects.count() == 1
     assert {edition.pk for edition in results} == {Edition.objects.get().pk}
@@ -111,12 +111,12 @@ def test_concurrent_builds_make_one_edition():
 )
 def test_next_edition_date_is_a_weekday_in_the_digest_time_zone(utc_now, expected):
     now = datetime.datetime.fromisoformat(utc_now)
-    assert sending.next_edition_date(now) == expected
+    assert schedule.next_edition_date(now) == expected
 
 
 @pytest.mark.faults
 def test_the_morning_task_does_nothing_at_weekends():
     make_article()
     saturday_morning = datetime.datetime.fromisoformat("2026-11-28T11:00:00+00:00")
-    assert sending.build_morning_edition(saturday_morning) is None
+    assert editions.build_morning_edition(saturday_morning) is None
     assert not Edition.objects.exists()

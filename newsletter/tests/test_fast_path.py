@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from newsletter import mime, sending
+from newsletter import editions, mime, sending
 from newsletter.emails import DigestTemplate
 from newsletter.mime import FastDigest, new_message_id
 from newsletter.models import Delivery
@@ -80,7 +80,7 @@ def readers():
 def test_fast_bytes_equal_djangos_for_every_kind_of_reader(readers, articles):
     section = make_section(name="Welt & Wissen")
     made = [make_article(section=section, **spec) for spec in articles]
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     template = DigestTemplate(edition, made)
     fast = FastDigest(template)
 
@@ -98,7 +98,7 @@ def test_fast_bytes_equal_djangos_for_every_kind_of_reader(readers, articles):
 
 def test_readers_the_fast_path_cannot_assemble_are_named(readers):
     make_article()
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     fast = FastDigest(DigestTemplate(edition, list(edition.ordered_articles())))
     slow = {r.email for r in readers if fast.bytes_for(r, new_message_id()) is None}
     assert slow == {"accent@example.com", "quoted@example.com", "ünicode@bücher.example"}
@@ -108,7 +108,7 @@ def test_received_emails_are_the_same_with_and_without_the_fast_path(
     smtp_server, readers, monkeypatch
 ):
     make_article(title="Rivers & treaties — a “long” road", dek="Café talks " * 12)
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     sending.send_edition_now(edition.pk)
     fast_run = {mail.rcpt_tos[0]: mail.data for mail in smtp_server.received()}
 

@@ -13,7 +13,7 @@ from celery.schedules import crontab
 from django.conf import settings
 
 from config.celery import app
-from newsletter import sending, tasks
+from newsletter import editions, schedule, sending, tasks
 from newsletter.models import Delivery
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
@@ -50,15 +50,15 @@ def at(text: str) -> datetime.datetime:
     ],
 )
 def test_first_digest_date(joined, first_edition):
-    assert sending.first_digest_date(at(joined)) == datetime.date.fromisoformat(first_edition)
+    assert schedule.first_digest_date(at(joined)) == datetime.date.fromisoformat(first_edition)
 
 
 @pytest.mark.faults
 def test_send_time_follows_daylight_saving():
-    assert sending.send_time_on(datetime.date(2026, 3, 6)) == at("2026-03-06T11:00:00+00:00")
-    assert sending.send_time_on(datetime.date(2026, 3, 9)) == at("2026-03-09T10:00:00+00:00")
-    assert sending.send_time_on(datetime.date(2026, 10, 30)) == at("2026-10-30T10:00:00+00:00")
-    assert sending.send_time_on(datetime.date(2026, 11, 2)) == at("2026-11-02T11:00:00+00:00")
+    assert schedule.send_time_on(datetime.date(2026, 3, 6)) == at("2026-03-06T11:00:00+00:00")
+    assert schedule.send_time_on(datetime.date(2026, 3, 9)) == at("2026-03-09T10:00:00+00:00")
+    assert schedule.send_time_on(datetime.date(2026, 10, 30)) == at("2026-10-30T10:00:00+00:00")
+    assert schedule.send_time_on(datetime.date(2026, 11, 2)) == at("2026-11-02T11:00:00+00:00")
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_beat_fires_at_six_local_time_on_weekdays_across_dst(last_run, next_run)
 
 def morning_send(when: str) -> None:
     with time_machine.travel(at(when), tick=False):
-        edition = sending.build_morning_edition()
+        edition = editions.build_morning_edition()
         if edition is not None:
             sending.send_edition_now(edition.pk)
 
@@ -133,7 +133,7 @@ def test_signups_around_the_send_and_the_weekend_with_frozen_time(settings):
     assert editions_of("monday-late@example.com") == [tuesday]
     # The rule readers are told (the welcome email uses it) is the rule applied.
     for reader in Subscriber.objects.all():
-        assert editions_of(reader.email)[0] == sending.first_digest_date(reader.created_at)
+        assert editions_of(reader.email)[0] == schedule.first_digest_date(reader.created_at)
 
 
 def test_the_morning_task_is_scheduled_in_the_digest_time_zone():

@@ -5,7 +5,7 @@ import datetime
 import pytest
 import time_machine
 
-from newsletter import sending, tasks
+from newsletter import editions, tasks
 from newsletter.models import Edition
 from newsletter.tests.factories import make_article
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
@@ -33,7 +33,7 @@ def sweep(minutes_after_six: int) -> list[int]:
 
 def test_an_edition_beat_built_but_whose_send_was_lost_is_started(queued):
     make_article(published_at=at(-60))
-    edition = sending.build_edition(MONDAY, now=at(0))  # beat built it; its send was lost
+    edition = editions.build_edition(MONDAY, now=at(0))  # beat built it; its send was lost
 
     assert sweep(5) == []  # beat's own task still has its chance
     assert sweep(15) == [edition.pk]
@@ -60,9 +60,9 @@ def test_no_edition_when_nothing_was_published_before_six(queued):
 
 def test_held_editions_and_other_days_drafts_are_never_started(queued):
     make_article(published_at=at(-60))
-    today = sending.build_edition(MONDAY, now=at(-30))
+    today = editions.build_edition(MONDAY, now=at(-30))
     Edition.objects.filter(pk=today.pk).update(status=Edition.Status.HELD)
-    sending.build_edition(MONDAY + datetime.timedelta(days=1), now=at(-10))
+    editions.build_edition(MONDAY + datetime.timedelta(days=1), now=at(-10))
 
     assert sweep(15) == []
     assert queued == []
@@ -70,7 +70,7 @@ def test_held_editions_and_other_days_drafts_are_never_started(queued):
 
 def test_hours_later_it_is_left_to_a_person(queued):
     make_article(published_at=at(-60))
-    sending.build_edition(MONDAY, now=at(0))
+    editions.build_edition(MONDAY, now=at(0))
     assert sweep(4 * 60) == []
 
 

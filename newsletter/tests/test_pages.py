@@ -5,6 +5,7 @@ import datetime
 import pytest
 from django.core.management import call_command
 
+from newsletter import editions
 from newsletter.models import Article
 from newsletter.tests.factories import make_article, make_section
 from testing.clock import MONDAY_BEFORE_SEND
@@ -78,10 +79,8 @@ def test_archive_and_edition_pages_list_sent_editions(client, settings):
 
 
 def test_a_draft_edition_is_visible_to_staff_only(client, admin_client):
-    from newsletter import sending
-
     make_article()
-    sending.build_edition(datetime.date(2026, 12, 1))
+    editions.build_edition(datetime.date(2026, 12, 1))
 
     assert client.get("/editions/2026-12-01/").status_code == 404
     assert admin_client.get("/editions/2026-12-01/").status_code == 200
@@ -132,7 +131,7 @@ def test_staff_can_resend_to_failed_readers_from_the_admin(
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
     make_article()
     failed, sent = make_subscriber(), make_subscriber()
-    edition = sending.build_edition(datetime.date(2026, 11, 30))
+    edition = editions.build_edition(datetime.date(2026, 11, 30))
     sending.send_edition_now(edition.pk)
     Delivery.objects.filter(subscriber=failed).update(
         status=Delivery.Status.FAILED, last_error="SMTPRecipientsRefused: 550"

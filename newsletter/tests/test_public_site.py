@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.core.management import call_command
 
-from newsletter import desk, sending
+from newsletter import desk, editions, sending
 from newsletter.models import Article, Edition
 from newsletter.tests.factories import make_article, make_section
 from subscriptions.models import Membership
@@ -125,7 +125,7 @@ def test_the_web_edition_shows_what_the_email_shows(client, settings):
         make_article(title=t, dek=f"About {t}.", published_ago=datetime.timedelta(hours=h))
         for t, h in [("Alpha", 3), ("Bravo", 2), ("Charlie", 1)]
     )
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     edition.curate({third.pk: (1, True), first.pk: (2, True), second.pk: (3, False)}, "Hello.")
     sending.send_edition_now(edition.pk)
 

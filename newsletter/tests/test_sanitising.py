@@ -3,7 +3,7 @@
 import pytest
 from django.template import Context, Template
 
-from newsletter import desk, sending
+from newsletter import desk, editions
 from newsletter.models import Article
 from newsletter.tests.factories import article_form, make_article
 from testing.clock import MONDAY_BEFORE_SEND
@@ -105,7 +105,7 @@ def test_the_teaser_and_the_email_carry_text_only(client):
         dek='<script>alert("dek")</script>',
         body="<p>Opening <script>alert(1)</script></p>",
     )
-    edition = sending.build_edition(datetime.date(2026, 11, 30))
+    edition = editions.build_edition(datetime.date(2026, 11, 30))
     edition.curate({}, '<a href="javascript:alert(1)" onclick="x()">note</a>')
 
     teaser_page = client.get(article.get_absolute_url()).content.decode()

@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
-from newsletter import sending
+from newsletter import editions, sending
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article, make_section
 from subscriptions.models import Membership, Subscriber
@@ -120,7 +120,7 @@ def test_a_reader_who_loses_entitlement_after_the_send_starts_is_skipped(smtp_se
     keeps = make_subscriber("keeps@example.com")
     cancels = make_subscriber("cancels@example.com")
     unsubscribes = make_subscriber("unsubscribes@example.com")
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     sending.start_send(edition)
 
     Membership.objects.filter(subscriber=cancels).update(status=Membership.Status.CANCELED)
@@ -152,7 +152,7 @@ def test_no_articles_means_no_edition(smtp_server, capsys):
 def test_a_held_edition_is_not_sent(smtp_server):
     make_article()
     make_subscriber()
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.HELD)
 
     with pytest.raises(CommandError, match="held by the editors"):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from newsletter import sending
+from newsletter import editions, sending
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 def sending_edition():
     make_article(title="Comet brightens")
     readers = [make_subscriber(f"reader{i}@example.com") for i in range(5)]
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     sending.start_send(edition)
     return edition, readers
 

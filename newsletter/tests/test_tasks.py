@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app
-from newsletter import sending, tasks
+from newsletter import editions, sending, tasks
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
@@ -73,7 +73,7 @@ def test_send_edition_splits_the_audience_into_batches(queued, settings):
     settings.DIGEST_BATCH_SIZE = 3
     make_article()
     readers = [make_subscriber() for _ in range(7)]
-    edition = sending.build_edition(datetime.date(2026, 11, 30))
+    edition = editions.build_edition(datetime.date(2026, 11, 30))
 
     assert tasks.send_edition(edition.pk) == 3
 
@@ -90,7 +90,7 @@ def test_send_edition_splits_the_audience_into_batches(queued, settings):
 def test_the_sweep_resumes_only_stalled_sends(queued):
     make_article()
     make_subscriber()
-    edition = sending.build_edition(datetime.date(2026, 11, 30))
+    edition = editions.build_edition(datetime.date(2026, 11, 30))
     sending.start_send(edition)
     ((first_id, last_id),) = sending.batch_ranges(edition)
     sending.claim(edition.pk, first_id, last_id)  # a sender is at work

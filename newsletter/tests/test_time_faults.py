@@ -13,7 +13,7 @@ import time_machine
 from django.test import Client
 
 from config.celery import app
-from newsletter import sending, tasks
+from newsletter import schedule, tasks
 from newsletter.models import Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
@@ -86,4 +86,4 @@ def test_no_send_at_the_weekend_even_if_beat_fires(smtp_server, eager_celery):
     # Monday's edition carries the weekend's articles.
     edition = Edition.objects.get(pk=morning_send("2026-12-07T11:00:00Z"))
     assert edition.editionarticle_set.count() == 3
-    assert sending.local_today(edition.cutoff) == datetime.date(2026, 12, 7)
+    assert schedule.local_today(edition.cutoff) == datetime.date(2026, 12, 7)

@@ -32,7 +32,7 @@ from django.db import connection
 from django.utils import timezone
 
 from config.celery import app
-from newsletter import sending, tasks
+from newsletter import editions, sending, tasks
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
@@ -137,7 +137,7 @@ def after_claims_expire() -> datetime.datetime:
 
 def test_a_worker_killed_mid_batch_is_resumed_with_a_bounded_repeat(smtp_server, workers):
     readers = make_readers(160)
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     # Two batches of 80, one for each of the worker's two processes; each
     # marks its rows sent every CHECKPOINT_EVERY (50) emails.
     smtp_server.inject_faults(delay_data_seconds=0.02)
@@ -202,7 +202,7 @@ def flush_broker(queue: str) -> int:
 
 def test_the_broker_flushed_mid_send_is_repaired_by_the_sweep(smtp_server, workers):
     readers = make_readers(40)
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     smtp_server.inject_faults(delay_data_seconds=0.05)
     # One process, batches of 10: while it sends the first batch, the other
     # three wait in the broker.
@@ -234,7 +234,7 @@ def test_two_worker_processes_on_one_edition_send_each_reader_once(smtp_server, 
             "SQLite serialises writers (CI's second pass runs this on PostgreSQL)"
         )
     readers = make_readers(60)
-    edition = sending.build_edition(MONDAY)
+    edition = editions.build_edition(MONDAY)
     smtp_server.inject_faults(delay_data_seconds=0.01)
     workers(concurrency=2, batch_size=10)
     workers(concurrency=2, batch_size=10)

@@ -2,7 +2,7 @@ import datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from newsletter import sending, tasks
+from newsletter import editions, schedule, sending, tasks
 from newsletter.models import Edition
 
 
@@ -25,13 +25,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, date: datetime.date | None, sync: bool, **options) -> None:
-        date = date or sending.next_edition_date()
-        if not sending.is_weekday(date):
+        date = date or schedule.next_edition_date()
+        if not schedule.is_weekday(date):
             raise CommandError(
                 f"{date:%A %Y-%m-%d} is a weekend day: editions go out Monday to Friday."
             )
 
-        edition = sending.build_edition(date)
+        edition = editions.build_edition(date)
         if edition is None:
             self.stdout.write(
                 f"No edition for {date}: nothing published since the previous edition."
