@@ -27,6 +27,17 @@ def single_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def normalise_email(email: str) -> str:
+    """An address as we store and look it up: trimmed, its domain lower-cased."""
+    local, sep, domain = email.strip().rpartition("@")
+    return f"{local}{sep}{domain.lower()}"
+
+
+def iso_or_none(value: datetime.datetime | None) -> str | None:
+    """A moment as ISO 8601 for JSON (email contexts, exports), or None."""
+    return value.isoformat() if value else None
+
+
 class SubscriberQuerySet(models.QuerySet):
     def deliverable(self) -> "SubscriberQuerySet":
         """Readers whose address we may send to at all."""
@@ -133,7 +144,7 @@ class Membership(models.Model):
     """The reader's Stripe subscription, mirrored from Stripe.
 
     Stripe is the source of truth: these fields are only ever written from a
-    subscription fetched from Stripe (subscriptions.actions.sync_subscription),
+    subscription fetched from Stripe (subscriptions.actions.stripe_sync.do_sync_subscription),
     except the complimentary grant, which is ours.
     """
 
@@ -151,7 +162,7 @@ class Membership(models.Model):
     ENTITLED_STATUSES = (Status.TRIALING, Status.ACTIVE)
     # A subscription in one of these never comes back; Stripe starts a new one.
     TERMINAL_STATUSES = (Status.CANCELED, Status.INCOMPLETE_EXPIRED)
-    # Written only from Stripe (subscriptions.actions.apply_subscription).
+    # Written only from Stripe (subscriptions.actions.stripe_sync.apply_subscription).
     MIRRORED_FROM_STRIPE = (
         "status",
         "trial_end",

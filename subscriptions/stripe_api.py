@@ -10,6 +10,7 @@ subscriptions.local_stripe, the demo's labelled test checkout. Without a key
 and without DEBUG, billing is unavailable and says so.
 """
 
+import datetime
 import functools
 import hashlib
 import json
@@ -211,3 +212,10 @@ def invoice_subscription_id(invoice: stripe.Invoice) -> str | None:
     if parent is None or parent.type != "subscription_details":
         return None
     return expandable_id(parent.subscription_details.subscription)
+
+
+def from_timestamp(value: object) -> datetime.datetime | None:
+    """A Stripe timestamp (Unix seconds) as an aware UTC datetime; None if absent."""
+    if not isinstance(value, int):
+        return None
+    return datetime.datetime.fromtimestamp(value, tz=datetime.UTC)

@@ -7,7 +7,8 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from subscriptions import actions, emails, stripe_api
+from subscriptions import emails, stripe_api
+from subscriptions.actions import stripe_sync
 from subscriptions.models import ReaderEmail, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -55,9 +56,9 @@ def reconcile_memberships() -> int:
     if not stripe_api.billing_configured():
         return 0
     checked = 0
-    for membership_id in actions.memberships_to_reconcile():
+    for membership_id in stripe_sync.memberships_to_reconcile():
         try:
-            actions.do_reconcile_membership(membership_id)
+            stripe_sync.do_reconcile_membership(membership_id)
         except stripe_api.StripeError as error:
             # One reader's trouble (or Stripe's) must not stop the others;
             # the next run tries again.

@@ -1,6 +1,6 @@
 """Reader pages: signup, checkout return, sign-in, account, and the Stripe webhook.
 
-Thin: parse the request, call one function in actions (or webhooks), answer.
+Thin: parse the request, call one function in subscriptions.actions (or webhooks), answer.
 """
 
 import functools
@@ -14,7 +14,16 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from subscriptions import actions, local_stripe, ratelimit, signin, stripe_api, webhooks
+from subscriptions import local_stripe, ratelimit, signin, stripe_api, webhooks
+from subscriptions.actions.account import (
+    do_record_sign_in,
+    do_set_email_status,
+    do_set_time_zone,
+    do_sign_in_requested,
+    portal_url,
+)
+from subscriptions.actions.checkout import do_fulfil_checkout, do_start_checkout
+from subscriptions.actions.reader_data import do_delete_reader, export_reader
 from subscriptions.emails import dollars, first_digest_at
 from subscriptions.forms import SignInForm, SignupForm, TimeZoneForm
 from subscriptions.models import Subscriber
@@ -56,7 +65,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     ):
         return _too_many(request)
     try:
-        result = actions.do_start_checkout(
+        result = do_start_checkout(
             email=email, name=form.cleaned_data["name"], time_zone=form.cleaned_data["time_zone"]
         )
     except stripe_api.BillingUnavailable as error:
@@ -80,7 +89,7 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
     if not session_id.startswith("cs_"):
         raise Http404("No checkout session.")
     try:
-        subscriber = actions.do_fulfil_checkout(session_id)
+        subscriber = do_fulfil_checkout(session_id)
     except stripe_api.InvalidRequestError:
         raise Http404("No such checkout session.") from None
     if subscriber is None:
@@ -115,7 +124,7 @@ def sign_in_request(request: HttpRequest) -> HttpResponse:
     # Over the per-address limit the answer is the same page, without a mail:
     # a different page would tell that the address gets mail from us.
     if ratelimit.allow("sign-in-email", email, limit=SIGN_IN_LIMIT_PER_EMAIL, window_seconds=HOUR):
-        actions.do_sign_in_requested(email)
+        do_sign_in_requested(email)
     return render(request, "subscriptions/sign_in_sent.html")
 
 
@@ -126,7 +135,7 @@ def sign_in_confirm(request: HttpRequest, token: str) -> HttpResponse:
     if request.method != "POST":
         # Mail scanners open links; only a person presses the button.
         return render(request, "subscriptions/sign_in_confirm.html")
-    subscriber = actions.do_record_sign_in(claim.subscriber_id, claim.last_signed_in_at)
+    subscriber = do_record_sign_in(claim.subscriber_id, claim.last_signed_in_at)
     if subscriber is None:
         return render(request, "subscriptions/sign_in_invalid.html", status=400)
     sign_in(request, subscriber)
@@ -180,7 +189,7 @@ def account_billing(request: HttpRequest, subscriber: Subscriber) -> HttpRespons
         messages.error(request, "There is no billing account to manage yet.")
         return _see_other("subscriptions:account")
     try:
-        url = actions.portal_url(subscriber)
+        url = portal_url(subscriber)
     except (stripe_api.StripeError, stripe_api.BillingUnavailable) as error:
         logger.error("Customer Portal for subscriber %s failed: %s", subscriber.pk, error)
         messages.error(request, "Billing is unavailable right now; please try again shortly.")
@@ -193,10 +202,10 @@ def account_billing(request: HttpRequest, subscriber: Subscriber) -> HttpRespons
 def account_email(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     action = request.POST.get("action")
     if action == "unsubscribe":
-        actions.do_set_email_status(subscriber, Subscriber.EmailStatus.UNSUBSCRIBED)
+        do_set_email_status(subscriber, Subscriber.EmailStatus.UNSUBSCRIBED)
         messages.success(request, "You are unsubscribed: no more morning emails.")
     elif action == "resubscribe":
-        if actions.do_set_email_status(subscriber, Subscriber.EmailStatus.ACTIVE):
+        if do_set_email_status(subscriber, Subscriber.EmailStatus.ACTIVE):
             messages.success(request, "Welcome back: the briefing will be in your inbox again.")
         else:
             messages.error(request, "We can't resume emails to this address from here.")
@@ -210,7 +219,7 @@ def account_email(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
 def account_time_zone(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     form = TimeZoneForm(request.POST)
     if form.is_valid():
-        actions.do_set_time_zone(subscriber, form.cleaned_data["time_zone"])
+        do_set_time_zone(subscriber, form.cleaned_data["time_zone"])
         messages.success(request, f"Time zone set to {form.cleaned_data['time_zone']}.")
     else:
         messages.error(request, " ".join(form.errors["time_zone"]))
@@ -226,7 +235,7 @@ def account_data(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
 @require_POST
 @reader_view
 def account_data_export(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
-    response = JsonResponse(actions.do_export_reader(subscriber), json_dumps_params={"indent": 2})
+    response = JsonResponse(export_reader(subscriber), json_dumps_params={"indent": 2})
     response["Content-Disposition"] = 'attachment; filename="morning-briefing-my-data.json"'
     response["Cache-Control"] = "no-store"
     return response
@@ -239,7 +248,7 @@ def account_data_delete(request: HttpRequest, subscriber: Subscriber) -> HttpRes
         messages.error(request, "Tick the box to confirm that you want everything deleted.")
         return _see_other("subscriptions:account-data")
     try:
-        actions.do_delete_reader(subscriber)
+        do_delete_reader(subscriber)
     except (stripe_api.StripeError, stripe_api.BillingUnavailable) as error:
         logger.error("Deleting subscriber %s: billing unreachable: %s", subscriber.pk, error)
         messages.error(

@@ -3,7 +3,7 @@
 Every event is stored (StripeEvent, unique by Stripe's event id) before it
 is handled, with its status and, on failure, the error. Handlers never
 trust the event's copy of a subscription: they re-fetch it from Stripe
-(subscriptions.actions.sync_subscription), so order and repetition of
+(subscriptions.actions.stripe_sync.do_sync_subscription), so order and repetition of
 events do not matter.
 """
 
@@ -17,7 +17,8 @@ import stripe
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from subscriptions import actions, stripe_api
+from subscriptions import stripe_api
+from subscriptions.actions import checkout, stripe_sync
 from subscriptions.models import ReaderEmail, StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -29,35 +30,35 @@ def checkout_session_completed(event: stripe.Event) -> str:
     session = event.data.object
     if session.mode != "subscription":
         return "not a subscription checkout"
-    subscriber = actions.do_fulfil_checkout(session.id)
+    subscriber = checkout.do_fulfil_checkout(session.id)
     return "fulfilled" if subscriber else "no reader for this session"
 
 
 def subscription_changed(event: stripe.Event) -> str:
     subscription = event.data.object
-    membership = actions.sync_subscription(
+    membership = stripe_sync.do_sync_subscription(
         subscription.id, customer_id=stripe_api.expandable_id(subscription.customer)
     )
     return f"membership {membership.pk} synced" if membership else "no reader for this subscription"
 
 
 def trial_will_end(event: stripe.Event) -> str:
-    actions.do_trial_ending(event.data.object.id)
+    stripe_sync.do_trial_ending(event.data.object.id)
     return "trial reminder checked"
 
 
 def invoice_paid(event: stripe.Event) -> str:
-    actions.do_invoice_event(event.data.object, None)
+    stripe_sync.do_invoice_event(event.data.object, None)
     return "subscription synced"
 
 
 def invoice_payment_failed(event: stripe.Event) -> str:
-    actions.do_invoice_event(event.data.object, ReaderEmail.Kind.PAYMENT_FAILED)
+    stripe_sync.do_invoice_event(event.data.object, ReaderEmail.Kind.PAYMENT_FAILED)
     return "subscription synced, reader told"
 
 
 def invoice_payment_action_required(event: stripe.Event) -> str:
-    actions.do_invoice_event(event.data.object, ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED)
+    stripe_sync.do_invoice_event(event.data.object, ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED)
     return "subscription synced, reader told"
 
 
@@ -106,7 +107,7 @@ def receive(payload: bytes, signature: str | None) -> Outcome:
                 event_id=data["id"],
                 type=str(data.get("type", "")),
                 payload=data,
-                stripe_created_at=_created(data.get("created")),
+                stripe_created_at=stripe_api.from_timestamp(data.get("created")),
             )
     except IntegrityError:
         # Seen before. Only a failed one is handled again (Stripe's retry of
@@ -131,12 +132,6 @@ def without_nul(value: object) -> object:
     if isinstance(value, dict):
         return {without_nul(key): without_nul(item) for key, item in value.items()}
     return value
-
-
-def _created(value: object) -> datetime.datetime | None:
-    if not isinstance(value, int):
-        return None
-    return datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
 
 
 STUCK_AFTER = datetime.timedelta(minutes=15)

@@ -90,18 +90,18 @@ def test_reconciliation_runs_every_hour():
 
 
 def test_a_check_that_finds_nothing_new_does_not_make_the_membership_recent_again(fake_stripe):
-    from subscriptions import actions
+    from subscriptions.actions import stripe_sync
 
     reader = make_stripe_member(Membership.Status.ACTIVE)
     membership = reader.membership
     fake_stripe.set_subscription(stripe_objects.subscription("active"))
-    actions.do_reconcile_membership(membership.pk)  # mirrors Stripe's state
-    long_ago = timezone.now() - actions.RECONCILE_RECENT * 3
+    stripe_sync.do_reconcile_membership(membership.pk)  # mirrors Stripe's state
+    long_ago = timezone.now() - stripe_sync.RECONCILE_RECENT * 3
     Membership.objects.filter(pk=membership.pk).update(updated_at=long_ago)
 
-    actions.do_reconcile_membership(membership.pk)  # finds nothing new
+    stripe_sync.do_reconcile_membership(membership.pk)  # finds nothing new
 
     membership.refresh_from_db()
     assert membership.updated_at == long_ago
     assert membership.stripe_synced_at > long_ago
-    assert membership.pk not in actions.memberships_to_reconcile()
+    assert membership.pk not in stripe_sync.memberships_to_reconcile()

@@ -1,0 +1,72 @@
+"""The signed-in reader: sign-in links, their own settings, the billing portal."""
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from subscriptions import stripe_api
+from subscriptions.actions.reader_emails import queue_sign_in_link
+from subscriptions.models import Subscriber, iso_or_none, normalise_email, validate_time_zone
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def do_sign_in_requested(email: str) -> None:
+    """Email a sign-in link if the address is a reader's; say nothing either way."""
+    subscriber = Subscriber.objects.filter(email__iexact=normalise_email(email)).first()
+    if subscriber is None:
+        logger.info("Sign-in link requested for an unknown address")
+        return
+    if subscriber.email_status in (
+        Subscriber.EmailStatus.BOUNCED,
+        Subscriber.EmailStatus.COMPLAINED,
+    ):
+        logger.info(
+            "Sign-in link not sent to subscriber %s: address not deliverable", subscriber.pk
+        )
+        return
+    queue_sign_in_link(subscriber)
+
+
+@transaction.atomic
+def do_record_sign_in(subscriber_id: int, expected: str) -> Subscriber | None:
+    """Use a sign-in link once: move last_signed_in_at, unless another use moved it first."""
+    subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber_id).first()
+    if subscriber is None or iso_or_none(subscriber.last_signed_in_at) != (expected or None):
+        return None
+    subscriber.last_signed_in_at = timezone.now()
+    subscriber.save(update_fields=["last_signed_in_at", "updated_at"])
+    return subscriber
+
+
+@transaction.atomic
+def do_set_email_status(subscriber: Subscriber, status: Subscriber.EmailStatus) -> bool:
+    """The reader's own unsubscribe or resubscribe from the account page.
+
+    Resubscribing undoes an unsubscribe only: a hard bounce or a spam
+    complaint is not the reader's to clear from a web form.
+    """
+    if status == Subscriber.EmailStatus.ACTIVE and subscriber.email_status != (
+        Subscriber.EmailStatus.UNSUBSCRIBED
+    ):
+        return False
+    return subscriber.set_email_status(status)
+
+
+@transaction.atomic
+def do_set_time_zone(subscriber: Subscriber, time_zone: str) -> None:
+    validate_time_zone(time_zone)
+    subscriber.time_zone = time_zone
+    subscriber.save(update_fields=["time_zone", "updated_at"])
+
+
+def portal_url(subscriber: Subscriber) -> str:
+    """A Stripe Customer Portal session for the reader (card, invoices, cancel)."""
+    membership = subscriber.membership
+    return stripe_api.create_portal_session(
+        membership.stripe_customer_id, f"{settings.SITE_URL}{reverse('subscriptions:account')}"
+    )

@@ -1,0 +1,29 @@
+"""Claiming a reader email for its cause, and queuing it once the transaction commits."""
+
+from django.db import IntegrityError, transaction
+
+from subscriptions.models import ReaderEmail, Subscriber
+
+
+def queue_email(
+    subscriber: Subscriber, kind: ReaderEmail.Kind, cause: str, context: dict | None = None
+) -> ReaderEmail | None:
+    """Claim the email for this cause and send it after commit; None if already claimed."""
+    try:
+        with transaction.atomic():
+            email = ReaderEmail.objects.create(
+                subscriber=subscriber, kind=kind, cause=cause, context=context or {}
+            )
+    except IntegrityError:
+        return None  # this cause already had its email
+    from subscriptions import tasks
+
+    transaction.on_commit(lambda: tasks.send_reader_email.delay(email.pk))
+    return email
+
+
+def queue_sign_in_link(subscriber: Subscriber) -> None:
+    """Email a sign-in link (not once per cause: a reader may ask again)."""
+    from subscriptions import tasks
+
+    transaction.on_commit(lambda: tasks.send_sign_in_link.delay(subscriber.pk))
