@@ -2,23 +2,14 @@
 
 `manage.py bench_pages` serves this with gunicorn and loads the landing page
 and the signup POST, and /bench/trivial/ as the baseline: a Django view that
-does nothing, through the same middleware, on the same server.
+does nothing, through the same middleware, on the same server. The URLs are
+bench.settings' ROOT_URLCONF (bench.urls).
 """
 
 import os
 
 from django.core.wsgi import get_wsgi_application
-from django.http import HttpRequest, HttpResponse
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-
-def trivial(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("ok", content_type="text/plain")
-
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
 application = get_wsgi_application()
-# The benchmark's own URLconf (this module): set once, before any request.
-from django.conf import settings  # noqa: E402
-
-settings.ROOT_URLCONF = "newsletter.bench_urls"
