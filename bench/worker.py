@@ -1,13 +1,16 @@
 """The Celery app of the bench's workers: production's, plus a query counter.
 
-`celery -A newsletter.bench_worker worker` runs the same tasks and code as
-`celery -A config worker`; with BENCH_QUERY_LOG set it also appends, for each
-task, the number of database queries it made and the emails it sent.
+`celery -A bench.worker worker` runs the same tasks and code as
+`celery -A config worker`, under bench.settings; with BENCH_QUERY_LOG set it
+also appends, for each task, the number of database queries it made and the
+emails it sent.
 """
 
 import json
 import os
 from dataclasses import dataclass
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
 from celery.signals import task_postrun, task_prerun, worker_process_init
 from django.db import connection

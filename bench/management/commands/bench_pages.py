@@ -14,9 +14,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from newsletter.benchmark import free_port
+from bench.benchmark import free_port
 
 # wrk sends each signup from a visitor of its own (X-Forwarded-For, trusted
 # with DJANGO_BEHIND_PROXY) with an address of its own, as real signups come.
@@ -102,6 +103,9 @@ class Command(BaseCommand):
             "STRIPE_SECRET_KEY": "sk_test_bench",
             "STRIPE_API_BASE": f"http://127.0.0.1:{stripe.server_port}",
             "STRIPE_PRICE_ID": "price_bench",
+            # collectstatic and gunicorn run under this command's settings
+            # (bench.settings: the site's URLs plus the trivial view).
+            "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
         }
         python = sys.executable
         subprocess.run(  # noqa: S603 - our own manage.py, fixed arguments
@@ -109,7 +113,7 @@ class Command(BaseCommand):
         )
         server = subprocess.Popen(  # noqa: S603 - our own gunicorn, fixed arguments
             [
-                python, "-m", "gunicorn", "newsletter.bench_wsgi:application",
+                python, "-m", "gunicorn", "bench.wsgi:application",
                 "--bind", f"127.0.0.1:{port}", "--workers", str(web_workers),
                 "--log-level", "warning",
             ],

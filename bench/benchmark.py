@@ -2,7 +2,7 @@
 
 Used by `manage.py bench_digest`. The send itself is the production one: the
 `send_edition` task and its batch tasks, run by `celery worker` processes
-(started with newsletter.bench_worker, which adds a query counter).
+(started with bench.worker, which adds a query counter).
 """
 
 import datetime

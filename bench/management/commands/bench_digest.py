@@ -13,8 +13,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Min
 
+from bench import benchmark
 from config.celery import app as celery_app
-from newsletter import benchmark, tasks
+from newsletter import tasks
 from newsletter.emails import DigestTemplate
 from newsletter.mime import FastDigest, new_message_id
 from newsletter.models import Delivery, Edition
@@ -96,10 +97,12 @@ class Command(BaseCommand):
             "SMTP_URL": f"smtp://{host}:{port}",
             "CELERY_QUEUE": queue,
             "BENCH_QUERY_LOG": str(query_log),
+            # The workers run under this command's settings (bench.settings).
+            "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
         }
         # The worker as shipped (docker-compose.yml), on a queue of the bench's own.
         command = [
-            sys.executable, "-m", "celery", "-A", "newsletter.bench_worker", "worker",
+            sys.executable, "-m", "celery", "-A", "bench.worker", "worker",
             "--loglevel", "INFO", "--concurrency", str(workers), "-Q", queue,
             "-n", f"{queue}@%h",
         ]  # fmt: skip
