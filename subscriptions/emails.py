@@ -6,6 +6,7 @@ Each renders templates/emails/<name>.txt, <name>.html and <name>_subject.txt.
 import datetime
 from zoneinfo import ZoneInfo
 
+import css_inline
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
@@ -16,7 +17,9 @@ from newsletter import schedule
 from subscriptions import signin, stripe_api
 from subscriptions.models import ReaderEmail, Subscriber
 
-SATURDAY = 5
+# The shared email frame (templates/emails/_base.html) is styled by classes;
+# mail clients need them inline. Media queries (dark mode) stay in <style>.
+INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
 def first_digest_at(now: datetime.datetime | None = None) -> datetime.datetime:
@@ -54,7 +57,8 @@ def _message(subscriber: Subscriber, name: str, **context) -> EmailMultiAlternat
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[subscriber.email],
     )
-    message.attach_alternative(render_to_string(f"emails/{name}.html", context), "text/html")
+    html = INLINER.inline(render_to_string(f"emails/{name}.html", context))
+    message.attach_alternative(html, "text/html")
     return message
 
 

@@ -31,7 +31,7 @@ def allow(scope: str, identity: str, *, limit: int, window_seconds: int) -> bool
 def client_ip(request: HttpRequest) -> str:
     """The client's address; behind our proxy, the one it saw (last X-Forwarded-For hop)."""
     if settings.BEHIND_PROXY:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        forwarded = request.headers.get("x-forwarded-for", "")
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
         if hops:
             return hops[-1]
