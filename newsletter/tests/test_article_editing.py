@@ -19,6 +19,7 @@ from newsletter.html import (
 )
 from newsletter.models import Article
 from newsletter.tests.factories import article_form, make_article, make_section
+from testing.admin import run_admin_action
 
 pytestmark = pytest.mark.django_db
 
@@ -154,14 +155,8 @@ def test_bulk_publish_and_unpublish_are_logged(admin_client, admin_user):
     draft = make_article(title="Ready", status=Article.Status.DRAFT)
     live = make_article(title="Live")
 
-    admin_client.post(
-        "/admin/newsletter/article/",
-        {"action": "publish_now", "_selected_action": [draft.pk]},
-    )
-    admin_client.post(
-        "/admin/newsletter/article/",
-        {"action": "unpublish", "_selected_action": [live.pk]},
-    )
+    run_admin_action(admin_client, "publish_now", [draft])
+    run_admin_action(admin_client, "unpublish", [live])
 
     draft.refresh_from_db()
     live.refresh_from_db()

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from newsletter import editions
 from newsletter.models import Article
 from newsletter.tests.factories import make_article, make_section
+from testing.admin import run_admin_action
 from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
@@ -140,11 +141,7 @@ def test_staff_can_resend_to_failed_readers_from_the_admin(
     monkeypatch.setattr(tasks.send_edition, "delay", queued.append)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(
-            "/admin/newsletter/edition/",
-            {"action": "resend_to_failed", "_selected_action": [edition.pk]},
-            follow=True,
-        )
+        response = run_admin_action(admin_client, "resend_to_failed", [edition], follow=True)
 
     assert "1 failed deliveries queued again." in response.content.decode()
     assert Delivery.objects.get(subscriber=failed).status == Delivery.Status.QUEUED

@@ -47,11 +47,8 @@ class Webhooks:
         self.capture = capture
 
     def post_raw(self, payload: str, signature: str | None):
-        headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
         with self.capture(execute=True):
-            return self.client.post(
-                "/stripe/webhook/", data=payload, content_type="application/json", **headers
-            )
+            return stripe_objects.post_webhook(self.client, payload, signature)
 
     def post(self, event_type: str, obj: dict, *, event_id: str | None = None, **sign):
         payload = json.dumps(stripe_objects.event(event_type, obj, event_id=event_id))

@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 import responses
 import stripe
+from django.http import HttpResponse
+from django.test import Client
 
 FIXTURES = Path(__file__).parent / "stripe_fixtures"
 API_BASE = "http://stripe.test"
@@ -241,3 +243,9 @@ class FakeStripe:
         product = load("product", id=params["id"], name=params["name"])
         self.products[product["id"]] = product
         return 200, product
+
+
+def post_webhook(client: Client, payload: str | bytes, signature: str | None) -> HttpResponse:
+    """POST a payload to the real webhook endpoint, with this Stripe-Signature (None: none)."""
+    headers = {} if signature is None else {"HTTP_STRIPE_SIGNATURE": signature}
+    return client.post("/stripe/webhook/", data=payload, content_type="application/json", **headers)

@@ -10,6 +10,7 @@ from subscriptions import webhooks as webhook_code
 from subscriptions.models import Membership, ReaderEmail, StripeEvent
 from subscriptions.tests import stripe_objects
 from subscriptions.tests.factories import make_stripe_member
+from testing.admin import run_admin_action
 from testing.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
@@ -125,11 +126,7 @@ def test_staff_retry_failed_events_from_the_admin(
     fake_stripe.fail_next = 0
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(
-            "/admin/subscriptions/stripeevent/",
-            {"action": "retry_events", "_selected_action": [event.pk]},
-            follow=True,
-        )
+        response = run_admin_action(admin_client, "retry_events", [event], follow=True)
 
     assert "1 retried successfully" in response.content.decode()
     event.refresh_from_db()
@@ -165,16 +162,7 @@ def test_concurrent_duplicates_are_handled_once(fake_stripe):
     header = stripe_objects.signed(payload)
 
     def deliver() -> int:
-        return (
-            Client()
-            .post(
-                "/stripe/webhook/",
-                data=payload,
-                content_type="application/json",
-                HTTP_STRIPE_SIGNATURE=header,
-            )
-            .status_code
-        )
+        return stripe_objects.post_webhook(Client(), payload, header).status_code
 
     statuses = run_at_once(deliver, times=4)
 
@@ -195,12 +183,7 @@ def test_a_duplicate_of_an_event_still_being_handled_is_not_acknowledged(client,
         event_id="evt_busy", type="invoice.paid", payload=json.loads(payload)
     )  # PROCESSING: its handler is running, or died with its process
 
-    response = client.post(
-        "/stripe/webhook/",
-        data=payload,
-        content_type="application/json",
-        HTTP_STRIPE_SIGNATURE=stripe_objects.signed(payload),
-    )
+    response = stripe_objects.post_webhook(client, payload, stripe_objects.signed(payload))
 
     assert response.status_code == 409
     assert StripeEvent.objects.get().status == StripeEvent.Status.PROCESSING
