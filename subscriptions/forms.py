@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 
+from subscriptions.addresses import normalise_email
 from subscriptions.models import validate_time_zone
 
 
@@ -14,14 +15,25 @@ class TimeZoneField(forms.CharField):
         super().__init__(**kwargs)
 
 
+class ReaderEmailField(forms.EmailField):
+    """An email address, cleaned to the one form we store (subscriptions.addresses)."""
+
+    def clean(self, value: object) -> str:
+        if isinstance(value, str) and value.strip() and not value.strip().isascii():
+            # Judge the local part before Django's validator, whose
+            # case-insensitive pattern takes U+017F (long s) for `s` and U+0131 (dotless i) for `i`.
+            normalise_email(value)
+        return normalise_email(super().clean(value))
+
+
 class SignupForm(forms.Form):
-    email = forms.EmailField(max_length=254, label="Email address")
+    email = ReaderEmailField(max_length=254, label="Email address")
     name = forms.CharField(max_length=200, required=False, label="Name (optional)")
     time_zone = TimeZoneField(label="Time zone", initial=lambda: settings.DIGEST_TIMEZONE)
 
 
 class SignInForm(forms.Form):
-    email = forms.EmailField(max_length=254, label="Email address")
+    email = ReaderEmailField(max_length=254, label="Email address")
 
 
 class TimeZoneForm(forms.Form):

@@ -8,6 +8,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from subscriptions.addresses import display_email, normalise_email
+
 
 def validate_time_zone(value: str) -> None:
     try:
@@ -25,12 +27,6 @@ def single_line(text: str) -> str:
     of the attacker's choosing.
     """
     return " ".join(text.split())
-
-
-def normalise_email(email: str) -> str:
-    """An address as we store and look it up: trimmed, its domain lower-cased."""
-    local, sep, domain = email.strip().rpartition("@")
-    return f"{local}{sep}{domain.lower()}"
 
 
 def iso_or_none(value: datetime.datetime | None) -> str | None:
@@ -114,11 +110,19 @@ class Subscriber(models.Model):
         return self.email
 
     def save(self, *args, **kwargs) -> None:
-        # The domain part of an address is case-insensitive; keep one spelling.
-        local, sep, domain = self.email.strip().rpartition("@")
-        self.email = f"{local}{sep}{domain.lower()}" if sep else self.email.strip()
+        # One spelling of each address (subscriptions.addresses); forms and the
+        # admin refuse the unusable ones before they get here.
+        try:
+            self.email = normalise_email(self.email)
+        except ValidationError:
+            self.email = self.email.strip()
         self.name = single_line(self.name)
         super().save(*args, **kwargs)
+
+    @property
+    def display_email(self) -> str:
+        """The address as people read it (an IDN domain in Unicode)."""
+        return display_email(self.email)
 
     @property
     def is_entitled(self) -> bool:

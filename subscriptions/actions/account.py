@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from subscriptions import stripe_api
 from subscriptions.actions.reader_emails import queue_sign_in_link
-from subscriptions.models import Subscriber, iso_or_none, normalise_email, validate_time_zone
+from subscriptions.addresses import normalise_email
+from subscriptions.models import Subscriber, iso_or_none, validate_time_zone
 
 logger = logging.getLogger(__name__)
 

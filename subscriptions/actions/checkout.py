@@ -11,7 +11,8 @@ from django.utils import timezone
 from subscriptions import stripe_api
 from subscriptions.actions.reader_emails import queue_sign_in_link
 from subscriptions.actions.stripe_sync import do_sync_subscription, int_or_none
-from subscriptions.models import Membership, Subscriber, normalise_email
+from subscriptions.addresses import normalise_email
+from subscriptions.models import Membership, Subscriber
 
 logger = logging.getLogger(__name__)
 

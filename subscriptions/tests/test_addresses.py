@@ -1,0 +1,87 @@
+"""Addresses are normalised one way everywhere; look-alike letters cannot stand in for others."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from subscriptions.addresses import display_email, normalise_email
+from subscriptions.models import Subscriber
+from subscriptions.tests.factories import make_subscriber
+
+pytestmark = pytest.mark.django_db
+
+FORM = {"name": "", "time_zone": "Europe/London"}
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("  Sam.Jones@Example.COM ", "Sam.Jones@example.com"),
+        ("zoe@bücher.example", "zoe@xn--bcher-kva.example"),
+        ("zoe@BÜCHER.example", "zoe@xn--bcher-kva.example"),
+        ("zoe@xn--bcher-kva.example", "zoe@xn--bcher-kva.example"),
+    ],
+)
+def test_one_stored_form_per_address(typed, stored):
+    assert normalise_email(typed) == stored
+
+
+@pytest.mark.parametrize(
+    "typed", ["\u017fam.jones@example.com", "sam.j\u0131ones@example.com", "josé@example.com"]
+)
+def test_local_parts_with_letters_beyond_ascii_are_refused(typed):
+    with pytest.raises(ValidationError, match="plain letters"):
+        normalise_email(typed)
+
+
+def test_idn_domains_are_shown_in_unicode():
+    assert display_email("zoe@xn--bcher-kva.example") == "zoe@bücher.example"
+    assert display_email("sam@example.com") == "sam@example.com"
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize(
+    "look_alike", ["\u017fam.jones@example.com", "samuel.j\u0131ones@example.com"]
+)
+def test_a_look_alike_signup_is_refused_and_writes_nothing(client, fake_stripe, look_alike):
+    response = client.post("/subscribe/", {**FORM, "email": look_alike})
+
+    assert response.status_code == 400
+    assert "plain letters before the @" in response.content.decode()
+    assert not Subscriber.objects.exists()
+    assert fake_stripe.requests("POST", "/v1/customers") == []
+
+
+@pytest.mark.faults
+def test_look_alike_spellings_do_not_become_readers_of_their_own(client, fake_stripe):
+    # Each variant used to count as a new address for the per-address rate
+    # limit, and on PostgreSQL (UPPER) a squatter's variant matched the real
+    # reader's signup. Only plain spellings get through, as one reader.
+    variants = ["\u017fam.jones@example.com", "sam.jones@example.com", "SAM.JONES@EXAMPLE.COM"]
+    statuses = [client.post("/subscribe/", {**FORM, "email": v}).status_code for v in variants]
+
+    assert statuses == [400, 303, 303]
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["sam.jones@example.com"]
+
+
+def test_a_reader_with_an_idn_domain_signs_up_and_sees_it_in_unicode(client, fake_stripe):
+    response = client.post("/subscribe/", {**FORM, "email": "zoe@bücher.example"})
+
+    assert response.status_code == 303
+    reader = Subscriber.objects.get()
+    assert reader.email == "zoe@xn--bcher-kva.example"
+    assert reader.display_email == "zoe@bücher.example"
+    [customer] = fake_stripe.requests("POST", "/v1/customers")
+    assert customer["email"] == "zoe@xn--bcher-kva.example"
+
+
+def test_sign_in_finds_the_reader_by_either_spelling_of_the_domain(
+    client, mailoutbox, django_capture_on_commit_callbacks, settings
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    make_subscriber("zoe@xn--bcher-kva.example")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/signin/", {"email": "Zoe@Bücher.example"})
+
+    assert response.status_code == 200
+    assert [message.to for message in mailoutbox] == [["zoe@xn--bcher-kva.example"]]
