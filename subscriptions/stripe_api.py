@@ -6,7 +6,7 @@ STRIPE_API_BASE, so tests and a local Stripe server can stand in for Stripe's
 servers) and return the SDK's objects, read by attribute.
 
 Without STRIPE_SECRET_KEY, in DEBUG only, the same functions are answered by
-subscriptions.local_stripe, the demo's labelled test checkout. Without a key
+demo_checkout.local_stripe, the demo's labelled test checkout. Without a key
 and without DEBUG, billing is unavailable and says so.
 """
 
@@ -61,7 +61,7 @@ def client() -> stripe.StripeClient:
 
 def _local():
     # Imported lazily: the demo backend is never loaded when Stripe is configured.
-    from subscriptions import local_stripe
+    from demo_checkout import local_stripe
 
     return local_stripe
 

@@ -231,6 +231,11 @@ TRIAL_DAYS = env_int("TRIAL_DAYS", 14, minimum=0)
 TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
 # Days a past_due reader keeps getting the digest while Stripe retries the card.
 PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
+# The keyless demo (DEBUG on, no Stripe key): Stripe Checkout and the Customer
+# Portal are played by the local test checkout, an app of its own, installed
+# (and routed, config/urls.py) only then.
+if DEBUG and not STRIPE_SECRET_KEY:
+    INSTALLED_APPS.append("demo_checkout")
 
 # Celery. Without REDIS_URL the broker is a folder on disk (kombu's
 # filesystem transport), so the demo needs no services at all.

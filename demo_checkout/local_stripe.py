@@ -21,7 +21,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions.models import LocalStripeObject
+from demo_checkout.models import LocalStripeObject
 
 WEBHOOK_SECRET = "whsec_local_test_checkout"  # noqa: S105 - the demo's own, never Stripe's
 PRICE_ID = "price_local_annual_usd"
@@ -83,7 +83,7 @@ def create_checkout_session(params: dict) -> stripe.checkout.Session:
         "subscription": None,
         "success_url": params["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id),
         "cancel_url": params["cancel_url"],
-        "url": settings.SITE_URL + reverse("subscriptions:local-checkout", args=[session_id]),
+        "url": settings.SITE_URL + reverse("demo_checkout:checkout", args=[session_id]),
         "payment_method_collection": params.get("payment_method_collection", "always"),
         # Kept so completing the session can start the subscription as asked.
         "subscription_data": params.get("subscription_data", {}),
@@ -107,7 +107,7 @@ def cancel_subscription(subscription_id: str) -> None:
 
 
 def create_portal_session(params: dict) -> str:
-    return settings.SITE_URL + reverse("subscriptions:local-portal")
+    return settings.SITE_URL + reverse("demo_checkout:portal")
 
 
 # --- What Stripe does on its side, then tells us by webhook -----------------------
@@ -171,7 +171,7 @@ def _invoice(subscription: dict, status: str) -> dict:
         "currency": "usd",
         "attempt_count": 1,
         "next_payment_attempt": None if status == "paid" else _now() + 3 * 86400,
-        "hosted_invoice_url": settings.SITE_URL + reverse("subscriptions:local-portal"),
+        "hosted_invoice_url": settings.SITE_URL + reverse("demo_checkout:portal"),
         "parent": {
             "type": "subscription_details",
             "quote_details": None,

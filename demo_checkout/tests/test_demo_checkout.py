@@ -4,20 +4,12 @@ import re
 
 import pytest
 
-from subscriptions.models import LocalStripeObject, Membership, StripeEvent
+from demo_checkout.models import LocalStripeObject
+from subscriptions.models import Membership, StripeEvent
 
 pytestmark = pytest.mark.django_db
 
 FORM = {"email": "newcomer@example.com", "name": "Newcomer", "time_zone": "Europe/Lisbon"}
-
-
-@pytest.fixture
-def demo(settings):
-    settings.DEBUG = True
-    settings.STRIPE_SECRET_KEY = None
-    settings.STRIPE_WEBHOOK_SECRET = None
-    settings.STRIPE_PRICE_ID = None
-    return settings
 
 
 def test_sign_up_pay_get_welcomed_and_see_the_account(
