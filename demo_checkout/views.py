@@ -43,7 +43,7 @@ def checkout(request: HttpRequest, session_id: str) -> HttpResponse:
             "session": session,
             "trial_days": trial_days,
             "card_optional": session.payment_method_collection == "if_required",
-            "amount": f"${local_stripe.PRICE_CENTS // 100}",
+            "amount": f"${stripe_api.PRICE_CENTS // 100}",
         },
     )
 
