@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
@@ -19,6 +20,10 @@ urlpatterns = [
 if settings.EMAIL_ESP:
     # The ESP's tracking webhooks (bounces, complaints), behind basic auth.
     urlpatterns.append(path("anymail/", include("anymail.urls")))
+
+if apps.is_installed("demo_checkout"):
+    # The keyless demo's local test checkout and portal (DEBUG on, no Stripe key).
+    urlpatterns.append(path("", include("demo_checkout.urls")))
 
 # Lead images and other uploads; static() adds nothing unless DEBUG is on.
 # In production the web server in front serves MEDIA_ROOT (README.md).

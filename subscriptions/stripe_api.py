@@ -1,13 +1,16 @@
-"""Every call this service makes to Stripe, in one place.
+"""Every billing call this service makes, in one place.
 
 The rest of the code never builds a client or talks HTTP: it calls these
-functions, which use the official SDK's `StripeClient` (honouring
-STRIPE_API_BASE, so tests and a local Stripe server can stand in for Stripe's
-servers) and return the SDK's objects, read by attribute.
-
-Without STRIPE_SECRET_KEY, in DEBUG only, the same functions are answered by
-subscriptions.local_stripe, the demo's labelled test checkout. Without a key
-and without DEBUG, billing is unavailable and says so.
+functions and reads the Stripe SDK's objects they return, by attribute.
+Each call goes to the billing backend (subscriptions.billing), a class
+named by a dotted path as mail backends are, loaded at start-up and made
+once: BILLING_BACKEND if set, else the one the keys call for. With
+STRIPE_SECRET_KEY it is StripeBilling, the official SDK's `StripeClient`
+(honouring STRIPE_API_BASE, so tests and a local Stripe server can stand in
+for Stripe's servers). With DEBUG on and no key it is the keyless demo's
+labelled local test checkout, settings.LOCAL_CHECKOUT_BACKEND: an app of its
+own, which this module names only through that setting and never imports.
+Otherwise it is UnavailableBilling, and billing says it is not configured.
 """
 
 import datetime
@@ -17,12 +20,18 @@ import json
 
 import stripe
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
 
 PRODUCT_ID = "morning-briefing"  # our own product id at Stripe, so setup is idempotent
 PRICE_LOOKUP_KEY = "morning-briefing-annual-usd"
 PRICE_CENTS = 4600
 PRICE_CURRENCY = "usd"
 WEBHOOK_TOLERANCE_SECONDS = 300  # Stripe's own default: older signatures are replays
+
+STRIPE_BACKEND = "subscriptions.billing.StripeBilling"
+UNAVAILABLE_BACKEND = "subscriptions.billing.UnavailableBilling"
 
 StripeError = stripe.StripeError
 SignatureVerificationError = stripe.SignatureVerificationError
@@ -33,19 +42,49 @@ class BillingUnavailable(Exception):
     """No Stripe key and not a development demo: signups cannot start."""
 
 
+# --- The backend ---------------------------------------------------------------------
+
+
+def backend_path() -> str:
+    """The dotted path of the billing backend: BILLING_BACKEND, else the keys' choice."""
+    if settings.BILLING_BACKEND:
+        return settings.BILLING_BACKEND
+    if settings.STRIPE_SECRET_KEY:
+        return STRIPE_BACKEND
+    if settings.DEBUG:
+        return settings.LOCAL_CHECKOUT_BACKEND
+    return UNAVAILABLE_BACKEND
+
+
+def backend_class() -> type:
+    """The billing backend's class; SubscriptionsConfig.ready loads it at start-up."""
+    return import_string(backend_path())
+
+
+@functools.cache
+def backend():
+    """The billing backend (a subscriptions.billing.BillingBackend), made once."""
+    return backend_class()()
+
+
+@receiver(setting_changed)
+def _forget_backend(*, setting: str, **kwargs) -> None:
+    # Tests switch between Stripe, the demo and no billing by changing these.
+    if setting in {"BILLING_BACKEND", "LOCAL_CHECKOUT_BACKEND", "STRIPE_SECRET_KEY", "DEBUG"}:
+        backend.cache_clear()
+
+
 def uses_local_checkout() -> bool:
-    """True in the keyless demo: Stripe is simulated by local_stripe."""
-    return not settings.STRIPE_SECRET_KEY and settings.DEBUG
+    """True in the keyless demo: Stripe is played by the local test checkout."""
+    return backend().local_checkout
 
 
 def billing_configured() -> bool:
     """Stripe keys are set, or this is the keyless demo."""
-    return bool(settings.STRIPE_SECRET_KEY) or uses_local_checkout()
+    return backend().configured
 
 
-def _require_configured() -> None:
-    if not settings.STRIPE_SECRET_KEY and not settings.DEBUG:
-        raise BillingUnavailable("STRIPE_SECRET_KEY is not set.")
+# --- Stripe itself -------------------------------------------------------------------
 
 
 @functools.cache
@@ -56,15 +95,10 @@ def _client(api_key: str, api_base: str | None) -> stripe.StripeClient:
 
 
 def client() -> stripe.StripeClient:
-    _require_configured()
+    """The SDK's client for STRIPE_SECRET_KEY (StripeBilling's, and setup_stripe's)."""
+    if not settings.STRIPE_SECRET_KEY:
+        raise BillingUnavailable("STRIPE_SECRET_KEY is not set.")
     return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
-
-
-def _local():
-    # Imported lazily: the demo backend is never loaded when Stripe is configured.
-    from subscriptions import local_stripe
-
-    return local_stripe
 
 
 def idempotency_key(*parts: object) -> str:
@@ -73,12 +107,19 @@ def idempotency_key(*parts: object) -> str:
     return f"briefing-{digest[:40]}"
 
 
+# --- Webhooks ------------------------------------------------------------------------
+
+
 def webhook_secret() -> str | None:
-    if settings.STRIPE_WEBHOOK_SECRET:
-        return settings.STRIPE_WEBHOOK_SECRET
-    if uses_local_checkout():
-        return _local().WEBHOOK_SECRET
-    return None
+    return backend().webhook_secret()
+
+
+def signature_header(payload: str, secret: str, timestamp: int | None = None) -> str:
+    """The Stripe-Signature header Stripe would send with `payload` (default: signed now).
+
+    For whoever plays Stripe's side: the demo's local test checkout and the tests.
+    """
+    return stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
 
 
 def verify_webhook(payload: bytes, signature: str | None) -> dict:
@@ -102,25 +143,12 @@ def event_from_payload(payload: dict) -> stripe.Event:
     return stripe.Event.construct_from(payload, settings.STRIPE_SECRET_KEY)
 
 
-@functools.cache
-def _looked_up_price_id(api_key: str, api_base: str | None) -> str:
-    prices = client().v1.prices.list(params={"lookup_keys": [PRICE_LOOKUP_KEY], "active": True})
-    if not prices.data:
-        raise BillingUnavailable(
-            f"No active Stripe price with lookup key {PRICE_LOOKUP_KEY!r}: "
-            "run `python manage.py setup_stripe` or set STRIPE_PRICE_ID."
-        )
-    return prices.data[0].id
+# --- Calls, each answered by the backend ---------------------------------------------
 
 
 def price_id() -> str:
-    """The $46/year price: STRIPE_PRICE_ID, else found once by its lookup key."""
-    if settings.STRIPE_PRICE_ID:
-        return settings.STRIPE_PRICE_ID
-    if uses_local_checkout():
-        return _local().PRICE_ID
-    _require_configured()
-    return _looked_up_price_id(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+    """The $46/year price."""
+    return backend().price_id()
 
 
 def create_customer(*, email: str, name: str, subscriber_id: int) -> str:
@@ -128,56 +156,34 @@ def create_customer(*, email: str, name: str, subscriber_id: int) -> str:
     params = {"email": email, "metadata": {"subscriber_id": str(subscriber_id)}}
     if name:
         params["name"] = name
-    key = idempotency_key("customer", subscriber_id)
-    if uses_local_checkout():
-        return _local().create_customer(params)
-    return client().v1.customers.create(params=params, options={"idempotency_key": key}).id
+    return backend().create_customer(params, key=idempotency_key("customer", subscriber_id))
 
 
 def create_checkout_session(params: dict, key: str) -> stripe.checkout.Session:
-    if uses_local_checkout():
-        return _local().create_checkout_session(params)
-    return client().v1.checkout.sessions.create(params=params, options={"idempotency_key": key})
+    return backend().create_checkout_session(params, key=key)
 
 
 def retrieve_checkout_session(session_id: str) -> stripe.checkout.Session:
-    if uses_local_checkout():
-        return _local().retrieve("checkout.session", session_id)
-    return client().v1.checkout.sessions.retrieve(session_id)
+    return backend().retrieve_checkout_session(session_id)
 
 
 def retrieve_subscription(subscription_id: str) -> stripe.Subscription:
-    if uses_local_checkout():
-        return _local().retrieve("subscription", subscription_id)
-    return client().v1.subscriptions.retrieve(subscription_id)
+    return backend().retrieve_subscription(subscription_id)
 
 
 def cancel_subscription(subscription_id: str) -> None:
     """Cancel now, without proration: used for a duplicate signup still in its trial."""
-    if uses_local_checkout():
-        _local().cancel_subscription(subscription_id)
-        return
-    client().v1.subscriptions.cancel(
-        subscription_id, options={"idempotency_key": idempotency_key("cancel", subscription_id)}
-    )
+    backend().cancel_subscription(subscription_id, key=idempotency_key("cancel", subscription_id))
 
 
 def latest_subscription(customer_id: str) -> stripe.Subscription | None:
     """The customer's most recent subscription in any status, or None."""
-    if uses_local_checkout():
-        return _local().latest_subscription(customer_id)
-    subscriptions = client().v1.subscriptions.list(
-        params={"customer": customer_id, "status": "all", "limit": 1}
-    )
-    return subscriptions.data[0] if subscriptions.data else None
+    return backend().latest_subscription(customer_id)
 
 
 def create_portal_session(customer_id: str, return_url: str) -> str:
     """A Customer Portal session for the reader; returns its URL."""
-    params = {"customer": customer_id, "return_url": return_url}
-    if uses_local_checkout():
-        return _local().create_portal_session(params)
-    return client().v1.billing_portal.sessions.create(params=params).url
+    return backend().create_portal_session({"customer": customer_id, "return_url": return_url})
 
 
 # Reading the 2025+ object shapes (API version pinned by the SDK, see

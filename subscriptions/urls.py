@@ -18,6 +18,4 @@ urlpatterns = [
     path("account/data/export/", views.account_data_export, name="account-data-export"),
     path("account/data/delete/", views.account_data_delete, name="account-data-delete"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe-webhook"),
-    path("test-checkout/portal/", views.local_portal, name="local-portal"),
-    path("test-checkout/<str:session_id>/", views.local_checkout, name="local-checkout"),
 ]

@@ -230,6 +230,22 @@ TRIAL_DAYS = env_int("TRIAL_DAYS", 14, minimum=0)
 TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
 # Days a past_due reader keeps getting the digest while Stripe retries the card.
 PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
+# The billing backend, a dotted path (subscriptions.billing): every billing
+# call goes to it. Unset, the keys choose it (subscriptions.stripe_api):
+# Stripe with STRIPE_SECRET_KEY; with DEBUG on and no key, the keyless demo's
+# LOCAL_CHECKOUT_BACKEND; otherwise none, and signups say they are not open.
+BILLING_BACKEND = env_optional("BILLING_BACKEND")
+# The keyless demo's stand-in for Stripe Checkout and the Customer Portal, an
+# app of its own: installed (and routed, config/urls.py) only with DEBUG on
+# and no Stripe key. The product never imports it; this path names it.
+LOCAL_CHECKOUT_BACKEND = "demo_checkout.billing.LocalBilling"
+if DEBUG and not STRIPE_SECRET_KEY:
+    INSTALLED_APPS.append("demo_checkout")
+elif BILLING_BACKEND == LOCAL_CHECKOUT_BACKEND:
+    raise ImproperlyConfigured(
+        "BILLING_BACKEND: the local test checkout is only for the keyless demo "
+        "(DJANGO_DEBUG on, no STRIPE_SECRET_KEY)."
+    )
 
 # Celery. Without REDIS_URL the broker is a folder on disk (kombu's
 # filesystem transport), so the demo needs no services at all.

@@ -4,12 +4,10 @@
 `responses` library at the requests level, at STRIPE_API_BASE) from
 fixtures in stripe_fixtures/, keeps the subscriptions a test changes, and
 records every request so tests can assert the parameters we sent.
-`signed` builds the Stripe-Signature header exactly as Stripe does.
+`signed` builds the Stripe-Signature header as Stripe does (stripe_api.signature_header).
 """
 
 import copy
-import hashlib
-import hmac
 import itertools
 import json
 import re
@@ -22,6 +20,8 @@ import responses
 import stripe
 from django.http import HttpResponse
 from django.test import Client
+
+from subscriptions import stripe_api
 
 FIXTURES = Path(__file__).parent / "stripe_fixtures"
 API_BASE = "http://stripe.test"
@@ -73,9 +73,7 @@ def event(event_type: str, obj: dict, *, event_id: str | None = None) -> dict:
 
 
 def signed(payload: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
+    return stripe_api.signature_header(payload, secret, timestamp)
 
 
 class FakeStripe:

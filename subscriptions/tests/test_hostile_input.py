@@ -178,7 +178,8 @@ def reader_url_patterns() -> dict[str, URLPattern]:
     for pattern in get_resolver().url_patterns:
         for inner in getattr(pattern, "url_patterns", [pattern]):
             module = getattr(inner.callback, "__module__", "")
-            if module.startswith("subscriptions.") and inner.name:
+            # The demo's test checkout is a reader page too, where it is installed.
+            if module.startswith(("subscriptions.", "demo_checkout.")) and inner.name:
                 patterns[inner.name] = inner
     return patterns
 

@@ -43,7 +43,11 @@ class Command(BaseCommand):
                 "lookup_key": stripe_api.PRICE_LOOKUP_KEY,
                 "nickname": "Annual, $46",
             },
-            options={"idempotency_key": stripe_api.idempotency_key("price", product_id, 4600)},
+            options={
+                "idempotency_key": stripe_api.idempotency_key(
+                    "price", product_id, stripe_api.PRICE_CENTS
+                )
+            },
         )
         self.stderr.write(f"Created the $46/year price on product {product_id}.")
         return price.id

@@ -6,9 +6,9 @@ that checkout with their own card must not sign them in as that reader.
 
 import pytest
 
+from demo_checkout.tests.test_demo_checkout import FORM
 from subscriptions.models import Membership
 from subscriptions.tests.factories import make_subscriber
-from subscriptions.tests.test_demo_checkout import FORM, demo  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def check_out(client, form: dict, capture) -> str:
 
 
 def test_a_checkout_for_a_lapsed_readers_address_does_not_sign_in(
-    demo,  # noqa: F811
+    demo,
     client,
     django_capture_on_commit_callbacks,
 ):
@@ -40,7 +40,7 @@ def test_a_checkout_for_a_lapsed_readers_address_does_not_sign_in(
 
 
 def test_a_new_reader_is_signed_in_by_their_own_checkout(
-    demo,  # noqa: F811
+    demo,
     client,
     django_capture_on_commit_callbacks,
 ):

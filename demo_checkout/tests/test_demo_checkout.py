@@ -4,20 +4,24 @@ import re
 
 import pytest
 
-from subscriptions.models import LocalStripeObject, Membership, StripeEvent
+from demo_checkout import local_stripe
+from demo_checkout.billing import LocalBilling
+from demo_checkout.models import LocalStripeObject
+from subscriptions import stripe_api
+from subscriptions.models import Membership, StripeEvent
 
 pytestmark = pytest.mark.django_db
 
 FORM = {"email": "newcomer@example.com", "name": "Newcomer", "time_zone": "Europe/Lisbon"}
 
 
-@pytest.fixture
-def demo(settings):
-    settings.DEBUG = True
-    settings.STRIPE_SECRET_KEY = None
-    settings.STRIPE_WEBHOOK_SECRET = None
-    settings.STRIPE_PRICE_ID = None
-    return settings
+def test_without_a_key_in_debug_the_local_checkout_answers_every_billing_call(demo):
+    assert demo.LOCAL_CHECKOUT_BACKEND == "demo_checkout.billing.LocalBilling"
+    assert type(stripe_api.backend()) is LocalBilling
+    assert stripe_api.uses_local_checkout()
+    assert stripe_api.billing_configured()
+    assert stripe_api.webhook_secret() == local_stripe.WEBHOOK_SECRET
+    assert stripe_api.price_id() == local_stripe.PRICE_ID
 
 
 def test_sign_up_pay_get_welcomed_and_see_the_account(

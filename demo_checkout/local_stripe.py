@@ -1,19 +1,17 @@
 """The demo's local test checkout: a stand-in for Stripe when no key is set.
 
-Only used with DEBUG on and no STRIPE_SECRET_KEY (stripe_api decides). It
-keeps customers, Checkout Sessions and subscriptions as JSON in Stripe's
-own shapes (LocalStripeObject rows) and returns them as the SDK's objects.
-What Stripe would do on its side (complete a checkout, end a trial, fail a
-card) is done by the functions at the bottom, which then send the same
-events Stripe would, signed with WEBHOOK_SECRET, through the same webhook
-code (subscriptions.webhooks.receive). No card is ever charged.
+Only used with DEBUG on and no STRIPE_SECRET_KEY, through the billing
+backend demo_checkout.billing.LocalBilling. It keeps customers, Checkout
+Sessions and subscriptions as JSON in Stripe's own shapes
+(LocalStripeObject rows) and returns them as the SDK's objects. What Stripe
+would do on its side (complete a checkout, end a trial, fail a card) is done
+by the functions at the bottom, which then send the same events Stripe
+would, signed with WEBHOOK_SECRET, through the same webhook code
+(subscriptions.webhooks.receive). No card is ever charged.
 """
 
-import hashlib
-import hmac
 import json
 import secrets
-import time
 
 import stripe
 from django.conf import settings
@@ -21,11 +19,12 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions.models import LocalStripeObject
+from demo_checkout.models import LocalStripeObject
+from subscriptions import stripe_api, webhooks
+from subscriptions.stripe_api import PRICE_CENTS, PRICE_CURRENCY
 
 WEBHOOK_SECRET = "whsec_local_test_checkout"  # noqa: S105 - the demo's own, never Stripe's
 PRICE_ID = "price_local_annual_usd"
-PRICE_CENTS = 4600
 
 SDK_CLASSES = {
     "customer": stripe.Customer,
@@ -83,7 +82,7 @@ def create_checkout_session(params: dict) -> stripe.checkout.Session:
         "subscription": None,
         "success_url": params["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id),
         "cancel_url": params["cancel_url"],
-        "url": settings.SITE_URL + reverse("subscriptions:local-checkout", args=[session_id]),
+        "url": settings.SITE_URL + reverse("demo_checkout:checkout", args=[session_id]),
         "payment_method_collection": params.get("payment_method_collection", "always"),
         # Kept so completing the session can start the subscription as asked.
         "subscription_data": params.get("subscription_data", {}),
@@ -107,7 +106,7 @@ def cancel_subscription(subscription_id: str) -> None:
 
 
 def create_portal_session(params: dict) -> str:
-    return settings.SITE_URL + reverse("subscriptions:local-portal")
+    return settings.SITE_URL + reverse("demo_checkout:portal")
 
 
 # --- What Stripe does on its side, then tells us by webhook -----------------------
@@ -148,7 +147,7 @@ def _subscription(session: dict, *, with_card: bool) -> dict:
                     "price": {
                         "id": PRICE_ID,
                         "object": "price",
-                        "currency": "usd",
+                        "currency": PRICE_CURRENCY,
                         "unit_amount": PRICE_CENTS,
                         "recurring": {"interval": "year", "interval_count": 1},
                     },
@@ -168,10 +167,10 @@ def _invoice(subscription: dict, status: str) -> dict:
         "status": status,
         "amount_due": PRICE_CENTS,
         "amount_paid": PRICE_CENTS if status == "paid" else 0,
-        "currency": "usd",
+        "currency": PRICE_CURRENCY,
         "attempt_count": 1,
         "next_payment_attempt": None if status == "paid" else _now() + 3 * 86400,
-        "hosted_invoice_url": settings.SITE_URL + reverse("subscriptions:local-portal"),
+        "hosted_invoice_url": settings.SITE_URL + reverse("demo_checkout:portal"),
         "parent": {
             "type": "subscription_details",
             "quote_details": None,
@@ -185,8 +184,6 @@ def _invoice(subscription: dict, status: str) -> dict:
 
 def send_event(event_type: str, obj: dict) -> None:
     """Sign an event as Stripe does and hand it to the webhook code, after commit."""
-    from subscriptions import webhooks
-
     payload = json.dumps(
         {
             "id": _id("evt"),
@@ -199,13 +196,8 @@ def send_event(event_type: str, obj: dict) -> None:
             "data": {"object": obj},
         }
     )
-    timestamp = int(time.time())
-    signature = hmac.new(
-        WEBHOOK_SECRET.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256
-    ).hexdigest()
-    transaction.on_commit(
-        lambda: webhooks.receive(payload.encode(), f"t={timestamp},v1={signature}")
-    )
+    signature = stripe_api.signature_header(payload, WEBHOOK_SECRET)
+    transaction.on_commit(lambda: webhooks.receive(payload.encode(), signature))
 
 
 @transaction.atomic

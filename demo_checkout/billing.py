@@ -1,0 +1,40 @@
+"""The keyless demo's billing backend: every call answered by the local test checkout."""
+
+import stripe
+
+from demo_checkout import local_stripe
+from subscriptions.billing import BillingBackend
+
+
+class LocalBilling(BillingBackend):
+    """Stripe played locally (demo_checkout.local_stripe): nothing leaves this machine."""
+
+    local_checkout = True
+
+    def webhook_secret(self) -> str:
+        # The local checkout signs its events with its own secret, never Stripe's.
+        return local_stripe.WEBHOOK_SECRET
+
+    def price_id(self) -> str:
+        return local_stripe.PRICE_ID
+
+    def create_customer(self, params: dict, *, key: str) -> str:
+        return local_stripe.create_customer(params)
+
+    def create_checkout_session(self, params: dict, *, key: str) -> stripe.checkout.Session:
+        return local_stripe.create_checkout_session(params)
+
+    def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
+        return local_stripe.retrieve("checkout.session", session_id)
+
+    def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
+        return local_stripe.retrieve("subscription", subscription_id)
+
+    def cancel_subscription(self, subscription_id: str, *, key: str) -> None:
+        local_stripe.cancel_subscription(subscription_id)
+
+    def latest_subscription(self, customer_id: str) -> stripe.Subscription | None:
+        return local_stripe.latest_subscription(customer_id)
+
+    def create_portal_session(self, params: dict) -> str:
+        return local_stripe.create_portal_session(params)

@@ -1,0 +1,123 @@
+"""Billing backends: who answers the billing calls of subscriptions.stripe_api.
+
+One is chosen once, by dotted path (stripe_api.backend): Stripe itself, or
+none at all; the keyless demo brings its own (demo_checkout.billing). Each
+takes the parameters Stripe's API takes and returns the SDK's objects, so
+the code that calls them cannot tell which one answered.
+"""
+
+import functools
+
+import stripe
+from django.conf import settings
+
+from subscriptions import stripe_api
+from subscriptions.stripe_api import BillingUnavailable
+
+
+class BillingBackend:
+    """The calls the service makes to its billing provider."""
+
+    configured = True  # signups can start
+    local_checkout = False  # the keyless demo's stand-in, not Stripe
+
+    def webhook_secret(self) -> str | None:
+        """The secret events at /stripe/webhook/ are signed with."""
+        return settings.STRIPE_WEBHOOK_SECRET
+
+    def price_id(self) -> str:
+        raise NotImplementedError
+
+    def create_customer(self, params: dict, *, key: str) -> str:
+        """Create a customer; returns its id."""
+        raise NotImplementedError
+
+    def create_checkout_session(self, params: dict, *, key: str) -> stripe.checkout.Session:
+        raise NotImplementedError
+
+    def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
+        raise NotImplementedError
+
+    def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
+        raise NotImplementedError
+
+    def cancel_subscription(self, subscription_id: str, *, key: str) -> None:
+        """Cancel now, without proration."""
+        raise NotImplementedError
+
+    def latest_subscription(self, customer_id: str) -> stripe.Subscription | None:
+        """The customer's most recent subscription in any status, or None."""
+        raise NotImplementedError
+
+    def create_portal_session(self, params: dict) -> str:
+        """A Customer Portal session; returns its URL."""
+        raise NotImplementedError
+
+
+class StripeBilling(BillingBackend):
+    """Stripe's API through the official SDK (stripe_api.client)."""
+
+    def price_id(self) -> str:
+        """STRIPE_PRICE_ID, else the price found once by its lookup key."""
+        if settings.STRIPE_PRICE_ID:
+            return settings.STRIPE_PRICE_ID
+        return _looked_up_price_id(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+
+    def create_customer(self, params: dict, *, key: str) -> str:
+        client = stripe_api.client()
+        return client.v1.customers.create(params=params, options={"idempotency_key": key}).id
+
+    def create_checkout_session(self, params: dict, *, key: str) -> stripe.checkout.Session:
+        client = stripe_api.client()
+        return client.v1.checkout.sessions.create(params=params, options={"idempotency_key": key})
+
+    def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
+        return stripe_api.client().v1.checkout.sessions.retrieve(session_id)
+
+    def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
+        return stripe_api.client().v1.subscriptions.retrieve(subscription_id)
+
+    def cancel_subscription(self, subscription_id: str, *, key: str) -> None:
+        stripe_api.client().v1.subscriptions.cancel(
+            subscription_id, options={"idempotency_key": key}
+        )
+
+    def latest_subscription(self, customer_id: str) -> stripe.Subscription | None:
+        subscriptions = stripe_api.client().v1.subscriptions.list(
+            params={"customer": customer_id, "status": "all", "limit": 1}
+        )
+        return subscriptions.data[0] if subscriptions.data else None
+
+    def create_portal_session(self, params: dict) -> str:
+        return stripe_api.client().v1.billing_portal.sessions.create(params=params).url
+
+
+@functools.cache
+def _looked_up_price_id(api_key: str, api_base: str | None) -> str:
+    prices = stripe_api.client().v1.prices.list(
+        params={"lookup_keys": [stripe_api.PRICE_LOOKUP_KEY], "active": True}
+    )
+    if not prices.data:
+        raise BillingUnavailable(
+            f"No active Stripe price with lookup key {stripe_api.PRICE_LOOKUP_KEY!r}: "
+            "run `python manage.py setup_stripe` or set STRIPE_PRICE_ID."
+        )
+    return prices.data[0].id
+
+
+class UnavailableBilling(BillingBackend):
+    """No Stripe key and not the demo: every call says billing is not configured."""
+
+    configured = False
+
+    def _refuse(self, *args, **kwargs):
+        raise BillingUnavailable("STRIPE_SECRET_KEY is not set.")
+
+    price_id = _refuse
+    create_customer = _refuse
+    create_checkout_session = _refuse
+    retrieve_checkout_session = _refuse
+    retrieve_subscription = _refuse
+    cancel_subscription = _refuse
+    latest_subscription = _refuse
+    create_portal_session = _refuse
