@@ -65,14 +65,19 @@ class ReceivedMail:
     def raw_headers(self) -> str:
         return self.data.partition("\r\n\r\n")[0]
 
-    # SMTP carries CRLF line ends; tests compare with Python's "\n".
     @property
     def text(self) -> str:
-        return self.message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+        return self._body("plain")
 
     @property
     def html(self) -> str:
-        return self.message.get_body(preferencelist=("html",)).get_content().replace("\r\n", "\n")
+        return self._body("html")
+
+    def _body(self, subtype: str) -> str:
+        part = self.message.get_body(preferencelist=(subtype,))
+        assert part is not None, f"The message has no text/{subtype} part."
+        # SMTP carries CRLF line ends; tests compare with Python's "\n".
+        return part.get_content().replace("\r\n", "\n")
 
 
 class SMTPServer:
@@ -86,6 +91,7 @@ class SMTPServer:
             text=True,
             cwd=Path(__file__).parent,
         )
+        assert self.process.stdout is not None  # stdout=PIPE
         line = self.process.stdout.readline()
         if not line.startswith("PORT "):
             self.stop()

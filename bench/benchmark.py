@@ -129,7 +129,8 @@ def start_smtp_sink() -> tuple[subprocess.Popen, int]:
         except OSError:
             time.sleep(0.05)
     process.kill()
-    raise RuntimeError(f"smtp-sink did not start: {process.stderr.read().decode()}")
+    _, stderr = process.communicate()
+    raise RuntimeError(f"smtp-sink did not start: {stderr.decode()}")
 
 
 # ---------------------------------------------------------------- the raw limit
@@ -165,7 +166,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def child_pids(pid: int) -> list[int]:
-    children = []
+    children: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         text = (task / "children").read_text().split()
         children.extend(int(child) for child in text)

@@ -8,10 +8,12 @@ emails it sent.
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
+from celery import Task
 from celery.signals import task_postrun, task_prerun, worker_process_init
 from django.db import connection
 
@@ -24,7 +26,14 @@ __all__ = ["app"]
 class QueryCounter:
     count: int = 0
 
-    def __call__(self, execute, sql, params, many, context):
+    def __call__(
+        self,
+        execute: Callable[[str, Sequence[object] | None, bool, dict[str, object]], object],
+        sql: str,
+        params: Sequence[object] | None,
+        many: bool,
+        context: dict[str, object],
+    ) -> object:
         self.count += 1
         return execute(sql, params, many, context)
 
@@ -33,18 +42,18 @@ _counter = QueryCounter()
 
 
 @worker_process_init.connect
-def _count_queries(**kwargs) -> None:
+def _count_queries(**kwargs: object) -> None:
     if os.environ.get("BENCH_QUERY_LOG"):
         connection.execute_wrappers.append(_counter)
 
 
 @task_prerun.connect
-def _reset_count(**kwargs) -> None:
+def _reset_count(**kwargs: object) -> None:
     _counter.count = 0
 
 
 @task_postrun.connect
-def _log_count(task=None, retval=None, **kwargs) -> None:
+def _log_count(task: Task, retval: object = None, **kwargs: object) -> None:
     path = os.environ.get("BENCH_QUERY_LOG")
     if not path:
         return

@@ -10,4 +10,7 @@ strict as everywhere (the frames are sandboxed without allow-scripts too).
 from django.conf import settings
 from django.utils.csp import CSP
 
-EMAIL_PREVIEW = {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
+EMAIL_PREVIEW: dict[str, list[str]] = {
+    **settings.SECURE_CSP,
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+}

@@ -9,20 +9,25 @@ import email
 import email.policy
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage as MIMEMessage
 from pathlib import Path
+from typing import Any
 
+from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 
 
 class OutboxBackend(BaseEmailBackend):
-    def __init__(self, *, directory: str | os.PathLike, **kwargs) -> None:
+    # Django passes the mailer's alias and any other options through to
+    # BaseEmailBackend, which reports the unknown ones (its **kwargs: Any).
+    def __init__(self, *, directory: str | os.PathLike[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.directory = Path(directory)
 
-    def send_messages(self, email_messages) -> int:
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)
         sent = 0
         for message in email_messages:

@@ -30,9 +30,10 @@ def _database_state() -> str:
 
 def _broker_state() -> str:
     broker = celery_app.connection_for_write()
+    errors: tuple[type[BaseException], ...] = (OperationalError, OSError, *broker.connection_errors)
     try:
         broker.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
-    except (OperationalError, OSError, *broker.connection_errors) as error:
+    except errors as error:
         logger.warning("healthz: broker unavailable: %s", error)
         return "unavailable"
     finally:

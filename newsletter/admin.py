@@ -1,14 +1,18 @@
 import json
+from collections.abc import Callable, Iterable
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Field, QuerySet
+from django.forms.formsets import BaseFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.views.decorators.csp import csp_override
 
@@ -38,7 +42,11 @@ class SectionAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
-def status_change_message(form, default: list) -> str | list:
+# The admin's structured change message, as LogEntry stores it in JSON.
+ChangeMessage = list[dict[str, dict[str, list[str]]]]
+
+
+def status_change_message(form: forms.ModelForm, default: ChangeMessage) -> str | ChangeMessage:
     """The admin's "Changed Title and Body." plus the status move, if any.
 
     LogEntry stores either the admin's JSON structure or plain text; plain
@@ -94,9 +102,11 @@ class ArticleAdmin(admin.ModelAdmin):
         # Names the rich-text editor after the field's label, for screen readers.
         js = ["js/prose-editor-label.js"]
 
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
+    def formfield_for_dbfield(
+        self, db_field: Field, request: HttpRequest, **kwargs: object
+    ) -> forms.Field | None:
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if db_field.name == "lead_image":
+        if field is not None and db_field.name == "lead_image":
             # The admin renders file inputs in a fieldset whose legend does not
             # name the input itself; screen readers would announce "file, no name".
             field.widget.attrs["aria-label"] = "Lead image"
@@ -106,19 +116,29 @@ class ArticleAdmin(admin.ModelAdmin):
     def byline_or_author(self, article: Article) -> str:
         return article.byline_display
 
-    def save_model(self, request, obj, form, change) -> None:
-        if not change and obj.author is None:
+    def save_model(
+        self, request: HttpRequest, obj: Article, form: forms.ModelForm, change: bool
+    ) -> None:
+        if not change and obj.author is None and request.user.is_authenticated:
             obj.author = request.user
         super().save_model(request, obj, form, change)
 
-    def construct_change_message(self, request, form, formsets, add=False):
+    # django-stubs types the result as the JSON list only; ModelAdmin.log_change
+    # and LogEntry store plain text as well, which is what this returns.
+    def construct_change_message(  # type: ignore[override]
+        self,
+        request: HttpRequest,
+        form: forms.Form,
+        formsets: Iterable[BaseFormSet],
+        add: bool = False,
+    ) -> str | ChangeMessage:
         default = super().construct_change_message(request, form, formsets, add)
-        if add:
+        if add or not isinstance(form, forms.ModelForm):  # the admin's form is a ModelForm
             return default
         return status_change_message(form, default)
 
     @admin.action(description="Publish the selected articles now", permissions=["change"])
-    def publish_now(self, request, queryset) -> None:
+    def publish_now(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
         count = self._change_status(
             request,
             queryset.exclude(status=Article.Status.PUBLISHED),
@@ -130,7 +150,7 @@ class ArticleAdmin(admin.ModelAdmin):
     @admin.action(
         description="Unpublish the selected articles (back to draft)", permissions=["change"]
     )
-    def unpublish(self, request, queryset) -> None:
+    def unpublish(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
         count = self._change_status(
             request,
             queryset.exclude(status=Article.Status.DRAFT),
@@ -143,7 +163,13 @@ class ArticleAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    def _change_status(self, request, articles, change, outcome: str) -> int:
+    def _change_status(
+        self,
+        request: HttpRequest,
+        articles: QuerySet[Article],
+        change: Callable[[Article], None],
+        outcome: str,
+    ) -> int:
         """Apply `change` to each article, each in its own transaction, with a history entry."""
         count = 0
         for article in articles:
@@ -161,6 +187,11 @@ class EditionArticleInline(admin.TabularInline):
     autocomplete_fields = ["article"]
 
 
+def queue_send(edition_id: int) -> None:
+    """Queue the edition's send once the current transaction commits."""
+    transaction.on_commit(lambda: tasks.send_edition.delay(edition_id))
+
+
 @admin.register(Edition)
 class EditionAdmin(admin.ModelAdmin):
     list_display = ["date", "status", "article_count", "sent_count", "failed_count", "sent_at"]
@@ -170,7 +201,7 @@ class EditionAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "send_started_at", "sent_at"]
     actions = ["resend_to_failed"]
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         return [
             path("next/", view(self.next_edition_view), name="newsletter_edition_next"),
@@ -257,7 +288,7 @@ class EditionAdmin(admin.ModelAdmin):
             "reader": reader,
             "readers": desk.SampleReader.CHOICES,
             "message": message,
-            "html": message.alternatives[0].content,
+            "html": message.html,
             "test_form": TestSendForm(initial={"reader": reader}),
             "progress": progress,
             "failures": failures[:FAILURES_SHOWN],
@@ -298,6 +329,8 @@ class EditionAdmin(admin.ModelAdmin):
             messages.error(request, "Choose which reader to send the test as.")
             return redirect(self._desk_url(edition))
         reader = form.cleaned_data["reader"]
+        if not request.user.is_authenticated:  # admin_view lets in only signed-in staff
+            raise PermissionDenied
         try:
             address = desk.send_test(edition, reader, request.user)
         except (ValueError, desk.TestSendFailed) as error:
@@ -316,15 +349,15 @@ class EditionAdmin(admin.ModelAdmin):
     # ------------------------------------------------------------ list
 
     @admin.action(description="Resend to readers whose delivery failed", permissions=["change"])
-    def resend_to_failed(self, request, queryset) -> None:
+    def resend_to_failed(self, request: HttpRequest, queryset: QuerySet[Edition]) -> None:
         self._resend(request, queryset)
 
-    def _resend(self, request, editions) -> None:
+    def _resend(self, request: HttpRequest, editions: Iterable[Edition]) -> None:
         total = 0
         for edition in editions:
             count = sending.resend_failed(edition)
             if count:
-                transaction.on_commit(lambda pk=edition.pk: tasks.send_edition.delay(pk))
+                queue_send(edition.pk)
                 self.log_change(request, edition, f"Queued {count} failed deliveries again.")
             total += count
         self.message_user(

@@ -7,13 +7,17 @@ exact email as different readers would get it, without writing anything.
 
 import datetime
 import logging
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
 from newsletter import editions, schedule, sending
-from newsletter.emails import DigestTemplate
+from newsletter.emails import DigestMessage, DigestTemplate
 from newsletter.models import Edition
 from subscriptions.models import Membership, Subscriber
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractUser
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +89,15 @@ def sample_subscriber(kind: str, *, email: str, name: str = "") -> Subscriber:
     return subscriber
 
 
-def preview(edition: Edition, kind: str, *, email: str = "reader@example.com", name: str = ""):
-    """The exact digest the sample reader would get (an EmailMultiAlternatives)."""
+def preview(
+    edition: Edition, kind: str, *, email: str = "reader@example.com", name: str = ""
+) -> DigestMessage:
+    """The exact digest the sample reader would get."""
     template = DigestTemplate(edition, list(edition.ordered_articles()))
     return template.message_for(sample_subscriber(kind, email=email, name=name or "Alex"))
 
 
-def send_test(edition: Edition, kind: str, user) -> str:
+def send_test(edition: Edition, kind: str, user: "AbstractUser") -> str:
     """Send the real digest, as the sample reader would get it, to a staff member.
 
     Returns the address it went to. Raises ValueError when the staff member

@@ -35,12 +35,12 @@ def build_edition(date: datetime.date, now: datetime.datetime | None = None) -> 
         if edition is not None and edition.status != Edition.Status.DRAFT:
             return edition
         previous = Edition.objects.filter(date__lt=date).order_by("-date").first()
-        new_articles = Article.objects.published_between(
+        published = Article.objects.published_between(
             previous.cutoff if previous else None, now
         ).order_by("published_at", "pk")
         if edition is not None:
-            new_articles = new_articles.exclude(editionarticle__edition=edition)
-        new_articles = list(new_articles)
+            published = published.exclude(editionarticle__edition=edition)
+        new_articles = list(published)
 
         if edition is None:
             if not new_articles and not settings.DIGEST_SEND_WHEN_EMPTY:

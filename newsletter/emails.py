@@ -11,6 +11,7 @@ import re
 import secrets
 from email.utils import formataddr, make_msgid
 from functools import cached_property
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import css_inline
@@ -23,6 +24,9 @@ from django.utils.html import escape
 from newsletter.models import Article, Edition, site_host
 from subscriptions.models import Subscriber, single_line
 from subscriptions.unsubscribe import make_token
+
+if TYPE_CHECKING:
+    from newsletter.mime import FastDigest
 
 READER_FIELDS = ("greeting", "email", "unsubscribe_url", "notice_text", "notice_html")
 
@@ -66,6 +70,25 @@ def membership_notice(subscriber: Subscriber) -> tuple[str, str] | None:
     return None
 
 
+class DigestMessage(EmailMultiAlternatives):
+    """One reader's digest.
+
+    `metadata`, set by the sender, is django-anymail's: an ESP returns it with
+    the bounce and complaint events of this message (newsletter.tracking).
+    Other backends ignore it.
+    """
+
+    metadata: dict[str, str]
+
+    @property
+    def html(self) -> str:
+        """The HTML part, the one alternative DigestTemplate.message_for attaches."""
+        content, mimetype = self.alternatives[0]
+        if mimetype != "text/html" or not isinstance(content, str):
+            raise ValueError(f"The digest's alternative is {mimetype}, not its HTML.")
+        return content
+
+
 class DigestTemplate:
     """The digest of one edition, ready to be personalised for each reader."""
 
@@ -94,6 +117,9 @@ class DigestTemplate:
         self.html = INLINER.inline(render_to_string("emails/digest.html", context))
         self._text_parts = self._slot.split(self.text)
         self._html_parts = self._slot.split(self.html)
+        # The pre-serialised message for the SMTP fast path, built on first
+        # use by newsletter.mime.fast_digest and kept with the digest.
+        self._fast: FastDigest | None = None
 
     @cached_property
     def preheader(self) -> str:
@@ -119,7 +145,7 @@ class DigestTemplate:
             "notice_text": "",
             "notice_html": "",
         }
-        html_values = {field: escape(value) for field, value in values.items()}
+        html_values: dict[str, str] = {field: escape(value) for field, value in values.items()}
         notice = membership_notice(subscriber)
         if notice is not None:
             text, label = notice
@@ -137,11 +163,9 @@ class DigestTemplate:
             {"account_url": self.account_url, "text": NOTICE_TEXT, "label": NOTICE_LABEL},
         )
 
-    def message_for(
-        self, subscriber: Subscriber, message_id: str | None = None
-    ) -> EmailMultiAlternatives:
+    def message_for(self, subscriber: Subscriber, message_id: str | None = None) -> DigestMessage:
         values, html_values = self.reader_values(subscriber)
-        message = EmailMultiAlternatives(
+        message = DigestMessage(
             subject=self.subject,
             body=self._fill(self._text_parts, values),
             from_email=settings.DEFAULT_FROM_EMAIL,
@@ -171,8 +195,6 @@ def list_headers(unsubscribe_link: str) -> dict[str, str]:
     }
 
 
-def digest(
-    edition: Edition, articles: list[Article], subscriber: Subscriber
-) -> EmailMultiAlternatives:
+def digest(edition: Edition, articles: list[Article], subscriber: Subscriber) -> DigestMessage:
     """One reader's digest, rendered from scratch (previews and test sends)."""
     return DigestTemplate(edition, articles).message_for(subscriber)

@@ -1,3 +1,5 @@
+from collections.abc import Mapping
+
 from django import forms
 
 from newsletter.desk import SampleReader
@@ -19,8 +21,8 @@ class CurationForm(forms.Form):
         help_text="Optional; shown above the articles and as the inbox preview line.",
     )
 
-    def __init__(self, *args, edition: Edition, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, data: Mapping[str, object] | None = None, *, edition: Edition) -> None:
+        super().__init__(data)
         self.rows = list(edition.rows())
         if not self.is_bound:
             self.initial["editor_note"] = edition.editor_note

@@ -1,10 +1,13 @@
 import datetime
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -14,13 +17,18 @@ from django_prose_editor.fields import ProseEditorField
 
 from newsletter.html import EDITOR_EXTENSIONS, clean_editor_html, clean_html
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractUser, AnonymousUser
+
+    from subscriptions.models import Subscriber
+
 TEASER_WORDS = 60
 
 # Lead images larger than this are refused: they would be slow on a phone.
 LEAD_IMAGE_MAX_BYTES = 5 * 1024 * 1024
 
 
-def validate_image_size(image) -> None:
+def validate_image_size(image: File) -> None:
     if image.size > LEAD_IMAGE_MAX_BYTES:
         raise ValidationError(
             "This image is %(size)s MB; the limit is %(limit)s MB. Please upload a smaller one.",
@@ -50,7 +58,7 @@ class Section(models.Model):
         return reverse("section", kwargs={"slug": self.slug})
 
 
-class ArticleQuerySet(models.QuerySet):
+class ArticleQuerySet(models.QuerySet["Article"]):
     def published(self, now: datetime.datetime | None = None) -> "ArticleQuerySet":
         now = now or timezone.now()
         return self.filter(status=Article.Status.PUBLISHED, published_at__lte=now)
@@ -140,12 +148,24 @@ class Article(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    def save(self, *args, **kwargs) -> None:
+    def save(
+        self,
+        *,
+        force_insert: bool | tuple[models.base.ModelBase, ...] = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Iterable[str] | None = None,
+    ) -> None:
         self.body = clean_html(self.body)
         if self.status == self.Status.PUBLISHED and self.published_at is None:
             self.published_at = timezone.now()
         with transaction.atomic():
-            super().save(*args, **kwargs)
+            super().save(
+                force_insert=force_insert,
+                force_update=force_update,
+                using=using,
+                update_fields=update_fields,
+            )
             if self.status != self.Status.PUBLISHED:
                 # An unpublished (or not yet published) article leaves the
                 # editions that have not gone out; sent ones keep their record.
@@ -235,7 +255,9 @@ class Article(models.Model):
         text = " ".join(strip_tags(self.body.replace("</", " </")).split())
         return Truncator(text).words(TEASER_WORDS, truncate=" …")
 
-    def is_readable_by(self, user, subscriber) -> bool:
+    def is_readable_by(
+        self, user: "AbstractUser | AnonymousUser", subscriber: "Subscriber | None"
+    ) -> bool:
         """Whether the full text is shown: staff, and signed-in readers with a live membership.
 
         The membership, not the digest: a paying reader who unsubscribed from

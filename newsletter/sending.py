@@ -17,11 +17,13 @@ import datetime
 import logging
 import smtplib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import mailers
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
@@ -31,7 +33,7 @@ from django.utils import timezone
 from newsletter import smtp
 from newsletter.editions import build_edition
 from newsletter.emails import DigestTemplate
-from newsletter.mime import fast_digest
+from newsletter.mime import FastDigest, fast_digest
 from newsletter.models import Delivery, Edition, message_id_for
 from newsletter.schedule import is_weekday, local_today, send_time_on
 from subscriptions.models import Subscriber
@@ -293,7 +295,9 @@ class BatchLedger:
         self.skipped = []
 
 
-def release(delivery_ids: list[int], error: BaseException | str, *, tried=()) -> int:
+def release(
+    delivery_ids: list[int], error: BaseException | str, *, tried: Iterable[int] = ()
+) -> int:
     """Give unsent rows back to the queue; return how many went back.
 
     `tried` are the rows whose send was attempted and met `error`: their
@@ -342,7 +346,13 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
 
     position = 0
     try:
-        send = Sender(connection, digest, edition)
+        try:
+            send = Sender(connection, digest, edition)
+        except SEND_ERRORS as error:
+            # The connection is not usable after all (EHLO failed, or the
+            # backend's open() failed silently): nobody was tried.
+            release([d.pk for d in deliveries], error)
+            raise TransientSendError(describe(error)) from error
         for position, delivery in enumerate(deliveries):
             if delivery.subscriber_id not in entitled:
                 ledger.skipped.append(delivery.pk)
@@ -392,6 +402,16 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     return ledger.report
 
 
+@dataclass
+class FastPath:
+    """What the SMTP fast path sends with: the open connection and the assembled digest."""
+
+    smtp: smtplib.SMTP
+    digest: FastDigest
+    envelope_from: str
+    pipelining: bool
+
+
 class Sender:
     """Sends one reader's digest over an open mail connection.
 
@@ -401,28 +421,37 @@ class Sender:
     anymail, the demo outbox), get a message built by Django.
     """
 
-    def __init__(self, connection, digest: DigestTemplate, edition: Edition) -> None:
+    def __init__(
+        self, connection: BaseEmailBackend, digest: DigestTemplate, edition: Edition
+    ) -> None:
         self.connection = connection
         self.digest = digest
         self.edition = edition
-        self.fast = None
+        self.fast: FastPath | None = None
         if isinstance(connection, SMTPBackend):
-            self.fast = fast_digest(digest)
-            self.envelope_from = connection.prep_address(settings.DEFAULT_FROM_EMAIL)
-            self.pipelining = smtp.supports_pipelining(connection.connection)
+            if connection.connection is None:
+                # open() failed without raising (fail_silently in the mailer's
+                # OPTIONS): there is no connection to send over.
+                raise smtplib.SMTPServerDisconnected("The SMTP connection is not open.")
+            self.fast = FastPath(
+                smtp=connection.connection,
+                digest=fast_digest(digest),
+                envelope_from=connection.prep_address(settings.DEFAULT_FROM_EMAIL),
+                pipelining=smtp.supports_pipelining(connection.connection),
+            )
 
     def __call__(self, delivery: Delivery) -> None:
         subscriber = delivery.subscriber
         message_id = message_id_for(self.edition, delivery.pk)
         if self.fast is not None:
-            data = self.fast.bytes_for(subscriber, message_id)
+            data = self.fast.digest.bytes_for(subscriber, message_id)
             if data is not None:
                 smtp.send(
-                    self.connection.connection,
-                    self.envelope_from,
+                    self.fast.smtp,
+                    self.fast.envelope_from,
                     subscriber.email,
                     data,
-                    pipelining=self.pipelining,
+                    pipelining=self.fast.pipelining,
                 )
                 return
         message = self.digest.message_for(subscriber, message_id=message_id)

@@ -8,6 +8,7 @@ errors raised are smtplib's own, as SMTP.sendmail raises them, so callers
 cannot tell the difference except by speed.
 """
 
+import contextlib
 import re
 import smtplib
 
@@ -60,8 +61,10 @@ def send(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes, *,
 
 
 def _abandon(smtp: smtplib.SMTP, code: int) -> None:
-    # As smtplib does: a 421 means the server is closing; otherwise reset.
+    # As smtplib does (SMTP._rset): a 421 means the server is closing;
+    # otherwise reset, and a server that hung up meanwhile is no error here.
     if code == 421:
         smtp.close()
     else:
-        smtp._rset()
+        with contextlib.suppress(smtplib.SMTPServerDisconnected):
+            smtp.rset()

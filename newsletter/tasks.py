@@ -9,7 +9,7 @@ firing, or a resumed send, doubles nothing.
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.exceptions import MaxRetriesExceededError
 
 from newsletter import editions, sending
@@ -59,7 +59,7 @@ def send_edition(edition_id: int) -> int:
     soft_time_limit=240,
     time_limit=300,
 )
-def send_delivery_batch(self, edition_id: int, first_id: int, last_id: int) -> dict:
+def send_delivery_batch(self: Task, edition_id: int, first_id: int, last_id: int) -> dict[str, int]:
     try:
         report = sending.send_batch(edition_id, first_id, last_id)
     except sending.TransientSendError as error:

@@ -33,7 +33,9 @@ def is_soft_bounce(event: AnymailTrackingEvent, esp_name: str) -> bool:
 
 
 @receiver(tracking)
-def handle_tracking_event(sender, event: AnymailTrackingEvent, esp_name: str, **kwargs) -> None:
+def handle_tracking_event(
+    sender: object, event: AnymailTrackingEvent, esp_name: str, **kwargs: object
+) -> None:
     status = SUPPRESSING_EVENTS.get(event.event_type)
     if status is None or not event.recipient:
         return

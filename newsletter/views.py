@@ -3,6 +3,7 @@ import datetime
 from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -86,7 +87,7 @@ class LatestArticlesFeed(Feed):
     def link(self) -> str:
         return reverse("home")
 
-    def items(self):
+    def items(self) -> QuerySet[Article]:
         return Article.objects.published().select_related("section", "author")[:FEED_SIZE]
 
     def item_title(self, item: Article) -> str:
@@ -95,7 +96,7 @@ class LatestArticlesFeed(Feed):
     def item_description(self, item: Article) -> str:
         return item.dek or item.teaser
 
-    def item_pubdate(self, item: Article) -> datetime.datetime:
+    def item_pubdate(self, item: Article) -> datetime.datetime | None:
         return item.published_at
 
     def item_updateddate(self, item: Article) -> datetime.datetime:

@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
 class StoreMessages:
@@ -36,13 +37,27 @@ class StoreMessages:
         path = self.directory / "faults.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
         session.host_name = hostname
         if self.faults().get("no_pipelining"):
             return responses
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
-    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
         refusal = self.faults().get("refuse_senders", {}).get(address)
         if refusal:
             code, text = refusal
@@ -51,7 +66,14 @@ class StoreMessages:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         refusal = self.faults().get("refuse_recipients", {}).get(address)
         if refusal:
             code, text = refusal
@@ -59,7 +81,7 @@ class StoreMessages:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         faults = self.faults()
         delay = faults.get("delay_data_seconds")
         if delay:
@@ -73,6 +95,8 @@ class StoreMessages:
                 return f"{code} {text}"
             self.count += 1
             number = self.count
+        # aiosmtpd has received the message by the time it calls handle_DATA.
+        assert envelope.original_content is not None
         record = {
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,

@@ -32,7 +32,7 @@ def test_the_bench_settings_add_the_bench_commands():
 
 
 def imported_modules(path: Path) -> list[str]:
-    modules = []
+    modules: list[str] = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             modules.extend(alias.name for alias in node.names)

@@ -7,6 +7,7 @@ DJANGO_ENV_FILE; real environment variables always win over it.
 """
 
 import os
+from collections.abc import Callable
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -167,7 +168,7 @@ SMTP_URL = env_optional("SMTP_URL")
 # README.md lists. Bounces and complaints arrive at /anymail/<esp>/tracking/,
 # protected by ANYMAIL_WEBHOOK_SECRET ("user:password" basic auth).
 EMAIL_ESP = env_optional("EMAIL_ESP")
-ESP_OPTIONS = {
+ESP_OPTIONS: dict[str, Callable[[], dict[str, str | None]]] = {
     "amazon_ses": lambda: {
         "configuration_set_name": env_optional("AMAZON_SES_CONFIGURATION_SET"),
     },
@@ -364,7 +365,7 @@ if BEHIND_PROXY:
 # config/tests/test_csp.py recomputes it from the installed editor, so an
 # upgrade that changes it fails the tests instead of the editors' page.
 TIPTAP_BASE_CSS_HASH = "'sha256-PlumsSlvJ7vvWzjqibGAYKq92O3y/4JTxWWsWJvyUYA='"
-SECURE_CSP = {
+SECURE_CSP: dict[str, list[str]] = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF, CSP.NONCE, TIPTAP_BASE_CSS_HASH],

@@ -15,8 +15,8 @@ import django_prose_editor
 import pytest
 from django.conf import settings
 
-from newsletter import editions, schedule
-from newsletter.tests.factories import make_article
+from newsletter import schedule
+from newsletter.tests.factories import built_edition, make_article
 from testing.commands import PRODUCTION, run_manage
 
 
@@ -108,7 +108,7 @@ def test_the_admin_and_its_rich_text_editor_run_under_the_policy(admin_client):
 @pytest.mark.django_db
 def test_the_email_preview_allows_inline_styles_and_nothing_more(admin_client):
     make_article()
-    edition = editions.build_edition(schedule.next_edition_date())
+    edition = built_edition(schedule.next_edition_date())
 
     response = admin_client.get(f"/admin/newsletter/edition/{edition.pk}/desk/")
 

@@ -40,6 +40,7 @@ def test_compose_commands_name_modules_that_exist(compose):
     services = compose["services"]
     web = " ".join(command_words(services["web"]))
     wsgi_target = re.search(r"gunicorn (\S+):(\w+)", web)
+    assert wsgi_target is not None, web
     module = importlib.import_module(wsgi_target.group(1))
     assert callable(getattr(module, wsgi_target.group(2)))
     assert "manage.py migrate" in web

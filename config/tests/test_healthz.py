@@ -1,7 +1,8 @@
 import pytest
+from django.db import connection
 from kombu import Connection
 
-from config import views
+from config.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +18,7 @@ def test_healthz_reports_database_and_broker(client):
 def test_healthz_answers_503_when_the_broker_is_unreachable(client, monkeypatch):
     # Nothing listens on port 9 of the loopback.
     monkeypatch.setattr(
-        views.celery_app, "connection_for_write", lambda: Connection("redis://127.0.0.1:9/0")
+        celery_app, "connection_for_write", lambda: Connection("redis://127.0.0.1:9/0")
     )
 
     response = client.get("/healthz")
@@ -32,7 +33,7 @@ def test_healthz_answers_503_when_the_database_is_unreachable(client, monkeypatc
     def broken_cursor():
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(views.connection, "cursor", broken_cursor)
+    monkeypatch.setattr(connection, "cursor", broken_cursor)
 
     response = client.get("/healthz")
 

@@ -5,7 +5,8 @@ import itertools
 
 from django.utils import timezone
 
-from newsletter.models import Article, Section
+from newsletter import editions
+from newsletter.models import Article, Edition, Section
 
 _numbers = itertools.count(1)
 
@@ -30,6 +31,13 @@ def make_article(*, published_ago: datetime.timedelta | None = None, **fields) -
             published_ago = datetime.timedelta(hours=1)
         fields.setdefault("published_at", timezone.now() - published_ago)
     return Article.objects.create(**fields)
+
+
+def built_edition(date: datetime.date, now: datetime.datetime | None = None) -> Edition:
+    """editions.build_edition, for a test that expects an edition (it returns None if empty)."""
+    edition = editions.build_edition(date, now)
+    assert edition is not None, f"No edition for {date}: nothing published to send."
+    return edition
 
 
 def make_staff(username: str = "editor", *, editor: bool = True, **fields):

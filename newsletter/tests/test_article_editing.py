@@ -70,6 +70,7 @@ def test_a_draft_with_lead_image_and_alt_text(admin_client, settings, tmp_path):
     article = Article.objects.get()
     assert article.status == Article.Status.DRAFT
     assert article.published_at is None
+    assert article.lead_image.name is not None
     assert article.lead_image.name.startswith("articles/")
     assert (tmp_path / article.lead_image.name).exists()
     assert article.byline_display == "Ada Reporter"

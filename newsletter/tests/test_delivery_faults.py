@@ -13,9 +13,9 @@ import time_machine
 from django.utils import timezone
 
 from config.celery import app
-from newsletter import editions, sending, tasks
+from newsletter import sending, tasks
 from newsletter.models import Delivery, Edition
-from newsletter.tests.factories import make_article
+from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from testing.concurrency import run_at_once
@@ -40,7 +40,7 @@ def statuses() -> collections.Counter:
 
 def test_server_refusing_mid_batch_then_recovering_loses_and_doubles_nothing(smtp_server, readers):
     smtp_server.inject_faults(refuse_data_after=6, data_reply=[451, "4.3.0 Try again later"])
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
 
     with pytest.raises(sending.TransientSendError, match="451"):
         sending.send_edition_now(edition.pk)
@@ -67,7 +67,7 @@ def test_server_refusing_mid_batch_then_recovering_loses_and_doubles_nothing(smt
 def test_a_permanently_refused_address_is_recorded_and_others_are_sent(smtp_server, readers):
     bad = readers[3]
     smtp_server.inject_faults(refuse_recipients={bad.email: [550, "5.1.1 No such user"]})
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
 
     report = sending.send_edition_now(edition.pk)
 
@@ -91,14 +91,14 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
 ):
     settings.DIGEST_BATCH_SIZE = 10
     monkeypatch.setattr(sending, "CHECKPOINT_EVERY", 3)
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     sending.start_send(edition)
     ((first_id, last_id),) = sending.batch_ranges(edition)
 
     # The worker is killed after its 5th email: SystemExit stands in for the
     # SIGKILL, which runs no cleanup either (the ledger is not flushed).
     real_send = sending.Sender.__call__
-    sent_so_far = []
+    sent_so_far: list[str] = []
 
     def send_then_die(self, delivery):
         if len(sent_so_far) == 5:
@@ -138,7 +138,7 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
 
 @pytest.mark.django_db(transaction=True)
 def test_two_senders_at_once_send_each_reader_once(smtp_server, readers):
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
 
     run_at_once(lambda: sending.send_edition_now(edition.pk), times=2)
 
@@ -163,7 +163,7 @@ def test_beat_firing_twice_sends_once(smtp_server, readers, eager_celery):
 
 
 def test_batch_task_retries_with_backoff_when_the_server_is_down(smtp_server, readers, monkeypatch):
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     sending.start_send(edition)
     first_id, last_id = sending.batch_ranges(edition)[0]
     smtp_server.inject_faults(refuse_data_after=0)
@@ -183,7 +183,7 @@ def test_batch_task_retries_with_backoff_when_the_server_is_down(smtp_server, re
 
 def test_only_the_reader_tried_uses_up_attempts_while_the_server_is_down(smtp_server, readers):
     smtp_server.inject_faults(refuse_data_after=0)
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     for _ in range(sending.MAX_ATTEMPTS):
         with pytest.raises(sending.TransientSendError):
             sending.send_edition_now(edition.pk)
@@ -208,7 +208,7 @@ def test_a_greylisted_reader_is_deferred_and_the_batch_goes_on(smtp_server, read
     smtp_server.inject_faults(
         refuse_recipients={greylisted.email: [450, "4.2.0 Greylisted, try again later"]}
     )
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
 
     report = sending.send_edition_now(edition.pk)
 
@@ -230,9 +230,9 @@ def test_an_unexpected_error_mid_batch_records_the_sent_and_frees_the_rest(
     smtp_server, readers, settings, monkeypatch
 ):
     settings.DIGEST_BATCH_SIZE = 10
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     real_send = sending.Sender.__call__
-    calls = []
+    calls: list[int] = []
 
     def send_then_break(self, delivery):
         if len(calls) == 4:
@@ -254,7 +254,7 @@ def test_an_unexpected_error_mid_batch_records_the_sent_and_frees_the_rest(
 
 def test_a_send_still_stuck_twelve_hours_on_is_given_up_and_said_so(smtp_server, readers):
     smtp_server.inject_faults(refuse_data_after=0)
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     with pytest.raises(sending.TransientSendError):
         sending.send_edition_now(edition.pk)
 

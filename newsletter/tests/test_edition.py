@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from newsletter import editions, schedule, sending
 from newsletter.models import Edition, EditionArticle
-from newsletter.tests.factories import make_article
+from newsletter.tests.factories import built_edition, make_article
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from testing.concurrency import run_at_once
 
@@ -19,14 +19,14 @@ TUESDAY = MONDAY + datetime.timedelta(days=1)
 def test_an_edition_carries_what_was_published_since_the_previous_one():
     now = timezone.now()
     old = make_article(published_ago=datetime.timedelta(days=2))
-    monday = editions.build_edition(MONDAY, now=now - datetime.timedelta(days=1))
+    monday = built_edition(MONDAY, now=now - datetime.timedelta(days=1))
     fresh = make_article(published_ago=datetime.timedelta(hours=3))
     make_article(status="draft")
     make_article(status="scheduled")
     # Published status but a future time: not out yet.
     make_article(published_ago=-datetime.timedelta(hours=1))
 
-    tuesday = editions.build_edition(TUESDAY, now=now)
+    tuesday = built_edition(TUESDAY, now=now)
 
     assert list(monday.ordered_articles()) == [old]
     assert list(tuesday.ordered_articles()) == [fresh]
@@ -35,7 +35,7 @@ def test_an_edition_carries_what_was_published_since_the_previous_one():
 
 def test_a_draft_edition_takes_in_new_articles_until_its_send_starts():
     first = make_article()
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     second = make_article(published_ago=datetime.timedelta(0))
 
     assert editions.build_edition(MONDAY) == edition
@@ -52,7 +52,7 @@ def test_refreshing_keeps_the_editors_order_and_left_out_articles():
     first, second, third = (
         make_article(published_ago=datetime.timedelta(hours=h)) for h in (3, 2, 1)
     )
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     # The editors put the third first and leave the second out.
     EditionArticle.objects.filter(edition=edition, article=third).update(position=0)
     EditionArticle.objects.filter(edition=edition, article=second).update(included=False)
@@ -66,18 +66,18 @@ def test_refreshing_keeps_the_editors_order_and_left_out_articles():
 
 def test_with_the_setting_on_an_edition_goes_out_even_without_new_articles(settings):
     settings.DIGEST_SEND_WHEN_EMPTY = True
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     assert edition is not None
     assert list(edition.ordered_articles()) == []
 
 
 def test_a_held_edition_is_returned_unchanged_and_cannot_start():
     make_article()
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.HELD)
     make_article(published_ago=datetime.timedelta(0))
 
-    assert editions.build_edition(MONDAY).articles.count() == 1
+    assert built_edition(MONDAY).articles.count() == 1
     with pytest.raises(sending.EditionHeld):
         sending.start_send(edition)
 
@@ -92,7 +92,7 @@ def test_nothing_new_means_no_edition():
 def test_concurrent_builds_make_one_edition():
     make_article()
 
-    results = run_at_once(lambda: editions.build_edition(MONDAY), times=4)
+    results = run_at_once(lambda: built_edition(MONDAY), times=4)
 
     assert Edition.objects.count() == 1
     assert {edition.pk for edition in results} == {Edition.objects.get().pk}

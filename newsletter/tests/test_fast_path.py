@@ -7,14 +7,15 @@ the Message-ID and the random MIME boundary.
 import datetime
 import email.policy
 import re
+from typing import Required, TypedDict
 
 import pytest
 
-from newsletter import editions, mime, sending
+from newsletter import mime, sending
 from newsletter.emails import DigestTemplate
 from newsletter.mime import FastDigest, new_message_id
 from newsletter.models import Delivery
-from newsletter.tests.factories import make_article, make_section
+from newsletter.tests.factories import built_edition, make_article, make_section
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
@@ -23,7 +24,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 def normalise(data: bytes) -> bytes:
-    boundary = re.search(rb'boundary="([^"]+)"', data).group(1)
+    match = re.search(rb'boundary="([^"]+)"', data)
+    assert match is not None
+    boundary = match.group(1)
     data = data.replace(boundary, b"BOUNDARY")
     data = re.sub(rb"\r\nDate: [^\r]*", b"", data)
     return re.sub(rb"\r\nMessage-ID: [^\r]*", b"", data)
@@ -34,7 +37,13 @@ def django_bytes(template: DigestTemplate, reader: Subscriber) -> bytes:
     return template.message_for(reader).message(policy=email.policy.SMTP).as_bytes()
 
 
-READERS = [
+class ReaderSpec(TypedDict, total=False):
+    email: Required[str]
+    name: str
+    membership: str
+
+
+READERS: list[ReaderSpec] = [
     {"email": "plain@example.com"},
     {"email": "named@example.com", "name": "Ada Lovelace"},
     {"email": "o.brien+news@example.co.uk", "name": "Liam O'Brien"},
@@ -51,9 +60,8 @@ READERS = [
 def readers():
     made = []
     for spec in READERS:
-        spec = dict(spec)
-        membership = spec.pop("membership", Membership.Status.ACTIVE)
-        reader = make_subscriber(membership=membership, **spec)
+        membership = spec.get("membership", Membership.Status.ACTIVE)
+        reader = make_subscriber(spec["email"], membership=membership, name=spec.get("name", ""))
         if membership == Membership.Status.TRIALING:
             Membership.objects.filter(subscriber=reader).update(
                 trial_end=datetime.datetime(2026, 12, 10, 15, tzinfo=datetime.UTC)
@@ -80,7 +88,7 @@ def readers():
 def test_fast_bytes_equal_djangos_for_every_kind_of_reader(readers, articles):
     section = make_section(name="Welt & Wissen")
     made = [make_article(section=section, **spec) for spec in articles]
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     template = DigestTemplate(edition, made)
     fast = FastDigest(template)
 
@@ -98,7 +106,7 @@ def test_fast_bytes_equal_djangos_for_every_kind_of_reader(readers, articles):
 
 def test_readers_the_fast_path_cannot_assemble_are_named(readers):
     make_article()
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     fast = FastDigest(DigestTemplate(edition, list(edition.ordered_articles())))
     slow = {r.email for r in readers if fast.bytes_for(r, new_message_id()) is None}
     assert slow == {"accent@example.com", "quoted@example.com", "ünicode@bücher.example"}
@@ -108,7 +116,7 @@ def test_received_emails_are_the_same_with_and_without_the_fast_path(
     smtp_server, readers, monkeypatch
 ):
     make_article(title="Rivers & treaties — a “long” road", dek="Café talks " * 12)
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     sending.send_edition_now(edition.pk)
     fast_run = {mail.rcpt_tos[0]: mail.data for mail in smtp_server.received()}
 

@@ -77,10 +77,11 @@ def test_beat_fires_at_six_local_time_on_weekdays_across_dst(last_run, next_run)
     configured: crontab = app.conf.beat_schedule["morning-digest"]["schedule"]
     last = at(last_run).astimezone(app.timezone)
     # The same schedule, with beat's clock stopped at the last run.
+    # celery-types' crontab stub omits the specs crontab keeps as given (_orig_*).
     schedule = crontab(
-        minute=configured._orig_minute,
-        hour=configured._orig_hour,
-        day_of_week=configured._orig_day_of_week,
+        minute=configured._orig_minute,  # type: ignore[attr-defined]
+        hour=configured._orig_hour,  # type: ignore[attr-defined]
+        day_of_week=configured._orig_day_of_week,  # type: ignore[attr-defined]
         app=app,
         nowfun=lambda: last,
     )
@@ -96,7 +97,7 @@ def morning_send(when: str) -> None:
             sending.send_edition_now(edition.pk)
 
 
-def editions_of(email: str) -> list[str]:
+def editions_of(email: str) -> list[datetime.date]:
     return sorted(
         Delivery.objects.filter(subscriber__email=email).values_list("edition__date", flat=True)
     )

@@ -7,7 +7,7 @@ import time_machine
 
 from newsletter import editions, tasks
 from newsletter.models import Edition
-from newsletter.tests.factories import make_article
+from newsletter.tests.factories import built_edition, make_article
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.faults, pytest.mark.clock(MONDAY_BEFORE_SEND)]
@@ -21,7 +21,7 @@ def at(minutes_after_six: int) -> datetime.datetime:
 
 @pytest.fixture
 def queued(monkeypatch):
-    calls = []
+    calls: list[int] = []
     monkeypatch.setattr(tasks.send_edition, "delay", calls.append)
     return calls
 
@@ -33,7 +33,7 @@ def sweep(minutes_after_six: int) -> list[int]:
 
 def test_an_edition_beat_built_but_whose_send_was_lost_is_started(queued):
     make_article(published_at=at(-60))
-    edition = editions.build_edition(MONDAY, now=at(0))  # beat built it; its send was lost
+    edition = built_edition(MONDAY, now=at(0))  # beat built it; its send was lost
 
     assert sweep(5) == []  # beat's own task still has its chance
     assert sweep(15) == [edition.pk]
@@ -60,7 +60,7 @@ def test_no_edition_when_nothing_was_published_before_six(queued):
 
 def test_held_editions_and_other_days_drafts_are_never_started(queued):
     make_article(published_at=at(-60))
-    today = editions.build_edition(MONDAY, now=at(-30))
+    today = built_edition(MONDAY, now=at(-30))
     Edition.objects.filter(pk=today.pk).update(status=Edition.Status.HELD)
     editions.build_edition(MONDAY + datetime.timedelta(days=1), now=at(-10))
 

@@ -6,9 +6,9 @@ import html
 import pytest
 from django.contrib.admin.models import LogEntry
 
-from newsletter import desk, editions, sending
+from newsletter import desk, sending
 from newsletter.models import Edition, EditionArticle
-from newsletter.tests.factories import make_article, make_staff
+from newsletter.tests.factories import built_edition, make_article, make_staff
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
@@ -69,7 +69,7 @@ def test_the_next_edition_is_the_next_send_not_yet_started(now, expected):
 
 def test_after_the_morning_send_the_desk_prepares_the_next_day():
     make_article(published_ago=datetime.timedelta(days=1))
-    monday = editions.build_edition(MONDAY, now=at("2026-11-30T11:00:00+00:00"))
+    monday = built_edition(MONDAY, now=at("2026-11-30T11:00:00+00:00"))
     Edition.objects.filter(pk=monday.pk).update(status=Edition.Status.SENT)
     assert desk.upcoming_edition_date(
         at("2026-11-30T11:01:00+00:00")
@@ -83,7 +83,7 @@ def test_an_edition_sent_early_by_hand_hands_the_desk_to_the_next_one():
     # Monday's edition sent on Sunday with send_digest: Sunday afternoon the
     # editors are preparing Tuesday's, not looking at Monday's sent one.
     make_article(published_ago=datetime.timedelta(days=1))
-    monday = editions.build_edition(MONDAY, now=at("2026-11-29T15:00:00+00:00"))
+    monday = built_edition(MONDAY, now=at("2026-11-29T15:00:00+00:00"))
     sending.start_send(monday)
     assert desk.upcoming_edition_date(
         at("2026-11-29T16:00:00+00:00")
@@ -123,7 +123,7 @@ def test_editors_reorder_leave_out_and_write_a_note(client, editor, three):
     assert "Reordered the articles." in entry.change_message
     # Refreshing the edition (the morning send does) keeps it all.
     late = make_article(title="Delta", published_ago=datetime.timedelta(0))
-    edition = editions.build_edition(edition.date)
+    edition = built_edition(edition.date)
     assert list(edition.ordered_articles()) == [charlie, alpha, late]
     # And the email says so.
     message = desk.preview(edition, desk.SampleReader.PAYING)
@@ -203,7 +203,7 @@ def test_the_preview_is_the_exact_email_each_kind_of_reader_gets(
 
     page = response.content.decode()
     message = response.context["message"]
-    email_html = message.alternatives[0].content
+    email_html = message.html
     assert html.escape(email_html, quote=True) in page  # the HTML, in a sandboxed frame
     assert 'sandbox srcdoc="' in page
     assert html.escape(message.body, quote=False) in page  # and the text part

@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from newsletter import editions
 from newsletter.models import Article
-from newsletter.tests.factories import make_article, make_section
+from newsletter.tests.factories import built_edition, make_article, make_section
 from testing.admin import run_admin_action
 from testing.clock import MONDAY_BEFORE_SEND
 
@@ -132,12 +132,12 @@ def test_staff_can_resend_to_failed_readers_from_the_admin(
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
     make_article()
     failed, sent = make_subscriber(), make_subscriber()
-    edition = editions.build_edition(datetime.date(2026, 11, 30))
+    edition = built_edition(datetime.date(2026, 11, 30))
     sending.send_edition_now(edition.pk)
     Delivery.objects.filter(subscriber=failed).update(
         status=Delivery.Status.FAILED, last_error="SMTPRecipientsRefused: 550"
     )
-    queued = []
+    queued: list[int] = []
     monkeypatch.setattr(tasks.send_edition, "delay", queued.append)
 
     with django_capture_on_commit_callbacks(execute=True):

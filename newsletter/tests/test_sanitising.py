@@ -3,9 +3,9 @@
 import pytest
 from django.template import Context, Template
 
-from newsletter import desk, editions
+from newsletter import desk
 from newsletter.models import Article
-from newsletter.tests.factories import article_form, make_article
+from newsletter.tests.factories import article_form, built_edition, make_article
 from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
@@ -105,14 +105,14 @@ def test_the_teaser_and_the_email_carry_text_only(client):
         dek='<script>alert("dek")</script>',
         body="<p>Opening <script>alert(1)</script></p>",
     )
-    edition = editions.build_edition(datetime.date(2026, 11, 30))
+    edition = built_edition(datetime.date(2026, 11, 30))
     edition.curate({}, '<a href="javascript:alert(1)" onclick="x()">note</a>')
 
     teaser_page = client.get(article.get_absolute_url()).content.decode()
     assert "<script>alert" not in teaser_page
     assert "<img src=x" not in teaser_page
     message = desk.preview(edition, desk.SampleReader.PAYING)
-    email_html = message.alternatives[0].content
+    email_html = message.html
     assert "<script>" not in email_html
     assert "<img src=x" not in email_html
     assert '<a href="javascript:' not in email_html

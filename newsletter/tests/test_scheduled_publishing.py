@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from newsletter import editions, tasks
 from newsletter.models import Article, Edition
-from newsletter.tests.factories import make_article
+from newsletter.tests.factories import built_edition, make_article
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
@@ -49,23 +49,23 @@ def test_a_published_schedule_joins_the_next_edition_even_if_the_worker_was_late
     due = scheduled(-datetime.timedelta(minutes=30))
     # Friday's edition was built after the scheduled time but before the
     # worker published the article: it could not carry it.
-    friday = editions.build_edition(MONDAY - datetime.timedelta(days=3))
+    friday = built_edition(MONDAY - datetime.timedelta(days=3))
     assert list(friday.ordered_articles()) == [earlier]
 
     clock.shift(datetime.timedelta(minutes=1))  # the worker comes round
     tasks.publish_scheduled_articles()
 
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     assert list(edition.ordered_articles()) == [due]
 
 
 def test_unpublishing_takes_an_article_out_of_unsent_editions_only(clock):
     first, second = make_article(), make_article()
-    sent = editions.build_edition(MONDAY - datetime.timedelta(days=1))
+    sent = built_edition(MONDAY - datetime.timedelta(days=1))
     Edition.objects.filter(pk=sent.pk).update(status=Edition.Status.SENT)
     clock.shift(datetime.timedelta(minutes=5))
     third = make_article(published_ago=datetime.timedelta(0))
-    draft = editions.build_edition(MONDAY)
+    draft = built_edition(MONDAY)
     assert list(draft.ordered_articles()) == [third]
 
     third.unpublish()
@@ -80,7 +80,7 @@ def test_unpublishing_takes_an_article_out_of_unsent_editions_only(clock):
 def test_republishing_an_article_that_went_out_keeps_its_date():
     article = make_article(published_ago=datetime.timedelta(days=2))
     original = article.published_at
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.SENT)
 
     article.unpublish()

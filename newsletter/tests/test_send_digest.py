@@ -6,9 +6,9 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
-from newsletter import editions, sending
+from newsletter import sending
 from newsletter.models import Delivery, Edition
-from newsletter.tests.factories import make_article, make_section
+from newsletter.tests.factories import built_edition, make_article, make_section
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
@@ -103,7 +103,7 @@ def test_a_reader_who_joins_after_the_send_gets_the_next_edition(smtp_server):
     with time_machine.travel("2026-12-01T11:00:00Z", tick=False):
         send(MONDAY + datetime.timedelta(days=1))
 
-    by_reader = {}
+    by_reader: dict[str, list[str]] = {}
     for mail in smtp_server.received():
         by_reader.setdefault(mail.rcpt_tos[0], []).append(mail.message["Subject"])
     assert by_reader == {
@@ -120,7 +120,7 @@ def test_a_reader_who_loses_entitlement_after_the_send_starts_is_skipped(smtp_se
     keeps = make_subscriber("keeps@example.com")
     cancels = make_subscriber("cancels@example.com")
     unsubscribes = make_subscriber("unsubscribes@example.com")
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     sending.start_send(edition)
 
     Membership.objects.filter(subscriber=cancels).update(status=Membership.Status.CANCELED)
@@ -152,7 +152,7 @@ def test_no_articles_means_no_edition(smtp_server, capsys):
 def test_a_held_edition_is_not_sent(smtp_server):
     make_article()
     make_subscriber()
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.HELD)
 
     with pytest.raises(CommandError, match="held by the editors"):
@@ -164,7 +164,7 @@ def test_a_held_edition_is_not_sent(smtp_server):
 def test_without_sync_the_send_is_queued_for_the_workers(monkeypatch):
     from newsletter import tasks
 
-    queued = []
+    queued: list[int] = []
     monkeypatch.setattr(tasks.send_edition, "delay", queued.append)
     make_article()
     call_command("send_digest", "--date", MONDAY.isoformat())

@@ -2,9 +2,9 @@
 
 import pytest
 
-from newsletter import editions, sending
+from newsletter import sending
 from newsletter.models import Delivery, Edition
-from newsletter.tests.factories import make_article
+from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 def sending_edition():
     make_article(title="Comet brightens")
     readers = [make_subscriber(f"reader{i}@example.com") for i in range(5)]
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     sending.start_send(edition)
     return edition, readers
 
@@ -74,7 +74,7 @@ def test_resend_from_the_desk(
     edition, readers = sending_edition
     sending.send_edition_now(edition.pk)
     Delivery.objects.filter(subscriber=readers[0]).update(status=Delivery.Status.FAILED)
-    queued = []
+    queued: list[int] = []
     monkeypatch.setattr(tasks.send_edition, "delay", queued.append)
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -9,9 +9,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app
-from newsletter import editions, sending, tasks
+from newsletter import sending, tasks
 from newsletter.models import Delivery, Edition
-from newsletter.tests.factories import make_article
+from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY_BEFORE_SEND
 
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 @pytest.fixture
 def queued(monkeypatch):
     """Record what the tasks queue instead of sending it to the broker."""
-    calls = {"send_edition": [], "send_delivery_batch": []}
+    calls: dict[str, list[tuple[int, ...]]] = {"send_edition": [], "send_delivery_batch": []}
     monkeypatch.setattr(tasks.send_edition, "delay", lambda *a: calls["send_edition"].append(a))
     monkeypatch.setattr(
         tasks.send_delivery_batch, "delay", lambda *a: calls["send_delivery_batch"].append(a)
@@ -35,9 +35,13 @@ def test_beat_sends_the_digest_on_weekday_mornings_and_sweeps_stalled_sends():
 
     assert entry["task"] == tasks.send_morning_digest.name
     assert isinstance(schedule, crontab)
-    assert schedule.hour == {settings.DIGEST_SEND_TIME.hour}
-    assert schedule.minute == {settings.DIGEST_SEND_TIME.minute}
-    assert schedule.day_of_week == {1, 2, 3, 4, 5}
+    # crontab compares its parsed fields: minute, hour, weekdays (Monday to Friday),
+    # and every day of every month.
+    assert schedule == crontab(
+        minute=settings.DIGEST_SEND_TIME.minute,
+        hour=settings.DIGEST_SEND_TIME.hour,
+        day_of_week=[1, 2, 3, 4, 5],
+    )
     assert str(app.timezone) == settings.DIGEST_TIMEZONE
     assert app.conf.beat_schedule["resume-stalled-sends"]["task"] == (
         tasks.resume_stalled_sends.name
@@ -47,8 +51,10 @@ def test_beat_sends_the_digest_on_weekday_mornings_and_sweeps_stalled_sends():
 def test_batch_time_limit_is_below_the_claim_timeout_and_broker_visibility():
     batch = tasks.send_delivery_batch
     assert batch.acks_late and batch.reject_on_worker_lost
+    assert batch.time_limit is not None
     assert batch.time_limit < sending.CLAIM_TIMEOUT.total_seconds()
     visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    assert isinstance(visibility, int)
     assert sending.CLAIM_TIMEOUT.total_seconds() < visibility
     # Tasks that are not idempotent keep the default early acknowledgement.
     assert not tasks.send_morning_digest.acks_late
@@ -73,7 +79,7 @@ def test_send_edition_splits_the_audience_into_batches(queued, settings):
     settings.DIGEST_BATCH_SIZE = 3
     make_article()
     readers = [make_subscriber() for _ in range(7)]
-    edition = editions.build_edition(datetime.date(2026, 11, 30))
+    edition = built_edition(datetime.date(2026, 11, 30))
 
     assert tasks.send_edition(edition.pk) == 3
 
@@ -90,7 +96,7 @@ def test_send_edition_splits_the_audience_into_batches(queued, settings):
 def test_the_sweep_resumes_only_stalled_sends(queued):
     make_article()
     make_subscriber()
-    edition = editions.build_edition(datetime.date(2026, 11, 30))
+    edition = built_edition(datetime.date(2026, 11, 30))
     sending.start_send(edition)
     ((first_id, last_id),) = sending.batch_ranges(edition)
     sending.claim(edition.pk, first_id, last_id)  # a sender is at work

@@ -30,6 +30,7 @@ def eager_celery():
 
 
 def morning_send(utc: str) -> int | None:
+    """Beat's morning task at `utc`: the id of the edition it sent, or None."""
     with time_machine.travel(utc, tick=False):
         make_article(title=f"News at {utc}")
         return tasks.send_morning_digest.delay().get()
@@ -72,6 +73,7 @@ def test_the_morning_send_on_the_monday_after_a_dst_change_makes_that_days_editi
     make_subscriber("ada@example.com")
     edition_id = morning_send(utc)
 
+    assert edition_id is not None
     assert Edition.objects.get(pk=edition_id).date == datetime.date.fromisoformat(local_date)
     assert smtp_server.recipients() == ["ada@example.com"]
 
@@ -84,6 +86,8 @@ def test_no_send_at_the_weekend_even_if_beat_fires(smtp_server, eager_celery):
     assert not Edition.objects.exists()
     assert smtp_server.received() == []
     # Monday's edition carries the weekend's articles.
-    edition = Edition.objects.get(pk=morning_send("2026-12-07T11:00:00Z"))
+    monday_id = morning_send("2026-12-07T11:00:00Z")
+    assert monday_id is not None
+    edition = Edition.objects.get(pk=monday_id)
     assert edition.editionarticle_set.count() == 3
     assert schedule.local_today(edition.cutoff) == datetime.date(2026, 12, 7)

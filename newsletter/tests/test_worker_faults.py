@@ -32,9 +32,9 @@ from django.db import connection
 from django.utils import timezone
 
 from config.celery import app
-from newsletter import editions, sending, tasks
+from newsletter import sending, tasks
 from newsletter.models import Delivery, Edition
-from newsletter.tests.factories import make_article
+from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY
 from testing.concurrency import wait_for
@@ -137,7 +137,7 @@ def after_claims_expire() -> datetime.datetime:
 
 def test_a_worker_killed_mid_batch_is_resumed_with_a_bounded_repeat(smtp_server, workers):
     readers = make_readers(160)
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     # Two batches of 80, one for each of the worker's two processes; each
     # marks its rows sent every CHECKPOINT_EVERY (50) emails.
     smtp_server.inject_faults(delay_data_seconds=0.02)
@@ -193,7 +193,9 @@ def flush_broker(queue: str) -> int:
         client.flushdb()
         return waiting
     # The filesystem transport: one file per message, named after its queue.
-    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+    folder_name = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
+    assert isinstance(folder_name, str)
+    folder = Path(folder_name)
     lost = list(folder.glob(f"*.{queue}.msg"))
     for path in lost:
         path.unlink()
@@ -202,7 +204,7 @@ def flush_broker(queue: str) -> int:
 
 def test_the_broker_flushed_mid_send_is_repaired_by_the_sweep(smtp_server, workers):
     readers = make_readers(40)
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     smtp_server.inject_faults(delay_data_seconds=0.05)
     # One process, batches of 10: while it sends the first batch, the other
     # three wait in the broker.
@@ -234,7 +236,7 @@ def test_two_worker_processes_on_one_edition_send_each_reader_once(smtp_server, 
             "SQLite serialises writers (CI's second pass runs this on PostgreSQL)"
         )
     readers = make_readers(60)
-    edition = editions.build_edition(MONDAY)
+    edition = built_edition(MONDAY)
     smtp_server.inject_faults(delay_data_seconds=0.01)
     workers(concurrency=2, batch_size=10)
     workers(concurrency=2, batch_size=10)

@@ -73,7 +73,7 @@ class FakeStripe(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, *args) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -86,8 +86,8 @@ class Command(BaseCommand):
         parser.add_argument("--web-workers", type=int, default=os.cpu_count() or 2)
         parser.add_argument("--json", dest="json_path", type=Path)
 
-    def handle(self, *args, seconds: int, connections: int, web_workers: int,
-               json_path: Path | None, **options) -> None:  # fmt: skip
+    def handle(self, *args: str, seconds: int, connections: int, web_workers: int,
+               json_path: Path | None, **options: object) -> None:  # fmt: skip
         if not shutil.which("wrk"):
             raise CommandError("wrk not found: install Debian's wrk package (apt-get install wrk).")
         stripe = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeStripe)
@@ -171,13 +171,21 @@ class Command(BaseCommand):
         ).stdout
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
         return {
-            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "rps": float(wrk_value(output, r"Requests/sec:\s+([\d.]+)")[0]),
             "p50_ms": latency_ms(output, "50%"),
             "p99_ms": latency_ms(output, "99%"),
             "errors": int(errors.group(1)) if errors else 0,
         }
 
 
+def wrk_value(output: str, pattern: str) -> tuple[str, ...]:
+    """The groups of `pattern` in wrk's report; a CommandError if wrk did not print it."""
+    match = re.search(pattern, output)
+    if match is None:
+        raise CommandError(f"Unexpected wrk output (no {pattern!r}):\n{output}")
+    return match.groups()
+
+
 def latency_ms(output: str, percentile: str) -> float:
-    value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", output).groups()
+    value, unit = wrk_value(output, rf"{percentile}\s+([\d.]+)(us|ms|s)")
     return round(float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit], 2)

@@ -19,7 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("page_results", type=Path, help="JSON from bench_pages --json")
         parser.add_argument("--docs", type=Path, default=settings.BASE_DIR / "docs")
 
-    def handle(self, *args, send_results: Path, page_results: Path, docs: Path, **options) -> None:
+    def handle(
+        self, *args: str, send_results: Path, page_results: Path, docs: Path, **options: object
+    ) -> None:
         sends = [json.loads(line) for line in send_results.read_text().splitlines() if line]
         sends.sort(key=lambda result: result["subscribers"])
         pages = json.loads(page_results.read_text())

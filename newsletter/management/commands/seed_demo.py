@@ -4,9 +4,11 @@ Safe to run again: everything is looked up by its natural key first.
 """
 
 import datetime
+from typing import TypedDict
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
@@ -24,7 +26,20 @@ SECTIONS = [
     ("Culture", "culture"),
 ]
 
-ARTICLES = [
+
+class DemoArticle(TypedDict):
+    slug: str
+    section: str  # a slug of SECTIONS
+    title: str
+    dek: str
+    body: str
+
+
+class PublishedDemoArticle(DemoArticle):
+    hours_ago: int
+
+
+ARTICLES: list[PublishedDemoArticle] = [
     {
         "slug": "river-treaty-signed",
         "section": "world",
@@ -97,7 +112,7 @@ ARTICLES = [
     },
 ]
 
-DRAFT = {
+DRAFT: DemoArticle = {
     "slug": "election-explainer-draft",
     "section": "world",
     "title": "How the runoff works (draft)",
@@ -129,7 +144,7 @@ class Command(BaseCommand):
         )
 
     @transaction.atomic
-    def handle(self, *args, force: bool, **options) -> None:
+    def handle(self, *args: str, force: bool, **options: object) -> None:
         if not settings.DEBUG and not force:
             raise CommandError(
                 "seed_demo creates a staff account with a published password; "
@@ -191,7 +206,7 @@ class Command(BaseCommand):
             )
         )
 
-    def seed_staff(self):
+    def seed_staff(self) -> User:
         User = get_user_model()
         user, created = User.objects.get_or_create(
             username=STAFF_USERNAME,

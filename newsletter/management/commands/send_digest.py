@@ -24,7 +24,7 @@ class Command(BaseCommand):
             help="Send in this process instead of queueing the work for Celery workers.",
         )
 
-    def handle(self, *args, date: datetime.date | None, sync: bool, **options) -> None:
+    def handle(self, *args: str, date: datetime.date | None, sync: bool, **options: object) -> None:
         date = date or schedule.next_edition_date()
         if not schedule.is_weekday(date):
             raise CommandError(
