@@ -10,8 +10,9 @@ PY := $(VENV)/bin/python
 run: $(VENV)/.installed .env
 	bin/run-demo
 
+# The whole suite, then a coverage report with branches (printed, not a gate).
 test: $(VENV)/.installed .env
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --cov --cov-branch --cov-report=term:skip-covered
 
 # The browser tests (e2e/): journeys, accessibility (axe-core) and screenshots
 # against a live server, in Debian's chromium. Artifacts go to test-artifacts/.
@@ -56,10 +57,14 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# What CI checks besides the tests.
+# What CI checks besides the tests: migrations, the pre-commit hooks (ruff,
+# django-upgrade, djhtml) on every file, the types and the import contracts.
 check: $(VENV)/.installed .env
 	$(PY) manage.py makemigrations --check --dry-run
 	$(MAKE) lint
+	$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -1,6 +1,9 @@
 """The keyless demo's billing backend: every call answered by the local test checkout."""
 
 import stripe
+from stripe.params import CustomerCreateParams
+from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
+from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 from demo_checkout import local_stripe
 from subscriptions.billing import BillingBackend
@@ -18,17 +21,19 @@ class LocalBilling(BillingBackend):
     def price_id(self) -> str:
         return local_stripe.PRICE_ID
 
-    def create_customer(self, params: dict, *, key: str) -> str:
+    def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
         return local_stripe.create_customer(params)
 
-    def create_checkout_session(self, params: dict, *, key: str) -> stripe.checkout.Session:
+    def create_checkout_session(
+        self, params: CheckoutSessionParams, *, key: str
+    ) -> stripe.checkout.Session:
         return local_stripe.create_checkout_session(params)
 
     def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
-        return local_stripe.retrieve("checkout.session", session_id)
+        return local_stripe.retrieve_checkout_session(session_id)
 
     def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
-        return local_stripe.retrieve("subscription", subscription_id)
+        return local_stripe.retrieve_subscription(subscription_id)
 
     def cancel_subscription(self, subscription_id: str, *, key: str) -> None:
         local_stripe.cancel_subscription(subscription_id)
@@ -36,5 +41,5 @@ class LocalBilling(BillingBackend):
     def latest_subscription(self, customer_id: str) -> stripe.Subscription | None:
         return local_stripe.latest_subscription(customer_id)
 
-    def create_portal_session(self, params: dict) -> str:
+    def create_portal_session(self, params: PortalSessionParams) -> str:
         return local_stripe.create_portal_session(params)

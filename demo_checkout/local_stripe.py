@@ -18,6 +18,9 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from stripe.params import CustomerCreateParams
+from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
+from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 from demo_checkout.models import LocalStripeObject
 from subscriptions import stripe_api, webhooks
@@ -25,12 +28,6 @@ from subscriptions.stripe_api import PRICE_CENTS, PRICE_CURRENCY
 
 WEBHOOK_SECRET = "whsec_local_test_checkout"  # noqa: S105 - the demo's own, never Stripe's
 PRICE_ID = "price_local_annual_usd"
-
-SDK_CLASSES = {
-    "customer": stripe.Customer,
-    "checkout.session": stripe.checkout.Session,
-    "subscription": stripe.Subscription,
-}
 
 
 def _id(prefix: str) -> str:
@@ -59,16 +56,20 @@ def _load(object_type: str, object_id: str) -> dict:
     return row.data
 
 
-def retrieve(object_type: str, object_id: str) -> stripe.StripeObject:
-    return SDK_CLASSES[object_type].construct_from(_load(object_type, object_id), None)
+def retrieve_checkout_session(session_id: str) -> stripe.checkout.Session:
+    return stripe.checkout.Session.construct_from(_load("checkout.session", session_id), None)
 
 
-def create_customer(params: dict) -> str:
+def retrieve_subscription(subscription_id: str) -> stripe.Subscription:
+    return stripe.Subscription.construct_from(_load("subscription", subscription_id), None)
+
+
+def create_customer(params: CustomerCreateParams) -> str:
     customer = {"id": _id("cus"), "object": "customer", "created": _now(), **params}
     return _save(customer)["id"]
 
 
-def create_checkout_session(params: dict) -> stripe.checkout.Session:
+def create_checkout_session(params: CheckoutSessionParams) -> stripe.checkout.Session:
     session_id = _id("cs_test")
     data = {
         "id": session_id,
@@ -105,7 +106,7 @@ def cancel_subscription(subscription_id: str) -> None:
     send_event("customer.subscription.deleted", subscription)
 
 
-def create_portal_session(params: dict) -> str:
+def create_portal_session(params: PortalSessionParams) -> str:
     return settings.SITE_URL + reverse("demo_checkout:portal")
 
 
@@ -229,8 +230,11 @@ PORTAL_ACTIONS = {
 
 @transaction.atomic
 def portal_action(customer_id: str, action: str) -> None:
-    row = LocalStripeObject.objects.filter(object="subscription", data__customer=customer_id)
-    row = row.order_by("-created_at").first()
+    row = (
+        LocalStripeObject.objects.filter(object="subscription", data__customer=customer_id)
+        .order_by("-created_at")
+        .first()
+    )
     if row is None or action not in PORTAL_ACTIONS:
         raise ValueError("Nothing to do: no subscription or an unknown action.")
     subscription = row.data

@@ -24,18 +24,20 @@ def _local_only() -> None:
 def checkout(request: HttpRequest, session_id: str) -> HttpResponse:
     _local_only()
     try:
-        session = local_stripe.retrieve("checkout.session", session_id)
+        session = local_stripe.retrieve_checkout_session(session_id)
     except stripe_api.InvalidRequestError:
         raise Http404("No such test checkout.") from None
     if request.method == "POST":
         if request.POST.get("action") == "cancel":
-            return _see_other(session.cancel_url)
+            return _see_other(session.cancel_url or "/")
         url = local_stripe.complete_checkout(
             session_id, with_card=request.POST.get("card") != "none"
         )
         return _see_other(url)
-    # A StripeObject, not a dict: no .get(); a missing field is an AttributeError.
-    trial_days = getattr(session.subscription_data, "trial_period_days", None) or 0
+    # Kept by the local checkout only (real sessions do not echo it back);
+    # a StripeObject, not a dict: a missing field is an AttributeError.
+    subscription_data = getattr(session, "subscription_data", None)
+    trial_days = getattr(subscription_data, "trial_period_days", None) or 0
     return render(
         request,
         "demo_checkout/checkout.html",

@@ -14,18 +14,21 @@ class MembershipInline(admin.StackedInline):
     model = Membership
     can_delete = False
     extra = 0
-    fields = ["complimentary", "complimentary_until", *MIRRORED_FROM_STRIPE]
+    fields = ("complimentary", "complimentary_until", *MIRRORED_FROM_STRIPE)
     readonly_fields = MIRRORED_FROM_STRIPE
+
+
+READER_EMAIL_FIELDS = ("kind", "cause", "status", "created_at", "sent_at")
 
 
 class ReaderEmailInline(admin.TabularInline):
     model = ReaderEmail
     extra = 0
     can_delete = False
-    fields = ["kind", "cause", "status", "created_at", "sent_at"]
-    readonly_fields = fields
+    fields = READER_EMAIL_FIELDS
+    readonly_fields = READER_EMAIL_FIELDS
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Subscriber | None = None) -> bool:
         return False
 
 

@@ -7,9 +7,13 @@ the code that calls them cannot tell which one answered.
 """
 
 import functools
+from typing import NoReturn
 
 import stripe
 from django.conf import settings
+from stripe.params import CustomerCreateParams
+from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
+from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 from subscriptions import stripe_api
 from subscriptions.stripe_api import BillingUnavailable
@@ -28,11 +32,13 @@ class BillingBackend:
     def price_id(self) -> str:
         raise NotImplementedError
 
-    def create_customer(self, params: dict, *, key: str) -> str:
+    def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
         """Create a customer; returns its id."""
         raise NotImplementedError
 
-    def create_checkout_session(self, params: dict, *, key: str) -> stripe.checkout.Session:
+    def create_checkout_session(
+        self, params: CheckoutSessionParams, *, key: str
+    ) -> stripe.checkout.Session:
         raise NotImplementedError
 
     def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
@@ -49,7 +55,7 @@ class BillingBackend:
         """The customer's most recent subscription in any status, or None."""
         raise NotImplementedError
 
-    def create_portal_session(self, params: dict) -> str:
+    def create_portal_session(self, params: PortalSessionParams) -> str:
         """A Customer Portal session; returns its URL."""
         raise NotImplementedError
 
@@ -63,11 +69,13 @@ class StripeBilling(BillingBackend):
             return settings.STRIPE_PRICE_ID
         return _looked_up_price_id(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
 
-    def create_customer(self, params: dict, *, key: str) -> str:
+    def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
         client = stripe_api.client()
         return client.v1.customers.create(params=params, options={"idempotency_key": key}).id
 
-    def create_checkout_session(self, params: dict, *, key: str) -> stripe.checkout.Session:
+    def create_checkout_session(
+        self, params: CheckoutSessionParams, *, key: str
+    ) -> stripe.checkout.Session:
         client = stripe_api.client()
         return client.v1.checkout.sessions.create(params=params, options={"idempotency_key": key})
 
@@ -88,7 +96,7 @@ class StripeBilling(BillingBackend):
         )
         return subscriptions.data[0] if subscriptions.data else None
 
-    def create_portal_session(self, params: dict) -> str:
+    def create_portal_session(self, params: PortalSessionParams) -> str:
         return stripe_api.client().v1.billing_portal.sessions.create(params=params).url
 
 
@@ -110,7 +118,7 @@ class UnavailableBilling(BillingBackend):
 
     configured = False
 
-    def _refuse(self, *args, **kwargs):
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
         raise BillingUnavailable("STRIPE_SECRET_KEY is not set.")
 
     price_id = _refuse

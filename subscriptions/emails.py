@@ -41,7 +41,7 @@ def _url(name: str) -> str:
     return f"{settings.SITE_URL}{reverse(name)}"
 
 
-def _message(subscriber: Subscriber, name: str, **context) -> EmailMultiAlternatives:
+def _message(subscriber: Subscriber, name: str, **context: object) -> EmailMultiAlternatives:
     context = {
         "subscriber": subscriber,
         "newsletter_name": settings.NEWSLETTER_NAME,

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.conf import settings
 
@@ -6,7 +8,7 @@ from subscriptions.models import validate_time_zone
 
 
 class TimeZoneField(forms.CharField):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 64)
         kwargs.setdefault("validators", [validate_time_zone])
         kwargs.setdefault(

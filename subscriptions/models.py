@@ -1,5 +1,6 @@
 import datetime
 import zoneinfo
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -109,7 +110,7 @@ class Subscriber(models.Model):
     def __str__(self) -> str:
         return self.email
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         # One spelling of each address (subscriptions.addresses); forms and the
         # admin refuse the unusable ones before they get here.
         try:

@@ -17,12 +17,18 @@ import datetime
 import functools
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
 import stripe
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
+from stripe.params import CustomerCreateParams
+from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
+
+if TYPE_CHECKING:
+    from subscriptions.billing import BillingBackend
 
 PRODUCT_ID = "morning-briefing"  # our own product id at Stripe, so setup is idempotent
 PRICE_LOOKUP_KEY = "morning-briefing-annual-usd"
@@ -56,19 +62,19 @@ def backend_path() -> str:
     return UNAVAILABLE_BACKEND
 
 
-def backend_class() -> type:
+def backend_class() -> type["BillingBackend"]:
     """The billing backend's class; SubscriptionsConfig.ready loads it at start-up."""
     return import_string(backend_path())
 
 
 @functools.cache
-def backend():
+def backend() -> "BillingBackend":
     """The billing backend (a subscriptions.billing.BillingBackend), made once."""
     return backend_class()()
 
 
 @receiver(setting_changed)
-def _forget_backend(*, setting: str, **kwargs) -> None:
+def _forget_backend(*, setting: str, **kwargs: object) -> None:
     # Tests switch between Stripe, the demo and no billing by changing these.
     if setting in {"BILLING_BACKEND", "LOCAL_CHECKOUT_BACKEND", "STRIPE_SECRET_KEY", "DEBUG"}:
         backend.cache_clear()
@@ -89,9 +95,10 @@ def billing_configured() -> bool:
 
 @functools.cache
 def _client(api_key: str, api_base: str | None) -> stripe.StripeClient:
-    base_addresses = {"api": api_base} if api_base else None
     # Retries are safe: every write we make carries an idempotency key.
-    return stripe.StripeClient(api_key, base_addresses=base_addresses, max_network_retries=2)
+    if api_base:
+        return stripe.StripeClient(api_key, base_addresses={"api": api_base}, max_network_retries=2)
+    return stripe.StripeClient(api_key, max_network_retries=2)
 
 
 def client() -> stripe.StripeClient:
@@ -133,7 +140,12 @@ def verify_webhook(payload: bytes, signature: str | None) -> dict:
         payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
     )
     data = json.loads(payload)
-    if not isinstance(data, dict) or data.get("object") != "event" or not data.get("id"):
+    if (
+        not isinstance(data, dict)
+        or data.get("object") != "event"
+        or not isinstance(data.get("id"), str)
+        or not data["id"]
+    ):
         raise ValueError("The body is not a Stripe event.")
     return data
 
@@ -153,13 +165,16 @@ def price_id() -> str:
 
 def create_customer(*, email: str, name: str, subscriber_id: int) -> str:
     """Create the reader's Stripe customer; the key makes a repeat return the same one."""
-    params = {"email": email, "metadata": {"subscriber_id": str(subscriber_id)}}
+    params: CustomerCreateParams = {
+        "email": email,
+        "metadata": {"subscriber_id": str(subscriber_id)},
+    }
     if name:
         params["name"] = name
     return backend().create_customer(params, key=idempotency_key("customer", subscriber_id))
 
 
-def create_checkout_session(params: dict, key: str) -> stripe.checkout.Session:
+def create_checkout_session(params: CheckoutSessionParams, key: str) -> stripe.checkout.Session:
     return backend().create_checkout_session(params, key=key)
 
 
@@ -195,7 +210,10 @@ def expandable_id(value: object) -> str | None:
     """The id of a field Stripe may send as an id or as an expanded object."""
     if value is None or isinstance(value, str):
         return value
-    return value.id
+    object_id = getattr(value, "id", None)
+    if not isinstance(object_id, str):
+        raise TypeError(f"Expected a Stripe id or object, got {type(value).__name__}")
+    return object_id
 
 
 def subscription_item(subscription: stripe.Subscription) -> stripe.SubscriptionItem | None:

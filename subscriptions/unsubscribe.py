@@ -31,7 +31,7 @@ def _signature(subscriber_id: str, secret: str) -> str:
 
 def make_token(subscriber: Subscriber) -> str:
     subscriber_id = str(subscriber.pk)
-    return f"{subscriber_id}-{_signature(subscriber_id, settings.SECRET_KEY)}"
+    return f"{subscriber_id}-{_signature(subscriber_id, str(settings.SECRET_KEY))}"
 
 
 def subscriber_for_token(token: str) -> Subscriber | None:
@@ -40,7 +40,7 @@ def subscriber_for_token(token: str) -> Subscriber | None:
         return None
     # Old keys still verify, so rotating SECRET_KEY does not break the links
     # in emails already sent.
-    for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]:
+    for secret in [str(settings.SECRET_KEY), *map(str, settings.SECRET_KEY_FALLBACKS)]:
         if constant_time_compare(signature, _signature(subscriber_id, secret)):
             return Subscriber.objects.filter(pk=int(subscriber_id)).first()
     return None

@@ -79,7 +79,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         return render(request, "subscriptions/sign_in_sent.html", {"already_member": True})
     if result.signs_in:
         request.session[CHECKOUT_SESSION_KEY] = result.checkout_session_id
-    return _see_other(result.checkout_url)
+    return _see_other(result.checkout_url or "subscriptions:account")
 
 
 @require_GET
@@ -151,7 +151,7 @@ def reader_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     """For signed-in readers: the view gets the reader; anyone else goes to sign in."""
 
     @functools.wraps(view)
-    def for_reader(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def for_reader(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         subscriber = current_subscriber(request)
         if subscriber is None:
             return redirect("subscriptions:sign-in")
@@ -221,7 +221,7 @@ def account_time_zone(request: HttpRequest, subscriber: Subscriber) -> HttpRespo
         do_set_time_zone(subscriber, form.cleaned_data["time_zone"])
         messages.success(request, f"Time zone set to {form.cleaned_data['time_zone']}.")
     else:
-        messages.error(request, " ".join(form.errors["time_zone"]))
+        messages.error(request, " ".join(str(error) for error in form.errors["time_zone"]))
     return _see_other("subscriptions:account")
 
 

@@ -47,18 +47,25 @@ def trial_will_end(event: stripe.Event) -> str:
     return "trial reminder checked"
 
 
+def _invoice(event: stripe.Event) -> stripe.Invoice:
+    invoice = event.data.object
+    if not isinstance(invoice, stripe.Invoice):
+        raise TypeError(f"{event.type} carries a {type(invoice).__name__}, not an invoice")
+    return invoice
+
+
 def invoice_paid(event: stripe.Event) -> str:
-    stripe_sync.do_invoice_event(event.data.object, None)
+    stripe_sync.do_invoice_event(_invoice(event), None)
     return "subscription synced"
 
 
 def invoice_payment_failed(event: stripe.Event) -> str:
-    stripe_sync.do_invoice_event(event.data.object, ReaderEmail.Kind.PAYMENT_FAILED)
+    stripe_sync.do_invoice_event(_invoice(event), ReaderEmail.Kind.PAYMENT_FAILED)
     return "subscription synced, reader told"
 
 
 def invoice_payment_action_required(event: stripe.Event) -> str:
-    stripe_sync.do_invoice_event(event.data.object, ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED)
+    stripe_sync.do_invoice_event(_invoice(event), ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED)
     return "subscription synced, reader told"
 
 
@@ -100,11 +107,11 @@ def receive(payload: bytes, signature: str | None) -> Outcome:
     # PostgreSQL cannot store NUL in text or JSON; a signed event carrying one
     # (in a name or metadata a customer typed) must not fail forever. The
     # signature was checked on the raw bytes, so the stored copy may differ.
-    data = without_nul(data)
+    data = without_nul_dict(data)
     try:
         with transaction.atomic():
             event = StripeEvent.objects.create(
-                event_id=data["id"],
+                event_id=str(data["id"]),
                 type=str(data.get("type", "")),
                 payload=data,
                 stripe_created_at=stripe_api.from_timestamp(data.get("created")),
@@ -121,6 +128,11 @@ def receive(payload: bytes, signature: str | None) -> Outcome:
             return Outcome(200, "Duplicate event.")
     ok = process(event)
     return Outcome(200, event.status) if ok else Outcome(500, "Handling failed; will retry.")
+
+
+def without_nul_dict(value: dict[str, object]) -> dict[str, object]:
+    """An event's JSON with every NUL character (in keys and strings) made U+FFFD."""
+    return {key.replace("\x00", "\ufffd"): without_nul(item) for key, item in value.items()}
 
 
 def without_nul(value: object) -> object:

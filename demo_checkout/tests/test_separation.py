@@ -22,7 +22,7 @@ def modules(package: str) -> dict[str, Path]:
 
 def imported_modules(path: Path) -> set[str]:
     """Every module a file imports, anywhere in it (lazy imports in functions too)."""
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)

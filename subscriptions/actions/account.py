@@ -67,7 +67,9 @@ def do_set_time_zone(subscriber: Subscriber, time_zone: str) -> None:
 
 def portal_url(subscriber: Subscriber) -> str:
     """A Stripe Customer Portal session for the reader (card, invoices, cancel)."""
-    membership = subscriber.membership
+    customer_id = subscriber.membership.stripe_customer_id
+    if not customer_id:
+        raise stripe_api.BillingUnavailable(f"Reader {subscriber.pk} has no Stripe customer yet.")
     return stripe_api.create_portal_session(
-        membership.stripe_customer_id, f"{settings.SITE_URL}{reverse('subscriptions:account')}"
+        customer_id, f"{settings.SITE_URL}{reverse('subscriptions:account')}"
     )

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
+from stripe.params.checkout import SessionCreateParamsSubscriptionData
 
 from subscriptions import stripe_api
 from subscriptions.actions.reader_emails import queue_sign_in_link
@@ -103,12 +105,14 @@ def do_start_checkout(*, email: str, name: str = "", time_zone: str) -> SignupRe
     )
 
 
-def checkout_params(subscriber: Subscriber, customer_id: str) -> dict:
+def checkout_params(subscriber: Subscriber, customer_id: str) -> CheckoutSessionParams:
     success = reverse("subscriptions:checkout-success")
-    subscription_data: dict = {"metadata": {"subscriber_id": str(subscriber.pk)}}
+    subscription_data: SessionCreateParamsSubscriptionData = {
+        "metadata": {"subscriber_id": str(subscriber.pk)}
+    }
     if settings.TRIAL_DAYS > 0:
         subscription_data["trial_period_days"] = settings.TRIAL_DAYS
-    params: dict = {
+    params: CheckoutSessionParams = {
         "mode": "subscription",
         "customer": customer_id,
         "client_reference_id": str(subscriber.pk),
@@ -136,6 +140,8 @@ def do_fulfil_checkout(session_id: str) -> Subscriber | None:
     if session.mode != "subscription" or session.status != "complete":
         return None
     subscription_id = stripe_api.expandable_id(session.subscription)
+    if subscription_id is None:
+        return None  # complete, yet no subscription: not a checkout of ours
     customer_id = stripe_api.expandable_id(session.customer)
     membership = do_sync_subscription(
         subscription_id,

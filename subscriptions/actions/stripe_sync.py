@@ -291,6 +291,8 @@ def do_reconcile_membership(membership_id: int) -> None:
     if membership.stripe_subscription_id:
         do_sync_subscription(membership.stripe_subscription_id)
         return
+    if not membership.stripe_customer_id:
+        return  # never reached Stripe: nothing to reconcile
     # No subscription known yet: did a checkout complete without its webhook?
     subscription = stripe_api.latest_subscription(membership.stripe_customer_id)
     if subscription is not None:

@@ -13,13 +13,16 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
 import responses
 import stripe
-from django.http import HttpResponse
 from django.test import Client
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
 
 from subscriptions import stripe_api
 
@@ -116,7 +119,7 @@ class FakeStripe:
                 if isinstance(body, bytes):
                     body = body.decode()
                 params = dict(parse_qsl(url.query)) | dict(parse_qsl(body))
-                params["_idempotency_key"] = call.request.headers.get("Idempotency-Key")
+                params["_idempotency_key"] = call.request.headers.get("Idempotency-Key", "")
                 found.append(params)
         return found
 
@@ -125,7 +128,8 @@ class FakeStripe:
         return sum(
             1
             for call in self.mock.calls
-            if call.request.method == method and pattern.fullmatch(urlsplit(call.request.url).path)
+            if call.request.method == method
+            and pattern.fullmatch(str(urlsplit(call.request.url).path))
         )
 
     # --- The API -------------------------------------------------------------------------
@@ -164,6 +168,7 @@ class FakeStripe:
             if isinstance(body, bytes):
                 body = body.decode()
             params = dict(parse_qsl(url.query)) | dict(parse_qsl(body))
+            assert match is not None
             status, data = handler(params, **match.groupdict())
             return status, {"Request-Id": f"req_{next(_ids)}"}, json.dumps(data)
 
@@ -243,7 +248,9 @@ class FakeStripe:
         return 200, product
 
 
-def post_webhook(client: Client, payload: str | bytes, signature: str | None) -> HttpResponse:
+def post_webhook(client: Client, payload: str | bytes, signature: str | None) -> "TestResponse":
     """POST a payload to the real webhook endpoint, with this Stripe-Signature (None: none)."""
-    headers = {} if signature is None else {"HTTP_STRIPE_SIGNATURE": signature}
-    return client.post("/stripe/webhook/", data=payload, content_type="application/json", **headers)
+    headers = {} if signature is None else {"Stripe-Signature": signature}
+    return client.post(
+        "/stripe/webhook/", data=payload, content_type="application/json", headers=headers
+    )

@@ -55,6 +55,7 @@ def test_trial_then_active(webhooks, fake_stripe, reader, smtp_server):
     membership = Membership.objects.get(subscriber=reader)
     assert membership.status == Status.TRIALING
     assert membership.stripe_subscription_id == sub["id"]
+    assert membership.trial_end is not None and membership.current_period_end is not None
     assert int(membership.trial_end.timestamp()) == sub["trial_end"]
     assert (
         int(membership.current_period_end.timestamp())

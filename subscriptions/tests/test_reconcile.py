@@ -103,5 +103,5 @@ def test_a_check_that_finds_nothing_new_does_not_make_the_membership_recent_agai
 
     membership.refresh_from_db()
     assert membership.updated_at == long_ago
-    assert membership.stripe_synced_at > long_ago
+    assert membership.stripe_synced_at is not None and membership.stripe_synced_at > long_ago
     assert membership.pk not in stripe_sync.memberships_to_reconcile()

@@ -112,7 +112,9 @@ def test_the_header_link_in_a_received_digest_unsubscribes_its_reader(
     make_article()
     call_command("send_digest", "--sync", "--date", "2026-11-30")
     mail = next(m for m in smtp_server.received() if m.rcpt_tos == [reader.email])
-    https_link = re.match(r"<([^>]+)>", mail.message["List-Unsubscribe"].strip()).group(1)
+    found = re.match(r"<([^>]+)>", mail.message["List-Unsubscribe"].strip())
+    assert found is not None
+    https_link = found.group(1)
     path = https_link.removeprefix(settings.SITE_URL)
 
     # What Gmail's "Unsubscribe" button does (RFC 8058).

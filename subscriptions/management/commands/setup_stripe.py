@@ -10,7 +10,7 @@ from subscriptions import stripe_api
 class Command(BaseCommand):
     help = "Create or find the product and its $46/year USD price at Stripe; print the price id."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: str, **options: object) -> None:
         if not settings.STRIPE_SECRET_KEY:
             raise CommandError("Set STRIPE_SECRET_KEY (a test key, sk_test_...) first.")
         client = stripe_api.client()
