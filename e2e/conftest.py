@@ -316,7 +316,7 @@ def page(new_page) -> Page:
 @pytest.fixture(scope="session")
 def digest(stack: Stack) -> list[Mail]:
     """The digest the morning send delivers, sent now through the real SMTP server."""
-    output = stack.manage("send_digest", "--sync")
+    output = stack.manage("send_digest", "--sync", "--by-hand")
     assert "Sent " in output, output
     mails = [
         m

@@ -25,7 +25,9 @@ from newsletter.models import (
     Edition,
     EditionArticle,
     EditionLocked,
+    NoSendDay,
     Section,
+    SendSlot,
 )
 
 FAILURES_SHOWN = 200
@@ -291,6 +293,7 @@ class EditionAdmin(admin.ModelAdmin):
             "html": message.html,
             "test_form": TestSendForm(initial={"reader": reader}),
             "progress": progress,
+            "zone_sends": edition.zone_sends(),
             "failures": failures[:FAILURES_SHOWN],
             "failure_count": failures.count(),
             "is_next": edition.date == desk.upcoming_edition_date(),
@@ -387,3 +390,35 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_select_related = ["edition", "subscriber"]
     raw_id_fields = ["subscriber"]
     readonly_fields = ["created_at", "claimed_at", "sent_at"]
+
+
+@admin.register(NoSendDay)
+class NoSendDayAdmin(admin.ModelAdmin):
+    """Dates with no digest anywhere; what was published rolls into the next one."""
+
+    list_display = ["date", "weekday", "note"]
+    date_hierarchy = "date"
+    search_fields = ["note"]
+
+    @admin.display(description="Day")
+    def weekday(self, day: NoSendDay) -> str:
+        return f"{day.date:%A}"
+
+
+@admin.register(SendSlot)
+class SendSlotAdmin(admin.ModelAdmin):
+    """Each local morning's send: when it was due, in which zone, and what came of it."""
+
+    list_display = ["date", "send_time", "time_zone", "scheduled_for", "outcome", "readers"]
+    list_filter = ["outcome", "date"]
+    search_fields = ["time_zone"]
+    date_hierarchy = "date"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: SendSlot | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SendSlot | None = None) -> bool:
+        return False

@@ -19,31 +19,41 @@ from newsletter.schedule import is_weekday, local_today
 logger = logging.getLogger(__name__)
 
 
-def build_edition(date: datetime.date, now: datetime.datetime | None = None) -> Edition | None:
+def build_edition(
+    date: datetime.date, now: datetime.datetime | None = None, *, even_if_empty: bool = False
+) -> Edition | None:
     """Return the edition for `date`, creating or refreshing it as needed.
 
     The edition carries the articles published after the previous edition's
     cutoff and up to `now`, in publication order after any the editors have
     placed. A draft edition prepared by the editors keeps their order and
-    their left-out articles; newly published ones are added at the end. An
-    edition already sending, sent or held is returned as it is. With nothing
-    to send (and DIGEST_SEND_WHEN_EMPTY off) there is no edition: None.
+    their left-out articles; newly published ones are added at the end, also
+    while it is sending (each zone's morning comes at its own time). An
+    edition sent or held is returned as it is. With nothing
+    to send (and DIGEST_SEND_WHEN_EMPTY off) there is no edition: None,
+    unless `even_if_empty` (readers back from a pause may still be owed older
+    articles).
     """
     now = now or timezone.now()
     with transaction.atomic():
         edition = Edition.objects.select_for_update().filter(date=date).first()
-        if edition is not None and edition.status != Edition.Status.DRAFT:
+        # A sending edition still grows: its later zones' readers get what
+        # was published before their own morning.
+        if edition is not None and edition.status not in (
+            Edition.Status.DRAFT,
+            Edition.Status.SENDING,
+        ):
             return edition
         previous = Edition.objects.filter(date__lt=date).order_by("-date").first()
         published = Article.objects.published_between(
             previous.cutoff if previous else None, now
         ).order_by("published_at", "pk")
-        if edition is not None:
-            published = published.exclude(editionarticle__edition=edition)
+        # An article belongs to one edition's list: the first that saw it.
+        published = published.exclude(editionarticle__isnull=False)
         new_articles = list(published)
 
         if edition is None:
-            if not new_articles and not settings.DIGEST_SEND_WHEN_EMPTY:
+            if not new_articles and not (even_if_empty or settings.DIGEST_SEND_WHEN_EMPTY):
                 return None
             try:
                 with transaction.atomic():
@@ -51,7 +61,7 @@ def build_edition(date: datetime.date, now: datetime.datetime | None = None) -> 
             except IntegrityError:
                 # Another process built it first; theirs is the edition.
                 return Edition.objects.get(date=date)
-        else:
+        elif now > edition.cutoff:
             edition.cutoff = now
             edition.save(update_fields=["cutoff"])
 
@@ -75,3 +85,31 @@ def build_morning_edition(now: datetime.datetime | None = None) -> Edition | Non
     if edition is None:
         logger.info("No digest on %s: nothing published since the last edition", today)
     return edition
+
+
+def window_articles(
+    edition: Edition, start: datetime.datetime, end: datetime.datetime
+) -> list[Article]:
+    """What a digest of `edition` carries for a reader whose window is (start, end].
+
+    Every article published in the window (a reader back from a pause gets
+    what they missed), except those the editors left out, in the edition's
+    order: its placed articles first, then the rest by publication time.
+    """
+    articles = (
+        Article.objects.published_between(start, end)
+        .exclude(editionarticle__included=False)
+        .select_related("section", "author")
+    )
+    positions = dict(
+        EditionArticle.objects.filter(edition=edition).values_list("article_id", "position")
+    )
+    return sorted(
+        articles,
+        key=lambda article: (
+            article.pk not in positions,
+            positions.get(article.pk, 0),
+            article.published_at,
+            article.pk,
+        ),
+    )

@@ -92,9 +92,10 @@ class DigestMessage(EmailMultiAlternatives):
 class DigestTemplate:
     """The digest of one edition, ready to be personalised for each reader."""
 
-    def __init__(self, edition: Edition, articles: list[Article]) -> None:
+    def __init__(self, edition: Edition, articles: list[Article], since: str = "") -> None:
         self.edition = edition
         self.articles = articles
+        self.since = since
         self.account_url = absolute_url(reverse("subscriptions:account"))
         # reverse() once, not per reader: "{token}" is filled in per reader.
         self.unsubscribe_link = absolute_url(
@@ -104,6 +105,7 @@ class DigestTemplate:
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
         context = {
             "edition": edition,
+            "since": since,
             "items": [(article, absolute_url(article.get_absolute_url())) for article in articles],
             "preheader": self.preheader,
             "newsletter_name": settings.NEWSLETTER_NAME,

@@ -4,6 +4,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -401,6 +402,23 @@ class Edition(models.Model):
     def progress(self) -> "SendProgress":
         return SendProgress(self.delivery_counts())
 
+    def zone_sends(self) -> list["ZoneSend"]:
+        """Each zone's morning send of this edition, in the order they went."""
+        sends: dict[tuple[str, datetime.datetime | None], ZoneSend] = {}
+        rows = (
+            self.deliveries.values("time_zone", "scheduled_for", "status")
+            .annotate(count=models.Count("pk"))
+            .order_by("scheduled_for", "time_zone")
+        )
+        for row in rows:
+            key = (row["time_zone"], row["scheduled_for"])
+            if key not in sends:
+                sends[key] = ZoneSend(
+                    row["time_zone"], row["scheduled_for"], dict.fromkeys(Delivery.Status.values, 0)
+                )
+            sends[key].progress.counts[row["status"]] += row["count"]
+        return list(sends.values())
+
 
 @dataclass
 class SendProgress:
@@ -424,6 +442,27 @@ class SendProgress:
     @property
     def percent(self) -> int:
         return round(100 * self.finished / self.total) if self.total else 100
+
+
+@dataclass
+class ZoneSend:
+    """One zone's send of an edition, for the editors' report."""
+
+    time_zone: str
+    scheduled_for: datetime.datetime | None
+    counts: dict[str, int]
+
+    @property
+    def progress(self) -> SendProgress:
+        return SendProgress(self.counts)
+
+    @property
+    def local_time(self) -> str:
+        """ "06:00 Asia/Tokyo": when it was due, in the readers' own clock."""
+        if self.scheduled_for is None or not self.time_zone:
+            return "by hand"
+        local = self.scheduled_for.astimezone(ZoneInfo(self.time_zone))
+        return f"{local:%H:%M} {self.time_zone}"
 
 
 class EditionArticle(models.Model):
@@ -454,12 +493,20 @@ class Delivery(models.Model):
         FAILED = "failed", "Failed"
         BOUNCED = "bounced", "Bounced"
         SKIPPED = "skipped", "Skipped"
+        # Due while no worker could send it, and the reader's morning is over.
+        MISSED = "missed", "Missed"
 
     edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
     subscriber = models.ForeignKey(
         "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="deliveries"
     )
     status = models.CharField(max_length=20, choices=Status, default=Status.QUEUED)
+    # The reader's send moment (their delivery time in their zone, that
+    # date); the digest carries what was published in (window_start,
+    # scheduled_for]. The next digest's window starts where this one ends.
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    window_start = models.DateTimeField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -473,7 +520,11 @@ class Delivery(models.Model):
                 fields=["edition", "subscriber"], name="delivery_unique_per_reader"
             ),
         ]
-        indexes = [models.Index(fields=["edition", "status"])]
+        indexes = [
+            models.Index(fields=["edition", "status"]),
+            models.Index(fields=["subscriber", "scheduled_for"]),
+            models.Index(fields=["status", "scheduled_for"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.edition} to {self.subscriber}"
@@ -502,3 +553,52 @@ def site_host() -> str:
 @functools.cache
 def _host_of(url: str) -> str:
     return urlsplit(url).hostname or "localhost"
+
+
+class NoSendDay(models.Model):
+    """A date with no digest anywhere (Christmas, say): what was published rolls over."""
+
+    date = models.DateField(unique=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+        verbose_name = "no-send day"
+
+    def __str__(self) -> str:
+        return f"{self.date:%A} {self.date.day} {self.date:%B %Y}" + (
+            f" ({self.note})" if self.note else ""
+        )
+
+
+class SendSlot(models.Model):
+    """One (local date, zone, delivery time) send, claimed once by the scheduler.
+
+    The scheduler runs every minute; the unique slot makes the audience of
+    each local morning be written once, however often beat fires or however
+    many schedulers run. `readers` is how many deliveries it created.
+    """
+
+    class Outcome(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        MISSED = "missed", "Missed: due while nothing could send"
+        NOTHING_NEW = "nothing_new", "Nothing published"
+
+    date = models.DateField()
+    time_zone = models.CharField(max_length=64)
+    send_time = models.TimeField()
+    scheduled_for = models.DateTimeField()
+    outcome = models.CharField(max_length=20, choices=Outcome)
+    readers = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["scheduled_for", "time_zone"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["date", "time_zone", "send_time"], name="send_slot_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.send_time:%H:%M} {self.time_zone}"

@@ -5,6 +5,7 @@ once at the edge.
 """
 
 import datetime
+from collections.abc import Collection
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -48,3 +49,54 @@ def first_digest_date(joined_at: datetime.datetime) -> datetime.date:
     while not is_weekday(day) or joined_at >= send_time_on(day):
         day += datetime.timedelta(days=1)
     return day
+
+
+# ---------------------------------------------------------------- each reader's morning
+#
+# A reader's send moment on a local date is their delivery time in their
+# zone on that date, Monday to Friday of their own calendar, except the
+# publisher's no-send days. zoneinfo keeps "06:00" at 06:00 local across
+# daylight-saving changes.
+
+
+def send_moment(day: datetime.date, send_time: datetime.time, zone: str) -> datetime.datetime:
+    """The aware moment of `send_time` on `day` in `zone`."""
+    return datetime.datetime.combine(day, send_time, tzinfo=ZoneInfo(zone))
+
+
+def local_date(moment: datetime.datetime, zone: str) -> datetime.date:
+    return moment.astimezone(ZoneInfo(zone)).date()
+
+
+def is_send_day(day: datetime.date, no_send_days: Collection[datetime.date] = ()) -> bool:
+    return is_weekday(day) and day not in no_send_days
+
+
+def next_send_moment(
+    after: datetime.datetime,
+    send_time: datetime.time,
+    zone: str,
+    no_send_days: Collection[datetime.date] = (),
+) -> datetime.datetime:
+    """The first send moment strictly after `after`: a reader joining then gets it first."""
+    day = local_date(after, zone)
+    while True:
+        moment = send_moment(day, send_time, zone)
+        if moment > after and is_send_day(day, no_send_days):
+            return moment
+        day += datetime.timedelta(days=1)
+
+
+def previous_send_moment(
+    before: datetime.datetime,
+    send_time: datetime.time,
+    zone: str,
+    no_send_days: Collection[datetime.date] = (),
+) -> datetime.datetime:
+    """The last send moment strictly before `before`: where a first digest reaches back to."""
+    day = local_date(before, zone)
+    while True:
+        moment = send_moment(day, send_time, zone)
+        if moment < before and is_send_day(day, no_send_days):
+            return moment
+        day -= datetime.timedelta(days=1)

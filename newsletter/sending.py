@@ -19,23 +19,43 @@ import smtplib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import mailers
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-from django.db import connection, transaction
-from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Concat
+from django.db import IntegrityError, connection, transaction
+from django.db.models import (
+    Case,
+    DateTimeField,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Concat, Greatest
 from django.utils import timezone
 
-from newsletter import smtp
-from newsletter.editions import build_edition
+from newsletter import calendar, smtp
+from newsletter.editions import build_edition, window_articles
 from newsletter.emails import DigestTemplate
-from newsletter.mime import FastDigest, fast_digest
-from newsletter.models import Delivery, Edition, message_id_for
-from newsletter.schedule import is_weekday, local_today, send_time_on
+from newsletter.mime import fast_digest
+from newsletter.models import Article, Delivery, Edition, SendSlot, message_id_for
+from newsletter.schedule import (
+    is_send_day,
+    local_date,
+    previous_send_moment,
+    send_moment,
+    send_time_on,
+)
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -47,13 +67,6 @@ MAX_ATTEMPTS = 5
 CLAIM_TIMEOUT = datetime.timedelta(minutes=15)
 # How far back the periodic sweep looks for sends to resume.
 RESUME_WINDOW = datetime.timedelta(days=2)
-# When the sweep starts a morning send that never started: not before beat's
-# own task has had its chance, not so late that a "morning" digest is wrong.
-MISSED_START_GRACE = datetime.timedelta(minutes=10)
-MISSED_START_WINDOW = datetime.timedelta(hours=3)
-# A morning digest still unsent this long after its send started is marked
-# failed (staff can resend it); until then the sweep keeps trying.
-GIVE_UP_AFTER = datetime.timedelta(hours=12)
 SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
 # Written on rows whose claim expired: the reader may already have the email.
 RESUMED_NOTE = "Resumed after an interrupted send; this reader may receive it twice."
@@ -84,45 +97,244 @@ class BatchReport:
         self.requeued += other.requeued
 
 
-def start_send(edition: Edition) -> None:
-    """Fix the edition's audience and mark it sending (once; later calls do nothing).
+def start_send(edition: Edition, now: datetime.datetime | None = None) -> None:
+    """Send the edition now to every entitled reader who has not had that date's digest.
 
-    The audience is every reader entitled now; a reader who becomes entitled
-    later gets the next edition.
+    The by-hand send (`send_digest --date`, and tests): whatever each
+    reader's own morning, their digest goes now, carrying what was published
+    since their previous one. Readers whose morning already brought them this
+    date's digest keep theirs (one per reader and date). Once only: later
+    calls do nothing.
     """
+    now = now or timezone.now()
     with transaction.atomic():
         edition = Edition.objects.select_for_update().get(pk=edition.pk)
         if edition.status == Edition.Status.HELD:
             raise EditionHeld(f"{edition} is held by the editors.")
-        if edition.send_started_at is not None:
+        if edition.status != Edition.Status.DRAFT:
             return
-        snapshot_audience(edition)
-        edition.status = Edition.Status.SENDING
-        edition.send_started_at = timezone.now()
-        edition.save(update_fields=["status", "send_started_at"])
-    logger.info("Edition %s: send started for %d readers", edition.date, edition.deliveries.count())
+        # A first digest reaches back to the newsroom's send before this date's.
+        default_start = previous_send_moment(
+            send_time_on(edition.date), settings.DIGEST_SEND_TIME, settings.DIGEST_TIMEZONE
+        )
+        count = snapshot_audience(
+            edition,
+            Subscriber.objects.entitled(now),
+            scheduled_for=now,
+            default_window_start=default_start,
+        )
+        mark_sending(edition, now)
+    logger.info("Edition %s: sent by hand to %d readers", edition.date, count)
 
 
-def snapshot_audience(edition: Edition) -> None:
-    """One queued Delivery per entitled reader, written by the database itself.
-
-    INSERT ... SELECT over the entitled() queryset: at 100,000 readers this
-    takes a fraction of a second, where creating the rows from Python takes
-    several, all of it before the first email can go.
-    """
-    readers_sql, params = (
-        Subscriber.objects.entitled().values(reader_id=F("pk")).query.sql_with_params()
+def mark_sending(edition: Edition, now: datetime.datetime) -> None:
+    """The edition has deliveries on their way (again, for a later zone)."""
+    Edition.objects.filter(pk=edition.pk).exclude(status=Edition.Status.HELD).update(
+        status=Edition.Status.SENDING, sent_at=None
     )
+    Edition.objects.filter(pk=edition.pk, send_started_at=None).update(send_started_at=now)
+
+
+# Deliveries whose digest went, or is going, out: the next window starts
+# where the latest of them ends. Failed and missed ones carried nothing.
+CARRIED = (
+    Delivery.Status.QUEUED,
+    Delivery.Status.SENDING,
+    Delivery.Status.SENT,
+    Delivery.Status.BOUNCED,
+)
+
+
+def snapshot_audience(
+    edition: Edition,
+    readers: QuerySet[Subscriber],
+    *,
+    scheduled_for: datetime.datetime,
+    default_window_start: datetime.datetime,
+    status: str = Delivery.Status.QUEUED,
+) -> int:
+    """One Delivery per reader of `readers`, written by the database itself; return how many.
+
+    INSERT ... SELECT: at 100,000 readers this takes a fraction of a second,
+    where creating the rows from Python takes several, all of it before the
+    first email can go. Each row's window starts where the reader's previous
+    digest ended (default_window_start for a first digest), reaching back
+    at most DIGEST_MAX_BACKLOG_DAYS; a reader who already has this date's
+    delivery keeps it (unique per edition and reader).
+    """
+    backlog_start = scheduled_for - datetime.timedelta(days=settings.DIGEST_MAX_BACKLOG_DAYS)
+    previous_end = (
+        Delivery.objects.filter(
+            subscriber=OuterRef("pk"), status__in=CARRIED, scheduled_for__lt=scheduled_for
+        )
+        .order_by()
+        .values("subscriber")
+        .annotate(latest=Max("scheduled_for"))
+        .values("latest")
+    )
+    # A reader whose earlier digests all went unsent (missed, failed) gets
+    # what the first of those should have carried.
+    unsent_start = (
+        Delivery.objects.filter(subscriber=OuterRef("pk"), scheduled_for__lt=scheduled_for)
+        .order_by()
+        .values("subscriber")
+        .annotate(earliest=Min("window_start"))
+        .values("earliest")
+    )
+    moment = DateTimeField()
+    rows = readers.annotate(
+        window_from=Greatest(
+            Coalesce(
+                Subquery(previous_end),
+                Subquery(unsent_start),
+                Value(default_window_start, output_field=moment),
+            ),
+            Value(backlog_start, output_field=moment),
+        )
+    ).values(reader_id=F("pk"), window_from=F("window_from"), zone=F("time_zone"))
+    readers_sql, params = rows.query.sql_with_params()
     table = connection.ops.quote_name(Delivery._meta.db_table)
     with connection.cursor() as cursor:
         # "WHERE true" lets SQLite parse ON CONFLICT after a SELECT. The SQL is
         # Django's own for the queryset and every value is a parameter.
         cursor.execute(
             f"INSERT INTO {table} (edition_id, subscriber_id, status, attempts, created_at, "  # noqa: S608
-            f"last_error) SELECT %s, reader_id, %s, 0, %s, '' FROM ({readers_sql}) AS audience "
-            "WHERE true ON CONFLICT DO NOTHING",
-            [edition.pk, Delivery.Status.QUEUED, timezone.now(), *params],
+            "last_error, scheduled_for, window_start, time_zone) "
+            f"SELECT %s, reader_id, %s, 0, %s, '', %s, window_from, zone FROM ({readers_sql}) "
+            "AS audience WHERE true ON CONFLICT DO NOTHING",
+            [
+                edition.pk,
+                status,
+                # Raw SQL: the values as Django would store them (UTC on SQLite).
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                connection.ops.adapt_datetimefield_value(scheduled_for),
+                *params,
+            ],
         )
+        return cursor.rowcount
+
+
+# ---------------------------------------------------------------- each reader's morning
+
+
+def catch_up_window() -> datetime.timedelta:
+    return datetime.timedelta(hours=settings.DIGEST_CATCH_UP_HOURS)
+
+
+def schedule_due_sends(now: datetime.datetime | None = None) -> list[tuple[int, int, int]]:
+    """Write the deliveries of every local morning that has come; return their batches.
+
+    For each (zone, delivery time) that readers have, and each of the last
+    two local dates there, a send moment that has passed is claimed once
+    (SendSlot, unique): within the catch-up window its readers' deliveries
+    are queued; later (beat or workers were down all morning) they are
+    recorded as missed. Weekends where the reader lives, no-send days and
+    held editions get none. Returns (edition_id, first_id, last_id) ranges
+    of the new queued rows, for the batch tasks.
+    """
+    now = now or timezone.now()
+    today = now.date()
+    skipped = calendar.no_send_days(today - datetime.timedelta(days=3), today)
+    catch_up = catch_up_window()
+    batches: list[tuple[int, int, int]] = []
+    slots = Subscriber.objects.order_by().values_list("time_zone", "send_time").distinct()
+    for zone, send_time in slots:
+        local = local_date(now, zone)
+        for day in (local - datetime.timedelta(days=1), local):
+            moment = send_moment(day, send_time, zone)
+            # Older slots were decided on their own day (or are beyond recall).
+            if not is_send_day(day, skipped) or not moment <= now < moment + 2 * catch_up:
+                continue
+            batches += schedule_slot(day, zone, send_time, moment, now, skipped)
+    return batches
+
+
+def schedule_slot(
+    day: datetime.date,
+    zone: str,
+    send_time: datetime.time,
+    moment: datetime.datetime,
+    now: datetime.datetime,
+    skipped: set[datetime.date],
+) -> list[tuple[int, int, int]]:
+    """Claim one local morning's send and write its deliveries (see schedule_due_sends)."""
+    if SendSlot.objects.filter(date=day, time_zone=zone, send_time=send_time).exists():
+        return []
+    # Nothing new for the edition may still be something for a reader whose
+    # window reaches back (a pause, a missed morning): the windows decide.
+    backlog = datetime.timedelta(days=settings.DIGEST_MAX_BACKLOG_DAYS)
+    owed = Article.objects.published_between(moment - backlog, moment).exists()
+    edition = build_edition(day, now=moment, even_if_empty=owed)
+    if edition is not None and edition.status == Edition.Status.HELD:
+        return []  # the editors decide; the slot stays open until they release it
+    missed = now >= moment + catch_up_window()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                slot = SendSlot.objects.create(
+                    date=day,
+                    time_zone=zone,
+                    send_time=send_time,
+                    scheduled_for=moment,
+                    outcome=SendSlot.Outcome.NOTHING_NEW,
+                )
+        except IntegrityError:
+            return []  # another scheduler claimed it first
+        if edition is None:
+            return []
+        readers = (
+            Subscriber.objects.entitled(moment)
+            .filter(time_zone=zone, send_time=send_time, created_at__lt=moment)
+            .exclude(pause_until__gt=day)
+        )
+        slot.readers = snapshot_audience(
+            edition,
+            readers,
+            scheduled_for=moment,
+            default_window_start=previous_send_moment(moment, send_time, zone, skipped),
+            status=Delivery.Status.MISSED if missed else Delivery.Status.QUEUED,
+        )
+        slot.outcome = SendSlot.Outcome.MISSED if missed else SendSlot.Outcome.QUEUED
+        slot.save(update_fields=["readers", "outcome"])
+        if slot.readers and not missed:
+            mark_sending(edition, now)
+    if missed:
+        Delivery.objects.filter(
+            edition=edition, scheduled_for=moment, time_zone=zone, status=Delivery.Status.MISSED
+        ).update(last_error=f"Due at {moment.isoformat()} while nothing could send.")
+        logger.error(
+            "%s %s %s: %d digests missed (due %s)", day, send_time, zone, slot.readers, moment
+        )
+        return []
+    logger.info("%s %s %s: %d digests queued", day, send_time, zone, slot.readers)
+    return [
+        (edition.pk, first_id, last_id)
+        for first_id, last_id in batch_ranges(edition, scheduled_for=moment)
+    ]
+
+
+def mark_missed(now: datetime.datetime | None = None) -> int:
+    """Deliveries still queued when the reader's morning is over: recorded as missed."""
+    now = now or timezone.now()
+    hours = settings.DIGEST_CATCH_UP_HOURS
+    count = Delivery.objects.filter(
+        status=Delivery.Status.QUEUED, scheduled_for__lt=now - catch_up_window()
+    ).update(
+        status=Delivery.Status.MISSED,
+        last_error=Case(
+            When(
+                last_error="", then=Value(f"Not sent within {hours} hours of the reader's morning.")
+            ),
+            default=Concat(
+                Value(f"Not sent within {hours} hours of the reader's morning; last error: "),
+                "last_error",
+            ),
+            output_field=TextField(),
+        ),
+    )
+    if count:
+        logger.error("%d digests missed: not sent within %d hours of their morning", count, hours)
+    return count
 
 
 def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = None) -> int:
@@ -140,15 +352,19 @@ def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = Non
     return count
 
 
-def batch_ranges(edition: Edition, size: int | None = None) -> list[tuple[int, int]]:
-    """Split the queued deliveries into (first_id, last_id) ranges of `size` rows."""
+def batch_ranges(
+    edition: Edition,
+    size: int | None = None,
+    *,
+    scheduled_for: datetime.datetime | None = None,
+) -> list[tuple[int, int]]:
+    """Split the queued deliveries (of one send moment) into (first_id, last_id) ranges."""
     size = size or settings.DIGEST_BATCH_SIZE
     ranges: list[tuple[int, int]] = []
-    ids = (
-        edition.deliveries.filter(status=Delivery.Status.QUEUED)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    queued = edition.deliveries.filter(status=Delivery.Status.QUEUED)
+    if scheduled_for is not None:
+        queued = queued.filter(scheduled_for=scheduled_for)
+    ids = queued.order_by("pk").values_list("pk", flat=True)
     chunk: list[int] = []
     for pk in ids.iterator(chunk_size=5000):
         chunk.append(pk)
@@ -167,6 +383,7 @@ def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
     write transaction itself serialises claims.
     """
     now = timezone.now()
+    mark_missed(now)  # a morning that is over is not sent late
     with transaction.atomic():
         ids = list(
             Delivery.objects.select_for_update(skip_locked=True)
@@ -176,6 +393,8 @@ def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
                 pk__lte=last_id,
                 status=Delivery.Status.QUEUED,
             )
+            # A hold placed after the first zone went holds the rest.
+            .exclude(edition__status=Edition.Status.HELD)
             .values_list("pk", flat=True)
         )
         # Attempts are counted when a send is tried, not here: a batch that
@@ -186,8 +405,12 @@ def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
         Delivery.objects.filter(pk__in=ids)
         .select_related("subscriber__membership")
         .only(
+            "scheduled_for",
+            "window_start",
+            "time_zone",
             "subscriber__email",
             "subscriber__name",
+            "subscriber__pause_until",
             "subscriber__membership__status",
             "subscriber__membership__trial_end",
             "subscriber__membership__past_due_since",
@@ -216,20 +439,29 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:1000]
 
 
-_rendered: dict[tuple, DigestTemplate] = {}
+_rendered: dict[tuple[object, ...], DigestTemplate] = {}
+# Distinct contents a worker keeps rendered: readers who share a send slot
+# and a window share one; a day has a few dozen.
+RENDERS_KEPT = 64
 
 
-def digest_template(edition: Edition) -> DigestTemplate:
-    """The edition's digest, rendered once per worker process, not once per batch.
+def digest_template(
+    edition: Edition, articles: list[Article] | None = None, since: str = ""
+) -> DigestTemplate:
+    """The digest of this content, rendered once per worker process, not once per reader.
 
-    Rendered again if anything it shows changes (an editor fixing a title
-    mid-send, say) or the settings it reads are changed, as tests do.
+    `articles` are what one window carries (editions.window_articles; by
+    default the edition's own list). Rendered again if anything it shows
+    changes (an editor fixing a title mid-send, say) or the settings it
+    reads are changed, as tests do.
     """
-    articles = list(edition.ordered_articles())
+    if articles is None:
+        articles = list(edition.ordered_articles())
     key = (
         edition.pk,
         edition.date,
         edition.editor_note,
+        since,
         tuple((article.pk, article.updated_at) for article in articles),
         settings.SITE_URL,
         settings.NEWSLETTER_NAME,
@@ -239,9 +471,43 @@ def digest_template(edition: Edition) -> DigestTemplate:
     )
     template = _rendered.get(key)
     if template is None:
-        _rendered.clear()  # one edition at a time is all a sender needs
-        template = _rendered[key] = DigestTemplate(edition, articles)
+        if len(_rendered) >= RENDERS_KEPT:
+            _rendered.clear()
+        template = _rendered[key] = DigestTemplate(edition, articles, since=since)
     return template
+
+
+def since_label(window_start: datetime.datetime | None, zone: str) -> str:
+    """How far a digest reaches, in the reader's zone: "Since Friday 06:00"."""
+    if window_start is None or not zone:
+        return ""
+    start = window_start.astimezone(ZoneInfo(zone))
+    return f"Since {start:%A} {start:%H:%M} {start:%Z}"
+
+
+class Contents:
+    """What each delivery of a batch carries, computed once per distinct window."""
+
+    def __init__(self, edition: Edition) -> None:
+        self.edition = edition
+        self._windows: dict[tuple[object, ...], list[Article]] = {}
+
+    def articles(self, delivery: Delivery) -> list[Article]:
+        if delivery.window_start is None or delivery.scheduled_for is None:
+            return list(self.edition.ordered_articles())
+        key = (delivery.window_start, delivery.scheduled_for)
+        if key not in self._windows:
+            self._windows[key] = window_articles(
+                self.edition, delivery.window_start, delivery.scheduled_for
+            )
+        return self._windows[key]
+
+    def digest(self, delivery: Delivery) -> DigestTemplate:
+        return digest_template(
+            self.edition,
+            self.articles(delivery),
+            since_label(delivery.window_start, delivery.time_zone),
+        )
 
 
 class BatchLedger:
@@ -251,7 +517,7 @@ class BatchLedger:
         self.sent: list[int] = []
         self.failed: dict[str, list[int]] = defaultdict(list)
         self.deferred: dict[str, list[int]] = defaultdict(list)
-        self.skipped: list[int] = []
+        self.skipped: dict[str, list[int]] = defaultdict(list)
         self.report = BatchReport()
 
     def record_sent(self, delivery: Delivery) -> None:
@@ -284,15 +550,15 @@ class BatchLedger:
                 )
             for error, ids in self.deferred.items():
                 self.report.requeued += release(ids, error, tried=ids)
-            Delivery.objects.filter(pk__in=self.skipped).update(
-                status=Delivery.Status.SKIPPED,
-                last_error="Not entitled or not deliverable at send time.",
-            )
+            for reason, ids in self.skipped.items():
+                Delivery.objects.filter(pk__in=ids).update(
+                    status=Delivery.Status.SKIPPED, last_error=reason
+                )
         self.report.failed += sum(len(ids) for ids in self.failed.values())
-        self.report.skipped += len(self.skipped)
+        self.report.skipped += sum(len(ids) for ids in self.skipped.values())
         self.failed.clear()
         self.deferred.clear()
-        self.skipped = []
+        self.skipped.clear()
 
 
 def release(
@@ -312,6 +578,20 @@ def release(
             last_error=f"Gave up after {MAX_ATTEMPTS} attempts: {message}",
         )
         return rows.update(status=Delivery.Status.QUEUED, claimed_at=None, last_error=message)
+
+
+NOT_ENTITLED = "Not entitled or not deliverable at send time."
+PAUSED = "Paused by the reader."
+NOTHING_NEW = "Nothing new since the reader's previous digest."
+
+
+def is_paused(delivery: Delivery) -> bool:
+    """The reader paused their digest past this delivery's local date."""
+    pause_until = delivery.subscriber.pause_until
+    if pause_until is None or delivery.scheduled_for is None:
+        return False
+    zone = delivery.time_zone or delivery.subscriber.time_zone
+    return pause_until > local_date(delivery.scheduled_for, zone)
 
 
 def is_deferral(error: Exception) -> bool:
@@ -335,7 +615,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         .filter(pk__in=[d.subscriber_id for d in deliveries])
         .values_list("pk", flat=True)
     )
-    digest = digest_template(edition)
+    contents = Contents(edition)
     ledger = BatchLedger()
     connection = mailers.default
     try:
@@ -347,7 +627,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     position = 0
     try:
         try:
-            send = Sender(connection, digest, edition)
+            send = Sender(connection, edition)
         except SEND_ERRORS as error:
             # The connection is not usable after all (EHLO failed, or the
             # backend's open() failed silently): nobody was tried.
@@ -355,10 +635,16 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
             raise TransientSendError(describe(error)) from error
         for position, delivery in enumerate(deliveries):
             if delivery.subscriber_id not in entitled:
-                ledger.skipped.append(delivery.pk)
+                ledger.skipped[NOT_ENTITLED].append(delivery.pk)
+                continue
+            if is_paused(delivery):
+                ledger.skipped[PAUSED].append(delivery.pk)
+                continue
+            if not contents.articles(delivery) and not settings.DIGEST_SEND_WHEN_EMPTY:
+                ledger.skipped[NOTHING_NEW].append(delivery.pk)
                 continue
             try:
-                send(delivery)
+                send(delivery, contents.digest(delivery))
             except ValueError as error:
                 # An address no message can be built for (e.g. a non-ASCII
                 # local part without SMTPUTF8): this reader only, for good.
@@ -404,10 +690,9 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
 
 @dataclass
 class FastPath:
-    """What the SMTP fast path sends with: the open connection and the assembled digest."""
+    """What the SMTP fast path sends over: the open connection and the envelope."""
 
     smtp: smtplib.SMTP
-    digest: FastDigest
     envelope_from: str
     pipelining: bool
 
@@ -421,11 +706,8 @@ class Sender:
     anymail, the demo outbox), get a message built by Django.
     """
 
-    def __init__(
-        self, connection: BaseEmailBackend, digest: DigestTemplate, edition: Edition
-    ) -> None:
+    def __init__(self, connection: BaseEmailBackend, edition: Edition) -> None:
         self.connection = connection
-        self.digest = digest
         self.edition = edition
         self.fast: FastPath | None = None
         if isinstance(connection, SMTPBackend):
@@ -435,16 +717,15 @@ class Sender:
                 raise smtplib.SMTPServerDisconnected("The SMTP connection is not open.")
             self.fast = FastPath(
                 smtp=connection.connection,
-                digest=fast_digest(digest),
                 envelope_from=connection.prep_address(settings.DEFAULT_FROM_EMAIL),
                 pipelining=smtp.supports_pipelining(connection.connection),
             )
 
-    def __call__(self, delivery: Delivery) -> None:
+    def __call__(self, delivery: Delivery, digest: DigestTemplate) -> None:
         subscriber = delivery.subscriber
         message_id = message_id_for(self.edition, delivery.pk)
         if self.fast is not None:
-            data = self.fast.digest.bytes_for(subscriber, message_id)
+            data = fast_digest(digest).bytes_for(subscriber, message_id)
             if data is not None:
                 smtp.send(
                     self.fast.smtp,
@@ -454,7 +735,7 @@ class Sender:
                     pipelining=self.fast.pipelining,
                 )
                 return
-        message = self.digest.message_for(subscriber, message_id=message_id)
+        message = digest.message_for(subscriber, message_id=message_id)
         # ESPs (anymail) return this with bounce and complaint events.
         message.metadata = {"delivery_id": str(delivery.pk), "edition": str(self.edition.date)}
         self.connection.send_messages([message])
@@ -499,60 +780,17 @@ def resend_failed(edition: Edition) -> int:
     return count
 
 
-def missed_morning_edition(now: datetime.datetime | None = None) -> Edition | None:
-    """Today's edition, if its morning send should have started and has not.
-
-    Beat's task builds the edition and queues its send at DIGEST_SEND_TIME;
-    if that task or the send it queued is lost (a flushed broker, beat down
-    at that minute), the edition is missing or still a draft. From a few
-    minutes after the send time (beat's own task goes first) until a few
-    hours after it, this builds or completes it with the articles published
-    before the send time, the digest that should have gone out. Later than
-    that a person decides: send_digest. Drafts the editors are preparing for
-    another day, and held editions, are never started here.
-    """
-    now = now or timezone.now()
-    today = local_today(now)
-    if not is_weekday(today):
-        return None
-    send_time = send_time_on(today)
-    if not send_time + MISSED_START_GRACE <= now < send_time + MISSED_START_WINDOW:
-        return None
-    edition = build_edition(today, now=send_time)
-    if edition is None or edition.status != Edition.Status.DRAFT:
-        return None
-    logger.warning("Edition %s: its morning send did not start; starting it now", edition.date)
-    return edition
-
-
-def give_up_if_too_late(edition: Edition, now: datetime.datetime) -> bool:
-    """Fail what is still queued GIVE_UP_AFTER after the send started; True if so."""
-    if edition.send_started_at is None or now - edition.send_started_at < GIVE_UP_AFTER:
-        return False
-    hours = int(GIVE_UP_AFTER.total_seconds() // 3600)
-    queued = edition.deliveries.filter(status=Delivery.Status.QUEUED)
-    count = queued.update(
-        status=Delivery.Status.FAILED,
-        last_error=Concat(Value(f"Not sent within {hours} hours; last error: "), "last_error"),
-    )
-    if count:
-        logger.error(
-            "Edition %s: gave up on %d deliveries after %d hours", edition.date, count, hours
-        )
-    finish_if_done(edition.pk)
-    return True
-
-
 def editions_to_resume(now: datetime.datetime | None = None) -> list[Edition]:
     """Recent editions still sending whose work seems to have stalled."""
     now = now or timezone.now()
     recent = Edition.objects.filter(
         status=Edition.Status.SENDING, send_started_at__gte=now - RESUME_WINDOW
     )
+    mark_missed(now)
     stalled = []
     for edition in recent:
         requeue_expired_claims(edition, now)
-        if give_up_if_too_late(edition, now):
+        if finish_if_done(edition.pk):
             continue
         busy = edition.deliveries.filter(
             Q(status=Delivery.Status.SENDING) | Q(claimed_at__gte=now - CLAIM_TIMEOUT)

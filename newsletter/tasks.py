@@ -12,7 +12,7 @@ import logging
 from celery import Task, shared_task
 from celery.exceptions import MaxRetriesExceededError
 
-from newsletter import editions, sending
+from newsletter import sending
 from newsletter.models import Article, Edition
 
 logger = logging.getLogger(__name__)
@@ -23,13 +23,16 @@ RETRY_MAX_SECONDS = 30 * 60
 
 
 @shared_task
-def send_morning_digest() -> int | None:
-    """Beat's weekday-morning task: build today's edition and send it."""
-    edition = editions.build_morning_edition()
-    if edition is None:
-        return None
-    send_edition.delay(edition.pk)
-    return edition.pk
+def send_due_digests() -> int:
+    """Beat's every-minute task: every reader's morning that has come, in any zone.
+
+    Safe to run twice or from two schedulers at once: each local morning's
+    send is claimed once (SendSlot), each delivery once per reader and date.
+    """
+    batches = sending.schedule_due_sends()
+    for edition_id, first_id, last_id in batches:
+        send_delivery_batch.delay(edition_id, first_id, last_id)
+    return len(batches)
 
 
 @shared_task
@@ -76,17 +79,14 @@ def send_delivery_batch(self: Task, edition_id: int, first_id: int, last_id: int
 
 @shared_task
 def resume_stalled_sends() -> list[int]:
-    """Periodic sweep: start or restart sends whose tasks were lost.
+    """Periodic sweep: restart sends whose tasks were lost.
 
     A flushed broker, a killed worker or retries run out leave deliveries
-    queued (or claimed by a dead sender) with nobody working on them; a lost
-    morning task leaves today's edition unbuilt or unstarted.
+    queued (or claimed by a dead sender) with nobody working on them. (A
+    lost scheduler run needs no sweep: the next minute's run claims the
+    morning it missed, within the catch-up window.)
     """
     resumed = []
-    missed = sending.missed_morning_edition()
-    if missed is not None:
-        send_edition.delay(missed.pk)
-        resumed.append(missed.pk)
     for edition in sending.editions_to_resume():
         send_edition.delay(edition.pk)
         resumed.append(edition.pk)

@@ -11,9 +11,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 
-from newsletter import schedule
+from newsletter import calendar
 from subscriptions import signin, stripe_api
 from subscriptions.models import ReaderEmail, Subscriber
 
@@ -22,9 +21,17 @@ from subscriptions.models import ReaderEmail, Subscriber
 INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
-def first_digest_at(now: datetime.datetime | None = None) -> datetime.datetime:
-    """When a reader who signs up now gets their first digest: the next weekday send."""
-    return schedule.send_time_on(schedule.first_digest_date(now or timezone.now()))
+def first_digest_at(
+    subscriber: Subscriber, now: datetime.datetime | None = None
+) -> datetime.datetime:
+    """When a reader who signs up now gets their first digest, in their own zone.
+
+    The next send moment after `now`: their delivery time, the next weekday
+    morning where they live that is not a no-send day. The sender applies
+    the same rule (newsletter.sending.schedule_slot).
+    """
+    moment = calendar.next_digest_at(subscriber.send_time, subscriber.time_zone, now)
+    return moment.astimezone(ZoneInfo(subscriber.time_zone))
 
 
 def dollars(cents: int | None) -> str:
@@ -66,8 +73,8 @@ def welcome(email: ReaderEmail) -> EmailMultiAlternatives:
     return _message(
         email.subscriber,
         "welcome",
-        first_digest=first_digest_at(email.created_at),
-        digest_zone=settings.DIGEST_TIMEZONE,
+        first_digest=first_digest_at(email.subscriber, email.created_at),
+        digest_zone=email.subscriber.time_zone,
         trial_end=_parse(email.context.get("trial_end")),
         amount=dollars(email.subscriber.membership.amount),
     )

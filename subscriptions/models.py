@@ -35,6 +35,12 @@ def iso_or_none(value: datetime.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def default_send_time() -> datetime.time:
+    """DIGEST_SEND_TIME: the delivery time of a reader who has not chosen one."""
+    send_time: datetime.time = settings.DIGEST_SEND_TIME
+    return send_time
+
+
 class SubscriberQuerySet(models.QuerySet):
     def deliverable(self) -> "SubscriberQuerySet":
         """Readers whose address we may send to at all."""
@@ -89,6 +95,13 @@ class Subscriber(models.Model):
         max_length=20, choices=EmailStatus, default=EmailStatus.ACTIVE, db_index=True
     )
     email_status_changed_at = models.DateTimeField(null=True, blank=True)
+    # Each reader's own morning: the digest goes out at send_time in
+    # time_zone, Monday to Friday of their calendar (newsletter.schedule).
+    send_time = models.TimeField(
+        default=default_send_time, help_text="When the digest arrives, in the reader's zone."
+    )
+    # No digest before this date; digests resume on it.
+    pause_until = models.DateField(null=True, blank=True)
     # Changes on every sign-in, which makes every sign-in link issued before
     # it useless: links are single use without a table of tokens.
     last_signed_in_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -99,6 +112,8 @@ class Subscriber(models.Model):
 
     class Meta:
         ordering = ["email"]
+        # The scheduler reads the distinct (zone, time) slots every minute.
+        indexes = [models.Index(fields=["time_zone", "send_time"], name="subscriber_send_slot")]
         constraints = [
             models.UniqueConstraint(
                 Lower("email"),

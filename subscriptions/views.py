@@ -105,7 +105,7 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
         "subscriptions/checkout_success.html",
         {
             "subscriber": subscriber,
-            "first_digest": first_digest_at().date(),
+            "first_digest": first_digest_at(subscriber),
             "signed_in": signed_in,
         },
     )

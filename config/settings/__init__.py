@@ -216,6 +216,15 @@ else:
 DIGEST_SEND_TIME = env_time("DIGEST_SEND_TIME", "06:00")
 DIGEST_TIMEZONE = env_timezone("DIGEST_TIMEZONE", "America/New_York")
 DIGEST_SEND_WHEN_EMPTY = env_bool("DIGEST_SEND_WHEN_EMPTY", False)
+# A reader's digest goes out within this many minutes after their send
+# moment (the scheduler runs every minute, well inside it).
+DIGEST_SEND_SLOT = env_int("DIGEST_SEND_SLOT", 15, minimum=1)
+# How far back a digest reaches for a reader back from a pause or a bounce.
+DIGEST_MAX_BACKLOG_DAYS = env_int("DIGEST_MAX_BACKLOG_DAYS", 7, minimum=1)
+# A send missed (beat or workers down) still goes out this many hours after
+# the reader's send moment; later, their morning is over and it is recorded
+# as missed.
+DIGEST_CATCH_UP_HOURS = env_int("DIGEST_CATCH_UP_HOURS", 3, minimum=1)
 DIGEST_BATCH_SIZE = env_int("DIGEST_BATCH_SIZE", 500, minimum=1)
 DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
 # Where the mailto: half of List-Unsubscribe points; default: the From address.
@@ -285,17 +294,15 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Beat evaluates its crontabs in the digest's time zone, so "06:00" means six
-# in the morning there, summer and winter alike.
+# Beat's crontabs (reconciliation) in the newsroom's zone; the digests keep
+# each reader's own time (newsletter.schedule).
 CELERY_TIMEZONE = DIGEST_TIMEZONE
 CELERY_BEAT_SCHEDULE = {
-    "morning-digest": {
-        "task": "newsletter.tasks.send_morning_digest",
-        "schedule": crontab(
-            minute=DIGEST_SEND_TIME.minute,
-            hour=DIGEST_SEND_TIME.hour,
-            day_of_week="mon-fri",
-        ),
+    # Every reader's own morning: each minute, the sends that have come due
+    # in any zone (newsletter.sending.schedule_due_sends).
+    "send-due-digests": {
+        "task": "newsletter.tasks.send_due_digests",
+        "schedule": 60,
     },
     "resume-stalled-sends": {
         "task": "newsletter.tasks.resume_stalled_sends",

@@ -81,7 +81,10 @@ def test_html_is_inlined_responsive_and_dark_mode_friendly(received):
 def test_plain_text_alternative_reads_well(received):
     text = received["grace@example.com"].text
 
-    assert text.startswith("THE MORNING BRIEFING\nMonday 30 November 2026\n\nGood morning.\n")
+    # A first digest reaches back to the previous weekday's send, and says so.
+    assert text.startswith(
+        "THE MORNING BRIEFING\nMonday 30 November 2026 · Since Friday 06:00 EST\n\nGood morning.\n"
+    )
     assert "1. Six nations sign a river treaty\nAfter eleven years.\n" in text
     assert (
         "Read this edition in your browser: https://news.example.com/editions/2026-11-30/" in text

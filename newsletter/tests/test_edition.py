@@ -33,7 +33,7 @@ def test_an_edition_carries_what_was_published_since_the_previous_one():
     assert tuesday.cutoff == now
 
 
-def test_a_draft_edition_takes_in_new_articles_until_its_send_starts():
+def test_an_edition_takes_in_new_articles_until_it_is_sent(clock):
     first = make_article()
     edition = built_edition(MONDAY)
     second = make_article(published_ago=datetime.timedelta(0))
@@ -41,10 +41,17 @@ def test_a_draft_edition_takes_in_new_articles_until_its_send_starts():
     assert editions.build_edition(MONDAY) == edition
     assert list(edition.ordered_articles()) == [first, second]
 
+    # Sending: a later zone's morning is still to come, and its readers get
+    # what was published before it.
     sending.start_send(edition)
-    make_article(published_ago=datetime.timedelta(0))
+    clock.shift(datetime.timedelta(minutes=1))
+    third = make_article(published_ago=datetime.timedelta(0))
     assert editions.build_edition(MONDAY) == edition
-    assert list(edition.ordered_articles()) == [first, second]
+    assert list(edition.ordered_articles()) == [first, second, third]
+
+    Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.SENT)
+    make_article(published_ago=datetime.timedelta(0))
+    assert list(built_edition(MONDAY).ordered_articles()) == [first, second, third]
     assert Edition.objects.count() == 1
 
 

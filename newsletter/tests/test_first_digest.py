@@ -6,14 +6,15 @@ on Sunday 1 November.
 """
 
 import datetime
+import io
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from celery.schedules import crontab
-from django.conf import settings
+from django.core.management import call_command
 
 from config.celery import app
-from newsletter import editions, schedule, sending, tasks
+from newsletter import calendar, schedule, tasks
 from newsletter.models import Delivery
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
@@ -50,7 +51,26 @@ def at(text: str) -> datetime.datetime:
     ],
 )
 def test_first_digest_date(joined, first_edition):
-    assert schedule.first_digest_date(at(joined)) == datetime.date.fromisoformat(first_edition)
+    first = schedule.next_send_moment(at(joined), datetime.time(6), "America/New_York")
+    assert first.date() == datetime.date.fromisoformat(first_edition)
+    assert first.astimezone(ZoneInfo("America/New_York")).time() == datetime.time(6)
+
+
+def test_the_first_digest_is_the_next_weekday_morning_in_the_readers_own_zone():
+    # Wednesday 20:30 UTC is Thursday 05:30 in Tokyo: Thursday 06:00 there.
+    joined = at("2026-12-02T20:30:00+00:00")
+    assert schedule.next_send_moment(joined, datetime.time(6), "Asia/Tokyo") == at(
+        "2026-12-03T06:00:00+09:00"
+    )
+    # The same moment is Wednesday 15:30 in New York: Thursday 06:00 there.
+    assert schedule.next_send_moment(joined, datetime.time(7, 30), "America/New_York") == at(
+        "2026-12-03T07:30:00-05:00"
+    )
+    # A no-send day is skipped.
+    thursday = datetime.date(2026, 12, 3)
+    assert schedule.next_send_moment(
+        joined, datetime.time(6), "Asia/Tokyo", no_send_days={thursday}
+    ) == at("2026-12-04T06:00:00+09:00")
 
 
 @pytest.mark.faults
@@ -61,40 +81,10 @@ def test_send_time_follows_daylight_saving():
     assert schedule.send_time_on(datetime.date(2026, 11, 2)) == at("2026-11-02T11:00:00+00:00")
 
 
-@pytest.mark.parametrize(
-    ("last_run", "next_run"),
-    [
-        # Friday's send to Monday's, over the spring-forward weekend.
-        ("2026-03-06T11:00:00+00:00", "2026-03-09T10:00:00+00:00"),
-        # Friday's send to Monday's, over the fall-back weekend.
-        ("2026-10-30T10:00:00+00:00", "2026-11-02T11:00:00+00:00"),
-        # An ordinary weekday.
-        ("2026-12-01T11:00:00+00:00", "2026-12-02T11:00:00+00:00"),
-    ],
-)
-@pytest.mark.faults
-def test_beat_fires_at_six_local_time_on_weekdays_across_dst(last_run, next_run):
-    configured: crontab = app.conf.beat_schedule["morning-digest"]["schedule"]
-    last = at(last_run).astimezone(app.timezone)
-    # The same schedule, with beat's clock stopped at the last run.
-    # celery-types' crontab stub omits the specs crontab keeps as given (_orig_*).
-    schedule = crontab(
-        minute=configured._orig_minute,  # type: ignore[attr-defined]
-        hour=configured._orig_hour,  # type: ignore[attr-defined]
-        day_of_week=configured._orig_day_of_week,  # type: ignore[attr-defined]
-        app=app,
-        nowfun=lambda: last,
-    )
-    # Beat sleeps for `remaining`: elapsed time, so add it on the UTC clock.
-    remaining = schedule.remaining_estimate(last)
-    assert last.astimezone(datetime.UTC) + remaining == at(next_run)
-
-
 def morning_send(when: str) -> None:
+    """The scheduler and a worker at `when`, as beat runs them every minute."""
     with time_machine.travel(at(when), tick=False):
-        edition = editions.build_morning_edition()
-        if edition is not None:
-            sending.send_edition_now(edition.pk)
+        call_command("send_digest", "--sync", "--at", when, stdout=io.StringIO())
 
 
 def editions_of(email: str) -> list[datetime.date]:
@@ -134,10 +124,11 @@ def test_signups_around_the_send_and_the_weekend_with_frozen_time(settings):
     assert editions_of("monday-late@example.com") == [tuesday]
     # The rule readers are told (the welcome email uses it) is the rule applied.
     for reader in Subscriber.objects.all():
-        assert editions_of(reader.email)[0] == schedule.first_digest_date(reader.created_at)
+        promised = calendar.next_digest_at(reader.send_time, reader.time_zone, reader.created_at)
+        assert editions_of(reader.email)[0] == promised.date()
 
 
-def test_the_morning_task_is_scheduled_in_the_digest_time_zone():
-    entry = app.conf.beat_schedule["morning-digest"]
-    assert entry["task"] == tasks.send_morning_digest.name
-    assert str(app.timezone) == settings.DIGEST_TIMEZONE
+def test_beat_runs_the_scheduler_every_minute():
+    entry = app.conf.beat_schedule["send-due-digests"]
+    assert entry["task"] == tasks.send_due_digests.name
+    assert entry["schedule"] == 60

@@ -4,7 +4,6 @@ import datetime
 
 import pytest
 import time_machine
-from celery.schedules import crontab
 from django.conf import settings
 from django.utils import timezone
 
@@ -29,20 +28,11 @@ def queued(monkeypatch):
     return calls
 
 
-def test_beat_sends_the_digest_on_weekday_mornings_and_sweeps_stalled_sends():
-    entry = app.conf.beat_schedule["morning-digest"]
-    schedule = entry["schedule"]
-
-    assert entry["task"] == tasks.send_morning_digest.name
-    assert isinstance(schedule, crontab)
-    # crontab compares its parsed fields: minute, hour, weekdays (Monday to Friday),
-    # and every day of every month.
-    assert schedule == crontab(
-        minute=settings.DIGEST_SEND_TIME.minute,
-        hour=settings.DIGEST_SEND_TIME.hour,
-        day_of_week=[1, 2, 3, 4, 5],
-    )
-    assert str(app.timezone) == settings.DIGEST_TIMEZONE
+def test_beat_runs_the_scheduler_every_minute_and_sweeps_stalled_sends(settings):
+    entry = app.conf.beat_schedule["send-due-digests"]
+    assert entry["task"] == tasks.send_due_digests.name
+    # Well inside the promise that a digest goes out within DIGEST_SEND_SLOT minutes.
+    assert entry["schedule"] == 60 < settings.DIGEST_SEND_SLOT * 60
     assert app.conf.beat_schedule["resume-stalled-sends"]["task"] == (
         tasks.resume_stalled_sends.name
     )
@@ -57,22 +47,35 @@ def test_batch_time_limit_is_below_the_claim_timeout_and_broker_visibility():
     assert isinstance(visibility, int)
     assert sending.CLAIM_TIMEOUT.total_seconds() < visibility
     # Tasks that are not idempotent keep the default early acknowledgement.
-    assert not tasks.send_morning_digest.acks_late
+    assert not tasks.send_due_digests.acks_late
 
 
-def test_morning_task_builds_todays_edition_and_queues_its_send(queued):
-    with time_machine.travel("2026-11-30T11:00:00Z", tick=False):
-        make_article()
-        edition_id = tasks.send_morning_digest()
+def test_the_scheduler_queues_one_batch_task_per_range_of_a_mornings_readers(queued, settings):
+    settings.DIGEST_BATCH_SIZE = 2
+    make_article()
+    readers = [make_subscriber(time_zone="Europe/London") for _ in range(3)]
+    make_subscriber(time_zone="America/New_York")  # not yet their morning
+
+    # They joined on Monday (the clock's 09:00 UTC): Tuesday's London morning.
+    with time_machine.travel("2026-12-01T06:01:00+00:00", tick=False):
+        assert tasks.send_due_digests() == 2
 
     edition = Edition.objects.get()
-    assert edition.date == datetime.date(2026, 11, 30)
-    assert queued["send_edition"] == [(edition_id,)] == [(edition.pk,)]
+    assert edition.date == datetime.date(2026, 12, 1)
+    ids = sorted(Delivery.objects.values_list("pk", flat=True))
+    assert len(ids) == len(readers)
+    assert queued["send_delivery_batch"] == [
+        (edition.pk, ids[0], ids[1]),
+        (edition.pk, ids[2], ids[2]),
+    ]
 
 
-def test_morning_task_with_nothing_published_queues_nothing(queued):
-    assert tasks.send_morning_digest() is None
-    assert queued["send_edition"] == []
+def test_the_scheduler_with_nothing_published_queues_nothing(queued):
+    make_subscriber(time_zone="Europe/London")
+    with time_machine.travel("2026-12-01T06:01:00+00:00", tick=False):
+        assert tasks.send_due_digests() == 0
+    assert queued["send_delivery_batch"] == []
+    assert not Edition.objects.exists()
 
 
 def test_send_edition_splits_the_audience_into_batches(queued, settings):

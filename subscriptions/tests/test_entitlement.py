@@ -76,6 +76,8 @@ def test_staff_grant_a_complimentary_membership_in_the_admin(admin_client):
             "name": "",
             "time_zone": reader.time_zone,
             "email_status": "active",
+            "send_time": "06:00:00",
+            "pause_until": "",
             "membership-TOTAL_FORMS": "1",
             "membership-INITIAL_FORMS": "0",
             "membership-MIN_NUM_FORMS": "0",

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from subscriptions.models import Membership, ReaderEmail, Subscriber
 from subscriptions.tests import stripe_objects
-from subscriptions.tests.factories import make_stripe_member
+from subscriptions.tests.factories import make_stripe_member, make_subscriber
 from testing.clock import MONDAY_BEFORE_SEND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
@@ -68,8 +68,8 @@ def test_trial_then_active(webhooks, fake_stripe, reader, smtp_server):
     assert welcome.rcpt_tos == ["ada@example.com"]
     assert subject(welcome).startswith("Welcome to The Morning Briefing")
     assert "Your first briefing arrives on" in welcome.text
-    assert "the next weekday morning" in welcome.text
-    assert "around 6:00 (America/New_York)" in welcome.text
+    # The reader's own morning, in their own zone, named.
+    assert f"at 06:00, {reader.time_zone} time" in welcome.text
     assert "$46" in welcome.text and "Nothing has been charged" in welcome.text
     assert "Your first briefing arrives on" in welcome.html
 
@@ -261,20 +261,25 @@ def test_a_trial_without_card_that_ends_is_cancelled_without_a_charge(
 
 
 @pytest.mark.parametrize(
-    ("now", "first"),
+    ("zone", "now", "first"),
     [
-        ("2026-11-30T10:00:00+00:00", "2026-11-30"),  # Monday 05:00 in New York: today
-        ("2026-11-30T12:00:00+00:00", "2026-12-01"),  # Monday 07:00: tomorrow
-        ("2026-12-04T12:00:00+00:00", "2026-12-07"),  # Friday after the send: Monday
-        ("2026-12-05T12:00:00+00:00", "2026-12-07"),  # Saturday: Monday
+        ("America/New_York", "2026-11-30T10:00:00+00:00", "2026-11-30"),  # Monday 05:00: today
+        ("America/New_York", "2026-11-30T12:00:00+00:00", "2026-12-01"),  # 07:00: tomorrow
+        ("America/New_York", "2026-12-04T12:00:00+00:00", "2026-12-07"),  # Friday: Monday
+        ("America/New_York", "2026-12-05T12:00:00+00:00", "2026-12-07"),  # Saturday: Monday
+        # Monday 12:00 UTC is 21:00 in Tokyo: Tuesday 06:00 there, not New York's.
+        ("Asia/Tokyo", "2026-11-30T12:00:00+00:00", "2026-12-01"),
+        # Friday 22:00 UTC is already Saturday in Tokyo: Monday.
+        ("Asia/Tokyo", "2026-12-04T22:00:00+00:00", "2026-12-07"),
     ],
 )
-def test_the_first_digest_is_the_next_weekday_morning_send(now, first):
+def test_the_first_digest_is_the_next_weekday_morning_where_the_reader_lives(zone, now, first):
     from subscriptions.emails import first_digest_at
 
-    at = first_digest_at(datetime.datetime.fromisoformat(now))
+    reader = make_subscriber(time_zone=zone)
+    at = first_digest_at(reader, datetime.datetime.fromisoformat(now))
     assert at.date().isoformat() == first
-    assert (at.hour, at.minute, str(at.tzinfo)) == (6, 0, "America/New_York")
+    assert (at.hour, at.minute, str(at.tzinfo)) == (6, 0, zone)
 
 
 @pytest.mark.faults
