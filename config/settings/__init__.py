@@ -165,8 +165,9 @@ OUTBOX_DIR = Path(env_str("OUTBOX_DIR", str(VAR_DIR / "outbox")))
 SMTP_URL = env_optional("SMTP_URL")
 # An email service provider through django-anymail instead of SMTP, e.g.
 # amazon_ses, postmark or mailgun; its credentials come from the variables
-# README.md lists. Bounces and complaints arrive at /anymail/<esp>/tracking/,
-# protected by ANYMAIL_WEBHOOK_SECRET ("user:password" basic auth).
+# README.md lists. Bounces and complaints arrive at /anymail/<esp>/tracking/
+# (that provider's only: config/urls.py), protected by ANYMAIL_WEBHOOK_SECRET
+# ("user:password" basic auth) and, for Mailgun, by its signature too.
 EMAIL_ESP = env_optional("EMAIL_ESP")
 ESP_OPTIONS: dict[str, Callable[[], dict[str, str | None]]] = {
     "amazon_ses": lambda: {
@@ -177,10 +178,9 @@ ESP_OPTIONS: dict[str, Callable[[], dict[str, str | None]]] = {
         "api_key": env_required("MAILGUN_API_KEY"),
         "sender_domain": env_optional("MAILGUN_SENDER_DOMAIN"),
         "api_url": env_str("MAILGUN_API_URL", "https://api.mailgun.net/v3"),
-        "webhook_signing_key": env_optional("MAILGUN_WEBHOOK_SIGNING_KEY"),
     },
 }
-ANYMAIL = {}
+ANYMAIL: dict[str, str] = {}
 if EMAIL_ESP:
     if SMTP_URL:
         raise ImproperlyConfigured("Set either SMTP_URL or EMAIL_ESP, not both.")
@@ -189,6 +189,11 @@ if EMAIL_ESP:
             f"EMAIL_ESP must be one of {', '.join(sorted(ESP_OPTIONS))}, got {EMAIL_ESP!r}"
         )
     ANYMAIL = {"WEBHOOK_SECRET": env_required("ANYMAIL_WEBHOOK_SECRET")}
+    if EMAIL_ESP == "mailgun":
+        # The tracking webhook view reads its key from ANYMAIL, not from the
+        # mail backend's options; without it every Mailgun event answered 500
+        # and no bounce was ever applied.
+        ANYMAIL["MAILGUN_WEBHOOK_SIGNING_KEY"] = env_required("MAILGUN_WEBHOOK_SIGNING_KEY")
     MAILERS = {
         "default": {
             "BACKEND": f"anymail.backends.{EMAIL_ESP}.EmailBackend",
