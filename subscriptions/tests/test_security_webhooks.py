@@ -17,7 +17,10 @@ import pytest
 
 import config.urls  # imported here, with no ESP configured: see urls_with_esp
 from newsletter import tracking
-from subscriptions.models import Membership, Subscriber
+from subscriptions import stripe_api
+from subscriptions.actions import reader_data
+from subscriptions.models import Membership, ReaderEmail, StripeEvent, Subscriber
+from subscriptions.tests import stripe_objects
 from subscriptions.tests.factories import make_stripe_member, make_subscriber
 from testing.clock import MONDAY_BEFORE_SEND
 from testing.commands import PRODUCTION, run_manage
@@ -261,6 +264,7 @@ def test_another_providers_event_is_ignored_by_the_handler(esp, settings):
 
 
 @pytest.mark.faults
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
 def test_a_sendgrid_spamreport_with_the_password_changes_nothing(client, esp, settings):
     # The attack as found: all of anymail.urls mounted, SendGrid's format, the
     # basic-auth password (shared by every view) and no Mailgun signature.
@@ -382,3 +386,124 @@ def test_the_handler_knows_each_mounted_providers_name():
         esp: import_string(view).esp_name for esp, view in config.urls.ESP_TRACKING_VIEWS.items()
     }
     assert names == tracking.ESP_NAMES
+
+
+# --- Stripe: invoices re-fetched, the API version pinned ------------------------------------
+
+
+@pytest.fixture
+def past_due_member(fake_stripe):
+    reader = make_stripe_member(
+        Membership.Status.ACTIVE, email="ada@example.com", subscription_id=SUBSCRIPTION
+    )
+    fake_stripe.set_subscription(stripe_objects.subscription("past_due"))
+    return reader
+
+
+SUBSCRIPTION = "sub_1SbTrial0000000000000001"
+
+
+@pytest.mark.faults
+def test_an_invoice_email_carries_stripes_amount_and_link_not_the_events(
+    webhooks, fake_stripe, past_due_member, mailoutbox
+):
+    real = fake_stripe.set_invoice(stripe_objects.invoice())
+    forged = {**real, "amount_due": 1, "hosted_invoice_url": "https://evil.example/pay"}
+
+    response = webhooks.post("invoice.payment_failed", forged)
+
+    assert response.status_code == 200
+    assert fake_stripe.count("GET", rf"/v1/invoices/{real['id']}") == 1
+    email = ReaderEmail.objects.get(kind=ReaderEmail.Kind.PAYMENT_FAILED)
+    assert email.context["amount"] == real["amount_due"] == 4600
+    assert email.context["hosted_invoice_url"] == real["hosted_invoice_url"]
+    [mail] = mailoutbox
+    assert "evil.example" not in mail.body
+    assert real["hosted_invoice_url"] in mail.body
+
+
+@pytest.mark.faults
+def test_an_invoice_stripe_does_not_know_is_not_acted_on(webhooks, fake_stripe, past_due_member):
+    forged = stripe_objects.invoice(id="in_forged0000000000000001")
+
+    response = webhooks.post("invoice.payment_failed", forged)
+
+    # Stripe says there is no such invoice: the event fails (and is retried),
+    # and no email goes out on the body's word.
+    assert response.status_code == 500
+    assert not ReaderEmail.objects.filter(kind=ReaderEmail.Kind.PAYMENT_FAILED).exists()
+
+
+@pytest.mark.faults
+def test_an_event_of_another_api_version_is_refused_and_not_stored(
+    webhooks, fake_stripe, past_due_member, caplog
+):
+    body = stripe_objects.event("customer.subscription.updated", stripe_objects.subscription())
+    body["api_version"] = "2024-06-20"
+    payload = json.dumps(body)
+
+    response = webhooks.post_raw(payload, stripe_objects.signed(payload))
+
+    assert response.status_code == 400
+    assert StripeEvent.objects.count() == 0
+    assert len(fake_stripe.mock.calls) == 0
+    assert "2024-06-20" in caplog.text
+
+
+def test_the_events_tests_sign_carry_the_pinned_api_version():
+    from stripe._api_version import _ApiVersion
+
+    assert stripe_objects.event("invoice.paid", {})["api_version"] == _ApiVersion.CURRENT
+    assert stripe_api.API_VERSION == _ApiVersion.CURRENT
+
+
+# --- Stripe after an account deletion ------------------------------------------------
+
+
+@pytest.mark.faults
+def test_cancellation_after_deletion_stores_no_personal_data_and_recreates_nothing(
+    webhooks, fake_stripe
+):
+    reader = make_stripe_member(
+        Membership.Status.ACTIVE, email="ada.private@example.com", subscription_id=SUBSCRIPTION
+    )
+    fake_stripe.mock.add(
+        "DELETE",
+        f"{stripe_objects.API_BASE}/v1/subscriptions/{SUBSCRIPTION}",
+        json=stripe_objects.subscription("canceled"),
+    )
+    reader_data.do_delete_reader(reader)
+    ended = stripe_objects.subscription(
+        "canceled", metadata={"subscriber_id": str(reader.pk), "name": "Ada Private"}
+    )
+    fake_stripe.set_subscription(ended)
+    failed = stripe_objects.invoice(customer_email="ada.private@example.com", customer_name="Ada")
+    fake_stripe.set_invoice(failed)
+
+    assert webhooks.post("customer.subscription.deleted", ended).status_code == 200
+    assert webhooks.post("invoice.payment_failed", failed).status_code == 200
+
+    assert not Subscriber.objects.exists()
+    assert not Membership.objects.exists()
+    assert not ReaderEmail.objects.exists()
+    stored = sorted(StripeEvent.objects.values_list("type", "payload"))
+    assert [kind for kind, _ in stored] == [
+        "customer.subscription.deleted",
+        "invoice.payment_failed",
+    ]
+    for _, payload in stored:
+        text = json.dumps(payload)
+        assert "private" not in text.lower()
+        assert "Ada" not in text
+        obj = payload["data"]["object"]
+        assert set(obj) <= {"id", "object", "customer", "subscription", "mode", "status"}
+        assert obj["customer"] == "cus_T4kQ8Zr2mXv1Ab"  # still found by a later deletion
+
+
+def test_events_of_a_known_reader_are_stored_whole(webhooks, fake_stripe, past_due_member):
+    invoice = fake_stripe.set_invoice(stripe_objects.invoice())
+
+    webhooks.post("invoice.payment_failed", invoice)
+
+    stored = StripeEvent.objects.get().payload["data"]["object"]
+    assert stored["customer_email"] == invoice["customer_email"]
