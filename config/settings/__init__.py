@@ -21,6 +21,7 @@ from config.env import (
     env_header,
     env_int,
     env_list,
+    env_networks,
     env_optional,
     env_required,
     env_str,
@@ -357,6 +358,18 @@ X_FRAME_OPTIONS = "DENY"
 BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Behind the proxy, the client's address (rate limits) is read from
+# X-Forwarded-For only when the request comes from one of TRUSTED_PROXIES
+# (default: loopback and private networks, where compose's proxy lives), and
+# then TRUSTED_PROXY_HOPS entries from the right: each proxy in front appends
+# the address it saw, so that one was written by our outermost proxy and
+# everything left of it by the client. gunicorn reached directly, from a
+# public address, has its X-Forwarded-For ignored (subscriptions/ratelimit.py).
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 1, minimum=1)
+TRUSTED_PROXIES = env_networks(
+    "TRUSTED_PROXIES",
+    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
 
 # Content Security Policy (Django's own middleware). Scripts and styles come
 # from this site only; the few inline tags (the rich-text editor's import map

@@ -34,3 +34,103 @@ def test_the_feed_carries_no_markup_a_feed_reader_would_render(client):
             assert "<" not in (element.text or ""), (tag, element.text)
     assert "Rates rise" in (item.findtext("description") or "")
     assert "Markets" in (item.findtext("title") or "")
+
+
+# --- The client's address behind the proxy -------------------------------------------------
+
+
+def address(settings, remote: str, forwarded: str | None = None, **config) -> str:
+    from django.test import RequestFactory
+
+    from subscriptions import ratelimit
+
+    settings.BEHIND_PROXY = True
+    for name, value in config.items():
+        setattr(settings, name, value)
+    headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
+    request = RequestFactory().get("/", REMOTE_ADDR=remote, headers=headers)
+    return ratelimit.client_ip(request)
+
+
+@pytest.mark.faults
+def test_a_forwarded_for_header_sent_straight_to_gunicorn_is_ignored(settings):
+    # gunicorn reachable directly from the internet: its peer is the client.
+    assert address(settings, "198.51.100.7", "203.0.113.99") == "198.51.100.7"
+    assert address(settings, "198.51.100.7", "10.1.2.3, 203.0.113.99") == "198.51.100.7"
+
+
+@pytest.mark.faults
+def test_behind_the_proxy_only_the_address_it_saw_counts(settings):
+    # The proxy (on compose's private network) appends the address it saw;
+    # whatever the client wrote before it is not read.
+    assert address(settings, "172.18.0.5", "203.0.113.9") == "203.0.113.9"
+    assert address(settings, "172.18.0.5", "6.6.6.6, 1.2.3.4, 203.0.113.9") == "203.0.113.9"
+    assert address(settings, "172.18.0.5") == "172.18.0.5"  # no header: the peer
+    assert address(settings, "::ffff:172.18.0.5", "203.0.113.9") == "203.0.113.9"  # dual stack
+    assert address(settings, "172.18.0.5", "not-an-address") == "172.18.0.5"
+
+
+def test_two_proxy_hops_read_the_second_address_from_the_right(settings):
+    forwarded = "6.6.6.6, 203.0.113.9, 10.0.0.2"
+    assert address(settings, "10.0.0.3", forwarded, TRUSTED_PROXY_HOPS=2) == "203.0.113.9"
+
+
+def test_a_listed_proxy_is_the_only_one_trusted(settings):
+    import ipaddress
+
+    listed = [ipaddress.ip_network("192.0.2.10/32")]
+    assert address(settings, "192.0.2.10", "203.0.113.9", TRUSTED_PROXIES=listed) == "203.0.113.9"
+    assert address(settings, "10.0.0.1", "203.0.113.9", TRUSTED_PROXIES=listed) == "10.0.0.1"
+
+
+@pytest.mark.faults
+def test_ipv6_clients_are_counted_by_their_64(settings):
+    settings.BEHIND_PROXY = False
+    one = address(settings, "2001:db8:1:2:aaaa::1")
+    assert one == address(settings, "2001:db8:1:2:bbbb:cccc:dddd:2") == "2001:db8:1:2::/64"
+    assert address(settings, "2001:db8:1:3::1") != one
+    assert address(settings, "::ffff:203.0.113.9") == "203.0.113.9"
+    assert address(settings, "203.0.113.9") == "203.0.113.9"
+
+
+@pytest.mark.faults
+@pytest.mark.django_db
+def test_a_new_forwarded_for_per_request_does_not_escape_the_sign_in_limit(settings, client):
+    import uuid
+
+    from subscriptions import views
+
+    settings.BEHIND_PROXY = True
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": uuid.uuid4().hex,
+        }
+    }
+    statuses = []
+    for number in range(views.SIGN_IN_LIMIT_PER_IP + 2):
+        response = client.post(
+            "/signin/",
+            {"email": f"reader{number}@example.com"},
+            REMOTE_ADDR="198.51.100.7",
+            headers={"X-Forwarded-For": f"203.0.113.{number}"},
+        )
+        statuses.append(response.status_code)
+
+    assert statuses[: views.SIGN_IN_LIMIT_PER_IP] == [200] * views.SIGN_IN_LIMIT_PER_IP
+    assert statuses[-1] == 429
+
+
+def test_trusted_proxy_settings_are_read_and_checked():
+    from testing.commands import PRODUCTION, run_manage
+
+    script = "from django.conf import settings as s; print(s.TRUSTED_PROXY_HOPS, s.TRUSTED_PROXIES)"
+    result = run_manage(
+        "shell", "-c", script, **PRODUCTION, DJANGO_BEHIND_PROXY="1",
+        TRUSTED_PROXY_HOPS="2", TRUSTED_PROXIES="192.0.2.10, 2001:db8::/32",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 [IPv4Network('192.0.2.10/32'), IPv6Network('2001:db8::/32')]" in result.stdout
+    bad = run_manage("check", **PRODUCTION, TRUSTED_PROXIES="proxy.internal")
+    assert bad.returncode != 0
+    assert "TRUSTED_PROXIES" in bad.stderr
