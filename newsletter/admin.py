@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csp import csp_override
 
 from config.csp import EMAIL_PREVIEW
-from newsletter import desk, sending, tasks
+from newsletter import desk, sending, tasks, uploads
 from newsletter.forms import CurationForm, TestSendForm
 from newsletter.models import (
     Article,
@@ -132,6 +132,8 @@ class ArticleAdmin(admin.ModelAdmin):
             # The admin renders file inputs in a fieldset whose legend does not
             # name the input itself; screen readers would announce "file, no name".
             field.widget.attrs["aria-label"] = "Lead image"
+            # Type and pixel limits, on top of the model's size limit.
+            field.validators = [*field.validators, uploads.validate_lead_image]
         return field
 
     @admin.display(description="byline", ordering="byline")

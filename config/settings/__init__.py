@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: refuses oversized bodies and stray file uploads before anything reads them.
+    "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -156,6 +158,19 @@ STORAGES = {
 # MEDIA_URL (README.md, "Media files").
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# Request bodies. Over REQUEST_MAX_BYTES (UPLOAD_REQUEST_MAX_BYTES on the
+# admin's article form, the one form that takes a file: a lead image of up to
+# 5 MB and the article) a request is refused with 413 before its body is read
+# (config/middleware.py), and a file posted anywhere else is refused unread.
+# Django's own: a form's fields (not files) may hold this much, and an upload
+# this small stays in memory instead of going to a temporary file. The proxy
+# in front caps bodies at UPLOAD_REQUEST_MAX_BYTES too (deploy/Caddyfile).
+MIB = 1024 * 1024
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1 * MIB, minimum=1024)
+UPLOAD_REQUEST_MAX_BYTES = env_int("UPLOAD_REQUEST_MAX_BYTES", 6 * MIB, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1 * MIB, minimum=1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 1 * MIB, minimum=0)
 
 # Email. With SMTP_URL the mail goes to that server; without it every
 # message is written to var/outbox/ and can be read at /outbox/ (DEBUG only).

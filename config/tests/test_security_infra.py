@@ -3,6 +3,7 @@
 import xml.etree.ElementTree as ET
 
 import pytest
+from django.core.files.uploadhandler import FileUploadHandler
 
 from newsletter.tests.factories import make_article, make_section
 from testing.clock import MONDAY_BEFORE_SEND
@@ -134,3 +135,128 @@ def test_trusted_proxy_settings_are_read_and_checked():
     bad = run_manage("check", **PRODUCTION, TRUSTED_PROXIES="proxy.internal")
     assert bad.returncode != 0
     assert "TRUSTED_PROXIES" in bad.stderr
+
+
+# --- Request and upload sizes ----------------------------------------------------------------
+
+RECEIVED: list[str] = []
+
+
+class SpyUploadHandler(FileUploadHandler):
+    """An upload handler that records every file part Django starts receiving."""
+
+    def new_file(self, field_name: str, file_name: str, *args: object, **kwargs: object) -> None:
+        RECEIVED.append(file_name)
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+@pytest.fixture
+def csrf_client(client):
+    from django.test import Client
+
+    csrf = Client(enforce_csrf_checks=True)
+    csrf.cookies["csrftoken"] = "a" * 32
+    return csrf
+
+
+@pytest.mark.faults
+def test_a_huge_body_is_refused_before_it_is_read(csrf_client):
+    # What the attack sends: a multipart body announced at 300 MiB (the test
+    # sends a few bytes of it; the announcement is what must be refused).
+    response = csrf_client.post(
+        "/signin/",
+        data=b"--b\r\nContent-Disposition: form-data; name=x; filename=big\r\n\r\nxxxx",
+        content_type="multipart/form-data; boundary=b",
+        CONTENT_LENGTH=str(300 * 1024 * 1024),
+    )
+    assert response.status_code == 413
+
+
+@pytest.mark.faults
+@pytest.mark.django_db
+def test_a_file_posted_anywhere_but_the_article_form_is_never_received(csrf_client, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.FILE_UPLOAD_HANDLERS = ["config.tests.test_security_infra.SpyUploadHandler"]
+    RECEIVED.clear()
+    upload = SimpleUploadedFile("payload.bin", b"x" * 200_000)
+
+    for path in ["/signin/", "/subscribe/", "/stripe/webhook/", "/admin/login/"]:
+        response = csrf_client.post(path, {"email": "a@example.com", "file": upload})
+        upload.seek(0)
+        assert response.status_code in (400, 403, 413), path
+
+    assert RECEIVED == []
+
+
+@pytest.mark.django_db
+def test_the_article_form_still_takes_a_lead_image(admin_client, settings, tmp_path):
+    from newsletter.tests.factories import article_form
+    from newsletter.tests.test_article_editing import png
+
+    settings.MEDIA_ROOT = tmp_path
+    response = admin_client.post(
+        "/admin/newsletter/article/add/",
+        article_form(lead_image=png(), lead_image_alt="A red rectangle"),
+    )
+    assert response.status_code == 302
+
+
+def image_file(image_format: str, size: tuple[int, int] = (40, 20), mode: str = "RGB"):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, size, 1 if mode == "1" else "#8a1c1c").save(buffer, image_format)
+    return SimpleUploadedFile(f"lead.{image_format.lower()}", buffer.getvalue())
+
+
+@pytest.mark.faults
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("upload", "message"),
+    [
+        (lambda: image_file("GIF"), "JPEG, PNG or WebP"),
+        (lambda: image_file("BMP"), "JPEG, PNG or WebP"),
+        # 42 megapixels of one colour: a few kilobytes of PNG (bilevel, to spare memory).
+        (lambda: image_file("PNG", (7000, 6000), mode="1"), "pixels"),
+    ],
+)
+def test_a_lead_image_of_another_type_or_too_many_pixels_is_refused(
+    admin_client, settings, tmp_path, upload, message
+):
+    from newsletter.models import Article
+    from newsletter.tests.factories import article_form
+
+    settings.MEDIA_ROOT = tmp_path
+    response = admin_client.post(
+        "/admin/newsletter/article/add/",
+        article_form(lead_image=upload(), lead_image_alt="A red rectangle"),
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Article.objects.exists()
+
+
+def test_upload_limits_come_from_the_environment():
+    from testing.commands import PRODUCTION, run_manage
+
+    limits = {
+        "DATA_UPLOAD_MAX_MEMORY_SIZE": "10000",
+        "FILE_UPLOAD_MAX_MEMORY_SIZE": "20000",
+        "REQUEST_MAX_BYTES": "30000",
+        "UPLOAD_REQUEST_MAX_BYTES": "40000",
+    }
+    script = (
+        f"from django.conf import settings as s; print([getattr(s, n) for n in {list(limits)!r}])"
+    )
+    result = run_manage("shell", "-c", script, **PRODUCTION, **limits)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[10000, 20000, 30000, 40000]" in result.stdout
