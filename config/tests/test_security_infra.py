@@ -1,8 +1,12 @@
 """Hostile review, infrastructure: request sizes, the proxy, client addresses, the feed."""
 
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
+import yaml
 from django.core.files.uploadhandler import FileUploadHandler
 
 from newsletter.tests.factories import make_article, make_section
@@ -260,3 +264,50 @@ def test_upload_limits_come_from_the_environment():
     result = run_manage("shell", "-c", script, **PRODUCTION, **limits)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "[10000, 20000, 30000, 40000]" in result.stdout
+
+
+# --- The proxy in front of gunicorn ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+CADDYFILE = ROOT / "deploy" / "Caddyfile"
+
+
+def caddy_validate(config: Path) -> subprocess.CompletedProcess:
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("caddy is not installed (apt-get install caddy)")
+    return subprocess.run(
+        [caddy, "validate", "--config", str(config), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_proxy_config_is_valid_and_caddy_would_refuse_a_broken_one(tmp_path):
+    result = caddy_validate(CADDYFILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid configuration" in result.stdout + result.stderr
+
+    broken = tmp_path / "Caddyfile"
+    broken.write_text(CADDYFILE.read_text().replace("max_size 6MB", "max_size lots"))
+    assert caddy_validate(broken).returncode != 0
+
+
+def test_the_proxy_caps_bodies_serves_files_and_is_the_only_way_in():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    proxy, web = compose["services"]["proxy"], compose["services"]["web"]
+    caddyfile = CADDYFILE.read_text()
+
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    assert "static:/srv/static:ro" in proxy["volumes"]
+    assert "media:/srv/media:ro" in proxy["volumes"]
+    assert "static:/app/staticfiles" in web["volumes"]
+    assert "media:/app/var/media" in web["volumes"]
+    assert "ports" not in web  # gunicorn only through the proxy
+    assert compose["x-app"]["environment"]["DJANGO_BEHIND_PROXY"] == "${DJANGO_BEHIND_PROXY:-1}"
+    assert "reverse_proxy web:8000" in caddyfile
+    assert "max_size 6MB" in caddyfile  # UPLOAD_REQUEST_MAX_BYTES, the largest body we take
+    for timeout in ["read_header", "read_body", "write", "idle"]:
+        assert timeout in caddyfile
+    assert "collectstatic" in " ".join(web["command"].split())
