@@ -45,7 +45,7 @@ class RequestSizeLimitMiddleware:
         upload = bool(UPLOAD_PATHS.match(request.path_info))
         limit = settings.UPLOAD_REQUEST_MAX_BYTES if upload else settings.REQUEST_MAX_BYTES
         try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
+            length = int(request.headers.get("content-length") or 0)
         except ValueError:
             return HttpResponse("Bad Content-Length.", status=400, content_type="text/plain")
         if length > limit:
