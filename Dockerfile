@@ -14,7 +14,7 @@ RUN pip install -r requirements.txt
 COPY . .
 # collectstatic needs settings to load; this key exists only at build time.
 RUN DJANGO_SECRET_KEY=build-only-not-a-secret python manage.py collectstatic --noinput \
-    && mkdir -p var/media && chown -R app:app var
+    && mkdir -p var/media && chown -R app:app var staticfiles
 
 USER app
 EXPOSE 8000

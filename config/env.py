@@ -6,6 +6,7 @@ it quietly fall back to a default.
 """
 
 import datetime
+import ipaddress
 import os
 import zoneinfo
 from pathlib import Path
@@ -97,6 +98,22 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def env_networks(name: str, default: list[str]) -> list[IPNetwork]:
+    """Comma-separated addresses or CIDR networks (a bare address is its own /32 or /128)."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list IP addresses or networks like 10.0.0.0/8, got {item!r}"
+            ) from None
+    return networks
 
 
 def env_time(name: str, default: str) -> datetime.time:

@@ -2,12 +2,34 @@ from django.apps import apps
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
+from django.utils.module_loading import import_string
 
 from config import views
 from subscriptions import unsubscribe
 
-urlpatterns = [
+# The one tracking webhook (bounces, complaints) of each provider EMAIL_ESP may
+# name. Only the configured provider's is mounted: each anymail view checks
+# its own provider's proof (Mailgun's signature), but all share the basic-auth
+# password, so mounting all of anymail.urls let anyone holding it post, say,
+# SendGrid's format and skip Mailgun's signature check.
+ESP_TRACKING_VIEWS = {
+    "amazon_ses": "anymail.webhooks.amazon_ses.AmazonSESTrackingWebhookView",
+    "mailgun": "anymail.webhooks.mailgun.MailgunTrackingWebhookView",
+    "postmark": "anymail.webhooks.postmark.PostmarkTrackingWebhookView",
+}
+
+
+def esp_tracking_urls(esp: str | None) -> list[URLPattern | URLResolver]:
+    """The tracking webhook of `esp` alone, at /anymail/<esp>/tracking/; none without one."""
+    if not esp:
+        return []
+    view = import_string(ESP_TRACKING_VIEWS[esp])
+    return [path(f"anymail/{esp}/tracking/", view.as_view(), name=f"{esp}_tracking_webhook")]
+
+
+# The site without any ESP webhook (test URL modules add the one they configure).
+site_urlpatterns: list[URLPattern | URLResolver] = [
     path("healthz", views.healthz, name="healthz"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<str:name>/", views.outbox_message, name="outbox-message"),
@@ -17,14 +39,12 @@ urlpatterns = [
     path("", include("subscriptions.urls")),
 ]
 
-if settings.EMAIL_ESP:
-    # The ESP's tracking webhooks (bounces, complaints), behind basic auth.
-    urlpatterns.append(path("anymail/", include("anymail.urls")))
-
 if apps.is_installed("demo_checkout"):
     # The keyless demo's local test checkout and portal (DEBUG on, no Stripe key).
-    urlpatterns.append(path("", include("demo_checkout.urls")))
+    site_urlpatterns.append(path("", include("demo_checkout.urls")))
 
 # Lead images and other uploads; static() adds nothing unless DEBUG is on.
 # In production the web server in front serves MEDIA_ROOT (README.md).
-urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+site_urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+urlpatterns = [*site_urlpatterns, *esp_tracking_urls(settings.EMAIL_ESP)]

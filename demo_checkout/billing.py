@@ -35,6 +35,9 @@ class LocalBilling(BillingBackend):
     def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
         return local_stripe.retrieve_subscription(subscription_id)
 
+    def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
+        return local_stripe.retrieve_invoice(invoice_id)
+
     def cancel_subscription(self, subscription_id: str, *, key: str) -> None:
         local_stripe.cancel_subscription(subscription_id)
 

@@ -64,6 +64,10 @@ def retrieve_subscription(subscription_id: str) -> stripe.Subscription:
     return stripe.Subscription.construct_from(_load("subscription", subscription_id), None)
 
 
+def retrieve_invoice(invoice_id: str) -> stripe.Invoice:
+    return stripe.Invoice.construct_from(_load("invoice", invoice_id), None)
+
+
 def create_customer(params: CustomerCreateParams) -> str:
     customer = {"id": _id("cus"), "object": "customer", "created": _now(), **params}
     return _save(customer)["id"]
@@ -269,6 +273,7 @@ def portal_action(customer_id: str, action: str) -> None:
     for event_type in send:
         if event_type.startswith("invoice."):
             status = "paid" if event_type == "invoice.paid" else "open"
-            send_event(event_type, _invoice(subscription, status))
+            # Kept, as Stripe keeps it: the webhook handler fetches it back.
+            send_event(event_type, _save(_invoice(subscription, status)))
         else:
             send_event(event_type, subscription)

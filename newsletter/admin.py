@@ -1,5 +1,7 @@
 import json
+import re
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
@@ -17,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csp import csp_override
 
 from config.csp import EMAIL_PREVIEW
-from newsletter import desk, sending, tasks
+from newsletter import desk, sending, tasks, uploads
 from newsletter.forms import CurationForm, TestSendForm
 from newsletter.models import (
     Article,
@@ -30,7 +32,27 @@ from newsletter.models import (
     SendSlot,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _ListDisplayT
+
 FAILURES_SHOWN = 200
+
+# Readers' addresses are for staff who may see readers (support, billing):
+# this permission. Editors (newsletter/migrations/0003) see how a send went
+# as counts and failure reasons, without who.
+READERS_PERMISSION = "subscriptions.view_subscriber"
+# A mail server's refusal often quotes the address ("550 <ada@…>: no such user").
+EMAIL_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
+
+
+def can_see_readers(request: HttpRequest) -> bool:
+    return request.user.has_perm(READERS_PERMISSION)
+
+
+def without_addresses(text: str) -> str:
+    """A failure reason with every email address in it replaced by "[address]"."""
+    return EMAIL_ADDRESS.sub("[address]", text)
+
 
 admin.site.site_header = f"{settings.NEWSLETTER_NAME}: editors' desk"
 admin.site.site_title = settings.NEWSLETTER_NAME
@@ -112,6 +134,8 @@ class ArticleAdmin(admin.ModelAdmin):
             # The admin renders file inputs in a fieldset whose legend does not
             # name the input itself; screen readers would announce "file, no name".
             field.widget.attrs["aria-label"] = "Lead image"
+            # Type and pixel limits, on top of the model's size limit.
+            field.validators = [*field.validators, uploads.validate_lead_image]
         return field
 
     @admin.display(description="byline", ordering="byline")
@@ -188,6 +212,22 @@ class EditionArticleInline(admin.TabularInline):
     extra = 0
     autocomplete_fields = ["article"]
 
+    # What a sent (or sending) edition carried is its record: the web version
+    # and the archive show it. `obj` is the edition.
+    def has_add_permission(self, request: HttpRequest, obj: Edition | None = None) -> bool:
+        return _curatable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Edition | None = None) -> bool:
+        return _curatable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Edition | None = None) -> bool:
+        return _curatable(obj) and super().has_delete_permission(request, obj)
+
+
+def _curatable(edition: Edition | None) -> bool:
+    """True for a new edition or one whose send has not started."""
+    return edition is None or edition.is_curatable
+
 
 def queue_send(edition_id: int) -> None:
     """Queue the edition's send once the current transaction commits."""
@@ -201,7 +241,31 @@ class EditionAdmin(admin.ModelAdmin):
     date_hierarchy = "date"
     inlines = [EditionArticleInline]
     readonly_fields = ["created_at", "send_started_at", "sent_at"]
+    # Once the send has started the edition is the record of what went out:
+    # setting it back to draft took it off the web and out of the archive.
+    LOCKED_FIELDS = ["date", "status", "cutoff", "editor_note"]
     actions = ["resend_to_failed"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Edition | None = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # Status moves by the desk's hold and release and by the send,
+            # never by typing it: a draft set to "sent" would skip its send.
+            fields.append("status")
+            if not obj.is_curatable:
+                fields += [field for field in self.LOCKED_FIELDS if field not in fields]
+        return fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Edition | None = None) -> bool:
+        # Not even superusers: readers were sent it, its web page is linked
+        # from their inboxes, and its deliveries are the send's record. The
+        # bulk "delete selected" asks this for each edition too.
+        if obj is not None and not obj.is_curatable:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Edition]) -> None:
+        super().delete_queryset(request, queryset.filter(status__in=Edition.CURATABLE))
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
@@ -275,11 +339,12 @@ class EditionAdmin(admin.ModelAdmin):
             reader = desk.SampleReader.PAYING
         message = desk.preview(edition, reader)
         progress = edition.progress()
-        failures = (
-            edition.deliveries.filter(status__in=[Delivery.Status.FAILED, Delivery.Status.BOUNCED])
-            .select_related("subscriber")
-            .order_by("subscriber__email")
-        )
+        show_readers = can_see_readers(request)
+        failures = edition.deliveries.filter(
+            status__in=[Delivery.Status.FAILED, Delivery.Status.BOUNCED]
+        ).order_by("subscriber__email" if show_readers else "pk")
+        if show_readers:
+            failures = failures.select_related("subscriber")
         context = {
             **self.admin_site.each_context(request),
             "title": f"{edition}",
@@ -294,8 +359,15 @@ class EditionAdmin(admin.ModelAdmin):
             "test_form": TestSendForm(initial={"reader": reader}),
             "progress": progress,
             "zone_sends": edition.zone_sends(),
-            "failures": failures[:FAILURES_SHOWN],
+            "failures": [
+                (
+                    delivery,
+                    delivery.last_error if show_readers else without_addresses(delivery.last_error),
+                )
+                for delivery in failures[:FAILURES_SHOWN]
+            ],
             "failure_count": failures.count(),
+            "show_readers": show_readers,
             "is_next": edition.date == desk.upcoming_edition_date(),
         }
         return TemplateResponse(request, "admin/newsletter/edition/desk.html", context)
@@ -384,12 +456,49 @@ class EditionAdmin(admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
+    """Deliveries; with who they went to only for staff who may see readers."""
+
     list_display = ["edition", "subscriber", "status", "attempts", "sent_at", "last_error"]
     list_filter = ["status", "edition"]
     search_fields = ["subscriber__email"]
     list_select_related = ["edition", "subscriber"]
     raw_id_fields = ["subscriber"]
     readonly_fields = ["created_at", "claimed_at", "sent_at"]
+
+    def get_list_display(self, request: HttpRequest) -> "_ListDisplayT[Any]":
+        if can_see_readers(request):
+            return self.list_display
+        return ["edition", "status", "attempts", "sent_at", "failure_reason"]
+
+    # django-stubs leave out the None that Django documents ("no links").
+    def get_list_display_links(  # type: ignore[override]
+        self, request: HttpRequest, list_display: "_ListDisplayT[Any]"
+    ) -> "_ListDisplayT[Any] | None":
+        # A delivery's own page names its reader (its title is "… to <address>").
+        if can_see_readers(request):
+            return super().get_list_display_links(request, list_display)
+        return None
+
+    def get_list_select_related(self, request: HttpRequest) -> list[str]:
+        return self.list_select_related if can_see_readers(request) else ["edition"]
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        # Searching by address would tell an editor who reads, one guess at a time.
+        return self.search_fields if can_see_readers(request) else []
+
+    def has_view_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
+        if obj is not None and not can_see_readers(request):
+            return False
+        return super().has_view_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
+        if obj is not None and not can_see_readers(request):
+            return False
+        return super().has_change_permission(request, obj)
+
+    @admin.display(description="failure reason")
+    def failure_reason(self, delivery: Delivery) -> str:
+        return without_addresses(delivery.last_error) or "-"
 
 
 @admin.register(NoSendDay)

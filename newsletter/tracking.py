@@ -1,13 +1,16 @@
 """Bounces and spam complaints reported by the email service provider.
 
 django-anymail receives the ESP's tracking webhook at /anymail/<esp>/tracking/
-(checked against ANYMAIL_WEBHOOK_SECRET and the ESP's own signature) and
-sends the `tracking` signal handled here.
+(checked against ANYMAIL_WEBHOOK_SECRET and the ESP's own signature; only the
+configured ESP's view is mounted, config/urls.py) and sends the `tracking`
+signal handled here. Logs name subscribers and deliveries by id, never by
+address.
 """
 
 import logging
 
 from anymail.signals import AnymailTrackingEvent, tracking
+from django.conf import settings
 from django.db import transaction
 from django.dispatch import receiver
 
@@ -23,6 +26,10 @@ SUPPRESSING_EVENTS = {
 }
 
 
+# anymail's esp_name of each provider EMAIL_ESP may name (the views' class attribute).
+ESP_NAMES = {"amazon_ses": "Amazon SES", "mailgun": "Mailgun", "postmark": "Postmark"}
+
+
 def is_soft_bounce(event: AnymailTrackingEvent, esp_name: str) -> bool:
     """Some ESPs report temporary bounces as "bounced" too; those do not suppress."""
     if esp_name == "Postmark":
@@ -36,18 +43,29 @@ def is_soft_bounce(event: AnymailTrackingEvent, esp_name: str) -> bool:
 def handle_tracking_event(
     sender: object, event: AnymailTrackingEvent, esp_name: str, **kwargs: object
 ) -> None:
+    expected = ESP_NAMES.get(settings.EMAIL_ESP or "")
+    if esp_name != expected:
+        # Only the configured provider's view is mounted; should another one
+        # ever be reachable (all of anymail.urls), its events are not ours to
+        # trust: they skipped our provider's own verification.
+        logger.warning("Tracking event from %s ignored: the ESP is %s", esp_name, expected)
+        return
     status = SUPPRESSING_EVENTS.get(event.event_type)
     if status is None or not event.recipient:
         return
     if event.event_type == "bounced" and is_soft_bounce(event, esp_name):
-        logger.info("%s: soft bounce for %s, not suppressed", esp_name, event.recipient)
+        logger.info(
+            "%s: soft bounce (delivery %s), not suppressed",
+            esp_name,
+            (event.metadata or {}).get("delivery_id", "unknown"),
+        )
         return
     with transaction.atomic():
         subscriber = (
             Subscriber.objects.select_for_update().filter(email__iexact=event.recipient).first()
         )
         if subscriber is None:
-            logger.info("%s %s for unknown address %s", esp_name, event.event_type, event.recipient)
+            logger.info("%s %s for an address that is no reader's", esp_name, event.event_type)
             return
         subscriber.set_email_status(status)
         if event.event_type == "bounced":
@@ -61,4 +79,4 @@ def handle_tracking_event(
                     status=Delivery.Status.BOUNCED,
                     last_error=f"{esp_name}: {event.description or event.event_type}"[:1000],
                 )
-    logger.info("%s: %s is now %s", esp_name, subscriber.email, status.label)
+    logger.info("%s: subscriber %s is now %s", esp_name, subscriber.pk, status.label)

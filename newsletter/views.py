@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.html import escape, strip_tags
 
 from newsletter.models import Article, Edition, Section
 from subscriptions.sessions import current_subscriber
@@ -75,8 +76,22 @@ def edition(request: HttpRequest, date: str) -> HttpResponse:
     )
 
 
+def feed_text(value: str) -> str:
+    """A short feed field (title, author, category) that readers may render as HTML.
+
+    Tags are removed and any "<" left over is escaped, so nothing in it can
+    become markup; "&" stays as typed, for readers that show it as text.
+    """
+    return strip_tags(value).replace("<", "&lt;")
+
+
 class LatestArticlesFeed(Feed):
-    """RSS of the latest articles: title, standfirst and link (the text is for members)."""
+    """RSS of the latest articles: title, standfirst and link (the text is for members).
+
+    Every field is text from the editors; feed readers render <description>
+    as HTML (and often <title>), so each is escaped or stripped of tags here:
+    the syndication framework only escapes it for XML.
+    """
 
     def title(self) -> str:
         return settings.NEWSLETTER_NAME
@@ -91,10 +106,11 @@ class LatestArticlesFeed(Feed):
         return Article.objects.published().select_related("section", "author")[:FEED_SIZE]
 
     def item_title(self, item: Article) -> str:
-        return item.title
+        return feed_text(item.title)
 
     def item_description(self, item: Article) -> str:
-        return item.dek or item.teaser
+        # RSS's description is HTML: the plain-text standfirst is escaped into it.
+        return escape(item.dek or item.teaser)
 
     def item_pubdate(self, item: Article) -> datetime.datetime | None:
         return item.published_at
@@ -103,7 +119,7 @@ class LatestArticlesFeed(Feed):
         return item.updated_at
 
     def item_author_name(self, item: Article) -> str:
-        return item.byline_display
+        return feed_text(item.byline_display)
 
     def item_categories(self, item: Article) -> list[str]:
-        return [item.section.name] if item.section else []
+        return [feed_text(item.section.name)] if item.section else []

@@ -47,6 +47,9 @@ class BillingBackend:
     def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
         raise NotImplementedError
 
+    def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
+        raise NotImplementedError
+
     def cancel_subscription(self, subscription_id: str, *, key: str) -> None:
         """Cancel now, without proration."""
         raise NotImplementedError
@@ -84,6 +87,9 @@ class StripeBilling(BillingBackend):
 
     def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
         return stripe_api.client().v1.subscriptions.retrieve(subscription_id)
+
+    def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
+        return stripe_api.client().v1.invoices.retrieve(invoice_id)
 
     def cancel_subscription(self, subscription_id: str, *, key: str) -> None:
         stripe_api.client().v1.subscriptions.cancel(
@@ -126,6 +132,7 @@ class UnavailableBilling(BillingBackend):
     create_checkout_session = _refuse
     retrieve_checkout_session = _refuse
     retrieve_subscription = _refuse
+    retrieve_invoice = _refuse
     cancel_subscription = _refuse
     latest_subscription = _refuse
     create_portal_session = _refuse

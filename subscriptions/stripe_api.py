@@ -35,6 +35,9 @@ PRICE_LOOKUP_KEY = "morning-briefing-annual-usd"
 PRICE_CENTS = 4600
 PRICE_CURRENCY = "usd"
 WEBHOOK_TOLERANCE_SECONDS = 300  # Stripe's own default: older signatures are replays
+# The API version the pinned SDK speaks (stripe==16.1.0); the code reads that
+# version's object shapes, so events rendered in any other version are refused.
+API_VERSION: str = stripe._api_version._ApiVersion.CURRENT
 
 STRIPE_BACKEND = "subscriptions.billing.StripeBilling"
 UNAVAILABLE_BACKEND = "subscriptions.billing.UnavailableBilling"
@@ -184,6 +187,11 @@ def retrieve_checkout_session(session_id: str) -> stripe.checkout.Session:
 
 def retrieve_subscription(subscription_id: str) -> stripe.Subscription:
     return backend().retrieve_subscription(subscription_id)
+
+
+def retrieve_invoice(invoice_id: str) -> stripe.Invoice:
+    """Stripe's current copy of an invoice: amounts and links come from here, not events."""
+    return backend().retrieve_invoice(invoice_id)
 
 
 def cancel_subscription(subscription_id: str) -> None:

@@ -44,8 +44,11 @@ def send_reader_email(reader_email_id: int) -> None:
 
 @shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, max_retries=3)
 def send_sign_in_link(subscriber_id: int) -> None:
+    # Not held back for a bounced or complained address: only the reader's own
+    # request queues it (subscriptions.actions.account.do_sign_in_requested),
+    # and it is their way back to their account and billing.
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or subscriber.email_status in UNDELIVERABLE:
+    if subscriber is None:
         return
     emails.sign_in_link(subscriber).send()
 

@@ -2,9 +2,15 @@
 
 Every event is stored (StripeEvent, unique by Stripe's event id) before it
 is handled, with its status and, on failure, the error. Handlers never
-trust the event's copy of a subscription: they re-fetch it from Stripe
-(subscriptions.actions.stripe_sync.do_sync_subscription), so order and repetition of
-events do not matter.
+trust the event's copy of a subscription or an invoice: they re-fetch it
+from Stripe (subscriptions.actions.stripe_sync), so order and repetition of
+events do not matter, and they read only ids from the event.
+
+Events in another API version than the pinned SDK's are refused unstored
+(their shapes are not the ones the code reads). An event about a customer
+who is no reader of ours (a reader who deleted their account, say) is stored
+stripped to its ids, so deleting a reader's data is not undone by Stripe's
+later events about them.
 """
 
 import datetime
@@ -19,7 +25,7 @@ from django.utils import timezone
 
 from subscriptions import stripe_api
 from subscriptions.actions import checkout, stripe_sync
-from subscriptions.models import ReaderEmail, StripeEvent
+from subscriptions.models import Membership, ReaderEmail, StripeEvent
 
 logger = logging.getLogger(__name__)
 
@@ -47,25 +53,26 @@ def trial_will_end(event: stripe.Event) -> str:
     return "trial reminder checked"
 
 
-def _invoice(event: stripe.Event) -> stripe.Invoice:
+def _invoice_id(event: stripe.Event) -> str:
+    """The invoice's id: the only thing read from the event (the rest is fetched)."""
     invoice = event.data.object
     if not isinstance(invoice, stripe.Invoice):
         raise TypeError(f"{event.type} carries a {type(invoice).__name__}, not an invoice")
-    return invoice
+    return invoice.id
 
 
 def invoice_paid(event: stripe.Event) -> str:
-    stripe_sync.do_invoice_event(_invoice(event), None)
+    stripe_sync.do_invoice_event(_invoice_id(event), None)
     return "subscription synced"
 
 
 def invoice_payment_failed(event: stripe.Event) -> str:
-    stripe_sync.do_invoice_event(_invoice(event), ReaderEmail.Kind.PAYMENT_FAILED)
+    stripe_sync.do_invoice_event(_invoice_id(event), ReaderEmail.Kind.PAYMENT_FAILED)
     return "subscription synced, reader told"
 
 
 def invoice_payment_action_required(event: stripe.Event) -> str:
-    stripe_sync.do_invoice_event(_invoice(event), ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED)
+    stripe_sync.do_invoice_event(_invoice_id(event), ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED)
     return "subscription synced, reader told"
 
 
@@ -103,6 +110,21 @@ def receive(payload: bytes, signature: str | None) -> Outcome:
     except ValueError:
         logger.warning("Stripe webhook refused: the body is not an event")
         return Outcome(400, "Invalid payload.")
+    if data.get("api_version") != stripe_api.API_VERSION:
+        # Stripe renders an event in the endpoint's API version; another one
+        # means the endpoint (or the account default) was changed without the
+        # SDK, and its objects may not have the fields the handlers read.
+        # Refused before anything is stored: Stripe retries it, and once the
+        # endpoint's version is fixed the retries succeed.
+        logger.error(
+            "Stripe webhook refused: event %s is in API version %s, the code reads %s",
+            data.get("id"),
+            data.get("api_version"),
+            stripe_api.API_VERSION,
+        )
+        return Outcome(400, "Unexpected API version.")
+    if not is_about_a_reader(data):
+        data = without_personal_data(data)
 
     # PostgreSQL cannot store NUL in text or JSON; a signed event carrying one
     # (in a name or metadata a customer typed) must not fail forever. The
@@ -128,6 +150,47 @@ def receive(payload: bytes, signature: str | None) -> Outcome:
             return Outcome(200, "Duplicate event.")
     ok = process(event)
     return Outcome(200, event.status) if ok else Outcome(500, "Handling failed; will retry.")
+
+
+# What an event about no reader of ours keeps of its object: ids and the few
+# fields the handlers read (each re-fetches the object from Stripe).
+KEPT_FIELDS = ("id", "object", "customer", "subscription", "mode", "status")
+
+
+def _event_object(data: dict[str, object]) -> dict[str, object]:
+    inner = data.get("data")
+    obj = inner.get("object") if isinstance(inner, dict) else None
+    return obj if isinstance(obj, dict) else {}
+
+
+def _id_of(value: object) -> str | None:
+    """A Stripe id, from an id or an expanded object; None for anything else."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
+
+
+def is_about_a_reader(data: dict[str, object]) -> bool:
+    """Whether the event's customer is one of our readers' (their data may be stored)."""
+    obj = _event_object(data)
+    customer = _id_of(obj.get("id")) if obj.get("object") == "customer" else None
+    customer = customer or _id_of(obj.get("customer"))
+    return customer is not None and Membership.objects.filter(stripe_customer_id=customer).exists()
+
+
+def without_personal_data(data: dict[str, object]) -> dict[str, object]:
+    """The event stripped to its ids, type and dates: what is kept of a stranger's event."""
+    obj = _event_object(data)
+    kept = {field: _id_of(obj[field]) for field in KEPT_FIELDS if field in obj}
+    return {
+        "id": data["id"],
+        "object": "event",
+        "type": data.get("type"),
+        "api_version": data.get("api_version"),
+        "created": data.get("created"),
+        "livemode": data.get("livemode"),
+        "data": {"object": kept},
+    }
 
 
 def without_nul_dict(value: dict[str, object]) -> dict[str, object]:

@@ -21,6 +21,7 @@ from config.env import (
     env_header,
     env_int,
     env_list,
+    env_networks,
     env_optional,
     env_required,
     env_str,
@@ -68,6 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: refuses oversized bodies and stray file uploads before anything reads them.
+    "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -156,6 +159,19 @@ STORAGES = {
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
+# Request bodies. Over REQUEST_MAX_BYTES (UPLOAD_REQUEST_MAX_BYTES on the
+# admin's article form, the one form that takes a file: a lead image of up to
+# 5 MB and the article) a request is refused with 413 before its body is read
+# (config/middleware.py), and a file posted anywhere else is refused unread.
+# Django's own: a form's fields (not files) may hold this much, and an upload
+# this small stays in memory instead of going to a temporary file. The proxy
+# in front caps bodies at UPLOAD_REQUEST_MAX_BYTES too (deploy/Caddyfile).
+MIB = 1024 * 1024
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1 * MIB, minimum=1024)
+UPLOAD_REQUEST_MAX_BYTES = env_int("UPLOAD_REQUEST_MAX_BYTES", 6 * MIB, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1 * MIB, minimum=1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 1 * MIB, minimum=0)
+
 # Email. With SMTP_URL the mail goes to that server; without it every
 # message is written to var/outbox/ and can be read at /outbox/ (DEBUG only).
 DEFAULT_FROM_EMAIL = env_header("DEFAULT_FROM_EMAIL", "The Morning Briefing <briefing@localhost>")
@@ -165,8 +181,9 @@ OUTBOX_DIR = Path(env_str("OUTBOX_DIR", str(VAR_DIR / "outbox")))
 SMTP_URL = env_optional("SMTP_URL")
 # An email service provider through django-anymail instead of SMTP, e.g.
 # amazon_ses, postmark or mailgun; its credentials come from the variables
-# README.md lists. Bounces and complaints arrive at /anymail/<esp>/tracking/,
-# protected by ANYMAIL_WEBHOOK_SECRET ("user:password" basic auth).
+# README.md lists. Bounces and complaints arrive at /anymail/<esp>/tracking/
+# (that provider's only: config/urls.py), protected by ANYMAIL_WEBHOOK_SECRET
+# ("user:password" basic auth) and, for Mailgun, by its signature too.
 EMAIL_ESP = env_optional("EMAIL_ESP")
 ESP_OPTIONS: dict[str, Callable[[], dict[str, str | None]]] = {
     "amazon_ses": lambda: {
@@ -177,10 +194,9 @@ ESP_OPTIONS: dict[str, Callable[[], dict[str, str | None]]] = {
         "api_key": env_required("MAILGUN_API_KEY"),
         "sender_domain": env_optional("MAILGUN_SENDER_DOMAIN"),
         "api_url": env_str("MAILGUN_API_URL", "https://api.mailgun.net/v3"),
-        "webhook_signing_key": env_optional("MAILGUN_WEBHOOK_SIGNING_KEY"),
     },
 }
-ANYMAIL = {}
+ANYMAIL: dict[str, str] = {}
 if EMAIL_ESP:
     if SMTP_URL:
         raise ImproperlyConfigured("Set either SMTP_URL or EMAIL_ESP, not both.")
@@ -189,6 +205,11 @@ if EMAIL_ESP:
             f"EMAIL_ESP must be one of {', '.join(sorted(ESP_OPTIONS))}, got {EMAIL_ESP!r}"
         )
     ANYMAIL = {"WEBHOOK_SECRET": env_required("ANYMAIL_WEBHOOK_SECRET")}
+    if EMAIL_ESP == "mailgun":
+        # The tracking webhook view reads its key from ANYMAIL, not from the
+        # mail backend's options; without it every Mailgun event answered 500
+        # and no bounce was ever applied.
+        ANYMAIL["MAILGUN_WEBHOOK_SIGNING_KEY"] = env_required("MAILGUN_WEBHOOK_SIGNING_KEY")
     MAILERS = {
         "default": {
             "BACKEND": f"anymail.backends.{EMAIL_ESP}.EmailBackend",
@@ -359,6 +380,18 @@ X_FRAME_OPTIONS = "DENY"
 BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Behind the proxy, the client's address (rate limits) is read from
+# X-Forwarded-For only when the request comes from one of TRUSTED_PROXIES
+# (default: loopback and private networks, where compose's proxy lives), and
+# then TRUSTED_PROXY_HOPS entries from the right: each proxy in front appends
+# the address it saw, so that one was written by our outermost proxy and
+# everything left of it by the client. gunicorn reached directly, from a
+# public address, has its X-Forwarded-For ignored (subscriptions/ratelimit.py).
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 1, minimum=1)
+TRUSTED_PROXIES = env_networks(
+    "TRUSTED_PROXIES",
+    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
 
 # Content Security Policy (Django's own middleware). Scripts and styles come
 # from this site only; the few inline tags (the rich-text editor's import map

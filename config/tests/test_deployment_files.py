@@ -28,8 +28,8 @@ def command_words(service: dict) -> list[str]:
 
 def test_compose_has_the_whole_stack_with_health_checks(compose):
     services = compose["services"]
-    assert set(services) == {"web", "worker", "beat", "db", "redis", "mailpit"}
-    for name in ["web", "worker", "db", "redis", "mailpit"]:
+    assert set(services) == {"proxy", "web", "worker", "beat", "db", "redis", "mailpit"}
+    for name in ["proxy", "web", "worker", "db", "redis", "mailpit"]:
         assert "healthcheck" in services[name], name
     for name in ["web", "worker", "beat"]:
         assert services[name]["depends_on"]["db"]["condition"] == "service_healthy"

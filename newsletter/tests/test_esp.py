@@ -8,6 +8,7 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
+import config.urls  # noqa: F401 - imported with no ESP configured, before a test sets one
 from newsletter.models import Delivery
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
@@ -46,6 +47,7 @@ def test_mailgun_and_ses_are_configured_from_the_environment():
         MAILGUN_API_KEY="key-1",
         MAILGUN_SENDER_DOMAIN="mg.example.com",
         MAILGUN_API_URL="https://api.eu.mailgun.net/v3",
+        MAILGUN_WEBHOOK_SIGNING_KEY="signing-key",
         ANYMAIL_WEBHOOK_SECRET="hook:secret",
     )
     assert "'sender_domain': 'mg.example.com'" in mailgun.stdout, mailgun.stderr
@@ -112,8 +114,11 @@ def postmark_event(record_type: str, email: str, **fields) -> dict:
 
 @pytest.fixture
 def tracking(settings, client):
-    settings.ROOT_URLCONF = "newsletter.tests.urls_with_esp"
+    settings.EMAIL_ESP = "postmark"
     settings.ANYMAIL = {"WEBHOOK_SECRET": "hook:s3cret"}
+    settings.ROOT_URLCONF = (
+        "newsletter.tests.urls_with_esp"  # after EMAIL_ESP: clears the URL caches
+    )
 
     def post(event: dict, credentials: str | None = "hook:s3cret"):
         headers = {}

@@ -1,7 +1,17 @@
-"""The site's URLs as they are when EMAIL_ESP is set: with anymail's webhooks."""
+"""The site's URLs as they are when EMAIL_ESP is set: with that provider's webhook only.
 
-from django.urls import include, path
+config.urls decides at import, under the test settings (no ESP); this
+module builds the patterns when the resolver asks for them, after a test
+has set EMAIL_ESP (and then ROOT_URLCONF, which clears the URL caches).
+"""
 
-from config.urls import urlpatterns as site_urlpatterns
+from django.conf import settings
+from django.urls import URLPattern, URLResolver
 
-urlpatterns = [*site_urlpatterns, path("anymail/", include("anymail.urls"))]
+from config.urls import esp_tracking_urls, site_urlpatterns
+
+
+def __getattr__(name: str) -> list[URLPattern | URLResolver]:
+    if name == "urlpatterns":
+        return [*site_urlpatterns, *esp_tracking_urls(settings.EMAIL_ESP)]
+    raise AttributeError(name)

@@ -17,18 +17,16 @@ logger = logging.getLogger(__name__)
 
 @transaction.atomic
 def do_sign_in_requested(email: str) -> None:
-    """Email a sign-in link if the address is a reader's; say nothing either way."""
+    """Email a sign-in link if the address is a reader's; say nothing either way.
+
+    Sent even to an address marked bounced or complained: the reader asked
+    for it just now (a transactional email, not the digest), and without it
+    they could not reach their account to cancel their billing. Digests and
+    other reader emails stay suppressed.
+    """
     subscriber = Subscriber.objects.filter(email__iexact=normalise_email(email)).first()
     if subscriber is None:
         logger.info("Sign-in link requested for an unknown address")
-        return
-    if subscriber.email_status in (
-        Subscriber.EmailStatus.BOUNCED,
-        Subscriber.EmailStatus.COMPLAINED,
-    ):
-        logger.info(
-            "Sign-in link not sent to subscriber %s: address not deliverable", subscriber.pk
-        )
         return
     queue_sign_in_link(subscriber)
 

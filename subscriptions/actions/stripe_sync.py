@@ -228,8 +228,13 @@ def do_trial_ending(subscription_id: str) -> None:
 
 
 @transaction.atomic
-def do_invoice_event(invoice: stripe.Invoice, kind: ReaderEmail.Kind | None) -> None:
-    """An invoice was paid or failed: sync its subscription; email the reader if `kind`."""
+def do_invoice_event(invoice_id: str, kind: ReaderEmail.Kind | None) -> None:
+    """An invoice was paid or failed: sync its subscription; email the reader if `kind`.
+
+    The invoice is fetched from Stripe: its amount and payment link go into
+    an email to the reader, so they must be Stripe's, never an event body's.
+    """
+    invoice = stripe_api.retrieve_invoice(invoice_id)
     subscription_id = stripe_api.invoice_subscription_id(invoice)
     if subscription_id is None:
         return  # not a subscription invoice: nothing of ours

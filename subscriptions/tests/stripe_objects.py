@@ -83,6 +83,7 @@ class FakeStripe:
     def __init__(self, mock: responses.RequestsMock) -> None:
         self.mock = mock
         self.subscriptions: dict[str, dict] = {}
+        self.invoices: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
         self.prices: list[dict] = []
         self.products: dict[str, dict] = {}
@@ -94,6 +95,11 @@ class FakeStripe:
 
     def set_subscription(self, data: dict) -> dict:
         self.subscriptions[data["id"]] = data
+        return data
+
+    def set_invoice(self, data: dict) -> dict:
+        """Stripe's copy of an invoice: what an invoice event's handler fetches."""
+        self.invoices[data["id"]] = data
         return data
 
     def complete_session(self, session_id: str, subscription_data: dict) -> dict:
@@ -141,6 +147,7 @@ class FakeStripe:
             ("GET", r"/v1/checkout/sessions/(?P<id>[\w]+)", self._get_session),
             ("GET", r"/v1/subscriptions/(?P<id>[\w]+)", self._get_subscription),
             ("GET", r"/v1/subscriptions", self._list_subscriptions),
+            ("GET", r"/v1/invoices/(?P<id>[\w]+)", self._get_invoice),
             ("POST", r"/v1/billing_portal/sessions", self._create_portal_session),
             ("GET", r"/v1/prices", self._list_prices),
             ("POST", r"/v1/prices", self._create_price),
@@ -215,6 +222,11 @@ class FakeStripe:
         if id not in self.subscriptions:
             return self._missing("subscription", id)
         return 200, self.subscriptions[id]
+
+    def _get_invoice(self, params, id):
+        if id not in self.invoices:
+            return self._missing("invoice", id)
+        return 200, self.invoices[id]
 
     def _list_subscriptions(self, params):
         mine = [s for s in self.subscriptions.values() if s["customer"] == params.get("customer")]

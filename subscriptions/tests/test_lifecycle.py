@@ -90,7 +90,8 @@ def test_trial_then_active(webhooks, fake_stripe, reader, smtp_server):
     # The trial ends, the card is charged.
     fake_stripe.set_subscription(stripe_objects.subscription("active"))
     webhooks.post("customer.subscription.updated", fake_stripe.subscriptions[sub["id"]])
-    webhooks.post("invoice.paid", stripe_objects.invoice(status="paid", amount_paid=4600))
+    paid = fake_stripe.set_invoice(stripe_objects.invoice(status="paid", amount_paid=4600))
+    webhooks.post("invoice.paid", paid)
 
     assert state(reader) == Status.ACTIVE
     assert reader.is_entitled
@@ -131,7 +132,7 @@ def test_trial_cancelled_ends_the_membership_and_says_so(
 def test_payment_failed_then_recovered(webhooks, fake_stripe, reader, smtp_server, settings):
     start_trial(webhooks, fake_stripe)
     fake_stripe.set_subscription(stripe_objects.subscription("past_due"))
-    failed_invoice = stripe_objects.invoice()
+    failed_invoice = fake_stripe.set_invoice(stripe_objects.invoice())
 
     webhooks.post("customer.subscription.updated", stripe_objects.subscription("past_due"))
     webhooks.post("invoice.payment_failed", failed_invoice)
@@ -153,7 +154,7 @@ def test_payment_failed_then_recovered(webhooks, fake_stripe, reader, smtp_serve
     assert failed_invoice["hosted_invoice_url"] in action.text
 
     fake_stripe.set_subscription(stripe_objects.subscription("active"))
-    webhooks.post("invoice.paid", {**failed_invoice, "status": "paid"})
+    webhooks.post("invoice.paid", fake_stripe.set_invoice({**failed_invoice, "status": "paid"}))
 
     membership.refresh_from_db()
     assert membership.status == Status.ACTIVE
@@ -166,7 +167,7 @@ def test_payment_failed_then_recovered(webhooks, fake_stripe, reader, smtp_serve
 def test_payment_failed_then_ended(webhooks, fake_stripe, reader, smtp_server, settings):
     start_trial(webhooks, fake_stripe)
     fake_stripe.set_subscription(stripe_objects.subscription("past_due"))
-    webhooks.post("invoice.payment_failed", stripe_objects.invoice())
+    webhooks.post("invoice.payment_failed", fake_stripe.set_invoice(stripe_objects.invoice()))
 
     # Past the grace period the digest stops, before Stripe gives up.
     Membership.objects.filter(subscriber=reader).update(

@@ -43,7 +43,8 @@ def welcomes() -> int:
 def test_a_body_re_serialised_instead_of_the_raw_bytes_is_refused(webhooks, fake_stripe, signed_up):
     """A proxy or framework that parses and re-encodes the JSON breaks the signature."""
     fake_stripe.set_subscription(stripe_objects.subscription("active"))
-    original = json.dumps(stripe_objects.event("invoice.paid", stripe_objects.invoice()))
+    invoice = fake_stripe.set_invoice(stripe_objects.invoice())
+    original = json.dumps(stripe_objects.event("invoice.paid", invoice))
     header = stripe_objects.signed(original)
     reencoded = json.dumps(json.loads(original), indent=2, sort_keys=True)
     assert json.loads(reencoded) == json.loads(original)
@@ -61,7 +62,7 @@ def test_invoice_paid_before_checkout_completed_ends_the_same(webhooks, fake_str
     session = stripe_objects.load("checkout_session_completed")
     fake_stripe.sessions[session["id"]] = session
 
-    paid = {**stripe_objects.invoice(), "status": "paid", "amount_due": 0}
+    paid = fake_stripe.set_invoice({**stripe_objects.invoice(), "status": "paid", "amount_due": 0})
     assert webhooks.post("invoice.paid", paid).status_code == 200
     membership = Membership.objects.get()
     assert (membership.status, membership.stripe_subscription_id) == (Status.TRIALING, sub["id"])
