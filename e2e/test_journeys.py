@@ -42,6 +42,8 @@ def test_visitor_signs_up_passes_the_test_checkout_and_sees_the_account(
     expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
     check_accessibility(page, "signup-sent")
     page.goto(mailbox.wait_for(address, "Continue your signup").link(r"/subscribe/continue/[^/]+/"))
+    # The token left the address bar (and any Referer) for the session.
+    expect(page).to_have_url(re.compile(r"/subscribe/continue/$"))
     expect(page.get_by_label("Name")).to_have_value("Noor")
     check_accessibility(page, "signup-continue")
     screenshot(page, "signup-continue")

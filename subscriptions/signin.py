@@ -70,7 +70,7 @@ def read_token(token: str) -> SignInClaim | None:
 
 
 def sign_in_url(subscriber: Subscriber) -> str:
-    path = reverse("subscriptions:sign-in-confirm", args=[make_token(subscriber)])
+    path = reverse("subscriptions:sign-in-link", args=[make_token(subscriber)])
     return f"{settings.SITE_URL}{path}"
 
 
@@ -98,4 +98,4 @@ def read_signup_token(token: str) -> SignupClaim | None:
 
 def signup_url(email: str, name: str, time_zone: str, subscriber: Subscriber | None) -> str:
     token = make_signup_token(SignupClaim(email, name, time_zone, _last(subscriber)))
-    return f"{settings.SITE_URL}{reverse('subscriptions:signup-continue', args=[token])}"
+    return f"{settings.SITE_URL}{reverse('subscriptions:signup-link', args=[token])}"

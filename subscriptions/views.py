@@ -90,9 +90,37 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     return render(request, "subscriptions/signup_sent.html", {"minutes": signin.link_minutes()})
 
 
+# An emailed link's token moves from its URL into the session, and the
+# browser is sent on to the same page without it (as Django's password reset
+# does). The page with the button then has no secret in its address, history
+# or Referer, and may keep the site's referrer policy: under no-referrer a
+# browser sends "Origin: null" with the form, which CSRF rightly refuses.
+SIGN_IN_TOKEN_KEY = "pending_sign_in_token"  # noqa: S105 - a session key, not a secret
+SIGNUP_TOKEN_KEY = "pending_signup_token"  # noqa: S105 - a session key, not a secret
+
+
+def _token_into_session(request: HttpRequest, key: str, token: str, page: str) -> HttpResponse:
+    request.session[key] = token
+    return redirect(page)
+
+
 @no_referrer
-def signup_continue(request: HttpRequest, token: str) -> HttpResponse:
-    """The emailed signup link: GET shows the offer and a button; POST signs in and checks out."""
+def signup_continue_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed signup link (/subscribe/continue/<token>/): on to the page without it."""
+    if signin.read_signup_token(token) is None:
+        return _link_invalid(request)
+    if request.method == "POST":
+        return _signup_continue(request, token)
+    return _token_into_session(request, SIGNUP_TOKEN_KEY, token, "subscriptions:signup-continue")
+
+
+def signup_continue(request: HttpRequest) -> HttpResponse:
+    """/subscribe/continue/: the offer, the name and zone to confirm, and the button."""
+    return _signup_continue(request, request.session.get(SIGNUP_TOKEN_KEY, ""))
+
+
+def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows the offer and a button; POST signs in and checks out."""
     claim = signin.read_signup_token(token)
     if claim is None:
         return _link_invalid(request)
@@ -106,6 +134,7 @@ def signup_continue(request: HttpRequest, token: str) -> HttpResponse:
             )
             if subscriber is None:
                 return _link_invalid(request)
+            request.session.pop(SIGNUP_TOKEN_KEY, None)
             # The owner proved the address by opening its email: signed in.
             sign_in(request, subscriber)
             return _checkout(request, subscriber)
@@ -224,7 +253,21 @@ def sign_in_request(request: HttpRequest) -> HttpResponse:
 
 
 @no_referrer
-def sign_in_confirm(request: HttpRequest, token: str) -> HttpResponse:
+def sign_in_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed sign-in link (/signin/<token>/): on to the button, without the token."""
+    if signin.read_token(token) is None:
+        return _link_invalid(request)
+    if request.method == "POST":
+        return _sign_in_confirm(request, token)
+    return _token_into_session(request, SIGN_IN_TOKEN_KEY, token, "subscriptions:sign-in-confirm")
+
+
+def sign_in_confirm(request: HttpRequest) -> HttpResponse:
+    """/signin/confirm/: GET shows "Sign me in"; the POST signs in."""
+    return _sign_in_confirm(request, request.session.get(SIGN_IN_TOKEN_KEY, ""))
+
+
+def _sign_in_confirm(request: HttpRequest, token: str) -> HttpResponse:
     claim = signin.read_token(token)
     if claim is None:
         return _link_invalid(request)
@@ -234,6 +277,7 @@ def sign_in_confirm(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = do_record_sign_in(claim.subscriber_id, claim.last_signed_in_at)
     if subscriber is None:
         return _link_invalid(request)
+    request.session.pop(SIGN_IN_TOKEN_KEY, None)
     sign_in(request, subscriber)
     return _see_other("subscriptions:account")
 

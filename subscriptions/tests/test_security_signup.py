@@ -192,7 +192,7 @@ def test_the_emailed_link_signs_the_owner_in_and_only_then_reaches_stripe(
     assert "Ada" not in mailoutbox[-1].body  # a name nobody confirmed is not printed
 
     # Opening the link (a mail scanner does) writes nothing.
-    page = Client().get(link)
+    page = Client().get(link, follow=True)
     assert page.status_code == 200
     assert "Start my free 14-day trial" in page.content.decode()
     assert Subscriber.objects.count() == 0 and len(fake_stripe.mock.calls) == 0
@@ -336,6 +336,34 @@ def test_pages_with_a_secret_in_their_url_send_no_referrer(
         assert response["Referrer-Policy"] == "no-referrer", name
     assert "continue link" in pages
     assert Client().get("/")["Referrer-Policy"] == "same-origin"  # the rest of the site
+
+
+def test_an_emailed_links_button_is_on_a_page_without_the_token_in_its_url(
+    client, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+):
+    """Under no-referrer a browser posts a form with "Origin: null", which CSRF refuses;
+    so the link moves its token into the session and the button lives on a plain URL."""
+    capture = django_capture_on_commit_callbacks
+    make_subscriber("grace@example.com")
+    with capture(execute=True):
+        client.post("/signin/", {"email": "grace@example.com"})
+    ask_to_subscribe(client, FORM, capture)
+    sign_in_link, signup_link = link_in(mailoutbox[0], SIGN_IN_LINK), link_in(mailoutbox[1])
+
+    for link, page in ((sign_in_link, "/signin/confirm/"), (signup_link, "/subscribe/continue/")):
+        opened = client.get(link)
+        assert (opened.status_code, opened["Location"]) == (302, page)
+        assert opened["Referrer-Policy"] == "no-referrer"
+        button = client.get(page)
+        assert button.status_code == 200
+        assert button["Referrer-Policy"] == "same-origin"
+        assert link.split("/")[-2] not in button.content.decode()
+
+    with capture(execute=True):
+        checkout = client.post("/subscribe/continue/", {"name": "Ada", "time_zone": "UTC"})
+    assert checkout["Location"].startswith("https://checkout.stripe.com/")
+    assert client.post("/signin/confirm/")["Location"] == "/account/"
+    assert client.get("/account/").content.decode().count("grace@example.com") == 1
 
 
 def test_sign_in_links_live_for_fifteen_minutes_by_default(
@@ -546,7 +574,7 @@ def test_the_continue_page_says_no_trial_applies_to_a_returning_reader(
     make_stripe_member(Membership.Status.CANCELED, email="ada@example.com")
     ask_to_subscribe(Client(), FORM, django_capture_on_commit_callbacks)
 
-    page = Client().get(link_in(mailoutbox[0])).content.decode()
+    page = Client().get(link_in(mailoutbox[0]), follow=True).content.decode()
 
     assert "no free trial" in page.lower()
     assert "Start my free 14-day trial" not in page

@@ -53,7 +53,7 @@ def test_opening_the_link_does_not_sign_in_pressing_the_button_does(
 
     # A mail scanner (or the reader) opens the link: a button, no sign-in.
     scanner = Client()
-    page = scanner.get(link)
+    page = scanner.get(link, follow=True)
     assert page.status_code == 200
     assert "Sign me in" in page.content.decode()
     assert SESSION_KEY not in scanner.session
