@@ -18,4 +18,4 @@ RUN DJANGO_SECRET_KEY=build-only-not-a-secret python manage.py collectstatic --n
 
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "config.wsgi:application", "-c", "python:config.gunicorn_conf"]

@@ -398,8 +398,8 @@ def check_accessibility(
 # Journeys' shared steps
 
 
-def sign_up(page: Page, email: str, name: str) -> None:
-    """A visitor fills in the landing page's form and passes the local test checkout."""
+def sign_up(page: Page, mailbox: Mailbox, email: str, name: str) -> None:
+    """A visitor fills in the landing form, opens the emailed link, passes the test checkout."""
     page.goto("/")
     form = page.locator("form.signup")
     form.get_by_label("Email").fill(email)
@@ -407,6 +407,9 @@ def sign_up(page: Page, email: str, name: str) -> None:
     # signup.js fills the time zone from the browser.
     expect(form.get_by_label("Time zone")).to_have_value(BROWSER_TIME_ZONE)
     form.get_by_role("button", name=re.compile("Start my free")).click()
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    page.goto(mailbox.wait_for(email, "Continue your signup").link(r"/subscribe/continue/[^/]+/"))
+    page.get_by_role("button", name=re.compile("Start my free")).click()
     expect(page.get_by_text("Local test checkout.")).to_be_visible()
     page.get_by_role("button", name="Start trial").click()
     expect(page.get_by_role("heading", name=f"Welcome, {name}")).to_be_visible()

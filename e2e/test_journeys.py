@@ -38,6 +38,17 @@ def test_visitor_signs_up_passes_the_test_checkout_and_sees_the_account(
     expect(form.get_by_label("Time zone")).to_have_value(BROWSER_TIME_ZONE)
     form.get_by_role("button", name="Start my free 14-day trial").click()
 
+    # Nothing starts until the address's owner opens the emailed link.
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    check_accessibility(page, "signup-sent")
+    page.goto(mailbox.wait_for(address, "Continue your signup").link(r"/subscribe/continue/[^/]+/"))
+    # The token left the address bar (and any Referer) for the session.
+    expect(page).to_have_url(re.compile(r"/subscribe/continue/$"))
+    expect(page.get_by_label("Name")).to_have_value("Noor")
+    check_accessibility(page, "signup-continue")
+    screenshot(page, "signup-continue")
+    page.get_by_role("button", name="Start my free 14-day trial").click()
+
     expect(page.get_by_text("Local test checkout.")).to_be_visible()
     check_accessibility(page, "test-checkout")
     screenshot(page, "test-checkout")
@@ -75,7 +86,7 @@ def test_signup_form_with_mistakes_says_what_to_fix(page: Page):
 
 def test_reader_signs_in_by_the_emailed_link_and_opens_billing(new_page, mailbox: Mailbox):
     address = "ravi@example.com"
-    sign_up(new_page(), address, "Ravi")
+    sign_up(new_page(), mailbox, address, "Ravi")
 
     # Later, on another device: no session.
     page = new_page(width=375)

@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from newsletter import calendar
-from subscriptions import signin, stripe_api
+from subscriptions import signin, stripe_api, trials
 from subscriptions.models import ReaderEmail, Subscriber
 
 # The shared email frame (templates/emails/_base.html) is styled by classes;
@@ -119,12 +119,42 @@ def membership_ended(email: ReaderEmail) -> EmailMultiAlternatives:
     )
 
 
-def sign_in_link(subscriber: Subscriber) -> EmailMultiAlternatives:
+def sign_in_link(subscriber: Subscriber, *, already_member: bool = False) -> EmailMultiAlternatives:
     return _message(
         subscriber,
         "sign_in_link",
         sign_in_url=signin.sign_in_url(subscriber),
-        minutes=int(signin.SIGN_IN_LINK_MAX_AGE.total_seconds() // 60),
+        minutes=signin.link_minutes(),
+        already_member=already_member,
+    )
+
+
+UNDELIVERABLE = (Subscriber.EmailStatus.BOUNCED, Subscriber.EmailStatus.COMPLAINED)
+
+
+def signup_reply(email: str, name: str, time_zone: str) -> EmailMultiAlternatives | None:
+    """The email that answers a signup request for `email`, or None to send nothing.
+
+    A reader with a live (or complimentary) membership gets a sign-in link:
+    nothing to pay twice. Anyone else gets a link to continue, saying
+    whether a free trial applies. An address that bounced or complained
+    gets nothing. Only the address's owner reads which one it was.
+    """
+    subscriber = Subscriber.objects.select_related("membership").filter(email__iexact=email).first()
+    if subscriber is not None and subscriber.email_status in UNDELIVERABLE:
+        return None
+    membership = getattr(subscriber, "membership", None) if subscriber else None
+    if subscriber is not None and membership is not None and membership.needs_no_checkout:
+        return sign_in_link(subscriber, already_member=True)
+    # A reader who is not one yet: an unsaved one, to address and greet nobody by name.
+    recipient = subscriber or Subscriber(email=email, time_zone=time_zone)
+    return _message(
+        recipient,
+        "signup_link",
+        signup_url=signin.signup_url(email, name, time_zone, subscriber),
+        minutes=signin.link_minutes(),
+        trial_days=trials.trial_days(membership),
+        amount=dollars(None),
     )
 
 

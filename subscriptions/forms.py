@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 
 from subscriptions.addresses import normalise_email
-from subscriptions.models import validate_time_zone
+from subscriptions.models import NAME_MAX_LENGTH, validate_plain_name, validate_time_zone
 
 
 class TimeZoneField(forms.CharField):
@@ -28,10 +28,28 @@ class ReaderEmailField(forms.EmailField):
         return normalise_email(super().clean(value))
 
 
+class NameField(forms.CharField):
+    """A reader's name: short, one line, no link or address (models.name_problem)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", NAME_MAX_LENGTH)
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("label", "Name (optional)")
+        kwargs.setdefault("validators", [validate_plain_name])
+        super().__init__(**kwargs)
+
+
 class SignupForm(forms.Form):
     email = ReaderEmailField(max_length=254, label="Email address")
-    name = forms.CharField(max_length=200, required=False, label="Name (optional)")
+    name = NameField()
     time_zone = TimeZoneField(label="Time zone", initial=lambda: settings.DIGEST_TIMEZONE)
+
+
+class ContinueSignupForm(forms.Form):
+    """The page an emailed signup link opens: the owner confirms their name and zone."""
+
+    name = NameField()
+    time_zone = TimeZoneField(label="Time zone")
 
 
 class SignInForm(forms.Form):

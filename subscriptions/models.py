@@ -1,4 +1,5 @@
 import datetime
+import unicodedata
 import zoneinfo
 from typing import Any
 
@@ -28,6 +29,33 @@ def single_line(text: str) -> str:
     of the attacker's choosing.
     """
     return " ".join(text.split())
+
+
+NAME_MAX_LENGTH = 60
+# What a name never needs and a phishing line does: a web or email address.
+_NOT_IN_NAMES = ("://", "www.", "@")
+
+
+def name_problem(value: str) -> str | None:
+    """Why `value` is not a plain name to greet a reader by, or None if it is one.
+
+    A name is printed in official emails ("Hello …"); whoever types an
+    address into the signup form types the name too, so it must not be
+    able to carry a link, an address or text that reads backwards.
+    """
+    lowered = value.lower()
+    if any(marker in lowered for marker in _NOT_IN_NAMES):
+        return "Please give just your name, without web or email addresses."
+    # Line breaks, tabs and invisible formatting (right-to-left overrides).
+    if any(unicodedata.category(char) in ("Cc", "Cf") for char in value):
+        return "Please give just your name, on one line, without special characters."
+    return None
+
+
+def validate_plain_name(value: str) -> None:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValidationError(problem, code="not_a_name")
 
 
 def iso_or_none(value: datetime.datetime | None) -> str | None:
@@ -105,6 +133,10 @@ class Subscriber(models.Model):
     # Changes on every sign-in, which makes every sign-in link issued before
     # it useless: links are single use without a table of tokens.
     last_signed_in_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Every session remembers the epoch it was signed in under; "Sign out
+    # everywhere" moves it on, which ends every session at once
+    # (subscriptions.sessions.current_subscriber compares the two).
+    session_epoch = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -145,6 +177,21 @@ class Subscriber(models.Model):
         """Whether this reader gets the digest (the same rule as the queryset)."""
         return Subscriber.objects.entitled().filter(pk=self.pk).exists()
 
+    @property
+    def greeting_name(self) -> str:
+        """The name reader emails greet by, or "" to greet nobody by name.
+
+        Only a name the owner stands behind: they signed in by emailed link
+        (or paid), and it is a plain name. A name stored before names were
+        checked, or typed by a stranger for this address, is never printed.
+        """
+        if not self.name or len(self.name) > NAME_MAX_LENGTH or name_problem(self.name):
+            return ""
+        if self.last_signed_in_at is not None:
+            return self.name
+        membership = getattr(self, "membership", None)
+        return self.name if membership is not None and membership.stripe_subscription_id else ""
+
     def set_email_status(self, status: "Subscriber.EmailStatus") -> bool:
         """Change the email status; return False if it already was `status`."""
         if self.email_status == status:
@@ -180,6 +227,9 @@ class Membership(models.Model):
         PAUSED = "paused", "Paused"
 
     ENTITLED_STATUSES = (Status.TRIALING, Status.ACTIVE)
+    # Statuses in which the reader still has a subscription that bills or will
+    # bill: starting another checkout would charge them twice.
+    LIVE_STATUSES = (Status.TRIALING, Status.ACTIVE, Status.PAST_DUE, Status.UNPAID, Status.PAUSED)
     # A subscription in one of these never comes back; Stripe starts a new one.
     TERMINAL_STATUSES = (Status.CANCELED, Status.INCOMPLETE_EXPIRED)
     # Written only from Stripe (subscriptions.actions.stripe_sync.apply_subscription).
@@ -237,6 +287,11 @@ class Membership(models.Model):
         return self.complimentary and (
             self.complimentary_until is None or self.complimentary_until > timezone.now()
         )
+
+    @property
+    def needs_no_checkout(self) -> bool:
+        """Live or complimentary: a checkout would bill them twice, or for nothing."""
+        return self.status in self.LIVE_STATUSES or self.is_comped
 
     @property
     def has_live_subscription(self) -> bool:

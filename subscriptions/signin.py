@@ -1,10 +1,17 @@
-"""Passwordless sign-in links for readers.
+"""Passwordless links for readers: signing in, and continuing a signup.
 
-A link carries the reader's id and their last sign-in time, signed with the
-secret key (django.core.signing) and valid for SIGN_IN_LINK_MAX_AGE. Using
-it moves last_signed_in_at, so each link works once and every older link
-dies with it. Opening the link (GET) only shows a button; the sign-in
+A sign-in link carries the reader's id and their last sign-in time, signed
+with the secret key (django.core.signing) and valid for SIGN_IN_LINK_MINUTES.
+Using it moves last_signed_in_at, so each link works once and every older
+link dies with it. Opening the link (GET) only shows a button; the sign-in
 happens on the POST, so mail scanners that fetch links do not use them up.
+
+A signup link is what the signup form emails, to members and strangers
+alike (so the form tells nobody which address is whose): it carries the
+address, the name and time zone typed, and the same last-sign-in marker
+(empty for an address with no reader yet), so it too works once. Only its
+owner's inbox gets it: using it proves the address, which is why it signs
+the browser in before Checkout.
 """
 
 import datetime
@@ -17,7 +24,22 @@ from django.urls import reverse
 from subscriptions.models import Subscriber
 
 SALT = "subscriptions.sign-in-link"
-SIGN_IN_LINK_MAX_AGE = datetime.timedelta(minutes=30)
+SIGNUP_SALT = "subscriptions.signup-link"
+
+
+def link_max_age() -> datetime.timedelta:
+    """How long an emailed link works (SIGN_IN_LINK_MINUTES)."""
+    return datetime.timedelta(minutes=settings.SIGN_IN_LINK_MINUTES)
+
+
+def link_minutes() -> int:
+    return settings.SIGN_IN_LINK_MINUTES
+
+
+def _last(subscriber: Subscriber | None) -> str:
+    if subscriber is None or subscriber.last_signed_in_at is None:
+        return ""
+    return subscriber.last_signed_in_at.isoformat()
 
 
 @dataclass(frozen=True)
@@ -27,21 +49,53 @@ class SignInClaim:
 
 
 def make_token(subscriber: Subscriber) -> str:
-    last = subscriber.last_signed_in_at.isoformat() if subscriber.last_signed_in_at else ""
-    return signing.TimestampSigner(salt=SALT).sign_object({"s": subscriber.pk, "v": last})
+    return signing.TimestampSigner(salt=SALT).sign_object(
+        {"s": subscriber.pk, "v": _last(subscriber)}
+    )
+
+
+def _unsign(token: str, salt: str) -> object:
+    try:
+        return signing.TimestampSigner(salt=salt).unsign_object(token, max_age=link_max_age())
+    except signing.BadSignature:  # also SignatureExpired
+        return None
 
 
 def read_token(token: str) -> SignInClaim | None:
     """The claim in a genuine, unexpired token; None for anything else."""
-    try:
-        data = signing.TimestampSigner(salt=SALT).unsign_object(token, max_age=SIGN_IN_LINK_MAX_AGE)
-    except signing.BadSignature:  # also SignatureExpired
-        return None
+    data = _unsign(token, SALT)
     if not isinstance(data, dict) or not isinstance(data.get("s"), int):
         return None
     return SignInClaim(subscriber_id=data["s"], last_signed_in_at=str(data.get("v", "")))
 
 
 def sign_in_url(subscriber: Subscriber) -> str:
-    path = reverse("subscriptions:sign-in-confirm", args=[make_token(subscriber)])
+    path = reverse("subscriptions:sign-in-link", args=[make_token(subscriber)])
     return f"{settings.SITE_URL}{path}"
+
+
+@dataclass(frozen=True)
+class SignupClaim:
+    email: str
+    name: str  # as typed by whoever filled in the form: not the owner's word yet
+    time_zone: str
+    last_signed_in_at: str  # the reader's, when the link was made; "" if none (or no reader)
+
+
+def make_signup_token(claim: SignupClaim) -> str:
+    data = {"e": claim.email, "n": claim.name, "z": claim.time_zone, "v": claim.last_signed_in_at}
+    return signing.TimestampSigner(salt=SIGNUP_SALT).sign_object(data, compress=True)
+
+
+def read_signup_token(token: str) -> SignupClaim | None:
+    data = _unsign(token, SIGNUP_SALT)
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in "enzv"):
+        return None
+    return SignupClaim(
+        email=data["e"], name=data["n"], time_zone=data["z"], last_signed_in_at=data["v"]
+    )
+
+
+def signup_url(email: str, name: str, time_zone: str, subscriber: Subscriber | None) -> str:
+    token = make_signup_token(SignupClaim(email, name, time_zone, _last(subscriber)))
+    return f"{settings.SITE_URL}{reverse('subscriptions:signup-link', args=[token])}"

@@ -53,6 +53,14 @@ def send_sign_in_link(subscriber_id: int) -> None:
     emails.sign_in_link(subscriber).send()
 
 
+@shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, max_retries=3)
+def send_signup_link(email: str, name: str, time_zone: str) -> None:
+    """Answer a signup request by email: a member is sent a sign-in link, anyone else a link on."""
+    message = emails.signup_reply(email, name, time_zone)
+    if message is not None:
+        message.send()
+
+
 @shared_task
 def reconcile_memberships() -> int:
     """Re-fetch recently changed and suspicious subscriptions from Stripe."""

@@ -17,6 +17,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from subscriptions.headers import no_referrer
 from subscriptions.models import Subscriber
 
 SALT = "subscriptions.unsubscribe"
@@ -51,6 +52,7 @@ def unsubscribe_url(subscriber: Subscriber) -> str:
 
 
 @csrf_exempt
+@no_referrer  # the token is in the URL; it must not leave in a Referer
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = subscriber_for_token(token)

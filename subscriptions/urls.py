@@ -6,11 +6,16 @@ app_name = "subscriptions"
 
 urlpatterns = [
     path("subscribe/", views.subscribe, name="subscribe"),
+    path("subscribe/continue/", views.signup_continue, name="signup-continue"),
+    path("subscribe/continue/<str:token>/", views.signup_continue_link, name="signup-link"),
     path("subscribe/success/", views.checkout_success, name="checkout-success"),
     path("signin/", views.sign_in_request, name="sign-in"),
-    path("signin/<str:token>/", views.sign_in_confirm, name="sign-in-confirm"),
+    path("signin/confirm/", views.sign_in_confirm, name="sign-in-confirm"),
+    path("signin/<str:token>/", views.sign_in_link, name="sign-in-link"),
     path("signout/", views.sign_out_view, name="sign-out"),
+    path("account/sign-out-everywhere/", views.sign_out_everywhere, name="sign-out-everywhere"),
     path("account/", views.account, name="account"),
+    path("account/checkout/", views.account_checkout, name="account-checkout"),
     path("account/billing/", views.account_billing, name="account-billing"),
     path("account/email/", views.account_email, name="account-email"),
     path("account/time-zone/", views.account_time_zone, name="account-time-zone"),

@@ -13,18 +13,25 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from subscriptions import ratelimit, signin, stripe_api, webhooks
+from subscriptions import ratelimit, signin, stripe_api, trials, webhooks
 from subscriptions.actions.account import (
     do_record_sign_in,
     do_set_email_status,
     do_set_time_zone,
     do_sign_in_requested,
+    do_sign_out_everywhere,
     portal_url,
 )
-from subscriptions.actions.checkout import do_fulfil_checkout, do_start_checkout
+from subscriptions.actions.checkout import (
+    do_continue_signup,
+    do_fulfil_checkout,
+    do_request_signup,
+    do_start_checkout,
+)
 from subscriptions.actions.reader_data import do_delete_reader, export_reader
 from subscriptions.emails import dollars, first_digest_at
-from subscriptions.forms import SignInForm, SignupForm, TimeZoneForm
+from subscriptions.forms import ContinueSignupForm, SignInForm, SignupForm, TimeZoneForm
+from subscriptions.headers import no_referrer
 from subscriptions.models import Subscriber
 from subscriptions.sessions import current_subscriber, sign_in, sign_out
 
@@ -35,6 +42,10 @@ SIGNUP_LIMIT_PER_IP = 20
 SIGNUP_LIMIT_PER_EMAIL = 5
 SIGN_IN_LIMIT_PER_IP = 20
 SIGN_IN_LIMIT_PER_EMAIL = 5
+# The success page calls Stripe only for the browser that started the
+# checkout, and at most this often from one address.
+CHECKOUT_SUCCESS_LIMIT_PER_IP = 30
+# The id of the Checkout Session this browser started (the success page's key).
 CHECKOUT_SESSION_KEY = "checkout_session_id"
 
 
@@ -49,6 +60,12 @@ def _see_other(url: str) -> HttpResponse:
 
 
 def subscribe(request: HttpRequest) -> HttpResponse:
+    """The landing page's form: the same answer for every address, an email to its owner.
+
+    A member and a stranger get the same page, and nothing is stored or sent
+    to Stripe for either: what differs is in the email, which only the
+    owner of the address reads (README, "Signing up").
+    """
     if request.method != "POST":
         return redirect("/#signup")
     if not ratelimit.allow(
@@ -63,50 +80,158 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         "subscribe-email", email, limit=SIGNUP_LIMIT_PER_EMAIL, window_seconds=HOUR
     ):
         return _too_many(request)
+    if not stripe_api.billing_configured():
+        # The same for every address: it is the site that is not open.
+        logger.error("Signup refused: billing is not configured")
+        return render(request, "subscriptions/unavailable.html", status=503)
+    do_request_signup(
+        email=email, name=form.cleaned_data["name"], time_zone=form.cleaned_data["time_zone"]
+    )
+    return render(request, "subscriptions/signup_sent.html", {"minutes": signin.link_minutes()})
+
+
+# An emailed link's token moves from its URL into the session, and the
+# browser is sent on to the same page without it (as Django's password reset
+# does). The page with the button then has no secret in its address, history
+# or Referer, and may keep the site's referrer policy: under no-referrer a
+# browser sends "Origin: null" with the form, which CSRF rightly refuses.
+SIGN_IN_TOKEN_KEY = "pending_sign_in_token"  # noqa: S105 - a session key, not a secret
+SIGNUP_TOKEN_KEY = "pending_signup_token"  # noqa: S105 - a session key, not a secret
+
+
+def _token_into_session(request: HttpRequest, key: str, token: str, page: str) -> HttpResponse:
+    request.session[key] = token
+    return redirect(page)
+
+
+@no_referrer
+def signup_continue_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed signup link (/subscribe/continue/<token>/): on to the page without it."""
+    if signin.read_signup_token(token) is None:
+        return _link_invalid(request)
+    if request.method == "POST":
+        return _signup_continue(request, token)
+    return _token_into_session(request, SIGNUP_TOKEN_KEY, token, "subscriptions:signup-continue")
+
+
+def signup_continue(request: HttpRequest) -> HttpResponse:
+    """/subscribe/continue/: the offer, the name and zone to confirm, and the button."""
+    return _signup_continue(request, request.session.get(SIGNUP_TOKEN_KEY, ""))
+
+
+def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows the offer and a button; POST signs in and checks out."""
+    claim = signin.read_signup_token(token)
+    if claim is None:
+        return _link_invalid(request)
+    existing = Subscriber.objects.filter(email__iexact=claim.email).first()
+    membership = getattr(existing, "membership", None) if existing else None
+    if request.method == "POST":
+        form = ContinueSignupForm(request.POST)
+        if form.is_valid():
+            subscriber = do_continue_signup(
+                claim, name=form.cleaned_data["name"], time_zone=form.cleaned_data["time_zone"]
+            )
+            if subscriber is None:
+                return _link_invalid(request)
+            request.session.pop(SIGNUP_TOKEN_KEY, None)
+            # The owner proved the address by opening its email: signed in.
+            sign_in(request, subscriber)
+            return _checkout(request, subscriber)
+    else:
+        # Mail scanners open links; only a person presses the button. The
+        # name typed into the form is shown for the owner to keep or change.
+        initial_name = (existing.greeting_name if existing else "") or claim.name
+        form = ContinueSignupForm(initial={"name": initial_name, "time_zone": claim.time_zone})
+    return render(
+        request,
+        "subscriptions/signup_continue.html",
+        {
+            "form": form,
+            "email": claim.email,
+            "trial_days": trials.trial_days(membership),
+            "amount": dollars(None),
+        },
+        status=400 if form.is_bound else 200,
+    )
+
+
+def _link_invalid(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "subscriptions/sign_in_invalid.html",
+        {"minutes": signin.link_minutes()},
+        status=400,
+    )
+
+
+def _checkout(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Send a signed-in reader to Checkout; the session remembers which one it started."""
     try:
-        result = do_start_checkout(
-            email=email, name=form.cleaned_data["name"], time_zone=form.cleaned_data["time_zone"]
-        )
+        result = do_start_checkout(subscriber)
     except stripe_api.BillingUnavailable as error:
-        logger.error("Signup refused: billing is not configured (%s)", error)
+        logger.error("Checkout refused: billing is not configured (%s)", error)
         return render(request, "subscriptions/unavailable.html", status=503)
     except stripe_api.StripeError as error:
-        # The reader is saved; they can simply try again.
-        logger.error("Signup could not reach Stripe: %s", error)
-        return render(request, "subscriptions/unavailable.html", {"retry": True}, status=502)
+        # The reader is saved and signed in; they try again from their account
+        # (a redirect, not a 5xx page: Django saves no session on those).
+        logger.error("Checkout could not reach Stripe: %s", error)
+        messages.error(
+            request,
+            "We couldn't reach our payment provider, so nothing was charged. "
+            "Please try again in a minute.",
+        )
+        return _see_other("subscriptions:account")
     if result.already_member:
-        # The same page whoever owns the address; the link goes to its owner.
-        return render(request, "subscriptions/sign_in_sent.html", {"already_member": True})
-    if result.signs_in:
-        request.session[CHECKOUT_SESSION_KEY] = result.checkout_session_id
+        messages.info(request, "You already have a membership: there is nothing to pay again.")
+        return _see_other("subscriptions:account")
+    request.session[CHECKOUT_SESSION_KEY] = result.checkout_session_id
     return _see_other(result.checkout_url or "subscriptions:account")
 
 
+@no_referrer
 @require_GET
 def checkout_success(request: HttpRequest) -> HttpResponse:
+    """Where Stripe sends the browser back: the details, for the browser that checked out only.
+
+    Nobody is signed in here (the reader was, by the emailed link that led
+    to the checkout). A session id this browser did not start gets a calm
+    page without a call to Stripe and without anybody's name or address:
+    the URL alone, in a history or a log, shows and costs nothing.
+    """
     session_id = request.GET.get("session_id", "")
     if not session_id.startswith("cs_"):
         raise Http404("No checkout session.")
+    if request.session.get(CHECKOUT_SESSION_KEY) != session_id:
+        return render(request, "subscriptions/checkout_elsewhere.html")
+    if not ratelimit.allow(
+        "checkout-success-ip",
+        ratelimit.client_ip(request),
+        limit=CHECKOUT_SUCCESS_LIMIT_PER_IP,
+        window_seconds=HOUR,
+    ):
+        return _too_many(request)
     try:
         subscriber = do_fulfil_checkout(session_id)
     except stripe_api.InvalidRequestError:
         raise Http404("No such checkout session.") from None
+    except stripe_api.BillingUnavailable as error:
+        logger.error("Checkout return: billing is not configured (%s)", error)
+        return render(request, "subscriptions/unavailable.html", status=503)
+    except stripe_api.StripeError as error:
+        # The webhook applies the checkout anyway; the page can be reloaded.
+        logger.error("Checkout return could not reach Stripe: %s", error)
+        return render(request, "subscriptions/unavailable.html", {"reload": True}, status=502)
     if subscriber is None:
         return render(request, "subscriptions/checkout_pending.html")
-    # Only the browser that started this checkout is signed in by it (the
-    # success URL alone, in a history or a log, must not open the account),
-    # and only for a new reader: a returning one signs in by emailed link.
-    signed_in = request.session.get(CHECKOUT_SESSION_KEY) == session_id
-    if signed_in:
-        del request.session[CHECKOUT_SESSION_KEY]
-        sign_in(request, subscriber)
+    viewer = current_subscriber(request)
     return render(
         request,
         "subscriptions/checkout_success.html",
         {
             "subscriber": subscriber,
             "first_digest": first_digest_at(subscriber),
-            "signed_in": signed_in,
+            "signed_in": viewer is not None and viewer.pk == subscriber.pk,
         },
     )
 
@@ -124,19 +249,35 @@ def sign_in_request(request: HttpRequest) -> HttpResponse:
     # a different page would tell that the address gets mail from us.
     if ratelimit.allow("sign-in-email", email, limit=SIGN_IN_LIMIT_PER_EMAIL, window_seconds=HOUR):
         do_sign_in_requested(email)
-    return render(request, "subscriptions/sign_in_sent.html")
+    return render(request, "subscriptions/sign_in_sent.html", {"minutes": signin.link_minutes()})
 
 
-def sign_in_confirm(request: HttpRequest, token: str) -> HttpResponse:
+@no_referrer
+def sign_in_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed sign-in link (/signin/<token>/): on to the button, without the token."""
+    if signin.read_token(token) is None:
+        return _link_invalid(request)
+    if request.method == "POST":
+        return _sign_in_confirm(request, token)
+    return _token_into_session(request, SIGN_IN_TOKEN_KEY, token, "subscriptions:sign-in-confirm")
+
+
+def sign_in_confirm(request: HttpRequest) -> HttpResponse:
+    """/signin/confirm/: GET shows "Sign me in"; the POST signs in."""
+    return _sign_in_confirm(request, request.session.get(SIGN_IN_TOKEN_KEY, ""))
+
+
+def _sign_in_confirm(request: HttpRequest, token: str) -> HttpResponse:
     claim = signin.read_token(token)
     if claim is None:
-        return render(request, "subscriptions/sign_in_invalid.html", status=400)
+        return _link_invalid(request)
     if request.method != "POST":
         # Mail scanners open links; only a person presses the button.
         return render(request, "subscriptions/sign_in_confirm.html")
     subscriber = do_record_sign_in(claim.subscriber_id, claim.last_signed_in_at)
     if subscriber is None:
-        return render(request, "subscriptions/sign_in_invalid.html", status=400)
+        return _link_invalid(request)
+    request.session.pop(SIGN_IN_TOKEN_KEY, None)
     sign_in(request, subscriber)
     return _see_other("subscriptions:account")
 
@@ -145,6 +286,18 @@ def sign_in_confirm(request: HttpRequest, token: str) -> HttpResponse:
 def sign_out_view(request: HttpRequest) -> HttpResponse:
     sign_out(request)
     return _see_other("home")
+
+
+@require_POST
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    subscriber = current_subscriber(request)
+    if subscriber is None:
+        return redirect("subscriptions:sign-in")
+    do_sign_out_everywhere(subscriber)
+    sign_out(request)
+    response = render(request, "subscriptions/signed_out_everywhere.html")
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def reader_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -176,8 +329,16 @@ def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
             "can_manage_billing": bool(membership and membership.stripe_customer_id),
             "time_zone_form": TimeZoneForm(initial={"time_zone": subscriber.time_zone}),
             "local_checkout": stripe_api.uses_local_checkout(),
+            "trial_days": trials.trial_days(membership),
         },
     )
+
+
+@require_POST
+@reader_view
+def account_checkout(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """ "Start a membership" from the account: the reader is signed in, so straight to Checkout."""
+    return _checkout(request, subscriber)
 
 
 @require_POST

@@ -259,6 +259,9 @@ STRIPE_PRICE_ID = env_optional("STRIPE_PRICE_ID")
 STRIPE_API_BASE = env_optional("STRIPE_API_BASE")
 TRIAL_DAYS = env_int("TRIAL_DAYS", 14, minimum=0)
 TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
+# One free trial per reader: a reader who had a subscription before (we or
+# Stripe remember it) starts the next one paid, and is told so first.
+ONE_TRIAL_PER_READER = env_bool("ONE_TRIAL_PER_READER", True)
 # Days a past_due reader keeps getting the digest while Stripe retries the card.
 PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
 # The billing backend, a dotted path (subscriptions.billing): every billing
@@ -375,7 +378,13 @@ SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("DJANGO_HSTS_SECONDS", 31536000, m
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Site-wide; pages whose URL holds a secret (sign-in, signup and unsubscribe
+# links, the checkout's return) send no-referrer instead
+# (subscriptions.views.no_referrer), so the token never leaves in a Referer.
 SECURE_REFERRER_POLICY = "same-origin"
+# How long an emailed sign-in (or signup) link works. Short, because a link
+# copied from a screen, a log or a forwarded email signs in for that long.
+SIGN_IN_LINK_MINUTES = env_int("SIGN_IN_LINK_MINUTES", 15, minimum=1)
 X_FRAME_OPTIONS = "DENY"
 BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
 if BEHIND_PROXY:
@@ -418,14 +427,26 @@ SECURE_CSP: dict[str, list[str]] = {
     "form-action": [CSP.SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
 }
 
+# Every line written passes config.logfilters.RedactSecrets, which blanks the
+# tokens of sign-in, signup, unsubscribe and preferences links and Checkout
+# session ids: Django logs request paths ("Bad Request: /signin/<token>/",
+# runserver's access lines). Gunicorn's access log has its own copy of the
+# filter (config/gunicorn_conf.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "redact_secrets": {"()": "config.logfilters.RedactSecrets"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        },
     },
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {

@@ -9,6 +9,7 @@ from demo_checkout.billing import LocalBilling
 from demo_checkout.models import LocalStripeObject
 from subscriptions import stripe_api
 from subscriptions.models import Membership, StripeEvent
+from subscriptions.tests.signup_flow import link_in, sign_up
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,11 @@ def test_without_a_key_in_debug_the_local_checkout_answers_every_billing_call(de
 def test_sign_up_pay_get_welcomed_and_see_the_account(
     demo, client, smtp_server, django_capture_on_commit_callbacks
 ):
-    response = client.post("/subscribe/", FORM)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post("/subscribe/", FORM).status_code == 200
+    [signup_link] = smtp_server.received()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(link_in(signup_link), {"name": "Newcomer", "time_zone": "UTC"})
     assert response.status_code == 303
     checkout_url = response["Location"]
     assert re.fullmatch(r"http://127\.0\.0\.1:8000/test-checkout/cs_test_local_\w+/", checkout_url)
@@ -54,7 +59,7 @@ def test_sign_up_pay_get_welcomed_and_see_the_account(
         success = client.get(paid["Location"].removeprefix("http://127.0.0.1:8000"))
     assert "Your free trial has started" in success.content.decode()
 
-    [welcome] = smtp_server.received()
+    welcome = smtp_server.received()[-1]
     assert welcome.rcpt_tos == ["newcomer@example.com"]
     assert "Your first briefing arrives on" in welcome.text
 
@@ -74,14 +79,16 @@ def test_sign_up_pay_get_welcomed_and_see_the_account(
             client.post("/test-checkout/portal/", {"action": action})
         latest = smtp_server.received()[-1]
         assert subject in " ".join(str(latest.message["Subject"]).split()), action
-    assert len(smtp_server.received()) == 4
+    assert len(smtp_server.received()) == 5  # the signup link, the welcome, three more
     membership.refresh_from_db()
     assert membership.status == Membership.Status.CANCELED
     assert not StripeEvent.objects.filter(status=StripeEvent.Status.FAILED).exists()
 
 
-def test_the_test_checkout_can_be_left_without_starting_anything(demo, client):
-    checkout_url = client.post("/subscribe/", FORM)["Location"]
+def test_the_test_checkout_can_be_left_without_starting_anything(
+    demo, client, mailoutbox, django_capture_on_commit_callbacks
+):
+    checkout_url = sign_up(client, FORM, mailoutbox, django_capture_on_commit_callbacks)["Location"]
     response = client.post(checkout_url, {"action": "cancel"})
     assert response["Location"] == "http://127.0.0.1:8000/?checkout=cancelled#signup"
     assert "nothing has started" in client.get("/?checkout=cancelled").content.decode()

@@ -4,6 +4,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -40,6 +41,15 @@ def do_record_sign_in(subscriber_id: int, expected: str) -> Subscriber | None:
     subscriber.last_signed_in_at = timezone.now()
     subscriber.save(update_fields=["last_signed_in_at", "updated_at"])
     return subscriber
+
+
+@transaction.atomic
+def do_sign_out_everywhere(subscriber: Subscriber) -> None:
+    """End every session of the reader, on every device (sessions.current_subscriber)."""
+    Subscriber.objects.filter(pk=subscriber.pk).update(
+        session_epoch=F("session_epoch") + 1, updated_at=timezone.now()
+    )
+    logger.info("Subscriber %s signed out everywhere", subscriber.pk)
 
 
 @transaction.atomic

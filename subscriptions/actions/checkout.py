@@ -1,4 +1,12 @@
-"""Signup: the reader, their Stripe customer, a Checkout Session, and its fulfilment."""
+"""Signup: the emailed link, the reader, their Stripe customer, a Checkout Session, fulfilment.
+
+The signup form only sends an email (do_request_signup), the same answer
+for every address: a member gets a sign-in link, anyone else a link to
+continue. Nothing is stored and nothing reaches Stripe until the owner of
+the address opens that link and presses its button (do_continue_signup,
+which signs them in); their checkout then starts from their session
+(do_start_checkout).
+"""
 
 import logging
 from dataclasses import dataclass
@@ -10,18 +18,13 @@ from django.utils import timezone
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 from stripe.params.checkout import SessionCreateParamsSubscriptionData
 
-from subscriptions import stripe_api
-from subscriptions.actions.reader_emails import queue_sign_in_link
+from subscriptions import signin, stripe_api, trials
+from subscriptions.actions.reader_emails import queue_signup_link
 from subscriptions.actions.stripe_sync import do_sync_subscription, int_or_none
 from subscriptions.addresses import normalise_email
-from subscriptions.models import Membership, Subscriber
+from subscriptions.models import Membership, Subscriber, iso_or_none
 
 logger = logging.getLogger(__name__)
-
-Status = Membership.Status
-# Statuses in which the reader still has a subscription that bills or will
-# bill: starting another checkout would charge them twice.
-LIVE_STATUSES = (Status.TRIALING, Status.ACTIVE, Status.PAST_DUE, Status.UNPAID, Status.PAUSED)
 
 
 @dataclass
@@ -29,69 +32,93 @@ class SignupResult:
     subscriber: Subscriber
     checkout_url: str | None = None
     checkout_session_id: str | None = None
-    # Whether completing this checkout may sign the browser in: only for a
-    # reader with no past (never subscribed, never signed in). Anyone can
-    # type a lapsed reader's address; paying must not open their account.
-    signs_in: bool = False
+    trial_days: int = 0
 
     @property
     def already_member(self) -> bool:
         return self.checkout_url is None
 
 
-def get_or_create_subscriber(email: str, name: str, time_zone: str) -> Subscriber:
-    """The reader for this address, created if new.
+@transaction.atomic
+def do_request_signup(*, email: str, name: str, time_zone: str) -> None:
+    """Email the address what it needs to join (or sign in); store nothing, call no one.
 
-    An existing reader's name and time zone are not changed from this
-    public form (anyone can type any address); they change them signed in.
+    Which email it is (a link to continue, or, for a member, a sign-in
+    link) is decided by the task that sends it, after this request has
+    answered, so the answer and its timing are the same for any address.
     """
-    email = normalise_email(email)
-    subscriber = Subscriber.objects.filter(email__iexact=email).first()
-    if subscriber is not None:
-        return subscriber
-    try:
-        with transaction.atomic():
-            return Subscriber.objects.create(email=email, name=name, time_zone=time_zone)
-    except IntegrityError:
-        # The same address signed up at the same moment in another request.
-        return Subscriber.objects.get(email__iexact=email)
+    queue_signup_link(normalise_email(email), name, time_zone)
 
 
-def do_start_checkout(*, email: str, name: str = "", time_zone: str) -> SignupResult:
-    """Start (or restart) a reader's signup: one Stripe customer, one Checkout Session.
+def _find_subscriber(email: str) -> Subscriber | None:
+    return Subscriber.objects.select_for_update().filter(email__iexact=email).first()
+
+
+@transaction.atomic
+def do_continue_signup(
+    claim: signin.SignupClaim, *, name: str, time_zone: str
+) -> Subscriber | None:
+    """The owner pressed the button of their emailed signup link: the reader, signed in.
+
+    Creates the reader for a new address. The name and time zone are the
+    ones the owner confirmed on the link's page. Moves last_signed_in_at,
+    as a sign-in link does, so the link works once; None if it was used
+    already (or the reader signed in since it was sent).
+    """
+    email = normalise_email(claim.email)
+    subscriber = _find_subscriber(email)
+    if subscriber is None:
+        if claim.last_signed_in_at:
+            return None  # the reader it was made for is gone (deleted their account)
+        try:
+            with transaction.atomic():
+                subscriber = Subscriber.objects.create(email=email, time_zone=time_zone)
+        except IntegrityError:
+            return None  # the same link, used at the same moment in another request
+    elif iso_or_none(subscriber.last_signed_in_at) != (claim.last_signed_in_at or None):
+        return None
+    subscriber.last_signed_in_at = timezone.now()
+    subscriber.time_zone = time_zone
+    if name:
+        subscriber.name = name
+    subscriber.save(update_fields=["last_signed_in_at", "time_zone", "name", "updated_at"])
+    return subscriber
+
+
+def do_start_checkout(subscriber: Subscriber) -> SignupResult:
+    """Start (or restart) a signed-in reader's checkout: one Stripe customer, one Checkout Session.
 
     A reader who already has a live subscription, or a complimentary
-    membership, gets no checkout (it would bill them twice); they are
-    emailed a sign-in link instead.
+    membership, gets no checkout (it would bill them twice). The Stripe
+    customer is created here, when a checkout really starts, never for a
+    signup request.
 
     The transaction covers the reader's row lock and the customer it
     records; the Checkout Session is created after it commits, so a slow
     Stripe never holds the lock (its idempotency key makes a retry safe).
     """
-    subscriber = get_or_create_subscriber(email, name, time_zone)
     with transaction.atomic():
-        # The lock serialises two signups of the same reader, so they never
+        # The lock serialises two checkouts of the same reader, so they never
         # create two Stripe customers (the idempotency key covers retries).
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
         membership, _ = Membership.objects.select_for_update().get_or_create(subscriber=subscriber)
-        if membership.status in LIVE_STATUSES or membership.is_comped:
-            queue_sign_in_link(subscriber)
+        if membership.needs_no_checkout:
             return SignupResult(subscriber=subscriber)
-        no_past = not membership.stripe_subscription_id and subscriber.last_signed_in_at is None
+        trial_days = trials.trial_days(membership, ask_stripe=True)
         if not membership.stripe_customer_id:
             membership.stripe_customer_id = stripe_api.create_customer(
-                email=subscriber.email, name=subscriber.name, subscriber_id=subscriber.pk
+                email=subscriber.email, name=subscriber.greeting_name, subscriber_id=subscriber.pk
             )
             membership.save(update_fields=["stripe_customer_id", "updated_at"])
     session = stripe_api.create_checkout_session(
-        checkout_params(subscriber, membership.stripe_customer_id),
+        checkout_params(subscriber, membership.stripe_customer_id, trial_days),
         # A double-click within ten minutes gets the same session back.
         key=stripe_api.idempotency_key(
             "checkout",
             subscriber.pk,
             membership.stripe_customer_id,
             stripe_api.price_id(),
-            settings.TRIAL_DAYS,
+            trial_days,
             settings.TRIAL_REQUIRES_CARD,
             int(timezone.now().timestamp() // 600),
         ),
@@ -101,17 +128,19 @@ def do_start_checkout(*, email: str, name: str = "", time_zone: str) -> SignupRe
         subscriber=subscriber,
         checkout_url=session.url,
         checkout_session_id=session.id,
-        signs_in=no_past,
+        trial_days=trial_days,
     )
 
 
-def checkout_params(subscriber: Subscriber, customer_id: str) -> CheckoutSessionParams:
+def checkout_params(
+    subscriber: Subscriber, customer_id: str, trial_days: int
+) -> CheckoutSessionParams:
     success = reverse("subscriptions:checkout-success")
     subscription_data: SessionCreateParamsSubscriptionData = {
         "metadata": {"subscriber_id": str(subscriber.pk)}
     }
-    if settings.TRIAL_DAYS > 0:
-        subscription_data["trial_period_days"] = settings.TRIAL_DAYS
+    if trial_days > 0:
+        subscription_data["trial_period_days"] = trial_days
     params: CheckoutSessionParams = {
         "mode": "subscription",
         "customer": customer_id,
@@ -122,7 +151,7 @@ def checkout_params(subscriber: Subscriber, customer_id: str) -> CheckoutSession
         "success_url": f"{settings.SITE_URL}{success}?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{settings.SITE_URL}/?checkout=cancelled#signup",
     }
-    if not settings.TRIAL_REQUIRES_CARD and settings.TRIAL_DAYS > 0:
+    if not settings.TRIAL_REQUIRES_CARD and trial_days > 0:
         # No card up front; a trial that ends without one ends the
         # subscription rather than leaving an unpaid invoice behind.
         params["payment_method_collection"] = "if_required"

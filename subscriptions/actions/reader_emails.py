@@ -27,3 +27,14 @@ def queue_sign_in_link(subscriber: Subscriber) -> None:
     from subscriptions import tasks
 
     transaction.on_commit(lambda: tasks.send_sign_in_link.delay(subscriber.pk))
+
+
+def queue_signup_link(email: str, name: str, time_zone: str) -> None:
+    """Email the answer to a signup request (a link to continue, or to sign in) after commit.
+
+    By address, not reader id: the address may have no reader yet, and must
+    not get one from a request anybody can make.
+    """
+    from subscriptions import tasks
+
+    transaction.on_commit(lambda: tasks.send_signup_link.delay(email, name, time_zone))

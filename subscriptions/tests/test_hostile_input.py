@@ -96,11 +96,11 @@ def test_sign_in_form_answers_the_same_and_never_fails(client, email):
 
 @FEW
 @given(token=text, method=st.sampled_from(["get", "post"]))
-def test_unsubscribe_and_sign_in_links_with_any_token(token, method):
+def test_unsubscribe_sign_in_and_signup_links_with_any_token(token, method):
     reader = Subscriber.objects.first() or make_subscriber("ada@example.com")
     browser = Client()
 
-    for prefix in ("/unsubscribe/", "/signin/"):
+    for prefix in ("/unsubscribe/", "/signin/", "/subscribe/continue/"):
         response = getattr(browser, method)(f"{prefix}{quote(token, safe='')}/")
         assert response.status_code in (200, 400, 404, 405), (prefix, response.status_code)
 

@@ -1,17 +1,22 @@
-"""POST /subscribe/: one reader, one Stripe customer, a Checkout Session with the trial."""
+"""Signup: the form emails a link; the link makes the reader, one customer, a Checkout Session."""
 
 import pytest
+from django.test import Client
 
 from subscriptions.models import Membership, Subscriber
+from subscriptions.sessions import SESSION_KEY
 from subscriptions.tests.factories import make_stripe_member, make_subscriber
+from subscriptions.tests.signup_flow import ask_to_subscribe, link_in, sign_up
 
 pytestmark = pytest.mark.django_db
 
 FORM = {"email": "Ada@Example.com", "name": "Ada", "time_zone": "Europe/Paris"}
 
 
-def test_signup_creates_the_reader_the_customer_and_a_trial_checkout(client, fake_stripe):
-    response = client.post("/subscribe/", FORM)
+def test_signup_creates_the_reader_the_customer_and_a_trial_checkout(
+    client, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+):
+    response = sign_up(client, FORM, mailoutbox, django_capture_on_commit_callbacks)
 
     assert response.status_code == 303
     assert response["Location"].startswith("https://checkout.stripe.com/c/pay/cs_test_")
@@ -46,12 +51,18 @@ def test_signup_creates_the_reader_the_customer_and_a_trial_checkout(client, fak
 
 
 @pytest.mark.faults
-def test_a_second_signup_reuses_the_reader_and_the_customer(client, fake_stripe):
-    client.post("/subscribe/", FORM)
-    response = client.post("/subscribe/", {**FORM, "email": "ada@example.com", "name": "Eve"})
+def test_a_second_signup_reuses_the_reader_and_the_customer(
+    client, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    sign_up(client, FORM, mailoutbox, capture)
+    answer = ask_to_subscribe(client, {**FORM, "email": "ada@example.com", "name": "Eve"}, capture)
 
-    assert response.status_code == 303
+    assert answer.status_code == 200
     assert Subscriber.objects.get().name == "Ada"  # a public form does not rename a reader
+    with capture(execute=True):
+        again = client.post(link_in(mailoutbox[-1]), {"name": "Ada", "time_zone": "Europe/Paris"})
+    assert again.status_code == 303
     assert len(fake_stripe.requests("POST", "/v1/customers")) == 1
     sessions = fake_stripe.requests("POST", "/v1/checkout/sessions")
     assert len(sessions) == 2
@@ -61,10 +72,10 @@ def test_a_second_signup_reuses_the_reader_and_the_customer(client, fake_stripe)
 
 
 def test_trial_without_card_collects_one_only_if_needed_and_cancels_without_it(
-    client, fake_stripe, settings
+    client, fake_stripe, settings, mailoutbox, django_capture_on_commit_callbacks
 ):
     settings.TRIAL_REQUIRES_CARD = False
-    client.post("/subscribe/", FORM)
+    sign_up(client, FORM, mailoutbox, django_capture_on_commit_callbacks)
 
     [session] = fake_stripe.requests("POST", "/v1/checkout/sessions")
     assert session["payment_method_collection"] == "if_required"
@@ -84,15 +95,20 @@ def test_invalid_input_is_refused_clearly_and_writes_nothing(client, fake_stripe
     assert len(fake_stripe.mock.calls) == 0
 
 
-def test_a_known_but_lapsed_reader_gets_the_same_answer_as_a_new_one(client, fake_stripe):
+def test_a_known_but_lapsed_reader_gets_the_same_answer_as_a_new_one(
+    fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+):
     make_subscriber("lapsed@example.com", membership=Membership.Status.CANCELED)
+    capture = django_capture_on_commit_callbacks
 
-    known = client.post("/subscribe/", {**FORM, "email": "lapsed@example.com"})
-    new = client.post("/subscribe/", {**FORM, "email": "new@example.com"})
+    known = ask_to_subscribe(Client(), {**FORM, "email": "lapsed@example.com"}, capture)
+    new = ask_to_subscribe(Client(), {**FORM, "email": "new@example.com"}, capture)
 
-    assert known.status_code == new.status_code == 303
-    assert known["Location"].startswith("https://checkout.stripe.com/")
-    assert new["Location"].startswith("https://checkout.stripe.com/")
+    assert known.status_code == new.status_code == 200
+    assert "Check your inbox" in known.content.decode()
+    assert "Check your inbox" in new.content.decode()
+    # Both are offered to continue, by email to the address.
+    assert all("/subscribe/continue/" in mail.body for mail in mailoutbox)
 
 
 def test_a_reader_with_a_live_membership_is_offered_sign_in_not_a_second_checkout(
@@ -114,7 +130,7 @@ def test_a_reader_with_a_live_membership_is_offered_sign_in_not_a_second_checkou
 @pytest.mark.faults
 def test_signups_are_rate_limited_per_address(client, fake_stripe):
     for _ in range(5):
-        assert client.post("/subscribe/", FORM).status_code == 303
+        assert client.post("/subscribe/", FORM).status_code == 200
     assert client.post("/subscribe/", FORM).status_code == 429
 
 
@@ -128,14 +144,25 @@ def test_signups_are_rate_limited_per_ip(client, fake_stripe):
 
 
 @pytest.mark.faults
-def test_stripe_down_loses_no_reader_and_says_so(client, fake_stripe):
+def test_stripe_down_loses_no_reader_and_says_so(
+    client, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    ask_to_subscribe(client, FORM, capture)
     fake_stripe.fail_next = 10  # more than the SDK's retries
 
-    response = client.post("/subscribe/", FORM)
+    with capture(execute=True):
+        response = client.post(link_in(mailoutbox[-1]), {"name": "Ada", "time_zone": "UTC"})
 
-    assert response.status_code == 502
-    assert "try again" in response.content.decode()
-    assert Subscriber.objects.filter(email="Ada@example.com").exists()
+    assert response.status_code == 303
+    assert response["Location"] == "/account/"
+    reader = Subscriber.objects.get(email="Ada@example.com")
+    assert client.session[SESSION_KEY] == reader.pk
+    account = client.get("/account/").content.decode()
+    assert "nothing was charged" in account and "try again" in account
+    assert "Start my free 14-day trial" in account
+    # From the account, signed in, the retry goes straight to Checkout.
+    assert client.post("/account/checkout/").status_code == 303
 
 
 def test_without_stripe_keys_outside_the_demo_signups_are_closed(client, settings):
