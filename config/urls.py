@@ -7,6 +7,7 @@ from django.utils.module_loading import import_string
 
 from config import views
 from subscriptions import unsubscribe
+from subscriptions import views as subscription_views
 
 # The one tracking webhook (bounces, complaints) of each provider EMAIL_ESP may
 # name. Only the configured provider's is mounted: each anymail view checks
@@ -35,6 +36,7 @@ site_urlpatterns: list[URLPattern | URLResolver] = [
     path("outbox/<str:name>/", views.outbox_message, name="outbox-message"),
     path("admin/", admin.site.urls),
     path("unsubscribe/<str:token>/", unsubscribe.unsubscribe, name="unsubscribe"),
+    path("preferences/<str:token>/", subscription_views.preferences, name="preferences"),
     path("", include("newsletter.urls")),
     path("", include("subscriptions.urls")),
 ]

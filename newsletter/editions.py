@@ -54,7 +54,9 @@ def build_edition(
 
         if edition is None:
             if not new_articles and not (even_if_empty or settings.DIGEST_SEND_WHEN_EMPTY):
-                return None
+                # Another process may have built it meanwhile, taking the
+                # articles this one would have: theirs is the edition.
+                return Edition.objects.filter(date=date).first()
             try:
                 with transaction.atomic():
                     edition = Edition.objects.create(date=date, cutoff=now)

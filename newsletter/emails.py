@@ -22,13 +22,21 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from newsletter.models import Article, Edition, site_host
+from subscriptions import preferences
 from subscriptions.models import Subscriber, single_line
 from subscriptions.unsubscribe import make_token
 
 if TYPE_CHECKING:
     from newsletter.mime import FastDigest
 
-READER_FIELDS = ("greeting", "email", "unsubscribe_url", "notice_text", "notice_html")
+READER_FIELDS = (
+    "greeting",
+    "email",
+    "unsubscribe_url",
+    "preferences_url",
+    "notice_text",
+    "notice_html",
+)
 
 NOTICE_TEXT, NOTICE_LABEL = "__notice_text__", "__notice_label__"
 
@@ -101,6 +109,9 @@ class DigestTemplate:
         self.unsubscribe_link = absolute_url(
             reverse("unsubscribe", kwargs={"token": "TOKEN"})
         ).replace("TOKEN", "{token}")
+        self.preferences_link = absolute_url(
+            reverse("preferences", kwargs={"token": "TOKEN"})
+        ).replace("TOKEN", "{token}")
         self.nonce = nonce = secrets.token_hex(8)
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
         context = {
@@ -144,6 +155,9 @@ class DigestTemplate:
             "greeting": greeting(subscriber),
             "email": subscriber.email,
             "unsubscribe_url": self.unsubscribe_link.format(token=make_token(subscriber)),
+            "preferences_url": self.preferences_link.format(
+                token=preferences.make_token(subscriber)
+            ),
             "notice_text": "",
             "notice_html": "",
         }

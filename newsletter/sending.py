@@ -386,7 +386,9 @@ def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
     mark_missed(now)  # a morning that is over is not sent late
     with transaction.atomic():
         ids = list(
-            Delivery.objects.select_for_update(skip_locked=True)
+            # Lock the deliveries only: locking the joined edition row too would
+            # make every other sender skip all its rows.
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(
                 edition_id=edition_id,
                 pk__gte=first_id,

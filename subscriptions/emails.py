@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from newsletter import calendar
-from subscriptions import signin, stripe_api, trials
+from subscriptions import preferences, signin, stripe_api, trials
 from subscriptions.models import ReaderEmail, Subscriber
 
 # The shared email frame (templates/emails/_base.html) is styled by classes;
@@ -55,6 +55,9 @@ def _message(subscriber: Subscriber, name: str, **context: object) -> EmailMulti
         "site_url": settings.SITE_URL,
         "account_url": _url("subscriptions:account"),
         "reader_zone": ZoneInfo(subscriber.time_zone),
+        # Every email to a reader links their digest settings (none before
+        # there is a reader: a signup link goes to an address, not a reader).
+        "preferences_url": preferences.preferences_url(subscriber) if subscriber.pk else "",
         **context,
     }
     subject = " ".join(render_to_string(f"emails/{name}_subject.txt", context).split())

@@ -1,18 +1,66 @@
+import datetime
+import functools
+import zoneinfo
 from typing import Any
 
 from django import forms
 from django.conf import settings
 
 from subscriptions.addresses import normalise_email
-from subscriptions.models import NAME_MAX_LENGTH, validate_plain_name, validate_time_zone
+from subscriptions.models import NAME_MAX_LENGTH, validate_plain_name
+
+# The regions of the IANA database whose zones readers live in; the rest
+# (Etc/GMT+5, US/Eastern ...) are aliases a chooser need not offer.
+REGIONS = (
+    "Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic",
+    "Australia", "Europe", "Indian", "Pacific",
+)  # fmt: skip
 
 
-class TimeZoneField(forms.CharField):
+@functools.cache
+def time_zone_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every real zone, grouped by region for the <select> (typing a city finds it)."""
+    groups: dict[str, list[tuple[str, str]]] = {region: [] for region in REGIONS}
+    for zone in sorted(zoneinfo.available_timezones()):
+        region, _, place = zone.partition("/")
+        if region in groups and place:
+            groups[region].append((zone, place.replace("_", " ").replace("/", " / ")))
+    return [("Universal", [("UTC", "UTC")]), *groups.items()]
+
+
+class TimeZoneField(forms.ChoiceField):
+    """A reader's zone: a choice of real IANA zones, not a free-text box."""
+
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 64)
-        kwargs.setdefault("validators", [validate_time_zone])
+        kwargs.setdefault("choices", time_zone_choices)
+        kwargs.setdefault("widget", forms.Select(attrs={"aria-describedby": "tz-help"}))
+        kwargs.setdefault("help_text", "Your digest comes at your delivery time in this zone.")
         kwargs.setdefault(
-            "help_text", "Detected from your browser; an IANA name such as Europe/Paris."
+            "error_messages", {"invalid_choice": "%(value)s is not a known time zone."}
+        )
+        super().__init__(**kwargs)
+
+    def valid_value(self, value: str) -> bool:
+        # Also the zones an older form let a reader store (aliases like US/Eastern).
+        return super().valid_value(value) or value in zoneinfo.available_timezones()
+
+
+def send_time_choices() -> list[tuple[str, str]]:
+    """Morning delivery times, 05:00 to 10:00 every half hour, and the default."""
+    times = {datetime.time(hour, minute) for hour in range(5, 11) for minute in (0, 30)}
+    times.discard(datetime.time(10, 30))
+    times.add(settings.DIGEST_SEND_TIME)
+    return [(f"{time:%H:%M}", f"{time:%H:%M}") for time in sorted(times)]
+
+
+class SendTimeField(forms.TypedChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("choices", send_time_choices)
+        kwargs.setdefault("coerce", lambda value: datetime.time.fromisoformat(value))
+        kwargs.setdefault("label", "Delivery time")
+        kwargs.setdefault(
+            "error_messages",
+            {"invalid_choice": "Choose a morning time between 05:00 and 10:00."},
         )
         super().__init__(**kwargs)
 
@@ -42,7 +90,17 @@ class NameField(forms.CharField):
 class SignupForm(forms.Form):
     email = ReaderEmailField(max_length=254, label="Email address")
     name = NameField()
-    time_zone = TimeZoneField(label="Time zone", initial=lambda: settings.DIGEST_TIMEZONE)
+    # Preselected from the browser (static/js/signup.js); a form without it
+    # (JavaScript off, or a form embedded on another site) gets the default.
+    time_zone = TimeZoneField(
+        label="Time zone",
+        required=False,
+        initial=lambda: settings.DIGEST_TIMEZONE,
+        widget=forms.Select(attrs={"data-detect-time-zone": "", "aria-describedby": "tz-help"}),
+    )
+
+    def clean_time_zone(self) -> str:
+        return self.cleaned_data.get("time_zone") or settings.DIGEST_TIMEZONE
 
 
 class ContinueSignupForm(forms.Form):
@@ -56,5 +114,26 @@ class SignInForm(forms.Form):
     email = ReaderEmailField(max_length=254, label="Email address")
 
 
-class TimeZoneForm(forms.Form):
+class PreferencesForm(forms.Form):
+    """What a reader sets about their digest: where and when it comes, and a pause."""
+
     time_zone = TimeZoneField(label="Time zone")
+    send_time = SendTimeField()
+    pause_until = forms.DateField(
+        label="Pause until",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="No digest before this date; they resume on it. Leave empty for no pause.",
+    )
+
+    def __init__(self, *args: Any, today: datetime.date, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+
+    def clean_pause_until(self) -> datetime.date | None:
+        pause_until: datetime.date | None = self.cleaned_data.get("pause_until")
+        if pause_until is None or pause_until <= self.today:
+            return None  # today or earlier: no pause at all
+        if pause_until > self.today + datetime.timedelta(days=366):
+            raise forms.ValidationError("Pause for a year at most; or unsubscribe instead.")
+        return pause_until

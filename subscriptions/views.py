@@ -6,18 +6,21 @@ Thin: parse the request, call one function in subscriptions.actions (or webhooks
 import functools
 import logging
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from subscriptions import preferences as preferences_tokens
 from subscriptions import ratelimit, signin, stripe_api, trials, webhooks
 from subscriptions.actions.account import (
     do_record_sign_in,
     do_set_email_status,
-    do_set_time_zone,
+    do_set_preferences,
     do_sign_in_requested,
     do_sign_out_everywhere,
     portal_url,
@@ -30,7 +33,7 @@ from subscriptions.actions.checkout import (
 )
 from subscriptions.actions.reader_data import do_delete_reader, export_reader
 from subscriptions.emails import dollars, first_digest_at
-from subscriptions.forms import ContinueSignupForm, SignInForm, SignupForm, TimeZoneForm
+from subscriptions.forms import ContinueSignupForm, PreferencesForm, SignInForm, SignupForm
 from subscriptions.headers import no_referrer
 from subscriptions.models import Subscriber
 from subscriptions.sessions import current_subscriber, sign_in, sign_out
@@ -327,7 +330,8 @@ def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
             "member": bool(membership and membership.is_entitled),
             "amount": dollars(membership.amount if membership else None),
             "can_manage_billing": bool(membership and membership.stripe_customer_id),
-            "time_zone_form": TimeZoneForm(initial={"time_zone": subscriber.time_zone}),
+            "preferences_form": preferences_form(subscriber),
+            "next_digest": first_digest_at(subscriber),
             "local_checkout": stripe_api.uses_local_checkout(),
             "trial_days": trials.trial_days(membership),
         },
@@ -374,16 +378,89 @@ def account_email(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     return _see_other("subscriptions:account")
 
 
+def preferences_form(subscriber: Subscriber, data: QueryDict | None = None) -> PreferencesForm:
+    today = timezone.now().astimezone(ZoneInfo(subscriber.time_zone)).date()
+    initial = {
+        "time_zone": subscriber.time_zone,
+        "send_time": f"{subscriber.send_time:%H:%M}",
+        "pause_until": subscriber.pause_until,
+    }
+    return PreferencesForm(data, initial=initial, today=today)
+
+
+def posted_preferences(request: HttpRequest, subscriber: Subscriber) -> PreferencesForm:
+    data = request.POST.copy()
+    if request.POST.get("action") == "resume":  # "Resume now": the pause ends today
+        data["pause_until"] = ""
+    return preferences_form(subscriber, data)
+
+
+def save_preferences(request: HttpRequest, subscriber: Subscriber, form: PreferencesForm) -> bool:
+    """Apply a posted preferences form; True if it was valid (messages say what changed)."""
+    if not form.is_valid():
+        return False
+    changes = do_set_preferences(
+        subscriber,
+        time_zone=form.cleaned_data["time_zone"],
+        send_time=form.cleaned_data["send_time"],
+        pause_until=form.cleaned_data["pause_until"],
+    )
+    for change in changes or ["Nothing changed."]:
+        messages.success(request, change)
+    return True
+
+
 @require_POST
 @reader_view
-def account_time_zone(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
-    form = TimeZoneForm(request.POST)
-    if form.is_valid():
-        do_set_time_zone(subscriber, form.cleaned_data["time_zone"])
-        messages.success(request, f"Time zone set to {form.cleaned_data['time_zone']}.")
-    else:
-        messages.error(request, " ".join(str(error) for error in form.errors["time_zone"]))
+def account_preferences(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    form = posted_preferences(request, subscriber)
+    if not save_preferences(request, subscriber, form):
+        for errors in form.errors.values():
+            messages.error(request, " ".join(str(error) for error in errors))
     return _see_other("subscriptions:account")
+
+
+@no_referrer  # the token is in the URL; it must not leave in a Referer
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest, token: str) -> HttpResponse:
+    """The signed link in every email: the reader's settings, without signing in."""
+    subscriber = preferences_tokens.subscriber_for_token(token)
+    if subscriber is None:
+        return render(request, "subscriptions/preferences_invalid.html", status=400)
+    if request.method == "POST":
+        action = request.POST.get("action", "save")
+        if action in ("unsubscribe", "resubscribe"):
+            status = (
+                Subscriber.EmailStatus.UNSUBSCRIBED
+                if action == "unsubscribe"
+                else Subscriber.EmailStatus.ACTIVE
+            )
+            if do_set_email_status(subscriber, status):
+                messages.success(
+                    request,
+                    "Unsubscribed: no more digests (your membership is unchanged)."
+                    if action == "unsubscribe"
+                    else "Resubscribed: your digest comes again from your next morning.",
+                )
+            return _see_other(request.path)
+        form = posted_preferences(request, subscriber)
+        if save_preferences(request, subscriber, form):
+            return _see_other(request.path)
+        status_code = 400
+    else:
+        form = preferences_form(subscriber)
+        status_code = 200
+    subscriber.refresh_from_db()
+    return render(
+        request,
+        "subscriptions/preferences.html",
+        {
+            "subscriber": subscriber,
+            "form": form,
+            "next_digest": first_digest_at(subscriber),
+        },
+        status=status_code,
+    )
 
 
 @require_GET

@@ -1,5 +1,6 @@
 """The signed-in reader: sign-in links, their own settings, the billing portal."""
 
+import datetime
 import logging
 
 from django.conf import settings
@@ -67,10 +68,38 @@ def do_set_email_status(subscriber: Subscriber, status: Subscriber.EmailStatus) 
 
 
 @transaction.atomic
-def do_set_time_zone(subscriber: Subscriber, time_zone: str) -> None:
+def do_set_preferences(
+    subscriber: Subscriber,
+    *,
+    time_zone: str,
+    send_time: datetime.time,
+    pause_until: datetime.date | None,
+) -> list[str]:
+    """Where and when the reader's digest comes, and a pause; return what changed.
+
+    A change of zone or time takes effect from the next morning that has not
+    come in the new zone; the digest stays one per local date (the sender's
+    unique delivery), so a move mid-week gives neither two nor none.
+    """
     validate_time_zone(time_zone)
-    subscriber.time_zone = time_zone
-    subscriber.save(update_fields=["time_zone", "updated_at"])
+    changes = []
+    if time_zone != subscriber.time_zone:
+        changes.append(f"Time zone set to {time_zone}.")
+    if send_time != subscriber.send_time:
+        changes.append(f"Delivery time set to {send_time:%H:%M}.")
+    if pause_until != subscriber.pause_until:
+        changes.append(
+            f"Paused until {pause_until:%A} {pause_until.day} {pause_until:%B}."
+            if pause_until
+            else "Pause ended: your digest comes again from your next morning."
+        )
+    subscriber.time_zone, subscriber.send_time, subscriber.pause_until = (
+        time_zone,
+        send_time,
+        pause_until,
+    )
+    subscriber.save(update_fields=["time_zone", "send_time", "pause_until", "updated_at"])
+    return changes
 
 
 def portal_url(subscriber: Subscriber) -> str:

@@ -100,7 +100,7 @@ def test_unsubscribe_sign_in_and_signup_links_with_any_token(token, method):
     reader = Subscriber.objects.first() or make_subscriber("ada@example.com")
     browser = Client()
 
-    for prefix in ("/unsubscribe/", "/signin/", "/subscribe/continue/"):
+    for prefix in ("/unsubscribe/", "/signin/", "/subscribe/continue/", "/preferences/"):
         response = getattr(browser, method)(f"{prefix}{quote(token, safe='')}/")
         assert response.status_code in (200, 400, 404, 405), (prefix, response.status_code)
 
@@ -110,15 +110,16 @@ def test_unsubscribe_sign_in_and_signup_links_with_any_token(token, method):
 
 
 @FEW
-@given(time_zone=text, action=text)
-def test_account_forms(time_zone, action):
+@given(time_zone=text, action=text, send_time=text, pause_until=text)
+def test_account_forms(time_zone, action, send_time, pause_until):
     reader = Subscriber.objects.first() or make_subscriber("ada@example.com")
     browser = Client()
     session = browser.session
     session["subscriber_id"] = reader.pk
     session.save()
 
-    assert browser.post("/account/time-zone/", {"time_zone": time_zone}).status_code == 303
+    preferences = {"time_zone": time_zone, "send_time": send_time, "pause_until": pause_until}
+    assert browser.post("/account/preferences/", preferences).status_code == 303
     assert browser.post("/account/email/", {"action": action}).status_code == 303
     assert browser.post("/account/data/delete/", {"confirm": action}).status_code in (200, 303)
     assert_readers_well_formed()

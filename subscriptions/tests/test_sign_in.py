@@ -202,17 +202,19 @@ def test_account_forms_need_the_csrf_token():
     assert reader.email_status == Subscriber.EmailStatus.ACTIVE
 
 
-def test_time_zone_is_validated_and_saved():
+def test_the_account_page_saves_the_digest_settings_after_validating_them():
     reader = make_stripe_member(Membership.Status.ACTIVE)
     client = signed_in(reader)
+    settings_ = {"time_zone": "Asia/Tokyo", "send_time": "07:30", "pause_until": ""}
 
-    client.post("/account/time-zone/", {"time_zone": "Atlantis/Capital"})
+    client.post("/account/preferences/", {**settings_, "time_zone": "Atlantis/Capital"})
+    client.post("/account/preferences/", {**settings_, "send_time": "03:00"})
     reader.refresh_from_db()
-    assert reader.time_zone == "America/New_York"
+    assert (reader.time_zone, f"{reader.send_time:%H:%M}") == ("America/New_York", "06:00")
 
-    client.post("/account/time-zone/", {"time_zone": "Asia/Tokyo"})
+    client.post("/account/preferences/", settings_)
     reader.refresh_from_db()
-    assert reader.time_zone == "Asia/Tokyo"
+    assert (reader.time_zone, f"{reader.send_time:%H:%M}") == ("Asia/Tokyo", "07:30")
 
 
 def test_sign_out():
