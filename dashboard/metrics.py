@@ -142,11 +142,13 @@ def readers_by_state(now: datetime.datetime) -> list[Tally]:
         "Unsubscribed": unsubscribed,
         "Bounced or complained": undeliverable,
     }
+    # Labels are not SQL aliases: the aggregate is keyed by position.
     counts = Subscriber.objects.aggregate(
-        total=Count("pk"), **{label: Count("pk", filter=q) for label, q in states.items()}
+        total=Count("pk"),
+        **{f"state_{n}": Count("pk", filter=q) for n, q in enumerate(states.values())},
     )
     total = counts.pop("total")
-    rows = [Tally(label, counts[label]) for label in states]
+    rows = [Tally(label, counts[f"state_{n}"]) for n, label in enumerate(states)]
     rows.append(Tally("Other", total - sum(row.count for row in rows)))
     return rows
 

@@ -1,6 +1,7 @@
 """dashboard.charts: accessible SVG, honest scales, text escaped."""
 
 import re
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def test_all_zero_values_still_have_a_scale():
 
 
 def _bar(**kwargs):
-    options = {
+    options: dict[str, Any] = {
         "title": "Trials",
         "description": "Trials per day.",
         "labels": ["Mon", "Tue"],
@@ -98,7 +99,9 @@ def test_a_line_chart_marks_each_point_in_order():
         fmt=charts.plain_number,
     )
     assert svg.count("<circle") == 3
-    points = re.search(r'points="([^"]+)"', svg).group(1).split()
+    match = re.search(r'points="([^"]+)"', svg)
+    assert match is not None
+    points = match.group(1).split()
     ys = [float(point.split(",")[1]) for point in points]
     assert ys[0] > ys[1] > ys[2]  # higher values are drawn higher up
     assert "<title>Dec, MRR: 100</title>" in svg
