@@ -34,6 +34,8 @@ site_urlpatterns: list[URLPattern | URLResolver] = [
     path("healthz", views.healthz, name="healthz"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<str:name>/", views.outbox_message, name="outbox-message"),
+    # Before the admin's own URLs, which would read "dashboard" as an app label.
+    path("admin/dashboard/", include("dashboard.urls")),
     path("admin/", admin.site.urls),
     path("unsubscribe/<str:token>/", unsubscribe.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", subscription_views.preferences, name="preferences"),

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django_prose_editor",
     "newsletter",
     "subscriptions",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,306 @@
+"""The dashboard's figures: for each, who may see it, its table and its chart.
+
+metrics computes the numbers; this turns them into what a page shows (a
+chart, a table with the same numbers) and what a CSV carries (the raw
+values, no formatting). The views pick figures from FIGURES by slug.
+"""
+
+import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from django.utils.safestring import SafeString
+
+from dashboard import charts, metrics
+from dashboard.charts import Series
+
+# Readers' billing and growth: staff who may see memberships (the billing
+# permission). Editors have newsletter permissions only.
+BILLING = "subscriptions.view_membership"
+# How sends went: the editors see it on the desk already.
+SENDING = "newsletter.view_delivery"
+
+Cell = str | int | float | None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    chart: SafeString
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Cell]]
+    # Shown above the chart, e.g. "MRR $1,234.50".
+    headline: str = ""
+
+
+@dataclass(frozen=True)
+class Figure:
+    slug: str
+    title: str
+    permission: str
+    explanation: str
+    build: Callable[[metrics.DateRange, datetime.datetime], Rendered]
+
+
+def money(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def rate(value: float | None) -> str:
+    return "—" if value is None else charts.percent(value)
+
+
+def _short(day: datetime.date) -> str:
+    return f"{day:%b} {day.day}"
+
+
+def _readers(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    tallies = metrics.readers_by_state(now)
+    return Rendered(
+        charts.bar_chart(
+            "readers",
+            title="Readers by state now",
+            description=", ".join(f"{t.label}: {t.count}" for t in tallies),
+            labels=[t.label for t in tallies],
+            series=[Series("Readers", [t.count for t in tallies])],
+            x_label="State",
+            y_label="Readers",
+        ),
+        ["State", "Readers"],
+        [[t.label, t.count] for t in tallies],
+        headline=f"{sum(t.count for t in tallies):,} readers",
+    )
+
+
+def _trials(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    tallies = metrics.new_trials_per_day(dates)
+    days = dates.days()
+    return Rendered(
+        charts.bar_chart(
+            "trials",
+            title="New trials per day",
+            description=f"{sum(t.count for t in tallies)} trials started, {days[0]} to {days[-1]}.",
+            labels=[_short(day) for day in days],
+            series=[Series("Trials", [t.count for t in tallies])],
+            x_label="Day (newsroom time)",
+            y_label="Trials started",
+        ),
+        ["Day", "Trials started"],
+        [[t.label, t.count] for t in tallies],
+        headline=f"{sum(t.count for t in tallies):,} trials",
+    )
+
+
+def _conversion(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    cohorts = metrics.conversion_by_cohort(dates, now)
+    return Rendered(
+        charts.bar_chart(
+            "conversion",
+            title="Trial-to-paid conversion by signup week",
+            description="Of each week's trials that have ended, the share that went on to pay.",
+            labels=[_short(c.week) for c in cohorts],
+            series=[Series("Converted", [c.rate or 0.0 for c in cohorts])],
+            x_label="Week the trial started (Monday)",
+            y_label="Converted",
+            fmt=charts.percent,
+        ),
+        ["Week", "Trials", "Paid", "Still in trial", "Ended unpaid", "Conversion"],
+        [
+            [
+                c.week.isoformat(),
+                c.trials,
+                c.converted,
+                c.still_trialing,
+                c.ended_unpaid,
+                rate(c.rate),
+            ]
+            for c in cohorts
+        ],
+    )
+
+
+def _churn(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    flows = metrics.churn_per_month(dates)
+    return Rendered(
+        charts.bar_chart(
+            "churn",
+            title="Churn per month",
+            description="Readers who stopped paying each month, of those paying when it began.",
+            labels=[f"{f.period:%b %Y}" for f in flows],
+            series=[Series("Churn", [f.churn_rate or 0.0 for f in flows])],
+            x_label="Month",
+            y_label="Stopped paying",
+            fmt=charts.percent,
+        ),
+        ["Month", "Paying at start", "Stopped paying", "Churn"],
+        [[f"{f.period:%Y-%m}", f.paying_at_start, f.stopped, rate(f.churn_rate)] for f in flows],
+    )
+
+
+def _revenue(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    flows = metrics.churn_per_month(dates)
+    now_revenue = metrics.revenue(now)
+    return Rendered(
+        charts.line_chart(
+            "revenue",
+            title="Monthly recurring revenue",
+            description=(
+                f"MRR {money(now_revenue.mrr_cents)}, ARR {money(now_revenue.arr_cents)} "
+                f"from {now_revenue.paying} paying readers."
+            ),
+            labels=[f"{f.period:%b %Y}" for f in flows],
+            series=[Series("MRR", [f.mrr_cents_at_end / 100 for f in flows])],
+            x_label="Month (at its end, or now)",
+            y_label="MRR ($)",
+        ),
+        ["Month", "MRR (cents)", "ARR (cents)"],
+        [[f"{f.period:%Y-%m}", f.mrr_cents_at_end, f.arr_cents_at_end] for f in flows],
+        headline=(
+            f"MRR {money(now_revenue.mrr_cents)} · ARR {money(now_revenue.arr_cents)} · "
+            f"{now_revenue.paying:,} paying"
+        ),
+    )
+
+
+def _growth(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    flows = metrics.net_growth_per_week(dates)
+    return Rendered(
+        charts.bar_chart(
+            "growth",
+            title="Net growth of paying readers per week",
+            description="Readers who started paying, who stopped, and the difference, each week.",
+            labels=[_short(f.period) for f in flows],
+            series=[
+                Series("Started paying", [f.started for f in flows]),
+                Series("Stopped paying", [-f.stopped for f in flows]),
+                Series("Net", [f.net for f in flows]),
+            ],
+            x_label="Week (Monday)",
+            y_label="Readers",
+        ),
+        ["Week", "Started paying", "Stopped paying", "Net"],
+        [[f.period.isoformat(), f.started, f.stopped, f.net] for f in flows],
+        headline=f"Net {sum(f.net for f in flows):+,}",
+    )
+
+
+def _editions(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    sends = metrics.edition_sends(dates, now)
+    labels = [_short(s.date) for s in sends] or ["No editions"]
+
+    def values(field: str) -> list[float]:
+        return [getattr(s, field) for s in sends] or [0]
+
+    return Rendered(
+        charts.bar_chart(
+            "editions",
+            title=f"The last {metrics.EDITIONS_SHOWN} editions",
+            description=(
+                "Each edition's digests delivered, failed, bounced and missed, "
+                "and the unsubscribes after it."
+            ),
+            labels=labels,
+            series=[
+                Series("Delivered", values("delivered")),
+                Series("Failed", values("failed")),
+                Series("Bounced", values("bounced")),
+                Series("Missed", values("missed")),
+                Series("Unsubscribes (48 h)", values("unsubscribes")),
+            ],
+            x_label="Edition",
+            y_label="Digests",
+        ),
+        ["Edition", "Delivered", "Failed", "Bounced", "Missed", "Unsubscribes within 48 h"],
+        [
+            [s.date.isoformat(), s.delivered, s.failed, s.bounced, s.missed, s.unsubscribes]
+            for s in sends
+        ],
+    )
+
+
+def _zones(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    zones = metrics.zone_sends(dates, now)
+    labels = [z.time_zone for z in zones] or ["No sends"]
+    return Rendered(
+        charts.bar_chart(
+            "zones",
+            title="Sends by time zone",
+            description=f"Share delivered per zone, last {metrics.EDITIONS_SHOWN} editions.",
+            labels=labels,
+            series=[Series("Delivered", [z.delivered_rate or 0.0 for z in zones] or [0])],
+            x_label="Readers' time zone",
+            y_label="Delivered",
+            fmt=charts.percent,
+        ),
+        ["Time zone", "Digests", "Delivered", "Failed", "Bounced", "Missed", "Delivered share"],
+        [
+            [
+                z.time_zone,
+                z.deliveries,
+                z.delivered,
+                z.failed,
+                z.bounced,
+                z.missed,
+                rate(z.delivered_rate),
+            ]
+            for z in zones
+        ],
+    )
+
+
+FIGURES = {
+    figure.slug: figure
+    for figure in [
+        Figure(
+            "readers",
+            "Readers by state",
+            BILLING,
+            "Every reader once, in the state that decides whether they get the digest.",
+            _readers,
+        ),
+        Figure(
+            "revenue",
+            "Revenue",
+            BILLING,
+            "MRR and ARR from what Stripe charges paying (active or past due) readers, "
+            "discounts included.",
+            _revenue,
+        ),
+        Figure(
+            "growth",
+            "Net growth",
+            BILLING,
+            "Readers who started paying (a trial converted, or a reader came back) "
+            "against those who stopped.",
+            _growth,
+        ),
+        Figure("trials", "New trials", BILLING, "Trials started each day.", _trials),
+        Figure(
+            "conversion",
+            "Trial-to-paid conversion",
+            BILLING,
+            "By the week the trial started; trials still running are not counted as lost.",
+            _conversion,
+        ),
+        Figure(
+            "churn",
+            "Churn",
+            BILLING,
+            "Readers who stopped paying in a month, of those paying when it began.",
+            _churn,
+        ),
+        Figure(
+            "editions",
+            "Editions",
+            SENDING,
+            "How each digest went, and readers who unsubscribed within 48 hours after getting it.",
+            _editions,
+        ),
+        Figure(
+            "zones",
+            "Sends by zone",
+            SENDING,
+            "Each readers' zone over the same editions: where sending goes wrong.",
+            _zones,
+        ),
+    ]
+}
