@@ -6,4 +6,5 @@ class NewsletterConfig(AppConfig):
     verbose_name = "Newsletter"
 
     def ready(self) -> None:
+        from config import checks  # noqa: F401 - registers the product's deploy checks
         from newsletter import tracking  # noqa: F401 - connects the anymail signal handler

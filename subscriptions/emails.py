@@ -4,6 +4,8 @@ Each renders templates/emails/<name>.txt, <name>.html and <name>_subject.txt.
 """
 
 import datetime
+from email.utils import make_msgid
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import css_inline
@@ -66,6 +68,9 @@ def _message(subscriber: Subscriber, name: str, **context: object) -> EmailMulti
         body=render_to_string(f"emails/{name}.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[subscriber.email],
+        # On the site's domain, as the digest's are: Django's default is this
+        # machine's name (often localhost), which spam filters count against.
+        headers={"Message-ID": make_msgid(domain=urlsplit(settings.SITE_URL).hostname)},
     )
     html = INLINER.inline(render_to_string(f"emails/{name}.html", context))
     message.attach_alternative(html, "text/html")

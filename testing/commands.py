@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ISOLATED_PREFIXES = (
     "DJANGO_", "DATABASE_", "SMTP_", "REDIS_", "EMAIL_", "ANYMAIL_", "POSTMARK_", "MAILGUN_",
+    "DKIM_",
 )  # fmt: skip
 
 
@@ -34,4 +35,6 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": "k3Jx9-production-like-secret-key-with-enough-entropy-8fQz2LmP0vWc",
     "DJANGO_ALLOWED_HOSTS": "briefing.example.com",
     "SITE_URL": "https://briefing.example.com",
+    # On a parent of the site's domain, as deploy checks (config/checks.py) expect.
+    "DEFAULT_FROM_EMAIL": "The Morning Briefing <briefing@example.com>",
 }

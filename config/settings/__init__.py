@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from config.env import (
+    domain_of_address,
     env_bool,
     env_header,
     env_int,
@@ -222,7 +223,8 @@ if EMAIL_ESP:
 elif SMTP_URL:
     MAILERS = {
         "default": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            # Django's SMTP backend, DKIM-signing when DKIM_PRIVATE_KEY is set.
+            "BACKEND": "config.mail.SigningSMTPBackend",
             "OPTIONS": smtp_options(SMTP_URL),
         }
     }
@@ -233,6 +235,15 @@ else:
             "OPTIONS": {"directory": OUTBOX_DIR},
         }
     }
+
+# DKIM signing by the app, for an SMTP relay that does not sign (config/dkim.py;
+# ESPs sign with the keys set up in their dashboards). The public half goes in
+# DNS at <DKIM_SELECTOR>._domainkey.<DKIM_DOMAIN>: `manage.py check_sending_domain`.
+DKIM_PRIVATE_KEY = env_optional("DKIM_PRIVATE_KEY")
+DKIM_SELECTOR = env_str("DKIM_SELECTOR", "")
+DKIM_DOMAIN = env_str("DKIM_DOMAIN", "") or domain_of_address(DEFAULT_FROM_EMAIL)
+if DKIM_PRIVATE_KEY and not DKIM_SELECTOR:
+    raise ImproperlyConfigured("DKIM_SELECTOR must be set with DKIM_PRIVATE_KEY (e.g. briefing1).")
 
 # The daily digest.
 DIGEST_SEND_TIME = env_time("DIGEST_SEND_TIME", "06:00")

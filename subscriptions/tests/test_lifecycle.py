@@ -5,6 +5,7 @@ endpoint; reader emails go through a real SMTP server.
 """
 
 import datetime
+import re
 import time
 from zoneinfo import ZoneInfo
 
@@ -123,7 +124,7 @@ def test_trial_cancelled_ends_the_membership_and_says_so(
     assert not reader.is_entitled
     assert subjects(smtp_server) == [
         subjects(smtp_server)[0],
-        "Your The Morning Briefing membership has ended",
+        "Your membership of The Morning Briefing has ended",
     ]
     assert "Nothing more will be charged" in smtp_server.received()[1].text
 
@@ -301,3 +302,25 @@ def test_a_second_checkout_finished_in_another_tab_is_cancelled_before_it_charge
     assert membership.stripe_subscription_id == "sub_1SbTrial0000000000000001"
     assert fake_stripe.count("DELETE", r"/v1/subscriptions/sub_twin") == 1
     assert ReaderEmail.objects.filter(kind=ReaderEmail.Kind.WELCOME).count() == 1
+
+
+@pytest.mark.django_db
+def test_reader_emails_have_message_ids_on_the_sites_domain_and_subjects_that_read_well(settings):
+    from django.template.loader import render_to_string
+
+    from subscriptions import emails
+
+    settings.SITE_URL = "https://news.example.com"
+    reader = make_subscriber("reader@example.com")
+    message = emails.sign_in_link(reader).message()
+    assert re.fullmatch(r"<[^<>@\s]+@news\.example\.com>", message["Message-ID"])
+    # A name that starts with "The" reads well in each ("Your The Briefing payment" did not).
+    subjects = {
+        name: render_to_string(f"emails/{name}_subject.txt", {"newsletter_name": "The Briefing"})
+        for name in ["payment_failed", "payment_action_required", "membership_ended"]
+    }
+    assert {name: subject.strip() for name, subject in subjects.items()} == {
+        "payment_failed": "Your payment to The Briefing didn't go through",
+        "payment_action_required": "Your bank needs you to confirm your payment to The Briefing",
+        "membership_ended": "Your membership of The Briefing has ended",
+    }
