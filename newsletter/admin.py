@@ -359,6 +359,7 @@ class EditionAdmin(admin.ModelAdmin):
             "test_form": TestSendForm(initial={"reader": reader}),
             "progress": progress,
             "zone_sends": edition.zone_sends(),
+            "next_sends": desk.next_sends(),
             "failures": [
                 (
                     delivery,

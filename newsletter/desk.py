@@ -7,11 +7,14 @@ exact email as different readers would get it, without writing anything.
 
 import datetime
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
+from django.db.models import Count
 from django.utils import timezone
 
-from newsletter import editions, schedule, sending
+from newsletter import calendar, editions, schedule, sending
 from newsletter.emails import DigestMessage, DigestTemplate
 from newsletter.models import Edition
 from subscriptions.models import Membership, Subscriber
@@ -67,6 +70,51 @@ def upcoming_edition_date(now: datetime.datetime | None = None) -> datetime.date
     if now < schedule.send_time_on(day) + BEAT_GRACE:
         return day
     return following
+
+
+@dataclass(frozen=True)
+class NextSend:
+    """One zone's coming morning, as the desk lists them."""
+
+    moment: datetime.datetime
+    time_zone: str
+    readers: int
+    now: datetime.datetime
+
+    @property
+    def local(self) -> datetime.datetime:
+        return self.moment.astimezone(ZoneInfo(self.time_zone))
+
+    @property
+    def label(self) -> str:
+        """ "Thursday 06:00 Asia/Tokyo, in 4 h 10 min, 1,204 readers"."""
+        minutes = max(0, int((self.moment - self.now).total_seconds() // 60))
+        hours, minutes = divmod(minutes, 60)
+        wait = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+        readers = f"{self.readers:,} reader{'s' if self.readers != 1 else ''}"
+        return f"{self.local:%A %H:%M} {self.time_zone}, in {wait}, {readers}"
+
+
+def next_sends(now: datetime.datetime | None = None, limit: int = 8) -> list[NextSend]:
+    """The next mornings to come, in every zone readers live in, soonest first."""
+    now = now or timezone.now()
+    skipped = calendar.no_send_days(now.date(), now.date() + calendar.LOOKAHEAD)
+    slots = (
+        Subscriber.objects.entitled(now)
+        .values("time_zone", "send_time")
+        .annotate(readers=Count("pk"))
+        .order_by()
+    )
+    sends = [
+        NextSend(
+            schedule.next_send_moment(now, slot["send_time"], slot["time_zone"], skipped),
+            slot["time_zone"],
+            slot["readers"],
+            now,
+        )
+        for slot in slots
+    ]
+    return sorted(sends, key=lambda send: (send.moment, send.time_zone))[:limit]
 
 
 def next_edition(now: datetime.datetime | None = None) -> Edition | None:

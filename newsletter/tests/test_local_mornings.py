@@ -318,3 +318,25 @@ def test_the_send_report_shows_each_zones_morning(smtp_server, readers, admin_cl
     page = admin_client.get(f"/admin/newsletter/edition/{edition.pk}/desk/").content.decode()
     assert "Each zone&#x27;s morning" in page or "Each zone's morning" in page
     assert "06:00 America/New_York" in page
+
+
+@pytest.mark.django_db
+@pytest.mark.clock("2026-12-02T16:50:00+00:00")  # Wednesday 11:50 in New York
+def test_the_desk_lists_the_next_sends_soonest_first(admin_client):
+    from newsletter.desk import next_sends
+
+    for email, zone in ZONES.items():
+        make_subscriber(email, time_zone=zone)
+    make_subscriber("tokyo2@example.com", time_zone="Asia/Tokyo")
+
+    labels = [send.label for send in next_sends()]
+
+    assert labels == [
+        "Thursday 06:00 Asia/Tokyo, in 4 h 10 min, 2 readers",
+        "Thursday 06:00 Europe/London, in 13 h 10 min, 1 reader",
+        "Thursday 06:00 America/New_York, in 18 h 10 min, 1 reader",
+        "Thursday 06:00 Pacific/Honolulu, in 23 h 10 min, 1 reader",
+    ]
+    publish_at("2026-12-02T16:00:00+00:00", "Wednesday noon")
+    page = admin_client.get("/admin/newsletter/edition/next/", follow=True).content.decode()
+    assert "Thursday 06:00 Asia/Tokyo, in 4 h 10 min, 2 readers" in page
