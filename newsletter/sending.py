@@ -114,9 +114,11 @@ def start_send(edition: Edition, now: datetime.datetime | None = None) -> None:
             raise EditionHeld(f"{edition} is held by the editors.")
         if edition.status != Edition.Status.DRAFT:
             return
-        # A first digest reaches back to the newsroom's send before this date's.
-        default_start = previous_send_moment(
-            send_time_on(edition.date), settings.DIGEST_SEND_TIME, settings.DIGEST_TIMEZONE
+        # A first digest reaches back to the newsroom's send before this
+        # date's (or before now, for a date still to come).
+        default_start = min(
+            previous_send_moment(moment, settings.DIGEST_SEND_TIME, settings.DIGEST_TIMEZONE)
+            for moment in (send_time_on(edition.date), now)
         )
         count = snapshot_audience(
             edition,
