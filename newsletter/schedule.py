@@ -79,12 +79,7 @@ def next_send_moment(
     no_send_days: Collection[datetime.date] = (),
 ) -> datetime.datetime:
     """The first send moment strictly after `after`: a reader joining then gets it first."""
-    day = local_date(after, zone)
-    while True:
-        moment = send_moment(day, send_time, zone)
-        if moment > after and is_send_day(day, no_send_days):
-            return moment
-        day += datetime.timedelta(days=1)
+    return _nearest_send_moment(after, send_time, zone, no_send_days, step=1)
 
 
 def previous_send_moment(
@@ -94,9 +89,22 @@ def previous_send_moment(
     no_send_days: Collection[datetime.date] = (),
 ) -> datetime.datetime:
     """The last send moment strictly before `before`: where a first digest reaches back to."""
-    day = local_date(before, zone)
+    return _nearest_send_moment(before, send_time, zone, no_send_days, step=-1)
+
+
+def _nearest_send_moment(
+    moment: datetime.datetime,
+    send_time: datetime.time,
+    zone: str,
+    no_send_days: Collection[datetime.date],
+    *,
+    step: int,
+) -> datetime.datetime:
+    """Walk the local days from `moment` (forward for step 1, back for -1) to a send moment."""
+    day = local_date(moment, zone)
     while True:
-        moment = send_moment(day, send_time, zone)
-        if moment < before and is_send_day(day, no_send_days):
-            return moment
-        day -= datetime.timedelta(days=1)
+        candidate = send_moment(day, send_time, zone)
+        beyond = candidate > moment if step > 0 else candidate < moment
+        if beyond and is_send_day(day, no_send_days):
+            return candidate
+        day += datetime.timedelta(days=step)
