@@ -384,16 +384,26 @@ class Edition(models.Model):
         return changes
 
     def hold(self) -> None:
-        """Keep this edition from being sent until the editors release it."""
-        self._set_status(self.Status.DRAFT, self.Status.HELD)
+        """Keep this edition from being sent until the editors release it.
+
+        Also once the first zones have had it: the zones whose morning has
+        not come yet wait, and their queued digests are not sent.
+        """
+        self._set_status((self.Status.DRAFT, self.Status.SENDING), self.Status.HELD)
+
+    @property
+    def held_mid_send(self) -> bool:
+        return self.status == self.Status.HELD and self.send_started_at is not None
 
     def release(self) -> None:
-        self._set_status(self.Status.HELD, self.Status.DRAFT)
+        # Back to where the hold found it: preparing, or sending zone by zone.
+        status = self.Status.SENDING if self.send_started_at else self.Status.DRAFT
+        self._set_status((self.Status.HELD,), status)
 
-    def _set_status(self, expected: str, status: str) -> None:
+    def _set_status(self, expected: tuple[str, ...], status: str) -> None:
         with transaction.atomic():
-            locked = self._lock_for_editors()
-            if locked.status != expected:
+            locked = Edition.objects.select_for_update().get(pk=self.pk)
+            if locked.status not in expected:
                 raise EditionLocked(f"{locked} is {locked.get_status_display().lower()}.")
             locked.status = status
             locked.save(update_fields=["status"])

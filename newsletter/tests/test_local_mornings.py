@@ -340,3 +340,33 @@ def test_the_desk_lists_the_next_sends_soonest_first(admin_client):
     publish_at("2026-12-02T16:00:00+00:00", "Wednesday noon")
     page = admin_client.get("/admin/newsletter/edition/next/", follow=True).content.decode()
     assert "Thursday 06:00 Asia/Tokyo, in 4 h 10 min, 2 readers" in page
+
+
+def test_a_hold_after_the_first_zone_holds_the_remaining_zones(smtp_server, readers, admin_client):
+    from newsletter.models import Edition
+
+    publish_at("2026-12-02T20:00:00+00:00", "Late on Wednesday")
+    run_at("2026-12-03T06:01:00+09:00")  # Tokyo has it
+    edition = Edition.objects.get()
+    assert edition.status == Edition.Status.SENT  # for now: no zone is in flight
+
+    run_at("2026-12-03T05:59:00+00:00")  # London's morning is about to come
+    with time_machine.travel("2026-12-03T05:59:30+00:00", tick=False):
+        edition.refresh_from_db()
+        edition.status = Edition.Status.SENDING  # a zone is on its way
+        edition.save(update_fields=["status"])
+        response = admin_client.post(f"/admin/newsletter/edition/{edition.pk}/hold/", follow=True)
+    assert "the zones whose morning has not come wait" in response.content.decode()
+
+    run_at("2026-12-03T06:01:00+00:00")  # London: held
+    assert counts(smtp_server) == {"tokyo@example.com": 1}
+
+    with time_machine.travel("2026-12-03T06:20:00+00:00", tick=False):
+        released = admin_client.post(
+            f"/admin/newsletter/edition/{edition.pk}/release/", follow=True
+        )
+    assert "Released" in released.content.decode(), released.content.decode()[-3000:]
+    edition.refresh_from_db()
+    assert edition.status == Edition.Status.SENDING
+    run_at("2026-12-03T06:21:00+00:00")  # released within London's morning: it goes
+    assert counts(smtp_server) == {"tokyo@example.com": 1, "london@example.com": 1}

@@ -167,7 +167,7 @@ def test_a_held_edition_is_not_sent_until_released(client, editor, three):
     assert client.get(f"/admin/newsletter/edition/{edition.pk}/hold/").status_code == 405
 
 
-def test_an_edition_being_sent_cannot_be_changed(client, editor, three):
+def test_an_edition_being_sent_cannot_be_changed_but_can_be_held(client, editor, three):
     edition = open_next(client)
     sending.start_send(edition)
 
@@ -181,9 +181,10 @@ def test_an_edition_being_sent_cannot_be_changed(client, editor, three):
     edition.refresh_from_db()
     assert edition.editor_note == ""
     assert list(edition.ordered_articles()) == three
+    # A hold still stops the zones whose morning has not come.
     client.post(f"/admin/newsletter/edition/{edition.pk}/hold/")
     edition.refresh_from_db()
-    assert edition.status == Edition.Status.SENDING
+    assert edition.status == Edition.Status.HELD and edition.held_mid_send
 
 
 @pytest.mark.parametrize(
