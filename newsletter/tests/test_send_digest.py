@@ -1,6 +1,7 @@
 """The send path end to end: command, edition, Delivery rows, a real SMTP server."""
 
 import datetime
+import io
 
 import pytest
 import time_machine
@@ -202,3 +203,20 @@ def test_an_unreachable_smtp_server_leaves_the_readers_queued_for_the_next_run(
     # A server that could not even be reached used up no attempt.
     assert (delivery.status, delivery.attempts) == (Delivery.Status.SENT, 1)
     assert Edition.objects.get().status == Edition.Status.SENT
+
+
+@pytest.mark.clock("2026-11-30T15:00:00+00:00")  # Monday 10:00 in New York, after its send
+def test_by_hand_sends_the_edition_the_desk_calls_next(smtp_server):
+    from newsletter import desk
+
+    make_subscriber("ada@example.com")
+    make_article(title="Prepared for Tuesday")
+    tuesday = desk.next_edition()  # an editor opened the desk: Tuesday's draft
+    assert tuesday is not None and tuesday.date == datetime.date(2026, 12, 1)
+
+    out = io.StringIO()
+    call_command("send_digest", "--sync", "--by-hand", stdout=out)
+
+    assert "Sent 1" in out.getvalue()
+    [mail] = smtp_server.received()
+    assert "Prepared for Tuesday" in mail.text

@@ -3,7 +3,7 @@ import datetime
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from newsletter import editions, schedule, sending, tasks
+from newsletter import desk, editions, schedule, sending, tasks
 from newsletter.models import Delivery, Edition
 
 
@@ -38,8 +38,8 @@ class Command(BaseCommand):
             "--by-hand",
             action="store_true",
             help=(
-                "Send the next edition (today's, or Monday's at a weekend, in DIGEST_TIMEZONE) "
-                "now to every entitled reader who has not had it; --date names another."
+                "Send the next edition (the one the editors' desk shows) now to every "
+                "entitled reader who has not had it; --date names another."
             ),
         )
         parser.add_argument(
@@ -58,7 +58,9 @@ class Command(BaseCommand):
         **options: object,
     ) -> None:
         if by_hand and date is None:
-            date = schedule.next_edition_date()
+            # The edition the editors' desk calls "next" (today's until its
+            # morning send has started, then the next weekday's).
+            date = desk.upcoming_edition_date()
         try:
             if date is not None:
                 report = self.send_by_hand(date, sync)
