@@ -28,6 +28,6 @@ def next_digest_at(
 ) -> datetime.datetime:
     """When a reader with this delivery time and zone gets their next digest after `after`."""
     after = after or timezone.now()
-    today = after.date()
+    today = after.astimezone(datetime.UTC).date()
     skipped = no_send_days(today - datetime.timedelta(days=1), today + LOOKAHEAD)
     return schedule.next_send_moment(after, send_time, zone, skipped)

@@ -98,7 +98,9 @@ class NextSend:
 def next_sends(now: datetime.datetime | None = None, limit: int = 8) -> list[NextSend]:
     """The next mornings to come, in every zone readers live in, soonest first."""
     now = now or timezone.now()
-    skipped = calendar.no_send_days(now.date(), now.date() + calendar.LOOKAHEAD)
+    # West of UTC the local date is still yesterday's.
+    today = now.astimezone(datetime.UTC).date()
+    skipped = calendar.no_send_days(today - datetime.timedelta(days=1), today + calendar.LOOKAHEAD)
     slots = (
         Subscriber.objects.entitled(now)
         .values("time_zone", "send_time")

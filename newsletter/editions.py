@@ -14,7 +14,6 @@ from django.db.models import Max
 from django.utils import timezone
 
 from newsletter.models import Article, Edition, EditionArticle
-from newsletter.schedule import is_weekday, local_today
 
 logger = logging.getLogger(__name__)
 
@@ -73,19 +72,6 @@ def build_edition(
             for position, article in enumerate(new_articles, start=last + 1)
         )
     logger.info("Edition %s: %d new articles added", edition.date, len(new_articles))
-    return edition
-
-
-def build_morning_edition(now: datetime.datetime | None = None) -> Edition | None:
-    """The edition the morning send should deliver today, if there is one."""
-    now = now or timezone.now()
-    today = local_today(now)
-    if not is_weekday(today):
-        logger.info("No digest on %s: weekends are off", today)
-        return None
-    edition = build_edition(today, now)
-    if edition is None:
-        logger.info("No digest on %s: nothing published since the last edition", today)
     return edition
 
 

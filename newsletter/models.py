@@ -389,7 +389,21 @@ class Edition(models.Model):
         Also once the first zones have had it: the zones whose morning has
         not come yet wait, and their queued digests are not sent.
         """
-        self._set_status((self.Status.DRAFT, self.Status.SENDING), self.Status.HELD)
+        allowed = [self.Status.DRAFT, self.Status.SENDING]
+        if self.zones_to_come():
+            allowed.append(self.Status.SENT)  # "sent" to the zones so far
+        self._set_status(tuple(allowed), self.Status.HELD)
+
+    def zones_to_come(self, now: datetime.datetime | None = None) -> bool:
+        """Whether some zone's morning of this date may still come.
+
+        The last place a date begins is UTC-12: until noon UTC the next day.
+        """
+        now = now or timezone.now()
+        day_ends = datetime.datetime.combine(
+            self.date + datetime.timedelta(days=1), datetime.time(12), tzinfo=datetime.UTC
+        )
+        return now < day_ends
 
     @property
     def held_mid_send(self) -> bool:

@@ -39,18 +39,6 @@ def send_time_on(day: datetime.date) -> datetime.datetime:
     )
 
 
-def first_digest_date(joined_at: datetime.datetime) -> datetime.date:
-    """The edition a reader who joins at `joined_at` gets first.
-
-    Before the morning send: that morning's. After it: the next weekday's.
-    Friday evening and weekend signups get Monday's.
-    """
-    day = local_today(joined_at)
-    while not is_weekday(day) or joined_at >= send_time_on(day):
-        day += datetime.timedelta(days=1)
-    return day
-
-
 # ---------------------------------------------------------------- each reader's morning
 #
 # A reader's send moment on a local date is their delivery time in their

@@ -236,8 +236,11 @@ def schedule_due_sends(now: datetime.datetime | None = None) -> list[tuple[int, 
     of the new queued rows, for the batch tasks.
     """
     now = now or timezone.now()
-    today = now.date()
-    skipped = calendar.no_send_days(today - datetime.timedelta(days=3), today)
+    today = now.astimezone(datetime.UTC).date()  # whatever offset `now` came with
+    # Local dates run up to a day ahead of UTC's (Tokyo, Kiritimati).
+    skipped = calendar.no_send_days(
+        today - datetime.timedelta(days=3), today + datetime.timedelta(days=1)
+    )
     catch_up = catch_up_window()
     batches: list[tuple[int, int, int]] = []
     slots = Subscriber.objects.order_by().values_list("time_zone", "send_time").distinct()

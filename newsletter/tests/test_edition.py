@@ -119,11 +119,3 @@ def test_concurrent_builds_make_one_edition():
 def test_next_edition_date_is_a_weekday_in_the_digest_time_zone(utc_now, expected):
     now = datetime.datetime.fromisoformat(utc_now)
     assert schedule.next_edition_date(now) == expected
-
-
-@pytest.mark.faults
-def test_the_morning_task_does_nothing_at_weekends():
-    make_article()
-    saturday_morning = datetime.datetime.fromisoformat("2026-11-28T11:00:00+00:00")
-    assert editions.build_morning_edition(saturday_morning) is None
-    assert not Edition.objects.exists()

@@ -148,10 +148,19 @@ def test_reader_emails_link_the_page(reader, mailoutbox, settings):
     assert preferences.preferences_url(reader) in message.body
 
 
-def test_a_signup_form_without_a_time_zone_is_accepted_with_the_default(client):
-    response = client.post("/subscribe/", {"email": "new@example.com"})
+def test_a_signup_form_without_a_time_zone_is_accepted_with_the_default(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    from subscriptions.tests.signup_flow import ask_to_subscribe, link_in
+
+    # An embedded form on another site, or JavaScript off: no zone at all.
+    response = ask_to_subscribe(
+        client, {"email": "new@example.com"}, django_capture_on_commit_callbacks
+    )
 
     assert response.status_code == 200  # "check your inbox", as for any address
+    page = client.get(link_in(mailoutbox[-1]), follow=True).content.decode()
+    assert '<option value="America/New_York" selected>New York</option>' in page
 
 
 def test_the_signup_form_offers_a_choice_of_zones_preselected_by_the_browser(client):
