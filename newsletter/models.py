@@ -225,9 +225,7 @@ class Article(models.Model):
         self.save()
 
     def has_gone_out(self) -> bool:
-        return self.editions.filter(
-            status__in=[Edition.Status.SENDING, Edition.Status.SENT]
-        ).exists()
+        return self.editions.gone_out().exists()
 
     @property
     def is_published(self) -> bool:
@@ -270,6 +268,19 @@ class Article(models.Model):
         return membership is not None and membership.is_entitled
 
 
+class EditionQuerySet(models.QuerySet["Edition"]):
+    def gone_out(self) -> "EditionQuerySet":
+        """Editions readers have had: sending or sent, or held after the first zones had it.
+
+        Their web pages are linked from inboxes, so they stay on the site and
+        in the archive whatever the editors do with the zones still to come.
+        """
+        return self.filter(
+            models.Q(status__in=[Edition.Status.SENDING, Edition.Status.SENT])
+            | models.Q(status=Edition.Status.HELD, send_started_at__isnull=False)
+        )
+
+
 class Edition(models.Model):
     """The digest of one weekday: the articles published since the previous one."""
 
@@ -297,6 +308,8 @@ class Edition(models.Model):
     # the next edition.
     send_started_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = EditionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-date"]

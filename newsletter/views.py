@@ -42,7 +42,7 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
 
 def archive(request: HttpRequest) -> HttpResponse:
     editions = (
-        Edition.objects.filter(status=Edition.Status.SENT)
+        Edition.objects.gone_out()
         .order_by("-date")
         .prefetch_related("articles")
     )
@@ -67,7 +67,7 @@ def edition(request: HttpRequest, date: str) -> HttpResponse:
     editions = Edition.objects.all()
     if not request.user.is_staff:
         # Drafts and held editions are the editors' business until they go out.
-        editions = editions.filter(status__in=[Edition.Status.SENDING, Edition.Status.SENT])
+        editions = editions.gone_out()
     edition = get_object_or_404(editions, date=day)
     return render(
         request,

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.test import Client
 
 from newsletter import sending
 from newsletter.models import Delivery, NoSendDay, SendSlot
@@ -363,6 +364,10 @@ def test_a_hold_after_the_first_zone_holds_the_remaining_zones(smtp_server, read
         assert b"Hold the remaining zones" in page
         response = admin_client.post(f"/admin/newsletter/edition/{edition.pk}/hold/", follow=True)
     assert "the zones whose morning has not come wait" in response.content.decode()
+    # Tokyo's readers have it: its web page and its archive entry stay up.
+    anonymous = Client()
+    assert anonymous.get(edition.get_absolute_url()).status_code == 200
+    assert edition.get_absolute_url() in anonymous.get("/archive/").content.decode()
 
     run_at("2026-12-03T06:01:00+00:00")  # London: held
     assert counts(smtp_server) == {"tokyo@example.com": 1}
