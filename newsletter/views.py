@@ -41,11 +41,7 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def archive(request: HttpRequest) -> HttpResponse:
-    editions = (
-        Edition.objects.gone_out()
-        .order_by("-date")
-        .prefetch_related("articles")
-    )
+    editions = Edition.objects.gone_out().order_by("-date").prefetch_related("articles")
     page = Paginator(editions, PAGE_SIZE).get_page(request.GET.get("page"))
     sections = Section.objects.filter(articles__in=Article.objects.published()).distinct()
     return render(request, "newsletter/archive.html", {"page": page, "sections": sections})

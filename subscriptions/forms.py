@@ -129,6 +129,13 @@ class PreferencesForm(forms.Form):
     def __init__(self, *args: Any, today: datetime.date, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.today = today
+        # A time staff set outside the usual mornings (11:15, say) stays the
+        # reader's to keep: offered, selected, and accepted when saved as is.
+        current = self.initial.get("send_time")
+        field = self.fields["send_time"]
+        assert isinstance(field, SendTimeField)
+        if current and current not in dict(field.choices):
+            field.choices = sorted([*field.choices, (current, f"{current} (set for you)")])
 
     def clean_pause_until(self) -> datetime.date | None:
         pause_until: datetime.date | None = self.cleaned_data.get("pause_until")

@@ -95,6 +95,21 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(client, reader, field,
     )
 
 
+def test_a_time_staff_set_outside_the_usual_mornings_is_kept_when_saving(client, reader):
+    reader.send_time = datetime.time(11, 15)
+    reader.save()
+
+    page = client.get(url(reader)).content.decode()
+    assert '<option value="11:15" selected>11:15 (set for you)</option>' in page
+    response = client.post(url(reader), {**SETTINGS, "send_time": "11:15"})
+
+    assert response.status_code == 303
+    reader.refresh_from_db()
+    assert (reader.time_zone, reader.send_time) == ("Asia/Tokyo", datetime.time(11, 15))
+    # Only their own: another odd time is still refused.
+    assert client.post(url(reader), {**SETTINGS, "send_time": "11:45"}).status_code == 400
+
+
 @pytest.mark.faults
 def test_tokens_are_scoped_to_their_page_and_cannot_be_forged(client, reader):
     other = make_subscriber("bob@example.com")
