@@ -1,12 +1,17 @@
-"""The publisher's calendar: no-send days, and when a reader's next digest comes.
+"""The publisher's calendar: no-send days, public holidays, and when a reader's next digest comes.
 
 newsletter.schedule computes send moments from plain values; this module
-adds what only the database knows (the no-send days), for the sender and
-for the pages and emails that promise a time.
+adds what only the database and the settings know (the no-send days, and
+with DIGEST_SKIP_PUBLIC_HOLIDAYS each reader's national holidays), for the
+sender and for the pages and emails that promise a time.
 """
 
 import datetime
+import functools
+from importlib import resources
 
+import holidays
+from django.conf import settings
 from django.utils import timezone
 
 from newsletter import schedule
@@ -17,10 +22,58 @@ LOOKAHEAD = datetime.timedelta(days=60)
 
 
 def no_send_days(start: datetime.date, end: datetime.date) -> set[datetime.date]:
-    """The no-send days from `start` to `end`, inclusive."""
+    """The publisher's no-send days from `start` to `end`, inclusive (every zone)."""
     return set(
         NoSendDay.objects.filter(date__gte=start, date__lte=end).values_list("date", flat=True)
     )
+
+
+@functools.cache
+def _zone_countries() -> dict[str, str]:
+    """IANA zone -> ISO 3166 country, from the tz database's own zone.tab (tzdata)."""
+    table = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text()
+    countries = {}
+    for line in table.splitlines():
+        if line and not line.startswith("#"):
+            country, _coordinates, zone, *_comment = line.split("\t")
+            countries[zone] = country
+    return countries
+
+
+def zone_country(zone: str) -> str | None:
+    """The country a reader in `zone` lives in: "Asia/Tokyo" -> "JP"; None for UTC and the like."""
+    return _zone_countries().get(zone)
+
+
+@functools.cache
+def _national_holidays(country: str, years: tuple[int, ...]) -> frozenset[datetime.date]:
+    if country not in holidays.list_supported_countries():
+        return frozenset()
+    return frozenset(holidays.country_holidays(country, years=years))
+
+
+def public_holidays(zone: str, start: datetime.date, end: datetime.date) -> set[datetime.date]:
+    """National public holidays where `zone` is, from `start` to `end`, if the setting is on.
+
+    National only: a region's own holidays (a US state's, a German Land's)
+    are not known from the zone, so they are not skipped.
+    """
+    country = zone_country(zone)
+    if not settings.DIGEST_SKIP_PUBLIC_HOLIDAYS or country is None:
+        return set()
+    years = tuple(range(start.year, end.year + 1))
+    return {day for day in _national_holidays(country, years) if start <= day <= end}
+
+
+def days_off(
+    zone: str, start: datetime.date, end: datetime.date, no_send: set[datetime.date]
+) -> set[datetime.date]:
+    """Every date from `start` to `end` with no digest in `zone` besides weekends.
+
+    `no_send` is no_send_days() for (at least) that span, read once by callers
+    that look at many zones.
+    """
+    return no_send | public_holidays(zone, start, end)
 
 
 def next_digest_at(
@@ -29,5 +82,6 @@ def next_digest_at(
     """When a reader with this delivery time and zone gets their next digest after `after`."""
     after = after or timezone.now()
     today = after.astimezone(datetime.UTC).date()
-    skipped = no_send_days(today - datetime.timedelta(days=1), today + LOOKAHEAD)
+    start, end = today - datetime.timedelta(days=1), today + LOOKAHEAD
+    skipped = days_off(zone, start, end, no_send_days(start, end))
     return schedule.next_send_moment(after, send_time, zone, skipped)

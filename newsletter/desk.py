@@ -100,7 +100,8 @@ def next_sends(now: datetime.datetime | None = None, limit: int = 8) -> list[Nex
     now = now or timezone.now()
     # West of UTC the local date is still yesterday's.
     today = now.astimezone(datetime.UTC).date()
-    skipped = calendar.no_send_days(today - datetime.timedelta(days=1), today + calendar.LOOKAHEAD)
+    start, end = today - datetime.timedelta(days=1), today + calendar.LOOKAHEAD
+    no_send = calendar.no_send_days(start, end)
     slots = (
         Subscriber.objects.entitled(now)
         .values("time_zone", "send_time")
@@ -109,7 +110,12 @@ def next_sends(now: datetime.datetime | None = None, limit: int = 8) -> list[Nex
     )
     sends = [
         NextSend(
-            schedule.next_send_moment(now, slot["send_time"], slot["time_zone"], skipped),
+            schedule.next_send_moment(
+                now,
+                slot["send_time"],
+                slot["time_zone"],
+                calendar.days_off(slot["time_zone"], start, end, no_send),
+            ),
             slot["time_zone"],
             slot["readers"],
             now,

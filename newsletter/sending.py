@@ -232,19 +232,21 @@ def schedule_due_sends(now: datetime.datetime | None = None) -> list[tuple[int, 
     (SendSlot, unique): within the catch-up window its readers' deliveries
     are queued; later (beat or workers were down all morning) they are
     recorded as missed. Weekends where the reader lives, no-send days and
-    held editions get none. Returns (edition_id, first_id, last_id) ranges
+    held editions get none, nor (DIGEST_SKIP_PUBLIC_HOLIDAYS) the reader's
+    national holidays. Returns (edition_id, first_id, last_id) ranges
     of the new queued rows, for the batch tasks.
     """
     now = now or timezone.now()
     today = now.astimezone(datetime.UTC).date()  # whatever offset `now` came with
     # Local dates run up to a day ahead of UTC's (Tokyo, Kiritimati).
-    skipped = calendar.no_send_days(
-        today - datetime.timedelta(days=3), today + datetime.timedelta(days=1)
-    )
+    # (Ten days back: a first digest's window reaches to the previous send day.)
+    start, end = today - datetime.timedelta(days=10), today + datetime.timedelta(days=1)
+    no_send = calendar.no_send_days(start, end)
     catch_up = catch_up_window()
     batches: list[tuple[int, int, int]] = []
     slots = Subscriber.objects.order_by().values_list("time_zone", "send_time").distinct()
     for zone, send_time in slots:
+        skipped = calendar.days_off(zone, start, end, no_send)
         local = local_date(now, zone)
         for day in (local - datetime.timedelta(days=1), local):
             moment = send_moment(day, send_time, zone)

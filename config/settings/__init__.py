@@ -258,6 +258,10 @@ DIGEST_MAX_BACKLOG_DAYS = env_int("DIGEST_MAX_BACKLOG_DAYS", 7, minimum=1)
 # the reader's send moment; later, their morning is over and it is recorded
 # as missed.
 DIGEST_CATCH_UP_HOURS = env_int("DIGEST_CATCH_UP_HOURS", 3, minimum=1)
+# Also no digest on a reader's national public holidays (their country from
+# their time zone, the `holidays` package); the publisher's no-send days
+# apply everywhere either way.
+DIGEST_SKIP_PUBLIC_HOLIDAYS = env_bool("DIGEST_SKIP_PUBLIC_HOLIDAYS", False)
 DIGEST_BATCH_SIZE = env_int("DIGEST_BATCH_SIZE", 500, minimum=1)
 DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
 # Where the mailto: half of List-Unsubscribe points; default: the From address.
