@@ -2,6 +2,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
@@ -20,7 +21,7 @@ from django.views.decorators.csp import csp_override
 
 from config.csp import EMAIL_PREVIEW
 from newsletter import desk, sending, tasks, uploads
-from newsletter.forms import CurationForm, TestSendForm
+from newsletter.forms import CurationForm, PreviewForm, TestSendForm
 from newsletter.models import (
     Article,
     Delivery,
@@ -334,10 +335,9 @@ class EditionAdmin(admin.ModelAdmin):
             messages.error(request, "This edition's send has started: it can no longer change.")
             return redirect(self._desk_url(edition))
 
-        reader = request.GET.get("reader", desk.SampleReader.PAYING)
-        if reader not in desk.SampleReader.STATUSES:
-            reader = desk.SampleReader.PAYING
-        message = desk.preview(edition, reader)
+        preview_form = PreviewForm(request.GET or None)
+        reader, zone = preview_form.choice()
+        message = desk.preview(edition, reader, zone=zone)
         progress = edition.progress()
         show_readers = can_see_readers(request)
         failures = edition.deliveries.filter(
@@ -352,11 +352,12 @@ class EditionAdmin(admin.ModelAdmin):
             "edition": edition,
             "form": form,
             "articles": list(edition.ordered_articles()),
-            "reader": reader,
-            "readers": desk.SampleReader.CHOICES,
+            "preview_form": preview_form if preview_form.is_bound else PreviewForm(),
+            "zone": zone,
+            "preview_at": desk.morning_label(edition, zone),
             "message": message,
             "html": message.html,
-            "test_form": TestSendForm(initial={"reader": reader}),
+            "test_form": TestSendForm(initial={"reader": reader, "zone": zone}),
             "progress": progress,
             "zone_sends": edition.zone_sends(),
             "next_sends": desk.next_sends(),
@@ -404,16 +405,17 @@ class EditionAdmin(admin.ModelAdmin):
         if not form.is_valid():
             messages.error(request, "Choose which reader to send the test as.")
             return redirect(self._desk_url(edition))
-        reader = form.cleaned_data["reader"]
+        reader, zone = form.cleaned_data["reader"], form.cleaned_data["zone"]
         if not request.user.is_authenticated:  # admin_view lets in only signed-in staff
             raise PermissionDenied
         try:
-            address = desk.send_test(edition, reader, request.user)
+            address = desk.send_test(edition, reader, request.user, zone=zone)
         except (ValueError, desk.TestSendFailed) as error:
             messages.error(request, str(error))
         else:
             messages.success(request, f"Test email sent to {address}.")
-        return HttpResponseRedirect(f"{self._desk_url(edition)}?reader={reader}")
+        query = urlencode({"reader": reader, "zone": zone or settings.DIGEST_TIMEZONE})
+        return HttpResponseRedirect(f"{self._desk_url(edition)}?{query}")
 
     def resend_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if request.method != "POST":

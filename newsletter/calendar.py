@@ -19,6 +19,8 @@ from newsletter.models import NoSendDay
 
 # Far enough ahead for any promise we make, short enough to load at once.
 LOOKAHEAD = datetime.timedelta(days=60)
+# Back as far as a previous send day can be (a week of no-send days).
+LOOKBACK = datetime.timedelta(days=10)
 
 
 def no_send_days(start: datetime.date, end: datetime.date) -> set[datetime.date]:

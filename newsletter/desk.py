@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
 from newsletter import calendar, editions, schedule, sending
 from newsletter.emails import DigestMessage, DigestTemplate
-from newsletter.models import Edition
+from newsletter.models import Article, Edition
 from subscriptions.models import Membership, Subscriber
 
 if TYPE_CHECKING:
@@ -80,10 +81,20 @@ class NextSend:
     time_zone: str
     readers: int
     now: datetime.datetime
+    # What it carries so far: published since the zone's previous send.
+    since: datetime.datetime
+    articles: int
 
     @property
     def local(self) -> datetime.datetime:
         return self.moment.astimezone(ZoneInfo(self.time_zone))
+
+    @property
+    def carries(self) -> str:
+        """ "3 articles so far, since Wednesday 06:00 JST"."""
+        count = f"{self.articles} article{'s' if self.articles != 1 else ''}"
+        since = sending.since_label(self.since, self.time_zone)  # "Since Wednesday …"
+        return f"{count} so far, s{since[1:]}"
 
     @property
     def label(self) -> str:
@@ -100,7 +111,8 @@ def next_sends(now: datetime.datetime | None = None, limit: int = 8) -> list[Nex
     now = now or timezone.now()
     # West of UTC the local date is still yesterday's.
     today = now.astimezone(datetime.UTC).date()
-    start, end = today - datetime.timedelta(days=1), today + calendar.LOOKAHEAD
+    # Back to the previous sends too: what each carries starts there.
+    start, end = today - calendar.LOOKBACK, today + calendar.LOOKAHEAD
     no_send = calendar.no_send_days(start, end)
     slots = (
         Subscriber.objects.entitled(now)
@@ -108,21 +120,27 @@ def next_sends(now: datetime.datetime | None = None, limit: int = 8) -> list[Nex
         .annotate(readers=Count("pk"))
         .order_by()
     )
-    sends = [
-        NextSend(
-            schedule.next_send_moment(
-                now,
-                slot["send_time"],
-                slot["time_zone"],
-                calendar.days_off(slot["time_zone"], start, end, no_send),
-            ),
-            slot["time_zone"],
-            slot["readers"],
-            now,
-        )
-        for slot in slots
+    coming = []
+    for slot in slots:
+        zone, send_time = slot["time_zone"], slot["send_time"]
+        skipped = calendar.days_off(zone, start, end, no_send)
+        moment = schedule.next_send_moment(now, send_time, zone, skipped)
+        since = schedule.previous_send_moment(moment, send_time, zone, skipped)
+        coming.append((moment, zone, slot["readers"], since))
+    coming = sorted(coming)[:limit]
+    return [
+        NextSend(moment, zone, readers, now, since, articles_since(since, now))
+        for moment, zone, readers, since in coming
     ]
-    return sorted(sends, key=lambda send: (send.moment, send.time_zone))[:limit]
+
+
+def articles_since(since: datetime.datetime, now: datetime.datetime) -> int:
+    """How many articles a morning after `since` carries so far (not those left out)."""
+    return (
+        Article.objects.published_between(since, now)
+        .exclude(editionarticle__included=False)
+        .count()
+    )
 
 
 def next_edition(now: datetime.datetime | None = None) -> Edition | None:
@@ -130,11 +148,13 @@ def next_edition(now: datetime.datetime | None = None) -> Edition | None:
     return editions.build_edition(upcoming_edition_date(now), now)
 
 
-def sample_subscriber(kind: str, *, email: str, name: str = "") -> Subscriber:
+def sample_subscriber(kind: str, *, email: str, name: str = "", zone: str = "") -> Subscriber:
     """An unsaved reader with an unsaved membership: previews write nothing."""
     if kind not in SampleReader.STATUSES:
         raise ValueError(f"Unknown sample reader {kind!r}.")
-    subscriber = Subscriber(pk=0, email=email, name=name)
+    subscriber = Subscriber(
+        pk=0, email=email, name=name, time_zone=zone or settings.DIGEST_TIMEZONE
+    )
     status = SampleReader.STATUSES[kind]
     trial_end = (
         timezone.now() + datetime.timedelta(days=10)
@@ -145,15 +165,48 @@ def sample_subscriber(kind: str, *, email: str, name: str = "") -> Subscriber:
     return subscriber
 
 
+def morning_of(edition: Edition, zone: str) -> datetime.datetime:
+    """The edition's send moment in `zone` at the default delivery time."""
+    return schedule.send_moment(edition.date, settings.DIGEST_SEND_TIME, zone)
+
+
+def morning_label(edition: Edition, zone: str) -> str:
+    """ "Thursday 3 December, 06:00 Asia/Tokyo"."""
+    moment = morning_of(edition, zone)
+    return f"{moment:%A} {moment.day} {moment:%B, %H:%M} {zone}"
+
+
 def preview(
-    edition: Edition, kind: str, *, email: str = "reader@example.com", name: str = ""
+    edition: Edition,
+    kind: str,
+    *,
+    zone: str = "",
+    email: str = "reader@example.com",
+    name: str = "",
+    now: datetime.datetime | None = None,
 ) -> DigestMessage:
-    """The exact digest the sample reader would get."""
-    template = DigestTemplate(edition, list(edition.ordered_articles()))
-    return template.message_for(sample_subscriber(kind, email=email, name=name or "Alex"))
+    """The exact digest a reader of this kind in `zone` gets on the edition's morning there.
+
+    It carries what that morning's send does for a reader who had the
+    previous one: the articles published since the zone's previous send (up
+    to now, while that morning is still to come), in the editors' order,
+    with its "Since …" line. `zone` defaults to the newsroom's.
+    """
+    now = now or timezone.now()
+    zone = zone or settings.DIGEST_TIMEZONE
+    send_time = settings.DIGEST_SEND_TIME
+    moment = morning_of(edition, zone)
+    day = moment.astimezone(datetime.UTC).date()
+    first, last = day - calendar.LOOKBACK, day + datetime.timedelta(days=1)
+    skipped = calendar.days_off(zone, first, last, calendar.no_send_days(first, last))
+    since = schedule.previous_send_moment(moment, send_time, zone, skipped)
+    articles = editions.window_articles(edition, since, min(moment, now))
+    template = DigestTemplate(edition, articles, since=sending.since_label(since, zone))
+    reader = sample_subscriber(kind, email=email, name=name or "Alex", zone=zone)
+    return template.message_for(reader)
 
 
-def send_test(edition: Edition, kind: str, user: "AbstractUser") -> str:
+def send_test(edition: Edition, kind: str, user: "AbstractUser", zone: str = "") -> str:
     """Send the real digest, as the sample reader would get it, to a staff member.
 
     Returns the address it went to. Raises ValueError when the staff member
@@ -161,7 +214,7 @@ def send_test(edition: Edition, kind: str, user: "AbstractUser") -> str:
     """
     if not user.email:
         raise ValueError("Your account has no email address: add one in your user settings.")
-    message = preview(edition, kind, email=user.email, name=user.get_short_name())
+    message = preview(edition, kind, zone=zone, email=user.email, name=user.get_short_name())
     message.subject = f"[Test] {message.subject}"
     try:
         message.send()

@@ -63,7 +63,11 @@ def membership_notice(subscriber: Subscriber) -> tuple[str, str] | None:
     if membership is None:
         return None
     if membership.status == membership.Status.TRIALING and membership.trial_end:
-        day = membership.trial_end.astimezone(ZoneInfo(settings.DIGEST_TIMEZONE))
+        # The reader's own calendar: in Tokyo a trial ending late on the 14th
+        # New York time ends on the 15th.
+        day = membership.trial_end.astimezone(
+            ZoneInfo(subscriber.time_zone or settings.DIGEST_TIMEZONE)
+        )
         return (
             f"Your free trial ends on {day:%A} {day.day} {day:%B}. After that the briefing "
             "is $46 a year; you can cancel before then in your account.",

@@ -1,9 +1,11 @@
 from collections.abc import Mapping
 
 from django import forms
+from django.conf import settings
 
 from newsletter.desk import SampleReader
 from newsletter.models import Edition
+from subscriptions.forms import TimeZoneField
 
 
 class CurationForm(forms.Form):
@@ -55,7 +57,25 @@ class CurationForm(forms.Form):
         }
 
 
+class PreviewForm(forms.Form):
+    """Which reader the desk shows the email as: their state and their zone."""
+
+    reader = forms.ChoiceField(
+        label="Reader", choices=SampleReader.CHOICES, initial=SampleReader.PAYING
+    )
+    zone = TimeZoneField(label="Time zone", required=False, help_text="")
+
+    def choice(self) -> tuple[str, str]:
+        """(reader, zone): what was asked for, or a paying reader in the newsroom's zone."""
+        reader, zone = SampleReader.PAYING, settings.DIGEST_TIMEZONE
+        if self.is_bound and self.is_valid():
+            reader = self.cleaned_data["reader"]
+            zone = self.cleaned_data["zone"] or zone
+        return reader, zone
+
+
 class TestSendForm(forms.Form):
     __test__ = False  # not a pytest test class
 
     reader = forms.ChoiceField(label="Send it as", choices=SampleReader.CHOICES)
+    zone = TimeZoneField(required=False, widget=forms.HiddenInput)

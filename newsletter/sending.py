@@ -239,8 +239,8 @@ def schedule_due_sends(now: datetime.datetime | None = None) -> list[tuple[int, 
     now = now or timezone.now()
     today = now.astimezone(datetime.UTC).date()  # whatever offset `now` came with
     # Local dates run up to a day ahead of UTC's (Tokyo, Kiritimati).
-    # (Ten days back: a first digest's window reaches to the previous send day.)
-    start, end = today - datetime.timedelta(days=10), today + datetime.timedelta(days=1)
+    # Back far enough for a first digest's window: the previous send day.
+    start, end = today - calendar.LOOKBACK, today + datetime.timedelta(days=1)
     no_send = calendar.no_send_days(start, end)
     catch_up = catch_up_window()
     batches: list[tuple[int, int, int]] = []

@@ -134,8 +134,9 @@ class PreferencesForm(forms.Form):
         current = self.initial.get("send_time")
         field = self.fields["send_time"]
         assert isinstance(field, SendTimeField)
-        if current and current not in dict(field.choices):
-            field.choices = sorted([*field.choices, (current, f"{current} (set for you)")])
+        usual = send_time_choices()
+        if current and current not in dict(usual):
+            field.choices = sorted([*usual, (current, f"{current} (set for you)")])
 
     def clean_pause_until(self) -> datetime.date | None:
         pause_until: datetime.date | None = self.cleaned_data.get("pause_until")

@@ -381,3 +381,50 @@ def test_a_hold_after_the_first_zone_holds_the_remaining_zones(smtp_server, read
     assert edition.status == Edition.Status.SENDING
     run_at("2026-12-03T06:21:00+00:00")  # released within London's morning: it goes
     assert counts(smtp_server) == {"tokyo@example.com": 1, "london@example.com": 1}
+
+
+def test_the_desk_previews_the_email_for_a_reader_in_any_zone(
+    smtp_server, admin_client, admin_user
+):
+    # Tuesday noon UTC. Wednesday's morning in Tokyo (21:00 UTC today) carries
+    # what came since Tuesday 06:00 there (21:00 UTC yesterday); New York's
+    # (11:00 UTC tomorrow) what came since 11:00 UTC today.
+    from newsletter import editions
+
+    publish_at("2026-12-01T10:00:00+00:00", "Before New York's Tuesday morning")
+    publish_at("2026-12-01T11:30:00+00:00", "After it")
+    make_subscriber("tokyo@example.com", time_zone="Asia/Tokyo")
+    edition = editions.build_edition(datetime.date(2026, 12, 2))
+    assert edition is not None
+    desk = f"/admin/newsletter/edition/{edition.pk}/desk/"
+
+    tokyo = admin_client.get(desk, {"reader": "trialing", "zone": "Asia/Tokyo"})
+    text = tokyo.context["message"].body
+    # In the trial: its end (ten days on, Friday 11 December) on Tokyo's calendar.
+    assert "Your free trial ends on Friday 11 December." in text
+    assert "Since Tuesday 06:00 JST" in text
+    assert "Before New York's Tuesday morning" in text and "After it" in text
+    page = tokyo.content.decode()
+    assert "Wednesday 2 December, 06:00 Asia/Tokyo" in page
+    assert '<option value="Asia/Tokyo" selected>Tokyo</option>' in page
+    # The list of next sends says what Tokyo's carries so far and links its preview.
+    assert "1 reader: 2 articles so far, since Tuesday 06:00 JST" in page
+
+    new_york = admin_client.get(desk, {"reader": "paying", "zone": "America/New_York"})
+    text = new_york.context["message"].body
+    assert "Since Tuesday 06:00 EST" in text
+    assert "After it" in text and "Before New York's Tuesday morning" not in text
+
+    # A test send goes as that reader in that zone, and the desk stays on it.
+    admin_user.email = "editor@example.com"
+    admin_user.save()
+    response = admin_client.post(
+        f"/admin/newsletter/edition/{edition.pk}/test/", {"reader": "paying", "zone": "Asia/Tokyo"}
+    )
+    assert response.url.endswith("?reader=paying&zone=Asia%2FTokyo")
+    assert "Since Tuesday 06:00 JST" in smtp_server.received()[0].text
+
+    # Nonsense in the query string: a clear note, and the default reader.
+    bad = admin_client.get(desk, {"reader": "paying", "zone": "Mars/Olympus"})
+    assert "Mars/Olympus is not a known time zone." in bad.content.decode()
+    assert "Since Tuesday 06:00 EST" in bad.context["message"].body
