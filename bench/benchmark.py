@@ -13,17 +13,35 @@ import smtplib
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from newsletter.models import Article, Edition, EditionArticle
+from newsletter import schedule, sending
+from newsletter.models import Article, Edition, EditionArticle, SendSlot
 from subscriptions.models import Membership, Subscriber
 
 BENCH_DOMAIN = "bench.invalid"
 BENCH_DATE = datetime.date(2099, 1, 5)  # a Monday no real edition will have
 CREATE_BATCH = 5000
+
+# The multi-zone run: one real zone per hour of offset in January (west to
+# east), and the delivery times readers pick most after the default.
+ZONES = [
+    "Pacific/Pago_Pago", "Pacific/Honolulu", "America/Anchorage", "America/Los_Angeles",
+    "America/Denver", "America/Chicago", "America/New_York", "America/Halifax",
+    "America/Sao_Paulo", "Atlantic/South_Georgia", "Atlantic/Azores", "Europe/London",
+    "Europe/Paris", "Europe/Athens", "Europe/Moscow", "Asia/Dubai", "Asia/Karachi",
+    "Asia/Dhaka", "Asia/Bangkok", "Asia/Singapore", "Asia/Tokyo", "Australia/Brisbane",
+    "Pacific/Noumea", "Pacific/Auckland",
+]  # fmt: skip
+SEND_TIMES = [datetime.time(6), datetime.time(6, 30), datetime.time(7), datetime.time(7, 30)]
+# Inside every zone's window of the bench date's morning (from Friday's
+# send to Monday's, wherever the reader lives): Sunday noon UTC.
+MULTI_ZONE_PUBLISHED_AT = datetime.datetime(2099, 1, 4, 12, tzinfo=datetime.UTC)
 
 
 # ---------------------------------------------------------------- population
@@ -32,6 +50,7 @@ CREATE_BATCH = 5000
 def clear_population() -> None:
     """Remove everything an earlier bench run created."""
     Edition.objects.filter(date=BENCH_DATE).delete()
+    SendSlot.objects.filter(date=BENCH_DATE).delete()
     Article.objects.filter(slug__startswith="bench-").delete()
     while ids := list(
         Subscriber.objects.filter(email__endswith=f"@{BENCH_DOMAIN}").values_list("pk", flat=True)[
@@ -41,8 +60,19 @@ def clear_population() -> None:
         Subscriber.objects.filter(pk__in=ids).delete()
 
 
-def build_population(entitled: int, not_entitled: int) -> None:
-    """`entitled` paying readers and `not_entitled` who must get nothing."""
+def build_population(
+    entitled: int,
+    not_entitled: int,
+    zones: Sequence[str] = (),
+    send_times: Sequence[datetime.time] = (),
+) -> None:
+    """`entitled` paying readers and `not_entitled` who must get nothing.
+
+    Readers take `zones` and then `send_times` in turn (by default all live in
+    the newsroom's zone and take the default delivery time).
+    """
+    zones = zones or [settings.DIGEST_TIMEZONE]
+    send_times = send_times or [settings.DIGEST_SEND_TIME]
     kinds = [
         (Membership.Status.CANCELED, Subscriber.EmailStatus.ACTIVE),
         (Membership.Status.ACTIVE, Subscriber.EmailStatus.UNSUBSCRIBED),
@@ -56,6 +86,8 @@ def build_population(entitled: int, not_entitled: int) -> None:
                 Subscriber(
                     email=f"reader{n:07d}@{BENCH_DOMAIN}",
                     name=f"Reader {n}" if n % 3 else "",
+                    time_zone=zones[n % len(zones)],
+                    send_time=send_times[(n // len(zones)) % len(send_times)],
                     email_status=(
                         Subscriber.EmailStatus.ACTIVE if n < entitled else kinds[n % 3][1]
                     ),
@@ -80,9 +112,9 @@ BENCH_ARTICLES = [
 ]
 
 
-def build_edition() -> Edition:
+def build_edition(published_at: datetime.datetime | None = None) -> Edition:
     """A five-article edition like a real morning's, ready to send."""
-    now = timezone.now()
+    now = published_at or timezone.now()
     edition = Edition.objects.create(date=BENCH_DATE, cutoff=now)
     for position, (title, section) in enumerate(BENCH_ARTICLES, start=1):
         article = Article.objects.create(
@@ -95,6 +127,29 @@ def build_edition() -> Edition:
         )
         EditionArticle.objects.create(edition=edition, article=article, position=position)
     return edition
+
+
+def schedule_mornings() -> list[tuple[int, int, int]]:
+    """Every bench reader's morning of BENCH_DATE, scheduled as beat would; their batches.
+
+    Each (zone, delivery time) is claimed and its audience written by the
+    production scheduler at its own send moment; all of them at once here,
+    so the send that follows is the whole day's in one go.
+    """
+    slots = (
+        Subscriber.objects.filter(email__endswith=f"@{BENCH_DOMAIN}")
+        .order_by()
+        .values_list("time_zone", "send_time")
+        .distinct()
+    )
+    mornings = sorted(
+        (schedule.send_moment(BENCH_DATE, send_time, zone), zone, send_time)
+        for zone, send_time in slots
+    )
+    batches = []
+    for moment, zone, send_time in mornings:
+        batches += sending.schedule_slot(BENCH_DATE, zone, send_time, moment, moment, set())
+    return batches
 
 
 # ---------------------------------------------------------------- the SMTP sink

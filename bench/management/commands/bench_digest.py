@@ -45,9 +45,26 @@ class Command(BaseCommand):
             "--json", dest="json_path", type=Path, help="Append the results to this JSON-lines file"
         )
         parser.add_argument("--keep", action="store_true", help="Keep the bench readers afterwards")
+        parser.add_argument(
+            "--zones",
+            type=int,
+            default=1,
+            choices=range(1, len(benchmark.ZONES) + 1),
+            metavar=f"1-{len(benchmark.ZONES)}",
+            help="Spread the readers over this many time zones, each morning scheduled "
+            "by the production scheduler (default 1: the by-hand send to the newsroom's zone)",
+        )
+        parser.add_argument(
+            "--send-times",
+            type=int,
+            default=1,
+            choices=range(1, len(benchmark.SEND_TIMES) + 1),
+            metavar=f"1-{len(benchmark.SEND_TIMES)}",
+            help="...and over this many delivery times (06:00, 06:30, 07:00, 07:30)",
+        )
 
     def handle(self, *args: str, subscribers: int, others: int | None, smtp: str | None,
-               workers: int, json_path: Path | None, keep: bool,
+               workers: int, json_path: Path | None, keep: bool, zones: int, send_times: int,
                **options: object) -> None:  # fmt: skip
         others = subscribers // 10 if others is None else others
         work_dir = settings.VAR_DIR / "bench"
@@ -57,8 +74,15 @@ class Command(BaseCommand):
         self.say(f"Building {subscribers:,} entitled and {others:,} other readers...")
         started = time.perf_counter()
         benchmark.clear_population()
-        benchmark.build_population(subscribers, others)
-        edition = benchmark.build_edition()
+        self.multi_zone = zones > 1 or send_times > 1
+        if self.multi_zone:
+            benchmark.build_population(
+                subscribers, others, benchmark.ZONES[:zones], benchmark.SEND_TIMES[:send_times]
+            )
+            edition = benchmark.build_edition(benchmark.MULTI_ZONE_PUBLISHED_AT)
+        else:
+            benchmark.build_population(subscribers, others)
+            edition = benchmark.build_edition()
         self.say(f"  done in {time.perf_counter() - started:.1f} s")
 
         sink = None
@@ -80,7 +104,13 @@ class Command(BaseCommand):
             if not keep:
                 benchmark.clear_population()
 
-        result |= {"subscribers": subscribers, "others": others, "workers": workers}
+        result |= {
+            "subscribers": subscribers,
+            "others": others,
+            "workers": workers,
+            "zones": zones,
+            "send_times": send_times,
+        }
         self.report(result)
         if json_path:
             with open(json_path, "a") as out:
@@ -130,6 +160,16 @@ class Command(BaseCommand):
         result["queries_per_1k"] = round(total_queries / result["emails"] * 1000, 1)
         result["queries_per_batch"] = f"{min(full)}-{max(full)}"
         result["batches"] = len(batches)
+        # Renders in all worker processes, against the distinct contents the
+        # send carried (one per window and zone): each process renders each
+        # content it meets once.
+        result["renders"] = sum(r.get("renders", 0) for r in records)
+        result["contents"] = (
+            Delivery.objects.filter(edition=edition, status=Delivery.Status.SENT)
+            .values("window_start", "scheduled_for", "time_zone")
+            .distinct()
+            .count()
+        )
 
         self.say("Measuring raw smtplib into the same server...")
         sample = self.sample_message(edition)
@@ -153,7 +193,13 @@ class Command(BaseCommand):
         celery_app.conf.task_default_queue = queue
         deliveries = Delivery.objects.filter(edition=edition)
         started = time.perf_counter()
-        tasks.send_edition.delay(edition.pk)
+        if self.multi_zone:
+            # Every zone's morning written by the scheduler, then its batches
+            # queued, as send_due_digests does each minute.
+            for batch in benchmark.schedule_mornings():
+                tasks.send_delivery_batch.delay(*batch)
+        else:
+            tasks.send_edition.delay(edition.pk)
         first_email = None
         while True:
             time.sleep(POLL_SECONDS)
@@ -199,6 +245,8 @@ class Command(BaseCommand):
             ("Peak worker memory", f"{r['rss_mb']} MB (largest worker process)"),
             ("Queries per 1,000 emails", f"{r['queries_per_1k']}"),
             ("Queries per full batch", f"{r['queries_per_batch']} ({r['batches']} batches)"),
+            ("Zones x delivery times", f"{r['zones']} x {r['send_times']}"),
+            ("Renders", f"{r['renders']} in all workers, for {r['contents']} distinct contents"),
         ]
         self.stdout.write("| Measure | Value |\n|---|---|")
         for name, value in rows:
@@ -206,5 +254,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"bench: subscribers={r['subscribers']} emails={r['emails']} rate={r['rate']}/s "
             f"raw={r['raw']}/s ratio={r['ratio']:.2f} first_email={r['first_email']}s "
-            f"rss_mb={r['rss_mb']:.0f} queries_per_1k={r['queries_per_1k']:g}"
+            f"rss_mb={r['rss_mb']:.0f} queries_per_1k={r['queries_per_1k']:g} "
+            f"zones={r['zones']}x{r['send_times']} renders={r['renders']}"
         )

@@ -22,8 +22,15 @@ class Command(BaseCommand):
     def handle(
         self, *args: str, send_results: Path, page_results: Path, docs: Path, **options: object
     ) -> None:
-        sends = [json.loads(line) for line in send_results.read_text().splitlines() if line]
-        sends.sort(key=lambda result: result["subscribers"])
+        results = [json.loads(line) for line in send_results.read_text().splitlines() if line]
+        runs = median_runs(results)
+        sends = [r for r in runs if r.get("zones", 1) == 1 and r.get("send_times", 1) == 1]
+        single = {r["subscribers"]: r for r in sends}
+        zoned = [r for r in runs if r not in sends]
+        for r in zoned:
+            beside = single.get(r["subscribers"])
+            r["single_zone_rate"] = beside["rate"] if beside else None
+            r["single_zone_renders"] = beside.get("renders") if beside else None
         pages = json.loads(page_results.read_text())
         docs.mkdir(exist_ok=True)
         plot(sends, docs / "throughput.png")
@@ -33,6 +40,8 @@ class Command(BaseCommand):
         smallest, largest = sends[0], sends[-1]
         context = {
             "sends": sends,
+            "zoned": zoned,
+            "run_count": max(r["runs"] for r in runs),
             "pages": pages,
             "machine": machine(),
             "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
@@ -44,6 +53,27 @@ class Command(BaseCommand):
         }
         (docs / "performance.md").write_text(render_to_string("bench/performance.md", context))
         self.stdout.write(f"Wrote {docs / 'performance.md'} and {docs / 'throughput.png'}")
+
+
+def median_runs(results: list[dict]) -> list[dict]:
+    """One result per measurement (size, zones, delivery times): its median run by rate.
+
+    The whole run is kept, so every figure beside the rate (the raw limit
+    above all) is of that same run; `runs` and `rates` say what it was the
+    median of. With an even number of runs, the lower middle one.
+    """
+    groups: dict[tuple[int, int, int], list[dict]] = {}
+    for result in results:
+        key = (result.get("zones", 1), result.get("send_times", 1), result["subscribers"])
+        groups.setdefault(key, []).append(result)
+    medians = []
+    for _key, group in sorted(groups.items()):
+        group.sort(key=lambda result: result["rate"])
+        median = dict(group[(len(group) - 1) // 2])
+        median["runs"] = len(group)
+        median["rates"] = ", ".join(f"{result['rate']}" for result in group)
+        medians.append(median)
+    return medians
 
 
 def machine() -> dict:

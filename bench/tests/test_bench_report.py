@@ -1,0 +1,65 @@
+"""make bench's report: the median of several runs, every figure from that same run."""
+
+import datetime
+
+import pytest
+
+from bench import benchmark
+from bench.management.commands.bench_report import median_runs
+from newsletter import schedule
+
+
+def run(rate: int, raw: int, subscribers: int = 100_000, zones: int = 1) -> dict:
+    return {"rate": rate, "raw": raw, "subscribers": subscribers, "zones": zones, "send_times": 1}
+
+
+def test_each_measurement_reports_its_median_run_with_that_runs_raw_limit():
+    results = [
+        run(2100, 3900),
+        run(2600, 4600),
+        run(1500, 3500),
+        run(900, 4000, zones=24),
+        run(1000, 4100, zones=24),
+        run(3000, 5000, subscribers=10_000),
+    ]
+
+    medians = median_runs(results)
+
+    by_key = {(r["zones"], r["subscribers"]): r for r in medians}
+    assert by_key[(1, 100_000)] == run(2100, 3900) | {"runs": 3, "rates": "1500, 2100, 2600"}
+    # Two runs: the lower middle one, not an average of figures of two runs.
+    assert by_key[(24, 100_000)]["raw"] == 4000
+    assert by_key[(1, 10_000)]["runs"] == 1
+
+
+def test_the_bench_zones_are_real_and_one_per_hour_of_offset():
+    offsets = {
+        schedule.send_moment(benchmark.BENCH_DATE, datetime.time(6), zone).utcoffset()
+        for zone in benchmark.ZONES
+    }
+    assert len(benchmark.ZONES) == len(offsets) == 24
+
+
+@pytest.mark.parametrize("zone", benchmark.ZONES)
+def test_the_multi_zone_articles_fall_in_every_zones_window(zone):
+    for send_time in benchmark.SEND_TIMES:
+        moment = schedule.send_moment(benchmark.BENCH_DATE, send_time, zone)
+        since = schedule.previous_send_moment(moment, send_time, zone)
+        assert since < benchmark.MULTI_ZONE_PUBLISHED_AT < moment
+
+
+@pytest.mark.django_db
+def test_the_multi_zone_send_is_scheduled_morning_by_morning():
+    from newsletter.models import Delivery, SendSlot
+
+    benchmark.build_population(60, 6, benchmark.ZONES[:3], benchmark.SEND_TIMES[:2])
+    edition = benchmark.build_edition(benchmark.MULTI_ZONE_PUBLISHED_AT)
+
+    batches = benchmark.schedule_mornings()
+
+    assert SendSlot.objects.filter(date=benchmark.BENCH_DATE).count() == 6
+    deliveries = Delivery.objects.filter(edition=edition)
+    assert deliveries.count() == sum(last - first + 1 for _, first, last in batches) == 60
+    assert deliveries.values("time_zone", "scheduled_for", "window_start").distinct().count() == 6
+    benchmark.clear_population()
+    assert not SendSlot.objects.filter(date=benchmark.BENCH_DATE).exists()
