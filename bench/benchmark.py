@@ -13,7 +13,7 @@ import smtplib
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from django.conf import settings
@@ -129,12 +129,13 @@ def build_edition(published_at: datetime.datetime | None = None) -> Edition:
     return edition
 
 
-def schedule_mornings() -> list[tuple[int, int, int]]:
+def schedule_mornings() -> Iterator[tuple[int, int, int]]:
     """Every bench reader's morning of BENCH_DATE, scheduled as beat would; their batches.
 
     Each (zone, delivery time) is claimed and its audience written by the
-    production scheduler at its own send moment; all of them at once here,
-    so the send that follows is the whole day's in one go.
+    production scheduler at its own send moment, one after the other here,
+    so the send is the whole day's in one go. A morning's batches are
+    yielded as soon as it is written, as send_due_digests queues them.
     """
     slots = (
         Subscriber.objects.filter(email__endswith=f"@{BENCH_DOMAIN}")
@@ -146,10 +147,8 @@ def schedule_mornings() -> list[tuple[int, int, int]]:
         (schedule.send_moment(BENCH_DATE, send_time, zone), zone, send_time)
         for zone, send_time in slots
     )
-    batches = []
     for moment, zone, send_time in mornings:
-        batches += sending.schedule_slot(BENCH_DATE, zone, send_time, moment, moment, set())
-    return batches
+        yield from sending.schedule_slot(BENCH_DATE, zone, send_time, moment, moment, set())
 
 
 # ---------------------------------------------------------------- the SMTP sink

@@ -55,7 +55,7 @@ def test_the_multi_zone_send_is_scheduled_morning_by_morning():
     benchmark.build_population(60, 6, benchmark.ZONES[:3], benchmark.SEND_TIMES[:2])
     edition = benchmark.build_edition(benchmark.MULTI_ZONE_PUBLISHED_AT)
 
-    batches = benchmark.schedule_mornings()
+    batches = list(benchmark.schedule_mornings())
 
     assert SendSlot.objects.filter(date=benchmark.BENCH_DATE).count() == 6
     deliveries = Delivery.objects.filter(edition=edition)
