@@ -196,7 +196,7 @@ def _editions(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
             title=f"The last {metrics.EDITIONS_SHOWN} editions",
             description=(
                 "Each edition's digests delivered, failed, bounced and missed, "
-                "and the unsubscribes after it."
+                "and the spam complaints and unsubscribes after it."
             ),
             labels=labels,
             series=[
@@ -204,17 +204,38 @@ def _editions(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
                 Series("Failed", values("failed")),
                 Series("Bounced", values("bounced")),
                 Series("Missed", values("missed")),
+                Series("Complaints (48 h)", values("complaints")),
                 Series("Unsubscribes (48 h)", values("unsubscribes")),
             ],
             x_label="Edition",
             y_label="Digests",
         ),
-        ["Edition", "Delivered", "Failed", "Bounced", "Missed", "Unsubscribes within 48 h"],
         [
-            [s.date.isoformat(), s.delivered, s.failed, s.bounced, s.missed, s.unsubscribes]
+            "Edition",
+            "Delivered",
+            "Failed",
+            "Bounced",
+            "Missed",
+            "Complaints within 48 h",
+            "Unsubscribes within 48 h",
+        ],
+        [
+            [
+                s.date.isoformat(),
+                s.delivered,
+                s.failed,
+                s.bounced,
+                s.missed,
+                s.complaints,
+                s.unsubscribes,
+            ]
             for s in sends
         ],
     )
+
+
+def minutes(duration: datetime.timedelta | None) -> float | None:
+    return None if duration is None else round(duration.total_seconds() / 60, 1)
 
 
 def _zones(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
@@ -223,15 +244,32 @@ def _zones(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
     return Rendered(
         charts.bar_chart(
             "zones",
-            title="Sends by time zone",
-            description=f"Share delivered per zone, last {metrics.EDITIONS_SHOWN} editions.",
+            title="Send duration by time zone",
+            description=(
+                "Minutes from each zone's send moment to its last digest handed to the "
+                f"mail server, middle and longest of the last {metrics.EDITIONS_SHOWN} editions."
+            ),
             labels=labels,
-            series=[Series("Delivered", [z.delivered_rate or 0.0 for z in zones] or [0])],
+            series=[
+                Series("Median minutes", [minutes(z.median_duration) or 0.0 for z in zones] or [0]),
+                Series(
+                    "Longest minutes", [minutes(z.longest_duration) or 0.0 for z in zones] or [0]
+                ),
+            ],
             x_label="Readers' time zone",
-            y_label="Delivered",
-            fmt=charts.percent,
+            y_label="Minutes",
         ),
-        ["Time zone", "Digests", "Delivered", "Failed", "Bounced", "Missed", "Delivered share"],
+        [
+            "Time zone",
+            "Digests",
+            "Delivered",
+            "Failed",
+            "Bounced",
+            "Missed",
+            "Delivered share",
+            "Median send (minutes)",
+            "Longest send (minutes)",
+        ],
         [
             [
                 z.time_zone,
@@ -241,6 +279,8 @@ def _zones(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
                 z.bounced,
                 z.missed,
                 rate(z.delivered_rate),
+                minutes(z.median_duration),
+                minutes(z.longest_duration),
             ]
             for z in zones
         ],
@@ -299,7 +339,8 @@ FIGURES = {
             "zones",
             "Sends by zone",
             SENDING,
-            "Each readers' zone over the same editions: where sending goes wrong.",
+            "Each readers' zone over the same editions: how long its send takes, "
+            "and where sending goes wrong.",
             _zones,
         ),
     ]

@@ -11,6 +11,7 @@ MRR) come from the mirrored rows themselves.
 """
 
 import datetime
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -22,6 +23,8 @@ from django.db.models import (
     Exists,
     F,
     IntegerField,
+    Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -359,7 +362,23 @@ class EditionSend:
     failed: int
     bounced: int
     missed: int
+    complaints: int
     unsubscribes: int
+
+
+def _reacted_after(email_status: str, now: datetime.datetime) -> Q:
+    """A delivered digest whose reader's address went to `email_status` within the window.
+
+    The reader's latest status change is what we have: one who unsubscribed
+    and came back is no longer counted against the digest.
+    """
+    return Q(
+        deliveries__status=Delivery.Status.SENT,
+        deliveries__subscriber__email_status=email_status,
+        deliveries__subscriber__email_status_changed_at__gt=F("deliveries__sent_at"),
+        deliveries__subscriber__email_status_changed_at__lte=F("deliveries__sent_at")
+        + UNSUBSCRIBE_WINDOW,
+    ) & Q(deliveries__subscriber__email_status_changed_at__lte=now)
 
 
 def edition_sends(
@@ -367,34 +386,27 @@ def edition_sends(
 ) -> list[EditionSend]:
     """The last `limit` editions of the range whose send had started by `now`, oldest first.
 
-    "Unsubscribes" are readers who got the digest and unsubscribed within
-    UNSUBSCRIBE_WINDOW after it was sent (and had not resubscribed by now):
-    a reader who unsubscribes the morning after two digests counts for both.
+    "Unsubscribes" (and "complaints", a spam report through the ESP) are
+    readers who got the digest and unsubscribed (complained) within
+    UNSUBSCRIBE_WINDOW after it was sent, as it stood by `now`: a reader
+    who unsubscribes the morning after two digests counts for both.
     """
-    sent = Q(deliveries__status=Delivery.Status.SENT)
-    unsubscribed_after = (
-        sent
-        & Q(
-            deliveries__subscriber__email_status=EmailStatus.UNSUBSCRIBED,
-            deliveries__subscriber__email_status_changed_at__gt=F("deliveries__sent_at"),
-            deliveries__subscriber__email_status_changed_at__lte=F("deliveries__sent_at")
-            + UNSUBSCRIBE_WINDOW,
-        )
-        & Q(deliveries__subscriber__email_status_changed_at__lte=now)
-    )
     rows = (
         Edition.objects.filter(
             date__gte=dates.first, date__lte=dates.last, send_started_at__lte=now
         )
         .order_by("-date")
         .annotate(
-            delivered=Count("deliveries", filter=sent),
+            delivered=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.SENT)),
             failed=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.FAILED)),
             bounced=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.BOUNCED)),
             missed=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.MISSED)),
-            unsubscribes=Count("deliveries", filter=unsubscribed_after),
+            complaints=Count("deliveries", filter=_reacted_after(EmailStatus.COMPLAINED, now)),
+            unsubscribes=Count("deliveries", filter=_reacted_after(EmailStatus.UNSUBSCRIBED, now)),
         )
-        .values_list("date", "delivered", "failed", "bounced", "missed", "unsubscribes")[:limit]
+        .values_list(
+            "date", "delivered", "failed", "bounced", "missed", "complaints", "unsubscribes"
+        )[:limit]
     )
     return [EditionSend(*row) for row in reversed(rows)]
 
@@ -407,6 +419,10 @@ class ZoneFigures:
     failed: int
     bounced: int
     missed: int
+    # From the zone's send moment to its last digest handed to the mail
+    # server, over the editions: the middle one and the longest.
+    median_duration: datetime.timedelta | None
+    longest_duration: datetime.timedelta | None
 
     @property
     def delivered_rate(self) -> float | None:
@@ -419,26 +435,50 @@ def zone_sends(
     """Each zone's sends over the same editions as edition_sends, busiest zone first.
 
     Edition.zone_sends() reports one edition slot by slot for the desk; this
-    sums the zones over many editions in one query, to show where sending
-    goes wrong.
+    sums the zones over many editions in one query (a row per zone and
+    edition, at most zones x `limit`), to show where sending goes wrong
+    and how long each zone's send takes.
     """
     editions = Edition.objects.filter(
         date__gte=dates.first, date__lte=dates.last, send_started_at__lte=now
     ).order_by("-date")[:limit]
     rows = (
         Delivery.objects.filter(edition__in=Subquery(editions.values("pk")))
-        .values("time_zone")
+        .values("time_zone", "edition")
         .annotate(
             deliveries=Count("pk"),
             delivered=Count("pk", filter=Q(status=Delivery.Status.SENT)),
             failed=Count("pk", filter=Q(status=Delivery.Status.FAILED)),
             bounced=Count("pk", filter=Q(status=Delivery.Status.BOUNCED)),
             missed=Count("pk", filter=Q(status=Delivery.Status.MISSED)),
+            # Coalesce: a digest sent by hand has no scheduled moment; its
+            # send began when the edition's did.
+            began=Min(Coalesce("scheduled_for", "edition__send_started_at")),
+            ended=Max("sent_at"),
         )
-        .order_by("-deliveries", "time_zone")
-        .values_list("time_zone", "deliveries", "delivered", "failed", "bounced", "missed")
+        .order_by()
+        .values_list(
+            "time_zone", "deliveries", "delivered", "failed", "bounced", "missed", "began", "ended"
+        )
     )
-    return [ZoneFigures(zone or "by hand", *counts) for zone, *counts in rows]
+    counts: dict[str, list[int]] = {}
+    durations: dict[str, list[datetime.timedelta]] = {}
+    for zone, *numbers, began, ended in rows:
+        totals = counts.setdefault(zone, [0] * len(numbers))
+        counts[zone] = [total + n for total, n in zip(totals, numbers, strict=True)]
+        took = durations.setdefault(zone, [])
+        if began is not None and ended is not None:
+            took.append(max(ended - began, datetime.timedelta(0)))
+    figures = [
+        ZoneFigures(
+            zone or "by hand",
+            *numbers,
+            median_duration=statistics.median_low(durations[zone]) if durations[zone] else None,
+            longest_duration=max(durations[zone], default=None),
+        )
+        for zone, numbers in counts.items()
+    ]
+    return sorted(figures, key=lambda z: (-z.deliveries, z.time_zone))
 
 
 def as_rows(items: Iterable[object], *fields: str) -> list[list[object]]:

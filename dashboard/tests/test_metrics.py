@@ -210,30 +210,34 @@ def sends(db):
     Edition.objects.create(
         date=datetime.date(2026, 11, 30), cutoff=at(11, 30, 10), status=Edition.Status.HELD
     )
-    sent_at = at(11, 27, 11)
+    due = at(11, 27, 11)
+    minute = datetime.timedelta(minutes=1)
     unsubscribed = Subscriber.EmailStatus.UNSUBSCRIBED
+    complained = Subscriber.EmailStatus.COMPLAINED
     rows = [
-        # (zone, status, the reader's unsubscribe, if any)
-        ("Asia/Tokyo", Delivery.Status.SENT, at(11, 28, 10)),  # within 48 h: counts
-        ("Asia/Tokyo", Delivery.Status.SENT, at(11, 29, 12)),  # 49 h after: not the digest's
-        ("Asia/Tokyo", Delivery.Status.FAILED, at(11, 27, 12)),  # never got it: not counted
-        ("America/New_York", Delivery.Status.SENT, None),
-        ("America/New_York", Delivery.Status.BOUNCED, None),
-        ("America/New_York", Delivery.Status.MISSED, None),
+        # (zone, status, minutes after the zone's moment it went, the reader's
+        # later email status and when)
+        ("Asia/Tokyo", Delivery.Status.SENT, 2, unsubscribed, at(11, 28, 10)),  # within 48 h
+        ("Asia/Tokyo", Delivery.Status.SENT, 7, unsubscribed, at(11, 29, 12)),  # 49 h: not counted
+        ("Asia/Tokyo", Delivery.Status.FAILED, None, unsubscribed, at(11, 27, 12)),  # not got it
+        ("America/New_York", Delivery.Status.SENT, 1, complained, at(11, 27, 20)),  # counts
+        ("America/New_York", Delivery.Status.BOUNCED, 3, None, None),
+        ("America/New_York", Delivery.Status.MISSED, None, None, None),
     ]
-    for zone, status, unsubscribed_at in rows:
+    for zone, status, after, email_status, changed_at in rows:
         reader = make_subscriber(
             membership=Membership.Status.ACTIVE,
-            email_status=unsubscribed if unsubscribed_at else Subscriber.EmailStatus.ACTIVE,
-            email_status_changed_at=unsubscribed_at,
+            email_status=email_status or Subscriber.EmailStatus.ACTIVE,
+            email_status_changed_at=changed_at,
         )
+        sent_at = None if after is None else due + after * minute
         Delivery.objects.create(
             edition=friday,
             subscriber=reader,
             status=status,
             time_zone=zone,
-            scheduled_for=sent_at,
-            sent_at=sent_at if status == Delivery.Status.SENT else None,
+            scheduled_for=due,
+            sent_at=sent_at,
         )
     Delivery.objects.create(
         edition=thursday,
@@ -247,8 +251,24 @@ def sends(db):
 def test_edition_sends_oldest_first_and_unsent_editions_left_out(sends):
     d = datetime.date
     assert metrics.edition_sends(DateRange.last_days(30, NOW), NOW) == [
-        EditionSend(d(2026, 11, 26), delivered=1, failed=0, bounced=0, missed=0, unsubscribes=0),
-        EditionSend(d(2026, 11, 27), delivered=3, failed=1, bounced=1, missed=1, unsubscribes=1),
+        EditionSend(
+            d(2026, 11, 26),
+            delivered=1,
+            failed=0,
+            bounced=0,
+            missed=0,
+            complaints=0,
+            unsubscribes=0,
+        ),
+        EditionSend(
+            d(2026, 11, 27),
+            delivered=3,
+            failed=1,
+            bounced=1,
+            missed=1,
+            complaints=1,
+            unsubscribes=1,
+        ),
     ]
 
 
@@ -264,9 +284,31 @@ def test_an_unsubscribe_after_now_is_not_counted_yet(sends):
 
 
 def test_zone_sends_over_the_editions(sends):
+    minutes = datetime.timedelta(minutes=1)
     assert metrics.zone_sends(DateRange.last_days(30, NOW), NOW) == [
-        ZoneFigures("Asia/Tokyo", deliveries=4, delivered=3, failed=1, bounced=0, missed=0),
-        ZoneFigures("America/New_York", deliveries=3, delivered=1, failed=0, bounced=1, missed=1),
+        # Tokyo: Friday's send took 7 minutes; Thursday's went by hand (no
+        # scheduled moment), at the moment the send began: 0 minutes.
+        ZoneFigures(
+            "Asia/Tokyo",
+            deliveries=4,
+            delivered=3,
+            failed=1,
+            bounced=0,
+            missed=0,
+            median_duration=0 * minutes,
+            longest_duration=7 * minutes,
+        ),
+        # The bounced digest was handed over 3 minutes in: the send took that long.
+        ZoneFigures(
+            "America/New_York",
+            deliveries=3,
+            delivered=1,
+            failed=0,
+            bounced=1,
+            missed=1,
+            median_duration=3 * minutes,
+            longest_duration=3 * minutes,
+        ),
     ]
     assert metrics.zone_sends(DateRange.last_days(30, NOW), NOW, limit=1)[0].deliveries == 3
 
