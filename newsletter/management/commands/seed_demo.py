@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard import demo
 from newsletter.models import Article, Section
 from subscriptions.models import Membership, Subscriber
 
@@ -198,7 +199,15 @@ class Command(BaseCommand):
                 },
             )
 
+        # A year of readers, trials, payments and sends for the dashboard
+        # (dashboard.demo), built relative to the same "now".
+        history = demo.seed_history(now, staff, sections)
         self.stdout.write(f"Demo content ready ({created} new articles, {len(READERS)} readers).")
+        if history:
+            self.stdout.write(
+                f"Added a year of history for the dashboard: {history} readers "
+                f"and the last {demo.EDITIONS} editions' deliveries."
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Staff sign-in at {settings.SITE_URL}/admin/  "
