@@ -72,7 +72,7 @@ def _readers(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
 
 
 def _trials(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    tallies = metrics.new_trials_per_day(dates)
+    tallies = metrics.new_trials_per_day(dates, now)
     days = dates.days()
     return Rendered(
         charts.bar_chart(
@@ -119,7 +119,7 @@ def _conversion(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
 
 
 def _churn(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    flows = metrics.churn_per_month(dates)
+    flows = metrics.churn_per_month(dates, now)
     return Rendered(
         charts.bar_chart(
             "churn",
@@ -137,7 +137,7 @@ def _churn(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
 
 
 def _revenue(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    flows = metrics.churn_per_month(dates)
+    flows = metrics.churn_per_month(dates, now)
     now_revenue = metrics.revenue(now)
     return Rendered(
         charts.line_chart(
@@ -162,7 +162,7 @@ def _revenue(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
 
 
 def _growth(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    flows = metrics.net_growth_per_week(dates)
+    flows = metrics.net_growth_per_week(dates, now)
     return Rendered(
         charts.bar_chart(
             "growth",
@@ -181,6 +181,16 @@ def _growth(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
         [[f.period.isoformat(), f.started, f.stopped, f.net] for f in flows],
         headline=f"Net {sum(f.net for f in flows):+,}",
     )
+
+
+def counted(dates: metrics.DateRange, now: datetime.datetime) -> str:
+    """When the sends shown were counted, in the newsroom's zone."""
+    at = metrics.counted_at(dates, now)
+    if at is None:
+        return "Not counted yet"
+    zone = metrics.newsroom_zone()
+    local = at.astimezone(zone)
+    return f"Counted {local:%b} {local.day}, {local:%H:%M} ({zone.key})"
 
 
 def _editions(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
@@ -231,6 +241,7 @@ def _editions(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
             ]
             for s in sends
         ],
+        headline=counted(dates, now),
     )
 
 
@@ -284,6 +295,7 @@ def _zones(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
             ]
             for z in zones
         ],
+        headline=counted(dates, now),
     )
 
 

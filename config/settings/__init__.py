@@ -359,6 +359,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "newsletter.tasks.publish_scheduled_articles",
         "schedule": 60,
     },
+    # The dashboard's sending figures read each edition's counts per zone
+    # (dashboard.sends); recounted while an edition can still change.
+    "dashboard-snapshot-sends": {
+        "task": "dashboard.tasks.snapshot_sends",
+        "schedule": 15 * 60,
+    },
+    # And each day's membership history, once the day is over (dashboard.daily).
+    "dashboard-snapshot-days": {
+        "task": "dashboard.tasks.snapshot_days",
+        "schedule": crontab(minute=7),
+    },
 }
 
 # The cache holds rate-limit counters, so it must be shared by every web

@@ -1,0 +1,18 @@
+"""The dashboard's periodic work (beat's schedule: config/settings CELERY_BEAT_SCHEDULE)."""
+
+from celery import shared_task
+from django.utils import timezone
+
+from dashboard import daily, sends
+
+
+@shared_task
+def snapshot_sends() -> int:
+    """Count the sends the dashboard shows that may have changed (dashboard.sends)."""
+    return sends.do_snapshot_sends(timezone.now())
+
+
+@shared_task
+def snapshot_days() -> int:
+    """Count yesterday's membership history, and recent trial cohorts (dashboard.daily)."""
+    return daily.do_snapshot_days(timezone.now())
