@@ -32,7 +32,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate
 
 from dashboard.models import DailyFigures, EditionZoneSend, MembershipChange
 from newsletter.models import Edition
@@ -166,13 +166,21 @@ class Day:
 _STARTS_TRIAL = Q(to_status=Status.TRIALING) & ~Q(from_status=Status.TRIALING)
 
 
-def count_day(day: datetime.date, now: datetime.datetime) -> Day:
-    """One newsroom day's changes up to `now`, and its trials' outcome by `now`."""
-    one_day = DateRange(day, day)
-    changes = MembershipChange.objects.filter(
-        at__gte=one_day.start, at__lt=one_day.end, at__lte=now
-    )
-    flows = changes.aggregate(trials=Count("pk", filter=_STARTS_TRIAL), **_flows())
+def count_days(dates: DateRange, now: datetime.datetime) -> dict[datetime.date, Day]:
+    """The range's newsroom days, changes up to `now`, and their trials' outcome by `now`.
+
+    Two grouped queries whatever the range's length; the daily snapshot
+    counts one day at a time (count_day), the figures a run of days it has
+    not counted.
+    """
+    zone = newsroom_zone()
+    changes = MembershipChange.objects.filter(at__gte=dates.start, at__lt=dates.end, at__lte=now)
+    flows = {
+        row["day"]: row
+        for row in changes.annotate(day=TruncDate("at", tzinfo=zone))
+        .values("day")
+        .annotate(trials=Count("pk", filter=_STARTS_TRIAL), **_flows())
+    }
     later_paid = MembershipChange.objects.filter(
         membership=OuterRef("membership"),
         to_status=Status.ACTIVE,
@@ -185,23 +193,38 @@ def count_day(day: datetime.date, now: datetime.datetime) -> Day:
         .order_by("-at", "-pk")
         .values("to_status")[:1]
     )
-    cohort = (
-        changes.filter(_STARTS_TRIAL)
-        .annotate(converted=Exists(later_paid), status_now=Subquery(status_then))
-        .aggregate(
+    cohorts = {
+        row["day"]: row
+        for row in changes.filter(_STARTS_TRIAL)
+        .annotate(
+            day=TruncDate("at", tzinfo=zone),
+            converted=Exists(later_paid),
+            status_now=Subquery(status_then),
+        )
+        .values("day")
+        .annotate(
             paid=Count("pk", filter=Q(converted=True)),
             still=Count("pk", filter=Q(status_now=Status.TRIALING) & Q(converted=False)),
         )
-    )
-    return Day(
-        day,
-        flows["trials"],
-        flows["started"],
-        flows["stopped"],
-        flows["arr"],
-        cohort["paid"],
-        cohort["still"],
-    )
+    }
+    none: dict[str, int] = {}
+    return {
+        day: Day(
+            day,
+            flows.get(day, none).get("trials", 0),
+            flows.get(day, none).get("started", 0),
+            flows.get(day, none).get("stopped", 0),
+            flows.get(day, none).get("arr", 0),
+            cohorts.get(day, none).get("paid", 0),
+            cohorts.get(day, none).get("still", 0),
+        )
+        for day in dates.days()
+    }
+
+
+def count_day(day: datetime.date, now: datetime.datetime) -> Day:
+    """One newsroom day, as count_days counts it."""
+    return count_days(DateRange(day, day), now)[day]
 
 
 def day_figures(dates: DateRange, now: datetime.datetime) -> dict[datetime.date, Day]:
@@ -225,15 +248,12 @@ def day_figures(dates: DateRange, now: datetime.datetime) -> dict[datetime.date,
             date__gte=dates.first, date__lte=dates.last, date__lt=today, counted_at__lte=now
         )
     }
-    days = {}
-    for day in dates.days():
-        if day in stored:
-            days[day] = stored[day]
-        elif day <= today:
-            days[day] = count_day(day, now)
-        else:
-            days[day] = Day(day, 0, 0, 0, 0, 0, 0)  # not come yet
-    return days
+    missing = [day for day in dates.days() if day not in stored and day <= today]
+    if missing:
+        # Usually today alone; everything before beat's first run.
+        stored.update(count_days(DateRange(missing[0], missing[-1]), now))
+    # Days after `now` have not come yet: nothing happened on them.
+    return {day: stored.get(day, Day(day, 0, 0, 0, 0, 0, 0)) for day in dates.days()}
 
 
 def new_trials_per_day(dates: DateRange, now: datetime.datetime) -> list[Tally]:
