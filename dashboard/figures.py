@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.utils.safestring import SafeString
 
-from dashboard import charts, metrics
+from dashboard import charts, daily, metrics
 from dashboard.charts import Series
 
 # Readers' billing and growth: staff who may see memberships (the billing
@@ -54,7 +54,8 @@ def _short(day: datetime.date) -> str:
 
 
 def _readers(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    tallies = metrics.readers_by_state(now)
+    tallies, at = daily.readers_now(now)
+    local = at.astimezone(metrics.newsroom_zone())
     return Rendered(
         charts.bar_chart(
             "readers",
@@ -67,7 +68,10 @@ def _readers(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
         ),
         ["State", "Readers"],
         [[t.label, t.count] for t in tallies],
-        headline=f"{sum(t.count for t in tallies):,} readers",
+        headline=(
+            f"{sum(t.count for t in tallies):,} readers "
+            f"(counted {local:%b} {local.day}, {local:%H:%M} {local.tzinfo})"
+        ),
     )
 
 

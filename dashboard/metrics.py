@@ -502,8 +502,12 @@ def zone_sends(
     at most zones x `limit`), to show how long each zone's send takes and
     where sending goes wrong.
     """
-    rows = _shown_editions(dates, now, limit).values_list(
-        "time_zone", "deliveries", "delivered", "failed", "bounced", "missed", "began", "ended"
+    rows = (
+        _shown_editions(dates, now, limit)
+        .filter(deliveries__gt=0)
+        .values_list(
+            "time_zone", "deliveries", "delivered", "failed", "bounced", "missed", "began", "ended"
+        )
     )
     counts: dict[str, list[int]] = {}
     durations: dict[str, list[datetime.timedelta]] = {}

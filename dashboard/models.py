@@ -105,3 +105,25 @@ class DailyFigures(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date}: +{self.started} -{self.stopped}"
+
+
+class ReaderStates(models.Model):
+    """Readers by state at one moment: what the readers figure reads, counted every few minutes.
+
+    Counting every reader's state is a pass over all readers and their
+    memberships (over a second at a million on SQLite); dashboard.daily
+    counts it periodically, and the figure counts on the fly when the
+    latest count is older than daily.READERS_FRESH. The rows also make a
+    history of the states; older ones are thinned to one a day.
+    """
+
+    counted_at = models.DateTimeField(db_index=True)
+    # [[label, count], ...] in metrics.readers_by_state's order.
+    tallies = models.JSONField()
+
+    class Meta:
+        ordering = ["-counted_at"]
+        verbose_name_plural = "reader states"
+
+    def __str__(self) -> str:
+        return f"Readers by state at {self.counted_at}"

@@ -40,10 +40,7 @@ def editions_to_count(
     """Editions gone out by `now` still open to change, or within REACH and never counted."""
     since = since or now - OPEN_FOR
     counted = EditionZoneSend.objects.filter(edition=OuterRef("pk"))
-    # An edition with no deliveries has nothing to count (and no rows to
-    # say it was counted).
-    sent = Delivery.objects.filter(edition=OuterRef("pk"))
-    never_counted = Q(send_started_at__gte=now - REACH) & ~Exists(counted) & Exists(sent)
+    never_counted = Q(send_started_at__gte=now - REACH) & ~Exists(counted)
     return (
         Edition.objects.filter(send_started_at__lte=now)
         .filter(Q(send_started_at__gte=since) | never_counted)
@@ -68,16 +65,18 @@ def _reacted(email_status: str, now: datetime.datetime) -> Q:
 def count_edition(edition: Edition, now: datetime.datetime) -> list[EditionZoneSend]:
     """One edition's deliveries counted per zone, as they stand at `now`."""
     counts = Delivery.objects.filter(edition=edition).values("time_zone").order_by("time_zone")
-    rows = counts.annotate(
-        deliveries=Count("pk"),
-        delivered=Count("pk", filter=Q(status=Delivery.Status.SENT)),
-        failed=Count("pk", filter=Q(status=Delivery.Status.FAILED)),
-        bounced=Count("pk", filter=Q(status=Delivery.Status.BOUNCED)),
-        missed=Count("pk", filter=Q(status=Delivery.Status.MISSED)),
-        # A digest sent by hand has no scheduled moment: its send began
-        # when the edition's did.
-        began=Min(Coalesce("scheduled_for", "edition__send_started_at")),
-        ended=Max("sent_at"),
+    rows = list(
+        counts.annotate(
+            deliveries=Count("pk"),
+            delivered=Count("pk", filter=Q(status=Delivery.Status.SENT)),
+            failed=Count("pk", filter=Q(status=Delivery.Status.FAILED)),
+            bounced=Count("pk", filter=Q(status=Delivery.Status.BOUNCED)),
+            missed=Count("pk", filter=Q(status=Delivery.Status.MISSED)),
+            # A digest sent by hand has no scheduled moment: its send began
+            # when the edition's did.
+            began=Min(Coalesce("scheduled_for", "edition__send_started_at")),
+            ended=Max("sent_at"),
+        )
     )
     # Reactions come from the few readers whose address changed lately: a
     # second query, led by the subscribers' status index rather than by
@@ -96,6 +95,9 @@ def count_edition(edition: Edition, now: datetime.datetime) -> list[EditionZoneS
             unsubscribes=Count("pk", filter=_reacted(EmailStatus.UNSUBSCRIBED, now)),
         )
     }
+    if not rows:
+        # Gone out to nobody: one empty row says it was counted.
+        return [EditionZoneSend(edition=edition, counted_at=now)]
     return [
         EditionZoneSend(
             edition=edition,

@@ -16,3 +16,9 @@ def snapshot_sends() -> int:
 def snapshot_days() -> int:
     """Count yesterday's membership history, and recent trial cohorts (dashboard.daily)."""
     return daily.do_snapshot_days(timezone.now())
+
+
+@shared_task
+def count_readers() -> None:
+    """Readers by state, for the dashboard (dashboard.daily.do_count_readers)."""
+    daily.do_count_readers(timezone.now())

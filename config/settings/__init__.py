@@ -365,6 +365,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dashboard.tasks.snapshot_sends",
         "schedule": 15 * 60,
     },
+    "dashboard-count-readers": {
+        "task": "dashboard.tasks.count_readers",
+        "schedule": 15 * 60,
+    },
     # And each day's membership history, once the day is over (dashboard.daily).
     "dashboard-snapshot-days": {
         "task": "dashboard.tasks.snapshot_days",

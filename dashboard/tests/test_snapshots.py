@@ -8,11 +8,10 @@ from django.conf import settings
 from dashboard import daily, metrics
 from dashboard import sends as send_counts
 from dashboard.metrics import DateRange
-from dashboard.models import DailyFigures, EditionZoneSend
-from dashboard.tests.test_metrics import NOW, Status, at, change
+from dashboard.models import DailyFigures, EditionZoneSend, ReaderStates
+from dashboard.tests.test_metrics import NOW, Status, at, change, join
 from newsletter.models import Delivery, Edition
 from subscriptions.models import Subscriber
-from subscriptions.tests.factories import make_subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -90,9 +89,13 @@ def test_an_edition_without_deliveries_is_not_counted_again_and_again():
         status=Edition.Status.SENT,
         send_started_at=at(11, 2, 11),
     )
+    assert send_counts.do_snapshot_sends(NOW) == 1
+    # Counted as gone out to nobody, and not again: it is closed.
+    assert EditionZoneSend.objects.get().deliveries == 0
     assert send_counts.do_snapshot_sends(NOW) == 0
-    make_subscriber()  # nothing else to count either
-    assert not EditionZoneSend.objects.exists()
+    assert metrics.zone_sends(DateRange.last_days(30, NOW), NOW) == []
+    [edition] = metrics.edition_sends(DateRange.last_days(30, NOW), NOW)
+    assert edition.delivered == 0
 
 
 def test_beat_runs_both_snapshots():
@@ -105,3 +108,25 @@ def test_the_tasks_count(history):
 
     assert tasks.snapshot_days() > 0
     assert tasks.snapshot_sends() == 0  # no editions in this history
+
+
+def test_readers_by_state_from_a_fresh_count_else_counted_now(history, clock):
+    live = metrics.readers_by_state(NOW)
+    assert daily.readers_now(NOW) == (live, NOW)
+    daily.do_count_readers(NOW)
+    # A reader joins after the count: the figure shows the count, and when.
+    join(clock, NOW + datetime.timedelta(minutes=5), Status.TRIALING)
+    later = NOW + datetime.timedelta(minutes=10)
+    assert daily.readers_now(later) == (live, NOW)
+    stale = NOW + daily.READERS_FRESH + datetime.timedelta(minutes=1)
+    tallies, at = daily.readers_now(stale)
+    assert at == stale and tallies == metrics.readers_by_state(stale) != live
+
+
+def test_older_reader_counts_are_thinned_to_one_a_day(history):
+    for minutes in range(0, 48 * 60, 15 * 4):  # two days, every hour
+        daily.do_count_readers(NOW + datetime.timedelta(minutes=minutes))
+    counted = list(ReaderStates.objects.order_by("counted_at").values_list("counted_at", flat=True))
+    # The last day's 24 counts, and before that the last count of each newsroom day.
+    assert len([at for at in counted if at >= NOW + datetime.timedelta(hours=23)]) == 25
+    assert len(counted) < 30
