@@ -309,8 +309,8 @@ def seed_history(
     )
 
     by_date: dict[datetime.date, list[tuple[Reader, str, datetime.datetime]]] = {}
-    for date, reader, status, sent_at in sends:
-        by_date.setdefault(date, []).append((reader, status, sent_at))
+    for date, reader, outcome, sent_at in sends:
+        by_date.setdefault(date, []).append((reader, outcome, sent_at))
     editions = []
     for n, date in enumerate(dates):
         started = min((morning(date, z) for z, _ in ZONES), default=now)
@@ -346,23 +346,23 @@ def seed_history(
     subscriber_of = {r.number: s for r, s in zip(readers, subscribers, strict=True)}
     last_morning: dict[int, datetime.datetime] = {}
     deliveries = []
-    for date, reader, status, sent_at in sends:
+    for date, reader, outcome, sent_at in sends:
         due = morning(date, reader.time_zone)
         deliveries.append(
             Delivery(
                 edition=edition_of[date],
                 subscriber=subscriber_of[reader.number],
-                status=status,
+                status=outcome,
                 time_zone=reader.time_zone,
                 scheduled_for=due,
                 window_start=last_morning.get(reader.number, edition_of[date].cutoff),
-                attempts=0 if status == Delivery.Status.MISSED else 1,
-                claimed_at=None if status == Delivery.Status.MISSED else due,
+                attempts=0 if outcome == Delivery.Status.MISSED else 1,
+                claimed_at=None if outcome == Delivery.Status.MISSED else due,
                 sent_at=None
-                if status in (Delivery.Status.MISSED, Delivery.Status.FAILED)
+                if outcome in (Delivery.Status.MISSED, Delivery.Status.FAILED)
                 else sent_at,
                 last_error="Connection refused by the mail server"
-                if status == Delivery.Status.FAILED
+                if outcome == Delivery.Status.FAILED
                 else "",
             )
         )

@@ -9,6 +9,7 @@ import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.utils.safestring import SafeString
 
 from dashboard import charts, daily, metrics
@@ -361,3 +362,14 @@ FIGURES = {
         ),
     ]
 }
+
+
+def can_see(user: AbstractUser | AnonymousUser, figure: Figure) -> bool:
+    # The billing permission shows everything; the sending figures need only
+    # the newsletter's delivery permission, which the Editors group has.
+    return user.has_perm(BILLING) or user.has_perm(figure.permission)
+
+
+def visible(user: AbstractUser | AnonymousUser) -> list[Figure]:
+    """The figures `user` may see, in the page's order."""
+    return [figure for figure in FIGURES.values() if can_see(user, figure)]

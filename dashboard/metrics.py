@@ -14,6 +14,7 @@ import datetime
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -175,7 +176,7 @@ def count_days(dates: DateRange, now: datetime.datetime) -> dict[datetime.date, 
     """
     zone = newsroom_zone()
     changes = MembershipChange.objects.filter(at__gte=dates.start, at__lt=dates.end, at__lte=now)
-    flows = {
+    flows: dict[datetime.date, Any] = {
         row["day"]: row
         for row in changes.annotate(day=TruncDate("at", tzinfo=zone))
         .values("day")
@@ -193,7 +194,7 @@ def count_days(dates: DateRange, now: datetime.datetime) -> dict[datetime.date, 
         .order_by("-at", "-pk")
         .values("to_status")[:1]
     )
-    cohorts = {
+    cohorts: dict[datetime.date, Any] = {
         row["day"]: row
         for row in changes.filter(_STARTS_TRIAL)
         .annotate(
@@ -207,7 +208,7 @@ def count_days(dates: DateRange, now: datetime.datetime) -> dict[datetime.date, 
             still=Count("pk", filter=Q(status_now=Status.TRIALING) & Q(converted=False)),
         )
     }
-    none: dict[str, int] = {}
+    none: dict[str, Any] = {}
     return {
         day: Day(
             day,
@@ -520,7 +521,11 @@ def zone_sends(
     figures = [
         ZoneFigures(
             zone or "by hand",
-            *numbers,
+            deliveries=numbers[0],
+            delivered=numbers[1],
+            failed=numbers[2],
+            bounced=numbers[3],
+            missed=numbers[4],
             median_duration=statistics.median_low(durations[zone]) if durations[zone] else None,
             longest_duration=max(durations[zone], default=None),
         )

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from subscriptions.models import Membership
@@ -127,3 +128,24 @@ class ReaderStates(models.Model):
 
     def __str__(self) -> str:
         return f"Readers by state at {self.counted_at}"
+
+
+class StaffSettings(models.Model):
+    """A staff member's dashboard settings: for now, whether they get the weekly summary."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dashboard_settings"
+    )
+    weekly_summary = models.BooleanField(
+        default=False, help_text="Email me the dashboard's figures every Monday morning."
+    )
+    # The Monday (newsroom date) of the last week whose summary was sent:
+    # a second run in the same week sends nothing.
+    summary_sent_for = models.DateField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "staff dashboard settings"
+        verbose_name_plural = "staff dashboard settings"
+
+    def __str__(self) -> str:
+        return f"Dashboard settings of {self.user}"

@@ -88,8 +88,8 @@ def count_edition(edition: Edition, now: datetime.datetime) -> list[EditionZoneS
             now, (edition.sent_at or now) + REACTION_WINDOW + datetime.timedelta(days=1)
         ),
     )
-    reactions = {
-        row["time_zone"]: row
+    reactions: dict[str, tuple[int, int]] = {
+        row["time_zone"]: (row["complaints"], row["unsubscribes"])
         for row in counts.filter(subscriber__in=changed).annotate(
             complaints=Count("pk", filter=_reacted(EmailStatus.COMPLAINED, now)),
             unsubscribes=Count("pk", filter=_reacted(EmailStatus.UNSUBSCRIBED, now)),
@@ -102,8 +102,8 @@ def count_edition(edition: Edition, now: datetime.datetime) -> list[EditionZoneS
         EditionZoneSend(
             edition=edition,
             counted_at=now,
-            complaints=reactions.get(row["time_zone"], {}).get("complaints", 0),
-            unsubscribes=reactions.get(row["time_zone"], {}).get("unsubscribes", 0),
+            complaints=reactions.get(row["time_zone"], (0, 0))[0],
+            unsubscribes=reactions.get(row["time_zone"], (0, 0))[1],
             **row,
         )
         for row in rows

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.utils import timezone
 
-from dashboard import daily, sends
+from dashboard import daily, sends, summary
 
 
 @shared_task
@@ -22,3 +22,9 @@ def snapshot_days() -> int:
 def count_readers() -> None:
     """Readers by state, for the dashboard (dashboard.daily.do_count_readers)."""
     daily.do_count_readers(timezone.now())
+
+
+@shared_task
+def send_weekly_summaries() -> int:
+    """Monday's summary to the staff who asked for it (dashboard.summary)."""
+    return summary.do_send_weekly_summaries(timezone.now())

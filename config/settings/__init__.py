@@ -369,6 +369,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dashboard.tasks.count_readers",
         "schedule": 15 * 60,
     },
+    # The week's figures to the staff who opted in, Monday morning in the newsroom.
+    "dashboard-weekly-summary": {
+        "task": "dashboard.tasks.send_weekly_summaries",
+        "schedule": crontab(minute=0, hour=7, day_of_week="mon"),
+    },
     # And each day's membership history, once the day is over (dashboard.daily).
     "dashboard-snapshot-days": {
         "task": "dashboard.tasks.snapshot_days",

@@ -88,6 +88,7 @@ def test_the_next_edition_still_carries_the_demo_articles(seeded):
     today = NOW.date()
     assert not Edition.objects.filter(date__gte=today - datetime.timedelta(days=1)).exists()
     edition = build_edition(today, NOW)
+    assert edition is not None
     slugs = set(edition.ordered_articles().values_list("slug", flat=True))
     assert {"river-treaty-signed", "ports-automation", "library-late-fees"} <= slugs
     assert not any(slug.startswith("archive-") for slug in slugs)

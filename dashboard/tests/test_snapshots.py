@@ -77,6 +77,7 @@ def test_the_send_counts_follow_an_edition_while_it_can_change(sends):
     ny = EditionZoneSend.objects.get(edition=friday, time_zone="America/New_York")
     assert (ny.unsubscribes, ny.counted_at) == (1, at(11, 28, 23))
     # Days later the edition is closed: no more recounts, and its counts stay.
+    assert friday.send_started_at is not None
     late = friday.send_started_at + send_counts.OPEN_FOR + datetime.timedelta(minutes=1)
     assert send_counts.do_snapshot_sends(late) == 0
     assert metrics.counted_at(DateRange.last_days(30, late), late) == at(11, 28, 23)

@@ -320,7 +320,9 @@ class History:
         trial_end = joined + datetime.timedelta(days=settings.TRIAL_DAYS)
         timeline: list[tuple[datetime.datetime, str, str, int | None, int | None]] = []
         entitled: list[tuple[datetime.datetime, datetime.datetime]] = []
-        status, amount, past_due_since = Status.TRIALING, None, None
+        status: str = Status.TRIALING
+        amount: int | None = None
+        past_due_since: datetime.datetime | None = None
 
         def move(at: datetime.datetime, to: str, new_amount: int | None = None) -> None:
             nonlocal status, amount
