@@ -385,7 +385,10 @@ def _flows_by(
     """
     span = DateRange(periods[0], dates.last)
     days = day_figures(span, now)
-    after = MembershipChange.objects.filter(at__gte=min(span.end, now)).aggregate(**_flows())
+    # The days count changes up to the range's end, or up to `now` inclusive
+    # if that comes first; "after" is everything later.
+    later = Q(at__gte=span.end) if span.end <= now else Q(at__gt=now)
+    after = MembershipChange.objects.filter(later).aggregate(**_flows())
     mirror = Membership.objects.filter(status__in=PAYING).aggregate(
         paying=Count("pk"), arr=Coalesce(Sum("amount"), 0)
     )
