@@ -325,3 +325,15 @@ def test_date_ranges_are_newsroom_days():
     assert dates.end == datetime.datetime(2026, 12, 1, 5, tzinfo=UTC)
     assert dates.months() == [datetime.date(2026, 11, 1)]
     assert len(DateRange.last_days(365, NOW).months()) == 12  # Dec 2025 to Nov 2026
+
+
+def test_a_change_at_the_moment_asked_about_counts_once(history, clock):
+    month = DateRange.last_days(30, NOW)
+    [before] = metrics.churn_per_month(month, NOW)
+    join(clock, NOW, Status.ACTIVE, membership_fields={"amount": FULL})
+    [after] = metrics.churn_per_month(month, NOW)
+    assert after.paying_at_start == before.paying_at_start
+    assert after.started == before.started + 1
+    assert (
+        after.arr_cents_at_end == before.arr_cents_at_end + FULL == metrics.revenue(NOW).arr_cents
+    )
