@@ -54,6 +54,9 @@ def _short(day: datetime.date) -> str:
     return f"{day:%b} {day.day}"
 
 
+SHORT_STATES = {"Past due, in grace": "Past due", "Bounced or complained": "Bounced"}
+
+
 def _readers(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
     tallies, at = daily.readers_now(now)
     local = at.astimezone(metrics.newsroom_zone())
@@ -62,7 +65,8 @@ def _readers(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
             "readers",
             title="Readers by state now",
             description=", ".join(f"{t.label}: {t.count}" for t in tallies),
-            labels=[t.label for t in tallies],
+            # Short enough not to overlap under their bars; the table says them whole.
+            labels=[SHORT_STATES.get(t.label, t.label) for t in tallies],
             series=[Series("Readers", [t.count for t in tallies])],
             x_label="State",
             y_label="Readers",
