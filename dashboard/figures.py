@@ -146,8 +146,8 @@ def _churn(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
 
 
 def _revenue(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    flows = metrics.churn_per_month(dates, now)
     now_revenue = metrics.revenue(now)
+    flows = metrics.churn_per_month(dates, now, mirror=now_revenue)
     return Rendered(
         charts.line_chart(
             "revenue",

@@ -314,10 +314,11 @@ def revenue(now: datetime.datetime) -> Revenue:
     """What paying readers bring in a year and a month, from the mirrored amounts.
 
     Membership.amount is what Stripe charges per (yearly) period after any
-    discount. `now` is unused by the query (the mirror is the present) but
-    kept so every figure is asked the same way.
+    discount; a paying membership whose amount Stripe has not told us counts
+    as paying, for nothing. `now` is unused by the query (the mirror is the
+    present) but kept so every figure is asked the same way.
     """
-    totals = Membership.objects.filter(status__in=PAYING, amount__isnull=False).aggregate(
+    totals = Membership.objects.filter(status__in=PAYING).aggregate(
         paying=Count("pk"), arr=Coalesce(Sum("amount"), 0)
     )
     return Revenue(totals["paying"], totals["arr"])
@@ -372,7 +373,11 @@ class Flow:
 
 
 def _flows_by(
-    periods: list[datetime.date], dates: DateRange, now: datetime.datetime, weekly: bool
+    periods: list[datetime.date],
+    dates: DateRange,
+    now: datetime.datetime,
+    weekly: bool,
+    mirror: Revenue | None,
 ) -> list[Flow]:
     """Paying readers started and stopped per period, with running totals.
 
@@ -389,15 +394,13 @@ def _flows_by(
     # if that comes first; "after" is everything later.
     later = Q(at__gte=span.end) if span.end <= now else Q(at__gt=now)
     after = MembershipChange.objects.filter(later).aggregate(**_flows())
-    mirror = Membership.objects.filter(status__in=PAYING).aggregate(
-        paying=Count("pk"), arr=Coalesce(Sum("amount"), 0)
-    )
+    mirror = mirror or revenue(now)
     paying = (
-        mirror["paying"]
+        mirror.paying
         - sum(d.started - d.stopped for d in days.values())
         - (after["started"] - after["stopped"])
     )
-    arr = mirror["arr"] - sum(d.arr_change for d in days.values()) - after["arr"]
+    arr = mirror.arr_cents - sum(d.arr_change for d in days.values()) - after["arr"]
     by_period: dict[datetime.date, list[int]] = {period: [0, 0, 0] for period in periods}
     for day, figures in days.items():
         period = day - datetime.timedelta(days=day.weekday()) if weekly else day.replace(day=1)
@@ -413,14 +416,22 @@ def _flows_by(
     return flows
 
 
-def churn_per_month(dates: DateRange, now: datetime.datetime) -> list[Flow]:
-    """Per month the range touches: paying at its start, stopped paying, MRR at its end."""
-    return _flows_by(dates.months(), dates, now, weekly=False)
+def churn_per_month(
+    dates: DateRange, now: datetime.datetime, mirror: Revenue | None = None
+) -> list[Flow]:
+    """Per month the range touches: paying at its start, stopped paying, MRR at its end.
+
+    `mirror` is revenue() if the caller has it already (one pass over the
+    memberships fewer).
+    """
+    return _flows_by(dates.months(), dates, now, weekly=False, mirror=mirror)
 
 
-def net_growth_per_week(dates: DateRange, now: datetime.datetime) -> list[Flow]:
+def net_growth_per_week(
+    dates: DateRange, now: datetime.datetime, mirror: Revenue | None = None
+) -> list[Flow]:
     """Per week the range touches: readers who started paying, stopped, and the difference."""
-    return _flows_by(dates.weeks(), dates, now, weekly=True)
+    return _flows_by(dates.weeks(), dates, now, weekly=True, mirror=mirror)
 
 
 # --- Sends ----------------------------------------------------------------------
