@@ -65,9 +65,13 @@ def do_snapshot_days(now: datetime.datetime) -> int:
 def do_count_readers(now: datetime.datetime) -> ReaderStates:
     """Count readers by state; keep one count a day of those older than a day."""
     tallies = metrics.readers_by_state(now)
+    money = metrics.revenue(now)
     with transaction.atomic():
         states = ReaderStates.objects.create(
-            counted_at=now, tallies=[[t.label, t.count] for t in tallies]
+            counted_at=now,
+            tallies=[[t.label, t.count] for t in tallies],
+            paying=money.paying,
+            arr_cents=money.arr_cents,
         )
         day_ago = now - datetime.timedelta(days=1)
         old = ReaderStates.objects.filter(counted_at__lt=day_ago)
@@ -89,3 +93,22 @@ def readers_now(now: datetime.datetime) -> tuple[list[metrics.Tally], datetime.d
     if latest is None:
         return metrics.readers_by_state(now), now
     return [metrics.Tally(label, count) for label, count in latest.tallies], latest.counted_at
+
+
+def revenue_now(now: datetime.datetime) -> metrics.Revenue:
+    """metrics.revenue, from the latest fresh count and the changes recorded since.
+
+    The memberships' present is the count plus every change after it (each
+    is recorded as the mirror is written): one small range of the history
+    instead of a pass over every paying membership. With no fresh count,
+    metrics.revenue itself.
+    """
+    latest = (
+        ReaderStates.objects.filter(counted_at__lte=now, counted_at__gt=now - READERS_FRESH)
+        .order_by("-counted_at")
+        .first()
+    )
+    if latest is None:
+        return metrics.revenue(now)
+    since = metrics.net_change(MembershipChange.objects.filter(at__gt=latest.counted_at))
+    return metrics.Revenue(latest.paying + since.paying, latest.arr_cents + since.arr_cents)

@@ -128,7 +128,7 @@ def _conversion(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
 
 
 def _churn(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    flows = metrics.churn_per_month(dates, now)
+    flows = metrics.churn_per_month(dates, now, mirror=daily.revenue_now(now))
     return Rendered(
         charts.bar_chart(
             "churn",
@@ -146,7 +146,7 @@ def _churn(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
 
 
 def _revenue(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    now_revenue = metrics.revenue(now)
+    now_revenue = daily.revenue_now(now)
     flows = metrics.churn_per_month(dates, now, mirror=now_revenue)
     return Rendered(
         charts.line_chart(
@@ -171,7 +171,7 @@ def _revenue(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
 
 
 def _growth(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    flows = metrics.net_growth_per_week(dates, now)
+    flows = metrics.net_growth_per_week(dates, now, mirror=daily.revenue_now(now))
     return Rendered(
         charts.bar_chart(
             "growth",

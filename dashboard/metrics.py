@@ -372,6 +372,12 @@ class Flow:
         return round(self.arr_cents_at_end / 12)
 
 
+def net_change(changes: QuerySet[MembershipChange]) -> Revenue:
+    """What `changes` did to paying readers and yearly revenue, together."""
+    totals = changes.aggregate(**_flows())
+    return Revenue(totals["started"] - totals["stopped"], totals["arr"])
+
+
 def _flows_by(
     periods: list[datetime.date],
     dates: DateRange,

@@ -121,6 +121,9 @@ class ReaderStates(models.Model):
     counted_at = models.DateTimeField(db_index=True)
     # [[label, count], ...] in metrics.readers_by_state's order.
     tallies = models.JSONField()
+    # metrics.revenue at the same moment: paying readers and their yearly amounts.
+    paying = models.PositiveIntegerField(default=0)
+    arr_cents = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["-counted_at"]

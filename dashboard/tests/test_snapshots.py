@@ -131,3 +131,20 @@ def test_older_reader_counts_are_thinned_to_one_a_day(history):
     # The last day's 24 counts, and before that the last count of each newsroom day.
     assert len([at for at in counted if at >= NOW + datetime.timedelta(hours=23)]) == 25
     assert len(counted) < 30
+
+
+def test_revenue_from_the_latest_count_and_the_changes_since(history, clock):
+    daily.do_count_readers(NOW)
+    before = metrics.revenue(NOW)
+    # After the count: a reader starts paying, and another gets a discount.
+    later = NOW + datetime.timedelta(minutes=10)
+    joined = NOW + datetime.timedelta(minutes=5)
+    join(clock, joined, Status.ACTIVE, membership_fields={"amount": 4600})
+    alice = Subscriber.objects.get(membership__changes__at=at(11, 2))
+    change(clock, alice, NOW + datetime.timedelta(minutes=6), Status.ACTIVE, 3000)
+    assert daily.revenue_now(later) == metrics.revenue(later)
+    assert daily.revenue_now(later).paying == before.paying + 1
+    assert daily.revenue_now(later).arr_cents == before.arr_cents + 4600 - (3680 - 3000)
+    # Without a fresh count, the memberships themselves.
+    stale = NOW + daily.READERS_FRESH + datetime.timedelta(minutes=1)
+    assert daily.revenue_now(stale) == metrics.revenue(stale)

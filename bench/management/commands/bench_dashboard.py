@@ -548,11 +548,16 @@ def write_section(
         cursor.execute("SELECT sqlite_version()" if vendor == "sqlite" else "SHOW server_version")
         version = cursor.fetchone()[0]
     sizes = record["sizes"]
-    built = (
-        f"built in {record['build_seconds'] / 60:.1f} minutes"
-        if record["build_seconds"] is not None
-        else "built by an earlier run"
-    )
+    start, end = f"<!-- bench_dashboard:{vendor} -->", f"<!-- /bench_dashboard:{vendor} -->"
+    text = DOC.read_text() if DOC.exists() else ""
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
+    if record["build_seconds"] is not None:
+        built = f"built in {record['build_seconds'] / 60:.1f} minutes"
+    else:
+        # Measured again (--reuse): keep what the section said of the build.
+        previous = pattern.search(text)
+        found = re.search(r"built in [0-9.]+ minutes", previous.group(0)) if previous else None
+        built = (found.group(0) + " by an earlier run") if found else "built by an earlier run"
     lines = [
         f"## {engine} {version}",
         "",
@@ -586,10 +591,7 @@ def write_section(
     else:
         lines += [f"No figure took over {options['slow']:.0f} ms.", ""]
     section = "\n".join(lines)
-    start, end = f"<!-- bench_dashboard:{vendor} -->", f"<!-- /bench_dashboard:{vendor} -->"
-    text = DOC.read_text() if DOC.exists() else ""
     block = f"{start}\n{section}{end}"
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text)
     else:
