@@ -547,6 +547,10 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Who holds the row until when: a sender renews it while it works (a
+    # heartbeat), a batch task waiting to retry holds it until its retry. A
+    # row whose lease has run out is nobody's: the sweep hands it on.
+    lease_until = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 

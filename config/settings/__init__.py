@@ -263,6 +263,16 @@ DIGEST_CATCH_UP_HOURS = env_int("DIGEST_CATCH_UP_HOURS", 3, minimum=1)
 # apply everywhere either way.
 DIGEST_SKIP_PUBLIC_HOLIDAYS = env_bool("DIGEST_SKIP_PUBLIC_HOLIDAYS", False)
 DIGEST_BATCH_SIZE = env_int("DIGEST_BATCH_SIZE", 500, minimum=1)
+# A sender holds the rows it claims for this long and renews the hold every
+# quarter of it while it works; rows of a sender that died are handed on by
+# the sweep (every minute) once it runs out. Longer than one SMTP call may
+# take (the mail connection's timeout), so a live sender never loses them.
+DIGEST_LEASE_SECONDS = env_int("DIGEST_LEASE_SECONDS", 60, minimum=2)
+# A connection lost after the whole message went out, before the server's
+# answer: most likely delivered (RFC 1047). Off: recorded as sent, "not
+# confirmed". On: sent once more (at most), as some publishers prefer a
+# possible duplicate to a possible miss.
+DIGEST_RESEND_UNCONFIRMED = env_bool("DIGEST_RESEND_UNCONFIRMED", False)
 DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
 # Where the mailto: half of List-Unsubscribe points; default: the From address.
 UNSUBSCRIBE_MAILTO = env_header("UNSUBSCRIBE_MAILTO", parseaddr(DEFAULT_FROM_EMAIL)[1])
@@ -317,10 +327,23 @@ def filesystem_broker(folder: Path) -> tuple[str, dict[str, object]]:
     }
 
 
+# How the send's tasks, leases and broker fit together (config/tests/
+# test_celery_settings.py checks these relations):
+# - a batch task is stopped after DIGEST_BATCH_TIME_LIMIT (soft limit first,
+#   so it records what it sent); its rows' leases (DIGEST_LEASE_SECONDS,
+#   renewed every quarter) outlive one SMTP call (the mail timeout) by far;
+# - the broker redelivers a task not acknowledged within the visibility
+#   timeout: longer than a batch may run, and than its longest retry wait
+#   (countdowns are held unacknowledged by the worker on Redis), so a live
+#   task is never handed to a second worker. Lost tasks do not wait for it:
+#   the sweep (every minute) notices rows nobody holds;
+# - the batch task acknowledges late and workers prefetch 1: a batch lost
+#   with its worker is redelivered,
+#   and no worker hoards batches others could send.
+DIGEST_BATCH_SOFT_TIME_LIMIT = 240
+DIGEST_BATCH_TIME_LIMIT = 300
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    # A task not acknowledged within this time is handed to another worker;
-    # every task's hard time limit stays well below it.
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 else:
     CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker(VAR_DIR / "broker")
@@ -334,6 +357,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# On a broker connection loss, running batches carry on (they need the
+# database and the mail server, not the broker) and record what they sent;
+# cancelling them (Celery 6's default) would repeat up to a checkpoint's
+# worth of emails each. Their late acknowledgements may be lost with the
+# connection: the redelivered task then finds its rows sent and does nothing.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Beat's crontabs (reconciliation) in the newsroom's zone; the digests keep
 # each reader's own time (newsletter.schedule).
 CELERY_TIMEZONE = DIGEST_TIMEZONE
@@ -344,9 +373,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "newsletter.tasks.send_due_digests",
         "schedule": 60,
     },
+    # Rows nobody holds (a dead sender's, a lost task's): back within about
+    # a lease and a minute.
     "resume-stalled-sends": {
         "task": "newsletter.tasks.resume_stalled_sends",
-        "schedule": 5 * 60,
+        "schedule": 60,
     },
     # Re-fetch recently changed and suspicious subscriptions from Stripe, so
     # a lost webhook cannot leave a reader wrongly in or out for long.
