@@ -110,7 +110,7 @@ class StoreMessages:
         partial.rename(self.directory / f"{number:08d}.json")
         if set(envelope.rcpt_tos) & set(faults.get("drop_after_data_for", [])):
             # Received and stored, never confirmed: the connection just ends.
-            assert server.transport is not None
+            assert isinstance(server.transport, asyncio.Transport)
             server.transport.abort()
         return "250 Message accepted for delivery"
 
