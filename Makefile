@@ -5,7 +5,7 @@ PYTHON := $(shell bin/find-python)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test e2e e2e-tools bench lint format check clean
+.PHONY: run test e2e e2e-tools bench faults lint format check clean
 
 run: $(VENV)/.installed .env
 	bin/run-demo
@@ -35,6 +35,11 @@ e2e-tools: node_modules/.package-lock.json
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
+
+# The fault-injection tests against real processes, and the table of what
+# each fault cost (docs/reliability.md). PostgreSQL and Redis when present.
+faults: $(VENV)/.installed .env
+	bin/faults
 
 # The send and page benchmarks; writes docs/performance.md (see docs/).
 bench: $(VENV)/.installed .env bench-tools

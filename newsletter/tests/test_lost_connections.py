@@ -36,11 +36,15 @@ def readers(settings):
 
 
 @pytest.mark.django_db
-def test_a_message_the_server_never_confirmed_is_recorded_sent_not_sent_again(smtp_server, readers):
+def test_a_message_the_server_never_confirmed_is_recorded_sent_not_sent_again(
+    smtp_server, readers, fault_table
+):
     smtp_server.inject_faults(drop_after_data_for=["reader03@example.com"])
+    started = time.monotonic()
 
     sending.send_edition_now(built_edition(MONDAY).pk)
     sending.send_edition_now(built_edition(MONDAY).pk)  # the sweep's resume: nothing to do
+    fault_table("SMTP hangs up after DATA, before its 250 (default)", readers, started)
 
     # The server had it, and said nothing: one copy, and the rest of the
     # batch went out over a new connection.
@@ -52,7 +56,9 @@ def test_a_message_the_server_never_confirmed_is_recorded_sent_not_sent_again(sm
 
 
 @pytest.mark.django_db
-def test_with_resend_unconfirmed_the_reader_gets_at_most_two_copies(smtp_server, readers, settings):
+def test_with_resend_unconfirmed_the_reader_gets_at_most_two_copies(
+    smtp_server, readers, settings, fault_table
+):
     settings.DIGEST_RESEND_UNCONFIRMED = True
     smtp_server.inject_faults(drop_after_data_for=["reader03@example.com"])
     edition = built_edition(MONDAY)
@@ -60,8 +66,10 @@ def test_with_resend_unconfirmed_the_reader_gets_at_most_two_copies(smtp_server,
     sending.send_edition_now(edition.pk)
     row = Delivery.objects.get(subscriber__email="reader03@example.com")
     assert row.status == Delivery.Status.QUEUED  # one more try, later
+    started = time.monotonic()
     for _ in range(3):  # the sweep coming back, however often
         sending.send_edition_now(edition.pk)
+    fault_table("SMTP hangs up after DATA, with DIGEST_RESEND_UNCONFIRMED", readers, started)
 
     counts = collections.Counter(smtp_server.recipients())
     assert counts.pop("reader03@example.com") == 2
@@ -71,7 +79,9 @@ def test_with_resend_unconfirmed_the_reader_gets_at_most_two_copies(smtp_server,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_terminated_database_connections_mid_batch_repeat_nobody(smtp_server, readers, monkeypatch):
+def test_terminated_database_connections_mid_batch_repeat_nobody(
+    smtp_server, readers, monkeypatch, fault_table
+):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL to terminate a backend (CI's second pass runs it)")
     monkeypatch.setattr(sending, "CHECKPOINT_EVERY", 3)
@@ -84,6 +94,7 @@ def test_terminated_database_connections_mid_batch_repeat_nobody(smtp_server, re
         (sender_pid,) = cursor.fetchone()
     settings_dict = connection.settings_dict
     terminated = threading.Event()
+    terminated_at: list[float] = []
 
     def terminate_when_half_sent() -> None:
         deadline = time.monotonic() + 30
@@ -97,6 +108,7 @@ def test_terminated_database_connections_mid_batch_repeat_nobody(smtp_server, re
             autocommit=True,
         ) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", [sender_pid])
+        terminated_at.append(time.monotonic())
         terminated.set()
 
     killer = threading.Thread(target=terminate_when_half_sent)
@@ -105,6 +117,7 @@ def test_terminated_database_connections_mid_batch_repeat_nobody(smtp_server, re
     killer.join()
 
     assert terminated.is_set()
+    fault_table("the sender's PostgreSQL backend terminated mid-batch", readers, terminated_at[0])
     assert report.sent == len(readers)
     assert collections.Counter(smtp_server.recipients()) == {email: 1 for email in readers}
     assert statuses() == {Delivery.Status.SENT: len(readers)}
