@@ -336,6 +336,7 @@ def mark_missed(now: datetime.datetime | None = None) -> int:
         status=Delivery.Status.QUEUED, scheduled_for__lt=now - catch_up_window()
     ).update(
         status=Delivery.Status.MISSED,
+        lease_until=None,
         last_error=Case(
             When(
                 last_error="", then=Value(f"Not sent within {hours} hours of the reader's morning.")
@@ -378,10 +379,15 @@ def batch_ranges(
     *,
     scheduled_for: datetime.datetime | None = None,
 ) -> list[tuple[int, int]]:
-    """Split the queued deliveries (of one send moment) into (first_id, last_id) ranges."""
+    """Split the queued deliveries (of one send moment) into (first_id, last_id) ranges.
+
+    Rows a batch waiting to retry holds (a live lease) are left to it.
+    """
     size = size or settings.DIGEST_BATCH_SIZE
     ranges: list[tuple[int, int]] = []
-    queued = edition.deliveries.filter(status=Delivery.Status.QUEUED)
+    queued = edition.deliveries.filter(status=Delivery.Status.QUEUED).exclude(
+        lease_until__gte=timezone.now()
+    )
     if scheduled_for is not None:
         queued = queued.filter(scheduled_for=scheduled_for)
     ids = queued.order_by("pk").values_list("pk", flat=True)
@@ -600,14 +606,17 @@ class BatchLedger:
             )
         for error, ids in self.failed.items():
             Delivery.objects.filter(pk__in=ids).update(
-                status=Delivery.Status.FAILED, last_error=error, attempts=F("attempts") + 1
+                status=Delivery.Status.FAILED,
+                last_error=error,
+                attempts=F("attempts") + 1,
+                lease_until=None,
             )
         requeued = 0
         for error, ids in self.deferred.items():
             requeued += release(ids, error, tried=ids)
         for reason, ids in self.skipped.items():
             Delivery.objects.filter(pk__in=ids).update(
-                status=Delivery.Status.SKIPPED, last_error=reason
+                status=Delivery.Status.SKIPPED, last_error=reason, lease_until=None
             )
         return requeued
 
@@ -629,6 +638,7 @@ def release(
         rows.filter(pk__in=tried, attempts__gte=MAX_ATTEMPTS).update(
             status=Delivery.Status.FAILED,
             last_error=f"Gave up after {MAX_ATTEMPTS} attempts: {message}",
+            lease_until=None,
         )
         return rows.update(
             status=Delivery.Status.QUEUED, claimed_at=None, lease_until=None, last_error=message
@@ -868,7 +878,7 @@ def resend_failed(edition: Edition) -> int:
     with transaction.atomic():
         # A fresh set of attempts: staff resend once the cause is fixed.
         count = edition.deliveries.filter(status=Delivery.Status.FAILED).update(
-            status=Delivery.Status.QUEUED, claimed_at=None, attempts=0
+            status=Delivery.Status.QUEUED, claimed_at=None, lease_until=None, attempts=0
         )
         if count:
             Edition.objects.filter(pk=edition.pk).update(
