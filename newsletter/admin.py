@@ -360,6 +360,9 @@ class EditionAdmin(admin.ModelAdmin):
             "test_form": TestSendForm(initial={"reader": reader, "zone": zone}),
             "progress": progress,
             "zone_sends": edition.zone_sends(),
+            "unconfirmed": edition.deliveries.filter(
+                status=Delivery.Status.SENT, last_error=sending.UNCONFIRMED_NOTE
+            ).count(),
             "next_sends": desk.next_sends(),
             "failures": [
                 (

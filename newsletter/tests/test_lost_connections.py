@@ -37,7 +37,7 @@ def readers(settings):
 
 @pytest.mark.django_db
 def test_a_message_the_server_never_confirmed_is_recorded_sent_not_sent_again(
-    smtp_server, readers, fault_table
+    smtp_server, readers, fault_table, admin_client
 ):
     smtp_server.inject_faults(drop_after_data_for=["reader03@example.com"])
     started = time.monotonic()
@@ -53,6 +53,9 @@ def test_a_message_the_server_never_confirmed_is_recorded_sent_not_sent_again(
     row = Delivery.objects.get(subscriber__email="reader03@example.com")
     assert row.last_error == sending.UNCONFIRMED_NOTE
     assert Delivery.objects.exclude(pk=row.pk).filter(last_error="").count() == len(readers) - 1
+    # The send report says so.
+    page = admin_client.get(f"/admin/newsletter/edition/{row.edition_id}/desk/").content.decode()
+    assert "1 of the sent went out but the connection dropped" in page
 
 
 @pytest.mark.django_db
