@@ -1,7 +1,7 @@
 """The keyless demo's billing backend: every call answered by the local test checkout."""
 
 import stripe
-from stripe.params import CustomerCreateParams
+from stripe.params import CustomerCreateParams, InvoiceCreatePreviewParams, SubscriptionUpdateParams
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
@@ -43,6 +43,14 @@ class LocalBilling(BillingBackend):
 
     def latest_subscription(self, customer_id: str) -> stripe.Subscription | None:
         return local_stripe.latest_subscription(customer_id)
+
+    def preview_invoice(self, params: InvoiceCreatePreviewParams) -> stripe.Invoice:
+        return local_stripe.preview_invoice(params)
+
+    def update_subscription(
+        self, subscription_id: str, params: SubscriptionUpdateParams, *, key: str
+    ) -> stripe.Subscription:
+        return local_stripe.update_subscription(subscription_id, params)
 
     def create_portal_session(self, params: PortalSessionParams) -> str:
         return local_stripe.create_portal_session(params)

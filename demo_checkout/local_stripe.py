@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from stripe.params import CustomerCreateParams
+from stripe.params import CustomerCreateParams, InvoiceCreatePreviewParams, SubscriptionUpdateParams
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
@@ -108,6 +108,38 @@ def cancel_subscription(subscription_id: str) -> None:
     subscription.update(status="canceled", canceled_at=now, ended_at=now)
     _save(subscription)
     send_event("customer.subscription.deleted", subscription)
+
+
+def preview_invoice(params: InvoiceCreatePreviewParams) -> stripe.Invoice:
+    """The renewal invoice Stripe would issue next: the price, no discount, no tax."""
+    subscription = _load("subscription", params["subscription"])
+    preview = _invoice(subscription, "draft")
+    # An upcoming invoice has no id until Stripe creates it.
+    preview.update(id=None, amount_paid=0, next_payment_attempt=None, hosted_invoice_url=None)
+    return stripe.Invoice.construct_from(preview, None)
+
+
+@transaction.atomic
+def update_subscription(
+    subscription_id: str, params: SubscriptionUpdateParams
+) -> stripe.Subscription:
+    """What the reader may change from our pages: cancel at period end (or not), a pause."""
+    subscription = _load("subscription", subscription_id)
+    if "cancel_at_period_end" in params:
+        subscription["cancel_at_period_end"] = bool(params["cancel_at_period_end"])
+    if "pause_collection" in params:
+        pause = params["pause_collection"]
+        subscription["pause_collection"] = (
+            None
+            if pause == ""
+            else {
+                "behavior": pause["behavior"],
+                "resumes_at": pause.get("resumes_at"),
+            }
+        )
+    _save(subscription)
+    send_event("customer.subscription.updated", subscription)
+    return stripe.Subscription.construct_from(subscription, None)
 
 
 def create_portal_session(params: PortalSessionParams) -> str:
@@ -226,6 +258,7 @@ PORTAL_ACTIONS = {
     "resume": "Don't cancel after all",
     "trial_will_end": "Fast-forward: the trial ends in 3 days",
     "end_trial": "Fast-forward: the trial ends and the test card is charged $46",
+    "renewal_upcoming": "Fast-forward: the yearly renewal is RENEWAL_NOTICE_DAYS days away",
     "fail_payment": "Fast-forward: the renewal payment fails",
     "recover_payment": "Fast-forward: the retried payment succeeds",
     "cancel_now": "Fast-forward: the membership ends now",
@@ -263,6 +296,11 @@ def portal_action(customer_id: str, action: str) -> None:
             item["current_period_start"] = now
             item["current_period_end"] = now + 365 * 86400
         send = ["customer.subscription.updated", "invoice.paid"]
+    elif action == "renewal_upcoming":
+        if subscription["status"] != "active":
+            raise ValueError("The subscription is not active (end the trial first).")
+        item["current_period_end"] = now + settings.RENEWAL_NOTICE_DAYS * 86400
+        send = ["customer.subscription.updated", "invoice.upcoming"]
     elif action == "fail_payment":
         subscription["status"] = "past_due"
         send = ["customer.subscription.updated", "invoice.payment_failed"]
@@ -271,7 +309,10 @@ def portal_action(customer_id: str, action: str) -> None:
         send = ["customer.subscription.deleted"]
     _save(subscription)
     for event_type in send:
-        if event_type.startswith("invoice."):
+        if event_type == "invoice.upcoming":
+            # Not kept: an upcoming invoice has no id, and is previewed when asked for.
+            send_event(event_type, {**_invoice(subscription, "draft"), "id": None})
+        elif event_type.startswith("invoice."):
             status = "paid" if event_type == "invoice.paid" else "open"
             # Kept, as Stripe keeps it: the webhook handler fetches it back.
             send_event(event_type, _save(_invoice(subscription, status)))

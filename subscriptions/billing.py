@@ -11,7 +11,7 @@ from typing import NoReturn
 
 import stripe
 from django.conf import settings
-from stripe.params import CustomerCreateParams
+from stripe.params import CustomerCreateParams, InvoiceCreatePreviewParams, SubscriptionUpdateParams
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
@@ -58,6 +58,15 @@ class BillingBackend:
         """The customer's most recent subscription in any status, or None."""
         raise NotImplementedError
 
+    def preview_invoice(self, params: InvoiceCreatePreviewParams) -> stripe.Invoice:
+        """The invoice Stripe would issue next (POST /v1/invoices/create_preview)."""
+        raise NotImplementedError
+
+    def update_subscription(
+        self, subscription_id: str, params: SubscriptionUpdateParams, *, key: str
+    ) -> stripe.Subscription:
+        raise NotImplementedError
+
     def create_portal_session(self, params: PortalSessionParams) -> str:
         """A Customer Portal session; returns its URL."""
         raise NotImplementedError
@@ -102,6 +111,16 @@ class StripeBilling(BillingBackend):
         )
         return subscriptions.data[0] if subscriptions.data else None
 
+    def preview_invoice(self, params: InvoiceCreatePreviewParams) -> stripe.Invoice:
+        return stripe_api.client().v1.invoices.create_preview(params=params)
+
+    def update_subscription(
+        self, subscription_id: str, params: SubscriptionUpdateParams, *, key: str
+    ) -> stripe.Subscription:
+        return stripe_api.client().v1.subscriptions.update(
+            subscription_id, params=params, options={"idempotency_key": key}
+        )
+
     def create_portal_session(self, params: PortalSessionParams) -> str:
         return stripe_api.client().v1.billing_portal.sessions.create(params=params).url
 
@@ -135,4 +154,6 @@ class UnavailableBilling(BillingBackend):
     retrieve_invoice = _refuse
     cancel_subscription = _refuse
     latest_subscription = _refuse
+    preview_invoice = _refuse
+    update_subscription = _refuse
     create_portal_session = _refuse

@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from newsletter import calendar
-from subscriptions import preferences, signin, stripe_api, trials
+from subscriptions import billing_links, preferences, signin, stripe_api, trials
 from subscriptions.models import ReaderEmail, Subscriber
 
 # The shared email frame (templates/emails/_base.html) is styled by classes;
@@ -123,7 +123,32 @@ def membership_ended(email: ReaderEmail) -> EmailMultiAlternatives:
         email.subscriber,
         "membership_ended",
         unpaid=email.context.get("status") == "unpaid",
-        signup_url=f"{settings.SITE_URL}/#signup",
+        # One click back: a new checkout, at the full price, without a second trial.
+        signup_url=billing_links.rejoin_url(email.subscriber),
+        amount=dollars(None),
+    )
+
+
+def renewal_notice(email: ReaderEmail) -> EmailMultiAlternatives:
+    amount = email.context.get("amount")
+    list_amount = email.context.get("list_amount")
+    return _message(
+        email.subscriber,
+        "renewal_notice",
+        renews_at=_parse(email.context["renews_at"]),
+        amount=dollars(amount),
+        # Named only when a promotion code makes the charge differ from the price.
+        list_amount=dollars(list_amount) if list_amount and list_amount != amount else "",
+        renewal_url=billing_links.renewal_url(email.subscriber),
+    )
+
+
+def win_back(email: ReaderEmail) -> EmailMultiAlternatives:
+    return _message(
+        email.subscriber,
+        "win_back",
+        rejoin_url=billing_links.rejoin_url(email.subscriber),
+        amount=dollars(None),
     )
 
 
@@ -172,6 +197,8 @@ BUILDERS = {
     ReaderEmail.Kind.PAYMENT_FAILED: payment_failed,
     ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED: payment_action_required,
     ReaderEmail.Kind.MEMBERSHIP_ENDED: membership_ended,
+    ReaderEmail.Kind.RENEWAL_NOTICE: renewal_notice,
+    ReaderEmail.Kind.WIN_BACK: win_back,
 }
 
 

@@ -239,6 +239,9 @@ class Membership(models.Model):
         "current_period_end",
         "cancel_at_period_end",
         "amount",
+        "next_charge_amount",
+        "ended_at",
+        "pause_resumes_at",
         "past_due_since",
         "stripe_customer_id",
         "stripe_subscription_id",
@@ -256,6 +259,17 @@ class Membership(models.Model):
     # What Stripe charges each period, in cents (from the subscription's
     # price), so pages and emails name the real amount.
     amount = models.PositiveIntegerField(null=True, blank=True)
+    # What the next charge really is, in cents, after any promotion code's
+    # discount (the subscription's discounts applied to the price); None:
+    # Stripe told us nothing beyond the list amount.
+    next_charge_amount = models.PositiveIntegerField(null=True, blank=True)
+    # When Stripe ended the subscription (its ended_at): the win-back email
+    # counts its days from here.
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Billing (and the digest) paused by the reader with Stripe's
+    # pause_collection until this moment; None: not paused. Not the digest's
+    # own pause (Subscriber.pause_until), which leaves billing alone.
+    pause_resumes_at = models.DateTimeField(null=True, blank=True)
     stripe_synced_at = models.DateTimeField(
         null=True, blank=True, help_text="When the subscription was last fetched from Stripe."
     )
@@ -348,6 +362,8 @@ class ReaderEmail(models.Model):
         PAYMENT_FAILED = "payment_failed", "Payment failed"
         PAYMENT_ACTION_REQUIRED = "payment_action_required", "Payment action required"
         MEMBERSHIP_ENDED = "membership_ended", "Membership ended"
+        RENEWAL_NOTICE = "renewal_notice", "Renewal notice"
+        WIN_BACK = "win_back", "Win-back"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
-from stripe.params import CustomerCreateParams
+from stripe.params import CustomerCreateParams, InvoiceCreatePreviewParams, SubscriptionUpdateParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 if TYPE_CHECKING:
@@ -204,6 +204,29 @@ def latest_subscription(customer_id: str) -> stripe.Subscription | None:
     return backend().latest_subscription(customer_id)
 
 
+def preview_renewal(subscription_id: str) -> stripe.Invoice:
+    """The invoice Stripe would issue at the subscription's next renewal, not yet created.
+
+    What the next charge really is: the price with any promotion code's
+    discount and any tax applied, as Stripe computes it.
+    """
+    params: InvoiceCreatePreviewParams = {"subscription": subscription_id}
+    return backend().preview_invoice(params)
+
+
+def set_cancel_at_period_end(subscription_id: str, cancel: bool) -> stripe.Subscription:
+    """Cancel at the end of the period (True), or keep the subscription after all (False)."""
+    params: SubscriptionUpdateParams = {"cancel_at_period_end": cancel}
+    key = idempotency_key("cancel-at-period-end", subscription_id, cancel, _today())
+    return backend().update_subscription(subscription_id, params, key=key)
+
+
+def _today() -> str:
+    # Part of idempotency keys of writes a reader may repeat on another day
+    # (cancel, keep, cancel again): Stripe keeps keys for 24 hours.
+    return datetime.datetime.now(tz=datetime.UTC).date().isoformat()
+
+
 def create_portal_session(customer_id: str, return_url: str) -> str:
     """A Customer Portal session for the reader; returns its URL."""
     return backend().create_portal_session({"customer": customer_id, "return_url": return_url})
@@ -237,6 +260,20 @@ def subscription_period_end(subscription: stripe.Subscription) -> int | None:
 def subscription_amount(subscription: stripe.Subscription) -> int | None:
     item = subscription_item(subscription)
     return item.price.unit_amount if item is not None else None
+
+
+def pause_resumes_at(subscription: stripe.Subscription) -> datetime.datetime | None:
+    """When paused collection resumes (pause_collection.resumes_at); None if not paused.
+
+    A pause without an end (set at Stripe by staff) reads as PAUSED_INDEFINITELY.
+    """
+    pause = getattr(subscription, "pause_collection", None)
+    if pause is None:
+        return None
+    return from_timestamp(getattr(pause, "resumes_at", None)) or PAUSED_INDEFINITELY
+
+
+PAUSED_INDEFINITELY = datetime.datetime(9999, 12, 31, tzinfo=datetime.UTC)
 
 
 def invoice_subscription_id(invoice: stripe.Invoice) -> str | None:

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from subscriptions import emails, stripe_api
-from subscriptions.actions import stripe_sync
+from subscriptions.actions import lifecycle, stripe_sync
 from subscriptions.models import ReaderEmail, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -78,3 +78,26 @@ def reconcile_memberships() -> int:
         checked += 1
     logger.info("Reconciled %d memberships with Stripe", checked)
     return checked
+
+
+@shared_task
+def billing_lifecycle() -> dict[str, int]:
+    """The hourly check of the paid year: renewal notices due, then win-back emails due.
+
+    Each is claimed once per cause, so running it again (or alongside the
+    invoice.upcoming webhook) sends nothing twice.
+    """
+    if not stripe_api.billing_configured():
+        return {"renewal_notices": 0, "win_backs": 0}
+    notices = 0
+    for subscription_id in lifecycle.renewals_due_notice():
+        try:
+            outcome = lifecycle.do_renewal_notice(subscription_id)
+        except stripe_api.StripeError as error:
+            # The next hour's run tries again; one reader's trouble stops no one else.
+            logger.warning("Renewal notice for %s failed: %s", subscription_id, error)
+            continue
+        notices += outcome == "renewal notice queued"
+    win_backs = sum(lifecycle.do_win_back(pk) for pk in lifecycle.win_back_candidates())
+    logger.info("Billing lifecycle: %d renewal notices, %d win-back emails", notices, win_backs)
+    return {"renewal_notices": notices, "win_backs": win_backs}

@@ -276,6 +276,11 @@ TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
 ONE_TRIAL_PER_READER = env_bool("ONE_TRIAL_PER_READER", True)
 # Days a past_due reader keeps getting the digest while Stripe retries the card.
 PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
+# Days before each yearly renewal the reader is told the date and the amount
+# (several US states' automatic-renewal laws ask for such a notice).
+RENEWAL_NOTICE_DAYS = env_int("RENEWAL_NOTICE_DAYS", 15, minimum=1)
+# Days after a membership ends that one "come back" email goes out; 0: never.
+WIN_BACK_DAYS = env_int("WIN_BACK_DAYS", 0, minimum=0)
 # The billing backend, a dotted path (subscriptions.billing): every billing
 # call goes to it. Unset, the keys choose it (subscriptions.stripe_api):
 # Stripe with STRIPE_SECRET_KEY; with DEBUG on and no key, the keyless demo's
@@ -349,6 +354,12 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-memberships": {
         "task": "subscriptions.tasks.reconcile_memberships",
         "schedule": crontab(minute=17),
+    },
+    # The daily checks of the billing year, hourly so a notice goes out the
+    # hour its day comes: renewal notices, win-back emails (each once).
+    "billing-lifecycle": {
+        "task": "subscriptions.tasks.billing_lifecycle",
+        "schedule": crontab(minute=41),
     },
     # Scheduled articles go live within a minute of their time.
     "publish-scheduled-articles": {

@@ -85,8 +85,11 @@ def do_continue_signup(
     return subscriber
 
 
-def do_start_checkout(subscriber: Subscriber) -> SignupResult:
+def do_start_checkout(subscriber: Subscriber, *, allow_trial: bool = True) -> SignupResult:
     """Start (or restart) a signed-in reader's checkout: one Stripe customer, one Checkout Session.
+
+    Without `allow_trial` (the way back offered to a reader whose membership
+    ended) the checkout never starts a free trial, whatever the settings.
 
     A reader who already has a live subscription, or a complimentary
     membership, gets no checkout (it would bill them twice). The Stripe
@@ -104,7 +107,7 @@ def do_start_checkout(subscriber: Subscriber) -> SignupResult:
         membership, _ = Membership.objects.select_for_update().get_or_create(subscriber=subscriber)
         if membership.needs_no_checkout:
             return SignupResult(subscriber=subscriber)
-        trial_days = trials.trial_days(membership, ask_stripe=True)
+        trial_days = trials.trial_days(membership, ask_stripe=True) if allow_trial else 0
         if not membership.stripe_customer_id:
             membership.stripe_customer_id = stripe_api.create_customer(
                 email=subscriber.email, name=subscriber.greeting_name, subscriber_id=subscriber.pk

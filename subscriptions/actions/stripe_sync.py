@@ -61,10 +61,10 @@ def do_sync_subscription(
     last write is Stripe's latest state. Returns None for a subscription
     that belongs to no reader of ours.
     """
-    return _sync(subscription_id, customer_id, subscriber_id)[0]
+    return sync_locked(subscription_id, customer_id, subscriber_id)[0]
 
 
-def _sync(
+def sync_locked(
     subscription_id: str, customer_id: str | None = None, subscriber_id: int | None = None
 ) -> tuple[Membership | None, stripe.Subscription]:
     """Lock, fetch and apply, in the caller's transaction (select_for_update needs one)."""
@@ -140,6 +140,8 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
         subscription.cancel_at_period_end or subscription.cancel_at
     )
     membership.amount = stripe_api.subscription_amount(subscription)
+    membership.ended_at = stripe_api.from_timestamp(subscription.ended_at)
+    membership.pause_resumes_at = stripe_api.pause_resumes_at(subscription)
     if incoming != Status.PAST_DUE:
         membership.past_due_since = None
     elif previous_status != Status.PAST_DUE or membership.past_due_since is None:
@@ -207,7 +209,7 @@ def _cancel_duplicate(subscription: stripe.Subscription) -> None:
 @transaction.atomic
 def do_trial_ending(subscription_id: str) -> None:
     """Stripe says the trial ends in a few days: sync, and tell the reader the date and amount."""
-    membership, subscription = _sync(subscription_id)
+    membership, subscription = sync_locked(subscription_id)
     if membership is None or membership.stripe_subscription_id != subscription_id:
         return
     if membership.status != Status.TRIALING or membership.trial_end is None:

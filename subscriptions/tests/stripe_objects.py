@@ -61,6 +61,18 @@ def invoice(name: str = "invoice_payment_failed", **changes) -> dict:
     return load(name, **changes)
 
 
+def upcoming_invoice(subscription_data: dict, **changes) -> dict:
+    """The recorded upcoming invoice of this subscription's next renewal."""
+    data = load("invoice_upcoming", **changes)
+    period_end = subscription_data["items"]["data"][0]["current_period_end"]
+    data["customer"] = subscription_data["customer"]
+    data["parent"]["subscription_details"]["subscription"] = subscription_data["id"]
+    if "period_start" not in changes:
+        data["period_start"] = period_end
+        data["period_end"] = period_end + 365 * 86400
+    return data
+
+
 def event(event_type: str, obj: dict, *, event_id: str | None = None) -> dict:
     return {
         "id": event_id or f"evt_test_{next(_ids):08d}",
@@ -87,6 +99,9 @@ class FakeStripe:
         self.sessions: dict[str, dict] = {}
         self.prices: list[dict] = []
         self.products: dict[str, dict] = {}
+        # What create_preview answers per subscription id (default: the
+        # recorded upcoming invoice of that subscription at the list price).
+        self.previews: dict[str, dict] = {}
         self.fail_next: int = 0  # answer this many requests with a 500
         self.time_out_next: int = 0  # let this many requests time out (no answer)
         self._register()
@@ -146,7 +161,9 @@ class FakeStripe:
             ("POST", r"/v1/checkout/sessions", self._create_session),
             ("GET", r"/v1/checkout/sessions/(?P<id>[\w]+)", self._get_session),
             ("GET", r"/v1/subscriptions/(?P<id>[\w]+)", self._get_subscription),
+            ("POST", r"/v1/subscriptions/(?P<id>[\w]+)", self._update_subscription),
             ("GET", r"/v1/subscriptions", self._list_subscriptions),
+            ("POST", r"/v1/invoices/create_preview", self._preview_invoice),
             ("GET", r"/v1/invoices/(?P<id>[\w]+)", self._get_invoice),
             ("POST", r"/v1/billing_portal/sessions", self._create_portal_session),
             ("GET", r"/v1/prices", self._list_prices),
@@ -222,6 +239,32 @@ class FakeStripe:
         if id not in self.subscriptions:
             return self._missing("subscription", id)
         return 200, self.subscriptions[id]
+
+    def _update_subscription(self, params, id):
+        if id not in self.subscriptions:
+            return self._missing("subscription", id)
+        subscription = self.subscriptions[id]
+        if "cancel_at_period_end" in params:
+            subscription["cancel_at_period_end"] = params["cancel_at_period_end"] == "true"
+        if params.get("pause_collection") == "":
+            subscription["pause_collection"] = None
+        elif "pause_collection[behavior]" in params:
+            resumes_at = params.get("pause_collection[resumes_at]")
+            subscription["pause_collection"] = {
+                "behavior": params["pause_collection[behavior]"],
+                "resumes_at": int(resumes_at) if resumes_at else None,
+            }
+        return 200, subscription
+
+    def _preview_invoice(self, params):
+        subscription_id = params["subscription"]
+        if subscription_id not in self.subscriptions:
+            return self._missing("subscription", subscription_id)
+        if subscription_id in self.previews:
+            return 200, self.previews[subscription_id]
+        subscription = self.subscriptions[subscription_id]
+        preview = upcoming_invoice(subscription)
+        return 200, preview
 
     def _get_invoice(self, params, id):
         if id not in self.invoices:
