@@ -52,5 +52,11 @@ class LocalBilling(BillingBackend):
     ) -> stripe.Subscription:
         return local_stripe.update_subscription(subscription_id, params)
 
+    def draft_invoices(self, subscription_id: str) -> list[stripe.Invoice]:
+        return local_stripe.draft_invoices(subscription_id)
+
+    def finalize_invoice(self, invoice_id: str, *, key: str) -> stripe.Invoice:
+        return local_stripe.finalize_invoice(invoice_id)
+
     def create_portal_session(self, params: PortalSessionParams) -> str:
         return local_stripe.create_portal_session(params)

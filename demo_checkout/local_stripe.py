@@ -142,6 +142,22 @@ def update_subscription(
     return stripe.Subscription.construct_from(subscription, None)
 
 
+def draft_invoices(subscription_id: str) -> list[stripe.Invoice]:
+    rows = LocalStripeObject.objects.filter(object="invoice", data__status="draft")
+    return [
+        stripe.Invoice.construct_from(row.data, None)
+        for row in rows
+        if row.data["parent"]["subscription_details"]["subscription"] == subscription_id
+    ]
+
+
+def finalize_invoice(invoice_id: str) -> stripe.Invoice:
+    """The test card "pays" at once: nothing is charged here."""
+    invoice = _load("invoice", invoice_id)
+    invoice.update(status="paid", auto_advance=True, amount_paid=invoice["amount_due"])
+    return stripe.Invoice.construct_from(_save(invoice), None)
+
+
 def create_portal_session(params: PortalSessionParams) -> str:
     return settings.SITE_URL + reverse("demo_checkout:portal")
 
@@ -168,6 +184,7 @@ def _subscription(session: dict, *, with_card: bool) -> dict:
         "cancel_at": None,
         "canceled_at": None,
         "ended_at": None,
+        "pause_collection": None,
         "default_payment_method": _id("pm") if with_card else None,
         "metadata": session["subscription_data"].get("metadata", {}),
         "trial_settings": session["subscription_data"].get("trial_settings"),
@@ -259,6 +276,7 @@ PORTAL_ACTIONS = {
     "trial_will_end": "Fast-forward: the trial ends in 3 days",
     "end_trial": "Fast-forward: the trial ends and the test card is charged $46",
     "renewal_upcoming": "Fast-forward: the yearly renewal is RENEWAL_NOTICE_DAYS days away",
+    "pause_ends": "Fast-forward: the pause of billing ends",
     "fail_payment": "Fast-forward: the renewal payment fails",
     "recover_payment": "Fast-forward: the retried payment succeeds",
     "cancel_now": "Fast-forward: the membership ends now",
@@ -301,6 +319,11 @@ def portal_action(customer_id: str, action: str) -> None:
             raise ValueError("The subscription is not active (end the trial first).")
         item["current_period_end"] = now + settings.RENEWAL_NOTICE_DAYS * 86400
         send = ["customer.subscription.updated", "invoice.upcoming"]
+    elif action == "pause_ends":
+        if not subscription.get("pause_collection"):
+            raise ValueError("Billing is not paused.")
+        subscription["pause_collection"] = None
+        send = ["customer.subscription.updated"]
     elif action == "fail_payment":
         subscription["status"] = "past_due"
         send = ["customer.subscription.updated", "invoice.payment_failed"]

@@ -67,6 +67,14 @@ class BillingBackend:
     ) -> stripe.Subscription:
         raise NotImplementedError
 
+    def draft_invoices(self, subscription_id: str) -> list[stripe.Invoice]:
+        """The subscription's invoices still in draft."""
+        raise NotImplementedError
+
+    def finalize_invoice(self, invoice_id: str, *, key: str) -> stripe.Invoice:
+        """Finalize a draft and let Stripe collect it (auto_advance on)."""
+        raise NotImplementedError
+
     def create_portal_session(self, params: PortalSessionParams) -> str:
         """A Customer Portal session; returns its URL."""
         raise NotImplementedError
@@ -121,6 +129,17 @@ class StripeBilling(BillingBackend):
             subscription_id, params=params, options={"idempotency_key": key}
         )
 
+    def draft_invoices(self, subscription_id: str) -> list[stripe.Invoice]:
+        invoices = stripe_api.client().v1.invoices.list(
+            params={"subscription": subscription_id, "status": "draft", "limit": 100}
+        )
+        return list(invoices.data)
+
+    def finalize_invoice(self, invoice_id: str, *, key: str) -> stripe.Invoice:
+        return stripe_api.client().v1.invoices.finalize_invoice(
+            invoice_id, params={"auto_advance": True}, options={"idempotency_key": key}
+        )
+
     def create_portal_session(self, params: PortalSessionParams) -> str:
         return stripe_api.client().v1.billing_portal.sessions.create(params=params).url
 
@@ -156,4 +175,6 @@ class UnavailableBilling(BillingBackend):
     latest_subscription = _refuse
     preview_invoice = _refuse
     update_subscription = _refuse
+    draft_invoices = _refuse
+    finalize_invoice = _refuse
     create_portal_session = _refuse

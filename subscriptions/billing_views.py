@@ -14,7 +14,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from subscriptions import billing_links, stripe_api
 from subscriptions.actions.checkout import do_start_checkout
-from subscriptions.actions.lifecycle import NothingToCancel, do_set_cancel_at_period_end
+from subscriptions.actions.lifecycle import (
+    CannotPause,
+    NothingToCancel,
+    do_pause_billing,
+    do_resume_billing,
+    do_set_cancel_at_period_end,
+)
 from subscriptions.headers import no_referrer
 from subscriptions.models import Membership, Subscriber
 from subscriptions.views import CHECKOUT_SESSION_KEY, reader_view
@@ -97,6 +103,30 @@ def renewal(request: HttpRequest) -> HttpResponse:
 def account_renewal(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     """The account page's "Cancel my renewal" / "Keep my membership"."""
     _set_renewal(request, subscriber)
+    return _see_other("subscriptions:account")
+
+
+@require_POST
+@reader_view
+def account_pause(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """The account page's "Pause billing and the briefing" (1 to 3 months), or "Resume now"."""
+    try:
+        if request.POST.get("action") == "resume":
+            do_resume_billing(subscriber)
+            messages.success(request, "Welcome back: billing and the briefing have resumed.")
+        else:
+            months = request.POST.get("months", "")
+            do_pause_billing(subscriber, int(months) if months.isdigit() else 0)
+            messages.success(
+                request,
+                f"Paused for {months} month{'s' if months != '1' else ''}: no briefing and no "
+                "charge until then; both resume by themselves.",
+            )
+    except CannotPause as error:
+        messages.error(request, str(error))
+    except (stripe_api.StripeError, stripe_api.BillingUnavailable) as error:
+        logger.error("Pause change for subscriber %s failed: %s", subscriber.pk, error)
+        messages.error(request, BILLING_TROUBLE)
     return _see_other("subscriptions:account")
 
 

@@ -86,23 +86,36 @@ class SubscriberQuerySet(models.QuerySet):
 def entitled_membership_q(prefix: str = "", now: datetime.datetime | None = None) -> Q:
     """The membership side of entitlement, as a filter on fields under `prefix`.
 
-    trialing and active are in; past_due is in for PAST_DUE_GRACE_DAYS after
-    it started (Stripe retries the card meanwhile, and a reader should not
+    trialing and active are in, unless the reader paused billing (and with
+    it the digest) until a moment still to come; past_due is in for
+    PAST_DUE_GRACE_DAYS after it started (Stripe retries the card meanwhile, and a reader should not
     miss mornings over an expired card they are about to replace); a
     complimentary membership granted by staff is in until its end date.
     """
     now = now or timezone.now()
     grace_start = now - datetime.timedelta(days=settings.PAST_DUE_GRACE_DAYS)
     status = f"{prefix}status"
+    # Billing paused by the reader (pause_collection) pauses the digest too,
+    # until the pause ends: by the clock, even before Stripe's event says so.
+    not_paused = Q(**{f"{prefix}pause_resumes_at__isnull": True}) | Q(
+        **{f"{prefix}pause_resumes_at__lte": now}
+    )
     return (
-        Q(**{f"{status}__in": Membership.ENTITLED_STATUSES})
-        | Q(**{status: Membership.Status.PAST_DUE, f"{prefix}past_due_since__gt": grace_start})
-        | (
-            Q(**{f"{prefix}complimentary": True})
-            & (
-                Q(**{f"{prefix}complimentary_until__isnull": True})
-                | Q(**{f"{prefix}complimentary_until__gt": now})
+        (
+            Q(**{f"{status}__in": Membership.ENTITLED_STATUSES})
+            | Q(
+                **{
+                    status: Membership.Status.PAST_DUE,
+                    f"{prefix}past_due_since__gt": grace_start,
+                }
             )
+        )
+        & not_paused
+    ) | (
+        Q(**{f"{prefix}complimentary": True})
+        & (
+            Q(**{f"{prefix}complimentary_until__isnull": True})
+            | Q(**{f"{prefix}complimentary_until__gt": now})
         )
     )
 
@@ -306,6 +319,10 @@ class Membership(models.Model):
     def needs_no_checkout(self) -> bool:
         """Live or complimentary: a checkout would bill them twice, or for nothing."""
         return self.status in self.LIVE_STATUSES or self.is_comped
+
+    def billing_paused(self, now: datetime.datetime | None = None) -> bool:
+        """Whether the reader's pause of billing and the digest is running now."""
+        return self.pause_resumes_at is not None and self.pause_resumes_at > (now or timezone.now())
 
     @property
     def has_live_subscription(self) -> bool:

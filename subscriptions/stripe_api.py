@@ -221,6 +221,40 @@ def set_cancel_at_period_end(subscription_id: str, cancel: bool) -> stripe.Subsc
     return backend().update_subscription(subscription_id, params, key=key)
 
 
+# Invoices made while billing is paused stay drafts (not charged) until the
+# pause ends; then they are finalized and Stripe collects them.
+PAUSE_BEHAVIOR = "keep_as_draft"
+
+
+def pause_collection(
+    subscription_id: str, resumes_at: datetime.datetime | None
+) -> stripe.Subscription:
+    """Pause collecting payment until `resumes_at` (Stripe resumes by itself); None: resume now."""
+    params: SubscriptionUpdateParams = {
+        "pause_collection": ""
+        if resumes_at is None
+        else {"behavior": PAUSE_BEHAVIOR, "resumes_at": int(resumes_at.timestamp())}
+    }
+    key = idempotency_key("pause-collection", subscription_id, params, _today())
+    return backend().update_subscription(subscription_id, params, key=key)
+
+
+def collect_paused_invoices(subscription_id: str) -> list[str]:
+    """Finalize the drafts a pause left behind, so Stripe charges them; returns their ids.
+
+    Only drafts of this subscription that Stripe would not advance by itself
+    (auto_advance off: the pause's); finalizing one twice is refused by
+    Stripe, and the key makes a retry return the first answer.
+    """
+    finalized = []
+    for invoice in backend().draft_invoices(subscription_id):
+        if invoice.auto_advance:
+            continue
+        backend().finalize_invoice(invoice.id, key=idempotency_key("finalize", invoice.id))
+        finalized.append(invoice.id)
+    return finalized
+
+
 def _today() -> str:
     # Part of idempotency keys of writes a reader may repeat on another day
     # (cancel, keep, cancel again): Stripe keeps keys for 24 hours.

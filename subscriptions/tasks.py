@@ -101,3 +101,12 @@ def billing_lifecycle() -> dict[str, int]:
     win_backs = sum(lifecycle.do_win_back(pk) for pk in lifecycle.win_back_candidates())
     logger.info("Billing lifecycle: %d renewal notices, %d win-back emails", notices, win_backs)
     return {"renewal_notices": notices, "win_backs": win_backs}
+
+
+@shared_task(autoretry_for=(stripe_api.StripeError,), retry_backoff=60, max_retries=8)
+def collect_after_pause(subscription_id: str) -> list[str]:
+    """A pause of billing ended: finalize its drafts so Stripe collects them (safe to repeat)."""
+    finalized = stripe_api.collect_paused_invoices(subscription_id)
+    if finalized:
+        logger.info("After the pause of %s, finalized %s", subscription_id, ", ".join(finalized))
+    return finalized

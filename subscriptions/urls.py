@@ -25,6 +25,7 @@ urlpatterns = [
     path("stripe/webhook/", views.stripe_webhook, name="stripe-webhook"),
     # The billing lifecycle (subscriptions.billing_views).
     path("account/renewal/", billing_views.account_renewal, name="account-renewal"),
+    path("account/pause-billing/", billing_views.account_pause, name="account-pause-billing"),
     path("billing/renewal/", billing_views.renewal, name="billing-renewal-page"),
     path("billing/renewal/<str:token>/", billing_views.renewal_link, name="billing-renewal"),
     path("billing/rejoin/<str:token>/", billing_views.rejoin, name="billing-rejoin"),

@@ -14,7 +14,7 @@ def subject(mail) -> str:
     return " ".join(str(mail.message["Subject"]).split())
 
 
-def test_renewal_notice_cancel_keep_end_and_come_back_without_a_trial(
+def test_renewal_notice_cancel_keep_pause_end_and_come_back_without_a_trial(
     demo, client, smtp_server, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
@@ -40,6 +40,16 @@ def test_renewal_notice_cancel_keep_end_and_come_back_without_a_trial(
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/account/renewal/", {"renewal": "keep"})
     assert not Membership.objects.get().cancel_at_period_end
+
+    # Pause billing and the briefing; the test portal ends the pause as Stripe would.
+    with django_capture_on_commit_callbacks(execute=True):
+        page = client.post("/account/pause-billing/", {"months": "2"}, follow=True)
+    assert "no briefing and no charge" in page.content.decode()
+    assert not Membership.objects.get().subscriber.is_entitled
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(portal, {"action": "pause_ends"})
+    assert Membership.objects.get().pause_resumes_at is None
+    assert Membership.objects.get().subscriber.is_entitled
 
     with django_capture_on_commit_callbacks(execute=True):
         client.post(portal, {"action": "cancel_now"})

@@ -6,6 +6,7 @@ renewal and at most one win-back email ever. Every decision is taken on
 Stripe's state fetched inside the membership's lock, never on an event's copy.
 """
 
+import calendar
 import datetime
 import logging
 
@@ -206,3 +207,65 @@ def do_win_back(subscriber_id: int, now: datetime.datetime | None = None) -> boo
         queue_email(subscriber, ReaderEmail.Kind.WIN_BACK, cause=f"subscriber:{subscriber_id}")
         is not None
     )
+
+
+# --- Pausing billing, and with it the digest -------------------------------------------
+
+PAUSE_MONTHS = (1, 2, 3)
+
+
+class CannotPause(Exception):
+    """The membership cannot be paused (or resumed) now; the message says why."""
+
+
+def months_later(moment: datetime.datetime, months: int) -> datetime.datetime:
+    """The same day and time `months` later (the month's last day if it has no such day)."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+@transaction.atomic
+def do_pause_billing(
+    subscriber: Subscriber, months: int, now: datetime.datetime | None = None
+) -> Membership:
+    """Pause billing and the digest for 1 to 3 months (Stripe's pause_collection).
+
+    Stripe resumes collection by itself at the end; the digest resumes then
+    too (entitlement reads pause_resumes_at). A charge that falls due during
+    the pause waits as a draft invoice and is collected when it ends
+    (tasks.collect_after_pause); the renewal date does not move.
+    """
+    if months not in PAUSE_MONTHS:
+        raise CannotPause("Choose a pause of 1, 2 or 3 months.")
+    now = now or timezone.now()
+    membership = Membership.objects.select_for_update().filter(subscriber=subscriber).first()
+    if membership is None or not membership.stripe_subscription_id:
+        raise CannotPause("There is no membership to pause.")
+    if membership.status != Status.ACTIVE:
+        raise CannotPause("Only a paid, active membership can be paused.")
+    if membership.cancel_at_period_end:
+        raise CannotPause("Your membership is cancelled: there is no billing left to pause.")
+    if membership.billing_paused(now):
+        raise CannotPause("Your membership is already paused.")
+    subscription = stripe_api.pause_collection(
+        membership.stripe_subscription_id, months_later(now, months)
+    )
+    apply_subscription(membership, subscription)
+    logger.info("Membership %s: billing paused for %d months", membership.pk, months)
+    return membership
+
+
+@transaction.atomic
+def do_resume_billing(subscriber: Subscriber) -> Membership:
+    """End the reader's pause now: billing and the digest resume."""
+    membership = Membership.objects.select_for_update().filter(subscriber=subscriber).first()
+    if membership is None or not membership.stripe_subscription_id:
+        raise CannotPause("There is no membership to resume.")
+    if membership.pause_resumes_at is None:
+        raise CannotPause("Your membership is not paused.")
+    subscription = stripe_api.pause_collection(membership.stripe_subscription_id, None)
+    apply_subscription(membership, subscription)
+    logger.info("Membership %s: billing resumed", membership.pk)
+    return membership

@@ -127,6 +127,7 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
         return False
 
     previous_status = membership.status
+    was_paused = membership.pause_resumes_at is not None
     before = [getattr(membership, field) for field in Membership.MIRRORED_FROM_STRIPE]
     now = timezone.now()
     membership.stripe_subscription_id = subscription.id
@@ -154,6 +155,12 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
     else:
         membership.save()
 
+    if was_paused and membership.pause_resumes_at is None:
+        # The pause ended (by itself at Stripe, or the reader resumed): what
+        # fell due meanwhile waits as a draft; now it is collected.
+        from subscriptions import tasks
+
+        transaction.on_commit(lambda: tasks.collect_after_pause.delay(subscription.id))
     subscriber = membership.subscriber
     if incoming in (Status.TRIALING, Status.ACTIVE):
         queue_email(
@@ -283,6 +290,9 @@ def memberships_to_reconcile(now: datetime.datetime | None = None) -> list[int]:
         | memberships.filter(status=Status.PAST_DUE)
         | memberships.filter(status=Status.TRIALING, trial_end__lt=now)
         | memberships.filter(status=Status.ACTIVE, current_period_end__lt=now)
+        # A pause of billing whose end has come: Stripe resumed it (and its
+        # drafts are to be collected) even if the event was lost.
+        | memberships.filter(pause_resumes_at__lt=now)
     )
     ids = (recent | suspicious).exclude(
         status__in=Membership.TERMINAL_STATUSES, updated_at__lt=now - RECONCILE_RECENT

@@ -139,7 +139,9 @@ class FakeStripe:
                 body = call.request.body or ""
                 if isinstance(body, bytes):
                     body = body.decode()
-                params = dict(parse_qsl(url.query)) | dict(parse_qsl(body))
+                params = dict(parse_qsl(url.query, keep_blank_values=True)) | dict(
+                    parse_qsl(body, keep_blank_values=True)
+                )
                 params["_idempotency_key"] = call.request.headers.get("Idempotency-Key", "")
                 found.append(params)
         return found
@@ -164,6 +166,8 @@ class FakeStripe:
             ("POST", r"/v1/subscriptions/(?P<id>[\w]+)", self._update_subscription),
             ("GET", r"/v1/subscriptions", self._list_subscriptions),
             ("POST", r"/v1/invoices/create_preview", self._preview_invoice),
+            ("GET", r"/v1/invoices", self._list_invoices),
+            ("POST", r"/v1/invoices/(?P<id>[\w]+)/finalize", self._finalize_invoice),
             ("GET", r"/v1/invoices/(?P<id>[\w]+)", self._get_invoice),
             ("POST", r"/v1/billing_portal/sessions", self._create_portal_session),
             ("GET", r"/v1/prices", self._list_prices),
@@ -191,7 +195,9 @@ class FakeStripe:
             body = request.body or ""
             if isinstance(body, bytes):
                 body = body.decode()
-            params = dict(parse_qsl(url.query)) | dict(parse_qsl(body))
+            params = dict(parse_qsl(url.query, keep_blank_values=True)) | dict(
+                parse_qsl(body, keep_blank_values=True)
+            )
             assert match is not None
             status, data = handler(params, **match.groupdict())
             return status, {"Request-Id": f"req_{next(_ids)}"}, json.dumps(data)
@@ -265,6 +271,26 @@ class FakeStripe:
         subscription = self.subscriptions[subscription_id]
         preview = upcoming_invoice(subscription)
         return 200, preview
+
+    def _list_invoices(self, params):
+        mine = [
+            i
+            for i in self.invoices.values()
+            if i["parent"]["subscription_details"]["subscription"] == params.get("subscription")
+            and i["status"] == params.get("status", i["status"])
+        ]
+        return 200, {"object": "list", "data": mine, "has_more": False, "url": "/v1/invoices"}
+
+    def _finalize_invoice(self, params, id):
+        if id not in self.invoices:
+            return self._missing("invoice", id)
+        invoice = self.invoices[id]
+        if invoice["status"] != "draft":
+            error = load("error_resource_missing")
+            error["error"].update(code="invoice_not_editable", message="Already finalized")
+            return 400, error
+        invoice.update(status="open", auto_advance=params.get("auto_advance") == "true")
+        return 200, invoice
 
     def _get_invoice(self, params, id):
         if id not in self.invoices:
