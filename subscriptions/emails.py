@@ -84,7 +84,7 @@ def welcome(email: ReaderEmail) -> EmailMultiAlternatives:
         first_digest=first_digest_at(email.subscriber, email.created_at),
         digest_zone=email.subscriber.time_zone,
         trial_end=_parse(email.context.get("trial_end")),
-        amount=dollars(email.subscriber.membership.amount),
+        amount=dollars(email.subscriber.membership.charge_amount),
     )
 
 

@@ -320,6 +320,11 @@ class Membership(models.Model):
         """Live or complimentary: a checkout would bill them twice, or for nothing."""
         return self.status in self.LIVE_STATUSES or self.is_comped
 
+    @property
+    def charge_amount(self) -> int | None:
+        """What the next charge really is, in cents: after a promotion code's discount, if any."""
+        return self.next_charge_amount if self.next_charge_amount is not None else self.amount
+
     def billing_paused(self, now: datetime.datetime | None = None) -> bool:
         """Whether the reader's pause of billing and the digest is running now."""
         return self.pause_resumes_at is not None and self.pause_resumes_at > (now or timezone.now())

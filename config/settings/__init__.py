@@ -276,6 +276,8 @@ TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
 ONE_TRIAL_PER_READER = env_bool("ONE_TRIAL_PER_READER", True)
 # Days a past_due reader keeps getting the digest while Stripe retries the card.
 PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
+# Checkout accepts Stripe promotion codes (created in the Stripe dashboard).
+ALLOW_PROMOTION_CODES = env_bool("ALLOW_PROMOTION_CODES", False)
 # Days before each yearly renewal the reader is told the date and the amount
 # (several US states' automatic-renewal laws ask for such a notice).
 RENEWAL_NOTICE_DAYS = env_int("RENEWAL_NOTICE_DAYS", 15, minimum=1)

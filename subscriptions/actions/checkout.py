@@ -123,6 +123,7 @@ def do_start_checkout(subscriber: Subscriber, *, allow_trial: bool = True) -> Si
             stripe_api.price_id(),
             trial_days,
             settings.TRIAL_REQUIRES_CARD,
+            settings.ALLOW_PROMOTION_CODES,
             int(timezone.now().timestamp() // 600),
         ),
     )
@@ -154,6 +155,10 @@ def checkout_params(
         "success_url": f"{settings.SITE_URL}{success}?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{settings.SITE_URL}/?checkout=cancelled#signup",
     }
+    if settings.ALLOW_PROMOTION_CODES:
+        # Stripe's page then has a "promotion code" field; the discount it
+        # gives is read back from Stripe (stripe_sync), never assumed.
+        params["allow_promotion_codes"] = True
     if not settings.TRIAL_REQUIRES_CARD and trial_days > 0:
         # No card up front; a trial that ends without one ends the
         # subscription rather than leaving an unpaid invoice behind.

@@ -141,6 +141,7 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
         subscription.cancel_at_period_end or subscription.cancel_at
     )
     membership.amount = stripe_api.subscription_amount(subscription)
+    membership.next_charge_amount = _discounted_next_charge(subscription, membership.amount)
     membership.ended_at = stripe_api.from_timestamp(subscription.ended_at)
     membership.pause_resumes_at = stripe_api.pause_resumes_at(subscription)
     if incoming != Status.PAST_DUE:
@@ -194,6 +195,24 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
     return True
 
 
+def _discounted_next_charge(subscription: stripe.Subscription, amount: int | None) -> int | None:
+    """The next charge after a promotion code's discount, from Stripe's preview; None: no discount.
+
+    Asked only of a subscription that carries a discount and will charge
+    again: most subscriptions cost no extra call. A one-time code leaves
+    the subscription's discounts after its first invoice, and the next
+    charge is the list amount again.
+    """
+    if not getattr(subscription, "discounts", None):
+        return None
+    if subscription.status not in (Status.TRIALING, Status.ACTIVE, Status.PAST_DUE):
+        return None
+    if subscription.cancel_at_period_end or subscription.cancel_at:
+        return None
+    preview = stripe_api.preview_renewal(subscription.id)
+    return None if preview.amount_due == amount else preview.amount_due
+
+
 def _cancel_duplicate(subscription: stripe.Subscription) -> None:
     """A second live subscription for one reader (two checkouts finished in two tabs).
 
@@ -230,7 +249,7 @@ def do_trial_ending(subscription_id: str) -> None:
         cause=f"{subscription_id}:{int(membership.trial_end.timestamp())}",
         context={
             "trial_end": iso_or_none(membership.trial_end),
-            "amount": membership.amount or stripe_api.PRICE_CENTS,
+            "amount": membership.charge_amount or stripe_api.PRICE_CENTS,
             "has_payment_method": subscription.default_payment_method is not None,
         },
     )
