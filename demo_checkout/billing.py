@@ -1,7 +1,14 @@
 """The keyless demo's billing backend: every call answered by the local test checkout."""
 
+from collections.abc import Iterator
+
 import stripe
-from stripe.params import CustomerCreateParams, InvoiceCreatePreviewParams, SubscriptionUpdateParams
+from stripe.params import (
+    CustomerCreateParams,
+    InvoiceCreatePreviewParams,
+    SubscriptionListParams,
+    SubscriptionUpdateParams,
+)
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
@@ -51,6 +58,9 @@ class LocalBilling(BillingBackend):
         self, subscription_id: str, params: SubscriptionUpdateParams, *, key: str
     ) -> stripe.Subscription:
         return local_stripe.update_subscription(subscription_id, params)
+
+    def list_subscriptions(self, params: SubscriptionListParams) -> Iterator[stripe.Subscription]:
+        return iter(local_stripe.list_subscriptions(params))
 
     def draft_invoices(self, subscription_id: str) -> list[stripe.Invoice]:
         return local_stripe.draft_invoices(subscription_id)

@@ -18,7 +18,12 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from stripe.params import CustomerCreateParams, InvoiceCreatePreviewParams, SubscriptionUpdateParams
+from stripe.params import (
+    CustomerCreateParams,
+    InvoiceCreatePreviewParams,
+    SubscriptionListParams,
+    SubscriptionUpdateParams,
+)
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
@@ -140,6 +145,21 @@ def update_subscription(
     _save(subscription)
     send_event("customer.subscription.updated", subscription)
     return stripe.Subscription.construct_from(subscription, None)
+
+
+def list_subscriptions(params: SubscriptionListParams) -> list[stripe.Subscription]:
+    """The local subscriptions, not canceled (as Stripe lists by default), customers expanded."""
+    found = []
+    for row in LocalStripeObject.objects.filter(object="subscription").order_by("-created_at"):
+        data = dict(row.data)
+        if data["status"] == "canceled":
+            continue
+        price = params.get("price")
+        if price and data["items"]["data"][0]["price"]["id"] != price:
+            continue
+        data["customer"] = _load("customer", data["customer"])
+        found.append(stripe.Subscription.construct_from(data, None))
+    return found
 
 
 def draft_invoices(subscription_id: str) -> list[stripe.Invoice]:

@@ -7,11 +7,17 @@ the code that calls them cannot tell which one answered.
 """
 
 import functools
+from collections.abc import Iterator
 from typing import NoReturn
 
 import stripe
 from django.conf import settings
-from stripe.params import CustomerCreateParams, InvoiceCreatePreviewParams, SubscriptionUpdateParams
+from stripe.params import (
+    CustomerCreateParams,
+    InvoiceCreatePreviewParams,
+    SubscriptionListParams,
+    SubscriptionUpdateParams,
+)
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
@@ -69,6 +75,10 @@ class BillingBackend:
 
     def draft_invoices(self, subscription_id: str) -> list[stripe.Invoice]:
         """The subscription's invoices still in draft."""
+        raise NotImplementedError
+
+    def list_subscriptions(self, params: SubscriptionListParams) -> Iterator[stripe.Subscription]:
+        """Every subscription the parameters select, page after page."""
         raise NotImplementedError
 
     def finalize_invoice(self, invoice_id: str, *, key: str) -> stripe.Invoice:
@@ -129,6 +139,9 @@ class StripeBilling(BillingBackend):
             subscription_id, params=params, options={"idempotency_key": key}
         )
 
+    def list_subscriptions(self, params: SubscriptionListParams) -> Iterator[stripe.Subscription]:
+        return stripe_api.client().v1.subscriptions.list(params=params).auto_paging_iter()
+
     def draft_invoices(self, subscription_id: str) -> list[stripe.Invoice]:
         invoices = stripe_api.client().v1.invoices.list(
             params={"subscription": subscription_id, "status": "draft", "limit": 100}
@@ -176,5 +189,6 @@ class UnavailableBilling(BillingBackend):
     preview_invoice = _refuse
     update_subscription = _refuse
     draft_invoices = _refuse
+    list_subscriptions = _refuse
     finalize_invoice = _refuse
     create_portal_session = _refuse

@@ -17,6 +17,7 @@ import datetime
 import functools
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import stripe
@@ -24,7 +25,12 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
-from stripe.params import CustomerCreateParams, InvoiceCreatePreviewParams, SubscriptionUpdateParams
+from stripe.params import (
+    CustomerCreateParams,
+    InvoiceCreatePreviewParams,
+    SubscriptionListParams,
+    SubscriptionUpdateParams,
+)
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 if TYPE_CHECKING:
@@ -202,6 +208,19 @@ def cancel_subscription(subscription_id: str) -> None:
 def latest_subscription(customer_id: str) -> stripe.Subscription | None:
     """The customer's most recent subscription in any status, or None."""
     return backend().latest_subscription(customer_id)
+
+
+IMPORTED_STATUSES = ("trialing", "active", "past_due")
+
+
+def live_subscriptions(price: str | None) -> Iterator[stripe.Subscription]:
+    """Every trialing, active or past_due subscription (on `price`, or any), customers expanded."""
+    params: SubscriptionListParams = {"limit": 100, "expand": ["data.customer"]}
+    if price is not None:
+        params["price"] = price
+    for subscription in backend().list_subscriptions(params):
+        if subscription.status in IMPORTED_STATUSES:
+            yield subscription
 
 
 def preview_renewal(subscription_id: str) -> stripe.Invoice:

@@ -162,8 +162,8 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # Request bodies. Over REQUEST_MAX_BYTES (UPLOAD_REQUEST_MAX_BYTES on the
-# admin's article form, the one form that takes a file: a lead image of up to
-# 5 MB and the article) a request is refused with 413 before its body is read
+# admin's article form, which takes a lead image of up to 5 MB and the article,
+# and the readers' CSV import) a request is refused with 413 before its body is read
 # (config/middleware.py), and a file posted anywhere else is refused unread.
 # Django's own: a form's fields (not files) may hold this much, and an upload
 # this small stays in memory instead of going to a temporary file. The proxy

@@ -102,6 +102,7 @@ class FakeStripe:
         # What create_preview answers per subscription id (default: the
         # recorded upcoming invoice of that subscription at the list price).
         self.previews: dict[str, dict] = {}
+        self.customers: dict[str, dict] = {}
         self.fail_next: int = 0  # answer this many requests with a 500
         self.time_out_next: int = 0  # let this many requests time out (no answer)
         self._register()
@@ -298,12 +299,38 @@ class FakeStripe:
         return 200, self.invoices[id]
 
     def _list_subscriptions(self, params):
+        if "customer" not in params:
+            return self._list_all_subscriptions(params)
         mine = [s for s in self.subscriptions.values() if s["customer"] == params.get("customer")]
         mine.sort(key=lambda s: s["created"], reverse=True)
         return 200, {
             "object": "list",
             "data": mine[:1],
             "has_more": len(mine) > 1,
+            "url": "/v1/subscriptions",
+        }
+
+    def _list_all_subscriptions(self, params):
+        """Stripe's default listing (not canceled), on a price if asked, customers expanded."""
+        found = [
+            copy.deepcopy(s)
+            for s in sorted(self.subscriptions.values(), key=lambda s: s["id"])
+            if s["status"] != "canceled"
+            and params.get("price") in (None, s["items"]["data"][0]["price"]["id"])
+        ]
+        if params.get("expand[0]") == "data.customer":
+            for sub in found:
+                sub["customer"] = self.customers.get(
+                    sub["customer"], load("customer", id=sub["customer"])
+                )
+        start = params.get("starting_after")
+        if start:
+            found = found[[s["id"] for s in found].index(start) + 1 :]
+        limit = int(params.get("limit", 10))
+        return 200, {
+            "object": "list",
+            "data": found[:limit],
+            "has_more": len(found) > limit,
             "url": "/v1/subscriptions",
         }
 
