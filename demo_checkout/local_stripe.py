@@ -86,7 +86,9 @@ def create_checkout_session(params: CheckoutSessionParams) -> stripe.checkout.Se
         "mode": params["mode"],
         "status": "open",
         "payment_status": "unpaid",
-        "customer": params["customer"],
+        "customer": params.get("customer"),
+        "customer_email": params.get("customer_email"),
+        "amount_total": PRICE_CENTS,
         "client_reference_id": params.get("client_reference_id"),
         "metadata": params.get("metadata", {}),
         "subscription": None,
@@ -279,6 +281,12 @@ def complete_checkout(session_id: str, *, with_card: bool = True) -> str:
     """The reader "pays" on the test checkout page; returns the success URL."""
     session = _load("checkout.session", session_id)
     if session["status"] != "open":
+        return session["success_url"]
+    if session["mode"] == "payment":
+        # A gift, paid once with the test card: no subscription.
+        session.update(status="complete", payment_status="paid")
+        _save(session)
+        send_event("checkout.session.completed", session)
         return session["success_url"]
     subscription = _save(_subscription(session, with_card=with_card))
     session.update(status="complete", payment_status="paid", subscription=subscription["id"])

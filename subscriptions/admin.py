@@ -20,7 +20,7 @@ from subscriptions.actions.imports import (
     do_import_readers,
     do_import_stripe,
 )
-from subscriptions.models import Membership, ReaderEmail, StripeEvent, Subscriber
+from subscriptions.models import GiftCode, Membership, ReaderEmail, StripeEvent, Subscriber
 
 # Written only from Stripe (sync_subscription): editing them here would be
 # overwritten by the next event, so staff see them but change them at Stripe.
@@ -286,4 +286,28 @@ class ReaderEmailAdmin(admin.ModelAdmin):
     readonly_fields = ["subscriber", "kind", "cause", "context", "status", "created_at", "sent_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(GiftCode)
+class GiftCodeAdmin(admin.ModelAdmin):
+    """Gifts as staff see them: who gave whom, paid, delivered, used. Written only by the flow."""
+
+    list_display = [
+        "code",
+        "status",
+        "buyer_email",
+        "recipient_email",
+        "deliver_on",
+        "paid_at",
+        "redeemed_at",
+    ]
+    list_filter = ["status", "deliver_on"]
+    search_fields = ["code", "buyer_email", "recipient_email", "checkout_session_id"]
+    readonly_fields = [field.name for field in GiftCode._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: GiftCode | None = None) -> bool:
         return False

@@ -7,13 +7,22 @@ pause) reads in one place.
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from subscriptions import billing_links, stripe_api
+from subscriptions import billing_links, gifts, ratelimit, stripe_api
 from subscriptions.actions.checkout import do_start_checkout
+from subscriptions.actions.gifts import (
+    GiftProblem,
+    do_fulfil_gift,
+    do_redeem_gift,
+    do_start_gift,
+    newsroom_today,
+)
 from subscriptions.actions.lifecycle import (
     CannotPause,
     NothingToCancel,
@@ -21,8 +30,11 @@ from subscriptions.actions.lifecycle import (
     do_resume_billing,
     do_set_cancel_at_period_end,
 )
+from subscriptions.emails import dollars
+from subscriptions.gift_forms import GiftForm, RedeemGiftForm
 from subscriptions.headers import no_referrer
 from subscriptions.models import Membership, Subscriber
+from subscriptions.sessions import sign_in
 from subscriptions.views import CHECKOUT_SESSION_KEY, reader_view
 
 logger = logging.getLogger(__name__)
@@ -151,3 +163,103 @@ def rejoin(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "subscriptions/billing_already_member.html")
     request.session[CHECKOUT_SESSION_KEY] = result.checkout_session_id
     return _see_other(result.checkout_url or "subscriptions:account")
+
+
+# --- Gifts -------------------------------------------------------------------------------
+
+GIFT_LIMIT_PER_IP = 10
+GIFT_TOKEN_KEY = "pending_gift_token"  # noqa: S105 - a session key, not a secret
+
+
+@require_http_methods(["GET", "POST"])
+def gift(request: HttpRequest) -> HttpResponse:
+    """/gift/: a year for someone else, $46 once; then Stripe Checkout in payment mode."""
+    today = newsroom_today(timezone.now())
+    form = GiftForm(request.POST or None, today=today)
+    if request.method == "POST" and form.is_valid():
+        if not ratelimit.allow(
+            "gift-ip", ratelimit.client_ip(request), limit=GIFT_LIMIT_PER_IP, window_seconds=3600
+        ):
+            return render(request, "subscriptions/rate_limited.html", status=429)
+        try:
+            url = do_start_gift(
+                buyer_email=form.cleaned_data["buyer_email"],
+                buyer_name="",
+                recipient_email=form.cleaned_data["recipient_email"],
+                recipient_name="",
+                deliver_on=form.cleaned_data["deliver_on"],
+            )
+        except (stripe_api.StripeError, stripe_api.BillingUnavailable) as error:
+            logger.error("Gift checkout failed: %s", error)
+            return render(request, "subscriptions/billing_unavailable.html", status=502)
+        return _see_other(url)
+    return render(
+        request,
+        "subscriptions/gift.html",
+        {
+            "form": form,
+            "amount": dollars(None),
+            "newsroom_zone": settings.DIGEST_TIMEZONE,
+            "cancelled": request.GET.get("checkout") == "cancelled",
+        },
+        status=400 if form.is_bound else 200,
+    )
+
+
+@no_referrer
+@require_GET
+def gift_thanks(request: HttpRequest) -> HttpResponse:
+    """Where Checkout returns the buyer; the webhook records the payment either way."""
+    session_id = request.GET.get("session_id", "")
+    gift_code = None
+    if session_id.startswith("cs_"):
+        try:
+            gift_code = do_fulfil_gift(session_id)
+        except stripe_api.InvalidRequestError:
+            gift_code = None
+        except (stripe_api.StripeError, stripe_api.BillingUnavailable) as error:
+            logger.error("Gift return could not reach Stripe: %s", error)
+    # Names no one: the URL may be in a history or a log.
+    return render(request, "subscriptions/gift_thanks.html", {"paid": gift_code is not None})
+
+
+@no_referrer
+@require_GET
+def gift_redeem_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The recipient's link: its token into the session, on to the page with the button."""
+    if gifts.gift_for_token(token) is None:
+        return _invalid(request)
+    request.session[GIFT_TOKEN_KEY] = token
+    return redirect("subscriptions:gift-redeem")
+
+
+@require_http_methods(["GET", "POST"])
+def gift_redeem(request: HttpRequest) -> HttpResponse:
+    """/gift/redeem/: "Start my year" (a mail scanner's GET uses nothing up)."""
+    gift_code = gifts.gift_for_token(request.session.get(GIFT_TOKEN_KEY, ""))
+    if gift_code is None:
+        return _invalid(request)
+    form = RedeemGiftForm(request.POST or None, initial={"time_zone": settings.DIGEST_TIMEZONE})
+    problem = None
+    if gift_code.redeemed_at is not None:
+        problem = "This gift has already been used."
+    elif request.method == "POST" and form.is_valid():
+        try:
+            subscriber = do_redeem_gift(
+                gift_code.pk,
+                name=form.cleaned_data["name"],
+                time_zone=form.cleaned_data["time_zone"],
+            )
+        except GiftProblem as error:
+            problem = str(error)
+        else:
+            request.session.pop(GIFT_TOKEN_KEY, None)
+            sign_in(request, subscriber)
+            messages.success(request, "Your gift year has started: the briefing is on its way.")
+            return _see_other("subscriptions:account")
+    return render(
+        request,
+        "subscriptions/gift_redeem.html",
+        {"form": form, "gift": gift_code, "problem": problem},
+        status=400 if problem or form.is_bound else 200,
+    )

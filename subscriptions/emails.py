@@ -15,8 +15,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from newsletter import calendar
-from subscriptions import billing_links, preferences, signin, stripe_api, trials
-from subscriptions.models import ReaderEmail, Subscriber
+from subscriptions import billing_links, gifts, preferences, signin, stripe_api, trials
+from subscriptions.models import GiftCode, ReaderEmail, Subscriber
 
 # The shared email frame (templates/emails/_base.html) is styled by classes;
 # mail clients need them inline. Media queries (dark mode) stay in <style>.
@@ -152,6 +152,48 @@ def win_back(email: ReaderEmail) -> EmailMultiAlternatives:
     )
 
 
+def _addressee(email: str) -> Subscriber:
+    """An unsaved reader to address an email to someone who may be no reader (a gift's people).
+
+    Greeted by no name: names on a gift form are typed by the buyer, and a
+    stranger's typing is never printed in an official email.
+    """
+    return Subscriber(email=email, time_zone=settings.DIGEST_TIMEZONE)
+
+
+def gift_receipt(gift: GiftCode) -> EmailMultiAlternatives:
+    return _message(
+        _addressee(gift.buyer_email),
+        "gift_receipt",
+        gift=gift,
+        amount=dollars(gift.amount),
+        newsroom_zone=settings.DIGEST_TIMEZONE,
+    )
+
+
+def gift_delivery(gift: GiftCode) -> EmailMultiAlternatives:
+    return _message(
+        _addressee(gift.recipient_email),
+        "gift_delivery",
+        gift=gift,
+        redeem_url=gifts.redeem_url(gift),
+        amount=dollars(None),
+    )
+
+
+def gift_ending(email: ReaderEmail) -> EmailMultiAlternatives:
+    return _message(email.subscriber, "gift_ending", until=_parse(email.context["until"]))
+
+
+def gift_ended(email: ReaderEmail) -> EmailMultiAlternatives:
+    return _message(
+        email.subscriber,
+        "gift_ended",
+        rejoin_url=billing_links.rejoin_url(email.subscriber),
+        amount=dollars(None),
+    )
+
+
 def sign_in_link(subscriber: Subscriber, *, already_member: bool = False) -> EmailMultiAlternatives:
     return _message(
         subscriber,
@@ -199,6 +241,8 @@ BUILDERS = {
     ReaderEmail.Kind.MEMBERSHIP_ENDED: membership_ended,
     ReaderEmail.Kind.RENEWAL_NOTICE: renewal_notice,
     ReaderEmail.Kind.WIN_BACK: win_back,
+    ReaderEmail.Kind.GIFT_ENDING: gift_ending,
+    ReaderEmail.Kind.GIFT_ENDED: gift_ended,
 }
 
 

@@ -386,6 +386,8 @@ class ReaderEmail(models.Model):
         MEMBERSHIP_ENDED = "membership_ended", "Membership ended"
         RENEWAL_NOTICE = "renewal_notice", "Renewal notice"
         WIN_BACK = "win_back", "Win-back"
+        GIFT_ENDING = "gift_ending", "Gift membership ending"
+        GIFT_ENDED = "gift_ended", "Gift membership ended"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -408,3 +410,46 @@ class ReaderEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {self.subscriber} ({self.cause})"
+
+
+class GiftCode(models.Model):
+    """A year of the briefing bought for someone else, paid once at Stripe Checkout.
+
+    The code is the secret in the recipient's link (signed on top: see
+    subscriptions.gifts); it is used once, to start a one-year complimentary
+    membership. Each email is claimed by its *_sent_at moment, once.
+    """
+
+    class Status(models.TextChoices):
+        AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
+        PAID = "paid", "Paid, to be delivered"
+        DELIVERED = "delivered", "Delivered"
+        REDEEMED = "redeemed", "Redeemed"
+
+    code = models.CharField(max_length=32, unique=True, editable=False)
+    status = models.CharField(
+        max_length=20, choices=Status, default=Status.AWAITING_PAYMENT, db_index=True
+    )
+    buyer_email = models.EmailField(max_length=254)
+    buyer_name = models.CharField(max_length=200, blank=True)
+    recipient_email = models.EmailField(max_length=254)
+    recipient_name = models.CharField(max_length=200, blank=True)
+    deliver_on = models.DateField(
+        help_text="The recipient is emailed on this date (newsroom zone)."
+    )
+    amount = models.PositiveIntegerField(help_text="Paid, in cents.")
+    checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    receipt_sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    redeemed_by = models.ForeignKey(
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="gifts"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Gift {self.code[:6]}… for {self.recipient_email} ({self.get_status_display()})"

@@ -29,4 +29,8 @@ urlpatterns = [
     path("billing/renewal/", billing_views.renewal, name="billing-renewal-page"),
     path("billing/renewal/<str:token>/", billing_views.renewal_link, name="billing-renewal"),
     path("billing/rejoin/<str:token>/", billing_views.rejoin, name="billing-rejoin"),
+    path("gift/", billing_views.gift, name="gift"),
+    path("gift/thanks/", billing_views.gift_thanks, name="gift-thanks"),
+    path("gift/redeem/", billing_views.gift_redeem, name="gift-redeem"),
+    path("gift/redeem/<str:token>/", billing_views.gift_redeem_link, name="gift-redeem-link"),
 ]

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from subscriptions import stripe_api
-from subscriptions.actions import checkout, lifecycle, stripe_sync
+from subscriptions.actions import checkout, gifts, lifecycle, stripe_sync
 from subscriptions.models import Membership, ReaderEmail, StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,9 @@ Handler = Callable[[stripe.Event], str]
 
 def checkout_session_completed(event: stripe.Event) -> str:
     session = event.data.object
+    if session.mode == "payment":
+        # A gift: its session is fetched from Stripe and only a paid one counts.
+        return "gift paid" if gifts.do_fulfil_gift(session.id) else "not a paid gift of ours"
     if session.mode != "subscription":
         return "not a subscription checkout"
     subscriber = checkout.do_fulfil_checkout(session.id)

@@ -63,3 +63,26 @@ def test_renewal_notice_cancel_keep_pause_end_and_come_back_without_a_trial(
     assert checkout.status_code == 200
     assert checkout.context["trial_days"] == 0
     assert not StripeEvent.objects.filter(status=StripeEvent.Status.FAILED).exists()
+
+
+def test_a_gift_through_the_local_checkout(
+    demo, client, smtp_server, django_capture_on_commit_callbacks
+):
+    response = client.post(
+        "/gift/",
+        {
+            "buyer_email": "giver@example.com",
+            "recipient_email": "lucky@example.com",
+            "deliver_on": "2026-11-30",
+        },
+    )
+    checkout_url = response["Location"].removeprefix("http://127.0.0.1:8000")
+    page = client.get(checkout_url).content.decode()
+    assert "Confirm your gift" in page and "never billed again" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = client.post(checkout_url, {"action": "pay"})
+    assert "/gift/thanks/?session_id=cs_test_local_" in paid["Location"]
+    assert [m.rcpt_tos for m in smtp_server.received()] == [
+        ["giver@example.com"],
+        ["lucky@example.com"],
+    ]

@@ -129,6 +129,12 @@ class FakeStripe:
         )
         return session
 
+    def pay_session(self, session_id: str) -> dict:
+        """The buyer pays a payment-mode session (a gift) on Stripe's page."""
+        session = self.sessions[session_id]
+        session.update(status="complete", payment_status="paid", amount_total=4600, url=None)
+        return session
+
     # --- What a test asserts -----------------------------------------------------------
 
     def requests(self, method: str, path: str) -> list[dict]:
@@ -222,12 +228,19 @@ class FakeStripe:
 
     def _create_session(self, params):
         session_id = f"cs_test_{next(_ids):06d}"
+        metadata = {
+            key[len("metadata[") : -1]: value
+            for key, value in params.items()
+            if key.startswith("metadata[")
+        }
         session = load(
             "checkout_session_open",
             id=session_id,
-            customer=params["customer"],
+            mode=params.get("mode", "subscription"),
+            customer=params.get("customer"),
+            customer_email=params.get("customer_email"),
             client_reference_id=params.get("client_reference_id"),
-            metadata={"subscriber_id": params.get("metadata[subscriber_id]")},
+            metadata=metadata or {"subscriber_id": None},
             success_url=params["success_url"],
             cancel_url=params["cancel_url"],
             url=f"https://checkout.stripe.com/c/pay/{session_id}",
