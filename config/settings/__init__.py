@@ -276,6 +276,11 @@ TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
 ONE_TRIAL_PER_READER = env_bool("ONE_TRIAL_PER_READER", True)
 # Days a past_due reader keeps getting the digest while Stripe retries the card.
 PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
+# Stripe Tax: Checkout computes and collects tax (automatic_tax), asking the
+# address it needs; set up Stripe Tax in the dashboard first.
+STRIPE_AUTOMATIC_TAX = env_bool("STRIPE_AUTOMATIC_TAX", False)
+# Checkout lets a business reader give their tax id (VAT number etc.).
+STRIPE_TAX_ID_COLLECTION = env_bool("STRIPE_TAX_ID_COLLECTION", False)
 # Checkout accepts Stripe promotion codes (created in the Stripe dashboard).
 ALLOW_PROMOTION_CODES = env_bool("ALLOW_PROMOTION_CODES", False)
 # Days before each yearly renewal the reader is told the date and the amount

@@ -16,7 +16,10 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
-from stripe.params.checkout import SessionCreateParamsSubscriptionData
+from stripe.params.checkout import (
+    SessionCreateParamsCustomerUpdate,
+    SessionCreateParamsSubscriptionData,
+)
 
 from subscriptions import signin, stripe_api, trials
 from subscriptions.actions.reader_emails import queue_signup_link
@@ -124,6 +127,8 @@ def do_start_checkout(subscriber: Subscriber, *, allow_trial: bool = True) -> Si
             trial_days,
             settings.TRIAL_REQUIRES_CARD,
             settings.ALLOW_PROMOTION_CODES,
+            settings.STRIPE_AUTOMATIC_TAX,
+            settings.STRIPE_TAX_ID_COLLECTION,
             int(timezone.now().timestamp() // 600),
         ),
     )
@@ -155,6 +160,7 @@ def checkout_params(
         "success_url": f"{settings.SITE_URL}{success}?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{settings.SITE_URL}/?checkout=cancelled#signup",
     }
+    apply_tax_settings(params, has_customer=True)
     if settings.ALLOW_PROMOTION_CODES:
         # Stripe's page then has a "promotion code" field; the discount it
         # gives is read back from Stripe (stripe_sync), never assumed.
@@ -165,6 +171,24 @@ def checkout_params(
         params["payment_method_collection"] = "if_required"
         subscription_data["trial_settings"] = {"end_behavior": {"missing_payment_method": "cancel"}}
     return params
+
+
+def apply_tax_settings(params: CheckoutSessionParams, *, has_customer: bool) -> None:
+    """Stripe Tax and tax id collection, as the settings say (both off by default).
+
+    With an existing customer Stripe must be allowed to save what Checkout
+    asks for on it: the address tax is computed from, the business name a
+    tax id goes with.
+    """
+    customer_update: SessionCreateParamsCustomerUpdate = {}
+    if settings.STRIPE_AUTOMATIC_TAX:
+        params["automatic_tax"] = {"enabled": True}
+        customer_update["address"] = "auto"
+    if settings.STRIPE_TAX_ID_COLLECTION:
+        params["tax_id_collection"] = {"enabled": True}
+        customer_update["name"] = "auto"
+    if has_customer and customer_update:
+        params["customer_update"] = customer_update
 
 
 @transaction.atomic

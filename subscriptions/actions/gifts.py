@@ -22,6 +22,7 @@ from django.utils import timezone
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 from subscriptions import stripe_api
+from subscriptions.actions.checkout import apply_tax_settings
 from subscriptions.actions.reader_emails import queue_email
 from subscriptions.actions.stripe_sync import int_or_none
 from subscriptions.addresses import normalise_email
@@ -66,8 +67,9 @@ def do_start_gift(
             deliver_on=deliver_on,
             amount=stripe_api.PRICE_CENTS,
         )
+    params = gift_checkout_params(gift)
     session = stripe_api.create_checkout_session(
-        gift_checkout_params(gift), key=stripe_api.idempotency_key("gift", gift.pk)
+        params, key=stripe_api.idempotency_key("gift", gift.pk, params)
     )
     GiftCode.objects.filter(pk=gift.pk).update(checkout_session_id=session.id)
     return session.url or settings.SITE_URL
@@ -93,6 +95,7 @@ def gift_checkout_params(gift: GiftCode) -> CheckoutSessionParams:
         "success_url": f"{settings.SITE_URL}{thanks}?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{settings.SITE_URL}{reverse('subscriptions:gift')}?checkout=cancelled",
     }
+    apply_tax_settings(params, has_customer=False)
     return params
 
 
