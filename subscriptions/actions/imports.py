@@ -13,6 +13,7 @@ import io
 import logging
 from dataclasses import dataclass, field
 
+import stripe
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -238,7 +239,7 @@ def do_import_stripe(*, all_prices: bool = False, dry_run: bool = False) -> Impo
     return report
 
 
-def _import_subscription(subscription: object, report: ImportReport) -> None:
+def _import_subscription(subscription: stripe.Subscription, report: ImportReport) -> None:
     customer = getattr(subscription, "customer", None)
     subscription_id: str = getattr(subscription, "id", "")
     customer_id = stripe_api.expandable_id(customer)
@@ -279,6 +280,16 @@ def _import_subscription(subscription: object, report: ImportReport) -> None:
         report.created.append(email)
     elif membership.stripe_subscription_id == subscription_id:
         report.updated.append(membership.subscriber.email)
+    elif membership.has_live_subscription:
+        # A second live subscription of one customer: an import must not
+        # cancel either (syncing it would); staff decide at Stripe.
+        report.rejected.append(
+            (
+                subscription_id,
+                f"{membership.subscriber.email} already has {membership.stripe_subscription_id}",
+            )
+        )
+        return
     else:
         report.created.append(membership.subscriber.email)
     # No welcome for a reader who joined elsewhere: the claim is taken, unsent.
@@ -287,4 +298,5 @@ def _import_subscription(subscription: object, report: ImportReport) -> None:
         cause=subscription_id,
         defaults={"subscriber": membership.subscriber, "status": ReaderEmail.Status.SKIPPED},
     )
-    apply_subscription(membership, stripe_api.retrieve_subscription(subscription_id))
+    # The listing is Stripe's current state: no second fetch per subscription.
+    apply_subscription(membership, subscription)

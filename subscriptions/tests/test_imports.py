@@ -181,3 +181,21 @@ def test_import_stripe_refuses_a_reader_who_follows_another_customer(fake_stripe
         "Member1@example.com already has Stripe customer cus_Elsewhere",
     ) in report.rejected
     assert member("member1@example.com").stripe_subscription_id == "sub_E"
+
+
+def test_import_stripe_leaves_a_customers_second_live_subscription_alone(fake_stripe):
+    stripe_list(fake_stripe)
+    do_import_stripe()
+    second = stripe_objects.subscription(
+        "trialing", id="sub_Import99999999999999999999", customer="cus_Import00000001"
+    )
+    fake_stripe.set_subscription(second)
+
+    report = do_import_stripe()
+
+    assert (
+        "sub_Import99999999999999999999",
+        "Member1@example.com already has sub_Import00000000000000000001",
+    ) in report.rejected
+    assert fake_stripe.requests("DELETE", "/v1/subscriptions/sub_Import99999999999999999999") == []
+    assert member("member1@example.com").stripe_subscription_id == "sub_Import00000000000000000001"
