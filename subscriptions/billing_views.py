@@ -169,6 +169,8 @@ def rejoin(request: HttpRequest, token: str) -> HttpResponse:
 
 GIFT_LIMIT_PER_IP = 10
 GIFT_TOKEN_KEY = "pending_gift_token"  # noqa: S105 - a session key, not a secret
+# The gift checkout this browser started: only its return asks Stripe.
+GIFT_CHECKOUT_KEY = "gift_checkout_session_id"
 
 
 @require_http_methods(["GET", "POST"])
@@ -182,7 +184,7 @@ def gift(request: HttpRequest) -> HttpResponse:
         ):
             return render(request, "subscriptions/rate_limited.html", status=429)
         try:
-            url = do_start_gift(
+            url, session_id = do_start_gift(
                 buyer_email=form.cleaned_data["buyer_email"],
                 buyer_name="",
                 recipient_email=form.cleaned_data["recipient_email"],
@@ -192,6 +194,7 @@ def gift(request: HttpRequest) -> HttpResponse:
         except (stripe_api.StripeError, stripe_api.BillingUnavailable) as error:
             logger.error("Gift checkout failed: %s", error)
             return render(request, "subscriptions/billing_unavailable.html", status=502)
+        request.session[GIFT_CHECKOUT_KEY] = session_id
         return _see_other(url)
     return render(
         request,
@@ -209,10 +212,14 @@ def gift(request: HttpRequest) -> HttpResponse:
 @no_referrer
 @require_GET
 def gift_thanks(request: HttpRequest) -> HttpResponse:
-    """Where Checkout returns the buyer; the webhook records the payment either way."""
+    """Where Checkout returns the buyer; the webhook records the payment either way.
+
+    Stripe is asked only for the checkout this browser started (a session id
+    in a URL, history or log costs nothing and shows nobody's details).
+    """
     session_id = request.GET.get("session_id", "")
     gift_code = None
-    if session_id.startswith("cs_"):
+    if session_id.startswith("cs_") and request.session.get(GIFT_CHECKOUT_KEY) == session_id:
         try:
             gift_code = do_fulfil_gift(session_id)
         except stripe_api.InvalidRequestError:

@@ -51,8 +51,8 @@ def do_start_gift(
     recipient_email: str,
     recipient_name: str,
     deliver_on: datetime.date,
-) -> str:
-    """Record the gift and open its Checkout Session (payment mode); returns Checkout's URL.
+) -> tuple[str, str]:
+    """Record the gift and open its Checkout Session (payment mode): (Checkout's URL, its id).
 
     The row is written first (its id is the session's reference), the
     session created after the commit, so a slow Stripe holds no lock.
@@ -72,7 +72,7 @@ def do_start_gift(
         params, key=stripe_api.idempotency_key("gift", gift.pk, params)
     )
     GiftCode.objects.filter(pk=gift.pk).update(checkout_session_id=session.id)
-    return session.url or settings.SITE_URL
+    return session.url or settings.SITE_URL, session.id
 
 
 def gift_checkout_params(gift: GiftCode) -> CheckoutSessionParams:

@@ -114,6 +114,10 @@ def renewals_due_notice(now: datetime.datetime | None = None) -> list[str]:
         current_period_end__gt=start,
         current_period_end__lte=end,
     ).exclude(stripe_subscription_id=None)
+    # A complimentary reader is never sent one: not worth a Stripe call each hour.
+    candidates = candidates.exclude(
+        Q(complimentary=True) & (Q(complimentary_until=None) | Q(complimentary_until__gt=now))
+    )
     wanted: dict[str, str] = {}
     for subscription_id, period_end in candidates.values_list(
         "stripe_subscription_id", "current_period_end"

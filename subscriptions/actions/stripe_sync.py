@@ -142,7 +142,7 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
     )
     membership.amount = stripe_api.subscription_amount(subscription)
     membership.next_charge_amount = _discounted_next_charge(subscription, membership.amount)
-    membership.ended_at = stripe_api.from_timestamp(subscription.ended_at)
+    membership.ended_at = stripe_api.from_timestamp(getattr(subscription, "ended_at", None))
     membership.pause_resumes_at = stripe_api.pause_resumes_at(subscription)
     if incoming != Status.PAST_DUE:
         membership.past_due_since = None

@@ -210,3 +210,16 @@ def test_deleting_the_recipients_account_keeps_no_address_of_theirs_on_the_gift(
     gift.refresh_from_db()
     assert gift.recipient_email == "deleted-reader@invalid" and gift.redeemed_by is None
     assert gift.buyer_email == "giver@example.com"
+
+
+def test_the_thanks_page_asks_stripe_only_for_this_browsers_checkout(client, fake_stripe):
+    _, session = buy(client, fake_stripe)
+    fake_stripe.pay_session(session["id"])
+    calls = len(fake_stripe.mock.calls)
+    stranger = Client().get(f"/gift/thanks/?session_id={session['id']}")
+    assert (
+        stranger.status_code == 200
+        and "as soon as the payment is confirmed" in stranger.content.decode()
+    )
+    assert len(fake_stripe.mock.calls) == calls
+    assert GiftCode.objects.get().status == GiftCode.Status.AWAITING_PAYMENT
