@@ -172,3 +172,27 @@ def test_editor_writes_publishes_previews_and_sends_a_test_of_the_next_edition(
     expect(page.get_by_text("The harbour master lifted the closure at dawn.")).to_be_visible()
     check_accessibility(page, "article")
     screenshot(page, "article")
+
+
+def test_a_gift_is_bought_delivered_and_started(page: Page, mailbox: Mailbox):
+    page.goto("/gift/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Give a year")
+    check_accessibility(page, "gift")
+    screenshot(page, "gift")
+    page.get_by_label("Your email address").fill("giver@example.com")
+    page.get_by_label("Their email address").fill("lucky@example.com")
+    page.get_by_role("button", name="Pay $46").click()
+
+    expect(page.get_by_role("heading", name="Confirm your gift")).to_be_visible()
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
+    assert "will not be charged again" in mailbox.wait_for("giver@example.com", "receipt").text
+
+    gift = mailbox.wait_for("lucky@example.com", "a gift for you")
+    page.goto(gift.link(r"/gift/redeem/[^/]+/"))
+    expect(page).to_have_url(re.compile(r"/gift/redeem/$"))  # the token left the address bar
+    check_accessibility(page, "gift-redeem")
+    screenshot(page, "gift-redeem")
+    page.get_by_role("button", name="Start my year").click()
+    expect(page.get_by_text("Your gift year has started")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Complimentary, until \d+ \w+ \d{4}"))).to_be_visible()

@@ -328,7 +328,7 @@ def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
             "membership": membership,
             "entitled": subscriber.is_entitled,
             "member": bool(membership and membership.is_entitled),
-            "amount": dollars(membership.amount if membership else None),
+            "amount": dollars(membership.charge_amount if membership else None),
             "can_manage_billing": bool(membership and membership.stripe_customer_id),
             "preferences_form": preferences_form(subscriber),
             "next_digest": first_digest_at(subscriber),

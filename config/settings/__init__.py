@@ -162,8 +162,8 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # Request bodies. Over REQUEST_MAX_BYTES (UPLOAD_REQUEST_MAX_BYTES on the
-# admin's article form, the one form that takes a file: a lead image of up to
-# 5 MB and the article) a request is refused with 413 before its body is read
+# admin's article form, which takes a lead image of up to 5 MB and the article,
+# and the readers' CSV import) a request is refused with 413 before its body is read
 # (config/middleware.py), and a file posted anywhere else is refused unread.
 # Django's own: a form's fields (not files) may hold this much, and an upload
 # this small stays in memory instead of going to a temporary file. The proxy
@@ -290,6 +290,18 @@ TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
 ONE_TRIAL_PER_READER = env_bool("ONE_TRIAL_PER_READER", True)
 # Days a past_due reader keeps getting the digest while Stripe retries the card.
 PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
+# Stripe Tax: Checkout computes and collects tax (automatic_tax), asking the
+# address it needs; set up Stripe Tax in the dashboard first.
+STRIPE_AUTOMATIC_TAX = env_bool("STRIPE_AUTOMATIC_TAX", False)
+# Checkout lets a business reader give their tax id (VAT number etc.).
+STRIPE_TAX_ID_COLLECTION = env_bool("STRIPE_TAX_ID_COLLECTION", False)
+# Checkout accepts Stripe promotion codes (created in the Stripe dashboard).
+ALLOW_PROMOTION_CODES = env_bool("ALLOW_PROMOTION_CODES", False)
+# Days before each yearly renewal the reader is told the date and the amount
+# (several US states' automatic-renewal laws ask for such a notice).
+RENEWAL_NOTICE_DAYS = env_int("RENEWAL_NOTICE_DAYS", 15, minimum=1)
+# Days after a membership ends that one "come back" email goes out; 0: never.
+WIN_BACK_DAYS = env_int("WIN_BACK_DAYS", 0, minimum=0)
 # The billing backend, a dotted path (subscriptions.billing): every billing
 # call goes to it. Unset, the keys choose it (subscriptions.stripe_api):
 # Stripe with STRIPE_SECRET_KEY; with DEBUG on and no key, the keyless demo's
@@ -384,6 +396,12 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-memberships": {
         "task": "subscriptions.tasks.reconcile_memberships",
         "schedule": crontab(minute=17),
+    },
+    # The daily checks of the billing year, hourly so a notice goes out the
+    # hour its day comes: renewal notices, win-back emails (each once).
+    "billing-lifecycle": {
+        "task": "subscriptions.tasks.billing_lifecycle",
+        "schedule": crontab(minute=41),
     },
     # Scheduled articles go live within a minute of their time.
     "publish-scheduled-articles": {

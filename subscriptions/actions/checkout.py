@@ -16,7 +16,10 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
-from stripe.params.checkout import SessionCreateParamsSubscriptionData
+from stripe.params.checkout import (
+    SessionCreateParamsCustomerUpdate,
+    SessionCreateParamsSubscriptionData,
+)
 
 from subscriptions import signin, stripe_api, trials
 from subscriptions.actions.reader_emails import queue_signup_link
@@ -85,8 +88,11 @@ def do_continue_signup(
     return subscriber
 
 
-def do_start_checkout(subscriber: Subscriber) -> SignupResult:
+def do_start_checkout(subscriber: Subscriber, *, allow_trial: bool = True) -> SignupResult:
     """Start (or restart) a signed-in reader's checkout: one Stripe customer, one Checkout Session.
+
+    Without `allow_trial` (the way back offered to a reader whose membership
+    ended) the checkout never starts a free trial, whatever the settings.
 
     A reader who already has a live subscription, or a complimentary
     membership, gets no checkout (it would bill them twice). The Stripe
@@ -104,7 +110,7 @@ def do_start_checkout(subscriber: Subscriber) -> SignupResult:
         membership, _ = Membership.objects.select_for_update().get_or_create(subscriber=subscriber)
         if membership.needs_no_checkout:
             return SignupResult(subscriber=subscriber)
-        trial_days = trials.trial_days(membership, ask_stripe=True)
+        trial_days = trials.trial_days(membership, ask_stripe=True) if allow_trial else 0
         if not membership.stripe_customer_id:
             membership.stripe_customer_id = stripe_api.create_customer(
                 email=subscriber.email, name=subscriber.greeting_name, subscriber_id=subscriber.pk
@@ -120,6 +126,9 @@ def do_start_checkout(subscriber: Subscriber) -> SignupResult:
             stripe_api.price_id(),
             trial_days,
             settings.TRIAL_REQUIRES_CARD,
+            settings.ALLOW_PROMOTION_CODES,
+            settings.STRIPE_AUTOMATIC_TAX,
+            settings.STRIPE_TAX_ID_COLLECTION,
             int(timezone.now().timestamp() // 600),
         ),
     )
@@ -151,12 +160,35 @@ def checkout_params(
         "success_url": f"{settings.SITE_URL}{success}?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{settings.SITE_URL}/?checkout=cancelled#signup",
     }
+    apply_tax_settings(params, has_customer=True)
+    if settings.ALLOW_PROMOTION_CODES:
+        # Stripe's page then has a "promotion code" field; the discount it
+        # gives is read back from Stripe (stripe_sync), never assumed.
+        params["allow_promotion_codes"] = True
     if not settings.TRIAL_REQUIRES_CARD and trial_days > 0:
         # No card up front; a trial that ends without one ends the
         # subscription rather than leaving an unpaid invoice behind.
         params["payment_method_collection"] = "if_required"
         subscription_data["trial_settings"] = {"end_behavior": {"missing_payment_method": "cancel"}}
     return params
+
+
+def apply_tax_settings(params: CheckoutSessionParams, *, has_customer: bool) -> None:
+    """Stripe Tax and tax id collection, as the settings say (both off by default).
+
+    With an existing customer Stripe must be allowed to save what Checkout
+    asks for on it: the address tax is computed from, the business name a
+    tax id goes with.
+    """
+    customer_update: SessionCreateParamsCustomerUpdate = {}
+    if settings.STRIPE_AUTOMATIC_TAX:
+        params["automatic_tax"] = {"enabled": True}
+        customer_update["address"] = "auto"
+    if settings.STRIPE_TAX_ID_COLLECTION:
+        params["tax_id_collection"] = {"enabled": True}
+        customer_update["name"] = "auto"
+    if has_customer and customer_update:
+        params["customer_update"] = customer_update
 
 
 @transaction.atomic
