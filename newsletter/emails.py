@@ -87,6 +87,8 @@ class DigestMessage(EmailMultiAlternatives):
     """
 
     metadata: dict[str, str]
+    # The VERP envelope sender (config.mail), set by the sender; None: the From.
+    smtp_envelope_from: str | None = None
 
     @property
     def html(self) -> str:

@@ -44,8 +44,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Concat, Greatest
 from django.utils import timezone
 
-from config.mail import signing_for
-from newsletter import calendar, smtp
+from config.mail import signing_for, verp_address
+from newsletter import bounces, calendar, smtp
 from newsletter.editions import build_edition, window_articles
 from newsletter.emails import DigestTemplate
 from newsletter.mime import fast_digest
@@ -526,6 +526,8 @@ class BatchLedger:
         self.failed: dict[str, list[int]] = defaultdict(list)
         self.deferred: dict[str, list[int]] = defaultdict(list)
         self.skipped: dict[str, list[int]] = defaultdict(list)
+        # 5xx answers at send time: bounces of their readers (newsletter.bounces).
+        self.refused: list[tuple[Delivery, Exception]] = []
         self.report = BatchReport()
 
     def record_sent(self, delivery: Delivery) -> None:
@@ -564,6 +566,8 @@ class BatchLedger:
                 )
         self.report.failed += sum(len(ids) for ids in self.failed.values())
         self.report.skipped += sum(len(ids) for ids in self.skipped.values())
+        bounces.record_refusals(self.refused)
+        self.refused.clear()
         self.failed.clear()
         self.deferred.clear()
         self.skipped.clear()
@@ -613,6 +617,11 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     Raises TransientSendError, with the unsent rows back in the queue, when
     the mail server is unavailable or answers "try again later".
     """
+    pause = bounces.sends_paused()
+    if pause is not None:
+        # Complaints passed the pause rate: the rows wait, queued, for staff.
+        logger.warning("Edition %s: sends paused (%s)", edition_id, pause.reason)
+        return BatchReport()
     deliveries = claim(edition_id, first_id, last_id)
     if not deliveries:
         return BatchReport()
@@ -663,6 +672,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 if is_permanent(error):
                     logger.warning("Digest to %s refused: %s", delivery.subscriber.email, error)
                     ledger.failed[describe(error)].append(delivery.pk)
+                    ledger.refused.append((delivery, error))
                     continue
                 if is_deferral(error):
                     # This reader later (the sweep comes back); the others now.
@@ -735,6 +745,8 @@ class Sender:
     def __call__(self, delivery: Delivery, digest: DigestTemplate) -> None:
         subscriber = delivery.subscriber
         message_id = message_id_for(self.edition, delivery.pk)
+        # VERP (BOUNCE_DOMAIN): a bounce to this envelope names the delivery.
+        verp = verp_address("d", delivery.pk)
         if self.fast is not None:
             data = fast_digest(digest).bytes_for(subscriber, message_id)
             if data is not None:
@@ -742,7 +754,7 @@ class Sender:
                     data = self.sign(data)
                 smtp.send(
                     self.fast.smtp,
-                    self.fast.envelope_from,
+                    verp or self.fast.envelope_from,
                     subscriber.email,
                     data,
                     pipelining=self.fast.pipelining,
@@ -751,6 +763,7 @@ class Sender:
         message = digest.message_for(subscriber, message_id=message_id)
         # ESPs (anymail) return this with bounce and complaint events.
         message.metadata = {"delivery_id": str(delivery.pk), "edition": str(self.edition.date)}
+        message.smtp_envelope_from = verp  # config.mail.SigningSMTPBackend's MAIL FROM
         self.connection.send_messages([message])
 
 

@@ -12,7 +12,7 @@ import logging
 from celery import Task, shared_task
 from celery.exceptions import MaxRetriesExceededError
 
-from newsletter import sending
+from newsletter import bounces, sending
 from newsletter.models import Article, Edition
 
 logger = logging.getLogger(__name__)
@@ -100,3 +100,13 @@ def publish_scheduled_articles() -> list[int]:
     if published:
         logger.info("Published %d scheduled articles: %s", len(published), published)
     return published
+
+
+@shared_task(soft_time_limit=240, time_limit=300)
+def process_bounces() -> dict[str, int]:
+    """Beat's task: bounces, complaints and mailto: unsubscribes in BOUNCE_MAILBOX_URL.
+
+    Safe to run twice: a report is recorded once (by its Message-ID) and
+    deleted once applied.
+    """
+    return dict(bounces.process_mailbox())

@@ -14,6 +14,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from config.mail import verp_address
 from newsletter import calendar
 from subscriptions import preferences, signin, stripe_api, trials
 from subscriptions.models import ReaderEmail, Subscriber
@@ -74,6 +75,8 @@ def _message(subscriber: Subscriber, name: str, **context: object) -> EmailMulti
     )
     html = INLINER.inline(render_to_string(f"emails/{name}.html", context))
     message.attach_alternative(html, "text/html")
+    # VERP (BOUNCE_DOMAIN): a bounce of this email names the reader.
+    message.smtp_envelope_from = verp_address("s", subscriber.pk) if subscriber.pk else None  # type: ignore[attr-defined]
     return message
 
 
