@@ -13,7 +13,9 @@ import email.policy
 import re
 import smtplib
 from collections.abc import Callable
+from email.utils import make_msgid
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -79,6 +81,12 @@ class SigningSMTPBackend(EmailBackend):
             return False
         from_email = self.prep_address(envelope_sender(email_message))
         recipients = [self.prep_address(address) for address in email_message.recipients()]
+        if not any(name.lower() == "message-id" for name in email_message.extra_headers):
+            # Django's default is this machine's name (often localhost, or a
+            # container id), which spam filters count against: the site's.
+            email_message.extra_headers["Message-ID"] = make_msgid(
+                domain=urlsplit(settings.SITE_URL).hostname or "localhost"
+            )
         data = email_message.message(policy=email.policy.SMTP).as_bytes()
         if self.signer is not None:
             data = self.signer.sign(data)

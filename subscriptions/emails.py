@@ -71,7 +71,11 @@ def _message(subscriber: Subscriber, name: str, **context: object) -> EmailMulti
         to=[subscriber.email],
         # On the site's domain, as the digest's are: Django's default is this
         # machine's name (often localhost), which spam filters count against.
-        headers={"Message-ID": make_msgid(domain=urlsplit(settings.SITE_URL).hostname)},
+        headers={
+            "Message-ID": make_msgid(domain=urlsplit(settings.SITE_URL).hostname),
+            # Gmail's Postmaster Tools report spam rates per kind of email by it.
+            "Feedback-ID": f"{name}:reader:{settings.FEEDBACK_ID_SENDER}",
+        },
     )
     html = INLINER.inline(render_to_string(f"emails/{name}.html", context))
     message.attach_alternative(html, "text/html")
