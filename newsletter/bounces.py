@@ -636,12 +636,12 @@ def check_health(edition_id: int, now: datetime.datetime | None = None) -> list[
 
 
 def email_staff(alerts: list[SendAlert]) -> None:
-    recipients = list(
-        get_user_model()
-        .objects.filter(is_staff=True, is_active=True)
-        .exclude(email="")
-        .values_list("email", flat=True)
-    )
+    staff = get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="")
+    # "Name <address>": a bare address next to a percentage reads as spam (TO_NO_BRKTS_PCNT).
+    recipients = [
+        email.utils.formataddr((user.get_full_name() or user.get_username(), user.email))
+        for user in staff
+    ]
     if not recipients:
         logger.error("Send health alerts but no staff address to email: %s", alerts)
         return

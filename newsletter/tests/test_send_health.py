@@ -53,7 +53,7 @@ def test_a_hard_bounce_rate_above_two_percent_alerts_staff_once(
     [alert] = SendAlert.objects.all()
     assert alert.kind == SendAlert.Kind.HARD_BOUNCES and "3.33% (2 of 60)" in alert.message
     [email] = mail.outbox
-    assert email.to == ["desk@briefing.example"]
+    assert email.to == ["desk <desk@briefing.example>"]
     assert "3.33%" in email.body
 
     result(readers[2], BounceEvent.Kind.HARD, django_capture_on_commit_callbacks)
