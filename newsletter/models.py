@@ -426,6 +426,17 @@ class Edition(models.Model):
     def progress(self) -> "SendProgress":
         return SendProgress(self.delivery_counts())
 
+    def carried(self) -> dict[str, int]:
+        """How many sent deliveries each mailer carried ({"default": n, "fallback": m})."""
+        rows = (
+            self.deliveries.filter(status__in=[Delivery.Status.SENT, Delivery.Status.BOUNCED])
+            .exclude(carrier="")
+            .values_list("carrier")
+            .annotate(count=models.Count("pk"))
+            .order_by("carrier")
+        )
+        return dict(rows)
+
     def zone_sends(self) -> list["ZoneSend"]:
         """Each zone's morning send of this edition, in the order they went."""
         sends: dict[tuple[str, datetime.datetime | None], ZoneSend] = {}
@@ -536,6 +547,9 @@ class Delivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Which mailer carried it: "default", or "fallback" (newsletter.carriers).
+    # A database default: the audience is written by raw INSERT ... SELECT.
+    carrier = models.CharField(max_length=20, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name_plural = "deliveries"

@@ -18,7 +18,7 @@ import logging
 import smtplib
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused
@@ -45,7 +45,7 @@ from django.db.models.functions import Coalesce, Concat, Greatest
 from django.utils import timezone
 
 from config.mail import signing_for, verp_address
-from newsletter import bounces, calendar, smtp
+from newsletter import bounces, calendar, carriers, smtp
 from newsletter.editions import build_edition, window_articles
 from newsletter.emails import DigestTemplate
 from newsletter.mime import fast_digest
@@ -90,12 +90,16 @@ class BatchReport:
     failed: int = 0
     skipped: int = 0
     requeued: int = 0
+    # How many each mailer carried: "default", or "fallback" (newsletter.carriers).
+    carried: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: "BatchReport") -> None:
         self.sent += other.sent
         self.failed += other.failed
         self.skipped += other.skipped
         self.requeued += other.requeued
+        for carrier, count in other.carried.items():
+            self.carried[carrier] = self.carried.get(carrier, 0) + count
 
 
 def start_send(edition: Edition, now: datetime.datetime | None = None) -> None:
@@ -521,7 +525,8 @@ class Contents:
 class BatchLedger:
     """What happened to each claimed row, written back in a few queries."""
 
-    def __init__(self) -> None:
+    def __init__(self, carrier: str = carriers.PRIMARY) -> None:
+        self.carrier = carrier
         self.sent: list[int] = []
         self.failed: dict[str, list[int]] = defaultdict(list)
         self.deferred: dict[str, list[int]] = defaultdict(list)
@@ -541,6 +546,7 @@ class BatchLedger:
         Delivery.objects.filter(pk__in=self.sent).update(
             status=Delivery.Status.SENT,
             sent_at=timezone.now(),
+            carrier=self.carrier,
             attempts=F("attempts") + 1,
             # A resumed row keeps its note once sent: it is the record that
             # this reader may have had the email twice.
@@ -549,6 +555,9 @@ class BatchLedger:
             ),
         )
         self.report.sent += len(self.sent)
+        self.report.carried[self.carrier] = self.report.carried.get(self.carrier, 0) + len(
+            self.sent
+        )
         self.sent = []
 
     def flush(self) -> None:
@@ -633,12 +642,15 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         .values_list("pk", flat=True)
     )
     contents = Contents(edition)
-    ledger = BatchLedger()
-    connection = mailers.default
+    # The primary mailer, or FALLBACK_SMTP_URL's while the primary keeps failing.
+    carrier = carriers.choose()
+    ledger = BatchLedger(carrier)
+    connection = mailers[carrier]
     try:
         connection.open()
     except SEND_ERRORS as error:
         release([d.pk for d in deliveries], error)
+        carriers.failed(carrier)
         raise TransientSendError(describe(error)) from error
 
     position = 0
@@ -691,7 +703,9 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 raise TransientSendError(describe(error)) from error
             ledger.record_sent(delivery)
         ledger.flush()
+        carriers.succeeded(carrier)
     except TransientSendError:
+        carriers.failed(carrier)
         raise
     except Exception as error:
         # Anything else that stops the batch (a time limit, a database error,

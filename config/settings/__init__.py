@@ -237,6 +237,18 @@ else:
         }
     }
 
+# A second mail connection that carries the rest of a send once the first
+# (SMTP_URL or the ESP) has failed FALLBACK_AFTER_FAILURES batches in a row,
+# for FALLBACK_MINUTES (newsletter/carriers.py).
+FALLBACK_SMTP_URL = env_optional("FALLBACK_SMTP_URL")
+FALLBACK_AFTER_FAILURES = env_int("FALLBACK_AFTER_FAILURES", 2, minimum=1)
+FALLBACK_MINUTES = env_int("FALLBACK_MINUTES", 60, minimum=1)
+if FALLBACK_SMTP_URL:
+    MAILERS["fallback"] = {
+        "BACKEND": "config.mail.SigningSMTPBackend",
+        "OPTIONS": smtp_options(FALLBACK_SMTP_URL, name="FALLBACK_SMTP_URL"),
+    }
+
 # DKIM signing by the app, for an SMTP relay that does not sign (config/dkim.py;
 # ESPs sign with the keys set up in their dashboards). The public half goes in
 # DNS at <DKIM_SELECTOR>._domainkey.<DKIM_DOMAIN>: `manage.py check_sending_domain`.
