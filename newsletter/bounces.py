@@ -21,6 +21,12 @@ them as they arrive (`check_health`): staff are emailed past the alert rates
 and, past the pause rate for complaints, the rest of the day's sends wait
 (SendPause) until staff resume them.
 
+Anyone can send mail to the bounce mailbox. With VERP on, a report counts
+only through the signed address it was sent to (or names, in a complaint);
+one that names a reader's address alone is kept for a person, never applied.
+Without VERP (BOUNCE_DOMAIN unset, bounces arrive at the From mailbox) the
+addresses the report names are all there is, as in Mailman.
+
 Logs name readers and deliveries by id, never by address.
 """
 
@@ -89,6 +95,9 @@ def failure_kind(code: int | None, text: str = "") -> str:
 # ---------------------------------------------------------------- applying
 
 
+# How far back a report without VERP is taken to be about the latest digest.
+ATTRIBUTION_DAYS = 3
+
 SUPPRESSES = {
     Kind.HARD: Subscriber.EmailStatus.BOUNCED,
     Kind.COMPLAINT: Subscriber.EmailStatus.COMPLAINED,
@@ -119,11 +128,21 @@ def do_record(
     subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber_id).first()
     if subscriber is None:
         return None
-    delivery = (
-        Delivery.objects.filter(pk=delivery_id, subscriber_id=subscriber_id).first()
-        if delivery_id is not None
-        else None
-    )
+    if delivery_id is not None:
+        delivery = Delivery.objects.filter(pk=delivery_id, subscriber_id=subscriber_id).first()
+    elif kind != Kind.UNSUBSCRIBE:
+        # A report that names the address only (no VERP) is about the latest
+        # digest the reader was sent: it counts in that edition's health.
+        delivery = (
+            subscriber.deliveries.filter(
+                status=Delivery.Status.SENT,
+                sent_at__gte=now - datetime.timedelta(days=ATTRIBUTION_DAYS),
+            )
+            .order_by("-sent_at")
+            .first()
+        )
+    else:
+        delivery = None
     try:
         with transaction.atomic():
             event = BounceEvent.objects.create(
@@ -215,7 +234,10 @@ class Finding:
 class Reading:
     """What a report in the mailbox is, and what it says."""
 
-    what: str  # "bounce", "delay", "complaint", "unsubscribe", "unknown"
+    # "bounce", "delay", "complaint", "unsubscribe"; "unverified" (a report that
+    # names no VERP address of ours although we send with VERP: anyone could
+    # have written it), "unknown" (anything else).
+    what: str
     findings: list[Finding] = field(default_factory=list)
     report_id: str = ""
 
@@ -310,7 +332,10 @@ UNSUBSCRIBE_WORD = re.compile(r"^\s*unsubscribe\b", re.IGNORECASE)
 
 def read_report(raw: bytes) -> Reading:
     """What a message in the bounce mailbox says (nothing is written)."""
-    message = email.message_from_bytes(raw)
+    # Parsed from text: flufl.bounce's detectors expect every header as a str,
+    # and raw 8-bit bytes in a header (as broken mailers send) would make
+    # them Header objects the detectors cannot read.
+    message = email.message_from_string(raw.decode("utf-8", "replace"))
     report_id = str(message.get("Message-ID", "")).strip()
     addressed = _addresses(message, ADDRESSED_TO)
 
@@ -323,6 +348,8 @@ def read_report(raw: bytes) -> Reading:
         target = _verp_target([fields.get("original-mail-from", ""), *original, *addressed])
         if target is not None:
             return Reading("complaint", [Finding(Kind.COMPLAINT, *target, detail)], report_id)
+        if settings.BOUNCE_DOMAIN:
+            return Reading("unverified", report_id=report_id)
         rcpt = [fields.get("original-rcpt-to", ""), *original]
         findings = [Finding(Kind.COMPLAINT, pk, None, detail) for pk in _readers(rcpt)]
         return Reading("complaint", findings, report_id)
@@ -336,6 +363,8 @@ def read_report(raw: bytes) -> Reading:
         target = _verp_target(addressed)
         if target is not None:
             return Reading("bounce", [Finding(kind, *target, detail)], report_id)
+        if settings.BOUNCE_DOMAIN:
+            return Reading("unverified", report_id=report_id)
         addresses = [address.decode("utf-8", "replace") for address in failed]
         findings = [Finding(kind, pk, None, detail) for pk in _readers(addresses)]
         return Reading("bounce", findings, report_id)
@@ -503,9 +532,17 @@ def process_mailbox(url: str | None = None) -> Counter[str]:
     mailbox = open_mailbox(url)
     try:
         for key, raw in mailbox.messages():
-            reading = read_report(raw)
+            try:
+                reading = read_report(raw)
+            except Exception:  # hostile input must not stop the mailbox
+                # A message no parser can read (flufl.bounce's detectors raise on
+                # some malformed MIME) is kept for a person; the rest go on.
+                logger.exception("Bounce mailbox: a message could not be read; kept")
+                counts["unreadable"] += 1
+                mailbox.kept(key)
+                continue
             counts[reading.what] += 1
-            if reading.what == "unknown":
+            if reading.what in {"unknown", "unverified"}:
                 mailbox.kept(key)
                 continue
             with transaction.atomic():

@@ -509,5 +509,7 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # The SDK logs every API request at INFO; our own code logs what matters.
         "stripe": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # flufl.bounce logs each of its detectors for every message at INFO.
+        "flufl.bounce": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

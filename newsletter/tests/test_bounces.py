@@ -209,6 +209,60 @@ def test_a_dsn_without_verp_is_matched_by_the_failed_address(mail_server):
     assert reader.email_status == Subscriber.EmailStatus.BOUNCED
 
 
+def test_with_verp_a_report_naming_only_an_address_is_kept_not_applied(mail_server, verp):
+    # Anyone can write to the bounce mailbox: a "bounce" without our signed
+    # address could suppress any reader.
+    reader = make_subscriber("userx@example.com")
+    complainer = make_subscriber("user@example.com")
+    mail_server.deliver(sample("dsn_09.txt"))
+    mail_server.deliver(sample("arf_rfc5965.txt"))
+
+    counts = bounces.process_mailbox()
+
+    assert counts["unverified"] == 2
+    reader.refresh_from_db()
+    complainer.refresh_from_db()
+    assert reader.email_status == complainer.email_status == Subscriber.EmailStatus.ACTIVE
+    assert all("\\Seen" in flags for flags, _ in mail_server.inbox())
+
+
+def test_an_arf_complaint_through_the_verp_address_counts_for_its_edition(
+    mail_server, smtp_server, verp
+):
+    reader = make_subscriber("user@example.com")
+    edition = sent_edition([reader])
+    delivery = Delivery.objects.get(subscriber=reader)
+    raw = sample("arf_rfc5965.txt").replace(
+        b"Original-Mail-From: <somespammer@example.net>",
+        f"Original-Mail-From: <{verp_of('d', delivery.pk)}>".encode(),
+    )
+    mail_server.deliver(raw)
+    assert bounces.process_mailbox()["complaint"] == 1
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.COMPLAINED
+    assert BounceEvent.objects.get().edition_id == edition.pk
+
+
+def test_a_bounce_with_raw_8bit_bytes_in_its_headers_is_read(mail_server):
+    # Broken mailers send them; flufl.bounce's detectors fail on such headers
+    # unless the message is read as text.
+    reader = make_subscriber("userx@example.net")
+    raw = sample("postfix_05.txt", From="Mail D\xe9livery <MAILER-DAEMON@example.net>")
+    assert not raw.isascii()
+    mail_server.deliver(raw)
+    assert bounces.process_mailbox()["bounce"] == 1
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.BOUNCED
+
+
+def test_a_report_without_verp_counts_for_the_readers_latest_digest(mail_server, smtp_server):
+    reader = make_subscriber("userx@example.com")
+    edition = sent_edition([reader])
+    mail_server.deliver(sample("dsn_09.txt"))
+    bounces.process_mailbox()
+    assert BounceEvent.objects.get().edition_id == edition.pk
+
+
 def test_a_delay_warning_changes_nothing_and_a_given_up_retry_is_soft(mail_server):
     delayed = make_subscriber("userx@example.com")
     retried = make_subscriber("zzzzz@example.uk")

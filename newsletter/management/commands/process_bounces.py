@@ -24,6 +24,14 @@ class Command(BaseCommand):
         if not url:
             raise CommandError("Set BOUNCE_MAILBOX_URL (or pass --url): there is no mailbox.")
         counts = bounces.process_mailbox(url)
-        order = ["bounce", "complaint", "unsubscribe", "delay", "unknown"]
+        order = [
+            "bounce",
+            "complaint",
+            "unsubscribe",
+            "delay",
+            "unverified",
+            "unknown",
+            "unreadable",
+        ]
         summary = ", ".join(f"{counts[what]} {what}" for what in order)
         self.stdout.write(f"{summary}; {counts['readers']} readers updated.")
