@@ -110,6 +110,16 @@ def test_a_forged_or_altered_verp_address_names_nobody(verp):
     assert parse_verp("someone@example.com") is None
 
 
+def test_a_verp_address_signed_before_a_key_rotation_still_counts(verp, settings):
+    address = verp_of("d", 7)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-after-rotation-with-enough-entropy-1234567890"
+    assert verp_of("d", 7) != address
+    assert parse_verp(address) == ("d", 7)
+    settings.SECRET_KEY_FALLBACKS = []
+    assert parse_verp(address) is None
+
+
 def test_without_a_bounce_domain_the_envelope_sender_is_the_from_address(smtp_server):
     sent_edition([make_subscriber("reader@example.com")])
     [mail] = smtp_server.received()
