@@ -5,7 +5,7 @@ PYTHON := $(shell bin/find-python)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test e2e e2e-tools bench faults lint format check clean
+.PHONY: run test e2e e2e-tools bench faults lint format check clean spamassassin
 
 run: $(VENV)/.installed .env
 	bin/run-demo
@@ -85,3 +85,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache node_modules test-artifacts
+
+# SpamAssassin (Debian's), for the test that scores every email the project
+# sends (newsletter/tests/test_spamassassin.py), installed when missing.
+spamassassin: $(VENV)/.installed .env
+	@command -v spamassassin >/dev/null || { apt-get update -qq && apt-get install -y -qq spamassassin; }
+	$(VENV)/bin/pytest -q newsletter/tests/test_spamassassin.py

@@ -20,7 +20,7 @@ import logging
 import smtplib
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused
@@ -46,8 +46,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Concat, Greatest
 from django.utils import timezone
 
-from config.mail import signing_for
-from newsletter import calendar, smtp
+from config.mail import signing_for, verp_address
+from newsletter import bounces, calendar, carriers, smtp
 from newsletter.editions import build_edition, window_articles
 from newsletter.emails import DigestTemplate
 from newsletter.leases import Lease, durably, lease_length
@@ -97,12 +97,16 @@ class BatchReport:
     failed: int = 0
     skipped: int = 0
     requeued: int = 0
+    # How many each mailer carried: "default", or "fallback" (newsletter.carriers).
+    carried: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: "BatchReport") -> None:
         self.sent += other.sent
         self.failed += other.failed
         self.skipped += other.skipped
         self.requeued += other.requeued
+        for carrier, count in other.carried.items():
+            self.carried[carrier] = self.carried.get(carrier, 0) + count
 
 
 def start_send(edition: Edition, now: datetime.datetime | None = None) -> None:
@@ -544,12 +548,15 @@ class Contents:
 class BatchLedger:
     """What happened to each claimed row, written back in a few queries."""
 
-    def __init__(self) -> None:
+    def __init__(self, carrier: str = carriers.PRIMARY) -> None:
+        self.carrier = carrier
         self.sent: list[int] = []
         self.unconfirmed: list[int] = []
         self.failed: dict[str, list[int]] = defaultdict(list)
         self.deferred: dict[str, list[int]] = defaultdict(list)
         self.skipped: dict[str, list[int]] = defaultdict(list)
+        # 5xx answers at send time: bounces of their readers (newsletter.bounces).
+        self.refused: list[tuple[Delivery, Exception]] = []
         self.report = BatchReport()
 
     def record_sent(self, delivery: Delivery) -> None:
@@ -570,6 +577,7 @@ class BatchLedger:
                 status=Delivery.Status.SENT,
                 sent_at=sent_at,
                 lease_until=None,
+                carrier=self.carrier,
                 attempts=F("attempts") + 1,
                 # A resumed row keeps its note once sent: it is the record that
                 # this reader may have had the email twice.
@@ -580,6 +588,9 @@ class BatchLedger:
             "marking digests sent",
         )
         self.report.sent += len(self.sent)
+        self.report.carried[self.carrier] = self.report.carried.get(self.carrier, 0) + len(
+            self.sent
+        )
         self.sent = []
 
     def flush(self) -> None:
@@ -589,6 +600,8 @@ class BatchLedger:
         self.report.failed += sum(len(ids) for ids in self.failed.values())
         self.report.skipped += sum(len(ids) for ids in self.skipped.values())
         self.unconfirmed.clear()
+        bounces.record_refusals(self.refused)
+        self.refused.clear()
         self.failed.clear()
         self.deferred.clear()
         self.skipped.clear()
@@ -601,6 +614,7 @@ class BatchLedger:
                 status=Delivery.Status.SENT,
                 sent_at=timezone.now(),
                 lease_until=None,
+                carrier=self.carrier,
                 attempts=F("attempts") + 1,
                 last_error=UNCONFIRMED_NOTE,
             )
@@ -686,6 +700,11 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     Raises TransientSendError, with the unsent rows back in the queue, when
     the mail server is unavailable or answers "try again later".
     """
+    pause = bounces.sends_paused()
+    if pause is not None:
+        # Complaints passed the pause rate: the rows wait, queued, for staff.
+        logger.warning("Edition %s: sends paused (%s)", edition_id, pause.reason)
+        return BatchReport()
     deliveries = claim(edition_id, first_id, last_id)
     if not deliveries:
         return BatchReport()
@@ -697,13 +716,16 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         .values_list("pk", flat=True)
     )
     contents = Contents(edition)
-    ledger = BatchLedger()
+    # The primary mailer, or FALLBACK_SMTP_URL's while the primary keeps failing.
+    carrier = carriers.choose()
+    ledger = BatchLedger(carrier)
     lease = Lease(d.pk for d in deliveries)
-    connection = mailers.default
+    connection = mailers[carrier]
     try:
         connection.open()
     except SEND_ERRORS as error:
         release([d.pk for d in deliveries], error)
+        carriers.failed(carrier)
         raise TransientSendError(describe(error)) from error
 
     position = 0
@@ -757,6 +779,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 if is_permanent(error):
                     logger.warning("Digest to %s refused: %s", delivery.subscriber.email, error)
                     ledger.failed[describe(error)].append(delivery.pk)
+                    ledger.refused.append((delivery, error))
                     continue
                 if is_deferral(error):
                     # This reader later (the sweep comes back); the others now.
@@ -775,7 +798,9 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 raise TransientSendError(describe(error)) from error
             ledger.record_sent(delivery)
         ledger.flush()
+        carriers.succeeded(carrier)
     except TransientSendError:
+        carriers.failed(carrier)
         raise
     except Exception as error:
         # Anything else that stops the batch (a time limit, a database error,
@@ -829,6 +854,8 @@ class Sender:
     def __call__(self, delivery: Delivery, digest: DigestTemplate) -> None:
         subscriber = delivery.subscriber
         message_id = message_id_for(self.edition, delivery.pk)
+        # VERP (BOUNCE_DOMAIN): a bounce to this envelope names the delivery.
+        verp = verp_address("d", delivery.pk)
         if self.fast is not None:
             data = fast_digest(digest).bytes_for(subscriber, message_id)
             if data is not None:
@@ -836,7 +863,7 @@ class Sender:
                     data = self.sign(data)
                 smtp.send(
                     self.fast.smtp,
-                    self.fast.envelope_from,
+                    verp or self.fast.envelope_from,
                     subscriber.email,
                     data,
                     pipelining=self.fast.pipelining,
@@ -845,6 +872,7 @@ class Sender:
         message = digest.message_for(subscriber, message_id=message_id)
         # ESPs (anymail) return this with bounce and complaint events.
         message.metadata = {"delivery_id": str(delivery.pk), "edition": str(self.edition.date)}
+        message.smtp_envelope_from = verp  # config.mail.SigningSMTPBackend's MAIL FROM
         self.connection.send_messages([message])
 
 

@@ -13,7 +13,7 @@ from celery import Task, shared_task
 from celery.exceptions import MaxRetriesExceededError
 from django.conf import settings
 
-from newsletter import sending
+from newsletter import bounces, sending
 from newsletter.leases import CONNECTION_ERRORS as DATABASE_GONE
 from newsletter.models import Article, Edition
 
@@ -110,3 +110,13 @@ def publish_scheduled_articles() -> list[int]:
     if published:
         logger.info("Published %d scheduled articles: %s", len(published), published)
     return published
+
+
+@shared_task(soft_time_limit=240, time_limit=300)
+def process_bounces() -> dict[str, int]:
+    """Beat's task: bounces, complaints and mailto: unsubscribes in BOUNCE_MAILBOX_URL.
+
+    Safe to run twice: a report is recorded once (by its Message-ID) and
+    deleted once applied.
+    """
+    return dict(bounces.process_mailbox())

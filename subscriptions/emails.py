@@ -14,6 +14,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from config.mail import verp_address
 from newsletter import calendar
 from subscriptions import billing_links, gifts, preferences, signin, stripe_api, trials
 from subscriptions.models import GiftCode, ReaderEmail, Subscriber
@@ -70,10 +71,16 @@ def _message(subscriber: Subscriber, name: str, **context: object) -> EmailMulti
         to=[subscriber.email],
         # On the site's domain, as the digest's are: Django's default is this
         # machine's name (often localhost), which spam filters count against.
-        headers={"Message-ID": make_msgid(domain=urlsplit(settings.SITE_URL).hostname)},
+        headers={
+            "Message-ID": make_msgid(domain=urlsplit(settings.SITE_URL).hostname),
+            # Gmail's Postmaster Tools report spam rates per kind of email by it.
+            "Feedback-ID": f"{name}:reader:{settings.FEEDBACK_ID_SENDER}",
+        },
     )
     html = INLINER.inline(render_to_string(f"emails/{name}.html", context))
     message.attach_alternative(html, "text/html")
+    # VERP (BOUNCE_DOMAIN): a bounce of this email names the reader.
+    message.smtp_envelope_from = verp_address("s", subscriber.pk) if subscriber.pk else None  # type: ignore[attr-defined]
     return message
 
 

@@ -19,6 +19,7 @@ from django.utils.csp import CSP
 from config.env import (
     domain_of_address,
     env_bool,
+    env_float,
     env_header,
     env_int,
     env_list,
@@ -236,6 +237,18 @@ else:
         }
     }
 
+# A second mail connection that carries the rest of a send once the first
+# (SMTP_URL or the ESP) has failed FALLBACK_AFTER_FAILURES batches in a row,
+# for FALLBACK_MINUTES (newsletter/carriers.py).
+FALLBACK_SMTP_URL = env_optional("FALLBACK_SMTP_URL")
+FALLBACK_AFTER_FAILURES = env_int("FALLBACK_AFTER_FAILURES", 2, minimum=1)
+FALLBACK_MINUTES = env_int("FALLBACK_MINUTES", 60, minimum=1)
+if FALLBACK_SMTP_URL:
+    MAILERS["fallback"] = {
+        "BACKEND": "config.mail.SigningSMTPBackend",
+        "OPTIONS": smtp_options(FALLBACK_SMTP_URL, name="FALLBACK_SMTP_URL"),
+    }
+
 # DKIM signing by the app, for an SMTP relay that does not sign (config/dkim.py;
 # ESPs sign with the keys set up in their dashboards). The public half goes in
 # DNS at <DKIM_SELECTOR>._domainkey.<DKIM_DOMAIN>: `manage.py check_sending_domain`.
@@ -274,8 +287,33 @@ DIGEST_LEASE_SECONDS = env_int("DIGEST_LEASE_SECONDS", 60, minimum=2)
 # possible duplicate to a possible miss.
 DIGEST_RESEND_UNCONFIRMED = env_bool("DIGEST_RESEND_UNCONFIRMED", False)
 DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
-# Where the mailto: half of List-Unsubscribe points; default: the From address.
-UNSUBSCRIBE_MAILTO = env_header("UNSUBSCRIBE_MAILTO", parseaddr(DEFAULT_FROM_EMAIL)[1])
+# Bounces over plain SMTP (newsletter/bounces.py). With BOUNCE_DOMAIN set, every
+# email's envelope sender is bounces+<signed id>@BOUNCE_DOMAIN (VERP), so a bounce
+# names the delivery it is about; BOUNCE_MAILBOX_URL is the mailbox (IMAP or
+# POP3) that address delivers into, read by `manage.py process_bounces` and beat.
+BOUNCE_DOMAIN = env_str("BOUNCE_DOMAIN", "").strip().lower()
+BOUNCE_LOCAL_PART = env_str("BOUNCE_LOCAL_PART", "bounces")
+BOUNCE_MAILBOX_URL = env_optional("BOUNCE_MAILBOX_URL")
+# Soft bounces (a full mailbox, a refusal of the message) suppress an address
+# once this many arrive within BOUNCE_SOFT_DAYS; a hard bounce or a complaint at once.
+BOUNCE_SOFT_LIMIT = env_int("BOUNCE_SOFT_LIMIT", 3, minimum=1)
+BOUNCE_SOFT_DAYS = env_int("BOUNCE_SOFT_DAYS", 30, minimum=1)
+# Send health, per edition, as results arrive: staff are emailed (and the
+# desk shows a banner) past these rates; past the pause rate the rest of the
+# day's sends wait until staff resume them. Percentages.
+HEALTH_HARD_BOUNCE_PERCENT = env_float("HEALTH_HARD_BOUNCE_PERCENT", 2.0)
+HEALTH_COMPLAINT_PERCENT = env_float("HEALTH_COMPLAINT_PERCENT", 0.1)
+HEALTH_PAUSE_COMPLAINT_PERCENT = env_float("HEALTH_PAUSE_COMPLAINT_PERCENT", 0.3)
+# Where the mailto: half of List-Unsubscribe points: with BOUNCE_DOMAIN, an
+# address of the bounce mailbox (read by the same processor); else the From address.
+UNSUBSCRIBE_MAILTO = env_header(
+    "UNSUBSCRIBE_MAILTO",
+    f"{BOUNCE_LOCAL_PART}+unsubscribe@{BOUNCE_DOMAIN}"
+    if BOUNCE_DOMAIN
+    else parseaddr(DEFAULT_FROM_EMAIL)[1],
+)
+# The Feedback-ID header (Gmail's Postmaster Tools groups spam rates by it).
+FEEDBACK_ID_SENDER = env_str("FEEDBACK_ID_SENDER", "briefing")
 
 # Billing (used by the Stripe integration).
 STRIPE_SECRET_KEY = env_optional("STRIPE_SECRET_KEY")
@@ -404,6 +442,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=41),
     },
     # Scheduled articles go live within a minute of their time.
+    # Bounces, complaints and mailto: unsubscribes from BOUNCE_MAILBOX_URL
+    # (does nothing without one).
+    "process-bounces": {
+        "task": "newsletter.tasks.process_bounces",
+        "schedule": 5 * 60,
+    },
     "publish-scheduled-articles": {
         "task": "newsletter.tasks.publish_scheduled_articles",
         "schedule": 60,
@@ -518,5 +562,7 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # The SDK logs every API request at INFO; our own code logs what matters.
         "stripe": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # flufl.bounce logs each of its detectors for every message at INFO.
+        "flufl.bounce": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

@@ -76,7 +76,8 @@ def test_server_refusing_mid_batch_then_recovering_loses_and_doubles_nothing(
 
 def test_a_permanently_refused_address_is_recorded_and_others_are_sent(smtp_server, readers):
     bad = readers[3]
-    smtp_server.inject_faults(refuse_recipients={bad.email: [550, "5.1.1 No such user"]})
+    # A refusal of the message, not of the address: one soft bounce, no suppression.
+    smtp_server.inject_faults(refuse_recipients={bad.email: [554, "5.7.1 Message refused"]})
     edition = built_edition(MONDAY)
 
     report = sending.send_edition_now(edition.pk)
@@ -84,7 +85,7 @@ def test_a_permanently_refused_address_is_recorded_and_others_are_sent(smtp_serv
     assert (report.sent, report.failed) == (9, 1)
     failed = Delivery.objects.get(subscriber=bad)
     assert failed.status == Delivery.Status.FAILED
-    assert "550" in failed.last_error and "No such user" in failed.last_error
+    assert "554" in failed.last_error and "Message refused" in failed.last_error
     assert bad.email not in smtp_server.recipients()
     edition.refresh_from_db()
     assert edition.status == Edition.Status.SENT
