@@ -932,6 +932,8 @@ def editions_to_resume(now: datetime.datetime | None = None) -> list[Edition]:
         status=Edition.Status.SENDING, send_started_at__gte=now - RESUME_WINDOW
     )
     mark_missed(now)
+    if bounces.sends_paused(now) is not None:
+        return []  # staff paused the sends (complaints): queued rows wait for them
     stalled = []
     for edition in recent:
         taken_back = requeue_expired_claims(edition, now)

@@ -1,5 +1,7 @@
 """Send health: bounce and complaint rates per edition as results arrive, alerts and pauses."""
 
+import datetime
+
 import pytest
 from django.core import mail
 
@@ -86,6 +88,11 @@ def test_complaints_above_three_tenths_pause_the_days_sends_until_staff_resume(
     assert report.sent == 0
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.QUEUED
+    # Nor does the sweep keep restarting it: the rows wait for staff.
+    edition.status = edition.Status.SENDING
+    edition.save()
+    clock.shift(datetime.timedelta(minutes=5))
+    assert sending.editions_to_resume() == []
 
     # The desk says so, on every admin page.
     staff = make_staff("chief", editor=False, is_superuser=True)
@@ -97,6 +104,7 @@ def test_complaints_above_three_tenths_pause_the_days_sends_until_staff_resume(
     pause.refresh_from_db()
     assert pause.resumed_by == staff
     assert bounces.sends_paused() is None
+    assert sending.editions_to_resume() == [edition]  # what waited goes now
     assert sending.send_batch(edition.pk, delivery.pk, delivery.pk).sent == 1
     assert "Sends paused" not in client.get("/admin/").content.decode()
 
