@@ -89,8 +89,7 @@ def test_complaints_above_three_tenths_pause_the_days_sends_until_staff_resume(
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.QUEUED
     # Nor does the sweep keep restarting it: the rows wait for staff.
-    edition.status = edition.Status.SENDING
-    edition.save()
+    type(edition).objects.filter(pk=edition.pk).update(status=edition.Status.SENDING)
     clock.shift(datetime.timedelta(minutes=5))
     assert sending.editions_to_resume() == []
 
