@@ -367,3 +367,72 @@ def test_redis_restarted_without_persistence_mid_send_is_repaired_within_minutes
     # The batch in hand carried on through the broker's restart: nobody twice.
     assert collections.Counter(smtp_server.recipients()) == {email: 1 for email in readers}
     assert statuses() == {Delivery.Status.SENT: len(readers)}
+
+
+def pool_children(pid: int) -> list[int]:
+    """The worker's pool processes: the children of its main process."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def test_one_pool_process_killed_is_replaced_and_its_batch_resumed(
+    smtp_server, workers, fault_table
+):
+    readers = make_readers(160)
+    edition = built_edition(MONDAY)
+    smtp_server.inject_faults(delay_data_seconds=0.02)
+    worker = workers(concurrency=2, batch_size=80)
+    tasks.send_edition.delay(edition.pk)
+
+    assert wait_for(lambda: statuses()[Delivery.Status.SENT] >= 2 * sending.CHECKPOINT_EVERY)
+    os.kill(pool_children(worker.process.pid)[0], signal.SIGKILL)
+    killed_at = time.monotonic()
+    assert len(smtp_server.received()) < len(readers), "the kill came too late to be mid-batch"
+
+    # The main process starts a new pool process and gets the batch back
+    # (reject_on_worker_lost); its rows come back once the lease runs out.
+    assert sweep_until_resumed(edition.pk)
+    assert wait_for(lambda: Edition.objects.get().status == Edition.Status.SENT)
+    row = fault_table("one pool process SIGKILLed mid-batch", readers, killed_at)
+    assert row.lost == 0 and row.recovered_after < RECOVERY_BOUND_SECONDS
+    assert row.copies_at_most <= 2 and row.doubled <= sending.CHECKPOINT_EVERY
+    assert statuses() == {Delivery.Status.SENT: len(readers)}
+
+
+def test_the_workers_database_connections_terminated_mid_send_repeat_nobody(
+    smtp_server, workers, fault_table
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL to terminate backends (CI's second pass runs it)")
+    readers = make_readers(160)
+    edition = built_edition(MONDAY)
+    smtp_server.inject_faults(delay_data_seconds=0.02)
+    # Two batches of 80: each checkpoints at 50, then has 30 to record at its end.
+    worker = workers(concurrency=2, batch_size=80)
+    tasks.send_edition.delay(edition.pk)
+
+    assert wait_for(lambda: statuses()[Delivery.Status.SENT] >= 2 * sending.CHECKPOINT_EVERY)
+    with connection.cursor() as cursor:
+        # Every backend of this database but the test's own: the workers'.
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        (terminated,) = cursor.fetchone()
+    terminated_at = time.monotonic()
+    assert terminated >= 1
+    assert len(smtp_server.received()) < len(readers), "terminated too late to be mid-send"
+
+    def done() -> bool:
+        tasks.resume_stalled_sends()  # as beat would, in case a task was lost
+        return Edition.objects.get().status == Edition.Status.SENT
+
+    assert wait_for(done, timeout=RECOVERY_BOUND_SECONDS, interval=0.5)
+    row = fault_table(
+        "the workers' PostgreSQL backends terminated mid-send", readers, terminated_at
+    )
+    assert (row.lost, row.doubled) == (0, 0)
+    assert row.recovered_after < RECOVERY_BOUND_SECONDS
+    assert statuses() == {Delivery.Status.SENT: len(readers)}
+    # The senders met the dead connections and wrote again on new ones.
+    assert "Database connection lost while marking digests sent" in worker.output()
