@@ -426,6 +426,8 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     """The signed link in every email: the reader's settings, without signing in."""
     subscriber = preferences_tokens.subscriber_for_token(token)
     if subscriber is None:
+        if preferences_tokens.TOKENS.names_sample_reader(token):
+            return render(request, "subscriptions/test_email_link.html", {"page": "preferences"})
         return render(request, "subscriptions/preferences_invalid.html", status=400)
     if request.method == "POST":
         action = request.POST.get("action", "save")
