@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
-from subscriptions.models import Subscriber
+from subscriptions.models import Subscriber, iso_or_none
 
 SALT = "subscriptions.sign-in-link"
 SIGNUP_SALT = "subscriptions.signup-link"
@@ -67,6 +67,23 @@ def read_token(token: str) -> SignInClaim | None:
     if not isinstance(data, dict) or not isinstance(data.get("s"), int):
         return None
     return SignInClaim(subscriber_id=data["s"], last_signed_in_at=str(data.get("v", "")))
+
+
+def is_used(claim: "SignInClaim | SignupClaim") -> bool:
+    """Whether a genuine link was used already: its reader signed in since it was made.
+
+    Read before the button is shown, so a used link says so at once instead
+    of offering a button that can only fail. (The POST checks again, in its
+    transaction: this is for the page, not the guarantee.)
+    """
+    if isinstance(claim, SignInClaim):
+        subscriber = Subscriber.objects.filter(pk=claim.subscriber_id).first()
+    else:
+        subscriber = Subscriber.objects.filter(email__iexact=claim.email).first()
+    if subscriber is None:
+        # A sign-in link's reader is gone; a signup link for a new address is fresh.
+        return isinstance(claim, SignInClaim) or bool(claim.last_signed_in_at)
+    return iso_or_none(subscriber.last_signed_in_at) != (claim.last_signed_in_at or None)
 
 
 def sign_in_url(subscriber: Subscriber) -> str:

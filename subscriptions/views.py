@@ -127,6 +127,8 @@ def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
     claim = signin.read_signup_token(token)
     if claim is None:
         return _link_invalid(request)
+    if request.method != "POST" and signin.is_used(claim):
+        return _link_used(request)
     existing = Subscriber.objects.filter(email__iexact=claim.email).first()
     membership = getattr(existing, "membership", None) if existing else None
     if request.method == "POST":
@@ -156,6 +158,21 @@ def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
             "amount": dollars(None),
         },
         status=400 if form.is_bound else 200,
+    )
+
+
+def _link_used(request: HttpRequest) -> HttpResponse:
+    """A genuine link that was used already: say so, and where to go from here."""
+    viewer = current_subscriber(request)
+    if viewer is not None:
+        # This browser used it: the reader is signed in, so on to the account.
+        messages.info(request, "That link was used already: you are signed in.")
+        return redirect("subscriptions:account")
+    return render(
+        request,
+        "subscriptions/sign_in_invalid.html",
+        {"minutes": signin.link_minutes(), "used": True},
+        status=410,
     )
 
 
@@ -275,6 +292,8 @@ def _sign_in_confirm(request: HttpRequest, token: str) -> HttpResponse:
     if claim is None:
         return _link_invalid(request)
     if request.method != "POST":
+        if signin.is_used(claim):
+            return _link_used(request)
         # Mail scanners open links; only a person presses the button.
         return render(request, "subscriptions/sign_in_confirm.html")
     subscriber = do_record_sign_in(claim.subscriber_id, claim.last_signed_in_at)
