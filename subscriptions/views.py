@@ -27,7 +27,7 @@ from subscriptions.actions.account import (
 )
 from subscriptions.actions.checkout import (
     do_continue_signup,
-    do_fulfil_checkout,
+    do_fulfil_checkout_for_page,
     do_request_signup,
     do_start_checkout,
 )
@@ -50,6 +50,7 @@ SIGN_IN_LIMIT_PER_EMAIL = 5
 CHECKOUT_SUCCESS_LIMIT_PER_IP = 30
 # The id of the Checkout Session this browser started (the success page's key).
 CHECKOUT_SESSION_KEY = "checkout_session_id"
+ALREADY_MEMBER = "You already have a membership: there is nothing to pay again."
 
 
 def _too_many(request: HttpRequest) -> HttpResponse:
@@ -119,7 +120,19 @@ def signup_continue_link(request: HttpRequest, token: str) -> HttpResponse:
 
 def signup_continue(request: HttpRequest) -> HttpResponse:
     """/subscribe/continue/: the offer, the name and zone to confirm, and the button."""
-    return _signup_continue(request, request.session.get(SIGNUP_TOKEN_KEY, ""))
+    token = request.session.get(SIGNUP_TOKEN_KEY, "")
+    viewer = current_subscriber(request)
+    if not token and viewer is not None:
+        # The link was used in this browser, which is signed in: Back from the
+        # checkout to this page. Its button goes on to the same checkout (or
+        # to the account, for a member), never a second one.
+        if request.method == "POST":
+            return _checkout(request, viewer)
+        membership = getattr(viewer, "membership", None)
+        if membership is not None and membership.needs_no_checkout:
+            messages.info(request, ALREADY_MEMBER)
+        return redirect("subscriptions:account")
+    return _signup_continue(request, token)
 
 
 def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
@@ -188,7 +201,7 @@ def _link_invalid(request: HttpRequest) -> HttpResponse:
 def _checkout(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     """Send a signed-in reader to Checkout; the session remembers which one it started."""
     try:
-        result = do_start_checkout(subscriber)
+        result = do_start_checkout(subscriber, resume=request.session.get(CHECKOUT_SESSION_KEY))
     except stripe_api.BillingUnavailable as error:
         logger.error("Checkout refused: billing is not configured (%s)", error)
         return render(request, "subscriptions/unavailable.html", status=503)
@@ -203,7 +216,7 @@ def _checkout(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
         )
         return _see_other("subscriptions:account")
     if result.already_member:
-        messages.info(request, "You already have a membership: there is nothing to pay again.")
+        messages.info(request, ALREADY_MEMBER)
         return _see_other("subscriptions:account")
     request.session[CHECKOUT_SESSION_KEY] = result.checkout_session_id
     return _see_other(result.checkout_url or "subscriptions:account")
@@ -232,7 +245,7 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
     ):
         return _too_many(request)
     try:
-        subscriber = do_fulfil_checkout(session_id)
+        fulfilled = do_fulfil_checkout_for_page(session_id)
     except stripe_api.InvalidRequestError:
         raise Http404("No such checkout session.") from None
     except stripe_api.BillingUnavailable as error:
@@ -242,9 +255,21 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
         # The webhook applies the checkout anyway; the page can be reloaded.
         logger.error("Checkout return could not reach Stripe: %s", error)
         return render(request, "subscriptions/unavailable.html", {"reload": True}, status=502)
-    if subscriber is None:
+    if fulfilled is None:
         return render(request, "subscriptions/checkout_pending.html")
+    subscriber = fulfilled.subscriber
     viewer = current_subscriber(request)
+    if fulfilled.duplicate:
+        # An older checkout (Back, then the form again) finished after the
+        # one the reader keeps: not a second welcome.
+        return render(
+            request,
+            "subscriptions/already_member.html",
+            {
+                "subscriber": subscriber,
+                "signed_in": viewer is not None and viewer.pk == subscriber.pk,
+            },
+        )
     return render(
         request,
         "subscriptions/checkout_success.html",
