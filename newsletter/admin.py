@@ -136,6 +136,11 @@ class ArticleAdmin(admin.ModelAdmin):
             field.widget.attrs["aria-label"] = "Lead image"
             # Type and pixel limits, on top of the model's size limit.
             field.validators = [*field.validators, uploads.validate_lead_image]
+        if field is not None and db_field.name == "published_at":
+            field.help_text = (
+                f"In the newsroom's time zone, {settings.DIGEST_TIMEZONE} "
+                "(the admin's zone for every time)."
+            )
         return field
 
     @admin.display(description="byline", ordering="byline")

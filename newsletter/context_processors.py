@@ -7,4 +7,6 @@ def site(request: HttpRequest) -> dict:
         "newsletter_name": settings.NEWSLETTER_NAME,
         "trial_days": settings.TRIAL_DAYS,
         "debug": settings.DEBUG,
+        # The admin's zone (newsletter.middleware), named wherever it shows times.
+        "newsroom_time_zone": settings.DIGEST_TIMEZONE,
     }
