@@ -34,8 +34,9 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "article": article,
             "subscriber": subscriber,
-            # Everyone else gets the teaser and the offer, never the body.
-            "full_text": article.is_readable_by(request.user, subscriber),
+            # Everyone else gets the teaser and the offer, never the body,
+            # unless the editors made the article free to read.
+            "full_text": article.free_to_read or article.is_readable_by(request.user, subscriber),
         },
     )
 

@@ -27,7 +27,9 @@ def test_email(client, smtp_server):
 
 def link(mail, path: str) -> str:
     """The path of the email's /<path>/<token>/ link."""
-    return re.search(rf"https?://[^/\s]+(/{path}/\S+/)", mail.text).group(1)
+    found = re.search(rf"https?://[^/\s]+(/{path}/\S+/)", mail.text)
+    assert found is not None, mail.text
+    return found.group(1)
 
 
 @pytest.mark.parametrize("path", ["unsubscribe", "preferences"])
@@ -45,7 +47,9 @@ def test_a_test_emails_link_says_it_is_a_test(client, test_email, path):
 def test_one_click_unsubscribe_of_a_test_email_changes_nothing(client, test_email):
     reader = make_subscriber(email="editor@example.com")
     header = test_email.message["List-Unsubscribe"]
-    url = re.search(r"<https?://[^/]+(/unsubscribe/[^>]+)>", header).group(1)
+    found = re.search(r"<https?://[^/]+(/unsubscribe/[^>]+)>", header)
+    assert found is not None, header
+    url = found.group(1)
 
     response = client.post(url, {"List-Unsubscribe": "One-Click"})
 
