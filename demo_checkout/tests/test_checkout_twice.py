@@ -33,7 +33,9 @@ def start(browser: Client) -> str:
 
 
 def session_id(checkout_url: str) -> str:
-    return re.search(r"/(cs_test_[^/]+)/", checkout_url).group(1)
+    found = re.search(r"/(cs_test_[^/]+)/", checkout_url)
+    assert found is not None, checkout_url
+    return found.group(1)
 
 
 def test_back_and_the_button_again_resumes_the_same_checkout():
@@ -72,6 +74,7 @@ def test_an_older_checkout_finished_last_is_not_a_second_welcome(
     # A second checkout of the same reader, started elsewhere (another device).
     reader = Subscriber.objects.get()
     newer = do_start_checkout(reader).checkout_session_id
+    assert newer is not None
     assert newer != older
     with django_capture_on_commit_callbacks(execute=True):
         local_stripe.complete_checkout(newer)
