@@ -404,6 +404,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 # How long an emailed sign-in (or signup) link works. Short, because a link
 # copied from a screen, a log or a forwarded email signs in for that long.
+# Refuse, on the reader forms, an address whose domain DNS says has no mail
+# server (email-validator's deliverability check). Off in DEBUG (the demo and
+# the tests, which have no DNS) unless set; a DNS that does not answer refuses nobody.
+EMAIL_CHECK_DELIVERABILITY = env_bool("EMAIL_CHECK_DELIVERABILITY", not DEBUG)
 SIGN_IN_LINK_MINUTES = env_int("SIGN_IN_LINK_MINUTES", 15, minimum=1)
 X_FRAME_OPTIONS = "DENY"
 BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
