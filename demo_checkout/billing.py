@@ -1,7 +1,7 @@
 """The keyless demo's billing backend: every call answered by the local test checkout."""
 
 import stripe
-from stripe.params import CustomerCreateParams
+from stripe.params import CustomerCreateParams, CustomerUpdateParams
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
@@ -23,6 +23,9 @@ class LocalBilling(BillingBackend):
 
     def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
         return local_stripe.create_customer(params)
+
+    def update_customer(self, customer_id: str, params: CustomerUpdateParams, *, key: str) -> None:
+        local_stripe.update_customer(customer_id, params)
 
     def create_checkout_session(
         self, params: CheckoutSessionParams, *, key: str

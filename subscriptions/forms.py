@@ -152,6 +152,22 @@ class SignInForm(TypoCheckedEmailMixin, forms.Form):
     email = ReaderEmailField(max_length=254, label="Email address")
 
 
+class ChangeEmailForm(TypoCheckedEmailMixin, forms.Form):
+    """The account page's new address; a link to it confirms the change."""
+
+    email = ReaderEmailField(max_length=254, label="New email address")
+
+    def __init__(self, *args: Any, current: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.current = current
+
+    def clean_email(self) -> str:
+        email = super().clean_email()
+        if email.lower() == self.current.lower():
+            raise forms.ValidationError("That is your address already.", code="unchanged")
+        return email
+
+
 class PreferencesForm(forms.Form):
     """What a reader sets about their digest: where and when it comes, and a pause."""
 

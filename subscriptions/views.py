@@ -18,7 +18,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from subscriptions import preferences as preferences_tokens
 from subscriptions import ratelimit, signin, stripe_api, trials, webhooks
 from subscriptions.actions.account import (
+    EmailChangeRefused,
+    do_change_email,
     do_record_sign_in,
+    do_request_email_change,
     do_set_email_status,
     do_set_preferences,
     do_sign_in_requested,
@@ -32,8 +35,15 @@ from subscriptions.actions.checkout import (
     do_start_checkout,
 )
 from subscriptions.actions.reader_data import do_delete_reader, export_reader
+from subscriptions.addresses import display_email
 from subscriptions.emails import dollars, first_digest_at
-from subscriptions.forms import ContinueSignupForm, PreferencesForm, SignInForm, SignupForm
+from subscriptions.forms import (
+    ChangeEmailForm,
+    ContinueSignupForm,
+    PreferencesForm,
+    SignInForm,
+    SignupForm,
+)
 from subscriptions.headers import no_referrer
 from subscriptions.models import Subscriber
 from subscriptions.sessions import current_subscriber, sign_in, sign_out
@@ -101,6 +111,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
 # browser sends "Origin: null" with the form, which CSRF rightly refuses.
 SIGN_IN_TOKEN_KEY = "pending_sign_in_token"  # noqa: S105 - a session key, not a secret
 SIGNUP_TOKEN_KEY = "pending_signup_token"  # noqa: S105 - a session key, not a secret
+EMAIL_CHANGE_TOKEN_KEY = "pending_email_change_token"  # noqa: S105 - a session key
 
 
 def _token_into_session(request: HttpRequest, key: str, token: str, page: str) -> HttpResponse:
@@ -363,11 +374,20 @@ def reader_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 @require_GET
 @reader_view
 def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    return _account_page(request, subscriber)
+
+
+def _account_page(
+    request: HttpRequest,
+    subscriber: Subscriber,
+    email_form: ChangeEmailForm | None = None,
+) -> HttpResponse:
     membership = getattr(subscriber, "membership", None)
     return render(
         request,
         "subscriptions/account.html",
         {
+            "email_form": email_form or ChangeEmailForm(current=subscriber.email),
             "subscriber": subscriber,
             "membership": membership,
             "entitled": subscriber.is_entitled,
@@ -379,7 +399,68 @@ def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
             "local_checkout": stripe_api.uses_local_checkout(),
             "trial_days": trials.trial_days(membership),
         },
+        status=400 if email_form is not None else 200,
     )
+
+
+@require_POST
+@reader_view
+def account_address(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """A new address for the reader: a link to it confirms; nothing changes before."""
+    form = ChangeEmailForm(request.POST, current=subscriber.email)
+    if not form.is_valid():
+        return _account_page(request, subscriber, email_form=form)
+    if not ratelimit.allow(
+        "email-change", subscriber.email, limit=SIGN_IN_LIMIT_PER_EMAIL, window_seconds=HOUR
+    ):
+        return _too_many(request)
+    new_email = form.cleaned_data["email"]
+    do_request_email_change(subscriber, new_email)
+    messages.success(
+        request,
+        f"We sent a link to {display_email(new_email)}: your address changes when you open it "
+        f"(within {signin.link_minutes()} minutes). Until then, everything goes to "
+        f"{subscriber.display_email}.",
+    )
+    return _see_other("subscriptions:account")
+
+
+@no_referrer
+def email_change_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The link emailed to a new address: on to the button, without the token."""
+    if signin.read_email_change_token(token) is None:
+        return _link_invalid(request)
+    return _token_into_session(
+        request, EMAIL_CHANGE_TOKEN_KEY, token, "subscriptions:email-change-confirm"
+    )
+
+
+def email_change_confirm(request: HttpRequest) -> HttpResponse:
+    """GET shows the new address and a button (scanners open links); POST moves the reader."""
+    claim = signin.read_email_change_token(request.session.get(EMAIL_CHANGE_TOKEN_KEY, ""))
+    if claim is None:
+        return _link_invalid(request)
+    if request.method != "POST":
+        if signin.is_used(claim):
+            return _link_used(request)
+        return render(
+            request,
+            "subscriptions/email_change_confirm.html",
+            {"new_email": display_email(claim.new_email)},
+        )
+    try:
+        subscriber = do_change_email(claim)
+    except EmailChangeRefused as refusal:
+        request.session.pop(EMAIL_CHANGE_TOKEN_KEY, None)
+        return render(
+            request, "subscriptions/email_change_refused.html", {"reason": str(refusal)}, status=409
+        )
+    request.session.pop(EMAIL_CHANGE_TOKEN_KEY, None)
+    viewer = current_subscriber(request)
+    if viewer is not None and viewer.pk == subscriber.pk:
+        messages.success(request, f"Your address is now {subscriber.display_email}.")
+        return _see_other("subscriptions:account")
+    return render(request, "subscriptions/email_change_done.html", {"subscriber": subscriber})
 
 
 @require_POST
