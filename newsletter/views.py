@@ -3,13 +3,13 @@ import datetime
 from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.html import escape, strip_tags
 
-from newsletter.models import Article, Edition, Section
+from newsletter.models import Article, Edition, EditionArticle, Section
 from subscriptions.sessions import current_subscriber
 
 LATEST_COUNT = 6
@@ -42,10 +42,17 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def archive(request: HttpRequest) -> HttpResponse:
+    # Each edition's articles as its email had them: the editors' order,
+    # without those they left out (and without any unpublished since).
+    carried = (
+        EditionArticle.objects.filter(included=True, article__in=Article.objects.published())
+        .select_related("article")
+        .order_by("position", "pk")
+    )
     editions = (
         Edition.objects.filter(status=Edition.Status.SENT)
         .order_by("-date")
-        .prefetch_related("articles")
+        .prefetch_related(Prefetch("editionarticle_set", queryset=carried, to_attr="carried"))
     )
     page = Paginator(editions, PAGE_SIZE).get_page(request.GET.get("page"))
     sections = Section.objects.filter(articles__in=Article.objects.published()).distinct()
