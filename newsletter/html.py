@@ -46,7 +46,10 @@ EDITOR_EXTENSIONS = {
     "Blockquote": True,
     "HorizontalRule": True,
     "HardBreak": True,
-    "Link": {"enableTarget": False, "protocols": sorted(URL_SCHEMES)},
+    # autolink off: Tiptap makes the link mark "inclusive" when autolink is on,
+    # so a "." or a word typed right after a link became part of it. Links
+    # are made with the toolbar's link button.
+    "Link": {"enableTarget": False, "protocols": sorted(URL_SCHEMES), "autolink": False},
     # The HTML source view, for the odd fix the toolbar cannot make: what is
     # typed there is cleaned like everything else.
     "HTML": True,
