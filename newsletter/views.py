@@ -5,9 +5,12 @@ from django.contrib.syndication.views import Feed
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.feedgenerator import Stylesheet
 from django.utils.html import escape, strip_tags
+from django.views.decorators.http import require_GET
 
 from newsletter.models import Article, Edition, EditionArticle, Section
 from subscriptions.sessions import current_subscriber
@@ -15,6 +18,27 @@ from subscriptions.sessions import current_subscriber
 LATEST_COUNT = 6
 PAGE_SIZE = 20
 FEED_SIZE = 20
+
+
+# Reader-only pages and the editors' admin are not for search engines; the
+# emailed links (sign-in, preferences, unsubscribe) name one reader each.
+ROBOTS_DISALLOW = [
+    "/admin/", "/account/", "/signin/", "/subscribe/", "/preferences/", "/unsubscribe/",
+    "/outbox/", "/test-checkout/",
+]  # fmt: skip
+
+
+@require_GET
+def robots_txt(request: HttpRequest) -> HttpResponse:
+    lines = ["User-agent: *", *(f"Disallow: {path}" for path in ROBOTS_DISALLOW)]
+    lines.append(f"Sitemap: {settings.SITE_URL}{reverse('sitemap')}")
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page links: the static file's address."""
+    return redirect(static("favicon.ico"), permanent=True)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -100,6 +124,10 @@ class LatestArticlesFeed(Feed):
     as HTML (and often <title>), so each is escaped or stripped of tags here:
     the syndication framework only escapes it for XML.
     """
+
+    def stylesheets(self) -> list[Stylesheet]:
+        """Shown as a page, not raw XML, when a browser opens the feed (static/feed.xsl)."""
+        return [Stylesheet(static("feed.xsl"), mimetype="text/xsl")]
 
     def title(self) -> str:
         return settings.NEWSLETTER_NAME
