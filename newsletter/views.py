@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
-from django.utils.feedgenerator import Stylesheet
+from django.utils.feedgenerator import Rss201rev2Feed, Stylesheet
 from django.utils.html import escape, strip_tags
 from django.views.decorators.http import require_GET
 
@@ -117,6 +117,14 @@ def feed_text(value: str) -> str:
     return strip_tags(value).replace("<", "&lt;")
 
 
+class StyledRssFeed(Rss201rev2Feed):
+    """RSS 2.0 served as application/xml: browsers apply the feed's XSL stylesheet to
+    an XML type, and show application/rss+xml as raw text (Chromium). Feed readers
+    read the document, whatever the type."""
+
+    content_type = "application/xml; charset=utf-8"
+
+
 class LatestArticlesFeed(Feed):
     """RSS of the latest articles: title, standfirst and link (the text is for members).
 
@@ -128,6 +136,8 @@ class LatestArticlesFeed(Feed):
     def stylesheets(self) -> list[Stylesheet]:
         """Shown as a page, not raw XML, when a browser opens the feed (static/feed.xsl)."""
         return [Stylesheet(static("feed.xsl"), mimetype="text/xsl")]
+
+    feed_type = StyledRssFeed
 
     def title(self) -> str:
         return settings.NEWSLETTER_NAME
