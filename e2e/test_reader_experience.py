@@ -126,10 +126,14 @@ def test_a_reader_changes_their_address_from_the_account(new_page, mailbox: Mail
 
     page.goto(mailbox.wait_for("mover@example.org", "Confirm your new address").link("/address/"))
     check_accessibility(page, "email-change-confirm")
+    screenshot(page, "email-change-confirm")
     page.get_by_role("button", name="Use mover@example.org").click()
 
     expect(page.get_by_text("Your address is now mover@example.org.")).to_be_visible()
     check_accessibility(page, "account-address-changed")
+    page.get_by_role("link", name=re.compile("Download your data")).click()
+    check_accessibility(page, "account-data")
+    screenshot(page, "account-data")
 
 
 def test_the_teaser_is_a_cut_and_a_free_article_is_whole(page: Page):
