@@ -93,7 +93,13 @@ class TypoCheckedEmailMixin(forms.Form):
     suggested_email: str | None = None
 
     def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
-        if data is not None and data.get("use_email"):
+        # The "Use …" button is the form's first, so Enter presses it too: it
+        # applies only to the address it was offered for, not one edited since.
+        if (
+            data is not None
+            and data.get("use_email")
+            and data.get("email") == data.get("keep_email")
+        ):
             data = data.copy()
             data["email"] = data["use_email"]
         super().__init__(data, *args, **kwargs)

@@ -21,8 +21,19 @@ def test_a_domain_typo_is_sent_back_with_a_suggestion(client):
     assert 'id="id_email_error"' in page
 
 
+def test_an_address_edited_after_the_question_wins_over_the_suggestion():
+    # Enter in the edited field presses the form's first button, "Use …".
+    form = SignupForm(
+        {"email": "ada@example.org", "keep_email": "ada@gmial.con", "use_email": "ada@gmail.com"}
+    )
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["email"] == "ada@example.org"
+
+
 def test_use_the_suggestion_or_keep_the_address_as_typed():
-    used = SignupForm({"email": "typo@gmial.con", "use_email": "typo@gmail.com"})
+    used = SignupForm(
+        {"email": "typo@gmial.con", "keep_email": "typo@gmial.con", "use_email": "typo@gmail.com"}
+    )
     assert used.is_valid(), used.errors
     assert used.cleaned_data["email"] == "typo@gmail.com"
 
