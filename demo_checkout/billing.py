@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import stripe
 from stripe.params import (
     CustomerCreateParams,
+    CustomerUpdateParams,
     InvoiceCreatePreviewParams,
     SubscriptionListParams,
     SubscriptionUpdateParams,
@@ -30,6 +31,9 @@ class LocalBilling(BillingBackend):
 
     def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
         return local_stripe.create_customer(params)
+
+    def update_customer(self, customer_id: str, params: CustomerUpdateParams, *, key: str) -> None:
+        local_stripe.update_customer(customer_id, params)
 
     def create_checkout_session(
         self, params: CheckoutSessionParams, *, key: str

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from stripe.params import (
     CustomerCreateParams,
+    CustomerUpdateParams,
     InvoiceCreatePreviewParams,
     SubscriptionListParams,
     SubscriptionUpdateParams,
@@ -76,6 +77,17 @@ def retrieve_invoice(invoice_id: str) -> stripe.Invoice:
 def create_customer(params: CustomerCreateParams) -> str:
     customer = {"id": _id("cus"), "object": "customer", "created": _now(), **params}
     return _save(customer)["id"]
+
+
+def update_customer(customer_id: str, params: CustomerUpdateParams) -> None:
+    customer = _load("customer", customer_id)
+    customer.update(params)
+    _save(customer)
+
+
+def retrieve_customer(customer_id: str) -> dict:
+    """The stored customer, as Stripe would show it (for tests and the test portal)."""
+    return _load("customer", customer_id)
 
 
 def create_checkout_session(params: CheckoutSessionParams) -> stripe.checkout.Session:

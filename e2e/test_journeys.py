@@ -126,6 +126,24 @@ def test_reader_unsubscribes_through_the_confirmation_page(page: Page, digest):
     check_accessibility(page, "unsubscribe-done")
     screenshot(page, "unsubscribe-done")
 
+    # The digest's settings link, and the edition's web page (what the email showed).
+    page.goto(mail.link(r"/preferences/[^/]+/"))
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    check_accessibility(page, "preferences")
+    screenshot(page, "preferences")
+    page.goto("/archive/")
+    page.locator(".edition-summary h4 a").first.click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    check_accessibility(page, "edition")
+    screenshot(page, "edition")
+
+    # The same link again says at once where things stand.
+    page.goto(link)
+    expect(page.get_by_role("heading", name="You're already unsubscribed")).to_be_visible()
+    expect(page.get_by_role("button", name="Resubscribe")).to_be_visible()
+    check_accessibility(page, "unsubscribe-already")
+    screenshot(page, "unsubscribe-already")
+
 
 def test_editor_writes_publishes_previews_and_sends_a_test_of_the_next_edition(
     page: Page, mailbox: Mailbox

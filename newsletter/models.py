@@ -137,6 +137,12 @@ class Article(models.Model):
     byline = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=20, choices=Status, default=Status.DRAFT)
     published_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Whole on the site for everyone, members or not (for sharing and search).
+    free_to_read = models.BooleanField(
+        default=False,
+        help_text="Everyone can read it in full on the site, without a membership: "
+        "for sharing and search engines. Otherwise non-members see the opening paragraphs.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

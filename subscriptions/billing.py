@@ -14,6 +14,7 @@ import stripe
 from django.conf import settings
 from stripe.params import (
     CustomerCreateParams,
+    CustomerUpdateParams,
     InvoiceCreatePreviewParams,
     SubscriptionListParams,
     SubscriptionUpdateParams,
@@ -40,6 +41,9 @@ class BillingBackend:
 
     def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
         """Create a customer; returns its id."""
+        raise NotImplementedError
+
+    def update_customer(self, customer_id: str, params: CustomerUpdateParams, *, key: str) -> None:
         raise NotImplementedError
 
     def create_checkout_session(
@@ -102,6 +106,11 @@ class StripeBilling(BillingBackend):
     def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
         client = stripe_api.client()
         return client.v1.customers.create(params=params, options={"idempotency_key": key}).id
+
+    def update_customer(self, customer_id: str, params: CustomerUpdateParams, *, key: str) -> None:
+        stripe_api.client().v1.customers.update(
+            customer_id, params=params, options={"idempotency_key": key}
+        )
 
     def create_checkout_session(
         self, params: CheckoutSessionParams, *, key: str
@@ -180,6 +189,7 @@ class UnavailableBilling(BillingBackend):
 
     price_id = _refuse
     create_customer = _refuse
+    update_customer = _refuse
     create_checkout_session = _refuse
     retrieve_checkout_session = _refuse
     retrieve_subscription = _refuse

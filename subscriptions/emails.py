@@ -211,6 +211,21 @@ def sign_in_link(subscriber: Subscriber, *, already_member: bool = False) -> Ema
     )
 
 
+def email_change_link(subscriber: Subscriber, new_email: str) -> EmailMultiAlternatives:
+    """To the new address: the link that moves the reader to it."""
+    message = _message(
+        subscriber,
+        "email_change_link",
+        new_email=new_email,
+        change_url=signin.email_change_url(
+            signin.EmailChangeClaim(subscriber.pk, subscriber.email, new_email)
+        ),
+        minutes=signin.link_minutes(),
+    )
+    message.to = [new_email]
+    return message
+
+
 UNDELIVERABLE = (Subscriber.EmailStatus.BOUNCED, Subscriber.EmailStatus.COMPLAINED)
 
 

@@ -183,6 +183,13 @@ def create_customer(*, email: str, name: str, subscriber_id: int) -> str:
     return backend().create_customer(params, key=idempotency_key("customer", subscriber_id))
 
 
+def update_customer_email(customer_id: str, email: str) -> None:
+    """Set the Stripe customer's email (receipts and the Portal go there)."""
+    backend().update_customer(
+        customer_id, {"email": email}, key=idempotency_key("customer-email", customer_id, email)
+    )
+
+
 def create_checkout_session(params: CheckoutSessionParams, key: str) -> stripe.checkout.Session:
     return backend().create_checkout_session(params, key=key)
 

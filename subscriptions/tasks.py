@@ -62,6 +62,25 @@ def send_signup_link(email: str, name: str, time_zone: str) -> None:
         message.send()
 
 
+@shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, max_retries=3)
+def send_email_change_link(subscriber_id: int, new_email: str) -> None:
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:
+        return
+    emails.email_change_link(subscriber, new_email).send()
+
+
+@shared_task(autoretry_for=(stripe_api.StripeError,), retry_backoff=30, max_retries=8)
+def update_stripe_customer_email(subscriber_id: int) -> None:
+    """The reader's current address onto their Stripe customer; safe to run twice."""
+    subscriber = Subscriber.objects.select_related("membership").filter(pk=subscriber_id).first()
+    membership = getattr(subscriber, "membership", None) if subscriber else None
+    if subscriber is None or membership is None or not membership.stripe_customer_id:
+        return
+    stripe_api.update_customer_email(membership.stripe_customer_id, subscriber.email)
+    logger.info("Stripe customer of subscriber %s has their new address", subscriber.pk)
+
+
 @shared_task
 def reconcile_memberships() -> int:
     """Re-fetch recently changed and suspicious subscriptions from Stripe."""

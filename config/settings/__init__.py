@@ -53,7 +53,11 @@ if SECRET_KEY is None:
         )
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 - DEBUG only
 
-SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes={"http", "https"})
+# The demo's one address setting: bin/run-demo serves on PORT, and every
+# process that reads these settings (the web server, the worker, a
+# send_digest in another terminal) builds its links on the same port.
+PORT = env_int("PORT", 8000, minimum=1)
+SITE_URL = env_url("SITE_URL", f"http://127.0.0.1:{PORT}", schemes={"http", "https"})
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = [SITE_URL]
 
@@ -64,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.sitemaps",
     "anymail",
     "django_prose_editor",
     "newsletter",
@@ -83,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # The admin in the newsroom's zone (DIGEST_TIMEZONE), not the server's.
+    "newsletter.middleware.newsroom_time_zone",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -138,6 +145,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Every date-and-time format names its zone (config/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -493,6 +502,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 # How long an emailed sign-in (or signup) link works. Short, because a link
 # copied from a screen, a log or a forwarded email signs in for that long.
+# Refuse, on the reader forms, an address whose domain DNS says has no mail
+# server (email-validator's deliverability check). Off in DEBUG (the demo and
+# the tests, which have no DNS) unless set; a DNS that does not answer refuses nobody.
+EMAIL_CHECK_DELIVERABILITY = env_bool("EMAIL_CHECK_DELIVERABILITY", not DEBUG)
 SIGN_IN_LINK_MINUTES = env_int("SIGN_IN_LINK_MINUTES", 15, minimum=1)
 X_FRAME_OPTIONS = "DENY"
 BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)

@@ -88,7 +88,9 @@ def do_continue_signup(
     return subscriber
 
 
-def do_start_checkout(subscriber: Subscriber, *, allow_trial: bool = True) -> SignupResult:
+def do_start_checkout(
+    subscriber: Subscriber, *, allow_trial: bool = True, resume: str | None = None
+) -> SignupResult:
     """Start (or restart) a signed-in reader's checkout: one Stripe customer, one Checkout Session.
 
     Without `allow_trial` (the way back offered to a reader whose membership
@@ -102,6 +104,11 @@ def do_start_checkout(subscriber: Subscriber, *, allow_trial: bool = True) -> Si
     The transaction covers the reader's row lock and the customer it
     records; the Checkout Session is created after it commits, so a slow
     Stripe never holds the lock (its idempotency key makes a retry safe).
+
+    `resume` is the id of the Checkout Session this browser started last: if
+    it is still open, for this reader's customer, the reader goes back to it
+    instead of a second one (the Back button, then the form again). Two open
+    checkouts could both be finished, in two tabs, and bill twice.
     """
     with transaction.atomic():
         # The lock serialises two checkouts of the same reader, so they never
@@ -116,6 +123,24 @@ def do_start_checkout(subscriber: Subscriber, *, allow_trial: bool = True) -> Si
                 email=subscriber.email, name=subscriber.greeting_name, subscriber_id=subscriber.pk
             )
             membership.save(update_fields=["stripe_customer_id", "updated_at"])
+    if resume:
+        try:
+            previous = stripe_api.retrieve_checkout_session(resume)
+        except stripe_api.InvalidRequestError:
+            previous = None  # gone, or another mode's: start a new one
+        if (
+            previous is not None
+            and previous.status == "open"
+            and previous.url
+            and stripe_api.expandable_id(previous.customer) == membership.stripe_customer_id
+        ):
+            logger.info("Checkout session %s resumed for subscriber %s", resume, subscriber.pk)
+            return SignupResult(
+                subscriber=subscriber,
+                checkout_url=previous.url,
+                checkout_session_id=previous.id,
+                trial_days=trial_days,
+            )
     session = stripe_api.create_checkout_session(
         checkout_params(subscriber, membership.stripe_customer_id, trial_days),
         # A double-click within ten minutes gets the same session back.
@@ -191,12 +216,27 @@ def apply_tax_settings(params: CheckoutSessionParams, *, has_customer: bool) -> 
         params["customer_update"] = customer_update
 
 
+@dataclass
+class FulfilledCheckout:
+    subscriber: Subscriber
+    # The reader's membership follows another subscription (an older checkout
+    # finished first): this one was not kept, and is cancelled at Stripe.
+    duplicate: bool = False
+
+
 @transaction.atomic
 def do_fulfil_checkout(session_id: str) -> Subscriber | None:
     """Apply a completed Checkout Session: the success page and the webhook both call this.
 
     Idempotent; returns the reader, or None while the session is not complete.
     """
+    fulfilled = do_fulfil_checkout_for_page(session_id)
+    return fulfilled.subscriber if fulfilled else None
+
+
+@transaction.atomic
+def do_fulfil_checkout_for_page(session_id: str) -> FulfilledCheckout | None:
+    """do_fulfil_checkout, and whether the session's subscription is the one the reader keeps."""
     session = stripe_api.retrieve_checkout_session(session_id)
     if session.mode != "subscription" or session.status != "complete":
         return None
@@ -209,4 +249,8 @@ def do_fulfil_checkout(session_id: str) -> Subscriber | None:
         customer_id=customer_id,
         subscriber_id=int_or_none(session.client_reference_id),
     )
-    return membership.subscriber if membership else None
+    if membership is None:
+        return None
+    return FulfilledCheckout(
+        membership.subscriber, duplicate=membership.stripe_subscription_id != subscription_id
+    )

@@ -167,6 +167,7 @@ class FakeStripe:
     def _register(self) -> None:
         routes = [
             ("POST", r"/v1/customers", self._create_customer),
+            ("POST", r"/v1/customers/(?P<id>[\w]+)", self._update_customer),
             ("POST", r"/v1/checkout/sessions", self._create_session),
             ("GET", r"/v1/checkout/sessions/(?P<id>[\w]+)", self._get_session),
             ("GET", r"/v1/subscriptions/(?P<id>[\w]+)", self._get_subscription),
@@ -225,6 +226,9 @@ class FakeStripe:
             name=params.get("name"),
             metadata={"subscriber_id": params.get("metadata[subscriber_id]")},
         )
+
+    def _update_customer(self, params, id):
+        return 200, load("customer", id=id, email=params.get("email"))
 
     def _create_session(self, params):
         session_id = f"cs_test_{next(_ids):06d}"
