@@ -223,3 +223,9 @@ def test_the_thanks_page_asks_stripe_only_for_this_browsers_checkout(client, fak
     )
     assert len(fake_stripe.mock.calls) == calls
     assert GiftCode.objects.get().status == GiftCode.Status.AWAITING_PAYMENT
+
+
+@pytest.mark.django_db
+def test_every_page_links_to_the_gift_page(client):
+    page = client.get("/archive/").content.decode()
+    assert '<a href="/gift/">Give a year</a>' in page
