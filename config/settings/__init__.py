@@ -289,7 +289,7 @@ DIGEST_BATCH_SIZE = env_int("DIGEST_BATCH_SIZE", 500, minimum=1)
 # quarter of it while it works; rows of a sender that died are handed on by
 # the sweep (every minute) once it runs out. Longer than one SMTP call may
 # take (the mail connection's timeout), so a live sender never loses them.
-DIGEST_LEASE_SECONDS = env_int("DIGEST_LEASE_SECONDS", 60, minimum=2)
+DIGEST_LEASE_SECONDS = env_int("DIGEST_LEASE_SECONDS", 45, minimum=2)
 # A connection lost after the whole message went out, before the server's
 # answer: most likely delivered (RFC 1047). Off: recorded as sent, "not
 # confirmed". On: sent once more (at most), as some publishers prefer a
