@@ -5,7 +5,7 @@ PYTHON := $(shell bin/find-python)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test e2e e2e-tools bench bench-dashboard lint format check clean
+.PHONY: run test e2e e2e-tools bench bench-dashboard faults lint format check clean spamassassin
 
 run: $(VENV)/.installed .env
 	bin/run-demo
@@ -35,6 +35,11 @@ e2e-tools: node_modules/.package-lock.json
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
+
+# The fault-injection tests against real processes, and the table of what
+# each fault cost (docs/reliability.md). PostgreSQL and Redis when present.
+faults: $(VENV)/.installed .env
+	bin/faults
 
 # The send and page benchmarks; writes docs/performance.md (see docs/).
 bench: $(VENV)/.installed .env bench-tools
@@ -92,3 +97,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache node_modules test-artifacts
+
+# SpamAssassin (Debian's), for the test that scores every email the project
+# sends (newsletter/tests/test_spamassassin.py), installed when missing.
+spamassassin: $(VENV)/.installed .env
+	@command -v spamassassin >/dev/null || { apt-get update -qq && apt-get install -y -qq spamassassin; }
+	$(VENV)/bin/pytest -q newsletter/tests/test_spamassassin.py

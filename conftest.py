@@ -159,3 +159,22 @@ def celery_queue():
     app.conf.task_default_queue = name
     yield name
     app.conf.task_default_queue = previous
+
+
+@pytest.fixture
+def fault_table(smtp_server):
+    """One row of `make faults`' table: what a fault cost, from what the SMTP server received.
+
+    `record(fault, expected, fault_at)` counts readers of `expected` who got
+    nothing (lost) and who got more than one copy (doubled), and the seconds
+    from `fault_at` (time.monotonic()) until the last of them had it. Rows go
+    to the file FAULT_TABLE names (`make faults`), and nowhere otherwise.
+    """
+    from testing import fault_table as table
+
+    def record(fault: str, expected: list[str], fault_at: float) -> table.Row:
+        row = table.Row.measure(fault, expected, smtp_server.recipients(), fault_at)
+        table.append(row)
+        return row
+
+    return record

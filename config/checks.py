@@ -174,3 +174,43 @@ def check_dkim_alignment(
             id="briefing.W006",
         )
     ]
+
+
+@register(Tags.mail, deploy=True)
+def check_bounce_domain(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[CheckMessage]:
+    bounce = getattr(settings, "BOUNCE_DOMAIN", "")
+    if settings.DEBUG or not bounce:
+        return []
+    sender = domain_of_address(settings.DEFAULT_FROM_EMAIL)
+    found: list[CheckMessage] = []
+    # SPF is checked on the envelope sender's domain: DMARC counts it only
+    # when that domain is the From domain or below it (relaxed alignment).
+    if not is_same_or_parent(sender, bounce):
+        found.append(
+            CheckWarning(
+                f"BOUNCE_DOMAIN {bounce!r} is not the From domain {sender!r} or below it.",
+                hint="SPF passes for the envelope sender's domain; DMARC aligns it with From "
+                f"only for a subdomain such as bounces.{sender}.",
+                id="briefing.W007",
+            )
+        )
+    if getattr(settings, "EMAIL_ESP", None):
+        found.append(
+            CheckWarning(
+                "BOUNCE_DOMAIN is set with EMAIL_ESP: the ESP chooses the envelope sender.",
+                hint="Unset BOUNCE_DOMAIN; the ESP's tracking webhook reports bounces.",
+                id="briefing.W008",
+            )
+        )
+    elif not getattr(settings, "BOUNCE_MAILBOX_URL", None):
+        found.append(
+            CheckWarning(
+                "BOUNCE_DOMAIN is set but BOUNCE_MAILBOX_URL is not: bounces pile up unread.",
+                hint="Set BOUNCE_MAILBOX_URL to the mailbox BOUNCE_DOMAIN delivers to "
+                "(imaps://user:password@host/INBOX).",
+                id="briefing.W008",
+            )
+        )
+    return found

@@ -1,6 +1,6 @@
 """Keep the secrets that travel in URLs out of log lines.
 
-Sign-in, signup, unsubscribe and preferences links carry their token in the
+Sign-in, signup, unsubscribe, preferences, renewal, rejoin and gift links carry their token in the
 path, and the checkout's return carries its session id in the query: an
 access log (or Django's "Bad Request: /signin/…" warning) would otherwise
 keep a copy that signs in, unsubscribes or reads a checkout. RedactSecrets
@@ -16,7 +16,8 @@ from collections.abc import MutableMapping
 REDACTED = "[redacted]"
 # A token is the path segment after one of these prefixes.
 TOKEN_PATH = re.compile(
-    r"(?P<prefix>/(?:signin|unsubscribe|preferences|subscribe/continue|test-checkout)/)"
+    r"(?P<prefix>/(?:signin|unsubscribe|preferences|subscribe/continue|test-checkout"
+    r"|billing/renewal|billing/rejoin|gift/redeem)/)"
     r"[^/?#\s\"]+"
 )
 TOKEN_QUERY = re.compile(r"(?P<prefix>\b(?:session_id|token)=)[^&#\s\"]+")

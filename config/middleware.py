@@ -15,7 +15,9 @@ from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse
 
 # The one form that takes a file: the admin's article form (its lead image).
-UPLOAD_PATHS = re.compile(r"^/admin/newsletter/article/(?:add|[^/]+/change)/$")
+UPLOAD_PATHS = re.compile(
+    r"^/admin/(?:newsletter/article/(?:add|[^/]+/change)|subscriptions/subscriber/import-csv)/$"
+)
 
 
 class FileRefused(SuspiciousOperation):

@@ -1,7 +1,15 @@
 """The keyless demo's billing backend: every call answered by the local test checkout."""
 
+from collections.abc import Iterator
+
 import stripe
-from stripe.params import CustomerCreateParams
+from stripe.params import (
+    CustomerCreateParams,
+    CustomerUpdateParams,
+    InvoiceCreatePreviewParams,
+    SubscriptionListParams,
+    SubscriptionUpdateParams,
+)
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
@@ -24,6 +32,9 @@ class LocalBilling(BillingBackend):
     def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
         return local_stripe.create_customer(params)
 
+    def update_customer(self, customer_id: str, params: CustomerUpdateParams, *, key: str) -> None:
+        local_stripe.update_customer(customer_id, params)
+
     def create_checkout_session(
         self, params: CheckoutSessionParams, *, key: str
     ) -> stripe.checkout.Session:
@@ -43,6 +54,23 @@ class LocalBilling(BillingBackend):
 
     def latest_subscription(self, customer_id: str) -> stripe.Subscription | None:
         return local_stripe.latest_subscription(customer_id)
+
+    def preview_invoice(self, params: InvoiceCreatePreviewParams) -> stripe.Invoice:
+        return local_stripe.preview_invoice(params)
+
+    def update_subscription(
+        self, subscription_id: str, params: SubscriptionUpdateParams, *, key: str
+    ) -> stripe.Subscription:
+        return local_stripe.update_subscription(subscription_id, params)
+
+    def list_subscriptions(self, params: SubscriptionListParams) -> Iterator[stripe.Subscription]:
+        return iter(local_stripe.list_subscriptions(params))
+
+    def draft_invoices(self, subscription_id: str) -> list[stripe.Invoice]:
+        return local_stripe.draft_invoices(subscription_id)
+
+    def finalize_invoice(self, invoice_id: str, *, key: str) -> stripe.Invoice:
+        return local_stripe.finalize_invoice(invoice_id)
 
     def create_portal_session(self, params: PortalSessionParams) -> str:
         return local_stripe.create_portal_session(params)

@@ -18,7 +18,13 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from stripe.params import CustomerCreateParams
+from stripe.params import (
+    CustomerCreateParams,
+    CustomerUpdateParams,
+    InvoiceCreatePreviewParams,
+    SubscriptionListParams,
+    SubscriptionUpdateParams,
+)
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
@@ -73,6 +79,17 @@ def create_customer(params: CustomerCreateParams) -> str:
     return _save(customer)["id"]
 
 
+def update_customer(customer_id: str, params: CustomerUpdateParams) -> None:
+    customer = _load("customer", customer_id)
+    customer.update(params)
+    _save(customer)
+
+
+def retrieve_customer(customer_id: str) -> dict:
+    """The stored customer, as Stripe would show it (for tests and the test portal)."""
+    return _load("customer", customer_id)
+
+
 def create_checkout_session(params: CheckoutSessionParams) -> stripe.checkout.Session:
     session_id = _id("cs_test")
     data = {
@@ -81,7 +98,9 @@ def create_checkout_session(params: CheckoutSessionParams) -> stripe.checkout.Se
         "mode": params["mode"],
         "status": "open",
         "payment_status": "unpaid",
-        "customer": params["customer"],
+        "customer": params.get("customer"),
+        "customer_email": params.get("customer_email"),
+        "amount_total": PRICE_CENTS,
         "client_reference_id": params.get("client_reference_id"),
         "metadata": params.get("metadata", {}),
         "subscription": None,
@@ -110,6 +129,69 @@ def cancel_subscription(subscription_id: str) -> None:
     send_event("customer.subscription.deleted", subscription)
 
 
+def preview_invoice(params: InvoiceCreatePreviewParams) -> stripe.Invoice:
+    """The renewal invoice Stripe would issue next: the price, no discount, no tax."""
+    subscription = _load("subscription", params["subscription"])
+    preview = _invoice(subscription, "draft")
+    # An upcoming invoice has no id until Stripe creates it.
+    preview.update(id=None, amount_paid=0, next_payment_attempt=None, hosted_invoice_url=None)
+    return stripe.Invoice.construct_from(preview, None)
+
+
+@transaction.atomic
+def update_subscription(
+    subscription_id: str, params: SubscriptionUpdateParams
+) -> stripe.Subscription:
+    """What the reader may change from our pages: cancel at period end (or not), a pause."""
+    subscription = _load("subscription", subscription_id)
+    if "cancel_at_period_end" in params:
+        subscription["cancel_at_period_end"] = bool(params["cancel_at_period_end"])
+    if "pause_collection" in params:
+        pause = params["pause_collection"]
+        subscription["pause_collection"] = (
+            None
+            if pause == ""
+            else {
+                "behavior": pause["behavior"],
+                "resumes_at": pause.get("resumes_at"),
+            }
+        )
+    _save(subscription)
+    send_event("customer.subscription.updated", subscription)
+    return stripe.Subscription.construct_from(subscription, None)
+
+
+def list_subscriptions(params: SubscriptionListParams) -> list[stripe.Subscription]:
+    """The local subscriptions, not canceled (as Stripe lists by default), customers expanded."""
+    found = []
+    for row in LocalStripeObject.objects.filter(object="subscription").order_by("-created_at"):
+        data = dict(row.data)
+        if data["status"] == "canceled":
+            continue
+        price = params.get("price")
+        if price and data["items"]["data"][0]["price"]["id"] != price:
+            continue
+        data["customer"] = _load("customer", data["customer"])
+        found.append(stripe.Subscription.construct_from(data, None))
+    return found
+
+
+def draft_invoices(subscription_id: str) -> list[stripe.Invoice]:
+    rows = LocalStripeObject.objects.filter(object="invoice", data__status="draft")
+    return [
+        stripe.Invoice.construct_from(row.data, None)
+        for row in rows
+        if row.data["parent"]["subscription_details"]["subscription"] == subscription_id
+    ]
+
+
+def finalize_invoice(invoice_id: str) -> stripe.Invoice:
+    """The test card "pays" at once: nothing is charged here."""
+    invoice = _load("invoice", invoice_id)
+    invoice.update(status="paid", auto_advance=True, amount_paid=invoice["amount_due"])
+    return stripe.Invoice.construct_from(_save(invoice), None)
+
+
 def create_portal_session(params: PortalSessionParams) -> str:
     return settings.SITE_URL + reverse("demo_checkout:portal")
 
@@ -136,6 +218,7 @@ def _subscription(session: dict, *, with_card: bool) -> dict:
         "cancel_at": None,
         "canceled_at": None,
         "ended_at": None,
+        "pause_collection": None,
         "default_payment_method": _id("pm") if with_card else None,
         "metadata": session["subscription_data"].get("metadata", {}),
         "trial_settings": session["subscription_data"].get("trial_settings"),
@@ -211,6 +294,12 @@ def complete_checkout(session_id: str, *, with_card: bool = True) -> str:
     session = _load("checkout.session", session_id)
     if session["status"] != "open":
         return session["success_url"]
+    if session["mode"] == "payment":
+        # A gift, paid once with the test card: no subscription.
+        session.update(status="complete", payment_status="paid")
+        _save(session)
+        send_event("checkout.session.completed", session)
+        return session["success_url"]
     subscription = _save(_subscription(session, with_card=with_card))
     session.update(status="complete", payment_status="paid", subscription=subscription["id"])
     _save(session)
@@ -226,6 +315,8 @@ PORTAL_ACTIONS = {
     "resume": "Don't cancel after all",
     "trial_will_end": "Fast-forward: the trial ends in 3 days",
     "end_trial": "Fast-forward: the trial ends and the test card is charged $46",
+    "renewal_upcoming": "Fast-forward: the yearly renewal is RENEWAL_NOTICE_DAYS days away",
+    "pause_ends": "Fast-forward: the pause of billing ends",
     "fail_payment": "Fast-forward: the renewal payment fails",
     "recover_payment": "Fast-forward: the retried payment succeeds",
     "cancel_now": "Fast-forward: the membership ends now",
@@ -263,6 +354,16 @@ def portal_action(customer_id: str, action: str) -> None:
             item["current_period_start"] = now
             item["current_period_end"] = now + 365 * 86400
         send = ["customer.subscription.updated", "invoice.paid"]
+    elif action == "renewal_upcoming":
+        if subscription["status"] != "active":
+            raise ValueError("The subscription is not active (end the trial first).")
+        item["current_period_end"] = now + settings.RENEWAL_NOTICE_DAYS * 86400
+        send = ["customer.subscription.updated", "invoice.upcoming"]
+    elif action == "pause_ends":
+        if not subscription.get("pause_collection"):
+            raise ValueError("Billing is not paused.")
+        subscription["pause_collection"] = None
+        send = ["customer.subscription.updated"]
     elif action == "fail_payment":
         subscription["status"] = "past_due"
         send = ["customer.subscription.updated", "invoice.payment_failed"]
@@ -271,7 +372,10 @@ def portal_action(customer_id: str, action: str) -> None:
         send = ["customer.subscription.deleted"]
     _save(subscription)
     for event_type in send:
-        if event_type.startswith("invoice."):
+        if event_type == "invoice.upcoming":
+            # Not kept: an upcoming invoice has no id, and is previewed when asked for.
+            send_event(event_type, {**_invoice(subscription, "draft"), "id": None})
+        elif event_type.startswith("invoice."):
             status = "paid" if event_type == "invoice.paid" else "open"
             # Kept, as Stripe keeps it: the webhook handler fetches it back.
             send_event(event_type, _save(_invoice(subscription, status)))

@@ -45,6 +45,7 @@ def checkout(request: HttpRequest, session_id: str) -> HttpResponse:
             "session": session,
             "trial_days": trial_days,
             "card_optional": session.payment_method_collection == "if_required",
+            "gift": session.mode == "payment",
             "amount": f"${stripe_api.PRICE_CENTS // 100}",
         },
     )

@@ -126,6 +126,24 @@ def test_reader_unsubscribes_through_the_confirmation_page(page: Page, digest):
     check_accessibility(page, "unsubscribe-done")
     screenshot(page, "unsubscribe-done")
 
+    # The digest's settings link, and the edition's web page (what the email showed).
+    page.goto(mail.link(r"/preferences/[^/]+/"))
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    check_accessibility(page, "preferences")
+    screenshot(page, "preferences")
+    page.goto("/archive/")
+    page.locator(".edition-summary h4 a").first.click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    check_accessibility(page, "edition")
+    screenshot(page, "edition")
+
+    # The same link again says at once where things stand.
+    page.goto(link)
+    expect(page.get_by_role("heading", name="You're already unsubscribed")).to_be_visible()
+    expect(page.get_by_role("button", name="Resubscribe")).to_be_visible()
+    check_accessibility(page, "unsubscribe-already")
+    screenshot(page, "unsubscribe-already")
+
 
 def test_editor_writes_publishes_previews_and_sends_a_test_of_the_next_edition(
     page: Page, mailbox: Mailbox
@@ -156,7 +174,8 @@ def test_editor_writes_publishes_previews_and_sends_a_test_of_the_next_edition(
     expect(page.get_by_role("heading", level=1)).to_contain_text("Next edition")
     expect(page.locator(".desk-articles")).to_contain_text(title)
     preview = page.frame_locator("iframe.desk-email")
-    expect(preview.get_by_text(title)).to_be_visible()
+    # The story as a linked headline (the hidden preheader repeats its title).
+    expect(preview.get_by_role("link", name=title)).to_be_visible()
     check_accessibility(page, "admin-next-edition")
     screenshot(page, "admin-next-edition", widths=(1280,))
 
@@ -172,3 +191,27 @@ def test_editor_writes_publishes_previews_and_sends_a_test_of_the_next_edition(
     expect(page.get_by_text("The harbour master lifted the closure at dawn.")).to_be_visible()
     check_accessibility(page, "article")
     screenshot(page, "article")
+
+
+def test_a_gift_is_bought_delivered_and_started(page: Page, mailbox: Mailbox):
+    page.goto("/gift/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Give a year")
+    check_accessibility(page, "gift")
+    screenshot(page, "gift")
+    page.get_by_label("Your email address").fill("giver@example.com")
+    page.get_by_label("Their email address").fill("lucky@example.com")
+    page.get_by_role("button", name="Pay $46").click()
+
+    expect(page.get_by_role("heading", name="Confirm your gift")).to_be_visible()
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
+    assert "will not be charged again" in mailbox.wait_for("giver@example.com", "receipt").text
+
+    gift = mailbox.wait_for("lucky@example.com", "a gift for you")
+    page.goto(gift.link(r"/gift/redeem/[^/]+/"))
+    expect(page).to_have_url(re.compile(r"/gift/redeem/$"))  # the token left the address bar
+    check_accessibility(page, "gift-redeem")
+    screenshot(page, "gift-redeem")
+    page.get_by_role("button", name="Start my year").click()
+    expect(page.get_by_text("Your gift year has started")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Complimentary, until \d+ \w+ \d{4}"))).to_be_visible()

@@ -97,7 +97,7 @@ def status_change_message(form: forms.ModelForm, default: ChangeMessage) -> str 
 @admin.register(Article)
 class ArticleAdmin(admin.ModelAdmin):
     list_display = ["title", "section", "status", "published_at", "byline_or_author", "updated_at"]
-    list_filter = ["status", "section", "published_at"]
+    list_filter = ["status", "free_to_read", "section", "published_at"]
     list_select_related = ["section", "author"]
     search_fields = ["title", "dek", "body", "byline"]
     prepopulated_fields = {"slug": ["title"]}
@@ -112,7 +112,7 @@ class ArticleAdmin(admin.ModelAdmin):
         (
             "Publication",
             {
-                "fields": ["status", "published_at"],
+                "fields": ["status", "published_at", "free_to_read"],
                 "description": (
                     "Draft: only staff can see it. Scheduled: goes live at the publication "
                     "time (within a minute). Published: live now; leave the time empty to "
@@ -137,6 +137,11 @@ class ArticleAdmin(admin.ModelAdmin):
             field.widget.attrs["aria-label"] = "Lead image"
             # Type and pixel limits, on top of the model's size limit.
             field.validators = [*field.validators, uploads.validate_lead_image]
+        if field is not None and db_field.name == "published_at":
+            field.help_text = (
+                f"In the newsroom's time zone, {settings.DIGEST_TIMEZONE} "
+                "(the admin's zone for every time)."
+            )
         return field
 
     @admin.display(description="byline", ordering="byline")
@@ -360,6 +365,9 @@ class EditionAdmin(admin.ModelAdmin):
             "test_form": TestSendForm(initial={"reader": reader, "zone": zone}),
             "progress": progress,
             "zone_sends": edition.zone_sends(),
+            "unconfirmed": edition.deliveries.filter(
+                status=Delivery.Status.SENT, last_error=sending.UNCONFIRMED_NOTE
+            ).count(),
             "next_sends": desk.next_sends(),
             "failures": [
                 (

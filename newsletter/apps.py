@@ -7,4 +7,7 @@ class NewsletterConfig(AppConfig):
 
     def ready(self) -> None:
         from config import checks  # noqa: F401 - registers the product's deploy checks
-        from newsletter import tracking  # noqa: F401 - connects the anymail signal handler
+        from newsletter import (
+            health_admin,  # noqa: F401 - send health in the admin
+            tracking,  # noqa: F401 - connects the anymail signal handler
+        )

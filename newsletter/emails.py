@@ -91,6 +91,8 @@ class DigestMessage(EmailMultiAlternatives):
     """
 
     metadata: dict[str, str]
+    # The VERP envelope sender (config.mail), set by the sender; None: the From.
+    smtp_envelope_from: str | None = None
 
     @property
     def html(self) -> str:
@@ -123,6 +125,7 @@ class DigestTemplate:
             "since": since,
             "items": [(article, absolute_url(article.get_absolute_url())) for article in articles],
             "preheader": self.preheader,
+            "preheader_padding": PREHEADER_PADDING,
             "newsletter_name": settings.NEWSLETTER_NAME,
             "site_url": settings.SITE_URL,
             "edition_url": absolute_url(edition.get_absolute_url()),
@@ -140,10 +143,10 @@ class DigestTemplate:
 
     @cached_property
     def preheader(self) -> str:
-        """The line mail clients show after the subject."""
+        """The line mail clients show after the subject, cut at a word."""
         if self.edition.editor_note:
-            return single_line(self.edition.editor_note)[:140]
-        return "; ".join(article.title for article in self.articles[:3])[:140]
+            return cut_at_word(single_line(self.edition.editor_note))
+        return cut_at_word("; ".join(article.title for article in self.articles[:3]))
 
     @property
     def subject(self) -> str:
@@ -194,10 +197,33 @@ class DigestTemplate:
             headers={
                 **list_headers(values["unsubscribe_url"]),
                 "Message-ID": message_id or make_msgid(domain=site_host()),
+                "Feedback-ID": feedback_id(f"edition{self.edition.date:%Y%m%d}", "digest"),
             },
         )
         message.attach_alternative(self._fill(self._html_parts, html_values), "text/html")
         return message
+
+
+PREHEADER_LENGTH = 140
+# After the preheader, invisible spacing (combining grapheme joiner, zero-width
+# non-joiner, no-break space) fills the inbox's preview line, so clients do
+# not go on to show "View this email in your browser" and the greeting.
+PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60
+
+
+def cut_at_word(text: str, length: int = PREHEADER_LENGTH) -> str:
+    """`text`, at most `length` characters, cut after a whole word ("…" when cut)."""
+    if len(text) <= length:
+        return text
+    cut = text[: length - 1]
+    if not text[length - 1].isspace() and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ;,:-") + "…"
+
+
+def feedback_id(campaign: str, kind: str) -> str:
+    """Feedback-ID (Gmail's Postmaster Tools: spam rates per campaign, kind and sender)."""
+    return f"{campaign}:{kind}:{settings.FEEDBACK_ID_SENDER}"
 
 
 def list_headers(unsubscribe_link: str) -> dict[str, str]:

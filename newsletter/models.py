@@ -137,6 +137,12 @@ class Article(models.Model):
     byline = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=20, choices=Status, default=Status.DRAFT)
     published_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Whole on the site for everyone, members or not (for sharing and search).
+    free_to_read = models.BooleanField(
+        default=False,
+        help_text="Everyone can read it in full on the site, without a membership: "
+        "for sharing and search engines. Otherwise non-members see the opening paragraphs.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -439,6 +445,17 @@ class Edition(models.Model):
     def progress(self) -> "SendProgress":
         return SendProgress(self.delivery_counts())
 
+    def carried(self) -> dict[str, int]:
+        """How many sent deliveries each mailer carried ({"default": n, "fallback": m})."""
+        rows = (
+            self.deliveries.filter(status__in=[Delivery.Status.SENT, Delivery.Status.BOUNCED])
+            .exclude(carrier="")
+            .values_list("carrier")
+            .annotate(count=models.Count("pk"))
+            .order_by("carrier")
+        )
+        return dict(rows)
+
     def zone_sends(self) -> list["ZoneSend"]:
         """Each zone's morning send of this edition, in the order they went."""
         sends: dict[tuple[str, datetime.datetime | None], ZoneSend] = {}
@@ -547,8 +564,15 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Who holds the row until when: a sender renews it while it works (a
+    # heartbeat), a batch task waiting to retry holds it until its retry. A
+    # row whose lease has run out is nobody's: the sweep hands it on.
+    lease_until = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Which mailer carried it: "default", or "fallback" (newsletter.carriers).
+    # A database default: the audience is written by raw INSERT ... SELECT.
+    carrier = models.CharField(max_length=20, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name_plural = "deliveries"
@@ -639,3 +663,100 @@ class SendSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} {self.send_time:%H:%M} {self.time_zone}"
+
+
+class BounceEvent(models.Model):
+    """A bounce, complaint or mailto: unsubscribe about one reader (newsletter.bounces).
+
+    From the SMTP server's answer at send time, the bounce mailbox (DSNs,
+    RFC 3464; ARF complaints, RFC 5965) or the ESP's webhook. The edition's
+    send health is counted from these rows.
+    """
+
+    class Kind(models.TextChoices):
+        HARD = "hard", "Hard bounce"
+        SOFT = "soft", "Soft bounce"
+        COMPLAINT = "complaint", "Spam complaint"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribed by email"
+
+    class Source(models.TextChoices):
+        SMTP = "smtp", "SMTP answer at send time"
+        MAILBOX = "mailbox", "Bounce mailbox"
+        ESP = "esp", "Email service provider"
+
+    kind = models.CharField(max_length=20, choices=Kind)
+    source = models.CharField(max_length=20, choices=Source)
+    subscriber = models.ForeignKey(
+        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="bounce_events"
+    )
+    delivery = models.ForeignKey(
+        Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="bounce_events"
+    )
+    edition = models.ForeignKey(
+        Edition, null=True, blank=True, on_delete=models.SET_NULL, related_name="bounce_events"
+    )
+    # The report's own Message-ID: a mailbox read twice counts it once.
+    report_id = models.CharField(max_length=255, blank=True)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["subscriber", "kind", "created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["report_id", "subscriber"],
+                condition=~models.Q(report_id=""),
+                name="bounce_event_once_per_report",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.get_source_display()})"
+
+
+class SendAlert(models.Model):
+    """A send-health threshold an edition passed: staff are emailed once, the desk shows it."""
+
+    class Kind(models.TextChoices):
+        HARD_BOUNCES = "hard_bounces", "Hard-bounce rate"
+        COMPLAINTS = "complaints", "Complaint rate"
+        PAUSED = "paused", "Sends paused for complaints"
+
+    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=20, choices=Kind)
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["edition", "kind"], name="send_alert_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SendPause(models.Model):
+    """The rest of a newsroom day's sends wait: complaints passed the pause rate.
+
+    Only staff lift it ("Resume sends" in the admin); the next day sends again.
+    """
+
+    date = models.DateField(help_text="The newsroom's date (DIGEST_TIMEZONE) it holds.")
+    edition = models.ForeignKey(Edition, null=True, on_delete=models.SET_NULL)
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    resumed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        state = "resumed" if self.resumed_at else "paused"
+        return f"Sends of {self.date} {state}: {self.reason}"

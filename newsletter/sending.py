@@ -9,8 +9,10 @@ safe to run twice, from two workers at once, or again after a crash:
 - a batch claims only `queued` rows, so two senders never send the same row;
 - rows are marked `sent` every CHECKPOINT_EVERY emails, so a worker killed
   mid-batch leaves at most that many sent-but-unmarked rows; they stay
-  `sending` until their claim expires, and are then sent again. That is the
-  one, bounded, way a reader can get a digest twice.
+  `sending` until the dead sender's lease runs out (newsletter.leases, about
+  a minute), and are then sent again. That is the one, bounded, way a
+  reader can get a digest twice. A sender that loses its database
+  connection retries the write on a new one instead of giving up.
 """
 
 import datetime
@@ -18,7 +20,7 @@ import logging
 import smtplib
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused
@@ -44,10 +46,11 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Concat, Greatest
 from django.utils import timezone
 
-from config.mail import signing_for
-from newsletter import calendar, smtp
+from config.mail import signing_for, verp_address
+from newsletter import bounces, calendar, carriers, smtp
 from newsletter.editions import build_edition, window_articles
 from newsletter.emails import DigestTemplate
+from newsletter.leases import Lease, durably, lease_length
 from newsletter.mime import fast_digest
 from newsletter.models import Article, Delivery, Edition, SendSlot, message_id_for
 from newsletter.schedule import (
@@ -63,14 +66,18 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 50
 MAX_ATTEMPTS = 5
-# Longer than a batch task may run (its hard time limit), so a live sender's
-# claim is never taken over.
+# Rows claimed before leases (lease_until empty) are taken over after this.
 CLAIM_TIMEOUT = datetime.timedelta(minutes=15)
 # How far back the periodic sweep looks for sends to resume.
 RESUME_WINDOW = datetime.timedelta(days=2)
 SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
 # Written on rows whose claim expired: the reader may already have the email.
 RESUMED_NOTE = "Resumed after an interrupted send; this reader may receive it twice."
+# Written on rows whose connection dropped after the message went out.
+UNCONFIRMED_NOTE = (
+    "Sent; the connection dropped before the mail server confirmed it, "
+    "so delivery is likely but not confirmed."
+)
 
 
 class TransientSendError(Exception):
@@ -90,12 +97,16 @@ class BatchReport:
     failed: int = 0
     skipped: int = 0
     requeued: int = 0
+    # How many each mailer carried: "default", or "fallback" (newsletter.carriers).
+    carried: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: "BatchReport") -> None:
         self.sent += other.sent
         self.failed += other.failed
         self.skipped += other.skipped
         self.requeued += other.requeued
+        for carrier, count in other.carried.items():
+            self.carried[carrier] = self.carried.get(carrier, 0) + count
 
 
 def start_send(edition: Edition, now: datetime.datetime | None = None) -> None:
@@ -329,6 +340,7 @@ def mark_missed(now: datetime.datetime | None = None) -> int:
         status=Delivery.Status.QUEUED, scheduled_for__lt=now - catch_up_window()
     ).update(
         status=Delivery.Status.MISSED,
+        lease_until=None,
         last_error=Case(
             When(
                 last_error="", then=Value(f"Not sent within {hours} hours of the reader's morning.")
@@ -346,14 +358,19 @@ def mark_missed(now: datetime.datetime | None = None) -> int:
 
 
 def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = None) -> int:
-    """Hand back rows claimed by a sender that died (claim older than CLAIM_TIMEOUT)."""
+    """Hand back rows claimed by a sender that died: its lease ran out."""
     now = now or timezone.now()
-    count = edition.deliveries.filter(
-        status=Delivery.Status.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT
-    ).update(
-        status=Delivery.Status.QUEUED,
-        claimed_at=None,
-        last_error=RESUMED_NOTE,
+    count = (
+        edition.deliveries.filter(status=Delivery.Status.SENDING)
+        .filter(
+            Q(lease_until__lt=now) | Q(lease_until__isnull=True, claimed_at__lt=now - CLAIM_TIMEOUT)
+        )
+        .update(
+            status=Delivery.Status.QUEUED,
+            claimed_at=None,
+            lease_until=None,
+            last_error=RESUMED_NOTE,
+        )
     )
     if count:
         logger.warning("Edition %s: %d interrupted deliveries requeued", edition.date, count)
@@ -366,10 +383,15 @@ def batch_ranges(
     *,
     scheduled_for: datetime.datetime | None = None,
 ) -> list[tuple[int, int]]:
-    """Split the queued deliveries (of one send moment) into (first_id, last_id) ranges."""
+    """Split the queued deliveries (of one send moment) into (first_id, last_id) ranges.
+
+    Rows a batch waiting to retry holds (a live lease) are left to it.
+    """
     size = size or settings.DIGEST_BATCH_SIZE
     ranges: list[tuple[int, int]] = []
-    queued = edition.deliveries.filter(status=Delivery.Status.QUEUED)
+    queued = edition.deliveries.filter(status=Delivery.Status.QUEUED).exclude(
+        lease_until__gte=timezone.now()
+    )
     if scheduled_for is not None:
         queued = queued.filter(scheduled_for=scheduled_for)
     ids = queued.order_by("pk").values_list("pk", flat=True)
@@ -409,12 +431,15 @@ def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
         )
         # Attempts are counted when a send is tried, not here: a batch that
         # cannot even connect has tried nobody.
-        Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.SENDING, claimed_at=now)
+        Delivery.objects.filter(pk__in=ids).update(
+            status=Delivery.Status.SENDING, claimed_at=now, lease_until=now + lease_length()
+        )
     # Only what the digest reads: whole rows cost a fair part of a batch.
     return list(
         Delivery.objects.filter(pk__in=ids)
         .select_related("subscriber__membership")
         .only(
+            "attempts",
             "scheduled_for",
             "window_start",
             "time_zone",
@@ -523,11 +548,15 @@ class Contents:
 class BatchLedger:
     """What happened to each claimed row, written back in a few queries."""
 
-    def __init__(self) -> None:
+    def __init__(self, carrier: str = carriers.PRIMARY) -> None:
+        self.carrier = carrier
         self.sent: list[int] = []
+        self.unconfirmed: list[int] = []
         self.failed: dict[str, list[int]] = defaultdict(list)
         self.deferred: dict[str, list[int]] = defaultdict(list)
         self.skipped: dict[str, list[int]] = defaultdict(list)
+        # 5xx answers at send time: bounces of their readers (newsletter.bounces).
+        self.refused: list[tuple[Delivery, Exception]] = []
         self.report = BatchReport()
 
     def record_sent(self, delivery: Delivery) -> None:
@@ -536,39 +565,74 @@ class BatchLedger:
             self.flush_sent()
 
     def flush_sent(self) -> None:
+        """Mark the sent rows sent: retried on a new connection if the database went away."""
         if not self.sent:
             return
-        Delivery.objects.filter(pk__in=self.sent).update(
-            status=Delivery.Status.SENT,
-            sent_at=timezone.now(),
-            attempts=F("attempts") + 1,
-            # A resumed row keeps its note once sent: it is the record that
-            # this reader may have had the email twice.
-            last_error=Case(
-                When(last_error=RESUMED_NOTE, then=Value(RESUMED_NOTE)), default=Value("")
+        sent_at = timezone.now()
+        # Only rows still ours (sending): a repeat of this write after a
+        # lost connection whose first try did land changes nothing.
+        rows = Delivery.objects.filter(pk__in=self.sent, status=Delivery.Status.SENDING)
+        durably(
+            lambda: rows.update(
+                status=Delivery.Status.SENT,
+                sent_at=sent_at,
+                lease_until=None,
+                carrier=self.carrier,
+                attempts=F("attempts") + 1,
+                # A resumed row keeps its note once sent: it is the record that
+                # this reader may have had the email twice.
+                last_error=Case(
+                    When(last_error=RESUMED_NOTE, then=Value(RESUMED_NOTE)), default=Value("")
+                ),
             ),
+            "marking digests sent",
         )
         self.report.sent += len(self.sent)
+        self.report.carried[self.carrier] = self.report.carried.get(self.carrier, 0) + len(
+            self.sent
+        )
         self.sent = []
 
     def flush(self) -> None:
         self.flush_sent()
-        with transaction.atomic():
-            for error, ids in self.failed.items():
-                Delivery.objects.filter(pk__in=ids).update(
-                    status=Delivery.Status.FAILED, last_error=error, attempts=F("attempts") + 1
-                )
-            for error, ids in self.deferred.items():
-                self.report.requeued += release(ids, error, tried=ids)
-            for reason, ids in self.skipped.items():
-                Delivery.objects.filter(pk__in=ids).update(
-                    status=Delivery.Status.SKIPPED, last_error=reason
-                )
+        self.report.requeued += durably(self._flush_outcomes, "recording the batch's outcomes")
+        self.report.sent += len(self.unconfirmed)
         self.report.failed += sum(len(ids) for ids in self.failed.values())
         self.report.skipped += sum(len(ids) for ids in self.skipped.values())
+        self.unconfirmed.clear()
+        bounces.record_refusals(self.refused)
+        self.refused.clear()
         self.failed.clear()
         self.deferred.clear()
         self.skipped.clear()
+
+    @transaction.atomic
+    def _flush_outcomes(self) -> int:
+        """Write every outcome but "sent" in one transaction; return how many were requeued."""
+        if self.unconfirmed:
+            Delivery.objects.filter(pk__in=self.unconfirmed, status=Delivery.Status.SENDING).update(
+                status=Delivery.Status.SENT,
+                sent_at=timezone.now(),
+                lease_until=None,
+                carrier=self.carrier,
+                attempts=F("attempts") + 1,
+                last_error=UNCONFIRMED_NOTE,
+            )
+        for error, ids in self.failed.items():
+            Delivery.objects.filter(pk__in=ids).update(
+                status=Delivery.Status.FAILED,
+                last_error=error,
+                attempts=F("attempts") + 1,
+                lease_until=None,
+            )
+        requeued = 0
+        for error, ids in self.deferred.items():
+            requeued += release(ids, error, tried=ids)
+        for reason, ids in self.skipped.items():
+            Delivery.objects.filter(pk__in=ids).update(
+                status=Delivery.Status.SKIPPED, last_error=reason, lease_until=None
+            )
+        return requeued
 
 
 def release(
@@ -581,13 +645,34 @@ def release(
     """
     message = error if isinstance(error, str) else describe(error)
     rows = Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.SENDING)
-    with transaction.atomic():
+
+    @transaction.atomic
+    def write() -> int:
         rows.filter(pk__in=tried).update(attempts=F("attempts") + 1)
         rows.filter(pk__in=tried, attempts__gte=MAX_ATTEMPTS).update(
             status=Delivery.Status.FAILED,
             last_error=f"Gave up after {MAX_ATTEMPTS} attempts: {message}",
+            lease_until=None,
         )
-        return rows.update(status=Delivery.Status.QUEUED, claimed_at=None, last_error=message)
+        return rows.update(
+            status=Delivery.Status.QUEUED, claimed_at=None, lease_until=None, last_error=message
+        )
+
+    return durably(write, "handing rows back to the queue")
+
+
+def hold(edition_id: int, first_id: int, last_id: int, seconds: float) -> int:
+    """The queued rows of a batch waiting `seconds` to retry: held by it, not stalled."""
+    until = timezone.now() + datetime.timedelta(seconds=seconds) + lease_length()
+    return durably(
+        lambda: Delivery.objects.filter(
+            edition_id=edition_id,
+            pk__gte=first_id,
+            pk__lte=last_id,
+            status=Delivery.Status.QUEUED,
+        ).update(lease_until=until),
+        "holding rows for a retry",
+    )
 
 
 NOT_ENTITLED = "Not entitled or not deliverable at send time."
@@ -615,6 +700,11 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     Raises TransientSendError, with the unsent rows back in the queue, when
     the mail server is unavailable or answers "try again later".
     """
+    pause = bounces.sends_paused()
+    if pause is not None:
+        # Complaints passed the pause rate: the rows wait, queued, for staff.
+        logger.warning("Edition %s: sends paused (%s)", edition_id, pause.reason)
+        return BatchReport()
     deliveries = claim(edition_id, first_id, last_id)
     if not deliveries:
         return BatchReport()
@@ -626,12 +716,16 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         .values_list("pk", flat=True)
     )
     contents = Contents(edition)
-    ledger = BatchLedger()
-    connection = mailers.default
+    # The primary mailer, or FALLBACK_SMTP_URL's while the primary keeps failing.
+    carrier = carriers.choose()
+    ledger = BatchLedger(carrier)
+    lease = Lease(d.pk for d in deliveries)
+    connection = mailers[carrier]
     try:
         connection.open()
     except SEND_ERRORS as error:
         release([d.pk for d in deliveries], error)
+        carriers.failed(carrier)
         raise TransientSendError(describe(error)) from error
 
     position = 0
@@ -644,6 +738,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
             release([d.pk for d in deliveries], error)
             raise TransientSendError(describe(error)) from error
         for position, delivery in enumerate(deliveries):
+            lease.keep_alive()
             if delivery.subscriber_id not in entitled:
                 ledger.skipped[NOT_ENTITLED].append(delivery.pk)
                 continue
@@ -655,6 +750,25 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 continue
             try:
                 send(delivery, contents.digest(delivery))
+            except smtp.UnconfirmedSend as error:
+                # Most likely delivered: recorded so, not sent again blindly.
+                # Unless the publisher prefers one more try to a possible miss.
+                if settings.DIGEST_RESEND_UNCONFIRMED and delivery.attempts == 0:
+                    ledger.deferred[describe(error)].append(delivery.pk)
+                else:
+                    ledger.unconfirmed.append(delivery.pk)
+                logger.warning("Digest to %s not confirmed: %s", delivery.subscriber.email, error)
+                # The connection is gone: the rest of the batch goes over a new one.
+                connection.close()
+                try:
+                    connection.open()
+                    send = Sender(connection, edition)
+                except SEND_ERRORS as reconnect_error:
+                    ledger.flush()
+                    unsent = [d.pk for d in deliveries[position + 1 :]]
+                    ledger.report.requeued += release(unsent, reconnect_error)
+                    raise TransientSendError(describe(reconnect_error)) from reconnect_error
+                continue
             except ValueError as error:
                 # An address no message can be built for (e.g. a non-ASCII
                 # local part without SMTPUTF8): this reader only, for good.
@@ -665,6 +779,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 if is_permanent(error):
                     logger.warning("Digest to %s refused: %s", delivery.subscriber.email, error)
                     ledger.failed[describe(error)].append(delivery.pk)
+                    ledger.refused.append((delivery, error))
                     continue
                 if is_deferral(error):
                     # This reader later (the sweep comes back); the others now.
@@ -683,7 +798,9 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 raise TransientSendError(describe(error)) from error
             ledger.record_sent(delivery)
         ledger.flush()
+        carriers.succeeded(carrier)
     except TransientSendError:
+        carriers.failed(carrier)
         raise
     except Exception as error:
         # Anything else that stops the batch (a time limit, a database error,
@@ -737,6 +854,8 @@ class Sender:
     def __call__(self, delivery: Delivery, digest: DigestTemplate) -> None:
         subscriber = delivery.subscriber
         message_id = message_id_for(self.edition, delivery.pk)
+        # VERP (BOUNCE_DOMAIN): a bounce to this envelope names the delivery.
+        verp = verp_address("d", delivery.pk)
         if self.fast is not None:
             data = fast_digest(digest).bytes_for(subscriber, message_id)
             if data is not None:
@@ -744,7 +863,7 @@ class Sender:
                     data = self.sign(data)
                 smtp.send(
                     self.fast.smtp,
-                    self.fast.envelope_from,
+                    verp or self.fast.envelope_from,
                     subscriber.email,
                     data,
                     pipelining=self.fast.pipelining,
@@ -753,6 +872,7 @@ class Sender:
         message = digest.message_for(subscriber, message_id=message_id)
         # ESPs (anymail) return this with bounce and complaint events.
         message.metadata = {"delivery_id": str(delivery.pk), "edition": str(self.edition.date)}
+        message.smtp_envelope_from = verp  # config.mail.SigningSMTPBackend's MAIL FROM
         self.connection.send_messages([message])
 
 
@@ -786,7 +906,7 @@ def resend_failed(edition: Edition) -> int:
     with transaction.atomic():
         # A fresh set of attempts: staff resend once the cause is fixed.
         count = edition.deliveries.filter(status=Delivery.Status.FAILED).update(
-            status=Delivery.Status.QUEUED, claimed_at=None, attempts=0
+            status=Delivery.Status.QUEUED, claimed_at=None, lease_until=None, attempts=0
         )
         if count:
             Edition.objects.filter(pk=edition.pk).update(
@@ -796,20 +916,34 @@ def resend_failed(edition: Edition) -> int:
 
 
 def editions_to_resume(now: datetime.datetime | None = None) -> list[Edition]:
-    """Recent editions still sending whose work seems to have stalled."""
+    """Recent editions still sending with rows nobody holds: their tasks were lost.
+
+    The sweep's question, every minute. Rows of a sender that died come back
+    once its lease runs out; those and any queued row are someone's only
+    while a live lease holds them (a sender at work, a batch waiting to
+    retry) or while the send is visibly moving (a row sent within the last
+    lease: batches waiting their turn in the broker). Otherwise the batch
+    tasks are gone (a flushed or restarted broker, a killed worker) and the
+    send is restarted: at worst a range is queued twice, which the claims
+    make harmless.
+    """
     now = now or timezone.now()
     recent = Edition.objects.filter(
         status=Edition.Status.SENDING, send_started_at__gte=now - RESUME_WINDOW
     )
     mark_missed(now)
+    if bounces.sends_paused(now) is not None:
+        return []  # staff paused the sends (complaints): queued rows wait for them
     stalled = []
     for edition in recent:
-        requeue_expired_claims(edition, now)
+        taken_back = requeue_expired_claims(edition, now)
         if finish_if_done(edition.pk):
             continue
-        busy = edition.deliveries.filter(
-            Q(status=Delivery.Status.SENDING) | Q(claimed_at__gte=now - CLAIM_TIMEOUT)
+        rows = edition.deliveries
+        held = rows.filter(
+            status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING], lease_until__gte=now
         ).exists()
-        if not busy:
+        moving = rows.filter(sent_at__gte=now - lease_length()).exists()
+        if taken_back or not (held or moving):
             stalled.append(edition)
     return stalled

@@ -16,6 +16,14 @@ CRLF = b"\r\n"
 LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
+class UnconfirmedSend(smtplib.SMTPServerDisconnected):
+    """The connection was lost after the whole message went out, before the server's answer.
+
+    The message was most likely delivered (RFC 1047): sending it again is
+    how a reader gets two copies, or five.
+    """
+
+
 def supports_pipelining(smtp: smtplib.SMTP) -> bool:
     smtp.ehlo_or_helo_if_needed()
     return smtp.has_extn("pipelining")
@@ -23,9 +31,13 @@ def supports_pipelining(smtp: smtplib.SMTP) -> bool:
 
 def send(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes, *,
          pipelining: bool) -> None:  # fmt: skip
-    """smtp.sendmail(sender, [recipient], message), in two round trips if `pipelining`."""
+    """smtp.sendmail(sender, [recipient], message), in two round trips if `pipelining`.
+
+    Raises UnconfirmedSend when the connection drops after the end of DATA
+    and before the server answers it.
+    """
     if not pipelining:
-        smtp.sendmail(sender, [recipient], message)
+        _send_unpipelined(smtp, sender, recipient, message)
         return
     smtp.send(
         b"MAIL FROM:" + smtplib.quoteaddr(sender).encode("ascii") + CRLF
@@ -50,11 +62,37 @@ def send(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes, *,
         _abandon(smtp, data_reply[0])
         raise smtplib.SMTPDataError(*data_reply)
 
+    _send_data(smtp, message)
+
+
+def _send_unpipelined(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+    """SMTP.sendmail's steps, one answer at a time, for a server without PIPELINING."""
+    smtp.ehlo_or_helo_if_needed()
+    code, reply = smtp.mail(sender)
+    if code != 250:
+        _abandon(smtp, code)
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    code, reply = smtp.rcpt(recipient)
+    if code not in (250, 251):
+        _abandon(smtp, code)
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    code, reply = smtp.docmd("DATA")
+    if code != 354:
+        _abandon(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+    _send_data(smtp, message)
+
+
+def _send_data(smtp: smtplib.SMTP, message: bytes) -> None:
+    """The message and its final dot, after the server's 354; then its answer."""
     body = LEADING_DOT.sub(b"..", message)
     if not body.endswith(CRLF):
         body += CRLF
     smtp.send(body + b"." + CRLF)
-    code, reply = smtp.getreply()
+    try:
+        code, reply = smtp.getreply()
+    except smtplib.SMTPServerDisconnected as error:
+        raise UnconfirmedSend(f"Connection lost before the server confirmed: {error}") from error
     if code != 250:
         _abandon(smtp, code)
         raise smtplib.SMTPDataError(code, reply)

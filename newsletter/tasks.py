@@ -11,8 +11,10 @@ import logging
 
 from celery import Task, shared_task
 from celery.exceptions import MaxRetriesExceededError
+from django.conf import settings
 
-from newsletter import sending
+from newsletter import bounces, sending
+from newsletter.leases import CONNECTION_ERRORS as DATABASE_GONE
 from newsletter.models import Article, Edition
 
 logger = logging.getLogger(__name__)
@@ -20,6 +22,8 @@ logger = logging.getLogger(__name__)
 # Backoff for a mail server that is unavailable: 30 s, 1, 2, 4, 8, 16 min...
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 30 * 60
+# After the database was gone for longer than a sender retries its writes.
+DATABASE_RETRY_SECONDS = 15
 
 
 @shared_task
@@ -59,20 +63,26 @@ def send_edition(edition_id: int) -> int:
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=10,
-    soft_time_limit=240,
-    time_limit=300,
+    soft_time_limit=settings.DIGEST_BATCH_SOFT_TIME_LIMIT,
+    time_limit=settings.DIGEST_BATCH_TIME_LIMIT,
 )
 def send_delivery_batch(self: Task, edition_id: int, first_id: int, last_id: int) -> dict[str, int]:
     try:
         report = sending.send_batch(edition_id, first_id, last_id)
     except sending.TransientSendError as error:
         countdown = min(RETRY_BASE_SECONDS * 2**self.request.retries, RETRY_MAX_SECONDS)
+        # The rows wait for this retry: the sweep must not count them as lost.
+        sending.hold(edition_id, first_id, last_id, countdown)
         try:
             raise self.retry(exc=error, countdown=countdown)
         except MaxRetriesExceededError:
             # The rows are back in the queue; the periodic sweep resumes them.
             logger.error("Edition batch %s-%s: giving up retrying: %s", first_id, last_id, error)
             raise
+    except DATABASE_GONE as error:
+        # Lost for longer than the sender's own retries (newsletter.leases):
+        # what it could not record stays claimed until its lease runs out.
+        raise self.retry(exc=error, countdown=DATABASE_RETRY_SECONDS) from error
     sending.finish_if_done(edition_id)
     return report.__dict__
 
@@ -100,3 +110,13 @@ def publish_scheduled_articles() -> list[int]:
     if published:
         logger.info("Published %d scheduled articles: %s", len(published), published)
     return published
+
+
+@shared_task(soft_time_limit=240, time_limit=300)
+def process_bounces() -> dict[str, int]:
+    """Beat's task: bounces, complaints and mailto: unsubscribes in BOUNCE_MAILBOX_URL.
+
+    Safe to run twice: a report is recorded once (by its Message-ID) and
+    deleted once applied.
+    """
+    return dict(bounces.process_mailbox())

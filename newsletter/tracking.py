@@ -11,18 +11,18 @@ import logging
 
 from anymail.signals import AnymailTrackingEvent, tracking
 from django.conf import settings
-from django.db import transaction
 from django.dispatch import receiver
 
-from newsletter.models import Delivery
+from newsletter import bounces
+from newsletter.models import BounceEvent, Delivery
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
 
-SUPPRESSING_EVENTS = {
-    "bounced": Subscriber.EmailStatus.BOUNCED,
-    "complained": Subscriber.EmailStatus.COMPLAINED,
-    "unsubscribed": Subscriber.EmailStatus.UNSUBSCRIBED,
+KINDS = {
+    "bounced": BounceEvent.Kind.HARD,
+    "complained": BounceEvent.Kind.COMPLAINT,
+    "unsubscribed": BounceEvent.Kind.UNSUBSCRIBE,
 }
 
 
@@ -50,8 +50,7 @@ def handle_tracking_event(
         # trust: they skipped our provider's own verification.
         logger.warning("Tracking event from %s ignored: the ESP is %s", esp_name, expected)
         return
-    status = SUPPRESSING_EVENTS.get(event.event_type)
-    if status is None or not event.recipient:
+    if event.event_type not in KINDS or not event.recipient:
         return
     if event.event_type == "bounced" and is_soft_bounce(event, esp_name):
         logger.info(
@@ -60,23 +59,23 @@ def handle_tracking_event(
             (event.metadata or {}).get("delivery_id", "unknown"),
         )
         return
-    with transaction.atomic():
-        subscriber = (
-            Subscriber.objects.select_for_update().filter(email__iexact=event.recipient).first()
-        )
-        if subscriber is None:
-            logger.info("%s %s for an address that is no reader's", esp_name, event.event_type)
-            return
-        subscriber.set_email_status(status)
-        if event.event_type == "bounced":
-            latest = subscriber.deliveries.filter(status=Delivery.Status.SENT).order_by("-sent_at")
-            delivery_id = (event.metadata or {}).get("delivery_id")
-            if delivery_id:
-                latest = latest.filter(pk=delivery_id)
-            delivery = latest.first()
-            if delivery is not None:
-                Delivery.objects.filter(pk=delivery.pk).update(
-                    status=Delivery.Status.BOUNCED,
-                    last_error=f"{esp_name}: {event.description or event.event_type}"[:1000],
-                )
-    logger.info("%s: subscriber %s is now %s", esp_name, subscriber.pk, status.label)
+    subscriber = Subscriber.objects.filter(email__iexact=event.recipient).first()
+    if subscriber is None:
+        logger.info("%s %s for an address that is no reader's", esp_name, event.event_type)
+        return
+    delivery_id = None
+    if event.event_type in {"bounced", "complained"}:
+        latest = subscriber.deliveries.filter(status=Delivery.Status.SENT).order_by("-sent_at")
+        named = (event.metadata or {}).get("delivery_id")
+        if named:
+            latest = latest.filter(pk=named)
+        delivery_id = latest.values_list("pk", flat=True).first()
+    # The same action as a bounce over SMTP or from the bounce mailbox.
+    bounces.do_record(
+        subscriber.pk,
+        KINDS[event.event_type],
+        source=BounceEvent.Source.ESP,
+        delivery_id=delivery_id,
+        detail=f"{esp_name}: {event.description or event.event_type}",
+        report_id=f"{esp_name}:{event.event_id}" if event.event_id else "",
+    )

@@ -1,6 +1,8 @@
+from django.contrib.sitemaps.views import sitemap
 from django.urls import path
 
 from newsletter import views
+from newsletter.sitemaps import SITEMAPS
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -9,4 +11,7 @@ urlpatterns = [
     path("sections/<slug:slug>/", views.section, name="section"),
     path("editions/<str:date>/", views.edition, name="edition"),
     path("feed/", views.LatestArticlesFeed(), name="feed"),
+    path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
+    path("robots.txt", views.robots_txt, name="robots"),
+    path("favicon.ico", views.favicon, name="favicon"),
 ]

@@ -3,18 +3,42 @@ import datetime
 from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.feedgenerator import Rss201rev2Feed, Stylesheet
 from django.utils.html import escape, strip_tags
+from django.views.decorators.http import require_GET
 
-from newsletter.models import Article, Edition, Section
+from newsletter.models import Article, Edition, EditionArticle, Section
 from subscriptions.sessions import current_subscriber
 
 LATEST_COUNT = 6
 PAGE_SIZE = 20
 FEED_SIZE = 20
+
+
+# Reader-only pages and the editors' admin are not for search engines; the
+# emailed links (sign-in, preferences, unsubscribe) name one reader each.
+ROBOTS_DISALLOW = [
+    "/admin/", "/account/", "/signin/", "/subscribe/", "/preferences/", "/unsubscribe/",
+    "/outbox/", "/test-checkout/",
+]  # fmt: skip
+
+
+@require_GET
+def robots_txt(request: HttpRequest) -> HttpResponse:
+    lines = ["User-agent: *", *(f"Disallow: {path}" for path in ROBOTS_DISALLOW)]
+    lines.append(f"Sitemap: {settings.SITE_URL}{reverse('sitemap')}")
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page links: the static file's address."""
+    return redirect(static("favicon.ico"), permanent=True)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -34,14 +58,28 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "article": article,
             "subscriber": subscriber,
-            # Everyone else gets the teaser and the offer, never the body.
-            "full_text": article.is_readable_by(request.user, subscriber),
+            # Everyone else gets the teaser and the offer, never the body,
+            # unless the editors made the article free to read.
+            "full_text": article.free_to_read or article.is_readable_by(request.user, subscriber),
         },
     )
 
 
 def archive(request: HttpRequest) -> HttpResponse:
-    editions = Edition.objects.gone_out().order_by("-date").prefetch_related("articles")
+    # Each edition's articles as its email had them: the editors' order,
+    # without those they left out (and without any unpublished since).
+    carried = (
+        EditionArticle.objects.filter(included=True, article__in=Article.objects.published())
+        .select_related("article")
+        .order_by("position", "pk")
+    )
+    editions = (
+        Edition.objects.gone_out()
+        .order_by("-date")
+        .prefetch_related(
+            Prefetch("editionarticle_set", queryset=carried, to_attr="carried_articles")
+        )
+    )
     page = Paginator(editions, PAGE_SIZE).get_page(request.GET.get("page"))
     sections = Section.objects.filter(articles__in=Article.objects.published()).distinct()
     return render(request, "newsletter/archive.html", {"page": page, "sections": sections})
@@ -81,6 +119,14 @@ def feed_text(value: str) -> str:
     return strip_tags(value).replace("<", "&lt;")
 
 
+class StyledRssFeed(Rss201rev2Feed):
+    """RSS 2.0 served as application/xml: browsers apply the feed's XSL stylesheet to
+    an XML type, and show application/rss+xml as raw text (Chromium). Feed readers
+    read the document, whatever the type."""
+
+    content_type = "application/xml; charset=utf-8"
+
+
 class LatestArticlesFeed(Feed):
     """RSS of the latest articles: title, standfirst and link (the text is for members).
 
@@ -88,6 +134,12 @@ class LatestArticlesFeed(Feed):
     as HTML (and often <title>), so each is escaped or stripped of tags here:
     the syndication framework only escapes it for XML.
     """
+
+    def stylesheets(self) -> list[Stylesheet]:
+        """Shown as a page, not raw XML, when a browser opens the feed (static/feed.xsl)."""
+        return [Stylesheet(static("feed.xsl"), mimetype="text/xsl")]
+
+    feed_type = StyledRssFeed
 
     def title(self) -> str:
         return settings.NEWSLETTER_NAME

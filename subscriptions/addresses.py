@@ -10,6 +10,9 @@ UPPER()), so a long-s spelling of `sam@example.com` would stand for `sam@example
 place and not in another.
 """
 
+import difflib
+
+import email_validator
 import idna
 from django.core.exceptions import ValidationError
 
@@ -44,3 +47,60 @@ def display_email(address: str) -> str:
         return f"{local}@{idna.decode(domain)}"
     except idna.IDNAError:
         return address
+
+
+# The mail providers most readers use: an address one or two letters away from
+# one of them is most likely a typo ("gmial.com"). An exact match, or any other
+# domain, gets no suggestion.
+COMMON_DOMAINS = (
+    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "ymail.com",
+    "hotmail.com", "hotmail.co.uk", "hotmail.fr", "outlook.com", "live.com", "msn.com",
+    "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com",
+    "gmx.com", "gmx.de", "gmx.net", "web.de", "mail.com", "fastmail.com", "zoho.com",
+    "yandex.ru", "mail.ru", "orange.fr", "free.fr", "btinternet.com", "comcast.net",
+    "verizon.net", "att.net", "sbcglobal.net", "hey.com",
+)  # fmt: skip
+# Misspelt top-level domains that are not real ones (".co" and ".cm" are).
+TLD_TYPOS = {
+    "con": "com", "cmo": "com", "ocm": "com", "vom": "com", "xom": "com", "comm": "com",
+    "coom": "com", "copm": "com", "net.": "net", "nte": "net", "ner": "net", "nett": "net",
+    "ogr": "org", "orgg": "org",
+}  # fmt: skip
+SIMILARITY = 0.8  # difflib's ratio: one swapped or missing letter in a provider's name
+
+
+def suggested_address(address: str) -> str | None:
+    """The address with its domain's likely typo corrected ("gmial.con": gmail.com), or None."""
+    local, _, domain = address.rpartition("@")
+    if not local or domain in COMMON_DOMAINS:
+        return None
+    name, dot, tld = domain.rpartition(".")
+    fixed = f"{name}.{TLD_TYPOS[tld]}" if dot and tld in TLD_TYPOS else domain
+    if fixed not in COMMON_DOMAINS:
+        close = difflib.get_close_matches(fixed, COMMON_DOMAINS, n=1, cutoff=SIMILARITY)
+        fixed = close[0] if close else fixed
+    return f"{local}@{fixed}" if fixed != domain else None
+
+
+def check_can_receive_mail(address: str, *, ask_dns: bool) -> None:
+    """ValidationError unless the address's domain can receive mail (email-validator).
+
+    Always refused: domains that cannot be on the internet (localhost, .local,
+    .test, a name without a dot). With `ask_dns` (EMAIL_CHECK_DELIVERABILITY),
+    also a domain that DNS says has no mail server (no MX, A or AAAA record,
+    or a null MX); a DNS that does not answer in time refuses nobody.
+    """
+    try:
+        email_validator.validate_email(
+            address, check_deliverability=ask_dns, allow_smtputf8=False, timeout=DNS_TIMEOUT
+        )
+    except email_validator.EmailUndeliverableError:
+        raise ValidationError(UNDELIVERABLE, code="undeliverable") from None
+    except email_validator.EmailNotValidError as error:
+        raise ValidationError(str(error), code="invalid") from None
+
+
+DNS_TIMEOUT = 3  # seconds; a form must answer even when DNS is slow
+UNDELIVERABLE = (
+    "The part after the @ is not a domain that receives email: check the address for a typo."
+)

@@ -1,9 +1,26 @@
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+import csv
+from collections.abc import Iterator
 
-from subscriptions import webhooks
-from subscriptions.models import Membership, ReaderEmail, StripeEvent, Subscriber
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.views.decorators.http import require_POST
+
+from subscriptions import stripe_api, webhooks
+from subscriptions.actions.imports import (
+    IMPORT_AS,
+    CsvFormatError,
+    ImportReport,
+    do_import_readers,
+    do_import_stripe,
+)
+from subscriptions.models import GiftCode, Membership, ReaderEmail, StripeEvent, Subscriber
 
 # Written only from Stripe (sync_subscription): editing them here would be
 # overwritten by the next event, so staff see them but change them at Stripe.
@@ -32,6 +49,46 @@ class ReaderEmailInline(admin.TabularInline):
         return False
 
 
+# Staff with the billing permission (the dashboard's: seeing memberships) may
+# export the list; importing writes memberships, so it asks for changing them.
+BILLING_PERMISSION = "subscriptions.view_membership"
+IMPORT_PERMISSION = "subscriptions.change_membership"
+
+
+class ImportReadersForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file", help_text="Substack's or Ghost's members export, or email,name,time_zone."
+    )
+    import_as = forms.ChoiceField(
+        label="New readers get",
+        choices=[
+            (
+                "complimentary",
+                "a complimentary membership (Substack's paid time left: until it ends)",
+            ),
+            ("trial", "a complimentary membership for the free trial's length"),
+        ],
+    )
+    dry_run = forms.BooleanField(label="Dry run: report only", required=False, initial=True)
+
+    def clean_file(self) -> str:
+        upload = self.cleaned_data["file"]
+        # Larger lists: manage.py import_readers (no request body limit).
+        if upload.size > settings.UPLOAD_REQUEST_MAX_BYTES:
+            raise forms.ValidationError(
+                "The file is too large for the admin: use manage.py import_readers."
+            )
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise forms.ValidationError("The file is not UTF-8 text.") from None
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
     list_display = ["email", "name", "email_status", "membership_status", "created_at"]
@@ -40,6 +97,112 @@ class SubscriberAdmin(admin.ModelAdmin):
     list_select_related = ["membership"]
     readonly_fields = ["created_at", "updated_at", "email_status_changed_at", "last_signed_in_at"]
     inlines = [MembershipInline, ReaderEmailInline]
+    change_list_template = "admin/subscriptions/subscriber/change_list.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "import-csv/",
+                view(self.import_csv_view),
+                name="subscriptions_subscriber_import_csv",
+            ),
+            path(
+                "import-stripe/",
+                view(require_POST(self.import_stripe_view)),
+                name="subscriptions_subscriber_import_stripe",
+            ),
+            path(
+                "export-csv/",
+                view(self.export_csv_view),
+                name="subscriptions_subscriber_export_csv",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _require(self, request: HttpRequest, permission: str) -> None:
+        if not request.user.has_perm(permission):
+            raise PermissionDenied
+
+    def _report(self, request: HttpRequest, report: ImportReport) -> None:
+        level = messages.WARNING if report.rejected or report.dry_run else messages.SUCCESS
+        for line in report.lines()[:50]:
+            self.message_user(request, line, level)
+
+    def import_csv_view(self, request: HttpRequest) -> HttpResponse:
+        """Import readers from a CSV (the same as manage.py import_readers)."""
+        self._require(request, IMPORT_PERMISSION)
+        form = ImportReadersForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = do_import_readers(
+                    form.cleaned_data["file"],
+                    import_as=form.cleaned_data["import_as"],
+                    dry_run=form.cleaned_data["dry_run"],
+                )
+            except CsvFormatError as error:
+                form.add_error("file", str(error))
+            else:
+                self._report(request, report)
+                return redirect("admin:subscriptions_subscriber_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import readers from a CSV",
+            "form": form,
+            "opts": self.model._meta,
+            "import_as": IMPORT_AS,
+        }
+        return TemplateResponse(request, "admin/subscriptions/subscriber/import_csv.html", context)
+
+    def import_stripe_view(self, request: HttpRequest) -> HttpResponse:
+        """Import the live subscriptions at Stripe (the same as manage.py import_stripe)."""
+        self._require(request, IMPORT_PERMISSION)
+        try:
+            report = do_import_stripe(
+                all_prices=request.POST.get("all_prices") == "on",
+                dry_run=request.POST.get("dry_run") == "on",
+            )
+        except (stripe_api.StripeError, stripe_api.BillingUnavailable) as error:
+            self.message_user(request, f"Stripe could not be reached: {error}", messages.ERROR)
+        else:
+            self._report(request, report)
+        return redirect("admin:subscriptions_subscriber_changelist")
+
+    def export_csv_view(self, request: HttpRequest) -> StreamingHttpResponse:
+        """Every reader as CSV, streamed: address, name, zone, email and membership status."""
+        self._require(request, BILLING_PERMISSION)
+        writer = csv.writer(_Echo())
+        header = [
+            "email", "name", "time_zone", "email_status", "membership_status",
+            "complimentary", "complimentary_until", "trial_end", "current_period_end",
+            "cancel_at_period_end", "stripe_customer_id", "created_at",
+        ]  # fmt: skip
+
+        def rows() -> Iterator[str]:
+            yield writer.writerow(header)
+            readers = Subscriber.objects.select_related("membership").order_by("pk")
+            for reader in readers.iterator(chunk_size=2000):
+                membership = getattr(reader, "membership", None)
+                yield writer.writerow(
+                    [
+                        _cell(reader.email),
+                        _cell(reader.name),
+                        reader.time_zone,
+                        reader.email_status,
+                        membership.status if membership else "",
+                        membership.complimentary if membership else "",
+                        _iso(membership.complimentary_until if membership else None),
+                        _iso(membership.trial_end if membership else None),
+                        _iso(membership.current_period_end if membership else None),
+                        membership.cancel_at_period_end if membership else "",
+                        (membership.stripe_customer_id or "") if membership else "",
+                        _iso(reader.created_at),
+                    ]
+                )
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="readers.csv"'
+        return response
 
     @admin.display(description="membership", ordering="membership__status")
     def membership_status(self, subscriber: Subscriber) -> str:
@@ -49,6 +212,15 @@ class SubscriberAdmin(admin.ModelAdmin):
         if membership.is_comped:
             return f"complimentary ({membership.get_status_display()} at Stripe)"
         return membership.get_status_display()
+
+
+def _cell(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula (names are typed by anyone)."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if value is not None and hasattr(value, "isoformat") else ""
 
 
 @admin.register(Membership)
@@ -114,4 +286,28 @@ class ReaderEmailAdmin(admin.ModelAdmin):
     readonly_fields = ["subscriber", "kind", "cause", "context", "status", "created_at", "sent_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(GiftCode)
+class GiftCodeAdmin(admin.ModelAdmin):
+    """Gifts as staff see them: who gave whom, paid, delivered, used. Written only by the flow."""
+
+    list_display = [
+        "code",
+        "status",
+        "buyer_email",
+        "recipient_email",
+        "deliver_on",
+        "paid_at",
+        "redeemed_at",
+    ]
+    list_filter = ["status", "deliver_on"]
+    search_fields = ["code", "buyer_email", "recipient_email", "checkout_session_id"]
+    readonly_fields = [field.name for field in GiftCode._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: GiftCode | None = None) -> bool:
         return False

@@ -7,11 +7,18 @@ the code that calls them cannot tell which one answered.
 """
 
 import functools
+from collections.abc import Iterator
 from typing import NoReturn
 
 import stripe
 from django.conf import settings
-from stripe.params import CustomerCreateParams
+from stripe.params import (
+    CustomerCreateParams,
+    CustomerUpdateParams,
+    InvoiceCreatePreviewParams,
+    SubscriptionListParams,
+    SubscriptionUpdateParams,
+)
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
@@ -36,6 +43,9 @@ class BillingBackend:
         """Create a customer; returns its id."""
         raise NotImplementedError
 
+    def update_customer(self, customer_id: str, params: CustomerUpdateParams, *, key: str) -> None:
+        raise NotImplementedError
+
     def create_checkout_session(
         self, params: CheckoutSessionParams, *, key: str
     ) -> stripe.checkout.Session:
@@ -58,6 +68,27 @@ class BillingBackend:
         """The customer's most recent subscription in any status, or None."""
         raise NotImplementedError
 
+    def preview_invoice(self, params: InvoiceCreatePreviewParams) -> stripe.Invoice:
+        """The invoice Stripe would issue next (POST /v1/invoices/create_preview)."""
+        raise NotImplementedError
+
+    def update_subscription(
+        self, subscription_id: str, params: SubscriptionUpdateParams, *, key: str
+    ) -> stripe.Subscription:
+        raise NotImplementedError
+
+    def draft_invoices(self, subscription_id: str) -> list[stripe.Invoice]:
+        """The subscription's invoices still in draft."""
+        raise NotImplementedError
+
+    def list_subscriptions(self, params: SubscriptionListParams) -> Iterator[stripe.Subscription]:
+        """Every subscription the parameters select, page after page."""
+        raise NotImplementedError
+
+    def finalize_invoice(self, invoice_id: str, *, key: str) -> stripe.Invoice:
+        """Finalize a draft and let Stripe collect it (auto_advance on)."""
+        raise NotImplementedError
+
     def create_portal_session(self, params: PortalSessionParams) -> str:
         """A Customer Portal session; returns its URL."""
         raise NotImplementedError
@@ -75,6 +106,11 @@ class StripeBilling(BillingBackend):
     def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
         client = stripe_api.client()
         return client.v1.customers.create(params=params, options={"idempotency_key": key}).id
+
+    def update_customer(self, customer_id: str, params: CustomerUpdateParams, *, key: str) -> None:
+        stripe_api.client().v1.customers.update(
+            customer_id, params=params, options={"idempotency_key": key}
+        )
 
     def create_checkout_session(
         self, params: CheckoutSessionParams, *, key: str
@@ -101,6 +137,30 @@ class StripeBilling(BillingBackend):
             params={"customer": customer_id, "status": "all", "limit": 1}
         )
         return subscriptions.data[0] if subscriptions.data else None
+
+    def preview_invoice(self, params: InvoiceCreatePreviewParams) -> stripe.Invoice:
+        return stripe_api.client().v1.invoices.create_preview(params=params)
+
+    def update_subscription(
+        self, subscription_id: str, params: SubscriptionUpdateParams, *, key: str
+    ) -> stripe.Subscription:
+        return stripe_api.client().v1.subscriptions.update(
+            subscription_id, params=params, options={"idempotency_key": key}
+        )
+
+    def list_subscriptions(self, params: SubscriptionListParams) -> Iterator[stripe.Subscription]:
+        return stripe_api.client().v1.subscriptions.list(params=params).auto_paging_iter()
+
+    def draft_invoices(self, subscription_id: str) -> list[stripe.Invoice]:
+        invoices = stripe_api.client().v1.invoices.list(
+            params={"subscription": subscription_id, "status": "draft", "limit": 100}
+        )
+        return list(invoices.data)
+
+    def finalize_invoice(self, invoice_id: str, *, key: str) -> stripe.Invoice:
+        return stripe_api.client().v1.invoices.finalize_invoice(
+            invoice_id, params={"auto_advance": True}, options={"idempotency_key": key}
+        )
 
     def create_portal_session(self, params: PortalSessionParams) -> str:
         return stripe_api.client().v1.billing_portal.sessions.create(params=params).url
@@ -129,10 +189,16 @@ class UnavailableBilling(BillingBackend):
 
     price_id = _refuse
     create_customer = _refuse
+    update_customer = _refuse
     create_checkout_session = _refuse
     retrieve_checkout_session = _refuse
     retrieve_subscription = _refuse
     retrieve_invoice = _refuse
     cancel_subscription = _refuse
     latest_subscription = _refuse
+    preview_invoice = _refuse
+    update_subscription = _refuse
+    draft_invoices = _refuse
+    list_subscriptions = _refuse
+    finalize_invoice = _refuse
     create_portal_session = _refuse

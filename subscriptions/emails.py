@@ -14,9 +14,10 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from config.mail import verp_address
 from newsletter import calendar
-from subscriptions import preferences, signin, stripe_api, trials
-from subscriptions.models import ReaderEmail, Subscriber
+from subscriptions import billing_links, gifts, preferences, signin, stripe_api, trials
+from subscriptions.models import GiftCode, ReaderEmail, Subscriber
 
 # The shared email frame (templates/emails/_base.html) is styled by classes;
 # mail clients need them inline. Media queries (dark mode) stay in <style>.
@@ -70,10 +71,16 @@ def _message(subscriber: Subscriber, name: str, **context: object) -> EmailMulti
         to=[subscriber.email],
         # On the site's domain, as the digest's are: Django's default is this
         # machine's name (often localhost), which spam filters count against.
-        headers={"Message-ID": make_msgid(domain=urlsplit(settings.SITE_URL).hostname)},
+        headers={
+            "Message-ID": make_msgid(domain=urlsplit(settings.SITE_URL).hostname),
+            # Gmail's Postmaster Tools report spam rates per kind of email by it.
+            "Feedback-ID": f"{name}:reader:{settings.FEEDBACK_ID_SENDER}",
+        },
     )
     html = INLINER.inline(render_to_string(f"emails/{name}.html", context))
     message.attach_alternative(html, "text/html")
+    # VERP (BOUNCE_DOMAIN): a bounce of this email names the reader.
+    message.smtp_envelope_from = verp_address("s", subscriber.pk) if subscriber.pk else None  # type: ignore[attr-defined]
     return message
 
 
@@ -84,7 +91,7 @@ def welcome(email: ReaderEmail) -> EmailMultiAlternatives:
         first_digest=first_digest_at(email.subscriber, email.created_at),
         digest_zone=email.subscriber.time_zone,
         trial_end=_parse(email.context.get("trial_end")),
-        amount=dollars(email.subscriber.membership.amount),
+        amount=dollars(email.subscriber.membership.charge_amount),
     )
 
 
@@ -123,7 +130,74 @@ def membership_ended(email: ReaderEmail) -> EmailMultiAlternatives:
         email.subscriber,
         "membership_ended",
         unpaid=email.context.get("status") == "unpaid",
-        signup_url=f"{settings.SITE_URL}/#signup",
+        # One click back: a new checkout, at the full price, without a second trial.
+        signup_url=billing_links.rejoin_url(email.subscriber),
+        amount=dollars(None),
+    )
+
+
+def renewal_notice(email: ReaderEmail) -> EmailMultiAlternatives:
+    amount = email.context.get("amount")
+    list_amount = email.context.get("list_amount")
+    return _message(
+        email.subscriber,
+        "renewal_notice",
+        renews_at=_parse(email.context["renews_at"]),
+        amount=dollars(amount),
+        # Named only when a promotion code makes the charge differ from the price.
+        list_amount=dollars(list_amount) if list_amount and list_amount != amount else "",
+        renewal_url=billing_links.renewal_url(email.subscriber),
+    )
+
+
+def win_back(email: ReaderEmail) -> EmailMultiAlternatives:
+    return _message(
+        email.subscriber,
+        "win_back",
+        rejoin_url=billing_links.rejoin_url(email.subscriber),
+        amount=dollars(None),
+    )
+
+
+def _addressee(email: str) -> Subscriber:
+    """An unsaved reader to address an email to someone who may be no reader (a gift's people).
+
+    Greeted by no name: names on a gift form are typed by the buyer, and a
+    stranger's typing is never printed in an official email.
+    """
+    return Subscriber(email=email, time_zone=settings.DIGEST_TIMEZONE)
+
+
+def gift_receipt(gift: GiftCode) -> EmailMultiAlternatives:
+    return _message(
+        _addressee(gift.buyer_email),
+        "gift_receipt",
+        gift=gift,
+        amount=dollars(gift.amount),
+        newsroom_zone=settings.DIGEST_TIMEZONE,
+    )
+
+
+def gift_delivery(gift: GiftCode) -> EmailMultiAlternatives:
+    return _message(
+        _addressee(gift.recipient_email),
+        "gift_delivery",
+        gift=gift,
+        redeem_url=gifts.redeem_url(gift),
+        amount=dollars(None),
+    )
+
+
+def gift_ending(email: ReaderEmail) -> EmailMultiAlternatives:
+    return _message(email.subscriber, "gift_ending", until=_parse(email.context["until"]))
+
+
+def gift_ended(email: ReaderEmail) -> EmailMultiAlternatives:
+    return _message(
+        email.subscriber,
+        "gift_ended",
+        rejoin_url=billing_links.rejoin_url(email.subscriber),
+        amount=dollars(None),
     )
 
 
@@ -135,6 +209,21 @@ def sign_in_link(subscriber: Subscriber, *, already_member: bool = False) -> Ema
         minutes=signin.link_minutes(),
         already_member=already_member,
     )
+
+
+def email_change_link(subscriber: Subscriber, new_email: str) -> EmailMultiAlternatives:
+    """To the new address: the link that moves the reader to it."""
+    message = _message(
+        subscriber,
+        "email_change_link",
+        new_email=new_email,
+        change_url=signin.email_change_url(
+            signin.EmailChangeClaim(subscriber.pk, subscriber.email, new_email)
+        ),
+        minutes=signin.link_minutes(),
+    )
+    message.to = [new_email]
+    return message
 
 
 UNDELIVERABLE = (Subscriber.EmailStatus.BOUNCED, Subscriber.EmailStatus.COMPLAINED)
@@ -172,6 +261,10 @@ BUILDERS = {
     ReaderEmail.Kind.PAYMENT_FAILED: payment_failed,
     ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED: payment_action_required,
     ReaderEmail.Kind.MEMBERSHIP_ENDED: membership_ended,
+    ReaderEmail.Kind.RENEWAL_NOTICE: renewal_notice,
+    ReaderEmail.Kind.WIN_BACK: win_back,
+    ReaderEmail.Kind.GIFT_ENDING: gift_ending,
+    ReaderEmail.Kind.GIFT_ENDED: gift_ended,
 }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from subscriptions.addresses import normalise_email
+from subscriptions.addresses import check_can_receive_mail, normalise_email, suggested_address
 from subscriptions.models import NAME_MAX_LENGTH, validate_plain_name
 
 # The regions of the IANA database whose zones readers live in; the rest
@@ -73,7 +73,51 @@ class ReaderEmailField(forms.EmailField):
             # Judge the local part before Django's validator, whose
             # case-insensitive pattern takes U+017F (long s) for `s` and U+0131 (dotless i) for `i`.
             normalise_email(value)
-        return normalise_email(super().clean(value))
+        address = normalise_email(super().clean(value))
+        # Its form only here (localhost, .test, no dot); DNS is asked by the
+        # forms, after a typo has had its suggestion (TypoCheckedEmailMixin).
+        check_can_receive_mail(address, ask_dns=False)
+        return address
+
+
+class TypoCheckedEmailMixin(forms.Form):
+    """An address with a likely typo in its domain is sent back once, with a suggestion;
+    then, with EMAIL_CHECK_DELIVERABILITY, one whose domain has no mail server is refused.
+
+    "Did you mean ada@gmail.com?": the reader presses "Use ada@gmail.com"
+    (the `use_email` button), or sends the form again unchanged to keep what
+    they typed (the hidden `keep_email` says they have seen the question).
+    """
+
+    keep_email = forms.CharField(required=False, widget=forms.HiddenInput)
+    suggested_email: str | None = None
+
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        # The "Use …" button is the form's first, so Enter presses it too: it
+        # applies only to the address it was offered for, not one edited since.
+        if (
+            data is not None
+            and data.get("use_email")
+            and data.get("email") == data.get("keep_email")
+        ):
+            data = data.copy()
+            data["email"] = data["use_email"]
+        super().__init__(data, *args, **kwargs)
+
+    def clean_email(self) -> str:
+        email: str = self.cleaned_data["email"]
+        suggestion = suggested_address(email)
+        if suggestion and self.data.get("keep_email") != email:
+            self.suggested_email = suggestion
+            typed = email.rpartition("@")[2]
+            raise forms.ValidationError(
+                f"Did you mean {suggestion}? You typed {typed}. If your address is right as "
+                "typed, send the form again.",
+                code="typo",
+            )
+        if settings.EMAIL_CHECK_DELIVERABILITY:
+            check_can_receive_mail(email, ask_dns=True)
+        return email
 
 
 class NameField(forms.CharField):
@@ -87,7 +131,7 @@ class NameField(forms.CharField):
         super().__init__(**kwargs)
 
 
-class SignupForm(forms.Form):
+class SignupForm(TypoCheckedEmailMixin, forms.Form):
     email = ReaderEmailField(max_length=254, label="Email address")
     name = NameField()
     # Preselected from the browser (static/js/signup.js); a form without it
@@ -110,8 +154,24 @@ class ContinueSignupForm(forms.Form):
     time_zone = TimeZoneField(label="Time zone")
 
 
-class SignInForm(forms.Form):
+class SignInForm(TypoCheckedEmailMixin, forms.Form):
     email = ReaderEmailField(max_length=254, label="Email address")
+
+
+class ChangeEmailForm(TypoCheckedEmailMixin, forms.Form):
+    """The account page's new address; a link to it confirms the change."""
+
+    email = ReaderEmailField(max_length=254, label="New email address")
+
+    def __init__(self, *args: Any, current: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.current = current
+
+    def clean_email(self) -> str:
+        email = super().clean_email()
+        if email.lower() == self.current.lower():
+            raise forms.ValidationError("That is your address already.", code="unchanged")
+        return email
 
 
 class PreferencesForm(forms.Form):

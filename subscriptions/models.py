@@ -86,23 +86,36 @@ class SubscriberQuerySet(models.QuerySet):
 def entitled_membership_q(prefix: str = "", now: datetime.datetime | None = None) -> Q:
     """The membership side of entitlement, as a filter on fields under `prefix`.
 
-    trialing and active are in; past_due is in for PAST_DUE_GRACE_DAYS after
-    it started (Stripe retries the card meanwhile, and a reader should not
+    trialing and active are in, unless the reader paused billing (and with
+    it the digest) until a moment still to come; past_due is in for
+    PAST_DUE_GRACE_DAYS after it started (Stripe retries the card meanwhile, and a reader should not
     miss mornings over an expired card they are about to replace); a
     complimentary membership granted by staff is in until its end date.
     """
     now = now or timezone.now()
     grace_start = now - datetime.timedelta(days=settings.PAST_DUE_GRACE_DAYS)
     status = f"{prefix}status"
+    # Billing paused by the reader (pause_collection) pauses the digest too,
+    # until the pause ends: by the clock, even before Stripe's event says so.
+    not_paused = Q(**{f"{prefix}pause_resumes_at__isnull": True}) | Q(
+        **{f"{prefix}pause_resumes_at__lte": now}
+    )
     return (
-        Q(**{f"{status}__in": Membership.ENTITLED_STATUSES})
-        | Q(**{status: Membership.Status.PAST_DUE, f"{prefix}past_due_since__gt": grace_start})
-        | (
-            Q(**{f"{prefix}complimentary": True})
-            & (
-                Q(**{f"{prefix}complimentary_until__isnull": True})
-                | Q(**{f"{prefix}complimentary_until__gt": now})
+        (
+            Q(**{f"{status}__in": Membership.ENTITLED_STATUSES})
+            | Q(
+                **{
+                    status: Membership.Status.PAST_DUE,
+                    f"{prefix}past_due_since__gt": grace_start,
+                }
             )
+        )
+        & not_paused
+    ) | (
+        Q(**{f"{prefix}complimentary": True})
+        & (
+            Q(**{f"{prefix}complimentary_until__isnull": True})
+            | Q(**{f"{prefix}complimentary_until__gt": now})
         )
     )
 
@@ -239,6 +252,9 @@ class Membership(models.Model):
         "current_period_end",
         "cancel_at_period_end",
         "amount",
+        "next_charge_amount",
+        "ended_at",
+        "pause_resumes_at",
         "past_due_since",
         "stripe_customer_id",
         "stripe_subscription_id",
@@ -256,6 +272,17 @@ class Membership(models.Model):
     # What Stripe charges each period, in cents (from the subscription's
     # price), so pages and emails name the real amount.
     amount = models.PositiveIntegerField(null=True, blank=True)
+    # What the next charge really is, in cents, after any promotion code's
+    # discount (the subscription's discounts applied to the price); None:
+    # Stripe told us nothing beyond the list amount.
+    next_charge_amount = models.PositiveIntegerField(null=True, blank=True)
+    # When Stripe ended the subscription (its ended_at): the win-back email
+    # counts its days from here.
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Billing (and the digest) paused by the reader with Stripe's
+    # pause_collection until this moment; None: not paused. Not the digest's
+    # own pause (Subscriber.pause_until), which leaves billing alone.
+    pause_resumes_at = models.DateTimeField(null=True, blank=True)
     stripe_synced_at = models.DateTimeField(
         null=True, blank=True, help_text="When the subscription was last fetched from Stripe."
     )
@@ -292,6 +319,15 @@ class Membership(models.Model):
     def needs_no_checkout(self) -> bool:
         """Live or complimentary: a checkout would bill them twice, or for nothing."""
         return self.status in self.LIVE_STATUSES or self.is_comped
+
+    @property
+    def charge_amount(self) -> int | None:
+        """What the next charge really is, in cents: after a promotion code's discount, if any."""
+        return self.next_charge_amount if self.next_charge_amount is not None else self.amount
+
+    def billing_paused(self, now: datetime.datetime | None = None) -> bool:
+        """Whether the reader's pause of billing and the digest is running now."""
+        return self.pause_resumes_at is not None and self.pause_resumes_at > (now or timezone.now())
 
     @property
     def has_live_subscription(self) -> bool:
@@ -348,6 +384,10 @@ class ReaderEmail(models.Model):
         PAYMENT_FAILED = "payment_failed", "Payment failed"
         PAYMENT_ACTION_REQUIRED = "payment_action_required", "Payment action required"
         MEMBERSHIP_ENDED = "membership_ended", "Membership ended"
+        RENEWAL_NOTICE = "renewal_notice", "Renewal notice"
+        WIN_BACK = "win_back", "Win-back"
+        GIFT_ENDING = "gift_ending", "Gift membership ending"
+        GIFT_ENDED = "gift_ended", "Gift membership ended"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -370,3 +410,46 @@ class ReaderEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {self.subscriber} ({self.cause})"
+
+
+class GiftCode(models.Model):
+    """A year of the briefing bought for someone else, paid once at Stripe Checkout.
+
+    The code is the secret in the recipient's link (signed on top: see
+    subscriptions.gifts); it is used once, to start a one-year complimentary
+    membership. Each email is claimed by its *_sent_at moment, once.
+    """
+
+    class Status(models.TextChoices):
+        AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
+        PAID = "paid", "Paid, to be delivered"
+        DELIVERED = "delivered", "Delivered"
+        REDEEMED = "redeemed", "Redeemed"
+
+    code = models.CharField(max_length=32, unique=True, editable=False)
+    status = models.CharField(
+        max_length=20, choices=Status, default=Status.AWAITING_PAYMENT, db_index=True
+    )
+    buyer_email = models.EmailField(max_length=254)
+    buyer_name = models.CharField(max_length=200, blank=True)
+    recipient_email = models.EmailField(max_length=254)
+    recipient_name = models.CharField(max_length=200, blank=True)
+    deliver_on = models.DateField(
+        help_text="The recipient is emailed on this date (newsroom zone)."
+    )
+    amount = models.PositiveIntegerField(help_text="Paid, in cents.")
+    checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    receipt_sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    redeemed_by = models.ForeignKey(
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="gifts"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Gift {self.code[:6]}… for {self.recipient_email} ({self.get_status_display()})"

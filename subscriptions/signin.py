@@ -21,10 +21,11 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
-from subscriptions.models import Subscriber
+from subscriptions.models import Subscriber, iso_or_none
 
 SALT = "subscriptions.sign-in-link"
 SIGNUP_SALT = "subscriptions.signup-link"
+EMAIL_CHANGE_SALT = "subscriptions.email-change-link"
 
 
 def link_max_age() -> datetime.timedelta:
@@ -69,6 +70,26 @@ def read_token(token: str) -> SignInClaim | None:
     return SignInClaim(subscriber_id=data["s"], last_signed_in_at=str(data.get("v", "")))
 
 
+def is_used(claim: "SignInClaim | SignupClaim | EmailChangeClaim") -> bool:
+    """Whether a genuine link was used already: its reader signed in since it was made.
+
+    Read before the button is shown, so a used link says so at once instead
+    of offering a button that can only fail. (The POST checks again, in its
+    transaction: this is for the page, not the guarantee.)
+    """
+    if isinstance(claim, EmailChangeClaim):
+        # Used once the reader no longer has the address it moves them from.
+        return not Subscriber.objects.filter(pk=claim.subscriber_id, email=claim.old_email).exists()
+    if isinstance(claim, SignInClaim):
+        subscriber = Subscriber.objects.filter(pk=claim.subscriber_id).first()
+    else:
+        subscriber = Subscriber.objects.filter(email__iexact=claim.email).first()
+    if subscriber is None:
+        # A sign-in link's reader is gone; a signup link for a new address is fresh.
+        return isinstance(claim, SignInClaim) or bool(claim.last_signed_in_at)
+    return iso_or_none(subscriber.last_signed_in_at) != (claim.last_signed_in_at or None)
+
+
 def sign_in_url(subscriber: Subscriber) -> str:
     path = reverse("subscriptions:sign-in-link", args=[make_token(subscriber)])
     return f"{settings.SITE_URL}{path}"
@@ -99,3 +120,27 @@ def read_signup_token(token: str) -> SignupClaim | None:
 def signup_url(email: str, name: str, time_zone: str, subscriber: Subscriber | None) -> str:
     token = make_signup_token(SignupClaim(email, name, time_zone, _last(subscriber)))
     return f"{settings.SITE_URL}{reverse('subscriptions:signup-link', args=[token])}"
+
+
+@dataclass(frozen=True)
+class EmailChangeClaim:
+    """A reader's request to move to a new address, sent to that address to prove it."""
+
+    subscriber_id: int
+    old_email: str  # the link works while the reader still has this address: once
+    new_email: str
+
+
+def email_change_url(claim: EmailChangeClaim) -> str:
+    data = {"s": claim.subscriber_id, "o": claim.old_email, "n": claim.new_email}
+    token = signing.TimestampSigner(salt=EMAIL_CHANGE_SALT).sign_object(data, compress=True)
+    return f"{settings.SITE_URL}{reverse('subscriptions:email-change-link', args=[token])}"
+
+
+def read_email_change_token(token: str) -> EmailChangeClaim | None:
+    data = _unsign(token, EMAIL_CHANGE_SALT)
+    if not isinstance(data, dict) or not isinstance(data.get("s"), int):
+        return None
+    if not all(isinstance(data.get(k), str) for k in "on"):
+        return None
+    return EmailChangeClaim(subscriber_id=data["s"], old_email=data["o"], new_email=data["n"])

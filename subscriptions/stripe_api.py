@@ -17,6 +17,7 @@ import datetime
 import functools
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import stripe
@@ -24,7 +25,12 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
-from stripe.params import CustomerCreateParams
+from stripe.params import (
+    CustomerCreateParams,
+    InvoiceCreatePreviewParams,
+    SubscriptionListParams,
+    SubscriptionUpdateParams,
+)
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 if TYPE_CHECKING:
@@ -177,6 +183,13 @@ def create_customer(*, email: str, name: str, subscriber_id: int) -> str:
     return backend().create_customer(params, key=idempotency_key("customer", subscriber_id))
 
 
+def update_customer_email(customer_id: str, email: str) -> None:
+    """Set the Stripe customer's email (receipts and the Portal go there)."""
+    backend().update_customer(
+        customer_id, {"email": email}, key=idempotency_key("customer-email", customer_id, email)
+    )
+
+
 def create_checkout_session(params: CheckoutSessionParams, key: str) -> stripe.checkout.Session:
     return backend().create_checkout_session(params, key=key)
 
@@ -202,6 +215,76 @@ def cancel_subscription(subscription_id: str) -> None:
 def latest_subscription(customer_id: str) -> stripe.Subscription | None:
     """The customer's most recent subscription in any status, or None."""
     return backend().latest_subscription(customer_id)
+
+
+IMPORTED_STATUSES = ("trialing", "active", "past_due")
+
+
+def live_subscriptions(price: str | None) -> Iterator[stripe.Subscription]:
+    """Every trialing, active or past_due subscription (on `price`, or any), customers expanded."""
+    params: SubscriptionListParams = {"limit": 100, "expand": ["data.customer"]}
+    if price is not None:
+        params["price"] = price
+    for subscription in backend().list_subscriptions(params):
+        if subscription.status in IMPORTED_STATUSES:
+            yield subscription
+
+
+def preview_renewal(subscription_id: str) -> stripe.Invoice:
+    """The invoice Stripe would issue at the subscription's next renewal, not yet created.
+
+    What the next charge really is: the price with any promotion code's
+    discount and any tax applied, as Stripe computes it.
+    """
+    params: InvoiceCreatePreviewParams = {"subscription": subscription_id}
+    return backend().preview_invoice(params)
+
+
+def set_cancel_at_period_end(subscription_id: str, cancel: bool) -> stripe.Subscription:
+    """Cancel at the end of the period (True), or keep the subscription after all (False)."""
+    params: SubscriptionUpdateParams = {"cancel_at_period_end": cancel}
+    key = idempotency_key("cancel-at-period-end", subscription_id, cancel, _today())
+    return backend().update_subscription(subscription_id, params, key=key)
+
+
+# Invoices made while billing is paused stay drafts (not charged) until the
+# pause ends; then they are finalized and Stripe collects them.
+PAUSE_BEHAVIOR = "keep_as_draft"
+
+
+def pause_collection(
+    subscription_id: str, resumes_at: datetime.datetime | None
+) -> stripe.Subscription:
+    """Pause collecting payment until `resumes_at` (Stripe resumes by itself); None: resume now."""
+    params: SubscriptionUpdateParams = {
+        "pause_collection": ""
+        if resumes_at is None
+        else {"behavior": PAUSE_BEHAVIOR, "resumes_at": int(resumes_at.timestamp())}
+    }
+    key = idempotency_key("pause-collection", subscription_id, params, _today())
+    return backend().update_subscription(subscription_id, params, key=key)
+
+
+def collect_paused_invoices(subscription_id: str) -> list[str]:
+    """Finalize the drafts a pause left behind, so Stripe charges them; returns their ids.
+
+    Only drafts of this subscription that Stripe would not advance by itself
+    (auto_advance off: the pause's); finalizing one twice is refused by
+    Stripe, and the key makes a retry return the first answer.
+    """
+    finalized = []
+    for invoice in backend().draft_invoices(subscription_id):
+        if invoice.auto_advance:
+            continue
+        backend().finalize_invoice(invoice.id, key=idempotency_key("finalize", invoice.id))
+        finalized.append(invoice.id)
+    return finalized
+
+
+def _today() -> str:
+    # Part of idempotency keys of writes a reader may repeat on another day
+    # (cancel, keep, cancel again): Stripe keeps keys for 24 hours.
+    return datetime.datetime.now(tz=datetime.UTC).date().isoformat()
 
 
 def create_portal_session(customer_id: str, return_url: str) -> str:
@@ -237,6 +320,20 @@ def subscription_period_end(subscription: stripe.Subscription) -> int | None:
 def subscription_amount(subscription: stripe.Subscription) -> int | None:
     item = subscription_item(subscription)
     return item.price.unit_amount if item is not None else None
+
+
+def pause_resumes_at(subscription: stripe.Subscription) -> datetime.datetime | None:
+    """When paused collection resumes (pause_collection.resumes_at); None if not paused.
+
+    A pause without an end (set at Stripe by staff) reads as PAUSED_INDEFINITELY.
+    """
+    pause = getattr(subscription, "pause_collection", None)
+    if pause is None:
+        return None
+    return from_timestamp(getattr(pause, "resumes_at", None)) or PAUSED_INDEFINITELY
+
+
+PAUSED_INDEFINITELY = datetime.datetime(9999, 12, 31, tzinfo=datetime.UTC)
 
 
 def invoice_subscription_id(invoice: stripe.Invoice) -> str | None:

@@ -14,6 +14,12 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from subscriptions.models import Subscriber
 
+# The sample reader of the editors' previews and [Test] emails
+# (newsletter.desk.sample_subscriber) is an unsaved Subscriber with this id,
+# which no reader has (ids start at 1). Its links are signed like any other,
+# so they open a page that says they belong to a test email.
+SAMPLE_READER_ID = 0
+
 
 class ReaderTokens:
     def __init__(self, salt: str) -> None:
@@ -27,12 +33,22 @@ class ReaderTokens:
         subscriber_id = str(subscriber.pk)
         return f"{subscriber_id}-{self._signature(subscriber_id, str(settings.SECRET_KEY))}"
 
-    def subscriber(self, token: str) -> Subscriber | None:
-        """The reader the token names, or None if it is forged, altered or another page's."""
+    def _verified_id(self, token: str) -> int | None:
         subscriber_id, _, signature = token.partition("-")
         if not subscriber_id.isdigit() or not signature:
             return None
         for secret in [str(settings.SECRET_KEY), *map(str, settings.SECRET_KEY_FALLBACKS)]:
             if constant_time_compare(signature, self._signature(subscriber_id, secret)):
-                return Subscriber.objects.filter(pk=int(subscriber_id)).first()
+                return int(subscriber_id)
         return None
+
+    def subscriber(self, token: str) -> Subscriber | None:
+        """The reader the token names, or None if it is forged, altered or another page's."""
+        subscriber_id = self._verified_id(token)
+        if subscriber_id is None or subscriber_id == SAMPLE_READER_ID:
+            return None
+        return Subscriber.objects.filter(pk=subscriber_id).first()
+
+    def names_sample_reader(self, token: str) -> bool:
+        """A genuine token of the sample reader: a link in an editor's preview or test email."""
+        return self._verified_id(token) == SAMPLE_READER_ID

@@ -34,6 +34,8 @@ def unsubscribe_url(subscriber: Subscriber) -> str:
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = subscriber_for_token(token)
     if subscriber is None:
+        if TOKENS.names_sample_reader(token):
+            return render(request, "subscriptions/test_email_link.html", {"page": "unsubscribe"})
         return render(request, "subscriptions/unsubscribe_invalid.html", status=400)
     context = {"subscriber": subscriber, "token": token}
     if request.method == "GET":

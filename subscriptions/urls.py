@@ -1,6 +1,6 @@
 from django.urls import path
 
-from subscriptions import views
+from subscriptions import billing_views, views
 
 app_name = "subscriptions"
 
@@ -19,8 +19,21 @@ urlpatterns = [
     path("account/billing/", views.account_billing, name="account-billing"),
     path("account/email/", views.account_email, name="account-email"),
     path("account/preferences/", views.account_preferences, name="account-preferences"),
+    path("account/address/", views.account_address, name="account-address"),
+    path("account/address/confirm/", views.email_change_confirm, name="email-change-confirm"),
+    path("account/address/<str:token>/", views.email_change_link, name="email-change-link"),
     path("account/data/", views.account_data, name="account-data"),
     path("account/data/export/", views.account_data_export, name="account-data-export"),
     path("account/data/delete/", views.account_data_delete, name="account-data-delete"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe-webhook"),
+    # The billing lifecycle (subscriptions.billing_views).
+    path("account/renewal/", billing_views.account_renewal, name="account-renewal"),
+    path("account/pause-billing/", billing_views.account_pause, name="account-pause-billing"),
+    path("billing/renewal/", billing_views.renewal, name="billing-renewal-page"),
+    path("billing/renewal/<str:token>/", billing_views.renewal_link, name="billing-renewal"),
+    path("billing/rejoin/<str:token>/", billing_views.rejoin, name="billing-rejoin"),
+    path("gift/", billing_views.gift, name="gift"),
+    path("gift/thanks/", billing_views.gift_thanks, name="gift-thanks"),
+    path("gift/redeem/", billing_views.gift_redeem, name="gift-redeem"),
+    path("gift/redeem/<str:token>/", billing_views.gift_redeem_link, name="gift-redeem-link"),
 ]

@@ -18,7 +18,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from subscriptions import preferences as preferences_tokens
 from subscriptions import ratelimit, signin, stripe_api, trials, webhooks
 from subscriptions.actions.account import (
+    EmailChangeRefused,
+    do_change_email,
     do_record_sign_in,
+    do_request_email_change,
     do_set_email_status,
     do_set_preferences,
     do_sign_in_requested,
@@ -27,13 +30,20 @@ from subscriptions.actions.account import (
 )
 from subscriptions.actions.checkout import (
     do_continue_signup,
-    do_fulfil_checkout,
+    do_fulfil_checkout_for_page,
     do_request_signup,
     do_start_checkout,
 )
 from subscriptions.actions.reader_data import do_delete_reader, export_reader
+from subscriptions.addresses import display_email
 from subscriptions.emails import dollars, first_digest_at
-from subscriptions.forms import ContinueSignupForm, PreferencesForm, SignInForm, SignupForm
+from subscriptions.forms import (
+    ChangeEmailForm,
+    ContinueSignupForm,
+    PreferencesForm,
+    SignInForm,
+    SignupForm,
+)
 from subscriptions.headers import no_referrer
 from subscriptions.models import Subscriber
 from subscriptions.sessions import current_subscriber, sign_in, sign_out
@@ -50,6 +60,7 @@ SIGN_IN_LIMIT_PER_EMAIL = 5
 CHECKOUT_SUCCESS_LIMIT_PER_IP = 30
 # The id of the Checkout Session this browser started (the success page's key).
 CHECKOUT_SESSION_KEY = "checkout_session_id"
+ALREADY_MEMBER = "You already have a membership: there is nothing to pay again."
 
 
 def _too_many(request: HttpRequest) -> HttpResponse:
@@ -100,6 +111,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
 # browser sends "Origin: null" with the form, which CSRF rightly refuses.
 SIGN_IN_TOKEN_KEY = "pending_sign_in_token"  # noqa: S105 - a session key, not a secret
 SIGNUP_TOKEN_KEY = "pending_signup_token"  # noqa: S105 - a session key, not a secret
+EMAIL_CHANGE_TOKEN_KEY = "pending_email_change_token"  # noqa: S105 - a session key
 
 
 def _token_into_session(request: HttpRequest, key: str, token: str, page: str) -> HttpResponse:
@@ -119,7 +131,19 @@ def signup_continue_link(request: HttpRequest, token: str) -> HttpResponse:
 
 def signup_continue(request: HttpRequest) -> HttpResponse:
     """/subscribe/continue/: the offer, the name and zone to confirm, and the button."""
-    return _signup_continue(request, request.session.get(SIGNUP_TOKEN_KEY, ""))
+    token = request.session.get(SIGNUP_TOKEN_KEY, "")
+    viewer = current_subscriber(request)
+    if not token and viewer is not None:
+        # The link was used in this browser, which is signed in: Back from the
+        # checkout to this page. Its button goes on to the same checkout (or
+        # to the account, for a member), never a second one.
+        if request.method == "POST":
+            return _checkout(request, viewer)
+        membership = getattr(viewer, "membership", None)
+        if membership is not None and membership.needs_no_checkout:
+            messages.info(request, ALREADY_MEMBER)
+        return redirect("subscriptions:account")
+    return _signup_continue(request, token)
 
 
 def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
@@ -127,6 +151,8 @@ def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
     claim = signin.read_signup_token(token)
     if claim is None:
         return _link_invalid(request)
+    if request.method != "POST" and signin.is_used(claim):
+        return _link_used(request)
     existing = Subscriber.objects.filter(email__iexact=claim.email).first()
     membership = getattr(existing, "membership", None) if existing else None
     if request.method == "POST":
@@ -159,6 +185,21 @@ def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+def _link_used(request: HttpRequest) -> HttpResponse:
+    """A genuine link that was used already: say so, and where to go from here."""
+    viewer = current_subscriber(request)
+    if viewer is not None:
+        # This browser used it: the reader is signed in, so on to the account.
+        messages.info(request, "That link was used already: you are signed in.")
+        return redirect("subscriptions:account")
+    return render(
+        request,
+        "subscriptions/sign_in_invalid.html",
+        {"minutes": signin.link_minutes(), "used": True},
+        status=410,
+    )
+
+
 def _link_invalid(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -171,7 +212,7 @@ def _link_invalid(request: HttpRequest) -> HttpResponse:
 def _checkout(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     """Send a signed-in reader to Checkout; the session remembers which one it started."""
     try:
-        result = do_start_checkout(subscriber)
+        result = do_start_checkout(subscriber, resume=request.session.get(CHECKOUT_SESSION_KEY))
     except stripe_api.BillingUnavailable as error:
         logger.error("Checkout refused: billing is not configured (%s)", error)
         return render(request, "subscriptions/unavailable.html", status=503)
@@ -186,7 +227,7 @@ def _checkout(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
         )
         return _see_other("subscriptions:account")
     if result.already_member:
-        messages.info(request, "You already have a membership: there is nothing to pay again.")
+        messages.info(request, ALREADY_MEMBER)
         return _see_other("subscriptions:account")
     request.session[CHECKOUT_SESSION_KEY] = result.checkout_session_id
     return _see_other(result.checkout_url or "subscriptions:account")
@@ -215,7 +256,7 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
     ):
         return _too_many(request)
     try:
-        subscriber = do_fulfil_checkout(session_id)
+        fulfilled = do_fulfil_checkout_for_page(session_id)
     except stripe_api.InvalidRequestError:
         raise Http404("No such checkout session.") from None
     except stripe_api.BillingUnavailable as error:
@@ -225,9 +266,21 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
         # The webhook applies the checkout anyway; the page can be reloaded.
         logger.error("Checkout return could not reach Stripe: %s", error)
         return render(request, "subscriptions/unavailable.html", {"reload": True}, status=502)
-    if subscriber is None:
+    if fulfilled is None:
         return render(request, "subscriptions/checkout_pending.html")
+    subscriber = fulfilled.subscriber
     viewer = current_subscriber(request)
+    if fulfilled.duplicate:
+        # An older checkout (Back, then the form again) finished after the
+        # one the reader keeps: not a second welcome.
+        return render(
+            request,
+            "subscriptions/already_member.html",
+            {
+                "subscriber": subscriber,
+                "signed_in": viewer is not None and viewer.pk == subscriber.pk,
+            },
+        )
     return render(
         request,
         "subscriptions/checkout_success.html",
@@ -275,6 +328,8 @@ def _sign_in_confirm(request: HttpRequest, token: str) -> HttpResponse:
     if claim is None:
         return _link_invalid(request)
     if request.method != "POST":
+        if signin.is_used(claim):
+            return _link_used(request)
         # Mail scanners open links; only a person presses the button.
         return render(request, "subscriptions/sign_in_confirm.html")
     subscriber = do_record_sign_in(claim.subscriber_id, claim.last_signed_in_at)
@@ -319,23 +374,93 @@ def reader_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 @require_GET
 @reader_view
 def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    return _account_page(request, subscriber)
+
+
+def _account_page(
+    request: HttpRequest,
+    subscriber: Subscriber,
+    email_form: ChangeEmailForm | None = None,
+) -> HttpResponse:
     membership = getattr(subscriber, "membership", None)
     return render(
         request,
         "subscriptions/account.html",
         {
+            "email_form": email_form or ChangeEmailForm(current=subscriber.email),
             "subscriber": subscriber,
             "membership": membership,
             "entitled": subscriber.is_entitled,
             "member": bool(membership and membership.is_entitled),
-            "amount": dollars(membership.amount if membership else None),
+            "amount": dollars(membership.charge_amount if membership else None),
             "can_manage_billing": bool(membership and membership.stripe_customer_id),
             "preferences_form": preferences_form(subscriber),
             "next_digest": first_digest_at(subscriber),
             "local_checkout": stripe_api.uses_local_checkout(),
             "trial_days": trials.trial_days(membership),
         },
+        status=400 if email_form is not None else 200,
     )
+
+
+@require_POST
+@reader_view
+def account_address(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """A new address for the reader: a link to it confirms; nothing changes before."""
+    form = ChangeEmailForm(request.POST, current=subscriber.email)
+    if not form.is_valid():
+        return _account_page(request, subscriber, email_form=form)
+    if not ratelimit.allow(
+        "email-change", subscriber.email, limit=SIGN_IN_LIMIT_PER_EMAIL, window_seconds=HOUR
+    ):
+        return _too_many(request)
+    new_email = form.cleaned_data["email"]
+    do_request_email_change(subscriber, new_email)
+    messages.success(
+        request,
+        f"We sent a link to {display_email(new_email)}: your address changes when you open it "
+        f"(within {signin.link_minutes()} minutes). Until then, everything goes to "
+        f"{subscriber.display_email}.",
+    )
+    return _see_other("subscriptions:account")
+
+
+@no_referrer
+def email_change_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The link emailed to a new address: on to the button, without the token."""
+    if signin.read_email_change_token(token) is None:
+        return _link_invalid(request)
+    return _token_into_session(
+        request, EMAIL_CHANGE_TOKEN_KEY, token, "subscriptions:email-change-confirm"
+    )
+
+
+def email_change_confirm(request: HttpRequest) -> HttpResponse:
+    """GET shows the new address and a button (scanners open links); POST moves the reader."""
+    claim = signin.read_email_change_token(request.session.get(EMAIL_CHANGE_TOKEN_KEY, ""))
+    if claim is None:
+        return _link_invalid(request)
+    if request.method != "POST":
+        if signin.is_used(claim):
+            return _link_used(request)
+        return render(
+            request,
+            "subscriptions/email_change_confirm.html",
+            {"new_email": display_email(claim.new_email)},
+        )
+    try:
+        subscriber = do_change_email(claim)
+    except EmailChangeRefused as refusal:
+        request.session.pop(EMAIL_CHANGE_TOKEN_KEY, None)
+        return render(
+            request, "subscriptions/email_change_refused.html", {"reason": str(refusal)}, status=409
+        )
+    request.session.pop(EMAIL_CHANGE_TOKEN_KEY, None)
+    viewer = current_subscriber(request)
+    if viewer is not None and viewer.pk == subscriber.pk:
+        messages.success(request, f"Your address is now {subscriber.display_email}.")
+        return _see_other("subscriptions:account")
+    return render(request, "subscriptions/email_change_done.html", {"subscriber": subscriber})
 
 
 @require_POST
@@ -426,6 +551,8 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     """The signed link in every email: the reader's settings, without signing in."""
     subscriber = preferences_tokens.subscriber_for_token(token)
     if subscriber is None:
+        if preferences_tokens.TOKENS.names_sample_reader(token):
+            return render(request, "subscriptions/test_email_link.html", {"page": "preferences"})
         return render(request, "subscriptions/preferences_invalid.html", status=400)
     if request.method == "POST":
         action = request.POST.get("action", "save")

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from subscriptions import stripe_api
-from subscriptions.actions import checkout, stripe_sync
+from subscriptions.actions import checkout, gifts, lifecycle, stripe_sync
 from subscriptions.models import Membership, ReaderEmail, StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,9 @@ Handler = Callable[[stripe.Event], str]
 
 def checkout_session_completed(event: stripe.Event) -> str:
     session = event.data.object
+    if session.mode == "payment":
+        # A gift: its session is fetched from Stripe and only a paid one counts.
+        return "gift paid" if gifts.do_fulfil_gift(session.id) else "not a paid gift of ours"
     if session.mode != "subscription":
         return "not a subscription checkout"
     subscriber = checkout.do_fulfil_checkout(session.id)
@@ -76,6 +79,23 @@ def invoice_payment_action_required(event: stripe.Event) -> str:
     return "subscription synced, reader told"
 
 
+def invoice_upcoming(event: stripe.Event) -> str:
+    """Stripe's advance notice of a renewal: the upcoming invoice has no id yet.
+
+    Only its subscription's id is read; the subscription is fetched and the
+    amount previewed from Stripe (lifecycle.do_renewal_notice), which sends
+    the notice once per renewal, now or at the hourly check if the event
+    came earlier than RENEWAL_NOTICE_DAYS.
+    """
+    invoice = event.data.object
+    if not isinstance(invoice, stripe.Invoice):
+        raise TypeError(f"{event.type} carries a {type(invoice).__name__}, not an invoice")
+    subscription_id = stripe_api.invoice_subscription_id(invoice)
+    if subscription_id is None:
+        return "not a subscription invoice"
+    return lifecycle.do_renewal_notice(subscription_id)
+
+
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": checkout_session_completed,
     "customer.subscription.created": subscription_changed,
@@ -85,6 +105,7 @@ HANDLERS: dict[str, Handler] = {
     "invoice.paid": invoice_paid,
     "invoice.payment_failed": invoice_payment_failed,
     "invoice.payment_action_required": invoice_payment_action_required,
+    "invoice.upcoming": invoice_upcoming,
 }
 
 

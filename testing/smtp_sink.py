@@ -13,7 +13,10 @@ Faults are injected by writing DIRECTORY/faults.json, read at every command:
 refuse_data_after N answers data_reply to every message once N messages are
 stored; "no_pipelining": true stops offering PIPELINING; "delay_data_seconds":
 S waits S seconds before accepting each message (a slow server, so a test can
-act while a batch is half sent). Remove the file and the server behaves again.
+act while a batch is half sent); "drop_after_data_for": [addresses] stores
+the message for those recipients and then hangs up without answering it
+(the sender cannot know it was delivered). Remove the file and the server
+behaves again.
 """
 
 import asyncio
@@ -105,6 +108,10 @@ class StoreMessages:
         partial = self.directory / f".{number:08d}.partial"
         partial.write_text(json.dumps(record))
         partial.rename(self.directory / f"{number:08d}.json")
+        if set(envelope.rcpt_tos) & set(faults.get("drop_after_data_for", [])):
+            # Received and stored, never confirmed: the connection just ends.
+            assert isinstance(server.transport, asyncio.Transport)
+            server.transport.abort()
         return "250 Message accepted for delivery"
 
 

@@ -19,6 +19,7 @@ from django.utils.csp import CSP
 from config.env import (
     domain_of_address,
     env_bool,
+    env_float,
     env_header,
     env_int,
     env_list,
@@ -52,7 +53,11 @@ if SECRET_KEY is None:
         )
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 - DEBUG only
 
-SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes={"http", "https"})
+# The demo's one address setting: bin/run-demo serves on PORT, and every
+# process that reads these settings (the web server, the worker, a
+# send_digest in another terminal) builds its links on the same port.
+PORT = env_int("PORT", 8000, minimum=1)
+SITE_URL = env_url("SITE_URL", f"http://127.0.0.1:{PORT}", schemes={"http", "https"})
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = [SITE_URL]
 
@@ -63,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.sitemaps",
     "anymail",
     "django_prose_editor",
     "newsletter",
@@ -82,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # The admin in the newsroom's zone (DIGEST_TIMEZONE), not the server's.
+    "newsletter.middleware.newsroom_time_zone",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -137,6 +145,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Every date-and-time format names its zone (config/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -162,8 +172,8 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # Request bodies. Over REQUEST_MAX_BYTES (UPLOAD_REQUEST_MAX_BYTES on the
-# admin's article form, the one form that takes a file: a lead image of up to
-# 5 MB and the article) a request is refused with 413 before its body is read
+# admin's article form, which takes a lead image of up to 5 MB and the article,
+# and the readers' CSV import) a request is refused with 413 before its body is read
 # (config/middleware.py), and a file posted anywhere else is refused unread.
 # Django's own: a form's fields (not files) may hold this much, and an upload
 # this small stays in memory instead of going to a temporary file. The proxy
@@ -236,6 +246,18 @@ else:
         }
     }
 
+# A second mail connection that carries the rest of a send once the first
+# (SMTP_URL or the ESP) has failed FALLBACK_AFTER_FAILURES batches in a row,
+# for FALLBACK_MINUTES (newsletter/carriers.py).
+FALLBACK_SMTP_URL = env_optional("FALLBACK_SMTP_URL")
+FALLBACK_AFTER_FAILURES = env_int("FALLBACK_AFTER_FAILURES", 2, minimum=1)
+FALLBACK_MINUTES = env_int("FALLBACK_MINUTES", 60, minimum=1)
+if FALLBACK_SMTP_URL:
+    MAILERS["fallback"] = {
+        "BACKEND": "config.mail.SigningSMTPBackend",
+        "OPTIONS": smtp_options(FALLBACK_SMTP_URL, name="FALLBACK_SMTP_URL"),
+    }
+
 # DKIM signing by the app, for an SMTP relay that does not sign (config/dkim.py;
 # ESPs sign with the keys set up in their dashboards). The public half goes in
 # DNS at <DKIM_SELECTOR>._domainkey.<DKIM_DOMAIN>: `manage.py check_sending_domain`.
@@ -263,9 +285,44 @@ DIGEST_CATCH_UP_HOURS = env_int("DIGEST_CATCH_UP_HOURS", 3, minimum=1)
 # apply everywhere either way.
 DIGEST_SKIP_PUBLIC_HOLIDAYS = env_bool("DIGEST_SKIP_PUBLIC_HOLIDAYS", False)
 DIGEST_BATCH_SIZE = env_int("DIGEST_BATCH_SIZE", 500, minimum=1)
+# A sender holds the rows it claims for this long and renews the hold every
+# quarter of it while it works; rows of a sender that died are handed on by
+# the sweep (every minute) once it runs out. Longer than one SMTP call may
+# take (the mail connection's timeout), so a live sender never loses them.
+DIGEST_LEASE_SECONDS = env_int("DIGEST_LEASE_SECONDS", 45, minimum=2)
+# A connection lost after the whole message went out, before the server's
+# answer: most likely delivered (RFC 1047). Off: recorded as sent, "not
+# confirmed". On: sent once more (at most), as some publishers prefer a
+# possible duplicate to a possible miss.
+DIGEST_RESEND_UNCONFIRMED = env_bool("DIGEST_RESEND_UNCONFIRMED", False)
 DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
-# Where the mailto: half of List-Unsubscribe points; default: the From address.
-UNSUBSCRIBE_MAILTO = env_header("UNSUBSCRIBE_MAILTO", parseaddr(DEFAULT_FROM_EMAIL)[1])
+# Bounces over plain SMTP (newsletter/bounces.py). With BOUNCE_DOMAIN set, every
+# email's envelope sender is bounces+<signed id>@BOUNCE_DOMAIN (VERP), so a bounce
+# names the delivery it is about; BOUNCE_MAILBOX_URL is the mailbox (IMAP or
+# POP3) that address delivers into, read by `manage.py process_bounces` and beat.
+BOUNCE_DOMAIN = env_str("BOUNCE_DOMAIN", "").strip().lower()
+BOUNCE_LOCAL_PART = env_str("BOUNCE_LOCAL_PART", "bounces")
+BOUNCE_MAILBOX_URL = env_optional("BOUNCE_MAILBOX_URL")
+# Soft bounces (a full mailbox, a refusal of the message) suppress an address
+# once this many arrive within BOUNCE_SOFT_DAYS; a hard bounce or a complaint at once.
+BOUNCE_SOFT_LIMIT = env_int("BOUNCE_SOFT_LIMIT", 3, minimum=1)
+BOUNCE_SOFT_DAYS = env_int("BOUNCE_SOFT_DAYS", 30, minimum=1)
+# Send health, per edition, as results arrive: staff are emailed (and the
+# desk shows a banner) past these rates; past the pause rate the rest of the
+# day's sends wait until staff resume them. Percentages.
+HEALTH_HARD_BOUNCE_PERCENT = env_float("HEALTH_HARD_BOUNCE_PERCENT", 2.0)
+HEALTH_COMPLAINT_PERCENT = env_float("HEALTH_COMPLAINT_PERCENT", 0.1)
+HEALTH_PAUSE_COMPLAINT_PERCENT = env_float("HEALTH_PAUSE_COMPLAINT_PERCENT", 0.3)
+# Where the mailto: half of List-Unsubscribe points: with BOUNCE_DOMAIN, an
+# address of the bounce mailbox (read by the same processor); else the From address.
+UNSUBSCRIBE_MAILTO = env_header(
+    "UNSUBSCRIBE_MAILTO",
+    f"{BOUNCE_LOCAL_PART}+unsubscribe@{BOUNCE_DOMAIN}"
+    if BOUNCE_DOMAIN
+    else parseaddr(DEFAULT_FROM_EMAIL)[1],
+)
+# The Feedback-ID header (Gmail's Postmaster Tools groups spam rates by it).
+FEEDBACK_ID_SENDER = env_str("FEEDBACK_ID_SENDER", "briefing")
 
 # Billing (used by the Stripe integration).
 STRIPE_SECRET_KEY = env_optional("STRIPE_SECRET_KEY")
@@ -280,6 +337,18 @@ TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
 ONE_TRIAL_PER_READER = env_bool("ONE_TRIAL_PER_READER", True)
 # Days a past_due reader keeps getting the digest while Stripe retries the card.
 PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
+# Stripe Tax: Checkout computes and collects tax (automatic_tax), asking the
+# address it needs; set up Stripe Tax in the dashboard first.
+STRIPE_AUTOMATIC_TAX = env_bool("STRIPE_AUTOMATIC_TAX", False)
+# Checkout lets a business reader give their tax id (VAT number etc.).
+STRIPE_TAX_ID_COLLECTION = env_bool("STRIPE_TAX_ID_COLLECTION", False)
+# Checkout accepts Stripe promotion codes (created in the Stripe dashboard).
+ALLOW_PROMOTION_CODES = env_bool("ALLOW_PROMOTION_CODES", False)
+# Days before each yearly renewal the reader is told the date and the amount
+# (several US states' automatic-renewal laws ask for such a notice).
+RENEWAL_NOTICE_DAYS = env_int("RENEWAL_NOTICE_DAYS", 15, minimum=1)
+# Days after a membership ends that one "come back" email goes out; 0: never.
+WIN_BACK_DAYS = env_int("WIN_BACK_DAYS", 0, minimum=0)
 # The billing backend, a dotted path (subscriptions.billing): every billing
 # call goes to it. Unset, the keys choose it (subscriptions.stripe_api):
 # Stripe with STRIPE_SECRET_KEY; with DEBUG on and no key, the keyless demo's
@@ -317,10 +386,23 @@ def filesystem_broker(folder: Path) -> tuple[str, dict[str, object]]:
     }
 
 
+# How the send's tasks, leases and broker fit together (config/tests/
+# test_celery_settings.py checks these relations):
+# - a batch task is stopped after DIGEST_BATCH_TIME_LIMIT (soft limit first,
+#   so it records what it sent); its rows' leases (DIGEST_LEASE_SECONDS,
+#   renewed every quarter) outlive one SMTP call (the mail timeout) by far;
+# - the broker redelivers a task not acknowledged within the visibility
+#   timeout: longer than a batch may run, and than its longest retry wait
+#   (countdowns are held unacknowledged by the worker on Redis), so a live
+#   task is never handed to a second worker. Lost tasks do not wait for it:
+#   the sweep (every minute) notices rows nobody holds;
+# - the batch task acknowledges late and workers prefetch 1: a batch lost
+#   with its worker is redelivered,
+#   and no worker hoards batches others could send.
+DIGEST_BATCH_SOFT_TIME_LIMIT = 240
+DIGEST_BATCH_TIME_LIMIT = 300
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    # A task not acknowledged within this time is handed to another worker;
-    # every task's hard time limit stays well below it.
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 else:
     CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker(VAR_DIR / "broker")
@@ -334,6 +416,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# On a broker connection loss, running batches carry on (they need the
+# database and the mail server, not the broker) and record what they sent;
+# cancelling them (Celery 6's default) would repeat up to a checkpoint's
+# worth of emails each. Their late acknowledgements may be lost with the
+# connection: the redelivered task then finds its rows sent and does nothing.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Beat's crontabs (reconciliation) in the newsroom's zone; the digests keep
 # each reader's own time (newsletter.schedule).
 CELERY_TIMEZONE = DIGEST_TIMEZONE
@@ -344,9 +432,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "newsletter.tasks.send_due_digests",
         "schedule": 60,
     },
+    # Rows nobody holds (a dead sender's, a lost task's): back within about
+    # a lease and a minute.
     "resume-stalled-sends": {
         "task": "newsletter.tasks.resume_stalled_sends",
-        "schedule": 5 * 60,
+        "schedule": 60,
     },
     # Re-fetch recently changed and suspicious subscriptions from Stripe, so
     # a lost webhook cannot leave a reader wrongly in or out for long.
@@ -354,7 +444,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.tasks.reconcile_memberships",
         "schedule": crontab(minute=17),
     },
+    # The daily checks of the billing year, hourly so a notice goes out the
+    # hour its day comes: renewal notices, win-back emails (each once).
+    "billing-lifecycle": {
+        "task": "subscriptions.tasks.billing_lifecycle",
+        "schedule": crontab(minute=41),
+    },
     # Scheduled articles go live within a minute of their time.
+    # Bounces, complaints and mailto: unsubscribes from BOUNCE_MAILBOX_URL
+    # (does nothing without one).
+    "process-bounces": {
+        "task": "newsletter.tasks.process_bounces",
+        "schedule": 5 * 60,
+    },
     "publish-scheduled-articles": {
         "task": "newsletter.tasks.publish_scheduled_articles",
         "schedule": 60,
@@ -420,6 +522,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 # How long an emailed sign-in (or signup) link works. Short, because a link
 # copied from a screen, a log or a forwarded email signs in for that long.
+# Refuse, on the reader forms, an address whose domain DNS says has no mail
+# server (email-validator's deliverability check). Off in DEBUG (the demo and
+# the tests, which have no DNS) unless set; a DNS that does not answer refuses nobody.
+EMAIL_CHECK_DELIVERABILITY = env_bool("EMAIL_CHECK_DELIVERABILITY", not DEBUG)
 SIGN_IN_LINK_MINUTES = env_int("SIGN_IN_LINK_MINUTES", 15, minimum=1)
 X_FRAME_OPTIONS = "DENY"
 BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
@@ -489,5 +595,7 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # The SDK logs every API request at INFO; our own code logs what matters.
         "stripe": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # flufl.bounce logs each of its detectors for every message at INFO.
+        "flufl.bounce": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

@@ -29,6 +29,10 @@ def test_good_production_settings_pass_with_tls_smtp_or_an_esp():
         {"DEFAULT_FROM_EMAIL": "Briefing <news@briefing.example.com>"},  # the site's own domain
         ESP,
         {"DKIM_SELECTOR": "briefing1", "DKIM_PRIVATE_KEY": TEST_PRIVATE_KEY},
+        {
+            "BOUNCE_DOMAIN": "bounces.example.com",
+            "BOUNCE_MAILBOX_URL": "imaps://bounces:secret@imap.example.net/INBOX",
+        },
     ]:
         result = deploy_check(**environment)
         assert result.returncode == 0, (environment, result.stdout + result.stderr)
@@ -58,6 +62,13 @@ def test_good_production_settings_pass_with_tls_smtp_or_an_esp():
             "briefing.W006",
             "does not align",
         ),
+        (
+            {"BOUNCE_DOMAIN": "bounces.other.net", "BOUNCE_MAILBOX_URL": "imaps://u:p@h/"},
+            "briefing.W007",
+            "not the From domain",
+        ),
+        ({"BOUNCE_DOMAIN": "bounces.example.com"}, "briefing.W008", "pile up unread"),
+        ({**ESP, "BOUNCE_DOMAIN": "bounces.example.com"}, "briefing.W008", "ESP chooses"),
     ],
 )
 def test_each_deliverability_mistake_fails_the_deploy_check(environment, code, words):

@@ -36,6 +36,13 @@ def test_compose_has_the_whole_stack_with_health_checks(compose):
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
+def test_compose_redis_is_durable(compose):
+    redis = compose["services"]["redis"]
+    assert "--appendonly yes" in redis["command"]
+    assert redis["volumes"] == ["redisdata:/data"]
+    assert "redisdata" in compose["volumes"]
+
+
 def test_compose_commands_name_modules_that_exist(compose):
     services = compose["services"]
     web = " ".join(command_words(services["web"]))

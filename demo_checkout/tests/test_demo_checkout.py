@@ -99,3 +99,21 @@ def test_the_test_checkout_does_not_exist_with_stripe_keys(client):
     LocalStripeObject.objects.create(id="cs_test_local_x", object="checkout.session", data={})
     assert client.get("/test-checkout/cs_test_local_x/").status_code == 404
     assert client.get("/test-checkout/portal/").status_code == 404
+
+
+def test_the_test_portal_offers_to_undo_a_cancel_only_when_there_is_one(
+    demo, client, mailoutbox, django_capture_on_commit_callbacks
+):
+    checkout_url = sign_up(client, FORM, mailoutbox, django_capture_on_commit_callbacks)["Location"]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(checkout_url, {"action": "pay"})
+
+    portal = client.get("/test-checkout/portal/").content.decode()
+    assert "Cancel at the end of the period" in portal
+    assert "Don&#x27;t cancel after all" not in portal
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/test-checkout/portal/", {"action": "cancel"})
+    portal = client.get("/test-checkout/portal/").content.decode()
+    assert "Don&#x27;t cancel after all" in portal
+    assert "Cancel at the end of the period" not in portal

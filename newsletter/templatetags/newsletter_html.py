@@ -1,7 +1,7 @@
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
-from newsletter.html import clean_html
+from newsletter.html import clean_html, teaser_html
 
 register = template.Library()
 
@@ -15,3 +15,9 @@ def sanitized(html: str) -> SafeString:
     allow-list) still cannot carry a script to a reader.
     """
     return mark_safe(clean_html(html or ""))  # noqa: S308 - nh3 output is safe HTML
+
+
+@register.filter
+def teaser(html: str) -> SafeString:
+    """The paywall's cut of a body (newsletter.html.teaser_html), as clean HTML."""
+    return mark_safe(teaser_html(html or ""))  # noqa: S308 - nh3 output is safe HTML

@@ -2,7 +2,9 @@
 
 import datetime
 import itertools
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.utils import timezone
 
 from newsletter import editions
@@ -70,6 +72,8 @@ def article_form(*, publish_at: datetime.datetime | None = None, **fields) -> di
         "published_at_1": "",
     }
     if publish_at is not None:
+        # Typed in the admin's zone, the newsroom's (newsletter.middleware).
+        publish_at = publish_at.astimezone(ZoneInfo(settings.DIGEST_TIMEZONE))
         data["published_at_0"] = publish_at.strftime("%Y-%m-%d")
         data["published_at_1"] = publish_at.strftime("%H:%M:%S")
     data.update(fields)

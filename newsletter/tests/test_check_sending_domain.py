@@ -61,6 +61,14 @@ def test_it_prints_the_three_records_to_publish(sending_domain):
     assert "DMARC: TXT _dmarc.example.com\n  v=DMARC1; p=none;" in out
 
 
+def test_with_verp_the_bounce_domain_needs_its_own_spf_record(sending_domain, settings):
+    settings.EMAIL_ESP = None
+    settings.MAILERS = {"default": {"OPTIONS": {"host": "relay.example.net"}}}
+    settings.BOUNCE_DOMAIN = "bounces.example.com"
+    out = run()
+    assert "SPF: TXT bounces.example.com\n  v=spf1 a:relay.example.net ~all" in out
+
+
 def test_published_records_are_found(sending_domain):
     dns_answers = RecordedDNS(GOOD)
     out = run("--check", resolver=dns_answers)

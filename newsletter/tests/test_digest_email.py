@@ -70,7 +70,7 @@ def test_html_is_inlined_responsive_and_dark_mode_friendly(received):
     assert re.search(r'<td class="story" style="[^"]*padding: 16px 24px', html)
     assert 'role="presentation"' in html
     # The preheader names the stories; the footer has the reader's links.
-    assert re.search(r'class="preheader"[^>]*>Six nations sign a river treaty<', html)
+    assert re.search(r'class="preheader"[^>]*>Six nations sign a river treaty\u034f', html)
     assert "View this email in your browser" in html
     assert 'href="https://news.example.com/editions/2026-11-30/"' in html
     assert 'href="https://news.example.com/account/"' in html

@@ -28,7 +28,10 @@ def test_landing_page_shows_the_offer_and_latest_articles(client):
 
 
 def test_article_page_shows_a_published_article(client):
-    article = make_article(title="River treaty", body="<p>Six nations signed.</p>")
+    # Free to read: a visitor gets the whole text (others get the teaser, see test_paywall_teaser).
+    article = make_article(
+        title="River treaty", body="<p>Six nations signed.</p>", free_to_read=True
+    )
 
     response = client.get(f"/articles/{article.slug}/")
 

@@ -41,8 +41,9 @@ def test_after_the_send_counts_and_failed_readers_with_their_errors(
     admin_client, sending_edition, smtp_server
 ):
     edition, readers = sending_edition
+    # A refused message fails (a refused address would bounce: test_bounces).
     smtp_server.inject_faults(
-        refuse_recipients={"reader1@example.com": [550, "5.1.1 No such user"]}
+        refuse_recipients={"reader1@example.com": [554, "5.7.1 Message refused"]}
     )
     sending.send_edition_now(edition.pk)
     Delivery.objects.filter(subscriber=readers[2]).update(
@@ -59,7 +60,7 @@ def test_after_the_send_counts_and_failed_readers_with_their_errors(
     assert "<dt>Bounced</dt><dd>1</dd>" in page
     assert "<dt>Queued</dt><dd>0</dd>" in page
     assert "reader1@example.com" in page
-    assert "5.1.1 No such user" in page
+    assert "5.7.1 Message refused" in page
     assert "Hard bounce reported by the ESP" in page
     assert 'http-equiv="refresh"' not in page
     assert "Resend to the 1 failed" in page

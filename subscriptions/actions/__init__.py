@@ -10,6 +10,9 @@ and tasks call these; nothing else writes a membership.
 - checkout:      signup, the Stripe customer and Checkout Session, fulfilment
 - stripe_sync:   mirroring subscriptions from Stripe, trial and invoice events,
                  periodic reconciliation
+- lifecycle:     the paid year: renewal notice, cancel or keep, pause, win-back
+- gifts:         gift subscriptions: bought once, delivered, redeemed, reminded
+- imports:       readers from a CSV, subscriptions already at Stripe
 - account:       sign-in links, the reader's own settings, the billing portal
 - reader_data:   the reader's data: export and deletion
 - reader_emails: claiming an email for a cause and queuing it after commit

@@ -10,9 +10,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from subscriptions import stripe_api
-from subscriptions.actions.reader_emails import queue_sign_in_link
+from subscriptions.actions.reader_emails import (
+    queue_customer_email_update,
+    queue_email_change_link,
+    queue_sign_in_link,
+)
 from subscriptions.addresses import normalise_email
 from subscriptions.models import Subscriber, iso_or_none, validate_time_zone
+from subscriptions.signin import EmailChangeClaim
 
 logger = logging.getLogger(__name__)
 
@@ -110,3 +115,50 @@ def portal_url(subscriber: Subscriber) -> str:
     return stripe_api.create_portal_session(
         customer_id, f"{settings.SITE_URL}{reverse('subscriptions:account')}"
     )
+
+
+@transaction.atomic
+def do_request_email_change(subscriber: Subscriber, new_email: str) -> None:
+    """Email the new address a link that moves the reader to it; nothing changes until then."""
+    queue_email_change_link(subscriber, normalise_email(new_email))
+    logger.info("Subscriber %s asked to change their address", subscriber.pk)
+
+
+class EmailChangeRefused(Exception):
+    """The link cannot move the reader: used already, or the address is another reader's."""
+
+
+@transaction.atomic
+def do_change_email(claim: EmailChangeClaim) -> Subscriber:
+    """The owner of the new address opened its link and pressed the button: move the reader.
+
+    Works once: the link names the old address, which the reader no longer
+    has afterwards. The Stripe customer's email follows after commit. A new
+    address, just proven to receive mail, clears a bounce or complaint of the
+    old one; an unsubscribe stays (it was the reader's choice, not the address's).
+    """
+    subscriber = Subscriber.objects.select_for_update().filter(pk=claim.subscriber_id).first()
+    if subscriber is None or subscriber.email != claim.old_email:
+        raise EmailChangeRefused("This link was used already, or your address changed since.")
+    new_email = normalise_email(claim.new_email)
+    taken = Subscriber.objects.filter(email__iexact=new_email).exclude(pk=subscriber.pk)
+    if taken.exists():
+        raise EmailChangeRefused(
+            "That address belongs to another membership: nothing changed. "
+            "Sign in with it to see that one."
+        )
+    subscriber.email = new_email
+    fields = ["email", "updated_at"]
+    if subscriber.email_status in (
+        Subscriber.EmailStatus.BOUNCED,
+        Subscriber.EmailStatus.COMPLAINED,
+    ):
+        subscriber.email_status = Subscriber.EmailStatus.ACTIVE
+        subscriber.email_status_changed_at = timezone.now()
+        fields += ["email_status", "email_status_changed_at"]
+    subscriber.save(update_fields=fields)
+    membership = getattr(subscriber, "membership", None)
+    if membership is not None and membership.stripe_customer_id:
+        queue_customer_email_update(subscriber)
+    logger.info("Subscriber %s changed their address", subscriber.pk)
+    return subscriber

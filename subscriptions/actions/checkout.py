@@ -16,7 +16,10 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
-from stripe.params.checkout import SessionCreateParamsSubscriptionData
+from stripe.params.checkout import (
+    SessionCreateParamsCustomerUpdate,
+    SessionCreateParamsSubscriptionData,
+)
 
 from subscriptions import signin, stripe_api, trials
 from subscriptions.actions.reader_emails import queue_signup_link
@@ -85,8 +88,13 @@ def do_continue_signup(
     return subscriber
 
 
-def do_start_checkout(subscriber: Subscriber) -> SignupResult:
+def do_start_checkout(
+    subscriber: Subscriber, *, allow_trial: bool = True, resume: str | None = None
+) -> SignupResult:
     """Start (or restart) a signed-in reader's checkout: one Stripe customer, one Checkout Session.
+
+    Without `allow_trial` (the way back offered to a reader whose membership
+    ended) the checkout never starts a free trial, whatever the settings.
 
     A reader who already has a live subscription, or a complimentary
     membership, gets no checkout (it would bill them twice). The Stripe
@@ -96,6 +104,11 @@ def do_start_checkout(subscriber: Subscriber) -> SignupResult:
     The transaction covers the reader's row lock and the customer it
     records; the Checkout Session is created after it commits, so a slow
     Stripe never holds the lock (its idempotency key makes a retry safe).
+
+    `resume` is the id of the Checkout Session this browser started last: if
+    it is still open, for this reader's customer, the reader goes back to it
+    instead of a second one (the Back button, then the form again). Two open
+    checkouts could both be finished, in two tabs, and bill twice.
     """
     with transaction.atomic():
         # The lock serialises two checkouts of the same reader, so they never
@@ -104,12 +117,30 @@ def do_start_checkout(subscriber: Subscriber) -> SignupResult:
         membership, _ = Membership.objects.select_for_update().get_or_create(subscriber=subscriber)
         if membership.needs_no_checkout:
             return SignupResult(subscriber=subscriber)
-        trial_days = trials.trial_days(membership, ask_stripe=True)
+        trial_days = trials.trial_days(membership, ask_stripe=True) if allow_trial else 0
         if not membership.stripe_customer_id:
             membership.stripe_customer_id = stripe_api.create_customer(
                 email=subscriber.email, name=subscriber.greeting_name, subscriber_id=subscriber.pk
             )
             membership.save(update_fields=["stripe_customer_id", "updated_at"])
+    if resume:
+        try:
+            previous = stripe_api.retrieve_checkout_session(resume)
+        except stripe_api.InvalidRequestError:
+            previous = None  # gone, or another mode's: start a new one
+        if (
+            previous is not None
+            and previous.status == "open"
+            and previous.url
+            and stripe_api.expandable_id(previous.customer) == membership.stripe_customer_id
+        ):
+            logger.info("Checkout session %s resumed for subscriber %s", resume, subscriber.pk)
+            return SignupResult(
+                subscriber=subscriber,
+                checkout_url=previous.url,
+                checkout_session_id=previous.id,
+                trial_days=trial_days,
+            )
     session = stripe_api.create_checkout_session(
         checkout_params(subscriber, membership.stripe_customer_id, trial_days),
         # A double-click within ten minutes gets the same session back.
@@ -120,6 +151,9 @@ def do_start_checkout(subscriber: Subscriber) -> SignupResult:
             stripe_api.price_id(),
             trial_days,
             settings.TRIAL_REQUIRES_CARD,
+            settings.ALLOW_PROMOTION_CODES,
+            settings.STRIPE_AUTOMATIC_TAX,
+            settings.STRIPE_TAX_ID_COLLECTION,
             int(timezone.now().timestamp() // 600),
         ),
     )
@@ -151,6 +185,11 @@ def checkout_params(
         "success_url": f"{settings.SITE_URL}{success}?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{settings.SITE_URL}/?checkout=cancelled#signup",
     }
+    apply_tax_settings(params, has_customer=True)
+    if settings.ALLOW_PROMOTION_CODES:
+        # Stripe's page then has a "promotion code" field; the discount it
+        # gives is read back from Stripe (stripe_sync), never assumed.
+        params["allow_promotion_codes"] = True
     if not settings.TRIAL_REQUIRES_CARD and trial_days > 0:
         # No card up front; a trial that ends without one ends the
         # subscription rather than leaving an unpaid invoice behind.
@@ -159,12 +198,45 @@ def checkout_params(
     return params
 
 
+def apply_tax_settings(params: CheckoutSessionParams, *, has_customer: bool) -> None:
+    """Stripe Tax and tax id collection, as the settings say (both off by default).
+
+    With an existing customer Stripe must be allowed to save what Checkout
+    asks for on it: the address tax is computed from, the business name a
+    tax id goes with.
+    """
+    customer_update: SessionCreateParamsCustomerUpdate = {}
+    if settings.STRIPE_AUTOMATIC_TAX:
+        params["automatic_tax"] = {"enabled": True}
+        customer_update["address"] = "auto"
+    if settings.STRIPE_TAX_ID_COLLECTION:
+        params["tax_id_collection"] = {"enabled": True}
+        customer_update["name"] = "auto"
+    if has_customer and customer_update:
+        params["customer_update"] = customer_update
+
+
+@dataclass
+class FulfilledCheckout:
+    subscriber: Subscriber
+    # The reader's membership follows another subscription (an older checkout
+    # finished first): this one was not kept, and is cancelled at Stripe.
+    duplicate: bool = False
+
+
 @transaction.atomic
 def do_fulfil_checkout(session_id: str) -> Subscriber | None:
     """Apply a completed Checkout Session: the success page and the webhook both call this.
 
     Idempotent; returns the reader, or None while the session is not complete.
     """
+    fulfilled = do_fulfil_checkout_for_page(session_id)
+    return fulfilled.subscriber if fulfilled else None
+
+
+@transaction.atomic
+def do_fulfil_checkout_for_page(session_id: str) -> FulfilledCheckout | None:
+    """do_fulfil_checkout, and whether the session's subscription is the one the reader keeps."""
     session = stripe_api.retrieve_checkout_session(session_id)
     if session.mode != "subscription" or session.status != "complete":
         return None
@@ -177,4 +249,8 @@ def do_fulfil_checkout(session_id: str) -> Subscriber | None:
         customer_id=customer_id,
         subscriber_id=int_or_none(session.client_reference_id),
     )
-    return membership.subscriber if membership else None
+    if membership is None:
+        return None
+    return FulfilledCheckout(
+        membership.subscriber, duplicate=membership.stripe_subscription_id != subscription_id
+    )

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from subscriptions import stripe_api
-from subscriptions.models import Membership, StripeEvent, Subscriber, iso_or_none
+from subscriptions.models import GiftCode, Membership, StripeEvent, Subscriber, iso_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,11 @@ def do_delete_reader(subscriber: Subscriber) -> None:
                 content_type=ContentType.objects.get_for_model(Membership),
                 object_id=str(membership.pk),
             ).delete()
+        # A gift they received keeps the buyer's record (the buyer paid for
+        # it) but not the recipient's address.
+        GiftCode.objects.filter(
+            Q(redeemed_by=subscriber) | Q(recipient_email__iexact=subscriber.email)
+        ).update(recipient_email="deleted-reader@invalid", redeemed_by=None)
         reader_id = subscriber.pk
         # Membership, deliveries and reader emails go with it (CASCADE).
         subscriber.delete()

@@ -38,3 +38,17 @@ def queue_signup_link(email: str, name: str, time_zone: str) -> None:
     from subscriptions import tasks
 
     transaction.on_commit(lambda: tasks.send_signup_link.delay(email, name, time_zone))
+
+
+def queue_email_change_link(subscriber: Subscriber, new_email: str) -> None:
+    """Email the link that confirms a new address, to that address, after commit."""
+    from subscriptions import tasks
+
+    transaction.on_commit(lambda: tasks.send_email_change_link.delay(subscriber.pk, new_email))
+
+
+def queue_customer_email_update(subscriber: Subscriber) -> None:
+    """Tell Stripe the reader's new address, after commit (a task that retries)."""
+    from subscriptions import tasks
+
+    transaction.on_commit(lambda: tasks.update_stripe_customer_email.delay(subscriber.pk))

@@ -61,10 +61,10 @@ def do_sync_subscription(
     last write is Stripe's latest state. Returns None for a subscription
     that belongs to no reader of ours.
     """
-    return _sync(subscription_id, customer_id, subscriber_id)[0]
+    return sync_locked(subscription_id, customer_id, subscriber_id)[0]
 
 
-def _sync(
+def sync_locked(
     subscription_id: str, customer_id: str | None = None, subscriber_id: int | None = None
 ) -> tuple[Membership | None, stripe.Subscription]:
     """Lock, fetch and apply, in the caller's transaction (select_for_update needs one)."""
@@ -127,6 +127,7 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
         return False
 
     previous_status = membership.status
+    was_paused = membership.pause_resumes_at is not None
     before = [getattr(membership, field) for field in Membership.MIRRORED_FROM_STRIPE]
     now = timezone.now()
     membership.stripe_subscription_id = subscription.id
@@ -140,6 +141,9 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
         subscription.cancel_at_period_end or subscription.cancel_at
     )
     membership.amount = stripe_api.subscription_amount(subscription)
+    membership.next_charge_amount = _discounted_next_charge(subscription, membership.amount)
+    membership.ended_at = stripe_api.from_timestamp(getattr(subscription, "ended_at", None))
+    membership.pause_resumes_at = stripe_api.pause_resumes_at(subscription)
     if incoming != Status.PAST_DUE:
         membership.past_due_since = None
     elif previous_status != Status.PAST_DUE or membership.past_due_since is None:
@@ -152,6 +156,12 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
     else:
         membership.save()
 
+    if was_paused and membership.pause_resumes_at is None:
+        # The pause ended (by itself at Stripe, or the reader resumed): what
+        # fell due meanwhile waits as a draft; now it is collected.
+        from subscriptions import tasks
+
+        transaction.on_commit(lambda: tasks.collect_after_pause.delay(subscription.id))
     subscriber = membership.subscriber
     if incoming in (Status.TRIALING, Status.ACTIVE):
         queue_email(
@@ -185,6 +195,24 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
     return True
 
 
+def _discounted_next_charge(subscription: stripe.Subscription, amount: int | None) -> int | None:
+    """The next charge after a promotion code's discount, from Stripe's preview; None: no discount.
+
+    Asked only of a subscription that carries a discount and will charge
+    again: most subscriptions cost no extra call. A one-time code leaves
+    the subscription's discounts after its first invoice, and the next
+    charge is the list amount again.
+    """
+    if not getattr(subscription, "discounts", None):
+        return None
+    if subscription.status not in (Status.TRIALING, Status.ACTIVE, Status.PAST_DUE):
+        return None
+    if subscription.cancel_at_period_end or subscription.cancel_at:
+        return None
+    preview = stripe_api.preview_renewal(subscription.id)
+    return None if preview.amount_due == amount else preview.amount_due
+
+
 def _cancel_duplicate(subscription: stripe.Subscription) -> None:
     """A second live subscription for one reader (two checkouts finished in two tabs).
 
@@ -207,7 +235,7 @@ def _cancel_duplicate(subscription: stripe.Subscription) -> None:
 @transaction.atomic
 def do_trial_ending(subscription_id: str) -> None:
     """Stripe says the trial ends in a few days: sync, and tell the reader the date and amount."""
-    membership, subscription = _sync(subscription_id)
+    membership, subscription = sync_locked(subscription_id)
     if membership is None or membership.stripe_subscription_id != subscription_id:
         return
     if membership.status != Status.TRIALING or membership.trial_end is None:
@@ -221,7 +249,7 @@ def do_trial_ending(subscription_id: str) -> None:
         cause=f"{subscription_id}:{int(membership.trial_end.timestamp())}",
         context={
             "trial_end": iso_or_none(membership.trial_end),
-            "amount": membership.amount or stripe_api.PRICE_CENTS,
+            "amount": membership.charge_amount or stripe_api.PRICE_CENTS,
             "has_payment_method": subscription.default_payment_method is not None,
         },
     )
@@ -281,6 +309,9 @@ def memberships_to_reconcile(now: datetime.datetime | None = None) -> list[int]:
         | memberships.filter(status=Status.PAST_DUE)
         | memberships.filter(status=Status.TRIALING, trial_end__lt=now)
         | memberships.filter(status=Status.ACTIVE, current_period_end__lt=now)
+        # A pause of billing whose end has come: Stripe resumed it (and its
+        # drafts are to be collected) even if the event was lost.
+        | memberships.filter(pause_resumes_at__lt=now)
     )
     ids = (recent | suspicious).exclude(
         status__in=Membership.TERMINAL_STATUSES, updated_at__lt=now - RECONCILE_RECENT

@@ -61,6 +61,18 @@ def invoice(name: str = "invoice_payment_failed", **changes) -> dict:
     return load(name, **changes)
 
 
+def upcoming_invoice(subscription_data: dict, **changes) -> dict:
+    """The recorded upcoming invoice of this subscription's next renewal."""
+    data = load("invoice_upcoming", **changes)
+    period_end = subscription_data["items"]["data"][0]["current_period_end"]
+    data["customer"] = subscription_data["customer"]
+    data["parent"]["subscription_details"]["subscription"] = subscription_data["id"]
+    if "period_start" not in changes:
+        data["period_start"] = period_end
+        data["period_end"] = period_end + 365 * 86400
+    return data
+
+
 def event(event_type: str, obj: dict, *, event_id: str | None = None) -> dict:
     return {
         "id": event_id or f"evt_test_{next(_ids):08d}",
@@ -87,6 +99,10 @@ class FakeStripe:
         self.sessions: dict[str, dict] = {}
         self.prices: list[dict] = []
         self.products: dict[str, dict] = {}
+        # What create_preview answers per subscription id (default: the
+        # recorded upcoming invoice of that subscription at the list price).
+        self.previews: dict[str, dict] = {}
+        self.customers: dict[str, dict] = {}
         self.fail_next: int = 0  # answer this many requests with a 500
         self.time_out_next: int = 0  # let this many requests time out (no answer)
         self._register()
@@ -113,6 +129,12 @@ class FakeStripe:
         )
         return session
 
+    def pay_session(self, session_id: str) -> dict:
+        """The buyer pays a payment-mode session (a gift) on Stripe's page."""
+        session = self.sessions[session_id]
+        session.update(status="complete", payment_status="paid", amount_total=4600, url=None)
+        return session
+
     # --- What a test asserts -----------------------------------------------------------
 
     def requests(self, method: str, path: str) -> list[dict]:
@@ -124,7 +146,9 @@ class FakeStripe:
                 body = call.request.body or ""
                 if isinstance(body, bytes):
                     body = body.decode()
-                params = dict(parse_qsl(url.query)) | dict(parse_qsl(body))
+                params = dict(parse_qsl(url.query, keep_blank_values=True)) | dict(
+                    parse_qsl(body, keep_blank_values=True)
+                )
                 params["_idempotency_key"] = call.request.headers.get("Idempotency-Key", "")
                 found.append(params)
         return found
@@ -143,10 +167,15 @@ class FakeStripe:
     def _register(self) -> None:
         routes = [
             ("POST", r"/v1/customers", self._create_customer),
+            ("POST", r"/v1/customers/(?P<id>[\w]+)", self._update_customer),
             ("POST", r"/v1/checkout/sessions", self._create_session),
             ("GET", r"/v1/checkout/sessions/(?P<id>[\w]+)", self._get_session),
             ("GET", r"/v1/subscriptions/(?P<id>[\w]+)", self._get_subscription),
+            ("POST", r"/v1/subscriptions/(?P<id>[\w]+)", self._update_subscription),
             ("GET", r"/v1/subscriptions", self._list_subscriptions),
+            ("POST", r"/v1/invoices/create_preview", self._preview_invoice),
+            ("GET", r"/v1/invoices", self._list_invoices),
+            ("POST", r"/v1/invoices/(?P<id>[\w]+)/finalize", self._finalize_invoice),
             ("GET", r"/v1/invoices/(?P<id>[\w]+)", self._get_invoice),
             ("POST", r"/v1/billing_portal/sessions", self._create_portal_session),
             ("GET", r"/v1/prices", self._list_prices),
@@ -174,7 +203,9 @@ class FakeStripe:
             body = request.body or ""
             if isinstance(body, bytes):
                 body = body.decode()
-            params = dict(parse_qsl(url.query)) | dict(parse_qsl(body))
+            params = dict(parse_qsl(url.query, keep_blank_values=True)) | dict(
+                parse_qsl(body, keep_blank_values=True)
+            )
             assert match is not None
             status, data = handler(params, **match.groupdict())
             return status, {"Request-Id": f"req_{next(_ids)}"}, json.dumps(data)
@@ -196,14 +227,24 @@ class FakeStripe:
             metadata={"subscriber_id": params.get("metadata[subscriber_id]")},
         )
 
+    def _update_customer(self, params, id):
+        return 200, load("customer", id=id, email=params.get("email"))
+
     def _create_session(self, params):
         session_id = f"cs_test_{next(_ids):06d}"
+        metadata = {
+            key[len("metadata[") : -1]: value
+            for key, value in params.items()
+            if key.startswith("metadata[")
+        }
         session = load(
             "checkout_session_open",
             id=session_id,
-            customer=params["customer"],
+            mode=params.get("mode", "subscription"),
+            customer=params.get("customer"),
+            customer_email=params.get("customer_email"),
             client_reference_id=params.get("client_reference_id"),
-            metadata={"subscriber_id": params.get("metadata[subscriber_id]")},
+            metadata=metadata or {"subscriber_id": None},
             success_url=params["success_url"],
             cancel_url=params["cancel_url"],
             url=f"https://checkout.stripe.com/c/pay/{session_id}",
@@ -223,18 +264,90 @@ class FakeStripe:
             return self._missing("subscription", id)
         return 200, self.subscriptions[id]
 
+    def _update_subscription(self, params, id):
+        if id not in self.subscriptions:
+            return self._missing("subscription", id)
+        subscription = self.subscriptions[id]
+        if "cancel_at_period_end" in params:
+            subscription["cancel_at_period_end"] = params["cancel_at_period_end"] == "true"
+        if params.get("pause_collection") == "":
+            subscription["pause_collection"] = None
+        elif "pause_collection[behavior]" in params:
+            resumes_at = params.get("pause_collection[resumes_at]")
+            subscription["pause_collection"] = {
+                "behavior": params["pause_collection[behavior]"],
+                "resumes_at": int(resumes_at) if resumes_at else None,
+            }
+        return 200, subscription
+
+    def _preview_invoice(self, params):
+        subscription_id = params["subscription"]
+        if subscription_id not in self.subscriptions:
+            return self._missing("subscription", subscription_id)
+        if subscription_id in self.previews:
+            return 200, self.previews[subscription_id]
+        subscription = self.subscriptions[subscription_id]
+        preview = upcoming_invoice(subscription)
+        return 200, preview
+
+    def _list_invoices(self, params):
+        mine = [
+            i
+            for i in self.invoices.values()
+            if i["parent"]["subscription_details"]["subscription"] == params.get("subscription")
+            and i["status"] == params.get("status", i["status"])
+        ]
+        return 200, {"object": "list", "data": mine, "has_more": False, "url": "/v1/invoices"}
+
+    def _finalize_invoice(self, params, id):
+        if id not in self.invoices:
+            return self._missing("invoice", id)
+        invoice = self.invoices[id]
+        if invoice["status"] != "draft":
+            error = load("error_resource_missing")
+            error["error"].update(code="invoice_not_editable", message="Already finalized")
+            return 400, error
+        invoice.update(status="open", auto_advance=params.get("auto_advance") == "true")
+        return 200, invoice
+
     def _get_invoice(self, params, id):
         if id not in self.invoices:
             return self._missing("invoice", id)
         return 200, self.invoices[id]
 
     def _list_subscriptions(self, params):
+        if "customer" not in params:
+            return self._list_all_subscriptions(params)
         mine = [s for s in self.subscriptions.values() if s["customer"] == params.get("customer")]
         mine.sort(key=lambda s: s["created"], reverse=True)
         return 200, {
             "object": "list",
             "data": mine[:1],
             "has_more": len(mine) > 1,
+            "url": "/v1/subscriptions",
+        }
+
+    def _list_all_subscriptions(self, params):
+        """Stripe's default listing (not canceled), on a price if asked, customers expanded."""
+        found = [
+            copy.deepcopy(s)
+            for s in sorted(self.subscriptions.values(), key=lambda s: s["id"])
+            if s["status"] != "canceled"
+            and params.get("price") in (None, s["items"]["data"][0]["price"]["id"])
+        ]
+        if params.get("expand[0]") == "data.customer":
+            for sub in found:
+                sub["customer"] = self.customers.get(
+                    sub["customer"], load("customer", id=sub["customer"])
+                )
+        start = params.get("starting_after")
+        if start:
+            found = found[[s["id"] for s in found].index(start) + 1 :]
+        limit = int(params.get("limit", 10))
+        return 200, {
+            "object": "list",
+            "data": found[:limit],
+            "has_more": len(found) > limit,
             "url": "/v1/subscriptions",
         }
 

@@ -64,11 +64,11 @@ def test_a_second_signup_reuses_the_reader_and_the_customer(
         again = client.post(link_in(mailoutbox[-1]), {"name": "Ada", "time_zone": "Europe/Paris"})
     assert again.status_code == 303
     assert len(fake_stripe.requests("POST", "/v1/customers")) == 1
-    sessions = fake_stripe.requests("POST", "/v1/checkout/sessions")
-    assert len(sessions) == 2
-    assert sessions[0]["customer"] == sessions[1]["customer"]
-    # The same intent within minutes: Stripe returns the same session.
-    assert sessions[0]["_idempotency_key"] == sessions[1]["_idempotency_key"]
+    # This browser's checkout is still open: it is resumed, not doubled.
+    [session] = fake_stripe.requests("POST", "/v1/checkout/sessions")
+    assert session["customer"]
+    resumed = client.session["checkout_session_id"]
+    assert fake_stripe.requests("GET", f"/v1/checkout/sessions/{resumed}")
 
 
 def test_trial_without_card_collects_one_only_if_needed_and_cancels_without_it(

@@ -60,6 +60,19 @@ def records() -> list[Record]:
     found: list[Record] = [
         Record("SPF", domain, f"v=spf1 {mechanism} ~all", mechanism, why),
     ]
+    bounce = getattr(settings, "BOUNCE_DOMAIN", "")
+    if bounce and bounce != domain:
+        # SPF is checked on the envelope sender (VERP, newsletter/bounces.py).
+        found.append(
+            Record(
+                "SPF",
+                bounce,
+                f"v=spf1 {mechanism} ~all",
+                mechanism,
+                "the envelope sender's domain (BOUNCE_DOMAIN); give it an MX to the "
+                "bounce mailbox too",
+            )
+        )
     signer = dkim.signer()
     if signer is not None:
         found.append(

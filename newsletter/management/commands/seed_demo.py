@@ -4,7 +4,7 @@ Safe to run again: everything is looked up by its natural key first.
 """
 
 import datetime
-from typing import TypedDict
+from typing import Required, TypedDict
 
 from django.apps import apps
 from django.conf import settings
@@ -37,8 +37,9 @@ class DemoArticle(TypedDict):
     body: str
 
 
-class PublishedDemoArticle(DemoArticle):
-    hours_ago: int
+class PublishedDemoArticle(DemoArticle, total=False):
+    hours_ago: Required[int]
+    free_to_read: bool
 
 
 ARTICLES: list[PublishedDemoArticle] = [
@@ -94,6 +95,7 @@ ARTICLES: list[PublishedDemoArticle] = [
         "title": "Libraries that dropped late fees got their books back",
         "dek": "A study of 300 branches finds returns rose after fines ended.",
         "hours_ago": 8,
+        "free_to_read": True,  # the demo's one article everyone reads whole
         "body": (
             "<p>Researchers compared branches that abolished overdue fines with similar ones that "
             "kept them. Returns rose in the first group, and so did the number of children "
@@ -172,6 +174,7 @@ class Command(BaseCommand):
                     "author": staff,
                     "status": Article.Status.PUBLISHED,
                     "published_at": now - datetime.timedelta(hours=spec["hours_ago"]),
+                    "free_to_read": spec.get("free_to_read", False),
                 },
             )
             created += was_created

@@ -75,6 +75,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Sent {report.sent}, failed {report.failed}, skipped {report.skipped}."
+                    + (
+                        f" Carried: {report.carried.get('default', 0)} by the main connection, "
+                        f"{report.carried['fallback']} by the fallback."
+                        if report.carried.get("fallback")
+                        else ""
+                    )
                 )
             )
 

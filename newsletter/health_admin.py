@@ -1,0 +1,54 @@
+"""The admin of send health: the alerts raised, and the pauses staff resume (newsletter.bounces)."""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from newsletter import bounces
+from newsletter.models import BounceEvent, SendAlert, SendPause
+
+
+@admin.register(SendPause)
+class SendPauseAdmin(admin.ModelAdmin):
+    list_display = ["date", "reason", "created_at", "resumed_at", "resumed_by"]
+    readonly_fields = ["date", "edition", "reason", "created_at", "resumed_at", "resumed_by"]
+    actions = ["resume"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Resume the paused sends", permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[SendPause]) -> None:
+        resumed = sum(bounces.do_resume_sends(pause, request.user) for pause in queryset)
+        self.message_user(request, f"Resumed {resumed} paused day(s).", messages.SUCCESS)
+
+
+@admin.register(SendAlert)
+class SendAlertAdmin(admin.ModelAdmin):
+    list_display = ["edition", "kind", "message", "created_at", "dismissed_at"]
+    readonly_fields = ["edition", "kind", "message", "created_at", "dismissed_at"]
+    actions = ["dismiss"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Dismiss (hide the banner)", permissions=["change"])
+    def dismiss(self, request: HttpRequest, queryset: QuerySet[SendAlert]) -> None:
+        queryset.filter(dismissed_at=None).update(dismissed_at=timezone.now())
+
+
+@admin.register(BounceEvent)
+class BounceEventAdmin(admin.ModelAdmin):
+    # Counts and reasons, as deliveries show editors: no addresses in the list.
+    list_display = ["created_at", "kind", "source", "edition", "detail"]
+    list_filter = ["kind", "source"]
+    readonly_fields = [
+        "kind", "source", "subscriber", "delivery", "edition", "report_id", "detail", "created_at",
+    ]  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -1,0 +1,375 @@
+"""Bounces and complaints over plain SMTP: VERP, 5xx answers at send time, the bounce mailbox.
+
+The mailbox is a real Dovecot (IMAP and POP3) started by the test; the
+reports in it are real ones (mail_samples/README.md), parsed by flufl.bounce.
+"""
+
+import datetime
+import re
+from email.utils import parseaddr
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from config.mail import parse_verp, verp_address
+from newsletter import bounces, sending
+from newsletter.models import BounceEvent, Delivery
+from newsletter.tests.factories import built_edition, make_article
+from subscriptions import emails as reader_emails
+from subscriptions.models import Subscriber
+from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
+from testing.mail_server import MailServer
+
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
+
+SAMPLES = Path(__file__).parent / "mail_samples"
+BOUNCE_DOMAIN = "bounces.briefing.example"
+
+
+@pytest.fixture
+def verp(settings):
+    settings.BOUNCE_DOMAIN = BOUNCE_DOMAIN
+    settings.UNSUBSCRIBE_MAILTO = f"bounces+unsubscribe@{BOUNCE_DOMAIN}"
+
+
+@pytest.fixture
+def mail_server(settings):
+    server = MailServer()
+    settings.BOUNCE_MAILBOX_URL = server.url("imap")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def signing_smtp(smtp_server, settings):
+    """The production SMTP backend (config.mail), which honours VERP on Django's path too."""
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "config.mail.SigningSMTPBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 10},
+        }
+    }
+    return smtp_server
+
+
+def sample(name: str, **replace: str) -> bytes:
+    """A sample report; `replace` rewrites header lines (name: new value) of the outer message."""
+    raw = (SAMPLES / name).read_bytes()
+    head, sep, body = raw.partition(b"\n\n")
+    for header, value in replace.items():
+        field = header.replace("_", "-").encode()
+        pattern = re.compile(rb"(?im)^" + re.escape(field) + rb":.*$")
+        line = field + b": " + value.encode()
+        if pattern.search(head):
+            head = pattern.sub(line.replace(b"\\", b"\\\\"), head, count=1)
+        else:
+            head += b"\n" + line
+    return head + sep + body
+
+
+def sent_edition(readers):
+    make_article()
+    edition = built_edition(MONDAY)
+    sending.send_edition_now(edition.pk)
+    return edition
+
+
+# ---------------------------------------------------------------- VERP
+
+
+def test_every_digest_goes_out_with_its_own_signed_envelope_sender(signing_smtp, verp):
+    readers = [make_subscriber(f"reader{n}@example.com") for n in range(3)]
+    # A reader Django's path carries (a name that needs quoting), and the fast path's.
+    readers.append(make_subscriber("quoted@example.com", name="Zoë, Q."))
+    sent_edition(readers)
+
+    mails = signing_smtp.received()
+    assert len(mails) == 4
+    for mail in mails:
+        delivery = Delivery.objects.get(subscriber__email=mail.rcpt_tos[0])
+        assert mail.mail_from == verp_address("d", delivery.pk)
+        assert mail.mail_from.startswith("bounces+d") and mail.mail_from.endswith(BOUNCE_DOMAIN)
+        assert parse_verp(mail.mail_from) == ("d", delivery.pk)
+        # The reader still sees the newsletter's own From.
+        assert parseaddr(mail.message["From"])[1] == "briefing@localhost"
+
+
+def verp_of(kind: str, pk: int) -> str:
+    address = verp_address(kind, pk)
+    assert address is not None, "BOUNCE_DOMAIN is set"
+    return address
+
+
+def test_a_forged_or_altered_verp_address_names_nobody(verp):
+    address = verp_of("d", 41)
+    assert parse_verp(address.upper()) == ("d", 41)  # mail systems may fold case
+    assert parse_verp(address.replace("d41-", "d42-")) is None
+    assert parse_verp(f"bounces+d41-000000000000@{BOUNCE_DOMAIN}") is None
+    assert parse_verp("someone@example.com") is None
+
+
+def test_a_verp_address_signed_before_a_key_rotation_still_counts(verp, settings):
+    address = verp_of("d", 7)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-after-rotation-with-enough-entropy-1234567890"
+    assert verp_of("d", 7) != address
+    assert parse_verp(address) == ("d", 7)
+    settings.SECRET_KEY_FALLBACKS = []
+    assert parse_verp(address) is None
+
+
+def test_without_a_bounce_domain_the_envelope_sender_is_the_from_address(smtp_server):
+    sent_edition([make_subscriber("reader@example.com")])
+    [mail] = smtp_server.received()
+    assert mail.mail_from == "briefing@localhost"
+
+
+def test_reader_emails_carry_the_readers_verp_address(signing_smtp, verp):
+    reader = make_subscriber("reader@example.com")
+    reader_emails.sign_in_link(reader).send()
+    [mail] = signing_smtp.received()
+    assert parse_verp(mail.mail_from) == ("s", reader.pk)
+
+
+# ---------------------------------------------------------------- answers at send time
+
+
+def test_a_user_unknown_answer_suppresses_the_address_and_bounces_the_delivery(smtp_server):
+    good, gone = make_subscriber("good@example.com"), make_subscriber("gone@example.com")
+    smtp_server.inject_faults(refuse_recipients={gone.email: [550, "5.1.1 User unknown"]})
+    edition = sent_edition([good, gone])
+
+    gone.refresh_from_db()
+    assert gone.email_status == Subscriber.EmailStatus.BOUNCED
+    delivery = Delivery.objects.get(subscriber=gone)
+    assert delivery.status == Delivery.Status.BOUNCED
+    assert "5.1.1 User unknown" in delivery.last_error
+    [event] = BounceEvent.objects.all()
+    assert (event.kind, event.source, event.edition_id) == ("hard", "smtp", edition.pk)
+    # Not in tomorrow's audience, not resent by "resend to failed".
+    assert not Subscriber.objects.entitled().filter(pk=gone.pk).exists()
+    assert sending.resend_failed(edition) == 0
+
+
+def test_soft_refusals_suppress_only_after_the_configured_count(smtp_server, settings, clock):
+    settings.BOUNCE_SOFT_LIMIT = 2
+    reader = make_subscriber("full@example.com")
+    smtp_server.inject_faults(refuse_recipients={reader.email: [552, "5.2.2 Mailbox full"]})
+    edition = sent_edition([reader])
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.ACTIVE
+    assert Delivery.objects.get(subscriber=reader).status == Delivery.Status.FAILED
+
+    sending.resend_failed(edition)
+    sending.send_edition_now(edition.pk)
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.BOUNCED
+    assert BounceEvent.objects.filter(kind="soft").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "kind"),
+    [
+        (550, "5.1.1 <a@b.example>: Recipient address rejected: User unknown", "hard"),
+        (550, "5.2.1 The email account that you tried to reach is disabled", "hard"),
+        (550, "No such user here", "hard"),
+        (552, "5.2.2 Mailbox full", "soft"),
+        (554, "5.7.1 Message rejected as spam", "soft"),
+        (450, "4.2.0 Greylisted", "soft"),
+    ],
+)
+def test_hard_and_soft_answers(code, text, kind):
+    assert bounces.failure_kind(code, text) == kind
+
+
+# ---------------------------------------------------------------- the bounce mailbox
+
+
+def test_a_dsn_to_the_verp_address_bounces_that_delivery(mail_server, smtp_server, verp):
+    reader = make_subscriber("reader@example.com")
+    other = make_subscriber("other@example.com")
+    edition = sent_edition([reader, other])
+    delivery = Delivery.objects.get(subscriber=reader)
+    # A real DSN (its recipient rewritten by a gateway: the VERP address is what names ours).
+    address = verp_of("d", delivery.pk)
+    mail_server.deliver(sample("dsn_01.txt", To=address, Delivered_To=address))
+
+    call_command("process_bounces")
+
+    reader.refresh_from_db()
+    other.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.BOUNCED
+    assert other.email_status == Subscriber.EmailStatus.ACTIVE
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.BOUNCED
+    assert "5.0.0" in delivery.last_error
+    event = BounceEvent.objects.get()
+    assert (event.source, event.kind, event.edition_id) == ("mailbox", "hard", edition.pk)
+    assert mail_server.inbox() == []  # applied, so deleted
+
+
+def test_a_dsn_without_verp_is_matched_by_the_failed_address(mail_server):
+    reader = make_subscriber("userx@example.com")
+    mail_server.deliver(sample("dsn_09.txt"))
+    counts = bounces.process_mailbox()
+    assert counts["bounce"] == 1
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.BOUNCED
+
+
+def test_with_verp_a_report_naming_only_an_address_is_kept_not_applied(mail_server, verp):
+    # Anyone can write to the bounce mailbox: a "bounce" without our signed
+    # address could suppress any reader.
+    reader = make_subscriber("userx@example.com")
+    complainer = make_subscriber("user@example.com")
+    mail_server.deliver(sample("dsn_09.txt"))
+    mail_server.deliver(sample("arf_rfc5965.txt"))
+
+    counts = bounces.process_mailbox()
+
+    assert counts["unverified"] == 2
+    reader.refresh_from_db()
+    complainer.refresh_from_db()
+    assert reader.email_status == complainer.email_status == Subscriber.EmailStatus.ACTIVE
+    assert all("\\Seen" in flags for flags, _ in mail_server.inbox())
+
+
+def test_an_arf_complaint_through_the_verp_address_counts_for_its_edition(
+    mail_server, smtp_server, verp
+):
+    reader = make_subscriber("user@example.com")
+    edition = sent_edition([reader])
+    delivery = Delivery.objects.get(subscriber=reader)
+    raw = sample("arf_rfc5965.txt").replace(
+        b"Original-Mail-From: <somespammer@example.net>",
+        f"Original-Mail-From: <{verp_of('d', delivery.pk)}>".encode(),
+    )
+    mail_server.deliver(raw)
+    assert bounces.process_mailbox()["complaint"] == 1
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.COMPLAINED
+    assert BounceEvent.objects.get().edition_id == edition.pk
+
+
+def test_a_bounce_with_raw_8bit_bytes_in_its_headers_is_read(mail_server):
+    # Broken mailers send them; flufl.bounce's detectors fail on such headers
+    # unless the message is read as text.
+    reader = make_subscriber("userx@example.net")
+    raw = sample("postfix_05.txt", From="Mail D\xe9livery <MAILER-DAEMON@example.net>")
+    assert not raw.isascii()
+    mail_server.deliver(raw)
+    assert bounces.process_mailbox()["bounce"] == 1
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.BOUNCED
+
+
+def test_a_report_without_verp_counts_for_the_readers_latest_digest(mail_server, smtp_server):
+    reader = make_subscriber("userx@example.com")
+    edition = sent_edition([reader])
+    mail_server.deliver(sample("dsn_09.txt"))
+    bounces.process_mailbox()
+    assert BounceEvent.objects.get().edition_id == edition.pk
+
+
+def test_a_delay_warning_changes_nothing_and_a_given_up_retry_is_soft(mail_server):
+    delayed = make_subscriber("userx@example.com")
+    retried = make_subscriber("zzzzz@example.uk")
+    mail_server.deliver(sample("dsn_06.txt"))
+    mail_server.deliver(sample("dsn_02.txt"))
+
+    counts = bounces.process_mailbox()
+
+    assert (counts["delay"], counts["bounce"]) == (1, 1)
+    delayed.refresh_from_db()
+    retried.refresh_from_db()
+    assert delayed.email_status == retried.email_status == Subscriber.EmailStatus.ACTIVE
+    assert list(BounceEvent.objects.values_list("subscriber__email", "kind")) == [
+        ("zzzzz@example.uk", "soft")
+    ]
+    assert mail_server.inbox() == []
+
+
+def test_an_arf_complaint_suppresses_at_once(mail_server):
+    reader = make_subscriber("user@example.com")
+    mail_server.deliver(sample("arf_rfc5965.txt"))
+    assert bounces.process_mailbox()["complaint"] == 1
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.COMPLAINED
+
+
+def test_a_report_read_twice_counts_once(mail_server, settings):
+    settings.BOUNCE_SOFT_LIMIT = 2
+    reader = make_subscriber("zzzzz@example.uk")
+    # The same report delivered twice (a mail system's retry).
+    mail_server.deliver(sample("dsn_02.txt"))
+    mail_server.deliver(sample("dsn_02.txt"))
+    bounces.process_mailbox()
+    assert BounceEvent.objects.count() == 1
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.ACTIVE
+
+
+def test_the_mailto_unsubscribe_address_is_processed_by_the_same_reader(mail_server, verp):
+    reader = make_subscriber("reader@example.com")
+    bounced = make_subscriber("old@example.com", email_status=Subscriber.EmailStatus.BOUNCED)
+    for sender in ("Reader <reader@example.com>", "old@example.com"):
+        mail_server.deliver(
+            f"From: {sender}\r\nTo: bounces+unsubscribe@{BOUNCE_DOMAIN}\r\n"
+            f"Subject: unsubscribe\r\nMessage-ID: <u-{sender[:3]}@mail.example.com>\r\n"
+            "\r\nThis message was automatically generated by Gmail.\r\n".encode()
+        )
+    counts = bounces.process_mailbox()
+    assert counts["unsubscribe"] == 2
+    reader.refresh_from_db()
+    bounced.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.UNSUBSCRIBED
+    assert bounced.email_status == Subscriber.EmailStatus.BOUNCED  # stays bounced
+
+
+def test_a_forged_unsubscribe_and_a_personal_message_are_kept_for_a_person(mail_server, verp):
+    reader = make_subscriber("reader@example.com")
+    mail_server.deliver(
+        f"From: reader@example.com\r\nTo: bounces+unsubscribe@{BOUNCE_DOMAIN}\r\n"
+        "Subject: unsubscribe\r\nAuthentication-Results: mx.example.net; dmarc=fail\r\n"
+        "\r\nforged\r\n".encode()
+    )
+    mail_server.deliver(b"From: friend@example.org\r\nTo: briefing@localhost\r\n"
+                        b"Subject: Loved today's issue\r\n\r\nThanks!\r\n")  # fmt: skip
+
+    counts = bounces.process_mailbox()
+
+    assert counts["unknown"] == 2
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.ACTIVE
+    kept = mail_server.inbox()
+    assert len(kept) == 2 and all("\\Seen" in flags for flags, _ in kept)
+    # Not read again.
+    assert bounces.process_mailbox()["unknown"] == 0
+
+
+def test_the_mailbox_over_pop3(mail_server, settings):
+    reader = make_subscriber("userx@example.net")
+    mail_server.deliver(sample("postfix_05.txt"))
+    counts = bounces.process_mailbox(mail_server.url("pop3"))
+    assert counts["bounce"] == 1
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.BOUNCED
+    assert mail_server.inbox() == []
+
+
+def test_beat_reads_the_mailbox_every_few_minutes(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["process-bounces"]
+    assert entry["task"] == "newsletter.tasks.process_bounces"
+    assert entry["schedule"] <= datetime.timedelta(minutes=5).total_seconds()
+
+
+def test_the_task_reads_the_configured_mailbox(mail_server):
+    from newsletter import tasks
+
+    reader = make_subscriber("userx@example.com")
+    mail_server.deliver(sample("dsn_09.txt"))
+    assert tasks.process_bounces() == {"bounce": 1, "readers": 1}
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.BOUNCED

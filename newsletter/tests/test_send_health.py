@@ -1,0 +1,116 @@
+"""Send health: bounce and complaint rates per edition as results arrive, alerts and pauses."""
+
+import datetime
+
+import pytest
+from django.core import mail
+
+from newsletter import bounces, sending
+from newsletter.models import BounceEvent, Delivery, SendAlert, SendPause
+from newsletter.tests.factories import built_edition, make_article, make_staff
+from subscriptions.tests.factories import make_subscriber
+from testing.admin import run_admin_action
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
+
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
+
+LOCMEM = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+
+
+@pytest.fixture
+def sent(settings):
+    """An edition sent to `count` readers, through Django's in-memory mailer."""
+    settings.MAILERS = LOCMEM
+    make_staff("desk", email="desk@briefing.example")
+
+    def send(count: int):
+        make_article()
+        readers = [make_subscriber(f"reader{n:03d}@example.com") for n in range(count)]
+        edition = built_edition(MONDAY)
+        sending.send_edition_now(edition.pk)
+        mail.outbox.clear()
+        return edition, readers
+
+    return send
+
+
+def result(reader, kind, capture):
+    delivery = Delivery.objects.get(subscriber=reader)
+    with capture(execute=True):
+        bounces.do_record(
+            reader.pk, kind, source=BounceEvent.Source.MAILBOX, delivery_id=delivery.pk
+        )
+
+
+def test_a_hard_bounce_rate_above_two_percent_alerts_staff_once(
+    sent, django_capture_on_commit_callbacks
+):
+    edition, readers = sent(60)
+    result(readers[0], BounceEvent.Kind.HARD, django_capture_on_commit_callbacks)
+    assert bounces.edition_health(edition.pk).hard_bounce_percent == pytest.approx(100 / 60)
+    assert not SendAlert.objects.exists()  # 1.7%
+    assert mail.outbox == []
+
+    result(readers[1], BounceEvent.Kind.HARD, django_capture_on_commit_callbacks)  # 3.3%
+    [alert] = SendAlert.objects.all()
+    assert alert.kind == SendAlert.Kind.HARD_BOUNCES and "3.33% (2 of 60)" in alert.message
+    [email] = mail.outbox
+    assert email.to == ["desk <desk@briefing.example>"]
+    assert "3.33%" in email.body
+
+    result(readers[2], BounceEvent.Kind.HARD, django_capture_on_commit_callbacks)
+    assert SendAlert.objects.count() == 1 and len(mail.outbox) == 1  # once per edition
+    assert not SendPause.objects.exists()  # bounces alert; only complaints pause
+
+
+def test_complaints_above_a_tenth_of_a_percent_alert(sent, django_capture_on_commit_callbacks):
+    _, readers = sent(500)
+    result(readers[0], BounceEvent.Kind.COMPLAINT, django_capture_on_commit_callbacks)  # 0.2%
+    assert list(SendAlert.objects.values_list("kind", flat=True)) == ["complaints"]
+    assert not SendPause.objects.exists()
+
+
+def test_complaints_above_three_tenths_pause_the_days_sends_until_staff_resume(
+    sent, django_capture_on_commit_callbacks, client, clock
+):
+    edition, readers = sent(200)
+    result(readers[0], BounceEvent.Kind.COMPLAINT, django_capture_on_commit_callbacks)  # 0.5%
+    pause = SendPause.objects.get()
+    assert pause.resumed_at is None and "0.50%" in pause.reason
+    assert {a.kind for a in SendAlert.objects.all()} == {"complaints", "paused"}
+
+    # The day's later sends wait, queued (a later zone's reader, say).
+    late = make_subscriber("late@example.com")
+    delivery = Delivery.objects.create(
+        edition=edition, subscriber=late, status=Delivery.Status.QUEUED
+    )
+    report = sending.send_batch(edition.pk, delivery.pk, delivery.pk)
+    assert report.sent == 0
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.QUEUED
+    # Nor does the sweep keep restarting it: the rows wait for staff.
+    type(edition).objects.filter(pk=edition.pk).update(status=edition.Status.SENDING)
+    clock.shift(datetime.timedelta(minutes=5))
+    assert sending.editions_to_resume() == []
+
+    # The desk says so, on every admin page.
+    staff = make_staff("chief", editor=False, is_superuser=True)
+    client.force_login(staff)
+    page = client.get("/admin/").content.decode()
+    assert "Sends paused" in page and "0.50%" in page
+
+    run_admin_action(client, "resume", [pause])
+    pause.refresh_from_db()
+    assert pause.resumed_by == staff
+    assert bounces.sends_paused() is None
+    assert sending.editions_to_resume() == [edition]  # what waited goes now
+    assert sending.send_batch(edition.pk, delivery.pk, delivery.pk).sent == 1
+    assert "Sends paused" not in client.get("/admin/").content.decode()
+
+
+def test_a_pause_holds_only_its_own_day(sent, django_capture_on_commit_callbacks, clock):
+    _, readers = sent(200)
+    result(readers[0], BounceEvent.Kind.COMPLAINT, django_capture_on_commit_callbacks)
+    assert bounces.sends_paused() is not None
+    clock.shift(24 * 60 * 60)
+    assert bounces.sends_paused() is None
