@@ -9,9 +9,10 @@ import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.utils.safestring import SafeString
 
-from dashboard import charts, metrics
+from dashboard import charts, daily, metrics
 from dashboard.charts import Series
 
 # Readers' billing and growth: staff who may see memberships (the billing
@@ -53,26 +54,34 @@ def _short(day: datetime.date) -> str:
     return f"{day:%b} {day.day}"
 
 
+SHORT_STATES = {"Past due, in grace": "Past due", "Bounced or complained": "Bounced"}
+
+
 def _readers(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    tallies = metrics.readers_by_state(now)
+    tallies, at = daily.readers_now(now)
+    local = at.astimezone(metrics.newsroom_zone())
     return Rendered(
         charts.bar_chart(
             "readers",
             title="Readers by state now",
             description=", ".join(f"{t.label}: {t.count}" for t in tallies),
-            labels=[t.label for t in tallies],
+            # Short enough not to overlap under their bars; the table says them whole.
+            labels=[SHORT_STATES.get(t.label, t.label) for t in tallies],
             series=[Series("Readers", [t.count for t in tallies])],
             x_label="State",
             y_label="Readers",
         ),
         ["State", "Readers"],
         [[t.label, t.count] for t in tallies],
-        headline=f"{sum(t.count for t in tallies):,} readers",
+        headline=(
+            f"{sum(t.count for t in tallies):,} readers "
+            f"(counted {local:%b} {local.day}, {local:%H:%M} {local.tzinfo})"
+        ),
     )
 
 
 def _trials(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    tallies = metrics.new_trials_per_day(dates)
+    tallies = metrics.new_trials_per_day(dates, now)
     days = dates.days()
     return Rendered(
         charts.bar_chart(
@@ -119,7 +128,7 @@ def _conversion(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
 
 
 def _churn(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    flows = metrics.churn_per_month(dates)
+    flows = metrics.churn_per_month(dates, now, mirror=daily.revenue_now(now))
     return Rendered(
         charts.bar_chart(
             "churn",
@@ -137,8 +146,8 @@ def _churn(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
 
 
 def _revenue(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    flows = metrics.churn_per_month(dates)
-    now_revenue = metrics.revenue(now)
+    now_revenue = daily.revenue_now(now)
+    flows = metrics.churn_per_month(dates, now, mirror=now_revenue)
     return Rendered(
         charts.line_chart(
             "revenue",
@@ -162,7 +171,7 @@ def _revenue(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
 
 
 def _growth(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
-    flows = metrics.net_growth_per_week(dates)
+    flows = metrics.net_growth_per_week(dates, now, mirror=daily.revenue_now(now))
     return Rendered(
         charts.bar_chart(
             "growth",
@@ -183,6 +192,16 @@ def _growth(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
     )
 
 
+def counted(dates: metrics.DateRange, now: datetime.datetime) -> str:
+    """When the sends shown were counted, in the newsroom's zone."""
+    at = metrics.counted_at(dates, now)
+    if at is None:
+        return "Not counted yet"
+    zone = metrics.newsroom_zone()
+    local = at.astimezone(zone)
+    return f"Counted {local:%b} {local.day}, {local:%H:%M} ({zone.key})"
+
+
 def _editions(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
     sends = metrics.edition_sends(dates, now)
     labels = [_short(s.date) for s in sends] or ["No editions"]
@@ -196,7 +215,7 @@ def _editions(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
             title=f"The last {metrics.EDITIONS_SHOWN} editions",
             description=(
                 "Each edition's digests delivered, failed, bounced and missed, "
-                "and the unsubscribes after it."
+                "and the spam complaints and unsubscribes after it."
             ),
             labels=labels,
             series=[
@@ -204,17 +223,39 @@ def _editions(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
                 Series("Failed", values("failed")),
                 Series("Bounced", values("bounced")),
                 Series("Missed", values("missed")),
+                Series("Complaints (48 h)", values("complaints")),
                 Series("Unsubscribes (48 h)", values("unsubscribes")),
             ],
             x_label="Edition",
             y_label="Digests",
         ),
-        ["Edition", "Delivered", "Failed", "Bounced", "Missed", "Unsubscribes within 48 h"],
         [
-            [s.date.isoformat(), s.delivered, s.failed, s.bounced, s.missed, s.unsubscribes]
+            "Edition",
+            "Delivered",
+            "Failed",
+            "Bounced",
+            "Missed",
+            "Complaints within 48 h",
+            "Unsubscribes within 48 h",
+        ],
+        [
+            [
+                s.date.isoformat(),
+                s.delivered,
+                s.failed,
+                s.bounced,
+                s.missed,
+                s.complaints,
+                s.unsubscribes,
+            ]
             for s in sends
         ],
+        headline=counted(dates, now),
     )
+
+
+def minutes(duration: datetime.timedelta | None) -> float | None:
+    return None if duration is None else round(duration.total_seconds() / 60, 1)
 
 
 def _zones(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
@@ -223,15 +264,32 @@ def _zones(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
     return Rendered(
         charts.bar_chart(
             "zones",
-            title="Sends by time zone",
-            description=f"Share delivered per zone, last {metrics.EDITIONS_SHOWN} editions.",
+            title="Send duration by time zone",
+            description=(
+                "Minutes from each zone's send moment to its last digest handed to the "
+                f"mail server, middle and longest of the last {metrics.EDITIONS_SHOWN} editions."
+            ),
             labels=labels,
-            series=[Series("Delivered", [z.delivered_rate or 0.0 for z in zones] or [0])],
+            series=[
+                Series("Median minutes", [minutes(z.median_duration) or 0.0 for z in zones] or [0]),
+                Series(
+                    "Longest minutes", [minutes(z.longest_duration) or 0.0 for z in zones] or [0]
+                ),
+            ],
             x_label="Readers' time zone",
-            y_label="Delivered",
-            fmt=charts.percent,
+            y_label="Minutes",
         ),
-        ["Time zone", "Digests", "Delivered", "Failed", "Bounced", "Missed", "Delivered share"],
+        [
+            "Time zone",
+            "Digests",
+            "Delivered",
+            "Failed",
+            "Bounced",
+            "Missed",
+            "Delivered share",
+            "Median send (minutes)",
+            "Longest send (minutes)",
+        ],
         [
             [
                 z.time_zone,
@@ -241,9 +299,12 @@ def _zones(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
                 z.bounced,
                 z.missed,
                 rate(z.delivered_rate),
+                minutes(z.median_duration),
+                minutes(z.longest_duration),
             ]
             for z in zones
         ],
+        headline=counted(dates, now),
     )
 
 
@@ -299,8 +360,20 @@ FIGURES = {
             "zones",
             "Sends by zone",
             SENDING,
-            "Each readers' zone over the same editions: where sending goes wrong.",
+            "Each readers' zone over the same editions: how long its send takes, "
+            "and where sending goes wrong.",
             _zones,
         ),
     ]
 }
+
+
+def can_see(user: AbstractUser | AnonymousUser, figure: Figure) -> bool:
+    # The billing permission shows everything; the sending figures need only
+    # the newsletter's delivery permission, which the Editors group has.
+    return user.has_perm(BILLING) or user.has_perm(figure.permission)
+
+
+def visible(user: AbstractUser | AnonymousUser) -> list[Figure]:
+    """The figures `user` may see, in the page's order."""
+    return [figure for figure in FIGURES.values() if can_see(user, figure)]

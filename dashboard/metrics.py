@@ -11,8 +11,10 @@ MRR) come from the mirrored rows themselves.
 """
 
 import datetime
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -22,6 +24,7 @@ from django.db.models import (
     Exists,
     F,
     IntegerField,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -30,10 +33,10 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, TruncDate, TruncMonth, TruncWeek
+from django.db.models.functions import Coalesce, TruncDate
 
-from dashboard.models import MembershipChange
-from newsletter.models import Delivery, Edition
+from dashboard.models import DailyFigures, EditionZoneSend, MembershipChange
+from newsletter.models import Edition
 from subscriptions.models import Membership, Subscriber
 
 Status = Membership.Status
@@ -43,8 +46,6 @@ EmailStatus = Subscriber.EmailStatus
 # "paying readers" count these. A past-due membership stays until Stripe
 # gives up on the card and cancels it.
 PAYING = (Status.ACTIVE, Status.PAST_DUE)
-# What unsubscribes a digest is held responsible for.
-UNSUBSCRIBE_WINDOW = datetime.timedelta(hours=48)
 EDITIONS_SHOWN = 30
 
 
@@ -96,14 +97,6 @@ class DateRange:
         return months
 
 
-def _local_date(value: datetime.date | datetime.datetime) -> datetime.date:
-    # TruncWeek and TruncMonth give aware datetimes (in the zone asked for)
-    # on PostgreSQL and SQLite alike; TruncDate gives dates.
-    if isinstance(value, datetime.datetime):
-        return value.astimezone(newsroom_zone()).date()
-    return value
-
-
 # --- Readers ------------------------------------------------------------------
 
 
@@ -153,20 +146,121 @@ def readers_by_state(now: datetime.datetime) -> list[Tally]:
     return rows
 
 
-def new_trials_per_day(dates: DateRange) -> list[Tally]:
-    """Trials started on each day of the range (a reader has one trial at most)."""
+# --- Days ---------------------------------------------------------------------
+# The history figures are sums of newsroom days: each day counted once by
+# the daily snapshot (dashboard.daily, DailyFigures), or on the fly for a day
+# it has not counted (today, or before beat's first run).
+
+
+@dataclass(frozen=True)
+class Day:
+    date: datetime.date
+    trials: int
+    started: int
+    stopped: int
+    arr_change: int
+    converted: int
+    still_trialing: int
+
+
+# A change that starts a trial (a reader has one trial at most).
+_STARTS_TRIAL = Q(to_status=Status.TRIALING) & ~Q(from_status=Status.TRIALING)
+
+
+def count_days(dates: DateRange, now: datetime.datetime) -> dict[datetime.date, Day]:
+    """The range's newsroom days, changes up to `now`, and their trials' outcome by `now`.
+
+    Two grouped queries whatever the range's length; the daily snapshot
+    counts one day at a time (count_day), the figures a run of days it has
+    not counted.
+    """
     zone = newsroom_zone()
-    counts = dict(
-        MembershipChange.objects.filter(
-            to_status=Status.TRIALING, at__gte=dates.start, at__lt=dates.end
-        )
-        .exclude(from_status=Status.TRIALING)
-        .annotate(day=TruncDate("at", tzinfo=zone))
-        .values_list("day")
-        .annotate(count=Count("pk"))
-        .values_list("day", "count")
+    changes = MembershipChange.objects.filter(at__gte=dates.start, at__lt=dates.end, at__lte=now)
+    flows: dict[datetime.date, Any] = {
+        row["day"]: row
+        for row in changes.annotate(day=TruncDate("at", tzinfo=zone))
+        .values("day")
+        .annotate(trials=Count("pk", filter=_STARTS_TRIAL), **_flows())
+    }
+    later_paid = MembershipChange.objects.filter(
+        membership=OuterRef("membership"),
+        to_status=Status.ACTIVE,
+        at__gt=OuterRef("at"),
+        at__lte=now,
     )
-    return [Tally(day.isoformat(), counts.get(day, 0)) for day in dates.days()]
+    # The status at `now`: that of the latest change up to then.
+    status_then = (
+        MembershipChange.objects.filter(membership=OuterRef("membership"), at__lte=now)
+        .order_by("-at", "-pk")
+        .values("to_status")[:1]
+    )
+    cohorts: dict[datetime.date, Any] = {
+        row["day"]: row
+        for row in changes.filter(_STARTS_TRIAL)
+        .annotate(
+            day=TruncDate("at", tzinfo=zone),
+            converted=Exists(later_paid),
+            status_now=Subquery(status_then),
+        )
+        .values("day")
+        .annotate(
+            paid=Count("pk", filter=Q(converted=True)),
+            still=Count("pk", filter=Q(status_now=Status.TRIALING) & Q(converted=False)),
+        )
+    }
+    none: dict[str, Any] = {}
+    return {
+        day: Day(
+            day,
+            flows.get(day, none).get("trials", 0),
+            flows.get(day, none).get("started", 0),
+            flows.get(day, none).get("stopped", 0),
+            flows.get(day, none).get("arr", 0),
+            cohorts.get(day, none).get("paid", 0),
+            cohorts.get(day, none).get("still", 0),
+        )
+        for day in dates.days()
+    }
+
+
+def count_day(day: datetime.date, now: datetime.datetime) -> Day:
+    """One newsroom day, as count_days counts it."""
+    return count_days(DateRange(day, day), now)[day]
+
+
+def day_figures(dates: DateRange, now: datetime.datetime) -> dict[datetime.date, Day]:
+    """Every day of the range up to `now`: from the snapshot where it has the day, else counted.
+
+    A snapshot row counted after `now` (asking about the past) is not used:
+    its trials' outcomes are from later than asked.
+    """
+    today = now.astimezone(newsroom_zone()).date()
+    stored = {
+        row.date: Day(
+            row.date,
+            row.trials,
+            row.started,
+            row.stopped,
+            row.arr_change,
+            row.converted,
+            row.still_trialing,
+        )
+        for row in DailyFigures.objects.filter(
+            date__gte=dates.first, date__lte=dates.last, date__lt=today, counted_at__lte=now
+        )
+    }
+    missing = [day for day in dates.days() if day not in stored and day <= today]
+    if missing:
+        # Usually today alone; everything before beat's first run.
+        stored.update(count_days(DateRange(missing[0], missing[-1]), now))
+    # Days after `now` have not come yet: nothing happened on them.
+    return {day: stored.get(day, Day(day, 0, 0, 0, 0, 0, 0)) for day in dates.days()}
+
+
+def new_trials_per_day(dates: DateRange, now: datetime.datetime) -> list[Tally]:
+    """Trials started on each day of the range (a reader has one trial at most)."""
+    days = day_figures(dates, now)
+    return [Tally(day.isoformat(), days[day].trials) for day in dates.days()]
 
 
 @dataclass(frozen=True)
@@ -191,48 +285,16 @@ def conversion_by_cohort(dates: DateRange, now: datetime.datetime) -> list[Cohor
     """Trials started each week of the range, and how many of them went on to pay by `now`.
 
     A reader whose first charge failed (past due) and who paid later counts
-    as converted when they became active.
+    as converted when they became active. Days counted by the daily
+    snapshot are as of its last count (within a day of `now`).
     """
-    later_paid = MembershipChange.objects.filter(
-        membership=OuterRef("membership"),
-        to_status=Status.ACTIVE,
-        at__gt=OuterRef("at"),
-        at__lte=now,
-    )
-    # The status at `now`: that of the latest change up to then.
-    status_then = (
-        MembershipChange.objects.filter(membership=OuterRef("membership"), at__lte=now)
-        .order_by("-at", "-pk")
-        .values("to_status")[:1]
-    )
-    still = Q(status_now=Status.TRIALING) & Q(converted=False)
-    rows = (
-        MembershipChange.objects.filter(
-            to_status=Status.TRIALING, at__gte=dates.start, at__lt=min(dates.end, now)
-        )
-        .exclude(from_status=Status.TRIALING)
-        .annotate(
-            week=TruncWeek("at", tzinfo=newsroom_zone()),
-            converted=Exists(later_paid),
-            status_now=Subquery(status_then),
-        )
-        .values("week")
-        .annotate(
-            trials=Count("membership", distinct=True),
-            paid=Count("membership", filter=Q(converted=True), distinct=True),
-            still=Count("membership", filter=still, distinct=True),
-        )
-    )
-    found = {_local_date(row["week"]): row for row in rows}
-    return [
-        Cohort(
-            week,
-            found[week]["trials"] if week in found else 0,
-            found[week]["paid"] if week in found else 0,
-            found[week]["still"] if week in found else 0,
-        )
-        for week in dates.weeks()
-    ]
+    weeks: dict[datetime.date, list[int]] = {week: [0, 0, 0] for week in dates.weeks()}
+    for day, figures in day_figures(dates, now).items():
+        week = weeks[day - datetime.timedelta(days=day.weekday())]
+        week[0] += figures.trials
+        week[1] += figures.converted
+        week[2] += figures.still_trialing
+    return [Cohort(week, *counts) for week, counts in weeks.items()]
 
 
 # --- Money ----------------------------------------------------------------------
@@ -252,10 +314,11 @@ def revenue(now: datetime.datetime) -> Revenue:
     """What paying readers bring in a year and a month, from the mirrored amounts.
 
     Membership.amount is what Stripe charges per (yearly) period after any
-    discount. `now` is unused by the query (the mirror is the present) but
-    kept so every figure is asked the same way.
+    discount; a paying membership whose amount Stripe has not told us counts
+    as paying, for nothing. `now` is unused by the query (the mirror is the
+    present) but kept so every figure is asked the same way.
     """
-    totals = Membership.objects.filter(status__in=PAYING, amount__isnull=False).aggregate(
+    totals = Membership.objects.filter(status__in=PAYING).aggregate(
         paying=Count("pk"), arr=Coalesce(Sum("amount"), 0)
     )
     return Revenue(totals["paying"], totals["arr"])
@@ -309,44 +372,72 @@ class Flow:
         return round(self.arr_cents_at_end / 12)
 
 
+def net_change(changes: QuerySet[MembershipChange]) -> Revenue:
+    """What `changes` did to paying readers and yearly revenue, together."""
+    totals = changes.aggregate(**_flows())
+    return Revenue(totals["started"] - totals["stopped"], totals["arr"])
+
+
 def _flows_by(
-    periods: list[datetime.date], trunc: type[TruncWeek] | type[TruncMonth], dates: DateRange
+    periods: list[datetime.date],
+    dates: DateRange,
+    now: datetime.datetime,
+    weekly: bool,
+    mirror: Revenue | None,
 ) -> list[Flow]:
     """Paying readers started and stopped per period, with running totals.
 
     Each membership's changes alternate between paying and not, so the
-    readers paying at an instant are the starts minus the stops before it:
-    two aggregate queries (before the range, then per period) give every
-    running total, without a query per period.
+    readers paying when the first period began are those paying now (the
+    mirrored rows) less the net of every change since: the range's days,
+    and whatever came after it. This also keeps the totals right for
+    readers who were paying before the history began (dashboard installed
+    later).
     """
-    changes: QuerySet[MembershipChange] = MembershipChange.objects.all()
-    first = datetime.datetime.combine(periods[0], datetime.time(), tzinfo=newsroom_zone())
-    before = changes.filter(at__lt=first).aggregate(**_flows())
-    rows: dict[datetime.date, tuple[int, int, int]] = {
-        _local_date(period): (started, stopped, arr_change)
-        for period, started, stopped, arr_change in changes.filter(at__gte=first, at__lt=dates.end)
-        .annotate(period=trunc("at", tzinfo=newsroom_zone()))
-        .values("period")
-        .annotate(**_flows())
-        .values_list("period", "started", "stopped", "arr")
-    }
-    paying, arr, flows = before["started"] - before["stopped"], before["arr"], []
-    for period in periods:
-        started, stopped, arr_change = rows.get(period, (0, 0, 0))
+    span = DateRange(periods[0], dates.last)
+    days = day_figures(span, now)
+    # The days count changes up to the range's end, or up to `now` inclusive
+    # if that comes first; "after" is everything later.
+    later = Q(at__gte=span.end) if span.end <= now else Q(at__gt=now)
+    after = MembershipChange.objects.filter(later).aggregate(**_flows())
+    mirror = mirror or revenue(now)
+    paying = (
+        mirror.paying
+        - sum(d.started - d.stopped for d in days.values())
+        - (after["started"] - after["stopped"])
+    )
+    arr = mirror.arr_cents - sum(d.arr_change for d in days.values()) - after["arr"]
+    by_period: dict[datetime.date, list[int]] = {period: [0, 0, 0] for period in periods}
+    for day, figures in days.items():
+        period = day - datetime.timedelta(days=day.weekday()) if weekly else day.replace(day=1)
+        totals = by_period[period]
+        totals[0] += figures.started
+        totals[1] += figures.stopped
+        totals[2] += figures.arr_change
+    flows = []
+    for period, (started, stopped, arr_change) in by_period.items():
         arr += arr_change
         flows.append(Flow(period, paying, started, stopped, arr))
         paying += started - stopped
     return flows
 
 
-def churn_per_month(dates: DateRange) -> list[Flow]:
-    """Per month the range touches: paying at its start, stopped paying, MRR at its end."""
-    return _flows_by(dates.months(), TruncMonth, dates)
+def churn_per_month(
+    dates: DateRange, now: datetime.datetime, mirror: Revenue | None = None
+) -> list[Flow]:
+    """Per month the range touches: paying at its start, stopped paying, MRR at its end.
+
+    `mirror` is revenue() if the caller has it already (one pass over the
+    memberships fewer).
+    """
+    return _flows_by(dates.months(), dates, now, weekly=False, mirror=mirror)
 
 
-def net_growth_per_week(dates: DateRange) -> list[Flow]:
+def net_growth_per_week(
+    dates: DateRange, now: datetime.datetime, mirror: Revenue | None = None
+) -> list[Flow]:
     """Per week the range touches: readers who started paying, stopped, and the difference."""
-    return _flows_by(dates.weeks(), TruncWeek, dates)
+    return _flows_by(dates.weeks(), dates, now, weekly=True, mirror=mirror)
 
 
 # --- Sends ----------------------------------------------------------------------
@@ -359,7 +450,21 @@ class EditionSend:
     failed: int
     bounced: int
     missed: int
+    complaints: int
     unsubscribes: int
+
+
+def _shown_editions(
+    dates: DateRange, now: datetime.datetime, limit: int
+) -> QuerySet[EditionZoneSend]:
+    """The counted zones of the last `limit` editions of the range gone out by `now`."""
+    editions = Edition.objects.filter(
+        date__gte=dates.first, date__lte=dates.last, send_started_at__lte=now
+    ).order_by("-date")[:limit]
+    return EditionZoneSend.objects.filter(edition__in=Subquery(editions.values("pk")))
+
+
+_COUNTS = ("deliveries", "delivered", "failed", "bounced", "missed", "complaints", "unsubscribes")
 
 
 def edition_sends(
@@ -367,36 +472,27 @@ def edition_sends(
 ) -> list[EditionSend]:
     """The last `limit` editions of the range whose send had started by `now`, oldest first.
 
-    "Unsubscribes" are readers who got the digest and unsubscribed within
-    UNSUBSCRIBE_WINDOW after it was sent (and had not resubscribed by now):
-    a reader who unsubscribes the morning after two digests counts for both.
+    Read from the counts dashboard.sends keeps (as of its last run; the
+    figure says when). "Unsubscribes" (and "complaints", a spam report
+    through the ESP) are readers who got the digest and unsubscribed
+    (complained) within 48 hours after it was sent: a reader who
+    unsubscribes the morning after two digests counts for both.
     """
-    sent = Q(deliveries__status=Delivery.Status.SENT)
-    unsubscribed_after = (
-        sent
-        & Q(
-            deliveries__subscriber__email_status=EmailStatus.UNSUBSCRIBED,
-            deliveries__subscriber__email_status_changed_at__gt=F("deliveries__sent_at"),
-            deliveries__subscriber__email_status_changed_at__lte=F("deliveries__sent_at")
-            + UNSUBSCRIBE_WINDOW,
-        )
-        & Q(deliveries__subscriber__email_status_changed_at__lte=now)
-    )
     rows = (
-        Edition.objects.filter(
-            date__gte=dates.first, date__lte=dates.last, send_started_at__lte=now
-        )
-        .order_by("-date")
-        .annotate(
-            delivered=Count("deliveries", filter=sent),
-            failed=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.FAILED)),
-            bounced=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.BOUNCED)),
-            missed=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.MISSED)),
-            unsubscribes=Count("deliveries", filter=unsubscribed_after),
-        )
-        .values_list("date", "delivered", "failed", "bounced", "missed", "unsubscribes")[:limit]
+        _shown_editions(dates, now, limit)
+        .values("edition__date")
+        .annotate(**{f"total_{name}": Sum(name) for name in _COUNTS[1:]})
+        .order_by("edition__date")
+        .values_list("edition__date", *(f"total_{name}" for name in _COUNTS[1:]))
     )
-    return [EditionSend(*row) for row in reversed(rows)]
+    return [EditionSend(*row) for row in rows]
+
+
+def counted_at(
+    dates: DateRange, now: datetime.datetime, limit: int = EDITIONS_SHOWN
+) -> datetime.datetime | None:
+    """When the sends shown were last counted (the oldest of their counts)."""
+    return _shown_editions(dates, now, limit).aggregate(at=Min("counted_at"))["at"]
 
 
 @dataclass(frozen=True)
@@ -407,6 +503,10 @@ class ZoneFigures:
     failed: int
     bounced: int
     missed: int
+    # From the zone's send moment to its last digest handed to the mail
+    # server, over the editions: the middle one and the longest.
+    median_duration: datetime.timedelta | None
+    longest_duration: datetime.timedelta | None
 
     @property
     def delivered_rate(self) -> float | None:
@@ -419,26 +519,39 @@ def zone_sends(
     """Each zone's sends over the same editions as edition_sends, busiest zone first.
 
     Edition.zone_sends() reports one edition slot by slot for the desk; this
-    sums the zones over many editions in one query, to show where sending
-    goes wrong.
+    sums the zones' counts over many editions (a row per zone and edition,
+    at most zones x `limit`), to show how long each zone's send takes and
+    where sending goes wrong.
     """
-    editions = Edition.objects.filter(
-        date__gte=dates.first, date__lte=dates.last, send_started_at__lte=now
-    ).order_by("-date")[:limit]
     rows = (
-        Delivery.objects.filter(edition__in=Subquery(editions.values("pk")))
-        .values("time_zone")
-        .annotate(
-            deliveries=Count("pk"),
-            delivered=Count("pk", filter=Q(status=Delivery.Status.SENT)),
-            failed=Count("pk", filter=Q(status=Delivery.Status.FAILED)),
-            bounced=Count("pk", filter=Q(status=Delivery.Status.BOUNCED)),
-            missed=Count("pk", filter=Q(status=Delivery.Status.MISSED)),
+        _shown_editions(dates, now, limit)
+        .filter(deliveries__gt=0)
+        .values_list(
+            "time_zone", "deliveries", "delivered", "failed", "bounced", "missed", "began", "ended"
         )
-        .order_by("-deliveries", "time_zone")
-        .values_list("time_zone", "deliveries", "delivered", "failed", "bounced", "missed")
     )
-    return [ZoneFigures(zone or "by hand", *counts) for zone, *counts in rows]
+    counts: dict[str, list[int]] = {}
+    durations: dict[str, list[datetime.timedelta]] = {}
+    for zone, *numbers, began, ended in rows:
+        totals = counts.setdefault(zone, [0] * len(numbers))
+        counts[zone] = [total + n for total, n in zip(totals, numbers, strict=True)]
+        took = durations.setdefault(zone, [])
+        if began is not None and ended is not None:
+            took.append(max(ended - began, datetime.timedelta(0)))
+    figures = [
+        ZoneFigures(
+            zone or "by hand",
+            deliveries=numbers[0],
+            delivered=numbers[1],
+            failed=numbers[2],
+            bounced=numbers[3],
+            missed=numbers[4],
+            median_duration=statistics.median_low(durations[zone]) if durations[zone] else None,
+            longest_duration=max(durations[zone], default=None),
+        )
+        for zone, numbers in counts.items()
+    ]
+    return sorted(figures, key=lambda z: (-z.deliveries, z.time_zone))
 
 
 def as_rows(items: Iterable[object], *fields: str) -> list[list[object]]:

@@ -4,24 +4,21 @@ import csv
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.contrib import admin
-from django.contrib.auth.models import AbstractUser, AnonymousUser
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
-from dashboard.figures import BILLING, FIGURES, Cell, Figure
+from dashboard.figures import FIGURES, Cell, can_see, visible
 from dashboard.metrics import DateRange
+from dashboard.models import StaffSettings
+from dashboard.summary import do_set_weekly_summary
 
 DAY_CHOICES = (30, 90, 365)
 DEFAULT_DAYS = 90
-
-
-def can_see(user: AbstractUser | AnonymousUser, figure: Figure) -> bool:
-    # The billing permission shows everything; the sending figures need only
-    # the newsletter's delivery permission, which the Editors group has.
-    return user.has_perm(BILLING) or user.has_perm(figure.permission)
 
 
 def chosen_days(request: HttpRequest) -> int:
@@ -51,10 +48,12 @@ def _overview(request: HttpRequest) -> HttpResponse:
     days = chosen_days(request)
     dates = DateRange.last_days(days, now)
     context = _context(request, "The publisher's dashboard", days)
+    staff_settings = StaffSettings.objects.filter(user=request.user.pk or 0).first()
     context.update(
         figures=[(figure, figure.build(dates, now)) for figure in figures],
         dates=dates,
         now=now,
+        weekly_summary=bool(staff_settings and staff_settings.weekly_summary),
     )
     return TemplateResponse(request, "admin/dashboard/overview.html", context)
 
@@ -76,6 +75,22 @@ def _figure(request: HttpRequest, slug: str) -> HttpResponse:
     return TemplateResponse(request, "admin/dashboard/figure.html", context)
 
 
+@require_POST
+def _weekly_summary(request: HttpRequest) -> HttpResponse:
+    """Opt in or out of the weekly summary (the checkbox on the dashboard)."""
+    if not visible(request.user) or request.user.pk is None:
+        raise PermissionDenied
+    wanted = request.POST.get("weekly_summary") == "on"
+    do_set_weekly_summary(request.user.pk, wanted)
+    messages.success(
+        request,
+        "You will get the summary by email every Monday morning."
+        if wanted
+        else "You will no longer get the weekly summary.",
+    )
+    return redirect("dashboard:overview")
+
+
 def _csv(filename: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]]) -> HttpResponse:
     response = HttpResponse(
         content_type="text/csv; charset=utf-8",
@@ -91,3 +106,4 @@ def _csv(filename: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]]) 
 # sign-in page. Never cached: the numbers are "now".
 overview = admin.site.admin_view(_overview)
 figure = admin.site.admin_view(_figure)
+weekly_summary = admin.site.admin_view(_weekly_summary)

@@ -461,6 +461,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "newsletter.tasks.publish_scheduled_articles",
         "schedule": 60,
     },
+    # The dashboard's sending figures read each edition's counts per zone
+    # (dashboard.sends); recounted while an edition can still change.
+    "dashboard-snapshot-sends": {
+        "task": "dashboard.tasks.snapshot_sends",
+        "schedule": 15 * 60,
+    },
+    "dashboard-count-readers": {
+        "task": "dashboard.tasks.count_readers",
+        "schedule": 15 * 60,
+    },
+    # The week's figures to the staff who opted in, Monday morning in the newsroom.
+    "dashboard-weekly-summary": {
+        "task": "dashboard.tasks.send_weekly_summaries",
+        "schedule": crontab(minute=0, hour=7, day_of_week="mon"),
+    },
+    # And each day's membership history, once the day is over (dashboard.daily).
+    "dashboard-snapshot-days": {
+        "task": "dashboard.tasks.snapshot_days",
+        "schedule": crontab(minute=7),
+    },
 }
 
 # The cache holds rate-limit counters, so it must be shared by every web

@@ -13,6 +13,7 @@ import pytest
 from dashboard import metrics
 from dashboard.metrics import Cohort, DateRange, EditionSend, Flow, Tally, ZoneFigures
 from dashboard.models import MembershipChange
+from dashboard.sends import do_snapshot_sends
 from newsletter.models import Delivery, Edition
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber
@@ -119,7 +120,7 @@ def test_past_due_beyond_the_grace_period_is_other(history):
 
 
 def test_new_trials_per_day_in_the_newsroom_days(history):
-    trials = metrics.new_trials_per_day(DateRange.last_days(30, NOW))
+    trials = metrics.new_trials_per_day(DateRange.last_days(30, NOW), NOW)
     assert len(trials) == 30
     assert trials[0].label == "2026-11-01" and trials[-1].label == "2026-11-30"
     assert {t.label: t.count for t in trials if t.count} == {
@@ -154,7 +155,7 @@ def test_conversion_as_it_stood_earlier(history):
 
 def test_churn_per_month(history):
     d = datetime.date
-    assert metrics.churn_per_month(DateRange.last_days(90, NOW)) == [
+    assert metrics.churn_per_month(DateRange.last_days(90, NOW), NOW) == [
         Flow(d(2026, 9, 1), paying_at_start=0, started=0, stopped=0, arr_cents_at_end=0),
         Flow(d(2026, 10, 1), paying_at_start=0, started=1, stopped=0, arr_cents_at_end=FULL),
         # Fay and Alice started (Alice twice), Alice stopped once; Dan's
@@ -167,7 +168,7 @@ def test_churn_per_month(history):
             arr_cents_at_end=FULL + FULL + DISCOUNTED,
         ),
     ]
-    assert metrics.churn_per_month(DateRange.last_days(30, NOW))[0].churn_rate == 1.0
+    assert metrics.churn_per_month(DateRange.last_days(30, NOW), NOW)[0].churn_rate == 1.0
 
 
 def test_revenue_from_the_mirrored_amounts_agrees_with_the_history(history):
@@ -175,13 +176,13 @@ def test_revenue_from_the_mirrored_amounts_agrees_with_the_history(history):
     assert revenue.paying == 3  # Alice, Dan (past due) and Fay
     assert revenue.arr_cents == FULL + FULL + DISCOUNTED == 12880
     assert revenue.mrr_cents == 1073  # 12,880 / 12 = 1,073.33
-    last_month = metrics.churn_per_month(DateRange.last_days(30, NOW))[-1]
+    last_month = metrics.churn_per_month(DateRange.last_days(30, NOW), NOW)[-1]
     assert last_month.arr_cents_at_end == revenue.arr_cents
 
 
 def test_net_growth_per_week(history):
     d = datetime.date
-    flows = metrics.net_growth_per_week(DateRange.last_days(30, NOW))
+    flows = metrics.net_growth_per_week(DateRange.last_days(30, NOW), NOW)
     assert [(f.period, f.paying_at_start, f.started, f.stopped, f.net) for f in flows] == [
         (d(2026, 10, 26), 1, 0, 0, 0),
         (d(2026, 11, 2), 1, 0, 0, 0),
@@ -210,30 +211,34 @@ def sends(db):
     Edition.objects.create(
         date=datetime.date(2026, 11, 30), cutoff=at(11, 30, 10), status=Edition.Status.HELD
     )
-    sent_at = at(11, 27, 11)
+    due = at(11, 27, 11)
+    minute = datetime.timedelta(minutes=1)
     unsubscribed = Subscriber.EmailStatus.UNSUBSCRIBED
+    complained = Subscriber.EmailStatus.COMPLAINED
     rows = [
-        # (zone, status, the reader's unsubscribe, if any)
-        ("Asia/Tokyo", Delivery.Status.SENT, at(11, 28, 10)),  # within 48 h: counts
-        ("Asia/Tokyo", Delivery.Status.SENT, at(11, 29, 12)),  # 49 h after: not the digest's
-        ("Asia/Tokyo", Delivery.Status.FAILED, at(11, 27, 12)),  # never got it: not counted
-        ("America/New_York", Delivery.Status.SENT, None),
-        ("America/New_York", Delivery.Status.BOUNCED, None),
-        ("America/New_York", Delivery.Status.MISSED, None),
+        # (zone, status, minutes after the zone's moment it went, the reader's
+        # later email status and when)
+        ("Asia/Tokyo", Delivery.Status.SENT, 2, unsubscribed, at(11, 28, 10)),  # within 48 h
+        ("Asia/Tokyo", Delivery.Status.SENT, 7, unsubscribed, at(11, 29, 12)),  # 49 h: not counted
+        ("Asia/Tokyo", Delivery.Status.FAILED, None, unsubscribed, at(11, 27, 12)),  # not got it
+        ("America/New_York", Delivery.Status.SENT, 1, complained, at(11, 27, 20)),  # counts
+        ("America/New_York", Delivery.Status.BOUNCED, 3, None, None),
+        ("America/New_York", Delivery.Status.MISSED, None, None, None),
     ]
-    for zone, status, unsubscribed_at in rows:
+    for zone, status, after, email_status, changed_at in rows:
         reader = make_subscriber(
             membership=Membership.Status.ACTIVE,
-            email_status=unsubscribed if unsubscribed_at else Subscriber.EmailStatus.ACTIVE,
-            email_status_changed_at=unsubscribed_at,
+            email_status=email_status or Subscriber.EmailStatus.ACTIVE,
+            email_status_changed_at=changed_at,
         )
+        sent_at = None if after is None else due + after * minute
         Delivery.objects.create(
             edition=friday,
             subscriber=reader,
             status=status,
             time_zone=zone,
-            scheduled_for=sent_at,
-            sent_at=sent_at if status == Delivery.Status.SENT else None,
+            scheduled_for=due,
+            sent_at=sent_at,
         )
     Delivery.objects.create(
         edition=thursday,
@@ -245,28 +250,70 @@ def sends(db):
 
 
 def test_edition_sends_oldest_first_and_unsent_editions_left_out(sends):
+    do_snapshot_sends(NOW)
     d = datetime.date
     assert metrics.edition_sends(DateRange.last_days(30, NOW), NOW) == [
-        EditionSend(d(2026, 11, 26), delivered=1, failed=0, bounced=0, missed=0, unsubscribes=0),
-        EditionSend(d(2026, 11, 27), delivered=3, failed=1, bounced=1, missed=1, unsubscribes=1),
+        EditionSend(
+            d(2026, 11, 26),
+            delivered=1,
+            failed=0,
+            bounced=0,
+            missed=0,
+            complaints=0,
+            unsubscribes=0,
+        ),
+        EditionSend(
+            d(2026, 11, 27),
+            delivered=3,
+            failed=1,
+            bounced=1,
+            missed=1,
+            complaints=1,
+            unsubscribes=1,
+        ),
     ]
 
 
 def test_edition_sends_keeps_the_last_ones(sends):
+    do_snapshot_sends(NOW)
     [only] = metrics.edition_sends(DateRange.last_days(30, NOW), NOW, limit=1)
     assert only.date == datetime.date(2026, 11, 27)
 
 
 def test_an_unsubscribe_after_now_is_not_counted_yet(sends):
     then = at(11, 28, 9)  # before the reader unsubscribed on the 28th at 10:00
+    do_snapshot_sends(then)
     [_, friday] = metrics.edition_sends(DateRange.last_days(30, then), then)
     assert friday.unsubscribes == 0
 
 
 def test_zone_sends_over_the_editions(sends):
+    do_snapshot_sends(NOW)
+    minutes = datetime.timedelta(minutes=1)
     assert metrics.zone_sends(DateRange.last_days(30, NOW), NOW) == [
-        ZoneFigures("Asia/Tokyo", deliveries=4, delivered=3, failed=1, bounced=0, missed=0),
-        ZoneFigures("America/New_York", deliveries=3, delivered=1, failed=0, bounced=1, missed=1),
+        # Tokyo: Friday's send took 7 minutes; Thursday's went by hand (no
+        # scheduled moment), at the moment the send began: 0 minutes.
+        ZoneFigures(
+            "Asia/Tokyo",
+            deliveries=4,
+            delivered=3,
+            failed=1,
+            bounced=0,
+            missed=0,
+            median_duration=0 * minutes,
+            longest_duration=7 * minutes,
+        ),
+        # The bounced digest was handed over 3 minutes in: the send took that long.
+        ZoneFigures(
+            "America/New_York",
+            deliveries=3,
+            delivered=1,
+            failed=0,
+            bounced=1,
+            missed=1,
+            median_duration=3 * minutes,
+            longest_duration=3 * minutes,
+        ),
     ]
     assert metrics.zone_sends(DateRange.last_days(30, NOW), NOW, limit=1)[0].deliveries == 3
 
@@ -278,3 +325,15 @@ def test_date_ranges_are_newsroom_days():
     assert dates.end == datetime.datetime(2026, 12, 1, 5, tzinfo=UTC)
     assert dates.months() == [datetime.date(2026, 11, 1)]
     assert len(DateRange.last_days(365, NOW).months()) == 12  # Dec 2025 to Nov 2026
+
+
+def test_a_change_at_the_moment_asked_about_counts_once(history, clock):
+    month = DateRange.last_days(30, NOW)
+    [before] = metrics.churn_per_month(month, NOW)
+    join(clock, NOW, Status.ACTIVE, membership_fields={"amount": FULL})
+    [after] = metrics.churn_per_month(month, NOW)
+    assert after.paying_at_start == before.paying_at_start
+    assert after.started == before.started + 1
+    assert (
+        after.arr_cents_at_end == before.arr_cents_at_end + FULL == metrics.revenue(NOW).arr_cents
+    )

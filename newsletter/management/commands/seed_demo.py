@@ -6,9 +6,11 @@ Safe to run again: everything is looked up by its natural key first.
 import datetime
 from typing import Required, TypedDict
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
@@ -202,6 +204,17 @@ class Command(BaseCommand):
             )
 
         self.stdout.write(f"Demo content ready ({created} new articles, {len(READERS)} readers).")
+        if apps.is_installed("dashboard"):
+            # A year of readers, trials, payments and sends for the publisher's
+            # dashboard, relative to the same "now". By name: the product
+            # never imports the dashboard.
+            call_command(
+                "seed_dashboard_demo",
+                now=now.isoformat(),
+                author=staff.username,
+                force=True,
+                stdout=self.stdout,
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Staff sign-in at {settings.SITE_URL}/admin/  "
