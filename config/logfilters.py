@@ -20,7 +20,8 @@ TOKEN_PATH = re.compile(
     r"|billing/renewal|billing/rejoin|gift/redeem)/)"
     r"[^/?#\s\"]+"
 )
-TOKEN_QUERY = re.compile(r"(?P<prefix>\b(?:session_id|token)=)[^&#\s\"]+")
+# ...or a query parameter's value (r: the reader's id in a tracked story link).
+TOKEN_QUERY = re.compile(r"(?P<prefix>[?&](?:session_id|token|r)=)[^&#\s\"]+")
 
 
 def redact(text: str) -> str:

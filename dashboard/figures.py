@@ -9,6 +9,7 @@ import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.utils.safestring import SafeString
 
@@ -308,6 +309,28 @@ def _zones(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
     )
 
 
+def _most_read(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    stories = metrics.most_read(dates)
+    return Rendered(
+        charts.bar_chart(
+            "most-read",
+            title="Most-read stories of the week",
+            description="Clicks on each story's link in the digests of the last 7 days.",
+            labels=[story.title[:40] for story in stories] or ["No clicks"],
+            series=[Series("Clicks", [float(story.clicks) for story in stories] or [0.0])],
+            x_label="Story",
+            y_label="Clicks",
+        ),
+        ["Story", "Clicks", "Readers who clicked"],
+        [[story.title, story.clicks, story.readers] for story in stories],
+        headline=(
+            ""
+            if settings.CLICK_TRACKING
+            else "Click counting is off (CLICK_TRACKING): no clicks are recorded."
+        ),
+    )
+
+
 FIGURES = {
     figure.slug: figure
     for figure in [
@@ -355,6 +378,14 @@ FIGURES = {
             SENDING,
             "How each digest went, and readers who unsubscribed within 48 hours after getting it.",
             _editions,
+        ),
+        Figure(
+            "most-read",
+            "Most-read stories",
+            SENDING,
+            "The week's stories by clicks on their links in the digest (CLICK_TRACKING); "
+            "opens are not counted: mail privacy proxies make them meaningless.",
+            _most_read,
         ),
         Figure(
             "zones",

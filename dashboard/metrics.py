@@ -36,7 +36,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 
 from dashboard.models import DailyFigures, EditionZoneSend, MembershipChange
-from newsletter.models import Edition
+from newsletter.models import Click, Edition
 from subscriptions.models import Membership, Subscriber
 
 Status = Membership.Status
@@ -557,3 +557,34 @@ def zone_sends(
 def as_rows(items: Iterable[object], *fields: str) -> list[list[object]]:
     """Rows of attribute values, for tables and CSV."""
     return [[getattr(item, field) for field in fields] for item in items]
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class StoryReads:
+    title: str
+    clicks: int
+    # Distinct readers who clicked: known only with TRACK_READER_CLICKS.
+    readers: int | None
+
+
+def most_read(dates: DateRange, limit: int = 10) -> list[StoryReads]:
+    """The stories readers opened most from their digests in the week ending on `dates.last`.
+
+    Counted from the digest's tracked links (CLICK_TRACKING); no clicks
+    without it.
+    """
+    week_start = max(dates.start, dates.end - datetime.timedelta(days=7))
+    rows = (
+        Click.objects.filter(clicked_at__gte=week_start, clicked_at__lt=dates.end)
+        .values("article_id", "article__title")
+        .annotate(clicks=Count("pk"), readers=Count("subscriber", distinct=True))
+        .order_by("-clicks", "article__title")[:limit]
+    )
+    known = settings.TRACK_READER_CLICKS
+    return [
+        StoryReads(row["article__title"], row["clicks"], row["readers"] if known else None)
+        for row in rows
+    ]

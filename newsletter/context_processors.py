@@ -11,4 +11,6 @@ def site(request: HttpRequest) -> dict:
         "site_url": settings.SITE_URL,
         # The admin's zone (newsletter.middleware), named wherever it shows times.
         "newsroom_time_zone": settings.DIGEST_TIMEZONE,
+        # The preferences page tells readers their clicks are recorded.
+        "reader_clicks_tracked": settings.CLICK_TRACKING and settings.TRACK_READER_CLICKS,
     }

@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
 
+from newsletter import clicks
 from newsletter.models import Article, Edition, site_host
 from subscriptions import preferences
 from subscriptions.models import Subscriber, single_line
@@ -36,6 +37,7 @@ READER_FIELDS = (
     "preferences_url",
     "notice_text",
     "notice_html",
+    "click_reader",
 )
 
 NOTICE_TEXT, NOTICE_LABEL = "__notice_text__", "__notice_label__"
@@ -123,7 +125,7 @@ class DigestTemplate:
         context = {
             "edition": edition,
             "since": since,
-            "items": [(article, absolute_url(article.get_absolute_url())) for article in articles],
+            "items": [(article, self.story_url(article)) for article in articles],
             "preheader": self.preheader,
             "preheader_padding": PREHEADER_PADDING,
             "newsletter_name": settings.NEWSLETTER_NAME,
@@ -140,6 +142,15 @@ class DigestTemplate:
         # The pre-serialised message for the SMTP fast path, built on first
         # use by newsletter.mime.fast_digest and kept with the digest.
         self._fast: FastDigest | None = None
+
+    def story_url(self, article: Article) -> str:
+        """A story's link: the story itself, or through the click counter (CLICK_TRACKING)."""
+        if not settings.CLICK_TRACKING:
+            return absolute_url(article.get_absolute_url())
+        url = absolute_url(clicks.link_path(self.edition, article))
+        if settings.TRACK_READER_CLICKS:
+            url += f"?r=__click_reader_{self.nonce}__"
+        return url
 
     @cached_property
     def preheader(self) -> str:
@@ -167,6 +178,11 @@ class DigestTemplate:
             ),
             "notice_text": "",
             "notice_html": "",
+            "click_reader": (
+                clicks.reader_token(subscriber)
+                if settings.CLICK_TRACKING and settings.TRACK_READER_CLICKS
+                else ""
+            ),
         }
         html_values: dict[str, str] = {field: escape(value) for field, value in values.items()}
         notice = membership_notice(subscriber)

@@ -760,3 +760,24 @@ class SendPause(models.Model):
     def __str__(self) -> str:
         state = "resumed" if self.resumed_at else "paused"
         return f"Sends of {self.date} {state}: {self.reason}"
+
+
+class Click(models.Model):
+    """A reader followed a story's link in a digest (CLICK_TRACKING; off by default).
+
+    Counted per edition and story. Who clicked is kept only with
+    TRACK_READER_CLICKS, which the preferences page then tells readers.
+    """
+
+    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="clicks")
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="clicks")
+    subscriber = models.ForeignKey(
+        "subscriptions.Subscriber", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    clicked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["clicked_at", "article"])]
+
+    def __str__(self) -> str:
+        return f"{self.article} in {self.edition}"

@@ -503,6 +503,8 @@ def digest_template(
         settings.DEFAULT_FROM_EMAIL,
         tuple(settings.DIGEST_REPLY_TO),
         settings.UNSUBSCRIBE_MAILTO,
+        settings.CLICK_TRACKING,
+        settings.TRACK_READER_CLICKS,
     )
     template = _rendered.get(key)
     if template is None:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("archive/", views.archive, name="archive"),
     path("sections/<slug:slug>/", views.section, name="section"),
     path("editions/<str:date>/", views.edition, name="edition"),
+    path("r/<str:value>/", views.click, name="click"),
     path("feed/", views.LatestArticlesFeed(), name="feed"),
     path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
     path("robots.txt", views.robots_txt, name="robots"),

@@ -285,6 +285,11 @@ DIGEST_CATCH_UP_HOURS = env_int("DIGEST_CATCH_UP_HOURS", 3, minimum=1)
 # apply everywhere either way.
 DIGEST_SKIP_PUBLIC_HOLIDAYS = env_bool("DIGEST_SKIP_PUBLIC_HOLIDAYS", False)
 DIGEST_BATCH_SIZE = env_int("DIGEST_BATCH_SIZE", 500, minimum=1)
+# Count which stories readers open from the digest, through signed redirect
+# links (newsletter/clicks.py); off by default. Who clicked only with
+# TRACK_READER_CLICKS too, which the preferences page then discloses.
+CLICK_TRACKING = env_bool("CLICK_TRACKING", False)
+TRACK_READER_CLICKS = env_bool("TRACK_READER_CLICKS", False)
 # A sender holds the rows it claims for this long and renews the hold every
 # quarter of it while it works; rows of a sender that died are handed on by
 # the sweep (every minute) once it runs out. Longer than one SMTP call may
