@@ -178,3 +178,16 @@ def fault_table(smtp_server):
         return row
 
     return record
+
+
+@pytest.fixture(autouse=True)
+def fresh_digest_renders():
+    """Each test renders its own digests.
+
+    The sender keeps a render per content, keyed by the rows' ids and
+    update times. Rolled-back tests reuse ids, and under a frozen clock the
+    update times too: another test's digest could be taken for this one's.
+    """
+    from newsletter import sending
+
+    sending._rendered.clear()
