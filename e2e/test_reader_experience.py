@@ -204,8 +204,10 @@ def test_a_full_stop_after_a_link_is_not_part_of_it(page: Page):
     body = page.get_by_role("textbox", name="Body")
     body.click()
     page.keyboard.type("Read the report")
+    expect(body).to_contain_text("Read the report")  # the editor has it, under load too
     for _ in range(len("report")):
         page.keyboard.press("Shift+ArrowLeft")
+    page.wait_for_function("window.getSelection().toString() === 'report'")
     page.get_by_role("button", name="insert link").click()
     dialog = page.locator("dialog[open]")
     dialog.locator("input").first.fill("https://example.com/report")
