@@ -207,7 +207,12 @@ def test_a_full_stop_after_a_link_is_not_part_of_it(page: Page):
     expect(body).to_contain_text("Read the report")  # the editor has it, under load too
     for _ in range(len("report")):
         page.keyboard.press("Shift+ArrowLeft")
-    page.wait_for_function("window.getSelection().toString() === 'report'")
+    # Polled from here: a string predicate in the page would need eval, which the CSP forbids.
+    for _ in range(50):
+        if page.evaluate("() => window.getSelection().toString()") == "report":
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate("() => window.getSelection().toString()") == "report"
     page.get_by_role("button", name="insert link").click()
     dialog = page.locator("dialog[open]")
     dialog.locator("input").first.fill("https://example.com/report")
