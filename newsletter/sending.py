@@ -18,8 +18,8 @@ safe to run twice, from two workers at once, or again after a crash:
 import datetime
 import logging
 import smtplib
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -78,6 +78,10 @@ UNCONFIRMED_NOTE = (
     "Sent; the connection dropped before the mail server confirmed it, "
     "so delivery is likely but not confirmed."
 )
+
+
+# A delivery and what became of its message: None when the server accepted it.
+type Outcome = tuple[Delivery, Exception | None]
 
 
 class TransientSendError(Exception):
@@ -547,6 +551,17 @@ class Contents:
         )
 
 
+@dataclass
+class Settled:
+    """What a batch does after the outcomes it just learnt (BatchLedger.settle)."""
+
+    # The connection dropped: go on over a new one, first with these, which never went.
+    reconnect: bool = False
+    resend: list[Delivery] = field(default_factory=list)
+    # The server is unavailable ("try later", connection lost): stop, retry the batch.
+    unavailable: list[tuple[Delivery, Exception]] = field(default_factory=list)
+
+
 class BatchLedger:
     """What happened to each claimed row, written back in a few queries."""
 
@@ -560,6 +575,39 @@ class BatchLedger:
         # 5xx answers at send time: bounces of their readers (newsletter.bounces).
         self.refused: list[tuple[Delivery, Exception]] = []
         self.report = BatchReport()
+
+    def settle(self, outcomes: list[Outcome]) -> "Settled":
+        """Record what became of each message; say what the batch must do about the rest."""
+        settled = Settled()
+        for delivery, error in outcomes:
+            if error is None:
+                self.record_sent(delivery)
+            elif isinstance(error, smtp.UnconfirmedSend):
+                # Most likely delivered: recorded so, not sent again blindly.
+                # Unless the publisher prefers one more try to a possible miss.
+                if settings.DIGEST_RESEND_UNCONFIRMED and delivery.attempts == 0:
+                    self.deferred[describe(error)].append(delivery.pk)
+                else:
+                    self.unconfirmed.append(delivery.pk)
+                logger.warning("Digest to %s not confirmed: %s", delivery.subscriber.email, error)
+                settled.reconnect = True
+            elif isinstance(error, smtp.NotSent) and settled.reconnect:
+                # Behind a message the connection dropped on: never went out.
+                settled.resend.append(delivery)
+            elif isinstance(error, ValueError):
+                logger.warning("Digest to %s impossible: %s", delivery.subscriber.email, error)
+                self.failed[describe(error)].append(delivery.pk)
+            elif is_permanent(error):
+                logger.warning("Digest to %s refused: %s", delivery.subscriber.email, error)
+                self.failed[describe(error)].append(delivery.pk)
+                self.refused.append((delivery, error))
+            elif is_deferral(error):
+                # This reader later (the sweep comes back); the others now.
+                logger.info("Digest to %s deferred: %s", delivery.subscriber.email, error)
+                self.deferred[describe(error)].append(delivery.pk)
+            else:
+                settled.unavailable.append((delivery, error))
+        return settled
 
     def record_sent(self, delivery: Delivery) -> None:
         self.sent.append(delivery.pk)
@@ -730,7 +778,12 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         carriers.failed(carrier)
         raise TransientSendError(describe(error)) from error
 
-    position = 0
+    # Deliveries still to send, and those sent whose outcome is not known yet
+    # (a pipelined message in flight): what goes back to the queue if the
+    # batch stops.
+    todo = deque(deliveries)
+    in_flight: list[Delivery] = []
+    send: Sender | None = None
     try:
         try:
             send = Sender(connection, edition)
@@ -739,66 +792,55 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
             # backend's open() failed silently): nobody was tried.
             release([d.pk for d in deliveries], error)
             raise TransientSendError(describe(error)) from error
-        for position, delivery in enumerate(deliveries):
-            lease.keep_alive()
-            if delivery.subscriber_id not in entitled:
-                ledger.skipped[NOT_ENTITLED].append(delivery.pk)
-                continue
-            if is_paused(delivery):
-                ledger.skipped[PAUSED].append(delivery.pk)
-                continue
-            if not contents.articles(delivery) and not settings.DIGEST_SEND_WHEN_EMPTY:
-                ledger.skipped[NOTHING_NEW].append(delivery.pk)
-                continue
-            try:
-                send(delivery, contents.digest(delivery))
-            except smtp.UnconfirmedSend as error:
-                # Most likely delivered: recorded so, not sent again blindly.
-                # Unless the publisher prefers one more try to a possible miss.
-                if settings.DIGEST_RESEND_UNCONFIRMED and delivery.attempts == 0:
-                    ledger.deferred[describe(error)].append(delivery.pk)
-                else:
-                    ledger.unconfirmed.append(delivery.pk)
-                logger.warning("Digest to %s not confirmed: %s", delivery.subscriber.email, error)
-                # The connection is gone: the rest of the batch goes over a new one.
+        while todo or in_flight:
+            if todo:
+                delivery = todo.popleft()
+                lease.keep_alive()
+                if delivery.subscriber_id not in entitled:
+                    ledger.skipped[NOT_ENTITLED].append(delivery.pk)
+                    continue
+                if is_paused(delivery):
+                    ledger.skipped[PAUSED].append(delivery.pk)
+                    continue
+                if not contents.articles(delivery) and not settings.DIGEST_SEND_WHEN_EMPTY:
+                    ledger.skipped[NOTHING_NEW].append(delivery.pk)
+                    continue
+                in_flight.append(delivery)
+                outcomes = send.send(delivery, contents.digest(delivery))
+            else:
+                outcomes = send.finish()
+                if not outcomes:
+                    raise RuntimeError("The sender lost track of a message in flight.")
+            for done, _error in outcomes:
+                in_flight.remove(done)
+            settled = ledger.settle(outcomes)
+            if settled.unavailable:
+                # The server is unavailable: the rest waits for the retry.
+                tried = [done.pk for done, _error in settled.unavailable]
+                cause = settled.unavailable[0][1]
+                ledger.flush()
+                send.abort()
+                unsent = [*tried, *(d.pk for d in (*settled.resend, *in_flight, *todo))]
+                ledger.report.requeued += release(unsent, cause, tried=tried)
+                logger.warning(
+                    "Edition %s: mail server unavailable, %d deliveries requeued: %s",
+                    edition.date,
+                    len(unsent),
+                    cause,
+                )
+                raise TransientSendError(describe(cause)) from cause
+            if settled.reconnect:
+                # The connection dropped: the rest of the batch goes over a new one.
+                todo.extendleft(reversed(settled.resend))
                 connection.close()
                 try:
                     connection.open()
                     send = Sender(connection, edition)
                 except SEND_ERRORS as reconnect_error:
                     ledger.flush()
-                    unsent = [d.pk for d in deliveries[position + 1 :]]
+                    unsent = [d.pk for d in todo]
                     ledger.report.requeued += release(unsent, reconnect_error)
                     raise TransientSendError(describe(reconnect_error)) from reconnect_error
-                continue
-            except ValueError as error:
-                # An address no message can be built for (e.g. a non-ASCII
-                # local part without SMTPUTF8): this reader only, for good.
-                logger.warning("Digest to %s impossible: %s", delivery.subscriber.email, error)
-                ledger.failed[describe(error)].append(delivery.pk)
-                continue
-            except SEND_ERRORS as error:
-                if is_permanent(error):
-                    logger.warning("Digest to %s refused: %s", delivery.subscriber.email, error)
-                    ledger.failed[describe(error)].append(delivery.pk)
-                    ledger.refused.append((delivery, error))
-                    continue
-                if is_deferral(error):
-                    # This reader later (the sweep comes back); the others now.
-                    logger.info("Digest to %s deferred: %s", delivery.subscriber.email, error)
-                    ledger.deferred[describe(error)].append(delivery.pk)
-                    continue
-                ledger.flush()
-                unsent = [d.pk for d in deliveries[position:]]
-                ledger.report.requeued += release(unsent, error, tried=[delivery.pk])
-                logger.warning(
-                    "Edition %s: mail server unavailable, %d deliveries requeued: %s",
-                    edition.date,
-                    len(unsent),
-                    error,
-                )
-                raise TransientSendError(describe(error)) from error
-            ledger.record_sent(delivery)
         ledger.flush()
         carriers.succeeded(carrier)
     except TransientSendError:
@@ -809,8 +851,10 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         # a bug): record what went out and hand back what did not, so that
         # nothing sent is sent again and nothing unsent waits for the claim
         # to expire. (A killed process cannot do this; see CHECKPOINT_EVERY.)
+        if send is not None:
+            send.abort()  # a message in flight is never completed
         ledger.flush()
-        release([d.pk for d in deliveries[position:]], error)
+        release([d.pk for d in (*in_flight, *todo)], error)
         raise
     finally:
         connection.close()
@@ -821,18 +865,21 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
 class FastPath:
     """What the SMTP fast path sends over: the open connection and the envelope."""
 
-    smtp: smtplib.SMTP
+    client: smtplib.SMTP
     envelope_from: str
-    pipelining: bool
+    # The connection's pipeline; None for a server without PIPELINING.
+    pipeline: smtp.Pipeline[Delivery] | None
 
 
 class Sender:
-    """Sends one reader's digest over an open mail connection.
+    """Sends readers' digests over an open mail connection; returns their outcomes.
 
     Over SMTP the message bytes are assembled from the pre-serialised digest
-    (newsletter.mime) and handed to smtplib directly; that is the fast path.
-    Readers it cannot assemble, and every other backend (an ESP through
-    anymail, the demo outbox), get a message built by Django.
+    (newsletter.mime) and written to the connection directly, pipelined
+    (newsletter.smtp.Pipeline): a message's outcome comes back with the
+    next one's, or from `finish`. That is the fast path. Readers it cannot
+    assemble, and every other backend (an ESP through anymail, the demo
+    outbox), get a message built and sent by Django, outcome at once.
     """
 
     def __init__(self, connection: BaseEmailBackend, edition: Edition) -> None:
@@ -847,13 +894,15 @@ class Sender:
                 # open() failed without raising (fail_silently in the mailer's
                 # OPTIONS): there is no connection to send over.
                 raise smtplib.SMTPServerDisconnected("The SMTP connection is not open.")
+            pipelining = smtp.supports_pipelining(connection.connection)
             self.fast = FastPath(
-                smtp=connection.connection,
+                client=connection.connection,
                 envelope_from=connection.prep_address(settings.DEFAULT_FROM_EMAIL),
-                pipelining=smtp.supports_pipelining(connection.connection),
+                pipeline=smtp.Pipeline(connection.connection) if pipelining else None,
             )
 
-    def __call__(self, delivery: Delivery, digest: DigestTemplate) -> None:
+    def send(self, delivery: Delivery, digest: DigestTemplate) -> list[Outcome]:
+        """Send this reader's digest; return the outcomes now known (this one's, or earlier)."""
         subscriber = delivery.subscriber
         message_id = message_id_for(self.edition, delivery.pk)
         # VERP (BOUNCE_DOMAIN): a bounce to this envelope names the delivery.
@@ -863,19 +912,47 @@ class Sender:
             if data is not None:
                 if self.sign is not None:
                     data = self.sign(data)
-                smtp.send(
-                    self.fast.smtp,
-                    verp or self.fast.envelope_from,
-                    subscriber.email,
-                    data,
-                    pipelining=self.fast.pipelining,
-                )
-                return
-        message = digest.message_for(subscriber, message_id=message_id)
-        # ESPs (anymail) return this with bounce and complaint events.
-        message.metadata = {"delivery_id": str(delivery.pk), "edition": str(self.edition.date)}
-        message.smtp_envelope_from = verp  # config.mail.SigningSMTPBackend's MAIL FROM
-        self.connection.send_messages([message])
+                sender = verp or self.fast.envelope_from
+                if self.fast.pipeline is not None:
+                    return self.fast.pipeline.send(delivery, sender, subscriber.email, data)
+                return [(delivery, outcome_of(smtp.send, self.fast.client, sender,
+                                              subscriber.email, data))]  # fmt: skip
+        # Django's path, over the same connection: what is in flight goes first.
+        outcomes = self.finish()
+
+        def send_by_django() -> None:
+            message = digest.message_for(subscriber, message_id=message_id)
+            # ESPs (anymail) return this with bounce and complaint events.
+            message.metadata = {"delivery_id": str(delivery.pk), "edition": str(self.edition.date)}
+            message.smtp_envelope_from = verp  # config.mail.SigningSMTPBackend's MAIL FROM
+            self.connection.send_messages([message])
+
+        return [*outcomes, (delivery, outcome_of(send_by_django))]
+
+    def finish(self) -> list[Outcome]:
+        """The outcome of the message in flight, once its content has gone out."""
+        if self.fast is None or self.fast.pipeline is None:
+            return []
+        return self.fast.pipeline.finish()
+
+    def abort(self) -> None:
+        """Stop here: a message in flight is dropped with the connection, never delivered."""
+        pipeline = self.fast.pipeline if self.fast is not None else None
+        if pipeline is not None and pipeline.in_flight is not None:
+            pipeline.abort()
+
+
+def outcome_of[**P](
+    send: Callable[P, object], *args: P.args, **kwargs: P.kwargs
+) -> Exception | None:
+    """Call `send`; None if it went, or the error that says why not."""
+    try:
+        send(*args, **kwargs)
+    except (ValueError, *SEND_ERRORS) as error:
+        # ValueError: an address no message can be built for (a non-ASCII
+        # local part without SMTPUTF8, say): this reader only.
+        return error
+    return None
 
 
 def finish_if_done(edition_id: int) -> bool:

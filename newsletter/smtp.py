@@ -1,16 +1,21 @@
-"""Sending one message over an open SMTP connection, pipelined when the server allows.
+"""Sending messages over an open SMTP connection, pipelined when the server allows.
 
 smtplib sends MAIL FROM, RCPT TO and DATA one at a time, waiting for each
 answer: four round trips per email with the message itself. With PIPELINING
 (RFC 2920), which every mainstream server offers, the three envelope commands
-go in one write and their answers are read together: two round trips. The
-errors raised are smtplib's own, as SMTP.sendmail raises them, so callers
-cannot tell the difference except by speed.
+go in one write and their answers are read together; and a message's
+content may open the next group of commands, so `Pipeline` writes each
+message together with the next one's envelope and reads all their answers
+at once: one round trip per message, where smtplib's loop takes four. The
+errors are smtplib's own, as SMTP.sendmail raises them, so callers cannot
+tell the difference except by speed. Servers without PIPELINING get `send`,
+sendmail's steps one at a time.
 """
 
 import contextlib
 import re
 import smtplib
+from collections.abc import Hashable
 
 CRLF = b"\r\n"
 LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -24,49 +29,21 @@ class UnconfirmedSend(smtplib.SMTPServerDisconnected):
     """
 
 
+class NotSent(smtplib.SMTPServerDisconnected):
+    """The connection was lost before this message's content went out: it was not delivered."""
+
+
 def supports_pipelining(smtp: smtplib.SMTP) -> bool:
     smtp.ehlo_or_helo_if_needed()
     return smtp.has_extn("pipelining")
 
 
-def send(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes, *,
-         pipelining: bool) -> None:  # fmt: skip
-    """smtp.sendmail(sender, [recipient], message), in two round trips if `pipelining`.
+def send(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+    """smtp.sendmail(sender, [recipient], message), one answer at a time (no PIPELINING).
 
     Raises UnconfirmedSend when the connection drops after the end of DATA
     and before the server answers it.
     """
-    if not pipelining:
-        _send_unpipelined(smtp, sender, recipient, message)
-        return
-    smtp.send(
-        b"MAIL FROM:" + smtplib.quoteaddr(sender).encode("ascii") + CRLF
-        + b"RCPT TO:" + smtplib.quoteaddr(recipient).encode("ascii") + CRLF
-        + b"DATA" + CRLF
-    )  # fmt: skip
-    mail_reply = smtp.getreply()
-    rcpt_reply = smtp.getreply()
-    data_reply = smtp.getreply()
-
-    if data_reply[0] == 354 and (mail_reply[0] != 250 or rcpt_reply[0] not in (250, 251)):
-        # The server took DATA although the envelope failed: end it empty.
-        smtp.send(b"." + CRLF)
-        smtp.getreply()
-    if mail_reply[0] != 250:
-        _abandon(smtp, mail_reply[0])
-        raise smtplib.SMTPSenderRefused(*mail_reply, sender)
-    if rcpt_reply[0] not in (250, 251):
-        _abandon(smtp, rcpt_reply[0])
-        raise smtplib.SMTPRecipientsRefused({recipient: rcpt_reply})
-    if data_reply[0] != 354:
-        _abandon(smtp, data_reply[0])
-        raise smtplib.SMTPDataError(*data_reply)
-
-    _send_data(smtp, message)
-
-
-def _send_unpipelined(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
-    """SMTP.sendmail's steps, one answer at a time, for a server without PIPELINING."""
     smtp.ehlo_or_helo_if_needed()
     code, reply = smtp.mail(sender)
     if code != 250:
@@ -83,12 +60,20 @@ def _send_unpipelined(smtp: smtplib.SMTP, sender: str, recipient: str, message: 
     _send_data(smtp, message)
 
 
+def data_block(message: bytes) -> bytes:
+    """The message as DATA carries it: dot-stuffed (RFC 5321 4.5.2), ending in CRLF "." CRLF."""
+    # Searching for a line that starts with a dot is several times faster
+    # than the substitution, and digests rarely have one.
+    if message.startswith(b".") or b"\n." in message:
+        message = LEADING_DOT.sub(b"..", message)
+    if not message.endswith(CRLF):
+        message += CRLF
+    return message + b"." + CRLF
+
+
 def _send_data(smtp: smtplib.SMTP, message: bytes) -> None:
     """The message and its final dot, after the server's 354; then its answer."""
-    body = LEADING_DOT.sub(b"..", message)
-    if not body.endswith(CRLF):
-        body += CRLF
-    smtp.send(body + b"." + CRLF)
+    smtp.send(data_block(message))
     try:
         code, reply = smtp.getreply()
     except smtplib.SMTPServerDisconnected as error:
@@ -106,3 +91,170 @@ def _abandon(smtp: smtplib.SMTP, code: int) -> None:
     else:
         with contextlib.suppress(smtplib.SMTPServerDisconnected):
             smtp.rset()
+
+
+def envelope(sender: str, recipient: str) -> bytes:
+    """MAIL FROM, RCPT TO and DATA for one message, as one group of commands."""
+    return (
+        b"MAIL FROM:" + smtplib.quoteaddr(sender).encode("ascii") + CRLF
+        + b"RCPT TO:" + smtplib.quoteaddr(recipient).encode("ascii") + CRLF
+        + b"DATA" + CRLF
+    )  # fmt: skip
+
+
+type Outcome[K] = tuple[K, smtplib.SMTPException | None]
+
+
+class Pipeline[K: Hashable]:
+    """Messages over one SMTP connection, one round trip each (RFC 2920 pipelining).
+
+    Each `send` writes, in one go, the content of the message before (which
+    the server's 354 is waiting for) and this message's envelope, then reads
+    the answers to both. So a message's outcome is known on the next `send`,
+    or on `finish`: each call returns the outcomes it learnt, as (key, error)
+    with error None for a message the server accepted, and otherwise what
+    SMTP.sendmail would have raised: SMTPSenderRefused, SMTPRecipientsRefused,
+    SMTPDataError; UnconfirmedSend when the connection dropped after a
+    message's content went out and before its answer; NotSent for a message
+    whose content never went because the connection was lost first.
+
+    After a lost connection the pipeline is done with: the caller opens a new
+    one. A caller that stops with a message in flight calls `abort`: the
+    connection is closed, so the message is never completed (ending it, or
+    sending QUIT, would deliver it, or feed QUIT to it as content).
+    """
+
+    def __init__(self, smtp: smtplib.SMTP) -> None:
+        if smtp.sock is None:
+            raise smtplib.SMTPServerDisconnected("The SMTP connection is not open.")
+        self.smtp = smtp
+        self.sock = smtp.sock
+        self._replies = bytearray()
+        # The message the server has said 354 to: its key and its DATA block.
+        self._in_flight: tuple[K, bytes] | None = None
+
+    @property
+    def in_flight(self) -> K | None:
+        return self._in_flight[0] if self._in_flight else None
+
+    def send(self, key: K, sender: str, recipient: str, message: bytes) -> list[Outcome[K]]:
+        """Send `message` (its outcome comes later); return the outcomes learnt meanwhile."""
+        previous, self._in_flight = self._in_flight, None
+        commands = envelope(sender, recipient)
+        try:
+            self._write(previous[1] + commands if previous else commands)
+        except smtplib.SMTPServerDisconnected as error:
+            lost = [(previous[0], NotSent(str(error)))] if previous else []
+            return [*lost, (key, NotSent(str(error)))]
+        outcomes: list[Outcome[K]] = []
+        if previous:
+            try:
+                outcomes.append((previous[0], self._data_outcome()))
+            except smtplib.SMTPServerDisconnected as error:
+                return [(previous[0], _unconfirmed(error)), (key, NotSent(str(error)))]
+        try:
+            mail, rcpt, data = self._reply(), self._reply(), self._reply()
+        except smtplib.SMTPServerDisconnected as error:
+            return [*outcomes, (key, NotSent(str(error)))]
+        refusal = _envelope_refusal(sender, recipient, mail, rcpt, data)
+        if refusal is None:
+            self._in_flight = (key, data_block(message))
+            return outcomes
+        code, error = refusal
+        if data[0] == 354:
+            # The server took DATA although the envelope failed: end it empty.
+            self._write(b"." + CRLF)
+            self._reply()
+        _abandon(self.smtp, code)
+        return [*outcomes, (key, error)]
+
+    def finish(self) -> list[Outcome[K]]:
+        """Complete the message in flight, if any; return its outcome."""
+        if self._in_flight is None:
+            return []
+        (key, block), self._in_flight = self._in_flight, None
+        try:
+            self._write(block)
+        except smtplib.SMTPServerDisconnected as error:
+            return [(key, NotSent(str(error)))]
+        try:
+            return [(key, self._data_outcome())]
+        except smtplib.SMTPServerDisconnected as error:
+            return [(key, _unconfirmed(error))]
+
+    def abort(self) -> None:
+        """Drop the connection, and with it any message in flight (never delivered)."""
+        self._in_flight = None
+        self.smtp.close()
+
+    def _data_outcome(self) -> smtplib.SMTPException | None:
+        code, text = self._reply()
+        if code == 250:
+            return None
+        if code == 421:
+            self.smtp.close()  # the server is closing the connection
+        return smtplib.SMTPDataError(code, text)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as error:
+            self.smtp.close()
+            raise smtplib.SMTPServerDisconnected(
+                f"Connection lost while sending: {error}"
+            ) from error
+
+    def _reply(self) -> tuple[int, bytes]:
+        """The next reply, read from the socket as SMTP.getreply reads it."""
+        lines: list[bytes] = []
+        while True:
+            end = self._replies.find(CRLF)
+            if end < 0:
+                if len(self._replies) > smtplib._MAXLINE:
+                    self.smtp.close()
+                    raise smtplib.SMTPResponseException(500, "Line too long.")
+                self._receive()
+                continue
+            line = bytes(self._replies[:end])
+            del self._replies[: end + 2]
+            lines.append(line[4:].strip(b" \t\r\n"))
+            if line[3:4] != b"-":
+                try:
+                    code = int(line[:3])
+                except ValueError:
+                    code = -1
+                return code, b"\n".join(lines)
+
+    def _receive(self) -> None:
+        try:
+            chunk = self.sock.recv(65536)
+        except OSError as error:
+            self.smtp.close()
+            raise smtplib.SMTPServerDisconnected(
+                f"Connection unexpectedly closed: {error}"
+            ) from error
+        if not chunk:
+            self.smtp.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        self._replies += chunk
+
+
+def _unconfirmed(error: Exception) -> UnconfirmedSend:
+    return UnconfirmedSend(f"Connection lost before the server confirmed: {error}")
+
+
+def _envelope_refusal(
+    sender: str,
+    recipient: str,
+    mail: tuple[int, bytes],
+    rcpt: tuple[int, bytes],
+    data: tuple[int, bytes],
+) -> tuple[int, smtplib.SMTPException] | None:
+    """The failing answer's code and what SMTP.sendmail raises for it, if any failed."""
+    if mail[0] != 250:
+        return mail[0], smtplib.SMTPSenderRefused(*mail, sender)
+    if rcpt[0] not in (250, 251):
+        return rcpt[0], smtplib.SMTPRecipientsRefused({recipient: rcpt})
+    if data[0] != 354:
+        return data[0], smtplib.SMTPDataError(*data)
+    return None

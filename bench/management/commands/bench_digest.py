@@ -129,8 +129,10 @@ class Command(BaseCommand):
             "SMTP_URL": f"smtp://{host}:{port}",
             "CELERY_QUEUE": queue,
             "BENCH_QUERY_LOG": str(query_log),
-            # The workers run under this command's settings (bench.settings).
+            # The workers run under this command's settings (bench.settings),
+            # as production runs them: DEBUG off (on, every query is kept).
             "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+            "DJANGO_DEBUG": "0",
         }
         # The worker as shipped (docker-compose.yml), on a queue of the bench's own.
         command = [
