@@ -2,14 +2,16 @@
 
 `celery -A bench.worker worker` runs the same tasks and code as
 `celery -A config worker`, under bench.settings; with BENCH_QUERY_LOG set it
-also appends, for each task, the number of database queries it made, the
-digests it rendered and the emails it sent.
+also appends, for each task, the number of database queries it made (and
+the time spent in each kind), the digests it rendered and the emails it sent.
 """
 
 import json
 import os
+import re
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
@@ -43,9 +45,16 @@ class RenderCounter:
         sending.DigestTemplate = CountedDigestTemplate  # type: ignore[attr-defined]
 
 
+# A statement's shape: its SQL up to the WHERE, with quoting and lists dropped.
+SHAPE = re.compile(r"\s+(WHERE|ORDER BY|LIMIT|RETURNING)\b.*", re.DOTALL)
+
+
 @dataclass
 class QueryCounter:
+    """Queries a task made, and the seconds spent in each shape of statement."""
+
     count: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def __call__(
         self,
@@ -56,7 +65,16 @@ class QueryCounter:
         context: dict[str, object],
     ) -> object:
         self.count += 1
-        return execute(sql, params, many, context)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            shape = SHAPE.sub("", sql.replace('"', ""))[:90]
+            self.seconds[shape] = self.seconds.get(shape, 0.0) + time.perf_counter() - started
+
+    def reset(self) -> None:
+        self.count = 0
+        self.seconds = {}
 
 
 _counter = QueryCounter()
@@ -72,7 +90,7 @@ def _count_queries(**kwargs: object) -> None:
 
 @task_prerun.connect
 def _reset_count(**kwargs: object) -> None:
-    _counter.count = 0
+    _counter.reset()
     _renders.count = 0
 
 
@@ -85,6 +103,7 @@ def _log_count(task: Task, retval: object = None, **kwargs: object) -> None:
     record = {
         "task": task.name,
         "queries": _counter.count,
+        "query_seconds": _counter.seconds,
         "sent": sent,
         "renders": _renders.count,
     }

@@ -84,6 +84,7 @@ class Command(BaseCommand):
         else:
             benchmark.build_population(subscribers, others)
             edition = benchmark.build_edition()
+        benchmark.settle_database()
         self.say(f"  done in {time.perf_counter() - started:.1f} s")
 
         sink = None
@@ -148,7 +149,16 @@ class Command(BaseCommand):
         try:
             self.wait_until_ready(worker, worker_log)
             self.say(f"Sending to the SMTP server at {host}:{port} with {workers} workers...")
+            cpu_before = benchmark.cpu_by_group()
             result = self.run_send(edition, queue)
+            cpu = benchmark.cpu_used(cpu_before, benchmark.cpu_by_group())
+            # CPU seconds per 1,000 emails, by process: what each email costs
+            # the machine, the workers' share against the SMTP server's.
+            result["cpu_per_1k"] = {
+                group: round(seconds / result["emails"] * 1000, 3)
+                for group, seconds in sorted(cpu.items())
+                if result["emails"]
+            }
             children = benchmark.child_pids(worker.pid)
             result["rss_mb"] = round(max(benchmark.peak_rss_mb(pid) for pid in children), 1)
         finally:
@@ -163,6 +173,16 @@ class Command(BaseCommand):
         result["queries_per_1k"] = round(total_queries / result["emails"] * 1000, 1)
         result["queries_per_batch"] = f"{min(full)}-{max(full)}"
         result["batches"] = len(batches)
+        # Where the workers' database time went, per kind of statement.
+        by_shape: dict[str, float] = {}
+        for record in records:
+            for shape, seconds in record.get("query_seconds", {}).items():
+                by_shape[shape] = by_shape.get(shape, 0.0) + seconds
+        result["query_seconds"] = round(sum(by_shape.values()), 2)
+        result["slowest_statements"] = [
+            [shape, round(seconds, 2)]
+            for shape, seconds in sorted(by_shape.items(), key=lambda item: -item[1])[:6]
+        ]
         # Renders in all worker processes, against the distinct contents the
         # send carried (one per window and zone): each process renders each
         # content it meets once.
@@ -251,6 +271,9 @@ class Command(BaseCommand):
             ("Queries per full batch", f"{r['queries_per_batch']} ({r['batches']} batches)"),
             ("Zones x delivery times", f"{r['zones']} x {r['send_times']}"),
             ("Renders", f"{r['renders']} in all workers, for {r['contents']} distinct contents"),
+            ("CPU per 1,000 emails", ", ".join(f"{g} {s} s" for g, s in r["cpu_per_1k"].items())),
+            ("Time in queries", f"{r['query_seconds']} s in all worker processes"),
+            *((f"- {shape}", f"{seconds} s") for shape, seconds in r["slowest_statements"]),
         ]
         self.stdout.write("| Measure | Value |\n|---|---|")
         for name, value in rows:
