@@ -9,9 +9,11 @@ import datetime
 import multiprocessing
 import os
 import shutil
+import signal
 import smtplib
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -251,6 +253,7 @@ CPU_GROUPS = {
     "smtp-sink": ("smtp-sink",),
     "database": ("postgres",),
     "redis": ("redis-server",),
+    "bench": ("bench_digest",),  # this command's own polling, matched on the command line
 }
 
 
@@ -274,7 +277,8 @@ def cpu_by_group() -> dict[str, float]:
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue  # gone meanwhile
         for group, names in CPU_GROUPS.items():
-            if comm in names or (group == "workers" and "-m celery" in cmdline):
+            matched_by_command_line = {"workers": "-m celery", "bench": "bench_digest"}
+            if comm in names or matched_by_command_line.get(group, "\0") in cmdline:
                 usage[f"{group}:{pid.name}"] = (int(fields[11]) + int(fields[12])) / ticks
                 break
     return usage
@@ -287,3 +291,21 @@ def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, flo
         group = key.split(":", 1)[0]
         used[group] = used.get(group, 0.0) + seconds - before.get(key, 0.0)
     return used
+
+
+# ---------------------------------------------------------------- the profile
+
+
+def start_profiler(worker_pid: int, path: Path) -> subprocess.Popen:
+    """py-spy sampling the worker and its pool processes until stopped."""
+    binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(binary).exists():
+        raise FileNotFoundError("py-spy not found: pip install -r requirements-bench.txt")
+    command = [binary, "record", "--pid", str(worker_pid), "--subprocesses", "--rate", "200",
+               "--format", "raw", "--nonblocking", "--output", str(path)]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+
+
+def stop_profiler(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    process.wait(timeout=60)

@@ -19,6 +19,7 @@ from collections.abc import Hashable
 
 CRLF = b"\r\n"
 LEADING_DOT = re.compile(rb"(?m)^\.")
+MAX_REPLY_LINE = 8192  # smtplib's limit on a reply line
 
 
 class UnconfirmedSend(smtplib.SMTPServerDisconnected):
@@ -102,7 +103,7 @@ def envelope(sender: str, recipient: str) -> bytes:
     )  # fmt: skip
 
 
-type Outcome[K] = tuple[K, smtplib.SMTPException | None]
+type Outcome[K] = tuple[K, Exception | None]
 
 
 class Pipeline[K: Hashable]:
@@ -160,13 +161,13 @@ class Pipeline[K: Hashable]:
         if refusal is None:
             self._in_flight = (key, data_block(message))
             return outcomes
-        code, error = refusal
+        code, refused = refusal
         if data[0] == 354:
             # The server took DATA although the envelope failed: end it empty.
             self._write(b"." + CRLF)
             self._reply()
         _abandon(self.smtp, code)
-        return [*outcomes, (key, error)]
+        return [*outcomes, (key, refused)]
 
     def finish(self) -> list[Outcome[K]]:
         """Complete the message in flight, if any; return its outcome."""
@@ -210,7 +211,7 @@ class Pipeline[K: Hashable]:
         while True:
             end = self._replies.find(CRLF)
             if end < 0:
-                if len(self._replies) > smtplib._MAXLINE:
+                if len(self._replies) > MAX_REPLY_LINE:
                     self.smtp.close()
                     raise smtplib.SMTPResponseException(500, "Line too long.")
                 self._receive()

@@ -5,12 +5,20 @@ import datetime
 import pytest
 
 from bench import benchmark
-from bench.management.commands.bench_report import median_runs
+from bench.management.commands.bench_report import median_runs, profile_table, targets
 from newsletter import schedule
 
 
-def run(rate: int, raw: int, subscribers: int = 100_000, zones: int = 1) -> dict:
-    return {"rate": rate, "raw": raw, "subscribers": subscribers, "zones": zones, "send_times": 1}
+def run(rate: int, raw: int, subscribers: int = 100_000, zones: int = 1, **more) -> dict:
+    return {
+        "rate": rate,
+        "raw": raw,
+        "ratio": round(rate / raw, 2),
+        "subscribers": subscribers,
+        "zones": zones,
+        "send_times": 1,
+        **more,
+    }
 
 
 def test_each_measurement_reports_its_median_run_with_that_runs_raw_limit():
@@ -26,10 +34,71 @@ def test_each_measurement_reports_its_median_run_with_that_runs_raw_limit():
     medians = median_runs(results)
 
     by_key = {(r["zones"], r["subscribers"]): r for r in medians}
-    assert by_key[(1, 100_000)] == run(2100, 3900) | {"runs": 3, "rates": "1500, 2100, 2600"}
+    assert by_key[(1, 100_000)] == run(2100, 3900) | {
+        "runs": 3,
+        "rates": "1500, 2100, 2600",
+        "min_rate": 1500,
+        "max_rate": 2600,
+        "min_ratio": 0.43,
+        "max_ratio": 0.57,
+    }
     # Two runs: the lower middle one, not an average of figures of two runs.
     assert by_key[(24, 100_000)]["raw"] == 4000
     assert by_key[(1, 10_000)]["runs"] == 1
+
+
+def test_each_database_is_a_measurement_of_its_own():
+    results = [run(4000, 6000, database="sqlite"), run(2000, 6000, database="postgresql")]
+
+    medians = median_runs(results)
+
+    assert sorted((r["database"], r["rate"]) for r in medians) == [
+        ("postgresql", 2000),
+        ("sqlite", 4000),
+    ]
+
+
+def test_the_targets_say_which_are_met_per_database():
+    sends = [
+        run(4800, 6000, database="sqlite", database_name="SQLite", first_email=0.3, rss_mb=100),
+        run(2000, 6000, database="postgresql", database_name="PostgreSQL", first_email=0.7,
+            rss_mb=100),
+    ]  # fmt: skip
+    large = [
+        run(4000, 6000, subscribers=1_000_000, database="sqlite", database_name="SQLite",
+            seconds=250, rss_mb=115),
+    ]  # fmt: skip
+
+    rows = {row["name"]: row["met"] for row in targets(sends, large)}
+
+    assert rows["SQLite: emails/s at 100,000"] == "met"
+    assert rows["SQLite: ratio to raw smtplib"] == "met"
+    assert rows["PostgreSQL: emails/s at 100,000"] == "**not met**"
+    assert rows["PostgreSQL: time to first email"] == "**not met**"
+    assert rows["SQLite: peak worker memory at 1,000,000 against 100,000"] == "met"
+    assert rows["SQLite: 1,000,000 readers end to end"] == "met"
+
+
+def test_the_profile_table_shares_are_of_all_worker_samples(tmp_path):
+    task = "send_delivery_batch (newsletter/tasks.py:60)"
+    stacks = tmp_path / "profile.txt"
+    stacks.write_text(
+        f"process 1;main (celery.py:1);{task};send (smtp.py:10) 6\n"
+        f"process 2;main (celery.py:1);{task};claim (sending.py:5);execute (db.py:2) 2\n"
+        "process 1;main (celery.py:1);poll (kombu.py:3) 2\n"
+    )
+
+    table = profile_table(stacks)
+
+    assert table["samples"] == 10
+    assert table["outside_task"] == 20.0
+    assert dict(table["inclusive"]) == {
+        "send_delivery_batch (newsletter/tasks.py)": 80.0,
+        "send (smtp.py)": 60.0,
+        "claim (sending.py)": 20.0,
+        "execute (db.py)": 20.0,
+    }
+    assert table["self"][0] == ("send (smtp.py)", 60.0)
 
 
 def test_the_bench_zones_are_real_and_one_per_hour_of_offset():

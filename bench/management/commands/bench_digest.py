@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 from django.db.models import Count, Min
 from django.utils import timezone
 
@@ -63,10 +64,19 @@ class Command(BaseCommand):
             metavar=f"1-{len(benchmark.SEND_TIMES)}",
             help="...and over this many delivery times (06:00, 06:30, 07:00, 07:30)",
         )
+        parser.add_argument(
+            "--tag", default="", help="A label for the report: large, scaling (make bench's)"
+        )
+        parser.add_argument(
+            "--profile",
+            type=Path,
+            help="Sample the workers with py-spy during the send and write the stacks "
+            "(py-spy's raw format) here; slows the send, so not a run to measure",
+        )
 
     def handle(self, *args: str, subscribers: int, others: int | None, smtp: str | None,
                workers: int, json_path: Path | None, keep: bool, zones: int, send_times: int,
-               **options: object) -> None:  # fmt: skip
+               profile: Path | None, tag: str, **options: object) -> None:  # fmt: skip
         others = subscribers // 10 if others is None else others
         work_dir = settings.VAR_DIR / "bench"
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +108,7 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from error
             host = "127.0.0.1"
         try:
-            result = self.measure(edition, host, port, workers, work_dir, run_id)
+            result = self.measure(edition, host, port, workers, work_dir, run_id, profile)
         finally:
             if sink is not None:
                 sink.terminate()
@@ -107,6 +117,9 @@ class Command(BaseCommand):
                 benchmark.clear_population()
 
         result |= {
+            "database": connection.vendor,
+            "profiled": profile is not None,
+            "tag": tag,
             "subscribers": subscribers,
             "others": others,
             "workers": workers,
@@ -122,7 +135,7 @@ class Command(BaseCommand):
         self.stderr.write(text)
 
     def measure(self, edition: Edition, host: str, port: int, workers: int, work_dir: Path,
-                run_id: str) -> dict:  # fmt: skip
+                run_id: str, profile: Path | None) -> dict:  # fmt: skip
         queue = f"bench-{run_id}"
         query_log = work_dir / f"queries-{run_id}.jsonl"
         worker_log = work_dir / f"worker-{run_id}.log"
@@ -149,8 +162,11 @@ class Command(BaseCommand):
         try:
             self.wait_until_ready(worker, worker_log)
             self.say(f"Sending to the SMTP server at {host}:{port} with {workers} workers...")
+            sampler = benchmark.start_profiler(worker.pid, profile) if profile else None
             cpu_before = benchmark.cpu_by_group()
             result = self.run_send(edition, queue)
+            if sampler is not None:
+                benchmark.stop_profiler(sampler)
             cpu = benchmark.cpu_used(cpu_before, benchmark.cpu_by_group())
             # CPU seconds per 1,000 emails, by process: what each email costs
             # the machine, the workers' share against the SMTP server's.
