@@ -1,6 +1,6 @@
 import os
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -12,14 +12,16 @@ app.autodiscover_tasks()
 
 @task_prerun.connect
 @task_postrun.connect
-def close_old_connections(**kwargs: object) -> None:
+def close_old_connections(task: Task, **kwargs: object) -> None:
     """Database connections outlive a task as they outlive a web request: CONN_MAX_AGE.
 
     What Django does at each request's start and end: a connection that is
     too old, or broken (a restarted database, checked by CONN_HEALTH_CHECKS),
     is closed, and the next query opens a new one. (Celery's own rule, one
-    connection per task, is turned off by CELERY_DB_REUSE_MAX.)
+    connection per task, is turned off by CELERY_DB_REUSE_MAX.) A task run
+    eagerly, in its caller's process, leaves the caller's connection alone.
     """
     from django import db
 
-    db.close_old_connections()
+    if not task.request.is_eager:
+        db.close_old_connections()

@@ -36,6 +36,7 @@ if POLICY.max_line_length is None:  # pragma: no cover - the SMTP policy folds a
 MAX_LINE: int = POLICY.max_line_length
 SNIFF_LINES = 10  # email.contentmanager decides between qp and base64 on these
 LINE_BREAK = re.compile(rb"\r\n|\r|\n")  # what bytes.splitlines() splits on
+CRLF = b"\r\n"
 
 # Names and addresses that email headers carry as they are: no quoting, no
 # encoded words, no IDNA. Anything else takes Django's path.
@@ -67,32 +68,39 @@ class BodyTemplate:
         self.slot = slot
         lines = content.encode("utf-8").splitlines()
         self.line_count = len(lines)
-        # Alternating: a run of fixed lines (as text, as quoted-printable, and
-        # their raw bytes), then one line with slots (its text), and so on.
-        self.pieces: list[tuple[str, str, list[bytes]] | str] = []
+        # Alternating: a run of fixed lines (as 7bit bytes, as quoted-printable
+        # bytes, both with CRLF line ends, and their raw bytes), then one line
+        # with slots (its text), and so on.
+        self.pieces: list[tuple[bytes, bytes, list[bytes]] | str] = []
         run: list[bytes] = []
-        for line in lines:
+        slot_lines = []
+        for number, line in enumerate(lines):
             text = line.decode("utf-8")
             if slot.search(text):
                 self.pieces.append(self._fixed_run(run))
                 self.pieces.append(text)
+                slot_lines.append(number)
                 run = []
             else:
                 run.append(line)
         self.pieces.append(self._fixed_run(run))
+        self.slot_line_count = len(slot_lines)
         fixed = [line for line in lines if not slot.search(line.decode("utf-8"))]
         self.fixed_max_length = max((len(line) for line in fixed), default=0)
         self.fixed_ascii = all(line.isascii() for line in fixed)
-        # Where the slot lines fall among the first SNIFF_LINES lines.
-        self.sniff_fixed = lines[:SNIFF_LINES]
+        # The choice between quoted-printable and base64 reads the first
+        # lines: when no reader's value is among them, it is made once.
+        self.fixed_prefers_base64: bool | None = None
+        if not slot_lines or slot_lines[0] >= SNIFF_LINES:
+            self.fixed_prefers_base64 = self._prefers_base64(lines[:SNIFF_LINES])
 
     @staticmethod
-    def _fixed_run(lines: list[bytes]) -> tuple[str, str, list[bytes]]:
+    def _fixed_run(lines: list[bytes]) -> tuple[bytes, bytes, list[bytes]]:
         if not lines:
-            return ("", "", [])
-        text = "".join(line.decode("utf-8") + "\n" for line in lines)
-        qp = "".join(body_encode(line.decode("latin-1"), MAX_LINE) + "\n" for line in lines)
-        return (text, qp, lines)
+            return (b"", b"", [])
+        seven_bit = b"".join(line + CRLF for line in lines)
+        qp = b"".join(crlf(body_encode(line.decode("latin-1"), MAX_LINE)) for line in lines)
+        return (seven_bit, qp, lines)
 
     def _filled_lines(self, values: dict[str, str]) -> list[list[bytes] | tuple]:
         fill = lambda match: values[match.group(1)]  # noqa: E731
@@ -106,8 +114,8 @@ class BodyTemplate:
                 out.append(LINE_BREAK.split(self.slot.sub(fill, piece).encode("utf-8")))
         return out
 
-    def encode(self, values: dict[str, str]) -> tuple[str, str] | None:
-        """(transfer encoding, payload with \\n line ends) for these slot values.
+    def encode(self, values: dict[str, str]) -> tuple[str, bytes] | None:
+        """(transfer encoding, payload with CRLF line ends) for these slot values.
 
         Mirrors email.contentmanager._encode_text under the SMTP policy: 7bit
         when every line is ASCII and short enough, otherwise quoted-printable
@@ -116,31 +124,34 @@ class BodyTemplate:
         """
         pieces = self._filled_lines(values)
         dynamic = [line for piece in pieces if isinstance(piece, list) for line in piece]
-        if self.line_count - sum(isinstance(p, list) for p in pieces) + len(dynamic) <= SNIFF_LINES:
+        if self.line_count - self.slot_line_count + len(dynamic) <= SNIFF_LINES:
             return None  # a body this short is encoded differently; not worth mirroring
         max_length = max([self.fixed_max_length, *map(len, dynamic)])
         if max_length <= MAX_LINE and self.fixed_ascii and all(map(bytes.isascii, dynamic)):
-            return "7bit", "".join(
+            return "7bit", b"".join(
                 piece[0] if isinstance(piece, tuple) else
-                "".join(line.decode("ascii") + "\n" for line in piece)
+                b"".join(line + CRLF for line in piece)
                 for piece in pieces
             )  # fmt: skip
 
-        raw = [
-            line for piece in pieces for line in (piece[2] if isinstance(piece, tuple) else piece)
-        ]
-        if self._prefers_base64(raw[:SNIFF_LINES]):
-            linesep = POLICY.linesep.encode("ascii")
-            data = linesep.join(raw) + linesep
+        prefers_base64 = self.fixed_prefers_base64
+        if prefers_base64 is None:
+            prefers_base64 = self._prefers_base64(first_lines(pieces, SNIFF_LINES))
+        if prefers_base64:
+            raw = [
+                line
+                for piece in pieces
+                for line in (piece[2] if isinstance(piece, tuple) else piece)
+            ]
+            data = CRLF.join(raw) + CRLF
             step = MAX_LINE // 4 * 3
-            payload = "".join(
-                binascii.b2a_base64(data[i : i + step]).decode("ascii")
+            return "base64", b"".join(
+                binascii.b2a_base64(data[i : i + step]).replace(b"\n", CRLF)
                 for i in range(0, len(data), step)
             )
-            return "base64", payload
-        return "quoted-printable", "".join(
+        return "quoted-printable", b"".join(
             piece[1] if isinstance(piece, tuple) else
-            "".join(quoted_printable_line(line) + "\n" for line in piece)
+            b"".join(crlf(quoted_printable_line(line)) for line in piece)
             for piece in pieces
         )  # fmt: skip
 
@@ -150,6 +161,21 @@ class BodyTemplate:
         sniff = linesep.join(first_lines) + linesep
         sniff_qp = body_encode(sniff.decode("latin-1"), MAX_LINE)
         return len(sniff_qp) > len(binascii.b2a_base64(sniff))
+
+
+def crlf(encoded_line: str) -> bytes:
+    """An encoded line (soft breaks as "\\n") as it goes on the wire, ending in CRLF."""
+    return encoded_line.replace("\n", "\r\n").encode("ascii") + CRLF
+
+
+def first_lines(pieces: list[list[bytes] | tuple], count: int) -> list[bytes]:
+    """The first `count` raw lines of filled-in pieces."""
+    lines: list[bytes] = []
+    for piece in pieces:
+        lines += piece[2] if isinstance(piece, tuple) else piece
+        if len(lines) >= count:
+            break
+    return lines[:count]
 
 
 class FastDigest:
@@ -238,7 +264,7 @@ class FastDigest:
             cte_line = f"Content-Transfer-Encoding: {cte}\r\n".encode("ascii")
             out += [b"--", self.boundary.encode(), b"\r\n"]
             out += [cte_line if isinstance(piece, str) else piece for piece in part_head]
-            out += [b"\r\n", payload.replace("\n", "\r\n").encode("ascii"), b"\r\n"]
+            out += [b"\r\n", payload, b"\r\n"]
         out += [b"--", self.boundary.encode(), self.epilogue]
         return b"".join(out)
 

@@ -527,11 +527,15 @@ def since_label(window_start: datetime.datetime | None, zone: str) -> str:
 
 
 class Contents:
-    """What each delivery of a batch carries, computed once per distinct window."""
+    """What each delivery of a batch carries, computed once per distinct window.
+
+    Kept for the batch (seconds): an edit made meanwhile reaches the next one.
+    """
 
     def __init__(self, edition: Edition) -> None:
         self.edition = edition
         self._windows: dict[tuple[object, ...], list[Article]] = {}
+        self._digests: dict[tuple[object, ...], DigestTemplate] = {}
 
     def articles(self, delivery: Delivery) -> list[Article]:
         if delivery.window_start is None or delivery.scheduled_for is None:
@@ -544,11 +548,15 @@ class Contents:
         return self._windows[key]
 
     def digest(self, delivery: Delivery) -> DigestTemplate:
-        return digest_template(
-            self.edition,
-            self.articles(delivery),
-            since_label(delivery.window_start, delivery.time_zone),
-        )
+        key = (delivery.window_start, delivery.scheduled_for, delivery.time_zone)
+        digest = self._digests.get(key)
+        if digest is None:
+            digest = self._digests[key] = digest_template(
+                self.edition,
+                self.articles(delivery),
+                since_label(delivery.window_start, delivery.time_zone),
+            )
+        return digest
 
 
 @dataclass

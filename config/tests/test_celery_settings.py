@@ -1,5 +1,11 @@
 """The send's time limits, leases and broker settings fit together (config/settings)."""
 
+import time
+
+import pytest
+from celery.signals import task_postrun, task_prerun
+from django.db import connections
+
 from config.celery import app
 from newsletter import leases, tasks
 from newsletter.tasks import RETRY_MAX_SECONDS
@@ -41,3 +47,40 @@ def test_the_sweep_runs_every_minute_and_workers_take_one_batch_at_a_time(settin
 def test_running_batches_carry_on_when_the_broker_connection_drops():
     # Cancelling them would repeat each one's unrecorded emails.
     assert app.conf.worker_cancel_long_running_tasks_on_connection_loss is False
+
+
+class FakeTask:
+    def __init__(self, *, eager: bool) -> None:
+        self.request = type("Request", (), {"is_eager": eager})()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_connection_between_tasks_by_conn_max_age(settings):
+    # Celery would close it around every task (a new PostgreSQL backend per batch).
+    assert app.conf.get("CELERY_DB_REUSE_MAX") >= 10**6
+    connection = connections["default"]
+    connection.ensure_connection()
+    opened = connection.connection
+    connection.settings_dict["CONN_MAX_AGE"] = 60
+    connection.close_at = time.monotonic() + 60
+    try:
+        task_postrun.send(sender=None, task=FakeTask(eager=False))
+        task_prerun.send(sender=None, task=FakeTask(eager=False))
+        assert connection.connection is opened
+
+        # Once CONN_MAX_AGE is up, the next task starts on a new one.
+        connection.close_at = time.monotonic() - 1
+        task_prerun.send(sender=None, task=FakeTask(eager=False))
+        assert connection.connection is None
+    finally:
+        connection.settings_dict["CONN_MAX_AGE"] = settings.DATABASES["default"]["CONN_MAX_AGE"]
+
+
+@pytest.mark.django_db
+def test_an_eager_task_leaves_its_callers_connection_alone():
+    connection = connections["default"]
+    connection.ensure_connection()
+    opened = connection.connection
+    connection.close_at = time.monotonic() - 1  # it would be closed, were it a worker's
+    task_postrun.send(sender=None, task=FakeTask(eager=True))
+    assert connection.connection is opened

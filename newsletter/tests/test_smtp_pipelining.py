@@ -175,3 +175,20 @@ def test_an_aborted_pipeline_never_delivers_the_message_in_flight(smtp_server, p
 
     assert pipeline.in_flight is None
     assert smtp_server.recipients() == ["kept@example.com"]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "reader0000001@bench.invalid",
+        "first.last+tag@example.co.uk",
+        "d-123-abc@bounces.example.com",
+        "Name <a@example.com>",
+        '"quoted local"@example.com',
+        "<a@example.com>",
+        "<>",
+        "a@b",
+    ],
+)
+def test_addresses_are_quoted_as_smtplib_quotes_them(address):
+    assert smtp.quote_address(address) == smtplib.quoteaddr(address)
