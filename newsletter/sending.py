@@ -200,6 +200,11 @@ def snapshot_audience(
         .values("earliest")
     )
     moment = DateTimeField()
+    # Ordered (the readers' default order, by email), so the audience is read
+    # and sorted whole before the first row is written. Streamed instead,
+    # PostgreSQL's plan for a table it thinks empty (a new install's first
+    # send) scans the deliveries once per reader, this INSERT's own rows
+    # included: 87 s instead of 1.4 s for 100,000 readers.
     rows = readers.annotate(
         window_from=Greatest(
             Coalesce(
@@ -771,6 +776,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     entitled = set(
         Subscriber.objects.entitled()
         .filter(pk__in=[d.subscriber_id for d in deliveries])
+        .order_by()
         .values_list("pk", flat=True)
     )
     contents = Contents(edition)
