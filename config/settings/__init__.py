@@ -491,6 +491,7 @@ CELERY_BEAT_SCHEDULE = {
 # The cache holds rate-limit counters, so it must be shared by every web
 # process: Redis when there is one, else files in var/cache (shared by the
 # processes of one machine, which is what the demo runs).
+CACHES: dict[str, dict[str, object]]
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -505,6 +506,29 @@ else:
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
         }
+    }
+
+# The public pages as anonymous visitors see them (newsletter/pagecache.py),
+# for at most PAGE_CACHE_SECONDS (0: not cached); any write to the articles,
+# sections or editions replaces them at once. A cache of their own: the
+# file-based cache culls a third of its entries when full, and page entries
+# must not push the rate-limit counters out. Shared by every process like
+# the default, so a publish in the admin or the worker reaches every web
+# process.
+PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 60, minimum=0)
+if REDIS_URL:
+    CACHES["pages"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "briefing-pages",
+        "TIMEOUT": PAGE_CACHE_SECONDS,
+    }
+else:
+    CACHES["pages"] = {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "page-cache"),
+        "TIMEOUT": PAGE_CACHE_SECONDS,
+        "OPTIONS": {"MAX_ENTRIES": 2000},
     }
 
 # Security. Production (DEBUG off) gets secure cookies, HSTS and an HTTPS
