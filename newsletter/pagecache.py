@@ -17,11 +17,13 @@ Freshness: every entry belongs to a generation, a random value in the cache.
 Any write to the public content (articles, sections, editions and what they
 carry: newsletter.apps connects saves and deletes, the models' querysets
 their bulk updates) replaces the generation once the transaction commits,
-so the next request renders anew. A request reads the generation before it
-reads the database, so a page rendered from data older than a commit is
-stored under the generation that commit replaced, and never served. Entries
-also expire after PAGE_CACHE_SECONDS, which bounds what no write announces
-(a new deploy's templates, an article whose publication time comes without a
+so the next request renders anew: at once in the process that wrote, within
+GENERATION_SECONDS (1) in the others, which read it again that often. A
+request takes the generation before it reads the database, so a page
+rendered from data older than a commit is stored under the generation that
+commit replaced, and not served once the new one is read. Entries also
+expire after PAGE_CACHE_SECONDS, which bounds what no write announces (a
+new deploy's templates, an article whose publication time comes without a
 write).
 """
 
@@ -62,12 +64,18 @@ PAGE_SETTINGS = (
 
 type View = Callable[..., HttpResponse]
 
-# Each process keeps a copy of the pages it served, so that a hit reads only
-# the small generation from the shared cache, not the page (31 KB for the
-# landing page, unpickled and, from files, decompressed each time). The
-# generation is still read every time: a write is seen at once everywhere.
+# Each process keeps a copy of the pages it served, so that a hit does not
+# fetch the page from the shared cache (31 KB for the landing page, unpickled
+# and, from files, decompressed each time); a copy counts only while its
+# generation is the current one.
 LOCAL_ENTRIES = 500
 _local: dict[str, "Entry"] = {}
+# And the generation, which it reads again after GENERATION_SECONDS: reading
+# it for every request was a round trip to Redis per page, as much as all
+# the rest of a hit. A write is seen at once in the process that made it and
+# within this time in every other one.
+GENERATION_SECONDS = 1.0
+_generation_read: tuple[float, str] = (0.0, "")  # (time.time() of the read, generation)
 
 
 class Entry(TypedDict):
@@ -96,8 +104,21 @@ def invalidate() -> None:
 
 
 def new_generation() -> str:
+    global _generation_read
     generation = secrets.token_hex(8)
     page_cache().set(GENERATION_KEY, generation, timeout=None)
+    _generation_read = (time.time(), generation)
+    return generation
+
+
+def current_generation(store: BaseCache) -> str:
+    """The generation, as this process read it within GENERATION_SECONDS, else from the cache."""
+    global _generation_read
+    read_at, generation = _generation_read
+    # A clock set back counts as time up too.
+    if not generation or not 0 <= time.time() - read_at < GENERATION_SECONDS:
+        generation = store.get(GENERATION_KEY) or first_generation(store)
+        _generation_read = (time.time(), generation)
     return generation
 
 
@@ -171,7 +192,7 @@ def cached_page(*, params: tuple[str, ...] = ()) -> Callable[[View], View]:
             if key is None or not is_anonymous(request):
                 return view(request, *args, **kwargs)
             store = page_cache()
-            generation = store.get(GENERATION_KEY) or current_generation(store)
+            generation = current_generation(store)
             entry = stored_entry(store, key, generation)
             if entry is None:
                 response = view(request, *args, **kwargs)
@@ -204,7 +225,7 @@ def stored_entry(store: BaseCache, key: str, generation: str) -> Entry | None:
     return entry
 
 
-def current_generation(store: BaseCache) -> str:
+def first_generation(store: BaseCache) -> str:
     """The generation, starting one if there is none (a new or a flushed cache)."""
     store.add(GENERATION_KEY, secrets.token_hex(8), timeout=None)
     generation: str | None = store.get(GENERATION_KEY)

@@ -514,7 +514,7 @@ else:
 # file-based cache culls a third of its entries when full, and page entries
 # must not push the rate-limit counters out. Shared by every process like
 # the default, so a publish in the admin or the worker reaches every web
-# process.
+# process. Settings that replace CACHES must keep this alias (e2e's do).
 PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 60, minimum=0)
 if REDIS_URL:
     CACHES["pages"] = {

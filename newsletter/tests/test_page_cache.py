@@ -301,10 +301,22 @@ def test_a_stored_page_lasts_page_cache_seconds(settings, clock, story):
     assert "Changed behind the cache" in visitor().get("/").content.decode()
 
 
-def test_a_flushed_cache_starts_a_new_generation(story):
+def test_a_flushed_cache_starts_a_new_generation(clock, story):
     visitor().get("/")
     pagecache.page_cache().delete(pagecache.GENERATION_KEY)
     change_title_behind_the_cache(story, "Changed behind the cache")
+    clock.shift(datetime.timedelta(seconds=pagecache.GENERATION_SECONDS + 0.1))
+
+    assert "Changed behind the cache" in visitor().get("/").content.decode()
+
+
+def test_a_write_in_another_process_is_seen_within_a_second(clock, story):
+    visitor().get("/")
+    change_title_behind_the_cache(story, "Changed behind the cache")
+    # What another process's commit does: a new generation in the shared cache.
+    pagecache.page_cache().set(pagecache.GENERATION_KEY, "another-process", timeout=None)
+
+    clock.shift(datetime.timedelta(seconds=pagecache.GENERATION_SECONDS + 0.1))
 
     assert "Changed behind the cache" in visitor().get("/").content.decode()
 
