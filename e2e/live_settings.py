@@ -9,21 +9,11 @@ a worker of `make run` never takes the tests' tasks, nor ours theirs).
 """
 
 from config.settings import *  # noqa: F403
-from config.settings import PAGE_CACHE_SECONDS, VAR_DIR, filesystem_broker
+from config.settings import VAR_DIR, file_caches, filesystem_broker
 
 STATE_DIR = VAR_DIR / "e2e"
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(STATE_DIR / "cache"),
-    },
-    "pages": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(STATE_DIR / "page-cache"),
-        "TIMEOUT": PAGE_CACHE_SECONDS,
-    },
-}
+CACHES = file_caches(STATE_DIR)
 
 # The conftest removes REDIS_URL, so the broker is the filesystem one.
 CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker(STATE_DIR / "broker")

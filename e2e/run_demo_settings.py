@@ -6,19 +6,9 @@ limits with the browser tests' stack or with a developer's `make run`.
 """
 
 from config.settings import *  # noqa: F403
-from config.settings import PAGE_CACHE_SECONDS, VAR_DIR, filesystem_broker
+from config.settings import VAR_DIR, file_caches, filesystem_broker
 
 STATE_DIR = VAR_DIR / "e2e-run-demo"
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(STATE_DIR / "cache"),
-    },
-    "pages": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(STATE_DIR / "page-cache"),
-        "TIMEOUT": PAGE_CACHE_SECONDS,
-    },
-}
+CACHES = file_caches(STATE_DIR)
 CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker(STATE_DIR / "broker")
