@@ -289,7 +289,6 @@ def test_pages_are_not_stored_with_page_cache_seconds_zero(settings, story):
     assert "Changed behind the cache" in visitor().get("/").content.decode()
 
 
-@pytest.mark.skipif(bool(django_settings.REDIS_URL), reason="Redis expires keys on its own clock")
 def test_a_stored_page_lasts_page_cache_seconds(settings, clock, story):
     settings.PAGE_CACHE_SECONDS = 60
     visitor().get("/")
