@@ -29,6 +29,7 @@ write).
 
 import functools
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -47,10 +48,16 @@ from django.middleware.csp import get_nonce
 from django.middleware.csrf import get_token
 from django.template.response import SimpleTemplateResponse
 from django.utils.cache import patch_vary_headers
+from redis.exceptions import RedisError
 
 from subscriptions.sessions import SESSION_KEY as READER_SESSION_KEY
 
+logger = logging.getLogger(__name__)
+
 CACHE_ALIAS = "pages"
+# What the page cache raises when it cannot be reached: Redis down or
+# restarting, the cache folder unwritable.
+CACHE_ERRORS = (RedisError, OSError)
 GENERATION_KEY = "generation"
 # Part of every key: entries of an older layout are never read as this one.
 FORMAT = "2"
@@ -192,14 +199,22 @@ def cached_page(*, params: tuple[str, ...] = ()) -> Callable[[View], View]:
             if key is None or not is_anonymous(request):
                 return view(request, *args, **kwargs)
             store = page_cache()
-            generation = current_generation(store)
-            entry = stored_entry(store, key, generation)
+            try:
+                generation = current_generation(store)
+                entry = stored_entry(store, key, generation)
+            except CACHE_ERRORS as error:
+                # The pages worked without Redis before they were cached: they still do.
+                logger.warning("Page cache unavailable, %s rendered: %s", request.path, error)
+                return view(request, *args, **kwargs)
             if entry is None:
                 response = view(request, *args, **kwargs)
                 entry = render_with_holes(request, response, generation)
                 if entry is None:
                     return response
-                store.set(key, entry, timeout=settings.PAGE_CACHE_SECONDS)
+                try:
+                    store.set(key, entry, timeout=settings.PAGE_CACHE_SECONDS)
+                except CACHE_ERRORS as error:
+                    logger.warning("Page cache unavailable, %s not stored: %s", request.path, error)
                 _local[key] = entry
             response = HttpResponse(fill_holes(request, entry), headers=entry["headers"])
             # The page differs for signed-in readers and staff, and carries

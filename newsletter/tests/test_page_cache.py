@@ -320,6 +320,21 @@ def test_a_write_in_another_process_is_seen_within_a_second(clock, story):
     assert "Changed behind the cache" in visitor().get("/").content.decode()
 
 
+def test_the_pages_are_served_without_the_cache_when_it_cannot_be_reached(settings, story, caplog):
+    unreachable = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+    }
+    settings.CACHES = {**django_settings.CACHES, "pages": unreachable}
+
+    home, teaser = visitor().get("/"), visitor().get("/articles/river-treaty/")
+
+    assert home.status_code == teaser.status_code == 200
+    assert "River treaty" in home.content.decode()
+    assert "csrfhole" not in home.content.decode()
+    assert "Page cache unavailable" in caplog.text
+
+
 # --- Writes replace the pages once they commit ----------------------------------------
 
 PAGES = ["/", "/articles/river-treaty/", "/archive/", "/feed/"]
