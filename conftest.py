@@ -181,6 +181,18 @@ def fault_table(smtp_server):
 
 
 @pytest.fixture(autouse=True)
+def fresh_page_cache():
+    """Each test sees its own pages.
+
+    The page cache outlives a test (files in var/, or Redis), and the
+    rolled-back writes of a test never commit, so they never replace it.
+    """
+    from newsletter import pagecache
+
+    pagecache.new_generation()
+
+
+@pytest.fixture(autouse=True)
 def fresh_digest_renders():
     """Each test renders its own digests.
 

@@ -3,22 +3,17 @@
 Everything comes from config.settings and the environment the e2e conftest
 sets (SQLite database, SMTP server, SITE_URL, DEBUG). Only the two places of
 local state that settings do not read from the environment move under
-var/e2e/: the cache (so the signup and sign-in rate limits start at zero on
+var/e2e/: the caches (so the signup and sign-in rate limits start at zero on
 every run and are not shared with `make run`) and the filesystem broker (so
 a worker of `make run` never takes the tests' tasks, nor ours theirs).
 """
 
 from config.settings import *  # noqa: F403
-from config.settings import VAR_DIR, filesystem_broker
+from config.settings import VAR_DIR, file_caches, filesystem_broker
 
 STATE_DIR = VAR_DIR / "e2e"
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(STATE_DIR / "cache"),
-    }
-}
+CACHES = file_caches(STATE_DIR)
 
 # The conftest removes REDIS_URL, so the broker is the filesystem one.
 CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker(STATE_DIR / "broker")

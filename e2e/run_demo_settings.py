@@ -1,19 +1,14 @@
 """Settings for e2e/test_run_demo.py: `bin/run-demo` with state of its own.
 
-The demo's settings, with the cache and the filesystem broker under
+The demo's settings, with the caches and the filesystem broker under
 var/e2e-run-demo/, so the demo this test starts shares no tasks or rate
 limits with the browser tests' stack or with a developer's `make run`.
 """
 
 from config.settings import *  # noqa: F403
-from config.settings import VAR_DIR, filesystem_broker
+from config.settings import VAR_DIR, file_caches, filesystem_broker
 
 STATE_DIR = VAR_DIR / "e2e-run-demo"
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(STATE_DIR / "cache"),
-    }
-}
+CACHES = file_caches(STATE_DIR)
 CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker(STATE_DIR / "broker")

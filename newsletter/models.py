@@ -2,7 +2,7 @@ import datetime
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ from django.utils.html import strip_tags
 from django.utils.text import Truncator
 from django_prose_editor.fields import ProseEditorField
 
+from newsletter import pagecache
 from newsletter.html import EDITOR_EXTENSIONS, clean_editor_html, clean_html
 
 if TYPE_CHECKING:
@@ -44,10 +45,32 @@ class EditionLocked(Exception):
     """The edition's send has started: what it carries can no longer change."""
 
 
+class PublicContentQuerySet[M: models.Model](models.QuerySet[M]):
+    """Rows the public pages show: bulk writes replace the cached pages too.
+
+    Saves and deletes send signals (newsletter.apps connects them); these
+    do not, and the sends change editions this way (newsletter.sending).
+    """
+
+    def update(self, **kwargs: Any) -> int:
+        count = super().update(**kwargs)
+        if count:
+            pagecache.invalidate()
+        return count
+
+    def bulk_create(self, objs: Iterable[M], *args: Any, **kwargs: Any) -> list[M]:
+        created = super().bulk_create(objs, *args, **kwargs)
+        if created:
+            pagecache.invalidate()
+        return created
+
+
 class Section(models.Model):
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
     position = models.PositiveSmallIntegerField(default=0)
+
+    objects = PublicContentQuerySet["Section"].as_manager()
 
     class Meta:
         ordering = ["position", "name"]
@@ -59,7 +82,7 @@ class Section(models.Model):
         return reverse("section", kwargs={"slug": self.slug})
 
 
-class ArticleQuerySet(models.QuerySet["Article"]):
+class ArticleQuerySet(PublicContentQuerySet["Article"]):
     def published(self, now: datetime.datetime | None = None) -> "ArticleQuerySet":
         now = now or timezone.now()
         return self.filter(status=Article.Status.PUBLISHED, published_at__lte=now)
@@ -274,7 +297,7 @@ class Article(models.Model):
         return membership is not None and membership.is_entitled
 
 
-class EditionQuerySet(models.QuerySet["Edition"]):
+class EditionQuerySet(PublicContentQuerySet["Edition"]):
     def gone_out(self) -> "EditionQuerySet":
         """Editions readers have had: sending or sent, or held after the first zones had it.
 
@@ -526,6 +549,8 @@ class EditionArticle(models.Model):
     # An editor may leave an article out; the row stays so that the article
     # is not added back when the edition is refreshed.
     included = models.BooleanField(default=True)
+
+    objects = PublicContentQuerySet["EditionArticle"].as_manager()
 
     class Meta:
         ordering = ["position"]

@@ -6,7 +6,8 @@ from django.core import signing
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.feedgenerator import Rss201rev2Feed, Stylesheet
@@ -15,6 +16,7 @@ from django.views.decorators.http import require_GET
 
 from newsletter import clicks
 from newsletter.models import Article, Edition, EditionArticle, Section
+from newsletter.pagecache import cached_page
 from subscriptions.sessions import current_subscriber
 
 LATEST_COUNT = 6
@@ -43,18 +45,22 @@ def favicon(request: HttpRequest) -> HttpResponse:
     return redirect(static("favicon.ico"), permanent=True)
 
 
+# The public pages are TemplateResponses: the page cache renders them with
+# holes for the visitor's CSRF token and nonce (newsletter.pagecache).
+@cached_page()
 def home(request: HttpRequest) -> HttpResponse:
     articles = Article.objects.published().select_related("section")[:LATEST_COUNT]
-    return render(request, "newsletter/home.html", {"articles": articles})
+    return TemplateResponse(request, "newsletter/home.html", {"articles": articles})
 
 
+@cached_page()
 def article(request: HttpRequest, slug: str) -> HttpResponse:
     queryset = Article.objects.select_related("section", "author")
     if not request.user.is_staff:
         queryset = queryset.published()
     article = get_object_or_404(queryset, slug=slug)
     subscriber = current_subscriber(request)
-    return render(
+    return TemplateResponse(
         request,
         "newsletter/article.html",
         {
@@ -67,6 +73,7 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
+@cached_page(params=("page",))
 def archive(request: HttpRequest) -> HttpResponse:
     # Each edition's articles as its email had them: the editors' order,
     # without those they left out (and without any unpublished since).
@@ -84,16 +91,20 @@ def archive(request: HttpRequest) -> HttpResponse:
     )
     page = Paginator(editions, PAGE_SIZE).get_page(request.GET.get("page"))
     sections = Section.objects.filter(articles__in=Article.objects.published()).distinct()
-    return render(request, "newsletter/archive.html", {"page": page, "sections": sections})
+    return TemplateResponse(
+        request, "newsletter/archive.html", {"page": page, "sections": sections}
+    )
 
 
+@cached_page(params=("page",))
 def section(request: HttpRequest, slug: str) -> HttpResponse:
     section = get_object_or_404(Section, slug=slug)
     articles = Article.objects.published().filter(section=section).select_related("author")
     page = Paginator(articles, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "newsletter/section.html", {"section": section, "page": page})
+    return TemplateResponse(request, "newsletter/section.html", {"section": section, "page": page})
 
 
+@cached_page()
 def edition(request: HttpRequest, date: str) -> HttpResponse:
     """The "view this email in your browser" page: what the digest shows."""
     try:
@@ -105,7 +116,7 @@ def edition(request: HttpRequest, date: str) -> HttpResponse:
         # Drafts and held editions are the editors' business until they go out.
         editions = editions.gone_out()
     edition = get_object_or_404(editions, date=day)
-    return render(
+    return TemplateResponse(
         request,
         "newsletter/edition.html",
         {"edition": edition, "articles": edition.ordered_articles()},

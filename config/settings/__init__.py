@@ -497,21 +497,48 @@ CELERY_BEAT_SCHEDULE = {
 # The cache holds rate-limit counters, so it must be shared by every web
 # process: Redis when there is one, else files in var/cache (shared by the
 # processes of one machine, which is what the demo runs).
+# Beside it, the public pages as anonymous visitors see them
+# (newsletter/pagecache.py), for at most PAGE_CACHE_SECONDS (0: not cached);
+# any write to the articles, sections or editions replaces them at once. A
+# cache of their own: the file-based cache culls a third of its entries when
+# full, and page entries must not push the rate-limit counters out. Shared by
+# every process like the default, so a publish in the admin or the worker
+# reaches every web process.
+PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 60, minimum=0)
+
+
+def file_caches(folder: Path) -> dict[str, dict[str, object]]:
+    """Both caches as files in `folder` (cache/ and page-cache/), for a machine without Redis."""
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(folder / "cache"),
+        },
+        "pages": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(folder / "page-cache"),
+            "TIMEOUT": PAGE_CACHE_SECONDS,
+            "OPTIONS": {"MAX_ENTRIES": 2000},
+        },
+    }
+
+
 if REDIS_URL:
-    CACHES = {
+    CACHES: dict[str, dict[str, object]] = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "briefing",
-        }
+        },
+        "pages": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "briefing-pages",
+            "TIMEOUT": PAGE_CACHE_SECONDS,
+        },
     }
 else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
-        }
-    }
+    CACHES = file_caches(VAR_DIR)
 
 # Security. Production (DEBUG off) gets secure cookies, HSTS and an HTTPS
 # redirect; DJANGO_SECURE_SSL_REDIRECT=0 is for a TLS-terminating proxy that

@@ -24,7 +24,7 @@ def reader_test_settings(settings):
     # Rate-limit counters of one test must not be seen by the next, and the
     # Redis cache is shared with whatever else uses that database.
     default_cache = {**django_settings.CACHES["default"], "KEY_PREFIX": uuid.uuid4().hex}
-    settings.CACHES = {"default": default_cache}
+    settings.CACHES = {**django_settings.CACHES, "default": default_cache}
     # Tasks run where they are queued, so a test sees their effects.
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
