@@ -575,9 +575,16 @@ class Delivery(models.Model):
         # Due while no worker could send it, and the reader's morning is over.
         MISSED = "missed", "Missed"
 
-    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
+    # Both foreign keys are indexed by the composite indexes below, which
+    # begin with them: one index fewer to write for each row and update.
+    edition = models.ForeignKey(
+        Edition, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     subscriber = models.ForeignKey(
-        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="deliveries"
+        "subscriptions.Subscriber",
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_index=False,
     )
     status = models.CharField(max_length=20, choices=Status, default=Status.QUEUED)
     # The reader's send moment (their delivery time in their zone, that
@@ -607,7 +614,10 @@ class Delivery(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["edition", "status"]),
+            # A batch claims (edition, queued, id range): the range is in the
+            # index, so a claim reads its 500 rows, not every queued row of
+            # the edition (which made a send quadratic on PostgreSQL).
+            models.Index(fields=["edition", "status", "id"], name="delivery_edition_status_id"),
             models.Index(fields=["subscriber", "scheduled_for"]),
             models.Index(fields=["status", "scheduled_for"]),
         ]

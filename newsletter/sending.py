@@ -142,7 +142,33 @@ def start_send(edition: Edition, now: datetime.datetime | None = None) -> None:
             default_window_start=default_start,
         )
         mark_sending(edition, now)
+    refresh_statistics(count)
     logger.info("Edition %s: sent by hand to %d readers", edition.date, count)
+
+
+# A write of at least this many deliveries, and a tenth of the table, refreshes
+# PostgreSQL's statistics (refresh_statistics).
+STATISTICS_MIN_ROWS = 1000
+
+
+def refresh_statistics(added: int) -> None:
+    """Tell PostgreSQL's planner about a large audience just written (ANALYZE the deliveries).
+
+    Planned with statistics of a table that was nearly empty (a new list's
+    first send, a list that doubled, or autovacuum not having come by yet),
+    each batch's claim reads every queued row of the edition instead of its
+    own 500: a 100,000-reader send spent 9 ms a batch on it instead of 0.3 ms,
+    and the time grows with the list. ANALYZE samples the table, so it costs
+    about the same at any size (tenths of a second), once per large write.
+    """
+    if connection.vendor != "postgresql" or added < STATISTICS_MIN_ROWS:
+        return
+    table = Delivery._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        (estimate,) = cursor.fetchone() or (0,)
+        if added > 0.1 * max(estimate, 0):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
 def mark_sending(edition: Edition, now: datetime.datetime) -> None:
@@ -334,6 +360,7 @@ def schedule_slot(
             "%s %s %s: %d digests missed (due %s)", day, send_time, zone, slot.readers, moment
         )
         return []
+    refresh_statistics(slot.readers)
     logger.info("%s %s %s: %d digests queued", day, send_time, zone, slot.readers)
     return [
         (edition.pk, first_id, last_id)

@@ -1,0 +1,56 @@
+"""A large audience refreshes PostgreSQL's statistics, so each batch claims only its own rows."""
+
+import pytest
+from django.db import connection
+
+from newsletter import sending
+from newsletter.models import Delivery
+from newsletter.tests.factories import built_edition, make_article
+from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
+
+pytestmark = [pytest.mark.clock(MONDAY_BEFORE_SEND), pytest.mark.django_db(transaction=True)]
+
+
+def estimated_rows() -> float:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Delivery._meta.db_table]
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics (CI's second pass runs it)")
+
+
+def test_a_large_audience_is_analysed_and_claims_use_the_id_range(postgresql, monkeypatch):
+    monkeypatch.setattr(sending, "STATISTICS_MIN_ROWS", 20)
+    make_article()
+    for n in range(40):
+        make_subscriber(f"reader{n:02d}@example.com")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE newsletter_delivery")  # statistics of the empty table
+    assert estimated_rows() <= 0
+
+    edition = built_edition(MONDAY)
+    sending.start_send(edition)
+
+    # The planner knows of the 40 queued rows (at 100,000 its claim plan
+    # then reads a batch's id range instead of every queued row: the bench).
+    assert estimated_rows() == 40
+
+
+def test_a_small_write_to_a_large_table_does_not_analyse(postgresql, monkeypatch):
+    executed: list[str] = []
+    monkeypatch.setattr(sending, "STATISTICS_MIN_ROWS", 20)
+
+    def record(execute, sql, params, many, context):
+        executed.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        sending.refresh_statistics(19)
+    assert executed == []
