@@ -19,7 +19,7 @@ import datetime
 import logging
 import smtplib
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -423,8 +423,17 @@ def batch_ranges(
 
     Rows a batch waiting to retry holds (a live lease) are left to it.
     """
+    return list(iter_batch_ranges(edition, size, scheduled_for=scheduled_for))
+
+
+def iter_batch_ranges(
+    edition: Edition,
+    size: int | None = None,
+    *,
+    scheduled_for: datetime.datetime | None = None,
+) -> Iterator[tuple[int, int]]:
+    """batch_ranges, each as soon as it is known: the first batch need not wait for the last."""
     size = size or settings.DIGEST_BATCH_SIZE
-    ranges: list[tuple[int, int]] = []
     queued = edition.deliveries.filter(status=Delivery.Status.QUEUED).exclude(
         lease_until__gte=timezone.now()
     )
@@ -435,11 +444,10 @@ def batch_ranges(
     for pk in ids.iterator(chunk_size=5000):
         chunk.append(pk)
         if len(chunk) == size:
-            ranges.append((chunk[0], chunk[-1]))
+            yield (chunk[0], chunk[-1])
             chunk = []
     if chunk:
-        ranges.append((chunk[0], chunk[-1]))
-    return ranges
+        yield (chunk[0], chunk[-1])
 
 
 def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:

@@ -49,13 +49,16 @@ def send_edition(edition_id: int) -> int:
         logger.info("Edition %s is held by the editors: not sending", edition.date)
         return 0
     sending.requeue_expired_claims(edition)
-    ranges = sending.batch_ranges(edition)
-    for first_id, last_id in ranges:
+    queued = 0
+    # Each batch is queued as soon as its range is known, so the first one
+    # starts while the rest of a large list is still being split.
+    for first_id, last_id in sending.iter_batch_ranges(edition):
         send_delivery_batch.delay(edition.pk, first_id, last_id)
-    if not ranges:
+        queued += 1
+    if not queued:
         sending.finish_if_done(edition.pk)
-    logger.info("Edition %s: %d batches queued", edition.date, len(ranges))
-    return len(ranges)
+    logger.info("Edition %s: %d batches queued", edition.date, queued)
+    return queued
 
 
 @shared_task(
