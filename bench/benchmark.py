@@ -280,14 +280,17 @@ def cpu_by_group() -> dict[str, float]:
             continue
         try:
             comm, cmdline = _command(pid)
-            # Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
+            # Fields after the command's closing parenthesis: utime, stime, cutime and
+            # cstime are the 12th to 15th. A parent's cutime and cstime hold its
+            # ended children's time (PostgreSQL's backends come and go with the
+            # workers' connections), so nothing is lost when one exits.
             fields = (pid / "stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue  # gone meanwhile
         for group, names in CPU_GROUPS.items():
             matched_by_command_line = {"workers": "-m celery", "bench": "bench_digest"}
             if comm in names or matched_by_command_line.get(group, "\0") in cmdline:
-                usage[f"{group}:{pid.name}"] = (int(fields[11]) + int(fields[12])) / ticks
+                usage[f"{group}:{pid.name}"] = sum(map(int, fields[11:15])) / ticks
                 break
     return usage
 
