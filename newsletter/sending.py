@@ -81,7 +81,7 @@ UNCONFIRMED_NOTE = (
 
 
 # A delivery and what became of its message: None when the server accepted it.
-type Outcome = tuple[Delivery, Exception | None]
+type Outcome = smtp.Outcome[Delivery]
 
 
 class TransientSendError(Exception):

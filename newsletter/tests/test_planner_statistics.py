@@ -43,14 +43,32 @@ def test_a_large_audience_is_analysed_and_claims_use_the_id_range(postgresql, mo
     assert estimated_rows() == 40
 
 
-def test_a_small_write_to_a_large_table_does_not_analyse(postgresql, monkeypatch):
+def analyses_during(call) -> list[str]:
     executed: list[str] = []
-    monkeypatch.setattr(sending, "STATISTICS_MIN_ROWS", 20)
 
     def record(execute, sql, params, many, context):
         executed.append(sql)
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(record):
-        sending.refresh_statistics(19)
-    assert executed == []
+        call()
+    return [sql for sql in executed if sql.startswith("ANALYZE")]
+
+
+def test_a_write_under_the_minimum_does_not_analyse(postgresql, monkeypatch):
+    monkeypatch.setattr(sending, "STATISTICS_MIN_ROWS", 20)
+
+    assert analyses_during(lambda: sending.refresh_statistics(19)) == []
+    assert analyses_during(lambda: sending.refresh_statistics(20)) != []
+
+
+def test_a_small_share_of_a_large_table_does_not_analyse(postgresql, monkeypatch):
+    monkeypatch.setattr(sending, "STATISTICS_MIN_ROWS", 1)
+    make_article()
+    for n in range(40):
+        make_subscriber(f"reader{n:02d}@example.com")
+    sending.start_send(built_edition(MONDAY))  # 40 rows, analysed
+    assert estimated_rows() == 40
+
+    assert analyses_during(lambda: sending.refresh_statistics(4)) == []  # a tenth: no
+    assert analyses_during(lambda: sending.refresh_statistics(5)) != []
