@@ -337,6 +337,10 @@ class Edition(models.Model):
     # the next edition.
     send_started_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Set while a send by hand is still writing its audience (in chunks,
+    # newsletter.audience): the edition is not sent before its last reader's
+    # row exists, and a writer that died is taken over once this has passed.
+    audience_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = EditionQuerySet.as_manager()
 
@@ -673,9 +677,14 @@ class SendSlot(models.Model):
     The scheduler runs every minute; the unique slot makes the audience of
     each local morning be written once, however often beat fires or however
     many schedulers run. `readers` is how many deliveries it created.
+
+    The audience is written in chunks (newsletter.audience): the slot is
+    "writing" until the last one, held by a lease its writer renews; a
+    scheduler that finds the lease run out (the writer died) writes the rest.
     """
 
     class Outcome(models.TextChoices):
+        WRITING = "writing", "Writing the audience"
         QUEUED = "queued", "Queued"
         MISSED = "missed", "Missed: due while nothing could send"
         NOTHING_NEW = "nothing_new", "Nothing published"
@@ -686,6 +695,7 @@ class SendSlot(models.Model):
     scheduled_for = models.DateTimeField()
     outcome = models.CharField(max_length=20, choices=Outcome)
     readers = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -698,6 +708,14 @@ class SendSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} {self.send_time:%H:%M} {self.time_zone}"
+
+    def writer_died(self, now: datetime.datetime) -> bool:
+        """Still writing its audience, and the writer's lease has run out."""
+        return (
+            self.outcome == self.Outcome.WRITING
+            and self.lease_until is not None
+            and self.lease_until < now
+        )
 
 
 class BounceEvent(models.Model):

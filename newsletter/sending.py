@@ -18,6 +18,7 @@ safe to run twice, from two workers at once, or again after a crash:
 import datetime
 import logging
 import smtplib
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,26 +29,22 @@ from django.conf import settings
 from django.core.mail import mailers
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import (
     Case,
-    DateTimeField,
+    Exists,
     F,
-    Max,
-    Min,
     OuterRef,
     Q,
-    QuerySet,
-    Subquery,
     TextField,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Concat, Greatest
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from config.mail import signing_for, verp_address
-from newsletter import bounces, calendar, carriers, smtp
+from newsletter import audience, bounces, calendar, carriers, smtp
 from newsletter.editions import build_edition, window_articles
 from newsletter.emails import DigestTemplate
 from newsletter.leases import Lease, durably, lease_length
@@ -113,62 +110,93 @@ class BatchReport:
             self.carried[carrier] = self.carried.get(carrier, 0) + count
 
 
-def start_send(edition: Edition, now: datetime.datetime | None = None) -> None:
+def start_send(
+    edition: Edition,
+    now: datetime.datetime | None = None,
+    *,
+    on_batch: Callable[[int, int], object] | None = None,
+) -> bool:
     """Send the edition now to every entitled reader who has not had that date's digest.
 
     The by-hand send (`send_digest --date`, and tests): whatever each
     reader's own morning, their digest goes now, carrying what was published
     since their previous one. Readers whose morning already brought them this
     date's digest keep theirs (one per reader and date). Once only: later
-    calls do nothing.
+    calls do nothing, unless the call that began the send died before the
+    last of its audience was written; then, once its lease has run out, the
+    next call writes the rest.
+
+    The audience is written in chunks (newsletter.audience), and
+    `on_batch(first_id, last_id)` is given the batches of each as soon as it
+    is committed, so the first emails go while the rest is being written.
+    Returns whether this call wrote the audience (began the send or took
+    over a writer that died).
     """
     now = now or timezone.now()
     with transaction.atomic():
         edition = Edition.objects.select_for_update().get(pk=edition.pk)
         if edition.status == Edition.Status.HELD:
             raise EditionHeld(f"{edition} is held by the editors.")
-        if edition.status != Edition.Status.DRAFT:
-            return
-        # A first digest reaches back to the newsroom's send before this
-        # date's (or before now, for a date still to come).
-        default_start = min(
-            previous_send_moment(moment, settings.DIGEST_SEND_TIME, settings.DIGEST_TIMEZONE)
-            for moment in (send_time_on(edition.date), now)
-        )
-        count = snapshot_audience(
-            edition,
-            Subscriber.objects.entitled(now),
-            scheduled_for=now,
-            default_window_start=default_start,
-        )
-        mark_sending(edition, now)
-    refresh_statistics(count)
+        began = edition.status == Edition.Status.DRAFT
+        lease = edition.audience_lease_until
+        if not began and (lease is None or lease >= now):
+            return False  # sent or being sent, its audience written or being written
+        moment = now if began else (edition.send_started_at or now)
+        Edition.objects.filter(pk=edition.pk).update(audience_lease_until=now + lease_length())
+        if began:
+            mark_sending(edition, now)
+    readers = Subscriber.objects.entitled(moment)
+    if not began:
+        # The audience as it was when the send began: who joined since gets
+        # the next edition.
+        readers = readers.filter(created_at__lte=moment)
+    # A first digest reaches back to the newsroom's send before this
+    # date's (or before the send, for a date still to come).
+    default_start = min(
+        previous_send_moment(day, settings.DIGEST_SEND_TIME, settings.DIGEST_TIMEZONE)
+        for day in (send_time_on(edition.date), moment)
+    )
+    renewal = LeaseClock(now)
+    count, after = 0, 0
+    for written in audience.write_audience(
+        edition,
+        readers,
+        scheduled_for=moment,
+        default_window_start=default_start,
+        with_each_chunk=lambda written: Edition.objects.filter(pk=edition.pk).update(
+            audience_lease_until=renewal.until()
+        ),
+    ):
+        count += written
+        if on_batch is not None:
+            # From the first id on the first time: a writer that died may
+            # have left rows nobody queued.
+            for first_id, last_id in iter_batch_ranges(edition, scheduled_for=moment, after=after):
+                on_batch(first_id, last_id)
+                after = last_id
+    Edition.objects.filter(pk=edition.pk).update(audience_lease_until=None)
+    if on_batch is not None:
+        # Its batches may all have gone before the last chunk was in: theirs
+        # found the audience still being written.
+        finish_if_done(edition.pk)
     logger.info("Edition %s: sent by hand to %d readers", edition.date, count)
+    return True
 
 
-# A write of at least this many deliveries, and a tenth of the table, refreshes
-# PostgreSQL's statistics (refresh_statistics).
-STATISTICS_MIN_ROWS = 1000
+class LeaseClock:
+    """The end of a writer's lease, renewed: its `now`, moved on by the time gone by since.
 
-
-def refresh_statistics(added: int) -> None:
-    """Tell PostgreSQL's planner about a large audience just written (ANALYZE the deliveries).
-
-    Planned with statistics of a table that was nearly empty (a new list's
-    first send, a list that doubled, or autovacuum not having come by yet),
-    each batch's claim reads every queued row of the edition instead of its
-    own 500: a 100,000-reader send spent 9 ms a batch on it instead of 0.3 ms,
-    and the time grows with the list. ANALYZE samples the table, so it costs
-    about the same at any size (tenths of a second), once per large write.
+    The clock is read once, by the caller; a long write (a million readers
+    take tens of seconds) keeps its lease by the monotonic clock.
     """
-    if connection.vendor != "postgresql" or added < STATISTICS_MIN_ROWS:
-        return
-    table = Delivery._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
-        (estimate,) = cursor.fetchone() or (0,)
-        if added > 0.1 * max(estimate, 0):
-            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+
+    def __init__(self, now: datetime.datetime) -> None:
+        self.now = now
+        self.started = time.monotonic()
+
+    def until(self) -> datetime.datetime:
+        gone_by = datetime.timedelta(seconds=time.monotonic() - self.started)
+        return self.now + gone_by + lease_length()
 
 
 def mark_sending(edition: Edition, now: datetime.datetime) -> None:
@@ -177,90 +205,6 @@ def mark_sending(edition: Edition, now: datetime.datetime) -> None:
         status=Edition.Status.SENDING, sent_at=None
     )
     Edition.objects.filter(pk=edition.pk, send_started_at=None).update(send_started_at=now)
-
-
-# Deliveries whose digest went, or is going, out: the next window starts
-# where the latest of them ends. Failed and missed ones carried nothing.
-CARRIED = (
-    Delivery.Status.QUEUED,
-    Delivery.Status.SENDING,
-    Delivery.Status.SENT,
-    Delivery.Status.BOUNCED,
-)
-
-
-def snapshot_audience(
-    edition: Edition,
-    readers: QuerySet[Subscriber],
-    *,
-    scheduled_for: datetime.datetime,
-    default_window_start: datetime.datetime,
-    status: str = Delivery.Status.QUEUED,
-) -> int:
-    """One Delivery per reader of `readers`, written by the database itself; return how many.
-
-    INSERT ... SELECT: at 100,000 readers this takes a fraction of a second,
-    where creating the rows from Python takes several, all of it before the
-    first email can go. Each row's window starts where the reader's previous
-    digest ended (default_window_start for a first digest), reaching back
-    at most DIGEST_MAX_BACKLOG_DAYS; a reader who already has this date's
-    delivery keeps it (unique per edition and reader).
-    """
-    backlog_start = scheduled_for - datetime.timedelta(days=settings.DIGEST_MAX_BACKLOG_DAYS)
-    previous_end = (
-        Delivery.objects.filter(
-            subscriber=OuterRef("pk"), status__in=CARRIED, scheduled_for__lt=scheduled_for
-        )
-        .order_by()
-        .values("subscriber")
-        .annotate(latest=Max("scheduled_for"))
-        .values("latest")
-    )
-    # A reader whose earlier digests all went unsent (missed, failed) gets
-    # what the first of those should have carried.
-    unsent_start = (
-        Delivery.objects.filter(subscriber=OuterRef("pk"), scheduled_for__lt=scheduled_for)
-        .order_by()
-        .values("subscriber")
-        .annotate(earliest=Min("window_start"))
-        .values("earliest")
-    )
-    moment = DateTimeField()
-    # Ordered (the readers' default order, by email), so the audience is read
-    # and sorted whole before the first row is written. Streamed instead,
-    # PostgreSQL's plan for a table it thinks empty (a new install's first
-    # send) scans the deliveries once per reader, this INSERT's own rows
-    # included: 87 s instead of 1.4 s for 100,000 readers.
-    rows = readers.annotate(
-        window_from=Greatest(
-            Coalesce(
-                Subquery(previous_end),
-                Subquery(unsent_start),
-                Value(default_window_start, output_field=moment),
-            ),
-            Value(backlog_start, output_field=moment),
-        )
-    ).values(reader_id=F("pk"), window_from=F("window_from"), zone=F("time_zone"))
-    readers_sql, params = rows.query.sql_with_params()
-    table = connection.ops.quote_name(Delivery._meta.db_table)
-    with connection.cursor() as cursor:
-        # "WHERE true" lets SQLite parse ON CONFLICT after a SELECT. The SQL is
-        # Django's own for the queryset and every value is a parameter.
-        cursor.execute(
-            f"INSERT INTO {table} (edition_id, subscriber_id, status, attempts, created_at, "  # noqa: S608
-            "last_error, scheduled_for, window_start, time_zone) "
-            f"SELECT %s, reader_id, %s, 0, %s, '', %s, window_from, zone FROM ({readers_sql}) "
-            "AS audience WHERE true ON CONFLICT DO NOTHING",
-            [
-                edition.pk,
-                status,
-                # Raw SQL: the values as Django would store them (UTC on SQLite).
-                connection.ops.adapt_datetimefield_value(timezone.now()),
-                connection.ops.adapt_datetimefield_value(scheduled_for),
-                *params,
-            ],
-        )
-        return cursor.rowcount
 
 
 # ---------------------------------------------------------------- each reader's morning
@@ -282,6 +226,11 @@ def schedule_due_sends(now: datetime.datetime | None = None) -> list[tuple[int, 
     national holidays. Returns (edition_id, first_id, last_id) ranges
     of the new queued rows, for the batch tasks.
     """
+    return list(iter_due_sends(now))
+
+
+def iter_due_sends(now: datetime.datetime | None = None) -> Iterator[tuple[int, int, int]]:
+    """schedule_due_sends, each batch as soon as its rows are committed (for the beat task)."""
     now = now or timezone.now()
     today = now.astimezone(datetime.UTC).date()  # whatever offset `now` came with
     # Local dates run up to a day ahead of UTC's (Tokyo, Kiritimati).
@@ -289,7 +238,6 @@ def schedule_due_sends(now: datetime.datetime | None = None) -> list[tuple[int, 
     start, end = today - calendar.LOOKBACK, today + datetime.timedelta(days=1)
     no_send = calendar.no_send_days(start, end)
     catch_up = catch_up_window()
-    batches: list[tuple[int, int, int]] = []
     slots = Subscriber.objects.order_by().values_list("time_zone", "send_time").distinct()
     for zone, send_time in slots:
         skipped = calendar.days_off(zone, start, end, no_send)
@@ -299,8 +247,7 @@ def schedule_due_sends(now: datetime.datetime | None = None) -> list[tuple[int, 
             # Older slots were decided on their own day (or are beyond recall).
             if not is_send_day(day, skipped) or not moment <= now < moment + 2 * catch_up:
                 continue
-            batches += schedule_slot(day, zone, send_time, moment, now, skipped)
-    return batches
+            yield from schedule_slot(day, zone, send_time, moment, now, skipped)
 
 
 def schedule_slot(
@@ -310,19 +257,27 @@ def schedule_slot(
     moment: datetime.datetime,
     now: datetime.datetime,
     skipped: set[datetime.date],
-) -> list[tuple[int, int, int]]:
-    """Claim one local morning's send and write its deliveries (see schedule_due_sends)."""
-    if SendSlot.objects.filter(date=day, time_zone=zone, send_time=send_time).exists():
-        return []
+) -> Iterator[tuple[int, int, int]]:
+    """Claim one local morning's send and write its deliveries (see schedule_due_sends).
+
+    Yields the batches of each chunk of the audience once it is committed.
+    A slot still "writing" whose lease has run out (its writer died) is
+    taken over: its audience is written again, which adds only the readers
+    the first writer did not reach.
+    """
+    slot = SendSlot.objects.filter(date=day, time_zone=zone, send_time=send_time).first()
+    if slot is not None and not slot.writer_died(now):
+        return
     # Nothing new for the edition may still be something for a reader whose
     # window reaches back (a pause, a missed morning): the windows decide.
     backlog = datetime.timedelta(days=settings.DIGEST_MAX_BACKLOG_DAYS)
     owed = Article.objects.published_between(moment - backlog, moment).exists()
     edition = build_edition(day, now=moment, even_if_empty=owed)
     if edition is not None and edition.status == Edition.Status.HELD:
-        return []  # the editors decide; the slot stays open until they release it
+        return  # the editors decide; the slot stays open until they release it
     missed = now >= moment + catch_up_window()
-    with transaction.atomic():
+    renewal = LeaseClock(now)
+    if slot is None:
         try:
             with transaction.atomic():
                 slot = SendSlot.objects.create(
@@ -330,42 +285,67 @@ def schedule_slot(
                     time_zone=zone,
                     send_time=send_time,
                     scheduled_for=moment,
-                    outcome=SendSlot.Outcome.NOTHING_NEW,
+                    outcome=SendSlot.Outcome.NOTHING_NEW
+                    if edition is None
+                    else SendSlot.Outcome.WRITING,
+                    lease_until=None if edition is None else renewal.until(),
                 )
         except IntegrityError:
-            return []  # another scheduler claimed it first
-        if edition is None:
-            return []
-        readers = (
-            Subscriber.objects.entitled(moment)
-            .filter(time_zone=zone, send_time=send_time, created_at__lt=moment)
-            .exclude(pause_until__gt=day)
+            return  # another scheduler claimed it first
+        took_over = False
+    elif not SendSlot.objects.filter(pk=slot.pk, lease_until=slot.lease_until).update(
+        lease_until=renewal.until()
+    ):
+        return  # another scheduler took it over first
+    else:
+        took_over = True
+        logger.warning(
+            "%s %s %s: writing the audience again (its writer died)", day, send_time, zone
         )
-        slot.readers = snapshot_audience(
-            edition,
-            readers,
-            scheduled_for=moment,
-            default_window_start=previous_send_moment(moment, send_time, zone, skipped),
-            status=Delivery.Status.MISSED if missed else Delivery.Status.QUEUED,
-        )
-        slot.outcome = SendSlot.Outcome.MISSED if missed else SendSlot.Outcome.QUEUED
-        slot.save(update_fields=["readers", "outcome"])
-        if slot.readers and not missed:
+    if edition is None:
+        return
+
+    def with_each_chunk(written: int) -> None:
+        SendSlot.objects.filter(pk=slot.pk).update(lease_until=renewal.until())
+        if written and not missed:
             mark_sending(edition, now)
+
+    readers = (
+        Subscriber.objects.entitled(moment)
+        .filter(time_zone=zone, send_time=send_time, created_at__lt=moment)
+        .exclude(pause_until__gt=day)
+    )
+    count, after = 0, 0
+    for written in audience.write_audience(
+        edition,
+        readers,
+        scheduled_for=moment,
+        default_window_start=previous_send_moment(moment, send_time, zone, skipped),
+        status=Delivery.Status.MISSED if missed else Delivery.Status.QUEUED,
+        with_each_chunk=with_each_chunk,
+    ):
+        count += written
+        if missed:
+            continue
+        # From the first id on the first time: a writer that died may have
+        # left rows nobody queued.
+        for first_id, last_id in iter_batch_ranges(edition, scheduled_for=moment, after=after):
+            yield (edition.pk, first_id, last_id)
+            after = last_id
+    if took_over:  # the first writer's rows count too
+        count = edition.deliveries.filter(scheduled_for=moment, time_zone=zone).count()
+    slot.readers = count
+    slot.outcome = SendSlot.Outcome.MISSED if missed else SendSlot.Outcome.QUEUED
+    slot.lease_until = None
+    slot.save(update_fields=["readers", "outcome", "lease_until"])
     if missed:
         Delivery.objects.filter(
             edition=edition, scheduled_for=moment, time_zone=zone, status=Delivery.Status.MISSED
         ).update(last_error=f"Due at {moment.isoformat()} while nothing could send.")
-        logger.error(
-            "%s %s %s: %d digests missed (due %s)", day, send_time, zone, slot.readers, moment
-        )
-        return []
-    refresh_statistics(slot.readers)
-    logger.info("%s %s %s: %d digests queued", day, send_time, zone, slot.readers)
-    return [
-        (edition.pk, first_id, last_id)
-        for first_id, last_id in batch_ranges(edition, scheduled_for=moment)
-    ]
+        logger.error("%s %s %s: %d digests missed (due %s)", day, send_time, zone, count, moment)
+        return
+    finish_if_done(edition.pk)  # its batches may all have gone before the last chunk
+    logger.info("%s %s %s: %d digests queued", day, send_time, zone, count)
 
 
 def mark_missed(now: datetime.datetime | None = None) -> int:
@@ -431,10 +411,14 @@ def iter_batch_ranges(
     size: int | None = None,
     *,
     scheduled_for: datetime.datetime | None = None,
+    after: int = 0,
 ) -> Iterator[tuple[int, int]]:
-    """batch_ranges, each as soon as it is known: the first batch need not wait for the last."""
+    """batch_ranges, each as soon as it is known: the first batch need not wait for the last.
+
+    `after`: only rows of a later id (those of the audience's next chunk).
+    """
     size = size or settings.DIGEST_BATCH_SIZE
-    queued = edition.deliveries.filter(status=Delivery.Status.QUEUED).exclude(
+    queued = edition.deliveries.filter(status=Delivery.Status.QUEUED, pk__gt=after).exclude(
         lease_until__gte=timezone.now()
     )
     if scheduled_for is not None:
@@ -1005,16 +989,27 @@ def outcome_of[**P](
 
 
 def finish_if_done(edition_id: int) -> bool:
-    """Mark the edition sent once no delivery is queued or in flight."""
+    """Mark the edition sent once no delivery is queued or in flight; return whether it is done.
+
+    Not while its audience is still being written (newsletter.audience): by
+    hand until the writer or the one that takes it over ends, by the
+    scheduler while a writer holds a live lease (one whose lease ran out is
+    taken over by the scheduler, which marks the edition sending again).
+    """
     unfinished = Delivery.objects.filter(
         edition_id=edition_id, status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
     )
     if unfinished.exists():
         return False
-    Edition.objects.filter(pk=edition_id, status=Edition.Status.SENDING).update(
-        status=Edition.Status.SENT, sent_at=timezone.now()
+    now = timezone.now()
+    writing = SendSlot.objects.filter(
+        date=OuterRef("date"), outcome=SendSlot.Outcome.WRITING, lease_until__gte=now
     )
-    return True
+    written = Edition.objects.filter(pk=edition_id, audience_lease_until=None).exclude(
+        Exists(writing)
+    )
+    written.filter(status=Edition.Status.SENDING).update(status=Edition.Status.SENT, sent_at=now)
+    return written.exists()
 
 
 def send_edition_now(edition_id: int) -> BatchReport:
@@ -1065,6 +1060,10 @@ def editions_to_resume(now: datetime.datetime | None = None) -> list[Edition]:
     stalled = []
     for edition in recent:
         taken_back = requeue_expired_claims(edition, now)
+        lease = edition.audience_lease_until
+        if lease is not None and lease < now:
+            stalled.append(edition)  # its audience's writer died: send_edition writes the rest
+            continue
         if finish_if_done(edition.pk):
             continue
         rows = edition.deliveries

@@ -33,28 +33,37 @@ def send_due_digests() -> int:
     Safe to run twice or from two schedulers at once: each local morning's
     send is claimed once (SendSlot), each delivery once per reader and date.
     """
-    batches = sending.schedule_due_sends()
-    for edition_id, first_id, last_id in batches:
+    queued = 0
+    # Each batch is queued as soon as its chunk of the audience is written.
+    for edition_id, first_id, last_id in sending.iter_due_sends():
         send_delivery_batch.delay(edition_id, first_id, last_id)
-    return len(batches)
+        queued += 1
+    return queued
 
 
 @shared_task
 def send_edition(edition_id: int) -> int:
     """Start (or resume) an edition's send: one batch task per range of readers."""
     edition = Edition.objects.get(pk=edition_id)
+    queued = 0
+
+    def queue(first_id: int, last_id: int) -> None:
+        nonlocal queued
+        send_delivery_batch.delay(edition.pk, first_id, last_id)
+        queued += 1
+
     try:
-        sending.start_send(edition)
+        # Each chunk of the audience has its batches queued once written,
+        # so the first emails go while the rest of a large list is written.
+        wrote_audience = sending.start_send(edition, on_batch=queue)
     except sending.EditionHeld:
         logger.info("Edition %s is held by the editors: not sending", edition.date)
         return 0
-    sending.requeue_expired_claims(edition)
-    queued = 0
-    # Each batch is queued as soon as its range is known, so the first one
-    # starts while the rest of a large list is still being split.
-    for first_id, last_id in sending.iter_batch_ranges(edition):
-        send_delivery_batch.delay(edition.pk, first_id, last_id)
-        queued += 1
+    if not wrote_audience:
+        # Resumed: the rows nobody is sending.
+        sending.requeue_expired_claims(edition)
+        for first_id, last_id in sending.iter_batch_ranges(edition):
+            queue(first_id, last_id)
     if not queued:
         sending.finish_if_done(edition.pk)
     logger.info("Edition %s: %d batches queued", edition.date, queued)

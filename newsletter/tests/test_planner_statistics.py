@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from newsletter import sending
+from newsletter import audience, sending
 from newsletter.models import Delivery
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
@@ -27,7 +27,7 @@ def postgresql():
 
 
 def test_a_large_audience_is_analysed_and_claims_use_the_id_range(postgresql, monkeypatch):
-    monkeypatch.setattr(sending, "STATISTICS_MIN_ROWS", 20)
+    monkeypatch.setattr(audience, "STATISTICS_MIN_ROWS", 20)
     make_article()
     for n in range(40):
         make_subscriber(f"reader{n:02d}@example.com")
@@ -56,19 +56,19 @@ def analyses_during(call) -> list[str]:
 
 
 def test_a_write_under_the_minimum_does_not_analyse(postgresql, monkeypatch):
-    monkeypatch.setattr(sending, "STATISTICS_MIN_ROWS", 20)
+    monkeypatch.setattr(audience, "STATISTICS_MIN_ROWS", 20)
 
-    assert analyses_during(lambda: sending.refresh_statistics(19)) == []
-    assert analyses_during(lambda: sending.refresh_statistics(20)) != []
+    assert analyses_during(lambda: audience.refresh_statistics(19)) == []
+    assert analyses_during(lambda: audience.refresh_statistics(20)) != []
 
 
 def test_a_small_share_of_a_large_table_does_not_analyse(postgresql, monkeypatch):
-    monkeypatch.setattr(sending, "STATISTICS_MIN_ROWS", 1)
+    monkeypatch.setattr(audience, "STATISTICS_MIN_ROWS", 1)
     make_article()
     for n in range(40):
         make_subscriber(f"reader{n:02d}@example.com")
     sending.start_send(built_edition(MONDAY))  # 40 rows, analysed
     assert estimated_rows() == 40
 
-    assert analyses_during(lambda: sending.refresh_statistics(4)) == []  # a tenth: no
-    assert analyses_during(lambda: sending.refresh_statistics(5)) != []
+    assert analyses_during(lambda: audience.refresh_statistics(4)) == []  # a tenth: no
+    assert analyses_during(lambda: audience.refresh_statistics(5)) != []
