@@ -92,7 +92,14 @@ def write_audience(
     the writer's lease, to mark the edition sending): the rows and what is
     said about them commit together. The caller queues a chunk's batches
     when it is yielded, outside any transaction.
+
+    PostgreSQL's statistics are refreshed once, after the last chunk (as
+    for an audience written whole): measured, the claims of the batches sent
+    meanwhile read their own rows with the statistics of before, while an
+    ANALYZE after every chunk that grows the table by a tenth (each of a
+    first send's) cost the database server a quarter more CPU.
     """
+    total = 0
     for first_id, last_id in reader_ranges():
         with transaction.atomic():
             written = snapshot_audience(
@@ -103,8 +110,9 @@ def write_audience(
                 status=status,
             )
             with_each_chunk(written)
-        refresh_statistics(written)
+        total += written
         yield written
+    refresh_statistics(total)
 
 
 def snapshot_audience(
@@ -189,9 +197,7 @@ def refresh_statistics(added: int) -> None:
     each batch's claim reads every queued row of the edition instead of its
     own 500: a 100,000-reader send spent 9 ms a batch on it instead of 0.3 ms,
     and the time grows with the list. ANALYZE samples the table, so it costs
-    about the same at any size (tenths of a second): after each chunk that
-    grew the table by a tenth or more (every chunk of a first send, and
-    then fewer as the table grows).
+    about the same at any size (tenths of a second), once per large write.
     """
     if connection.vendor != "postgresql" or added < STATISTICS_MIN_ROWS:
         return

@@ -7,7 +7,7 @@ safe to run twice, from two workers at once, or again after a crash:
 
 - an edition exists once per date (unique), its audience is fixed once;
 - a batch claims only `queued` rows, so two senders never send the same row;
-- rows are marked `sent` every CHECKPOINT_EVERY emails, so a worker killed
+- rows are marked `sent` every DIGEST_CHECKPOINT_EVERY emails, so a worker killed
   mid-batch leaves at most that many sent-but-unmarked rows; they stay
   `sending` until the dead sender's lease runs out (newsletter.leases, about
   a minute), and are then sent again. That is the one, bounded, way a
@@ -61,7 +61,6 @@ from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_EVERY = 50
 MAX_ATTEMPTS = 5
 # Rows claimed before leases (lease_until empty) are taken over after this.
 CLAIM_TIMEOUT = datetime.timedelta(minutes=15)
@@ -643,7 +642,7 @@ class BatchLedger:
 
     def record_sent(self, delivery: Delivery) -> None:
         self.sent.append(delivery.pk)
-        if len(self.sent) >= CHECKPOINT_EVERY:
+        if len(self.sent) >= settings.DIGEST_CHECKPOINT_EVERY:
             self.flush_sent()
 
     def flush_sent(self) -> None:
@@ -883,7 +882,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         # Anything else that stops the batch (a time limit, a database error,
         # a bug): record what went out and hand back what did not, so that
         # nothing sent is sent again and nothing unsent waits for the claim
-        # to expire. (A killed process cannot do this; see CHECKPOINT_EVERY.)
+        # to expire. (A killed process cannot do this; see DIGEST_CHECKPOINT_EVERY.)
         if send is not None:
             send.abort()  # a message in flight is never completed
         ledger.flush()

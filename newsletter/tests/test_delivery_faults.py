@@ -101,7 +101,7 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
     smtp_server, readers, settings, monkeypatch
 ):
     settings.DIGEST_BATCH_SIZE = 10
-    monkeypatch.setattr(sending, "CHECKPOINT_EVERY", 3)
+    settings.DIGEST_CHECKPOINT_EVERY = 3
     edition = built_edition(MONDAY)
     sending.start_send(edition)
     ((first_id, last_id),) = sending.batch_ranges(edition)

@@ -83,11 +83,11 @@ def test_with_resend_unconfirmed_the_reader_gets_at_most_two_copies(
 
 @pytest.mark.django_db(transaction=True)
 def test_terminated_database_connections_mid_batch_repeat_nobody(
-    smtp_server, readers, monkeypatch, fault_table
+    smtp_server, readers, settings, fault_table
 ):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL to terminate a backend (CI's second pass runs it)")
-    monkeypatch.setattr(sending, "CHECKPOINT_EVERY", 3)
+    settings.DIGEST_CHECKPOINT_EVERY = 3
     edition = built_edition(MONDAY)
     sending.start_send(edition)
     ((first_id, last_id),) = sending.batch_ranges(edition)
