@@ -37,7 +37,8 @@ from django.utils import timezone
 from newsletter.models import Delivery, Edition
 from subscriptions.models import Subscriber
 
-# Readers (ids) in the first chunk: about two batches, in a few milliseconds.
+# Readers in the first chunk: about two batches, written in a few milliseconds.
+# (A smaller audience, a local morning's in a zone of few readers, is one chunk.)
 FIRST_CHUNK = 1000
 # The most in one chunk: large enough that the chunks cost nothing next to
 # the rows (a million readers take about twenty), small enough that each
@@ -58,29 +59,30 @@ CARRIED = (
 )
 
 
-def reader_ranges() -> Iterator[tuple[int, int]]:
-    """(first_id, last_id) ranges over every reader's id: FIRST_CHUNK, then doubling.
+def reader_ranges(among: QuerySet[Subscriber]) -> Iterator[tuple[int, int | None]]:
+    """(first_id, last_id) ranges of the ids of `among`: FIRST_CHUNK readers, then twice as many.
 
-    Over the ids of all readers, not of the audience: the bounds are two
-    index lookups, where those of the audience would be a scan of the list
-    before the first row could be written. Readers who join during the write
-    (ids past the last range) are not in it: they get the next edition.
+    `among` is where the audience is drawn from (every reader, or a zone's
+    and delivery time's): each bound is one lookup in an index by id, where
+    cutting the audience itself would read its memberships twice. The last
+    range is open (None); who joined after the send began is left out by
+    `readers` itself.
     """
-    bounds = Subscriber.objects.aggregate(first=Min("pk"), last=Max("pk"))
-    first, last = bounds["first"], bounds["last"]
-    if first is None or last is None:
-        return
+    ids = among.order_by("pk").values_list("pk", flat=True)
+    first = ids.first()
     size = FIRST_CHUNK
-    while first <= last:
-        yield first, first + size - 1
-        first += size
-        size = min(size * 2, LARGEST_CHUNK)
+    while first is not None:
+        # The first id past this chunk, if there is one.
+        after = ids.filter(pk__gte=first)[size : size + 1].first()
+        yield first, None if after is None else after - 1
+        first, size = after, min(size * 2, LARGEST_CHUNK)
 
 
 def write_audience(
     edition: Edition,
     readers: QuerySet[Subscriber],
     *,
+    among: QuerySet[Subscriber],
     scheduled_for: datetime.datetime,
     default_window_start: datetime.datetime,
     status: str = Delivery.Status.QUEUED,
@@ -88,10 +90,12 @@ def write_audience(
 ) -> Iterator[int]:
     """Write the audience chunk by chunk; yield how many rows each chunk added, once committed.
 
-    `with_each_chunk(written)` runs inside each chunk's transaction (to renew
-    the writer's lease, to mark the edition sending): the rows and what is
-    said about them commit together. The caller queues a chunk's batches
-    when it is yielded, outside any transaction.
+    `readers` are the audience (entitled, and so on), drawn from `among`,
+    whose ids cut the chunks (see reader_ranges). `with_each_chunk(written)`
+    runs inside each chunk's transaction (to renew the writer's lease, to
+    mark the edition sending): the rows and what is said about them commit
+    together. The caller queues a chunk's batches when it is yielded,
+    outside any transaction.
 
     PostgreSQL's statistics are refreshed once, after the last chunk (as
     for an audience written whole): measured, the claims of the batches sent
@@ -100,11 +104,14 @@ def write_audience(
     first send's) cost the database server a quarter more CPU.
     """
     total = 0
-    for first_id, last_id in reader_ranges():
+    for first_id, last_id in reader_ranges(among):
+        chunk = readers.filter(pk__gte=first_id)
+        if last_id is not None:
+            chunk = chunk.filter(pk__lte=last_id)
         with transaction.atomic():
             written = snapshot_audience(
                 edition,
-                readers.filter(pk__gte=first_id, pk__lte=last_id),
+                chunk,
                 scheduled_for=scheduled_for,
                 default_window_start=default_window_start,
                 status=status,

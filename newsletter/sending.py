@@ -144,11 +144,9 @@ def start_send(
         Edition.objects.filter(pk=edition.pk).update(audience_lease_until=now + lease_length())
         if began:
             mark_sending(edition, now)
-    readers = Subscriber.objects.entitled(moment)
-    if not began:
-        # The audience as it was when the send began: who joined since gets
-        # the next edition.
-        readers = readers.filter(created_at__lte=moment)
+    # The audience as it is when the send begins (also for a writer that
+    # takes over): who joins while it is written gets the next edition.
+    readers = Subscriber.objects.entitled(moment).filter(created_at__lte=moment)
     # A first digest reaches back to the newsroom's send before this
     # date's (or before the send, for a date still to come).
     default_start = min(
@@ -160,6 +158,7 @@ def start_send(
     for written in audience.write_audience(
         edition,
         readers,
+        among=Subscriber.objects.all(),
         scheduled_for=moment,
         default_window_start=default_start,
         with_each_chunk=lambda written: Edition.objects.filter(pk=edition.pk).update(
@@ -318,6 +317,7 @@ def schedule_slot(
     for written in audience.write_audience(
         edition,
         readers,
+        among=Subscriber.objects.filter(time_zone=zone, send_time=send_time),
         scheduled_for=moment,
         default_window_start=previous_send_moment(moment, send_time, zone, skipped),
         status=Delivery.Status.MISSED if missed else Delivery.Status.QUEUED,

@@ -57,16 +57,36 @@ def die_at_chunk(monkeypatch, number: int) -> None:
 
 def test_reader_ranges_start_small_and_double_up_to_the_largest_chunk(readers):
     first = min(readers)
-    assert list(audience.reader_ranges()) == [
+    assert list(audience.reader_ranges(Subscriber.objects.all())) == [
         (first, first + 1),
         (first + 2, first + 5),
         (first + 6, first + 9),
-        (first + 10, first + 13),
+        (first + 10, None),
     ]
 
 
+def test_reader_ranges_count_the_readers_drawn_from_not_the_ids():
+    # A zone's readers among many others: the chunks hold two, then four of them.
+    london = []
+    for _ in range(8):
+        london.append(make_subscriber(time_zone="Europe/London").pk)
+        make_subscriber(time_zone="Asia/Tokyo")
+    ranges = list(audience.reader_ranges(Subscriber.objects.filter(time_zone="Europe/London")))
+    assert ranges == [
+        (london[0], london[2] - 1),
+        (london[2], london[6] - 1),
+        (london[6], None),
+    ]
+
+
+def test_an_audience_smaller_than_the_first_chunk_is_one_chunk(monkeypatch):
+    monkeypatch.setattr(audience, "FIRST_CHUNK", 1000)
+    ids = [make_subscriber().pk for _ in range(3)]
+    assert list(audience.reader_ranges(Subscriber.objects.all())) == [(ids[0], None)]
+
+
 def test_no_readers_no_ranges():
-    assert list(audience.reader_ranges()) == []
+    assert list(audience.reader_ranges(Subscriber.objects.all())) == []
 
 
 def test_each_chunks_batches_are_handed_out_once_it_is_committed(readers, settings):
