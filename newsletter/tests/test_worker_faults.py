@@ -102,14 +102,16 @@ class Worker:
         command += ["--hostname", f"{queue}-{uuid.uuid4().hex[:6]}@%h"]
         # Startup speed only: no waiting for other workers' hello.
         command += ["--without-mingle", "--without-gossip"]
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: the pool children die with it
-        )
+        # The worker writes to its own copy of the file; ours closes at once.
+        with log.open("ab") as output:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: the pool children die with it
+            )
         if not wait_for(lambda: " ready." in self.output() or self.process.poll() is not None):
             self.kill()
             pytest.fail(f"worker did not start:\n{self.output()}")
