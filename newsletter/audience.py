@@ -63,8 +63,9 @@ def reader_ranges(among: QuerySet[Subscriber]) -> Iterator[tuple[int, int | None
     """(first_id, last_id) ranges of the ids of `among`: FIRST_CHUNK readers, then twice as many.
 
     `among` is where the audience is drawn from (every reader, or a zone's
-    and delivery time's): each bound is one lookup in an index by id, where
-    cutting the audience itself would read its memberships twice. The last
+    and delivery time's): each bound is read off an index by id (an offset
+    into it), where cutting the audience itself would read its memberships
+    twice. The last
     range is open (None); who joined after the send began is left out by
     `readers` itself.
     """
