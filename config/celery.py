@@ -2,8 +2,17 @@ import os
 
 from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun
+from kombu.transport import TRANSPORT_ALIASES
+
+from config.filesystem_broker import SCHEME
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+# The embedded broker's URL (`embedded://`, config/settings) names our
+# filesystem transport, as `redis://` names kombu's Redis one. Registered by
+# name, not set as broker_transport: that setting would win over any URL,
+# Redis ones included.
+TRANSPORT_ALIASES[SCHEME] = "config.filesystem_broker:Transport"
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")

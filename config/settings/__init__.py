@@ -377,15 +377,22 @@ elif BILLING_BACKEND == LOCAL_CHECKOUT_BACKEND:
     )
 
 # Celery. Without REDIS_URL the broker is a folder on disk (kombu's
-# filesystem transport), so the demo needs no services at all.
+# filesystem transport, made safe in config/filesystem_broker.py), so the
+# demo needs no services at all.
 REDIS_URL = env_optional("REDIS_URL")
 
 
 def filesystem_broker(folder: Path) -> tuple[str, dict[str, object]]:
-    """The broker URL and transport options of kombu's filesystem transport in `folder`."""
+    """The broker URL and transport options of the embedded broker in `folder`.
+
+    `embedded://` is kombu's filesystem transport with whole-file writes
+    (config/filesystem_broker.py, registered under that name by
+    config/celery.py): kombu's own lets a worker read a message still being
+    written, and die of it.
+    """
     for subfolder in ["processed", "control"]:
         (folder / subfolder).mkdir(parents=True, exist_ok=True)
-    return "filesystem://localhost//", {
+    return "embedded://localhost//", {
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),
         "processed_folder": str(folder / "processed"),
