@@ -55,15 +55,22 @@ def test_run_demo_on_another_port(browser: Browser) -> None:
     log_path = LOGS / "run-demo.log"
     with log_path.open("w") as log:
         # A session of its own, so Ctrl-C can be sent to the whole group as a
-        # terminal does.
-        demo = subprocess.Popen(  # noqa: S603 - our own script
-            [str(ROOT / "bin" / "run-demo")],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # terminal does; and SIGINT at its default, as a terminal's shell
+        # starts programs. Run from a shell's background job (`.ci/run &`),
+        # this process ignores SIGINT, children inherit that, and bash cannot
+        # trap a signal ignored at its start: the demo's trap would never run.
+        inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            demo = subprocess.Popen(  # noqa: S603 - our own script
+                [str(ROOT / "bin" / "run-demo")],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            signal.signal(signal.SIGINT, inherited)
         try:
             site = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 90
