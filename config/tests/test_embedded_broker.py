@@ -16,10 +16,14 @@ from config.settings import filesystem_broker
 from testing.concurrency import wait_for
 
 
-@pytest.fixture
-def broker(tmp_path: Path, monkeypatch):
+@pytest.fixture(autouse=True)
+def fresh_broker_state(monkeypatch):
     # Kombu keeps declared exchanges per process; a test's new folder needs its own.
     monkeypatch.setattr(Transport, "global_state", virtual.BrokerState())
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
     url, options = filesystem_broker(tmp_path)
     with Connection(url, transport_options=options) as connection:
         queue = connection.SimpleQueue("celery")
@@ -108,10 +112,9 @@ def test_a_message_another_worker_claimed_first_is_skipped(broker, tmp_path, mon
 
 @pytest.mark.faults
 @pytest.mark.real_clock  # the worker polls the folder in real time
-def test_a_worker_goes_on_after_an_unreadable_message(tmp_path, monkeypatch):
+def test_a_worker_goes_on_after_an_unreadable_message(tmp_path):
     # What stopped the browser tests' worker: it died of an empty message
     # file and every later task waited for ever.
-    monkeypatch.setattr(Transport, "global_state", virtual.BrokerState())
     url, options = filesystem_broker(tmp_path)
     # A bare app: no Django fixup (it would open the database), one task.
     app = Celery("embedded-broker-test", set_as_current=False, fixups=[])
