@@ -150,6 +150,18 @@ def smtp_server(tmp_path, settings):
 
 
 @pytest.fixture
+def eager_celery():
+    """Tasks run where they are queued (and their errors raise), so a test sees their effects."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+    app.conf.task_eager_propagates = False
+
+
+@pytest.fixture
 def celery_queue():
     """A Celery queue of this test's own: what it queues goes to its workers only."""
     from config.celery import app

@@ -181,7 +181,23 @@ def check_bounce_domain(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[CheckMessage]:
     bounce = getattr(settings, "BOUNCE_DOMAIN", "")
-    if settings.DEBUG or not bounce:
+    if settings.DEBUG:
+        return []
+    if not bounce:
+        if getattr(settings, "BOUNCE_MAILBOX_URL", None) and not getattr(
+            settings, "EMAIL_ESP", None
+        ):
+            # Anyone can write a "bounce" naming any reader: without the signed
+            # return addresses there is no telling a real one, so none is applied.
+            return [
+                CheckWarning(
+                    "BOUNCE_MAILBOX_URL is set without BOUNCE_DOMAIN: no bounce or complaint "
+                    "in the mailbox can be verified, so each is kept for a person, never applied.",
+                    hint="Set BOUNCE_DOMAIN (a subdomain of the From domain delivering to "
+                    "that mailbox) so each email's return address is signed (VERP).",
+                    id="briefing.W009",
+                )
+            ]
         return []
     sender = domain_of_address(settings.DEFAULT_FROM_EMAIL)
     found: list[CheckMessage] = []

@@ -64,6 +64,40 @@ def parse_verp(address: str) -> tuple[str, int] | None:
     lowered = address.strip().strip("<>").lower()
     if not lowered.startswith(local_part + "+"):
         return None
+    return _signed_tag(lowered)
+
+
+def unsubscribe_mailto(subscriber_id: int) -> str:
+    """The reader's own address for the mailto: half of List-Unsubscribe.
+
+    UNSUBSCRIBE_MAILTO with a signed subaddress naming the reader in place of
+    any it has (news@example.com becomes news+u42-<signature>@example.com):
+    an email to it unsubscribes that reader whoever it claims to be from,
+    and a forged From names nobody (newsletter.bounces).
+    """
+    local_part, domain = _mailto_parts()
+    tag = f"u{subscriber_id}"
+    return f"{local_part}+{tag}-{_verp_signature(tag)}@{domain}"
+
+
+def parse_unsubscribe_mailto(address: str) -> int | None:
+    """The reader a signed unsubscribe address of ours names, else None."""
+    local_part, domain = _mailto_parts()
+    lowered = address.strip().strip("<>").lower()
+    if not (lowered.startswith(local_part.lower() + "+") and lowered.endswith("@" + domain)):
+        return None
+    tag = _signed_tag(lowered)
+    if tag is None or tag[0] != "u":
+        return None
+    return tag[1]
+
+
+def _mailto_parts() -> tuple[str, str]:
+    local_part, _, domain = settings.UNSUBSCRIBE_MAILTO.rpartition("@")
+    return local_part.split("+", 1)[0], domain.lower()
+
+
+def _signed_tag(lowered: str) -> tuple[str, int] | None:
     match = VERP_TAG.search(lowered)
     if match is None:
         return None

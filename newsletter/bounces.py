@@ -21,11 +21,16 @@ them as they arrive (`check_health`): staff are emailed past the alert rates
 and, past the pause rate for complaints, the rest of the day's sends wait
 (SendPause) until staff resume them.
 
-Anyone can send mail to the bounce mailbox. With VERP on, a report counts
-only through the signed address it was sent to (or names, in a complaint);
-one that names a reader's address alone is kept for a person, never applied.
-Without VERP (BOUNCE_DOMAIN unset, bounces arrive at the From mailbox) the
-addresses the report names are all there is, as in Mailman.
+Anyone can send mail to the bounce mailbox, and a reader can file reports
+about their own digests. So a report counts only through a signed address
+of ours: a bounce or complaint through the VERP address it was sent to (or
+names), an unsubscribe through the reader's signed mailto: address
+(config.mail.unsubscribe_mailto). One that names a reader's address alone,
+or comes from a From line, is kept for a person, never applied; without
+VERP (BOUNCE_DOMAIN unset) that is every bounce and complaint in the
+mailbox, which `check --deploy` warns about. A reader weighs once in an
+edition's send health however many complaints they file, and only an
+edition whose mornings are still under way can pause the day's sends.
 
 Logs name readers and deliveries by id, never by address.
 """
@@ -49,16 +54,16 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from flufl.bounce import all_failures
 
-from config.mail import parse_verp
-from newsletter.models import BounceEvent, Delivery, SendAlert, SendPause
-from subscriptions.addresses import normalise_email
-from subscriptions.models import Subscriber
+from config.mail import parse_unsubscribe_mailto, parse_verp
+from newsletter.models import BounceEvent, Delivery, Edition, SendAlert, SendPause
+from subscriptions.actions.reader_emails import queue_email
+from subscriptions.models import ReaderEmail, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -116,17 +121,25 @@ def do_record(
     report_id: str = "",
     now: datetime.datetime | None = None,
 ) -> BounceEvent | None:
-    """Record one result about a reader and apply it; None if this report was recorded already.
+    """Record one result about a reader and apply it; None if it changes nothing.
 
     The address is suppressed at once for a hard bounce or a complaint, and
     for the BOUNCE_SOFT_LIMIT-th soft bounce within BOUNCE_SOFT_DAYS. An
     unsubscribe changes only a deliverable address (a bounced one stays
-    bounced). The delivery a hard bounce is about is marked bounced. The
-    edition's send health is checked once the transaction commits.
+    bounced), and the reader is told by email, with the way back. The
+    delivery a hard bounce is about is marked bounced. The edition's send
+    health is checked once the transaction commits.
+
+    None, and nothing written, for a report recorded already, and for a
+    complaint from a reader whose complaint is counted already: a reader
+    weighs once in send health however many reports they file.
     """
     now = now or timezone.now()
     subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber_id).first()
     if subscriber is None:
+        return None
+    if kind == Kind.COMPLAINT and subscriber.email_status == Subscriber.EmailStatus.COMPLAINED:
+        logger.info("Complaint from subscriber %s, who complained before: ignored", subscriber.pk)
         return None
     if delivery_id is not None:
         delivery = Delivery.objects.filter(pk=delivery_id, subscriber_id=subscriber_id).first()
@@ -156,7 +169,8 @@ def do_record(
                 created_at=now,
             )
     except IntegrityError:
-        return None  # the same report, read again
+        return None  # the same report read again, or this edition's complaint filed again
+    was_active = subscriber.email_status == Subscriber.EmailStatus.ACTIVE
     status = SUPPRESSES.get(Kind(kind))
     if kind == Kind.SOFT:
         since = now - datetime.timedelta(days=settings.BOUNCE_SOFT_DAYS)
@@ -164,8 +178,10 @@ def do_record(
         if soft >= settings.BOUNCE_SOFT_LIMIT:
             status = Subscriber.EmailStatus.BOUNCED
     if status == Subscriber.EmailStatus.UNSUBSCRIBED:
-        if subscriber.email_status == Subscriber.EmailStatus.ACTIVE:
+        if was_active:
             subscriber.set_email_status(status)
+            # Whoever asked, the reader hears of it and can undo it in one click.
+            queue_email(subscriber, ReaderEmail.Kind.UNSUBSCRIBED, f"bounce_event:{event.pk}")
     elif status is not None and subscriber.email_status != Subscriber.EmailStatus.COMPLAINED:
         # A complaint is the strongest word a reader has; a bounce never replaces it.
         subscriber.set_email_status(status)
@@ -234,9 +250,9 @@ class Finding:
 class Reading:
     """What a report in the mailbox is, and what it says."""
 
-    # "bounce", "delay", "complaint", "unsubscribe"; "unverified" (a report that
-    # names no VERP address of ours although we send with VERP: anyone could
-    # have written it), "unknown" (anything else).
+    # "bounce", "delay", "complaint", "unsubscribe"; "unverified" (a report
+    # that names no signed address of ours: anyone could have written it),
+    # "unknown" (anything else).
     what: str
     findings: list[Finding] = field(default_factory=list)
     report_id: str = ""
@@ -264,22 +280,6 @@ def _verp_target(addresses: Iterable[str]) -> tuple[int, int | None] | None:
         elif kind == "s" and Subscriber.objects.filter(pk=pk).exists():
             return pk, None
     return None
-
-
-def _readers(addresses: Iterable[str]) -> list[int]:
-    """The readers with these addresses (in any spelling of an IDN domain)."""
-    ids: list[int] = []
-    for written in addresses:
-        address = email.utils.parseaddr(written)[1]
-        if not address:
-            continue
-        try:
-            normal = normalise_email(address)
-        except ValidationError:
-            continue  # an unusable address is nobody's
-        found = Subscriber.objects.filter(email__iexact=normal).values_list("pk", flat=True)
-        ids += [pk for pk in found if pk not in ids]
-    return ids
 
 
 def _dsn_status(message: email.message.Message) -> str:
@@ -346,13 +346,9 @@ def read_report(raw: bytes) -> Reading:
             return Reading("unknown", report_id=report_id)
         detail = f"Complaint ({fields.get('feedback-type')}) from {fields.get('user-agent', '?')}"
         target = _verp_target([fields.get("original-mail-from", ""), *original, *addressed])
-        if target is not None:
-            return Reading("complaint", [Finding(Kind.COMPLAINT, *target, detail)], report_id)
-        if settings.BOUNCE_DOMAIN:
+        if target is None:
             return Reading("unverified", report_id=report_id)
-        rcpt = [fields.get("original-rcpt-to", ""), *original]
-        findings = [Finding(Kind.COMPLAINT, pk, None, detail) for pk in _readers(rcpt)]
-        return Reading("complaint", findings, report_id)
+        return Reading("complaint", [Finding(Kind.COMPLAINT, *target, detail)], report_id)
 
     delayed, failed = all_failures(message)
     if failed:
@@ -361,38 +357,31 @@ def read_report(raw: bytes) -> Reading:
         detail = status or subject
         kind = failure_kind(None, status) if status else Kind.HARD
         target = _verp_target(addressed)
-        if target is not None:
-            return Reading("bounce", [Finding(kind, *target, detail)], report_id)
-        if settings.BOUNCE_DOMAIN:
+        if target is None:
             return Reading("unverified", report_id=report_id)
-        addresses = [address.decode("utf-8", "replace") for address in failed]
-        findings = [Finding(kind, pk, None, detail) for pk in _readers(addresses)]
-        return Reading("bounce", findings, report_id)
+        return Reading("bounce", [Finding(kind, *target, detail)], report_id)
     if delayed:
         return Reading("delay", report_id=report_id)
 
+    if _is_automatic(message):
+        return Reading("unknown", report_id=report_id)  # an auto-reply asks for nothing
+    readers = {pk for pk in map(parse_unsubscribe_mailto, addressed) if pk is not None}
+    if readers:
+        # The signed address is the reader's request, whatever From says.
+        findings = [Finding(Kind.UNSUBSCRIBE, pk, None, "Unsubscribe email") for pk in readers]
+        return Reading("unsubscribe", findings, report_id)
     mailto = settings.UNSUBSCRIBE_MAILTO.lower()
     subject = str(message.get("Subject", ""))
     if mailto in (address.lower() for address in addressed) and UNSUBSCRIBE_WORD.match(subject):
-        if _is_automatic(message) or _fails_dmarc(message):
-            return Reading("unknown", report_id=report_id)
-        senders = _addresses(message, ["From"])
-        findings = [
-            Finding(Kind.UNSUBSCRIBE, pk, None, "Unsubscribe email") for pk in _readers(senders)
-        ]
-        return Reading("unsubscribe", findings, report_id)
+        # To the shared address (from a digest sent before the signed ones):
+        # only its From says who, and anyone can write any From.
+        return Reading("unverified", report_id=report_id)
     return Reading("unknown", report_id=report_id)
 
 
 def _is_automatic(message: email.message.Message) -> bool:
     """An auto-reply (RFC 3834): no reader asked for anything."""
     return str(message.get("Auto-Submitted", "no")).strip().lower() != "no"
-
-
-def _fails_dmarc(message: email.message.Message) -> bool:
-    """The receiving server found the From forged: the request is not the reader's."""
-    results = " ".join(str(value) for value in message.get_all("Authentication-Results", []))
-    return bool(re.search(r"\bdmarc=fail\b", results, re.IGNORECASE))
 
 
 # ---------------------------------------------------------------- the mailbox
@@ -585,16 +574,18 @@ class Health:
 
 
 def edition_health(edition_id: int) -> Health:
+    """Counted over readers, not reports: whoever files ten reports is one reader."""
     delivered = Delivery.objects.filter(
         edition_id=edition_id, status__in=[Delivery.Status.SENT, Delivery.Status.BOUNCED]
     ).count()
-    kinds = Counter(
-        BounceEvent.objects.filter(edition_id=edition_id).values_list("kind", flat=True)
-    )
+    events = BounceEvent.objects.filter(edition_id=edition_id)
+    kinds = Counter(kind for kind, _ in events.values_list("kind", "subscriber_id").distinct())
     # A refusal at send time was never sent, but it was an attempt to a reader.
     refused = (
-        BounceEvent.objects.filter(edition_id=edition_id, source=Source.SMTP)
+        events.filter(source=Source.SMTP)
         .exclude(delivery__status=Delivery.Status.BOUNCED)
+        .values("subscriber_id")
+        .distinct()
         .count()
     )
     return Health(
@@ -607,6 +598,19 @@ def edition_health(edition_id: int) -> Health:
 
 def newsroom_date(now: datetime.datetime) -> datetime.date:
     return now.astimezone(ZoneInfo(settings.DIGEST_TIMEZONE)).date()
+
+
+def mornings_under_way(edition: Edition, now: datetime.datetime) -> bool:
+    """Whether some reader's morning of the edition's date may still be to come.
+
+    An edition's date is each reader's local date; it ends last at UTC-12,
+    so its last morning anywhere is before noon UTC the next day. After
+    that, its complaints say nothing about sends still to go.
+    """
+    last_morning = datetime.datetime.combine(
+        edition.date + datetime.timedelta(days=1), datetime.time(12), datetime.UTC
+    )
+    return now < last_morning
 
 
 def check_health(edition_id: int, now: datetime.datetime | None = None) -> list[SendAlert]:
@@ -645,7 +649,10 @@ def check_health(edition_id: int, now: datetime.datetime | None = None) -> list[
         )
         if created:
             raised.append(alert)
-    if health.complaint_percent > settings.HEALTH_PAUSE_COMPLAINT_PERCENT:
+    edition = Edition.objects.get(pk=edition_id)
+    if health.complaint_percent > settings.HEALTH_PAUSE_COMPLAINT_PERCENT and mornings_under_way(
+        edition, now
+    ):
         day = newsroom_date(now)
         # One pause per day: once staff resume, the day's sends go on.
         if not SendPause.objects.filter(date=day).exists():

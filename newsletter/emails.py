@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
 
+from config.mail import unsubscribe_mailto
 from newsletter import clicks
 from newsletter.models import Article, Edition, site_host
 from subscriptions import preferences
@@ -211,7 +212,7 @@ class DigestTemplate:
             to=[formataddr((single_line(subscriber.name), subscriber.email))],
             reply_to=settings.DIGEST_REPLY_TO,
             headers={
-                **list_headers(values["unsubscribe_url"]),
+                **list_headers(values["unsubscribe_url"], unsubscribe_mailto(subscriber.pk)),
                 "Message-ID": message_id or make_msgid(domain=site_host()),
                 "Feedback-ID": feedback_id(f"edition{self.edition.date:%Y%m%d}", "digest"),
             },
@@ -242,16 +243,15 @@ def feedback_id(campaign: str, kind: str) -> str:
     return f"{campaign}:{kind}:{settings.FEEDBACK_ID_SENDER}"
 
 
-def list_headers(unsubscribe_link: str) -> dict[str, str]:
+def list_headers(unsubscribe_link: str, mailto: str) -> dict[str, str]:
     """RFC 2369/2919/8058 headers: mail clients show an Unsubscribe button.
 
-    The mailto: variant needs no token: the reader's own From address says
-    who wants to leave.
+    Both halves name the reader with a signature: the link its token, the
+    mailto: its signed address (config.mail.unsubscribe_mailto). A From
+    address says nothing: anyone can write any.
     """
     return {
-        "List-Unsubscribe": (
-            f"<{unsubscribe_link}>, <mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe>"
-        ),
+        "List-Unsubscribe": f"<{unsubscribe_link}>, <mailto:{mailto}?subject=unsubscribe>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "List-Id": f"{settings.NEWSLETTER_NAME} <daily.{site_host()}>",
     }

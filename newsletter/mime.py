@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr, make_msgid
 
+from config.mail import unsubscribe_mailto
 from newsletter.emails import DigestTemplate, list_headers
 from newsletter.models import site_host
 from subscriptions.models import Subscriber, single_line
@@ -216,20 +217,23 @@ class FastDigest:
                 for field in fields
             ]
             self.parts.append((head_pieces, BodyTemplate(content, digest._slot)))
-        self.unsubscribe_fold_cache: dict[int, tuple[str, str]] = {}
+        self.unsubscribe_fold_cache: dict[tuple[int, int], tuple[str, str, str]] = {}
 
-    def _list_unsubscribe(self, value: str, link: str) -> bytes | None:
+    def _list_unsubscribe(self, link: str, mailto: str) -> bytes | None:
         # Folding depends only on the lengths of the two whitespace-separated
-        # words; the link's length varies with the reader's id. Fold once per length.
-        cached = self.unsubscribe_fold_cache.get(len(link))
+        # words; the link's and the address's lengths vary with the reader's
+        # id. Fold once per pair of lengths.
+        lengths = (len(link), len(mailto))
+        cached = self.unsubscribe_fold_cache.get(lengths)
         if cached is None:
+            value = list_headers(link, mailto)["List-Unsubscribe"]
             folded = POLICY.header_factory("List-Unsubscribe", value).fold(policy=POLICY)
             if "=?" in folded:
                 return None  # too long to fold at whitespace; let Django do it
-            cached = (folded, link)
-            self.unsubscribe_fold_cache[len(link)] = cached
-        folded, cached_link = cached
-        return folded.replace(cached_link, link).encode("ascii")
+            cached = (folded, link, mailto)
+            self.unsubscribe_fold_cache[lengths] = cached
+        folded, cached_link, cached_mailto = cached
+        return folded.replace(cached_link, link).replace(cached_mailto, mailto).encode("ascii")
 
     def bytes_for(self, subscriber: Subscriber, message_id: str) -> bytes | None:
         """The reader's message, or None when it needs Django's path."""
@@ -242,7 +246,7 @@ class FastDigest:
             return None
         values, html_values = self.digest.reader_values(subscriber)
         link = values["unsubscribe_url"]
-        list_unsubscribe = self._list_unsubscribe(list_headers(link)["List-Unsubscribe"], link)
+        list_unsubscribe = self._list_unsubscribe(link, unsubscribe_mailto(subscriber.pk))
         if list_unsubscribe is None:
             return None
         per_reader = {

@@ -748,7 +748,9 @@ class BounceEvent(models.Model):
     edition = models.ForeignKey(
         Edition, null=True, blank=True, on_delete=models.SET_NULL, related_name="bounce_events"
     )
-    # The report's own Message-ID: a mailbox read twice counts it once.
+    # The report's own Message-ID: a mailbox read twice counts it once. The
+    # sender chooses it, so it dedupes re-reads only; what bounds a reader's
+    # weight in send health is one complaint per (reader, edition) below.
     report_id = models.CharField(max_length=255, blank=True)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -761,6 +763,11 @@ class BounceEvent(models.Model):
                 fields=["report_id", "subscriber"],
                 condition=~models.Q(report_id=""),
                 name="bounce_event_once_per_report",
+            ),
+            models.UniqueConstraint(
+                fields=["subscriber", "edition"],
+                condition=models.Q(kind="complaint", edition__isnull=False),
+                name="bounce_event_complaint_once",
             ),
         ]
 

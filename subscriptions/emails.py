@@ -16,7 +16,15 @@ from django.urls import reverse
 
 from config.mail import verp_address
 from newsletter import calendar
-from subscriptions import billing_links, gifts, preferences, signin, stripe_api, trials
+from subscriptions import (
+    billing_links,
+    gifts,
+    preferences,
+    signin,
+    stripe_api,
+    trials,
+    unsubscribe,
+)
 from subscriptions.models import GiftCode, ReaderEmail, Subscriber
 
 # The shared email frame (templates/emails/_base.html) is styled by classes;
@@ -255,6 +263,15 @@ def signup_reply(email: str, name: str, time_zone: str) -> EmailMultiAlternative
     )
 
 
+def unsubscribed(email: ReaderEmail) -> EmailMultiAlternatives:
+    """An email to the reader's unsubscribe address stopped their digests: the way back."""
+    return _message(
+        email.subscriber,
+        "unsubscribed",
+        resubscribe_url=f"{settings.SITE_URL}{unsubscribe.unsubscribe_url(email.subscriber)}",
+    )
+
+
 BUILDERS = {
     ReaderEmail.Kind.WELCOME: welcome,
     ReaderEmail.Kind.TRIAL_ENDING: trial_ending,
@@ -265,6 +282,7 @@ BUILDERS = {
     ReaderEmail.Kind.WIN_BACK: win_back,
     ReaderEmail.Kind.GIFT_ENDING: gift_ending,
     ReaderEmail.Kind.GIFT_ENDED: gift_ended,
+    ReaderEmail.Kind.UNSUBSCRIBED: unsubscribed,
 }
 
 

@@ -391,6 +391,7 @@ class ReaderEmail(models.Model):
         WIN_BACK = "win_back", "Win-back"
         GIFT_ENDING = "gift_ending", "Gift membership ending"
         GIFT_ENDED = "gift_ended", "Gift membership ended"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed by email"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

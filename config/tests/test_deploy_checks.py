@@ -69,6 +69,11 @@ def test_good_production_settings_pass_with_tls_smtp_or_an_esp():
         ),
         ({"BOUNCE_DOMAIN": "bounces.example.com"}, "briefing.W008", "pile up unread"),
         ({**ESP, "BOUNCE_DOMAIN": "bounces.example.com"}, "briefing.W008", "ESP chooses"),
+        (
+            {"BOUNCE_MAILBOX_URL": "imaps://u:p@imap.example.net/"},
+            "briefing.W009",
+            "kept for a person",
+        ),
     ],
 )
 def test_each_deliverability_mistake_fails_the_deploy_check(environment, code, words):

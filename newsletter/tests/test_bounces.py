@@ -10,9 +10,10 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
+from django.core import mail
 from django.core.management import call_command
 
-from config.mail import parse_verp, verp_address
+from config.mail import parse_verp, unsubscribe_mailto, verp_address
 from newsletter import bounces, sending
 from newsletter.models import BounceEvent, Delivery
 from newsletter.tests.factories import built_edition, make_article
@@ -87,13 +88,14 @@ def test_every_digest_goes_out_with_its_own_signed_envelope_sender(signing_smtp,
 
     mails = signing_smtp.received()
     assert len(mails) == 4
-    for mail in mails:
-        delivery = Delivery.objects.get(subscriber__email=mail.rcpt_tos[0])
-        assert mail.mail_from == verp_address("d", delivery.pk)
-        assert mail.mail_from.startswith("bounces+d") and mail.mail_from.endswith(BOUNCE_DOMAIN)
-        assert parse_verp(mail.mail_from) == ("d", delivery.pk)
+    for received in mails:
+        delivery = Delivery.objects.get(subscriber__email=received.rcpt_tos[0])
+        sender = received.mail_from
+        assert sender == verp_address("d", delivery.pk)
+        assert sender.startswith("bounces+d") and sender.endswith(BOUNCE_DOMAIN)
+        assert parse_verp(sender) == ("d", delivery.pk)
         # The reader still sees the newsletter's own From.
-        assert parseaddr(mail.message["From"])[1] == "briefing@localhost"
+        assert parseaddr(received.message["From"])[1] == "briefing@localhost"
 
 
 def verp_of(kind: str, pk: int) -> str:
@@ -210,13 +212,28 @@ def test_a_dsn_to_the_verp_address_bounces_that_delivery(mail_server, smtp_serve
     assert mail_server.inbox() == []  # applied, so deleted
 
 
-def test_a_dsn_without_verp_is_matched_by_the_failed_address(mail_server):
+def to_verp(name: str, kind: str, pk: int) -> bytes:
+    """A sample report as it arrives at one of our signed return addresses."""
+    address = verp_of(kind, pk)
+    return sample(name, To=address, Delivered_To=address)
+
+
+def test_without_verp_a_dsn_naming_a_reader_is_kept_for_a_person_not_applied(mail_server):
+    # Without BOUNCE_DOMAIN nothing in a report is ours to check: anyone could
+    # write a "bounce" for any reader's address (issue: forged DSNs).
     reader = make_subscriber("userx@example.com")
+    complainer = make_subscriber("user@example.com")
     mail_server.deliver(sample("dsn_09.txt"))
+    mail_server.deliver(sample("arf_rfc5965.txt"))
+
     counts = bounces.process_mailbox()
-    assert counts["bounce"] == 1
+
+    assert counts["unverified"] == 2
     reader.refresh_from_db()
-    assert reader.email_status == Subscriber.EmailStatus.BOUNCED
+    complainer.refresh_from_db()
+    assert reader.email_status == complainer.email_status == Subscriber.EmailStatus.ACTIVE
+    assert not BounceEvent.objects.exists()
+    assert all("\\Seen" in flags for flags, _ in mail_server.inbox())
 
 
 def test_with_verp_a_report_naming_only_an_address_is_kept_not_applied(mail_server, verp):
@@ -253,11 +270,41 @@ def test_an_arf_complaint_through_the_verp_address_counts_for_its_edition(
     assert BounceEvent.objects.get().edition_id == edition.pk
 
 
-def test_a_bounce_with_raw_8bit_bytes_in_its_headers_is_read(mail_server):
+def test_a_reader_filing_complaints_about_their_own_digest_counts_once(
+    mail_server, smtp_server, verp
+):
+    # The forged-complaint attack: ARF reports naming the reader's own signed
+    # return address, each with a new Message-ID.
+    reader = make_subscriber("user@example.com")
+    edition = sent_edition([reader])
+    delivery = Delivery.objects.get(subscriber=reader)
+    for n in range(5):
+        raw = sample("arf_rfc5965.txt", Message_ID=f"<forged-{n}@evil.example>").replace(
+            b"Original-Mail-From: <somespammer@example.net>",
+            f"Original-Mail-From: <{verp_of('d', delivery.pk)}>".encode(),
+        )
+        mail_server.deliver(raw)
+
+    counts = bounces.process_mailbox()
+
+    assert counts["complaint"] == 5 and counts["readers"] == 5
+    assert list(BounceEvent.objects.values_list("kind", "edition_id")) == [
+        ("complaint", edition.pk)
+    ]
+    assert bounces.edition_health(edition.pk).complaints == 1
+
+
+def test_a_bounce_with_raw_8bit_bytes_in_its_headers_is_read(mail_server, verp):
     # Broken mailers send them; flufl.bounce's detectors fail on such headers
     # unless the message is read as text.
     reader = make_subscriber("userx@example.net")
-    raw = sample("postfix_05.txt", From="Mail D\xe9livery <MAILER-DAEMON@example.net>")
+    address = verp_of("s", reader.pk)
+    raw = sample(
+        "postfix_05.txt",
+        From="Mail D\xe9livery <MAILER-DAEMON@example.net>",
+        To=address,
+        Delivered_To=address,
+    )
     assert not raw.isascii()
     mail_server.deliver(raw)
     assert bounces.process_mailbox()["bounce"] == 1
@@ -265,19 +312,22 @@ def test_a_bounce_with_raw_8bit_bytes_in_its_headers_is_read(mail_server):
     assert reader.email_status == Subscriber.EmailStatus.BOUNCED
 
 
-def test_a_report_without_verp_counts_for_the_readers_latest_digest(mail_server, smtp_server):
+def test_a_report_to_a_readers_own_address_counts_for_their_latest_digest(
+    mail_server, smtp_server, verp
+):
+    # A reader email's return address names the reader, not a delivery.
     reader = make_subscriber("userx@example.com")
     edition = sent_edition([reader])
-    mail_server.deliver(sample("dsn_09.txt"))
+    mail_server.deliver(to_verp("dsn_09.txt", "s", reader.pk))
     bounces.process_mailbox()
     assert BounceEvent.objects.get().edition_id == edition.pk
 
 
-def test_a_delay_warning_changes_nothing_and_a_given_up_retry_is_soft(mail_server):
+def test_a_delay_warning_changes_nothing_and_a_given_up_retry_is_soft(mail_server, verp):
     delayed = make_subscriber("userx@example.com")
     retried = make_subscriber("zzzzz@example.uk")
-    mail_server.deliver(sample("dsn_06.txt"))
-    mail_server.deliver(sample("dsn_02.txt"))
+    mail_server.deliver(to_verp("dsn_06.txt", "s", delayed.pk))
+    mail_server.deliver(to_verp("dsn_02.txt", "s", retried.pk))
 
     counts = bounces.process_mailbox()
 
@@ -291,67 +341,124 @@ def test_a_delay_warning_changes_nothing_and_a_given_up_retry_is_soft(mail_serve
     assert mail_server.inbox() == []
 
 
-def test_an_arf_complaint_suppresses_at_once(mail_server):
+def test_an_arf_complaint_suppresses_at_once(mail_server, verp):
     reader = make_subscriber("user@example.com")
-    mail_server.deliver(sample("arf_rfc5965.txt"))
+    mail_server.deliver(to_verp("arf_rfc5965.txt", "s", reader.pk))
     assert bounces.process_mailbox()["complaint"] == 1
     reader.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.COMPLAINED
 
 
-def test_a_report_read_twice_counts_once(mail_server, settings):
+def test_a_report_read_twice_counts_once(mail_server, settings, verp):
     settings.BOUNCE_SOFT_LIMIT = 2
     reader = make_subscriber("zzzzz@example.uk")
     # The same report delivered twice (a mail system's retry).
-    mail_server.deliver(sample("dsn_02.txt"))
-    mail_server.deliver(sample("dsn_02.txt"))
+    mail_server.deliver(to_verp("dsn_02.txt", "s", reader.pk))
+    mail_server.deliver(to_verp("dsn_02.txt", "s", reader.pk))
     bounces.process_mailbox()
     assert BounceEvent.objects.count() == 1
     reader.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.ACTIVE
 
 
-def test_the_mailto_unsubscribe_address_is_processed_by_the_same_reader(mail_server, verp):
-    reader = make_subscriber("reader@example.com")
+def unsubscribe_email(to: str, sender: str, message_id: str, *headers: str) -> bytes:
+    lines = [f"From: {sender}", f"To: {to}", "Subject: unsubscribe", f"Message-ID: {message_id}"]
+    body = "This message was automatically generated by Gmail."
+    return ("\r\n".join([*lines, *headers, "", body]) + "\r\n").encode()
+
+
+@pytest.mark.parametrize("with_verp", [True, False], ids=["bounce domain", "from mailbox"])
+def test_an_email_to_a_readers_signed_unsubscribe_address_unsubscribes_them_and_tells_them(
+    mail_server, settings, client, with_verp, django_capture_on_commit_callbacks, eager_celery
+):
+    if with_verp:
+        settings.BOUNCE_DOMAIN = BOUNCE_DOMAIN
+        settings.UNSUBSCRIBE_MAILTO = f"bounces+unsubscribe@{BOUNCE_DOMAIN}"
+    reader = make_subscriber("reader@example.com", name="Ada Reader")
     bounced = make_subscriber("old@example.com", email_status=Subscriber.EmailStatus.BOUNCED)
-    for sender in ("Reader <reader@example.com>", "old@example.com"):
-        mail_server.deliver(
-            f"From: {sender}\r\nTo: bounces+unsubscribe@{BOUNCE_DOMAIN}\r\n"
-            f"Subject: unsubscribe\r\nMessage-ID: <u-{sender[:3]}@mail.example.com>\r\n"
-            "\r\nThis message was automatically generated by Gmail.\r\n".encode()
-        )
-    counts = bounces.process_mailbox()
+    # The signed address is the request: the From may be any of the reader's
+    # addresses (a forwarding alias, say).
+    mail_server.deliver(
+        unsubscribe_email(unsubscribe_mailto(reader.pk), "Ada <ada@alias.example>", "<u1@m.ex>")
+    )
+    mail_server.deliver(
+        unsubscribe_email(unsubscribe_mailto(bounced.pk), "x@y.example", "<u2@m.ex>")
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = bounces.process_mailbox()
+
     assert counts["unsubscribe"] == 2
     reader.refresh_from_db()
     bounced.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.UNSUBSCRIBED
     assert bounced.email_status == Subscriber.EmailStatus.BOUNCED  # stays bounced
+    # The reader is told, at their own address, with the way back.
+    [notice] = mail.outbox
+    assert notice.to == ["reader@example.com"]
+    body = str(notice.body)
+    assert "unsubscribe address" in body
+    link = re.search(r"http://\S+/unsubscribe/\S+/", body)
+    assert link is not None
+    path = link.group(0).removeprefix(settings.SITE_URL)
+    assert b"Resubscribe" in client.get(path).content
+    client.post(path, {"action": "resubscribe"})
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.ACTIVE
 
 
-def test_a_forged_unsubscribe_and_a_personal_message_are_kept_for_a_person(mail_server, verp):
+def test_an_unsubscribe_email_naming_a_reader_only_by_its_from_is_kept_for_a_person(
+    mail_server, verp
+):
+    # Anyone can write any From: the shared address, a forged signature or
+    # another reader's id with this one's signature name nobody.
     reader = make_subscriber("reader@example.com")
-    mail_server.deliver(
-        f"From: reader@example.com\r\nTo: bounces+unsubscribe@{BOUNCE_DOMAIN}\r\n"
-        "Subject: unsubscribe\r\nAuthentication-Results: mx.example.net; dmarc=fail\r\n"
-        "\r\nforged\r\n".encode()
-    )
+    other = make_subscriber("other@example.com")
+    signed = unsubscribe_mailto(reader.pk)
+    shared = f"bounces+unsubscribe@{BOUNCE_DOMAIN}"
+    for n, (to, *headers) in enumerate(
+        [
+            (shared,),
+            (shared, "Authentication-Results: mx.example.net; dmarc=none"),
+            (shared, "Authentication-Results: mx.example.net; dmarc=pass"),
+            (signed.replace(f"+u{reader.pk}-", f"+u{other.pk}-"),),
+            (f"bounces+u{reader.pk}-000000000000@{BOUNCE_DOMAIN}",),
+        ]
+    ):
+        mail_server.deliver(unsubscribe_email(to, "reader@example.com", f"<f{n}@m.ex>", *headers))
     mail_server.deliver(b"From: friend@example.org\r\nTo: briefing@localhost\r\n"
                         b"Subject: Loved today's issue\r\n\r\nThanks!\r\n")  # fmt: skip
 
     counts = bounces.process_mailbox()
 
-    assert counts["unknown"] == 2
+    assert (counts["unverified"], counts["unknown"], counts["unsubscribe"]) == (3, 3, 0)
     reader.refresh_from_db()
-    assert reader.email_status == Subscriber.EmailStatus.ACTIVE
+    other.refresh_from_db()
+    assert reader.email_status == other.email_status == Subscriber.EmailStatus.ACTIVE
     kept = mail_server.inbox()
-    assert len(kept) == 2 and all("\\Seen" in flags for flags, _ in kept)
+    assert len(kept) == 6 and all("\\Seen" in flags for flags, _ in kept)
     # Not read again.
     assert bounces.process_mailbox()["unknown"] == 0
 
 
-def test_the_mailbox_over_pop3(mail_server, settings):
+def test_an_auto_reply_to_the_signed_unsubscribe_address_changes_nothing(mail_server, verp):
+    reader = make_subscriber("reader@example.com")
+    mail_server.deliver(
+        unsubscribe_email(
+            unsubscribe_mailto(reader.pk),
+            "reader@example.com",
+            "<a@m.ex>",
+            "Auto-Submitted: auto-replied",
+        )
+    )
+    assert bounces.process_mailbox()["unknown"] == 1
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.ACTIVE
+
+
+def test_the_mailbox_over_pop3(mail_server, settings, verp):
     reader = make_subscriber("userx@example.net")
-    mail_server.deliver(sample("postfix_05.txt"))
+    mail_server.deliver(to_verp("postfix_05.txt", "s", reader.pk))
     counts = bounces.process_mailbox(mail_server.url("pop3"))
     assert counts["bounce"] == 1
     reader.refresh_from_db()
@@ -365,11 +472,11 @@ def test_beat_reads_the_mailbox_every_few_minutes(settings):
     assert entry["schedule"] <= datetime.timedelta(minutes=5).total_seconds()
 
 
-def test_the_task_reads_the_configured_mailbox(mail_server):
+def test_the_task_reads_the_configured_mailbox(mail_server, verp):
     from newsletter import tasks
 
     reader = make_subscriber("userx@example.com")
-    mail_server.deliver(sample("dsn_09.txt"))
+    mail_server.deliver(to_verp("dsn_09.txt", "s", reader.pk))
     assert tasks.process_bounces() == {"bounce": 1, "readers": 1}
     reader.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.BOUNCED

@@ -13,7 +13,6 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from config.celery import app
 from newsletter import sending, tasks
 from newsletter.leases import lease_length
 from newsletter.models import Delivery, Edition
@@ -158,13 +157,6 @@ def test_two_senders_at_once_send_each_reader_once(smtp_server, readers, fault_t
 
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
     assert statuses() == {Delivery.Status.SENT: 10}
-
-
-@pytest.fixture
-def eager_celery():
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 def test_beat_firing_twice_sends_once(smtp_server, readers, eager_celery, fault_table):

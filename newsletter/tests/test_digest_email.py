@@ -6,6 +6,7 @@ import re
 import pytest
 from django.core.management import call_command
 
+from config.mail import parse_unsubscribe_mailto
 from newsletter.emails import DigestTemplate
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.models import Subscriber
@@ -41,7 +42,12 @@ def test_list_headers_offer_one_click_unsubscribe(received):
     subscriber = subscriber_for_token(token)
     assert subscriber is not None
     assert subscriber.email == "ada@example.com"
-    assert mailto == "mailto:unsubscribe@news.example.com?subject=unsubscribe"
+    # The mailto: names the reader by a signed address, never by their From.
+    address = mailto.removeprefix("mailto:").removesuffix("?subject=unsubscribe")
+    assert address.startswith("unsubscribe+u") and address.endswith("@news.example.com")
+    assert parse_unsubscribe_mailto(address) == subscriber.pk
+    grace = received["grace@example.com"].message["List-Unsubscribe"]
+    assert address not in grace
     # Short enough to fold at whitespace: no encoded words in the raw header.
     raw = received["ada@example.com"].raw_headers
     assert "=?" not in raw

@@ -4,6 +4,7 @@ import datetime
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from newsletter import bounces, sending
 from newsletter.models import BounceEvent, Delivery, SendAlert, SendPause
@@ -113,4 +114,99 @@ def test_a_pause_holds_only_its_own_day(sent, django_capture_on_commit_callbacks
     result(readers[0], BounceEvent.Kind.COMPLAINT, django_capture_on_commit_callbacks)
     assert bounces.sends_paused() is not None
     clock.shift(24 * 60 * 60)
+    assert bounces.sends_paused() is None
+
+
+# ---------------------------------------------------------------- hostile complaints
+
+
+def complaint(reader, capture, report_id, delivery=None):
+    """A complaint about the reader's digest, as each report from the mailbox records it."""
+    delivery = delivery or Delivery.objects.filter(subscriber=reader).latest("pk")
+    with capture(execute=True):
+        return bounces.do_record(
+            reader.pk,
+            BounceEvent.Kind.COMPLAINT,
+            source=BounceEvent.Source.MAILBOX,
+            delivery_id=delivery.pk,
+            report_id=report_id,
+        )
+
+
+def test_a_reader_weighs_once_in_send_health_however_many_complaints_they_file(
+    sent, django_capture_on_commit_callbacks
+):
+    # Five reports from one reader, each with a Message-ID of their choosing,
+    # were five complaints: 1% of 500, a pause.
+    edition, readers = sent(500)
+    events = [
+        complaint(readers[0], django_capture_on_commit_callbacks, f"<forged-{n}@evil.example>")
+        for n in range(5)
+    ]
+    assert events[0] is not None and events[1:] == [None] * 4
+    assert BounceEvent.objects.count() == 1
+    health = bounces.edition_health(edition.pk)
+    assert (health.complaints, health.sent) == (1, 500)
+    assert not SendPause.objects.exists()  # 0.2%: alert only
+    assert list(SendAlert.objects.values_list("kind", flat=True)) == ["complaints"]
+
+
+def test_rates_count_readers_not_events(sent):
+    # Rows written before the one-complaint rule (or a bounce reported by
+    # both the SMTP answer and a DSN) still weigh one reader once.
+    edition, readers = sent(100)
+    delivery = Delivery.objects.get(subscriber=readers[0])
+    for report in ("<a@x>", "<b@x>"):
+        BounceEvent.objects.create(
+            kind=BounceEvent.Kind.HARD,
+            source=BounceEvent.Source.MAILBOX,
+            subscriber=readers[0],
+            delivery=delivery,
+            edition=edition,
+            report_id=report,
+        )
+    assert bounces.edition_health(edition.pk).hard_bounces == 1
+
+
+def test_an_old_editions_complaints_never_pause_todays_sends(
+    sent, django_capture_on_commit_callbacks, clock
+):
+    old, readers = sent(200)
+    clock.shift(datetime.timedelta(weeks=6))
+    complaint(readers[0], django_capture_on_commit_callbacks, "<late@isp.example>")
+    assert bounces.edition_health(old.pk).complaint_percent > 0.3
+    assert not SendPause.objects.exists()
+    assert bounces.sends_paused() is None
+
+
+def test_an_edition_pauses_while_any_readers_morning_of_its_date_may_be_to_come(
+    sent, django_capture_on_commit_callbacks, clock
+):
+    # Monday's mornings end last at UTC-12: Tuesday 12:00 UTC.
+    edition, readers = sent(200)
+    tuesday_noon = datetime.datetime.combine(
+        MONDAY + datetime.timedelta(days=1), datetime.time(12), datetime.UTC
+    )
+    assert bounces.mornings_under_way(edition, tuesday_noon - datetime.timedelta(minutes=1))
+    assert not bounces.mornings_under_way(edition, tuesday_noon)
+    clock.move_to(tuesday_noon)
+    complaint(readers[0], django_capture_on_commit_callbacks, "<late@isp.example>")
+    assert not SendPause.objects.exists()
+
+
+def test_once_staff_resume_a_reader_already_counted_cannot_pause_again(
+    sent, django_capture_on_commit_callbacks, client, clock
+):
+    edition, readers = sent(200)
+    complaint(readers[0], django_capture_on_commit_callbacks, "<first@isp.example>")
+    pause = SendPause.objects.get()
+    staff = make_staff("chief", editor=False, is_superuser=True)
+    client.force_login(staff)
+    run_admin_action(client, "resume", [pause])
+
+    # The next newsroom day, Monday's mornings still under way west of here.
+    clock.shift(datetime.timedelta(hours=20))
+    assert bounces.mornings_under_way(edition, timezone.now())
+    assert complaint(readers[0], django_capture_on_commit_callbacks, "<again@evil>") is None
+    assert SendPause.objects.count() == 1
     assert bounces.sends_paused() is None
