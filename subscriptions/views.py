@@ -94,6 +94,8 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         "subscribe-email", email, limit=SIGNUP_LIMIT_PER_EMAIL, window_seconds=HOUR
     ):
         return _too_many(request)
+    if not form.check_deliverable():
+        return render(request, "subscriptions/signup.html", {"form": form}, status=400)
     if not stripe_api.billing_configured():
         # The same for every address: it is the site that is not open.
         logger.error("Signup refused: billing is not configured")
@@ -304,6 +306,8 @@ def sign_in_request(request: HttpRequest) -> HttpResponse:
     # Over the per-address limit the answer is the same page, without a mail:
     # a different page would tell that the address gets mail from us.
     if ratelimit.allow("sign-in-email", email, limit=SIGN_IN_LIMIT_PER_EMAIL, window_seconds=HOUR):
+        if not form.check_deliverable():
+            return render(request, "subscriptions/sign_in.html", {"form": form})
         do_sign_in_requested(email)
     return render(request, "subscriptions/sign_in_sent.html", {"minutes": signin.link_minutes()})
 
@@ -414,6 +418,8 @@ def account_address(request: HttpRequest, subscriber: Subscriber) -> HttpRespons
         "email-change", subscriber.email, limit=SIGN_IN_LIMIT_PER_EMAIL, window_seconds=HOUR
     ):
         return _too_many(request)
+    if not form.check_deliverable():
+        return _account_page(request, subscriber, email_form=form)
     new_email = form.cleaned_data["email"]
     do_request_email_change(subscriber, new_email)
     messages.success(
