@@ -44,7 +44,7 @@ from subscriptions.forms import (
     SignInForm,
     SignupForm,
 )
-from subscriptions.headers import no_referrer
+from subscriptions.headers import no_referrer, personal
 from subscriptions.models import Subscriber
 from subscriptions.sessions import current_subscriber, sign_in, sign_out
 
@@ -375,6 +375,7 @@ def reader_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     return for_reader
 
 
+@personal
 @require_GET
 @reader_view
 def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
@@ -407,6 +408,7 @@ def _account_page(
     )
 
 
+@personal
 @require_POST
 @reader_view
 def account_address(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
@@ -552,6 +554,7 @@ def account_preferences(request: HttpRequest, subscriber: Subscriber) -> HttpRes
 
 
 @no_referrer  # the token is in the URL; it must not leave in a Referer
+@personal
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
     """The signed link in every email: the reader's settings, without signing in."""
@@ -596,6 +599,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@personal
 @require_GET
 @reader_view
 def account_data(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:

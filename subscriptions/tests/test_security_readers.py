@@ -5,7 +5,7 @@ import socket
 import dns.resolver
 import pytest
 
-from subscriptions import addresses, ratelimit, views
+from subscriptions import addresses, preferences, ratelimit, views
 from subscriptions.tests.factories import make_subscriber
 from subscriptions.tests.test_sign_in import signed_in
 from testing.clock import MONDAY_BEFORE_SEND
@@ -126,3 +126,44 @@ def test_an_address_dns_says_receives_no_mail_is_still_refused_with_the_reason(
     for path in ["/signin/", "/subscribe/"]:
         response = client.post(path, {"email": "ada@no-mail-here.example.org"})
         assert "not a domain that receives email" in response.content.decode(), path
+
+
+# --- Personal pages are kept out of every cache ------------------------------------------
+
+
+def cache_directives(response) -> set[str]:
+    return {part.strip() for part in response.get("Cache-Control", "").split(",")}
+
+
+@pytest.mark.parametrize("path", ["/account/", "/account/data/"])
+def test_the_account_pages_are_private_and_never_stored(path):
+    browser = signed_in(make_subscriber("ada@example.com"))
+
+    response = browser.get(path)
+
+    assert response.status_code == 200
+    assert "ada@example.com" in response.content.decode()
+    assert {"private", "no-store"} <= cache_directives(response)
+
+
+def test_the_account_page_with_a_refused_new_address_is_private_and_never_stored():
+    browser = signed_in(make_subscriber("ada@example.com"))
+
+    response = browser.post("/account/address/", {"email": "ada@example.com"})
+
+    assert response.status_code == 400
+    assert {"private", "no-store"} <= cache_directives(response)
+
+
+def test_the_preferences_page_of_an_emailed_link_is_private_and_never_stored(client):
+    reader = make_subscriber("ada@example.com")
+    path = preferences.preferences_url(reader).removeprefix("http://127.0.0.1:8000")
+
+    shown = client.get(path)
+    refused = client.post(path, {"time_zone": "Not/A_Zone", "send_time": "06:00"})
+
+    assert shown.status_code == 200
+    assert "ada@example.com" in shown.content.decode()
+    assert refused.status_code == 400
+    for response in (shown, refused):
+        assert {"private", "no-store"} <= cache_directives(response)
