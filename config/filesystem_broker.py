@@ -37,6 +37,8 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
+from config import private_files
+
 logger = logging.getLogger(__name__)
 
 # The broker URL's scheme that names this transport (registered by config/celery.py).
@@ -59,7 +61,8 @@ class Channel(filesystem.Channel):
         name = f"{monotonic_ns():020d}_{uuid.uuid4()}.{queue}.msg"
         partial = folder / f"{PARTIAL_PREFIX}{name}"
         try:
-            partial.write_bytes(str_to_bytes(dumps(message)))
+            # A task's arguments may be a reader's address: 0600, in a 0700 folder.
+            private_files.write_private(partial, str_to_bytes(dumps(message)))
             os.replace(partial, folder / name)
         except OSError as exc:
             partial.unlink(missing_ok=True)

@@ -4,6 +4,16 @@
 access log goes to standard output through config.logfilters.RedactSecrets,
 which blanks the tokens of sign-in, signup and unsubscribe links and
 Checkout session ids: a log line must not be a way to sign in as a reader.
+
+Sync workers, each serving one request at a time, and only behind the proxy
+(deploy/Caddyfile), which reads every request's headers and whole body
+before passing it on: a worker is busy only while Django works, however
+slowly a client sends (config/tests/test_slow_clients.py). They are kept
+over threaded workers because a sync worker stuck past `timeout` is killed
+and replaced, and a thread is not. Gunicorn must never be reachable but
+through that proxy: straight to it, each slow client holds a worker, and a
+client whose address is in TRUSTED_PROXIES may write its own
+X-Forwarded-For and so slip past every rate limit.
 """
 
 from gunicorn.glogging import Logger

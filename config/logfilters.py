@@ -1,12 +1,14 @@
 """Keep the secrets that travel in URLs out of log lines.
 
-Sign-in, signup, unsubscribe, preferences, renewal, rejoin and gift links carry their token in the
-path, and the checkout's return carries its session id in the query: an
-access log (or Django's "Bad Request: /signin/…" warning) would otherwise
-keep a copy that signs in, unsubscribes or reads a checkout. RedactSecrets
-replaces them with "[redacted]" in a record's message and arguments (a
-tuple, or the mapping gunicorn's access log formats from), leaving the rest
-of the line as it was, so logs still say who asked for which page and when.
+Sign-in, signup, unsubscribe, preferences, renewal, rejoin, gift and
+address-change links carry their token in the path (an address change's
+holds both addresses), and the checkout's return carries its session id in
+the query: an access log (or Django's "Bad Request: /signin/…" warning)
+would otherwise keep a copy that signs in, unsubscribes, reads a checkout or
+names a reader's addresses. RedactSecrets replaces them with "[redacted]" in
+a record's message and arguments (a tuple, or the mapping gunicorn's access
+log formats from), leaving the rest of the line as it was, so logs still say
+who asked for which page and when.
 """
 
 import logging
@@ -17,7 +19,7 @@ REDACTED = "[redacted]"
 # A token is the path segment after one of these prefixes.
 TOKEN_PATH = re.compile(
     r"(?P<prefix>/(?:signin|unsubscribe|preferences|subscribe/continue|test-checkout"
-    r"|billing/renewal|billing/rejoin|gift/redeem)/)"
+    r"|billing/renewal|billing/rejoin|gift/redeem|account/address)/)"
     r"[^/?#\s\"]+"
 )
 # ...or a query parameter's value (r: the reader's id in a tracked story link).

@@ -19,6 +19,8 @@ from typing import Any
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 
+from config.private_files import private_folder, write_private
+
 
 class OutboxBackend(BaseEmailBackend):
     # Django passes the mailer's alias and any other options through to
@@ -28,7 +30,8 @@ class OutboxBackend(BaseEmailBackend):
         self.directory = Path(directory)
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Every email's personal links (sign-in, unsubscribe): this user's only.
+        private_folder(self.directory)
         sent = 0
         for message in email_messages:
             if not message.recipients():
@@ -37,7 +40,7 @@ class OutboxBackend(BaseEmailBackend):
             name = f"{stamp}-{uuid.uuid4().hex[:12]}.eml"
             # Write then rename, so the outbox page never shows half a file.
             partial = self.directory / f".{name}.partial"
-            partial.write_bytes(message.message().as_bytes())
+            write_private(partial, message.message().as_bytes())
             partial.rename(self.directory / name)
             sent += 1
         return sent

@@ -6,6 +6,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from django.utils.module_loading import import_string
 
 from config import views
+from config.admin_login import RateLimitedAdminLoginForm
 from subscriptions import unsubscribe
 from subscriptions import views as subscription_views
 
@@ -28,6 +29,9 @@ def esp_tracking_urls(esp: str | None) -> list[URLPattern | URLResolver]:
     view = import_string(ESP_TRACKING_VIEWS[esp])
     return [path(f"anymail/{esp}/tracking/", view.as_view(), name=f"{esp}_tracking_webhook")]
 
+
+# Password guessing at /admin/login/ is limited per address and per username.
+admin.site.login_form = RateLimitedAdminLoginForm
 
 # The site without any ESP webhook (test URL modules add the one they configure).
 site_urlpatterns: list[URLPattern | URLResolver] = [

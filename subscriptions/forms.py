@@ -120,7 +120,8 @@ class ReaderEmailField(forms.EmailField):
 
 class TypoCheckedEmailMixin(forms.Form):
     """An address with a likely typo in its domain is sent back once, with a suggestion;
-    then, with EMAIL_CHECK_DELIVERABILITY, one whose domain has no mail server is refused.
+    then, with EMAIL_CHECK_DELIVERABILITY, one whose domain has no mail server is refused
+    by `check_deliverable()`, which the view calls after its rate limits.
 
     "Did you mean ada@gmail.com?": the reader presses "Use ada@gmail.com"
     (the `use_email` button), or sends the form again unchanged to keep what
@@ -153,9 +154,23 @@ class TypoCheckedEmailMixin(forms.Form):
                 "typed, send the form again.",
                 code="typo",
             )
-        if settings.EMAIL_CHECK_DELIVERABILITY:
-            check_can_receive_mail(email, ask_dns=True)
         return email
+
+    def check_deliverable(self) -> bool:
+        """With EMAIL_CHECK_DELIVERABILITY, whether DNS says the valid form's address
+        receives mail; if not, the reason is added to the form's errors.
+
+        Not part of is_valid(): a lookup may take seconds (DNS_TIMEOUT), so the
+        views ask only once the request has passed their rate limits.
+        """
+        if not settings.EMAIL_CHECK_DELIVERABILITY:
+            return True
+        try:
+            check_can_receive_mail(self.cleaned_data["email"], ask_dns=True)
+        except forms.ValidationError as error:
+            self.add_error("email", error)
+            return False
+        return True
 
 
 class NameField(forms.CharField):

@@ -4,6 +4,7 @@ import functools
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_cache_control
 
 
 def no_referrer(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -21,3 +22,20 @@ def no_referrer(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         return response
 
     return without_referrer
+
+
+def personal(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """For pages that show one reader's data: no cache, shared or the browser's, keeps them.
+
+    `private` keeps proxies and CDNs from serving the page to someone else;
+    `no-store` keeps it off the disk of a shared computer and out of the
+    back button after signing out.
+    """
+
+    @functools.wraps(view)
+    def never_stored(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        patch_cache_control(response, private=True, no_store=True)
+        return response
+
+    return never_stored

@@ -44,7 +44,7 @@ from subscriptions.forms import (
     SignInForm,
     SignupForm,
 )
-from subscriptions.headers import no_referrer
+from subscriptions.headers import no_referrer, personal
 from subscriptions.models import Subscriber
 from subscriptions.sessions import current_subscriber, sign_in, sign_out
 
@@ -94,6 +94,8 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         "subscribe-email", email, limit=SIGNUP_LIMIT_PER_EMAIL, window_seconds=HOUR
     ):
         return _too_many(request)
+    if not form.check_deliverable():
+        return render(request, "subscriptions/signup.html", {"form": form}, status=400)
     if not stripe_api.billing_configured():
         # The same for every address: it is the site that is not open.
         logger.error("Signup refused: billing is not configured")
@@ -304,6 +306,8 @@ def sign_in_request(request: HttpRequest) -> HttpResponse:
     # Over the per-address limit the answer is the same page, without a mail:
     # a different page would tell that the address gets mail from us.
     if ratelimit.allow("sign-in-email", email, limit=SIGN_IN_LIMIT_PER_EMAIL, window_seconds=HOUR):
+        if not form.check_deliverable():
+            return render(request, "subscriptions/sign_in.html", {"form": form})
         do_sign_in_requested(email)
     return render(request, "subscriptions/sign_in_sent.html", {"minutes": signin.link_minutes()})
 
@@ -371,6 +375,7 @@ def reader_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     return for_reader
 
 
+@personal
 @require_GET
 @reader_view
 def account(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
@@ -403,6 +408,7 @@ def _account_page(
     )
 
 
+@personal
 @require_POST
 @reader_view
 def account_address(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
@@ -414,6 +420,8 @@ def account_address(request: HttpRequest, subscriber: Subscriber) -> HttpRespons
         "email-change", subscriber.email, limit=SIGN_IN_LIMIT_PER_EMAIL, window_seconds=HOUR
     ):
         return _too_many(request)
+    if not form.check_deliverable():
+        return _account_page(request, subscriber, email_form=form)
     new_email = form.cleaned_data["email"]
     do_request_email_change(subscriber, new_email)
     messages.success(
@@ -546,6 +554,7 @@ def account_preferences(request: HttpRequest, subscriber: Subscriber) -> HttpRes
 
 
 @no_referrer  # the token is in the URL; it must not leave in a Referer
+@personal
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
     """The signed link in every email: the reader's settings, without signing in."""
@@ -590,6 +599,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@personal
 @require_GET
 @reader_view
 def account_data(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:

@@ -33,9 +33,12 @@ from config.env import (
     load_dotenv,
     smtp_options,
 )
+from config.private_files import private_folder, private_sqlite_database
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-VAR_DIR = BASE_DIR / "var"  # local state of the demo: database, broker, outbox
+# Local state of the demo: database, broker, outbox, caches. Private to the
+# user the service runs as (config/private_files.py).
+VAR_DIR = BASE_DIR / "var"
 
 # DJANGO_ENV_FILE names another file to read, or "none" for none at all.
 _env_file = os.environ.get("DJANGO_ENV_FILE", str(BASE_DIR / ".env"))
@@ -135,7 +138,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests use a file too: an in-memory database locks whole tables and so
     # would not behave like the real one when threads or processes share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
-    VAR_DIR.mkdir(exist_ok=True)
+    private_folder(VAR_DIR)
+    # Sessions and readers' addresses: made 0600 before SQLite would make it 0644.
+    private_sqlite_database(str(DATABASES["default"]["NAME"]))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -390,8 +395,9 @@ def filesystem_broker(folder: Path) -> tuple[str, dict[str, object]]:
     config/celery.py): kombu's own lets a worker read a message still being
     written, and die of it.
     """
-    for subfolder in ["processed", "control"]:
-        (folder / subfolder).mkdir(parents=True, exist_ok=True)
+    # Queued tasks hold readers' addresses: the folders are this user's only.
+    for subfolder in [folder, folder / "processed", folder / "control"]:
+        private_folder(subfolder)
     return "embedded://localhost//", {
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),

@@ -11,6 +11,7 @@ from celery.contrib.testing.worker import start_worker
 from kombu import Connection
 from kombu.transport import virtual
 
+from config import private_files
 from config.filesystem_broker import Transport
 from config.settings import filesystem_broker
 from testing.concurrency import wait_for
@@ -47,14 +48,13 @@ def test_a_message_is_written_whole_under_its_final_name(broker, tmp_path):
 
 def test_while_a_message_is_written_no_reader_can_see_it(broker, tmp_path, monkeypatch):
     seen_mid_write = []
-    real_write_bytes = Path.write_bytes
+    real_write_private = private_files.write_private
 
-    def write_bytes(path, data):
-        written = real_write_bytes(path, data)
+    def write_private(path, data):
+        real_write_private(path, data)
         seen_mid_write.append([name for name in message_files(tmp_path) if name[0] != "."])
-        return written
 
-    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    monkeypatch.setattr(private_files, "write_private", write_private)
     broker.put({"n": 1})
 
     assert seen_mid_write == [[]]

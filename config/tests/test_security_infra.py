@@ -1,6 +1,5 @@
 """Hostile review, infrastructure: request sizes, the proxy, client addresses, the feed."""
 
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -11,6 +10,7 @@ from django.core.files.uploadhandler import FileUploadHandler
 
 from newsletter.tests.factories import make_article, make_section
 from testing.clock import MONDAY_BEFORE_SEND
+from testing.proxy import CADDYFILE, CaddyUnavailable, caddyfile_for, ensure_caddy
 
 pytestmark = pytest.mark.clock(MONDAY_BEFORE_SEND)
 
@@ -269,13 +269,15 @@ def test_upload_limits_come_from_the_environment():
 # --- The proxy in front of gunicorn ------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[2]
-CADDYFILE = ROOT / "deploy" / "Caddyfile"
 
 
-def caddy_validate(config: Path) -> subprocess.CompletedProcess:
-    caddy = shutil.which("caddy")
-    if caddy is None:
-        pytest.skip("caddy is not installed (apt-get install caddy)")
+def caddy_validate(text: str, folder: Path) -> subprocess.CompletedProcess:
+    try:
+        caddy = ensure_caddy()
+    except CaddyUnavailable as reason:
+        pytest.skip(str(reason))
+    config = folder / "Caddyfile"
+    config.write_text(caddyfile_for(caddy, text))
     return subprocess.run(
         [caddy, "validate", "--config", str(config), "--adapter", "caddyfile"],
         capture_output=True,
@@ -285,13 +287,12 @@ def caddy_validate(config: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_proxy_config_is_valid_and_caddy_would_refuse_a_broken_one(tmp_path):
-    result = caddy_validate(CADDYFILE)
+    result = caddy_validate(CADDYFILE.read_text(), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Valid configuration" in result.stdout + result.stderr
 
-    broken = tmp_path / "Caddyfile"
-    broken.write_text(CADDYFILE.read_text().replace("max_size 6MB", "max_size lots"))
-    assert caddy_validate(broken).returncode != 0
+    broken = CADDYFILE.read_text().replace("max_size 6MB", "max_size lots")
+    assert caddy_validate(broken, tmp_path).returncode != 0
 
 
 def test_the_proxy_caps_bodies_serves_files_and_is_the_only_way_in():
@@ -308,6 +309,7 @@ def test_the_proxy_caps_bodies_serves_files_and_is_the_only_way_in():
     assert compose["x-app"]["environment"]["DJANGO_BEHIND_PROXY"] == "${DJANGO_BEHIND_PROXY:-1}"
     assert "reverse_proxy web:8000" in caddyfile
     assert "max_size 6MB" in caddyfile  # UPLOAD_REQUEST_MAX_BYTES, the largest body we take
+    assert "request_buffers 6MB" in caddyfile  # bodies read whole before gunicorn sees them
     for timeout in ["read_header", "read_body", "write", "idle"]:
         assert timeout in caddyfile
     assert "collectstatic" in " ".join(web["command"].split())

@@ -240,8 +240,8 @@ SECRET_URLS = [
 ]
 
 
-@pytest.mark.parametrize("url", SECRET_URLS)
-def test_the_gunicorn_access_log_redacts_tokens(url, capsys):
+def gunicorn_access_line(url: str, capsys) -> str:
+    """The line gunicorn's access log, as config/gunicorn_conf.py sets it up, writes for `url`."""
     import gunicorn.config
 
     from config import gunicorn_conf
@@ -269,12 +269,41 @@ def test_the_gunicorn_access_log_redacts_tokens(url, capsys):
         logger.access(response, request, environ, datetime.timedelta(milliseconds=3))
     finally:
         access_logger.handlers[:], access_logger.filters[:] = before
-    line = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("url", SECRET_URLS)
+def test_the_gunicorn_access_log_redacts_tokens(url, capsys):
+    line = gunicorn_access_line(url, capsys)
 
     assert '"GET /' in line and "203.0.113.9" in line  # the line is still written
     assert "[redacted]" in line
     for secret in ("SIGNATURE", "SECRET", "SIG/", "Zm9vYmFy", "eyJ"):
         assert secret not in line, line
+
+
+def test_an_address_change_link_and_both_addresses_in_it_stay_out_of_the_logs(settings, capsys):
+    # The link emailed to the new address: its token holds the old and the new one.
+    claim = signin.EmailChangeClaim(
+        subscriber_id=7, old_email="ada@example.com", new_email="ada.new@example.org"
+    )
+    url = signin.email_change_url(claim).removeprefix(settings.SITE_URL)
+    token = url.removeprefix("/account/address/").removesuffix("/")
+    assert signin.read_email_change_token(token) == claim
+
+    access = gunicorn_access_line(url, capsys)
+    [handler] = [h for h in logging.getLogger("django").handlers if h.filters]
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    stream = handler.setStream(buffer)
+    try:
+        logging.getLogger("django.request").warning("Not Found: %s", url)
+    finally:
+        handler.setStream(stream)
+
+    for line in (access, buffer.getvalue()):
+        assert "/account/address/[redacted]/" in line
+        assert token not in line and token[-12:] not in line, line
 
 
 def test_django_log_records_are_redacted_by_the_configured_handler():
