@@ -1,7 +1,7 @@
 """A real IMAP and POP3 server for tests: Dovecot (Debian's dovecot-imapd, dovecot-pop3d).
 
-Started per test over a Maildir in the test's own directory, on free ports of
-127.0.0.1, with one user. Messages are put in with IMAP APPEND, as a mail
+Started once per test module (emptied between tests) over a Maildir of its
+own, on free ports of 127.0.0.1, with one user. Messages are put in with IMAP APPEND, as a mail
 delivery agent would file them; the code under test reads them over IMAP or
 POP3. Dovecot is installed from Debian when missing (as `make bench` installs
 smtp-sink), and the helper fails loudly when it cannot be.
@@ -165,6 +165,18 @@ class MailServer:
                 flags = set(imaplib.ParseFlags(head))
                 messages.append(({flag.decode() for flag in flags}, body))
             return messages
+        finally:
+            imap.logout()
+
+    def empty(self) -> None:
+        """Delete every message, so one server can serve a module's tests one after another."""
+        imap = self._imap()
+        try:
+            imap.select("INBOX")
+            _, data = imap.uid("SEARCH", "ALL")
+            if data[0]:
+                imap.uid("STORE", b",".join(data[0].split()).decode(), "+FLAGS", "(\\Deleted)")
+                imap.expunge()
         finally:
             imap.logout()
 

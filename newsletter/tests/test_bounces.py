@@ -1,6 +1,6 @@
 """Bounces and complaints over plain SMTP: VERP, 5xx answers at send time, the bounce mailbox.
 
-The mailbox is a real Dovecot (IMAP and POP3) started by the test; the
+The mailbox is a real Dovecot (IMAP and POP3) started for the module; the
 reports in it are real ones (mail_samples/README.md), parsed by flufl.bounce.
 """
 
@@ -35,12 +35,20 @@ def verp(settings):
     settings.UNSUBSCRIBE_MAILTO = f"bounces+unsubscribe@{BOUNCE_DOMAIN}"
 
 
-@pytest.fixture
-def mail_server(settings):
+@pytest.fixture(scope="module")
+def dovecot():
+    # One server for the module (starting Dovecot costs about a second): each
+    # test starts with an empty mailbox.
     server = MailServer()
-    settings.BOUNCE_MAILBOX_URL = server.url("imap")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def mail_server(dovecot, settings):
+    dovecot.empty()
+    settings.BOUNCE_MAILBOX_URL = dovecot.url("imap")
+    return dovecot
 
 
 @pytest.fixture
