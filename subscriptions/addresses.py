@@ -11,6 +11,7 @@ place and not in another.
 """
 
 import difflib
+import re
 
 import email_validator
 import idna
@@ -104,3 +105,27 @@ DNS_TIMEOUT = 3  # seconds; a form must answer even when DNS is slow
 UNDELIVERABLE = (
     "The part after the @ is not a domain that receives email: check the address for a typo."
 )
+
+
+# An address as mail servers and providers quote it in their answers
+# ("550 5.1.1 <ada@example.com>: no such user", Python's "{'ada@example.com': (550, ...)}"),
+# its local part quoted ("ada lovelace"@, at most 64 characters as RFC 5321
+# allows) or not; delimiters around it are left in place. It starts only after
+# a delimiter: a long text is read once, not once per letter.
+_DELIMITERS = r"""\s<>()\[\],;:"'"""
+ADDRESS_IN_TEXT = re.compile(
+    rf"""(?<![^{_DELIMITERS}])(?:"[^"\r\n]{{1,64}}"|[^{_DELIMITERS}@]+)"""
+    rf"""@(?:\[[^\]\s]{{1,64}}\]|[^{_DELIMITERS}]+)"""
+)
+MASKED_ADDRESS = "[address]"
+
+
+def mask_addresses(text: str) -> str:
+    """`text` with every email address in it replaced by "[address]".
+
+    For what we store or show beyond the reader's own pages (failure
+    reasons, bounce details): nothing of the address is kept, not even its
+    domain, which alone can name a small company or a person's own domain.
+    Who may see readers finds the address through the row's reader.
+    """
+    return ADDRESS_IN_TEXT.sub(MASKED_ADDRESS, text)

@@ -1,5 +1,6 @@
 import csv
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.conf import settings
@@ -20,7 +21,11 @@ from subscriptions.actions.imports import (
     do_import_readers,
     do_import_stripe,
 )
+from subscriptions.admin_privacy import ReaderDataAdmin, can_see_readers
 from subscriptions.models import GiftCode, Membership, ReaderEmail, StripeEvent, Subscriber
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 # Written only from Stripe (sync_subscription): editing them here would be
 # overwritten by the next event, so staff see them but change them at Stripe.
@@ -242,10 +247,12 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(ReaderDataAdmin):
     list_display = ["event_id", "type", "status", "attempts", "note", "received_at"]
     list_filter = ["status", "type"]
     search_fields = ["event_id", "note"]
+    # An event carries the customer's address and name; an error may quote them.
+    reader_data_fields = ("payload", "error")
     readonly_fields = [
         "event_id",
         "type",
@@ -259,6 +266,12 @@ class StripeEventAdmin(admin.ModelAdmin):
         "payload",
     ]
     actions = ["retry_events"]
+
+    def get_fields(self, request: HttpRequest, obj: StripeEvent | None = None) -> "_FieldGroups":
+        fields = super().get_fields(request, obj)
+        if can_see_readers(request):
+            return fields
+        return [name for name in fields if name not in self.reader_data_fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

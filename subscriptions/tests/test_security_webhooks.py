@@ -7,6 +7,7 @@ provider only.
 """
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
@@ -14,9 +15,12 @@ import logging
 import time
 
 import pytest
+from django.core.management import call_command
 
 import config.urls  # imported here, with no ESP configured: see urls_with_esp
 from newsletter import tracking
+from newsletter.models import BounceEvent, Delivery
+from newsletter.tests.factories import make_article
 from subscriptions import stripe_api
 from subscriptions.actions import reader_data
 from subscriptions.models import Membership, ReaderEmail, StripeEvent, Subscriber
@@ -190,6 +194,35 @@ def test_mailgun_bounce_is_verified_by_its_signature_and_applied(client, esp):
     assert response.status_code == 200
     assert status_of(reader) == Subscriber.EmailStatus.BOUNCED
     assert client.post("/anymail/postmark/tracking/", {}).status_code == 404
+
+
+def test_a_bounce_quoting_the_address_is_stored_without_it(client, esp, settings):
+    esp("mailgun")
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    make_article(published_ago=datetime.timedelta(hours=2))
+    reader = make_subscriber("ada@example.com")
+    call_command("send_digest", "--sync", "--date", "2026-11-30")
+    event = mailgun_event("failed", "ada@example.com", severity="permanent", reason="bounce")
+    event["event-data"]["delivery-status"] = {
+        "code": 550,
+        "message": "5.1.1 <ada@example.com>: Recipient address rejected",
+        "description": "Recipient address rejected: <ada@example.com> does not exist",
+    }
+
+    response = client.post(
+        "/anymail/mailgun/tracking/",
+        data=json.dumps(event),
+        content_type="application/json",
+        headers=basic_auth(),
+    )
+
+    assert response.status_code == 200
+    bounce = BounceEvent.objects.get(subscriber=reader)
+    delivery = Delivery.objects.get(subscriber=reader)
+    assert delivery.status == Delivery.Status.BOUNCED
+    for stored in (bounce.detail, delivery.last_error):
+        assert "[address]" in stored and "Recipient address rejected" in stored
+        assert "ada@example.com" not in stored
 
 
 @pytest.mark.faults
