@@ -1,4 +1,3 @@
-import csv
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.views.decorators.http import require_POST
 
+from config import csvfiles
 from subscriptions import stripe_api, webhooks
 from subscriptions.actions.imports import (
     IMPORT_AS,
@@ -176,7 +176,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     def export_csv_view(self, request: HttpRequest) -> StreamingHttpResponse:
         """Every reader as CSV, streamed: address, name, zone, email and membership status."""
         self._require(request, BILLING_PERMISSION)
-        writer = csv.writer(_Echo())
+        writer = csvfiles.writer(_Echo())
         header = [
             "email", "name", "time_zone", "email_status", "membership_status",
             "complimentary", "complimentary_until", "trial_end", "current_period_end",
@@ -190,8 +190,8 @@ class SubscriberAdmin(admin.ModelAdmin):
                 membership = getattr(reader, "membership", None)
                 yield writer.writerow(
                     [
-                        _cell(reader.email),
-                        _cell(reader.name),
+                        reader.email,
+                        reader.name,
                         reader.time_zone,
                         reader.email_status,
                         membership.status if membership else "",
@@ -217,11 +217,6 @@ class SubscriberAdmin(admin.ModelAdmin):
         if membership.is_comped:
             return f"complimentary ({membership.get_status_display()} at Stripe)"
         return membership.get_status_display()
-
-
-def _cell(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula (names are typed by anyone)."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _iso(value: object) -> str:
