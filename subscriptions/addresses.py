@@ -16,6 +16,7 @@ import re
 import email_validator
 import idna
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 NOT_ASCII = (
     "Use the address with plain letters before the @ (no accented or special letters): "
@@ -81,6 +82,33 @@ def suggested_address(address: str) -> str | None:
         close = difflib.get_close_matches(fixed, COMMON_DOMAINS, n=1, cutoff=SIMILARITY)
         fixed = close[0] if close else fixed
     return f"{local}@{fixed}" if fixed != domain else None
+
+
+MAX_LENGTH = 254  # RFC 5321's limit on a path, less its angle brackets
+TOO_LONG = "An email address has at most 254 characters."
+
+
+def validate_address(value: str) -> str:
+    """The stored form of an address someone typed; ValidationError if we would not send to it.
+
+    The one check of every address that comes from outside (the reader
+    forms, subscriptions.forms.ReaderEmailField, and the CSV import): one
+    @, nothing a mail system would refuse or misread (spaces, line breaks,
+    a second @: Django's EmailValidator), at most 254 characters, a plain
+    ASCII local part, and a domain that can be on the internet. DNS is not
+    asked here: the forms ask it after a typo has had its suggestion.
+    """
+    address = value.strip()
+    if address and not address.isascii():
+        # Judged before Django's validator, whose case-insensitive pattern
+        # takes U+017F (long s) for `s` and U+0131 (dotless i) for `i`.
+        normalise_email(address)
+    if len(address) > MAX_LENGTH:
+        raise ValidationError(TOO_LONG, code="too_long")
+    validate_email(address)
+    stored = normalise_email(address)
+    check_can_receive_mail(stored, ask_dns=False)
+    return stored
 
 
 def check_can_receive_mail(address: str, *, ask_dns: bool) -> None:

@@ -60,6 +60,9 @@ BILLING_PERMISSION = "subscriptions.view_membership"
 IMPORT_PERMISSION = "subscriptions.change_membership"
 
 
+REPORT_LINES_SHOWN = 50  # messages on one admin page; the command prints them all
+
+
 class ImportReadersForm(forms.Form):
     file = forms.FileField(
         label="CSV file", help_text="Substack's or Ghost's members export, or email,name,time_zone."
@@ -131,8 +134,17 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     def _report(self, request: HttpRequest, report: ImportReport) -> None:
         level = messages.WARNING if report.rejected or report.dry_run else messages.SUCCESS
-        for line in report.lines()[:50]:
+        lines = report.lines()
+        for line in lines[:REPORT_LINES_SHOWN]:
             self.message_user(request, line, level)
+        if len(lines) > REPORT_LINES_SHOWN:
+            # Every rejected row must reach whoever fixes the file.
+            self.message_user(
+                request,
+                f"… and {len(lines) - REPORT_LINES_SHOWN} more line(s): "
+                "manage.py import_readers FILE --dry-run lists every rejected row.",
+                level,
+            )
 
     def import_csv_view(self, request: HttpRequest) -> HttpResponse:
         """Import readers from a CSV (the same as manage.py import_readers)."""
