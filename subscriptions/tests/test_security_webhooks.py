@@ -483,6 +483,54 @@ def test_an_event_of_another_api_version_is_refused_and_not_stored(
     assert "2024-06-20" in caplog.text
 
 
+@pytest.mark.faults
+@pytest.mark.parametrize(
+    ("changes", "logged"),
+    [
+        ({"livemode": True}, "a live-mode event, and the API key is a test-mode key"),
+        ({"account": "acct_1OtherAccount000001"}, "the connected account acct_1OtherAccount000001"),
+    ],
+    ids=["live event, test key", "a connected account's"],
+)
+def test_an_event_of_another_account_or_mode_is_refused_at_once(
+    webhooks, fake_stripe, settings, caplog, changes, logged
+):
+    # Signed with our endpoint's secret, about a subscription our key cannot
+    # fetch: handling it would fail on every one of Stripe's retries.
+    elsewhere = stripe_objects.subscription(
+        "active", id="sub_1Elsewhere0000000000001", customer="cus_Elsewhere0000001"
+    )
+    body = stripe_objects.event("customer.subscription.updated", elsewhere) | changes
+    payload = json.dumps(body)
+
+    response = webhooks.post_raw(payload, stripe_objects.signed(payload))
+
+    assert response.status_code == 400
+    assert StripeEvent.objects.count() == 0
+    assert len(fake_stripe.mock.calls) == 0
+    assert body["id"] in caplog.text and logged in caplog.text
+    for secret in (settings.STRIPE_SECRET_KEY, settings.STRIPE_WEBHOOK_SECRET):
+        assert secret not in caplog.text
+
+
+@pytest.mark.faults
+def test_with_a_live_key_test_mode_events_are_refused_and_live_ones_taken(
+    webhooks, fake_stripe, settings
+):
+    settings.STRIPE_SECRET_KEY = "sk_live_fake"
+    test_mode = stripe_objects.event("customer.created", stripe_objects.load("customer"))
+    live_mode = stripe_objects.event("customer.created", stripe_objects.load("customer"))
+    live_mode["livemode"] = True
+
+    answers = []
+    for event in (test_mode, live_mode):
+        payload = json.dumps(event)
+        answers.append(webhooks.post_raw(payload, stripe_objects.signed(payload)).status_code)
+
+    assert answers == [400, 200]
+    assert list(StripeEvent.objects.values_list("event_id", flat=True)) == [live_mode["id"]]
+
+
 def test_the_events_tests_sign_carry_the_pinned_api_version():
     from stripe._api_version import _ApiVersion
 
