@@ -1,6 +1,5 @@
 """The publisher's dashboard under the admin: thin views over dashboard.figures."""
 
-import csv
 from collections.abc import Sequence
 
 from django.conf import settings
@@ -12,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from config import csvfiles
 from dashboard.figures import FIGURES, Cell, can_see, visible
 from dashboard.metrics import DateRange
 from dashboard.models import StaffSettings
@@ -96,7 +96,7 @@ def _csv(filename: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]]) 
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-    writer = csv.writer(response)
+    writer = csvfiles.writer(response)
     writer.writerow(columns)
     writer.writerows(rows)
     return response

@@ -1,5 +1,4 @@
 import json
-import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -32,28 +31,13 @@ from newsletter.models import (
     Section,
     SendSlot,
 )
+from subscriptions.addresses import mask_addresses
+from subscriptions.admin_privacy import ReaderDataAdmin, can_see_readers
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _ListDisplayT
 
 FAILURES_SHOWN = 200
-
-# Readers' addresses are for staff who may see readers (support, billing):
-# this permission. Editors (newsletter/migrations/0003) see how a send went
-# as counts and failure reasons, without who.
-READERS_PERMISSION = "subscriptions.view_subscriber"
-# A mail server's refusal often quotes the address ("550 <ada@…>: no such user").
-EMAIL_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
-
-
-def can_see_readers(request: HttpRequest) -> bool:
-    return request.user.has_perm(READERS_PERMISSION)
-
-
-def without_addresses(text: str) -> str:
-    """A failure reason with every email address in it replaced by "[address]"."""
-    return EMAIL_ADDRESS.sub("[address]", text)
-
 
 admin.site.site_header = f"{settings.NEWSLETTER_NAME}: editors' desk"
 admin.site.site_title = settings.NEWSLETTER_NAME
@@ -372,7 +356,7 @@ class EditionAdmin(admin.ModelAdmin):
             "failures": [
                 (
                     delivery,
-                    delivery.last_error if show_readers else without_addresses(delivery.last_error),
+                    delivery.last_error if show_readers else mask_addresses(delivery.last_error),
                 )
                 for delivery in failures[:FAILURES_SHOWN]
             ],
@@ -466,8 +450,11 @@ class EditionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReaderDataAdmin):
     """Deliveries; with who they went to only for staff who may see readers."""
+
+    # A failure reason may quote the address; the reader's fields are theirs.
+    reader_data_fields = ("last_error", "subscriber")
 
     list_display = ["edition", "subscriber", "status", "attempts", "sent_at", "last_error"]
     list_filter = ["status", "edition"]
@@ -493,10 +480,6 @@ class DeliveryAdmin(admin.ModelAdmin):
     def get_list_select_related(self, request: HttpRequest) -> list[str]:
         return self.list_select_related if can_see_readers(request) else ["edition"]
 
-    def get_search_fields(self, request: HttpRequest) -> list[str]:
-        # Searching by address would tell an editor who reads, one guess at a time.
-        return self.search_fields if can_see_readers(request) else []
-
     def has_view_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
         if obj is not None and not can_see_readers(request):
             return False
@@ -509,7 +492,8 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description="failure reason")
     def failure_reason(self, delivery: Delivery) -> str:
-        return without_addresses(delivery.last_error) or "-"
+        # Stored masked (newsletter.sending); rows of before were not.
+        return mask_addresses(delivery.last_error) or "-"
 
 
 @admin.register(NoSendDay)

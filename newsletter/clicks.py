@@ -9,18 +9,30 @@ carries the reader's own signed id, the preferences page says so, and the
 digest's links differ per reader (one more slot filled per reader). There is
 no open-tracking pixel: mail privacy proxies fetch images for everyone, so
 opens say nothing.
+
+A click counts once per reader (or, without TRACK_READER_CLICKS, per
+client address) per story of an edition within COUNT_WINDOW_SECONDS:
+reloading a link a few hundred times does not make a story the week's
+most read. The redirect works every time; only the count is deduplicated.
 """
+
+import datetime
 
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from newsletter.models import Article, Click, Edition
 from subscriptions.models import Subscriber
 
 LINK_SALT = "newsletter.click"
 READER_SALT = "newsletter.click-reader"
+COUNTED_SALT = "newsletter.click-counted"
+COUNT_WINDOW_SECONDS = 60 * 60
 
 
 def link_path(edition: Edition, article: Article) -> str:
@@ -50,6 +62,30 @@ def reader_of(token: str) -> int | None:
     except signing.BadSignature:
         return None
     return int(value) if value.isdigit() else None
+
+
+def first_in_window(
+    edition: Edition,
+    article: Article,
+    *,
+    reader_id: int | None,
+    client: str,
+    now: datetime.datetime | None = None,
+) -> bool:
+    """Whether this click counts: the first of its reader (or client) on the story in the window.
+
+    Remembered on the shared cache, so every web process agrees (cache.add
+    has one winner), under a keyed hash: never the address or the reader's
+    id in clear. Windows are fixed, as the rate limits' are, so one click
+    just before a window ends and one just after both count.
+    """
+    now = now or timezone.now()
+    who = f"reader:{reader_id}" if reader_id is not None else f"client:{client}"
+    digest = salted_hmac(
+        COUNTED_SALT, f"{edition.pk}.{article.pk}.{who}", algorithm="sha256"
+    ).hexdigest()[:32]
+    window = int(now.timestamp() // COUNT_WINDOW_SECONDS)
+    return cache.add(f"click:{digest}:{window}", 1, timeout=COUNT_WINDOW_SECONDS)
 
 
 @transaction.atomic

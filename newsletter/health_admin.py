@@ -1,5 +1,7 @@
 """The admin of send health: the alerts raised, and the pauses staff resume (newsletter.bounces)."""
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -7,6 +9,11 @@ from django.utils import timezone
 
 from newsletter import bounces
 from newsletter.models import BounceEvent, SendAlert, SendPause
+from subscriptions.addresses import mask_addresses
+from subscriptions.admin_privacy import ReaderDataAdmin, can_see_readers
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _ListDisplayT
 
 
 @admin.register(SendPause)
@@ -39,16 +46,41 @@ class SendAlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(BounceEvent)
-class BounceEventAdmin(admin.ModelAdmin):
+class BounceEventAdmin(ReaderDataAdmin):
     # Counts and reasons, as deliveries show editors: no addresses in the list.
     list_display = ["created_at", "kind", "source", "edition", "detail"]
     list_filter = ["kind", "source"]
     readonly_fields = [
         "kind", "source", "subscriber", "delivery", "edition", "report_id", "detail", "created_at",
     ]  # fmt: skip
+    # A bounce's text quotes the address; a report's Message-ID may be the reader's mail's.
+    reader_data_fields = ("detail", "report_id", "subscriber", "delivery")
+
+    def get_list_display(self, request: HttpRequest) -> "_ListDisplayT[Any]":
+        if can_see_readers(request):
+            return self.list_display
+        return ["created_at", "kind", "source", "edition", "masked_detail"]
+
+    # django-stubs leave out the None that Django documents ("no links").
+    def get_list_display_links(  # type: ignore[override]
+        self, request: HttpRequest, list_display: "_ListDisplayT[Any]"
+    ) -> "_ListDisplayT[Any] | None":
+        if can_see_readers(request):
+            return super().get_list_display_links(request, list_display)
+        return None
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_view_permission(self, request: HttpRequest, obj: BounceEvent | None = None) -> bool:
+        # An event's own page names its reader.
+        if obj is not None and not can_see_readers(request):
+            return False
+        return super().has_view_permission(request, obj)
+
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    @admin.display(description="detail")
+    def masked_detail(self, event: BounceEvent) -> str:
+        return mask_addresses(event.detail) or "-"

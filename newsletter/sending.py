@@ -57,6 +57,7 @@ from newsletter.schedule import (
     send_moment,
     send_time_on,
 )
+from subscriptions.addresses import mask_addresses
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -702,7 +703,8 @@ class BatchLedger:
         for error, ids in self.failed.items():
             Delivery.objects.filter(pk__in=ids).update(
                 status=Delivery.Status.FAILED,
-                last_error=error,
+                # Editors read failure reasons; a refusal quotes the address.
+                last_error=mask_addresses(error),
                 attempts=F("attempts") + 1,
                 lease_until=None,
             )
@@ -724,7 +726,7 @@ def release(
     `tried` are the rows whose send was attempted and met `error`: their
     attempt counts, and one that has had MAX_ATTEMPTS is failed instead.
     """
-    message = error if isinstance(error, str) else describe(error)
+    message = mask_addresses(error if isinstance(error, str) else describe(error))
     rows = Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.SENDING)
 
     @transaction.atomic

@@ -15,6 +15,7 @@ from django.dispatch import receiver
 
 from newsletter import bounces
 from newsletter.models import BounceEvent, Delivery
+from subscriptions.addresses import mask_addresses
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def handle_tracking_event(
         KINDS[event.event_type],
         source=BounceEvent.Source.ESP,
         delivery_id=delivery_id,
-        detail=f"{esp_name}: {event.description or event.event_type}",
+        # A provider's description may quote the address; staff read details.
+        detail=mask_addresses(f"{esp_name}: {event.description or event.event_type}"),
         report_id=f"{esp_name}:{event.event_id}" if event.event_id else "",
     )

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 from newsletter import clicks
 from newsletter.models import Article, Edition, EditionArticle, Section
 from newsletter.pagecache import cached_page
+from subscriptions import ratelimit
 from subscriptions.sessions import current_subscriber
 
 LATEST_COUNT = 6
@@ -199,5 +200,9 @@ def click(request: HttpRequest, value: str) -> HttpResponse:
     edition = get_object_or_404(Edition, pk=edition_id)
     article = get_object_or_404(Article.objects.published(), pk=article_id)
     if settings.CLICK_TRACKING and request.method == "GET":
-        clicks.do_record_click(edition, article, clicks.reader_of(request.GET.get("r", "")))
+        reader_id = clicks.reader_of(request.GET.get("r", ""))
+        if clicks.first_in_window(
+            edition, article, reader_id=reader_id, client=ratelimit.client_ip(request)
+        ):
+            clicks.do_record_click(edition, article, reader_id)
     return redirect(article.get_absolute_url())

@@ -11,10 +11,12 @@ place and not in another.
 """
 
 import difflib
+import re
 
 import email_validator
 import idna
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 NOT_ASCII = (
     "Use the address with plain letters before the @ (no accented or special letters): "
@@ -82,6 +84,33 @@ def suggested_address(address: str) -> str | None:
     return f"{local}@{fixed}" if fixed != domain else None
 
 
+MAX_LENGTH = 254  # RFC 5321's limit on a path, less its angle brackets
+TOO_LONG = "An email address has at most 254 characters."
+
+
+def validate_address(value: str) -> str:
+    """The stored form of an address someone typed; ValidationError if we would not send to it.
+
+    The one check of every address that comes from outside (the reader
+    forms, subscriptions.forms.ReaderEmailField, and the CSV import): one
+    @, nothing a mail system would refuse or misread (spaces, line breaks,
+    a second @: Django's EmailValidator), at most 254 characters, a plain
+    ASCII local part, and a domain that can be on the internet. DNS is not
+    asked here: the forms ask it after a typo has had its suggestion.
+    """
+    address = value.strip()
+    if address and not address.isascii():
+        # Judged before Django's validator, whose case-insensitive pattern
+        # takes U+017F (long s) for `s` and U+0131 (dotless i) for `i`.
+        normalise_email(address)
+    if len(address) > MAX_LENGTH:
+        raise ValidationError(TOO_LONG, code="too_long")
+    validate_email(address)
+    stored = normalise_email(address)
+    check_can_receive_mail(stored, ask_dns=False)
+    return stored
+
+
 def check_can_receive_mail(address: str, *, ask_dns: bool) -> None:
     """ValidationError unless the address's domain can receive mail (email-validator).
 
@@ -104,3 +133,27 @@ DNS_TIMEOUT = 3  # seconds; a form must answer even when DNS is slow
 UNDELIVERABLE = (
     "The part after the @ is not a domain that receives email: check the address for a typo."
 )
+
+
+# An address as mail servers and providers quote it in their answers
+# ("550 5.1.1 <ada@example.com>: no such user", Python's "{'ada@example.com': (550, ...)}"),
+# its local part quoted ("ada lovelace"@, at most 64 characters as RFC 5321
+# allows) or not; delimiters around it are left in place. It starts only after
+# a delimiter: a long text is read once, not once per letter.
+_DELIMITERS = r"""\s<>()\[\],;:"'"""
+ADDRESS_IN_TEXT = re.compile(
+    rf"""(?<![^{_DELIMITERS}])(?:"[^"\r\n]{{1,64}}"|[^{_DELIMITERS}@]+)"""
+    rf"""@(?:\[[^\]\s]{{1,64}}\]|[^{_DELIMITERS}]+)"""
+)
+MASKED_ADDRESS = "[address]"
+
+
+def mask_addresses(text: str) -> str:
+    """`text` with every email address in it replaced by "[address]".
+
+    For what we store or show beyond the reader's own pages (failure
+    reasons, bounce details): nothing of the address is kept, not even its
+    domain, which alone can name a small company or a person's own domain.
+    Who may see readers finds the address through the row's reader.
+    """
+    return ADDRESS_IN_TEXT.sub(MASKED_ADDRESS, text)

@@ -1,5 +1,5 @@
-import csv
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.conf import settings
@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.views.decorators.http import require_POST
 
+from config import csvfiles
 from subscriptions import stripe_api, webhooks
 from subscriptions.actions.imports import (
     IMPORT_AS,
@@ -20,7 +21,11 @@ from subscriptions.actions.imports import (
     do_import_readers,
     do_import_stripe,
 )
+from subscriptions.admin_privacy import ReaderDataAdmin, can_see_readers
 from subscriptions.models import GiftCode, Membership, ReaderEmail, StripeEvent, Subscriber
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 # Written only from Stripe (sync_subscription): editing them here would be
 # overwritten by the next event, so staff see them but change them at Stripe.
@@ -53,6 +58,9 @@ class ReaderEmailInline(admin.TabularInline):
 # export the list; importing writes memberships, so it asks for changing them.
 BILLING_PERMISSION = "subscriptions.view_membership"
 IMPORT_PERMISSION = "subscriptions.change_membership"
+
+
+REPORT_LINES_SHOWN = 50  # messages on one admin page; the command prints them all
 
 
 class ImportReadersForm(forms.Form):
@@ -126,8 +134,17 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     def _report(self, request: HttpRequest, report: ImportReport) -> None:
         level = messages.WARNING if report.rejected or report.dry_run else messages.SUCCESS
-        for line in report.lines()[:50]:
+        lines = report.lines()
+        for line in lines[:REPORT_LINES_SHOWN]:
             self.message_user(request, line, level)
+        if len(lines) > REPORT_LINES_SHOWN:
+            # Every rejected row must reach whoever fixes the file.
+            self.message_user(
+                request,
+                f"… and {len(lines) - REPORT_LINES_SHOWN} more line(s): "
+                "manage.py import_readers FILE --dry-run lists every rejected row.",
+                level,
+            )
 
     def import_csv_view(self, request: HttpRequest) -> HttpResponse:
         """Import readers from a CSV (the same as manage.py import_readers)."""
@@ -171,7 +188,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     def export_csv_view(self, request: HttpRequest) -> StreamingHttpResponse:
         """Every reader as CSV, streamed: address, name, zone, email and membership status."""
         self._require(request, BILLING_PERMISSION)
-        writer = csv.writer(_Echo())
+        writer = csvfiles.writer(_Echo())
         header = [
             "email", "name", "time_zone", "email_status", "membership_status",
             "complimentary", "complimentary_until", "trial_end", "current_period_end",
@@ -185,8 +202,8 @@ class SubscriberAdmin(admin.ModelAdmin):
                 membership = getattr(reader, "membership", None)
                 yield writer.writerow(
                     [
-                        _cell(reader.email),
-                        _cell(reader.name),
+                        reader.email,
+                        reader.name,
                         reader.time_zone,
                         reader.email_status,
                         membership.status if membership else "",
@@ -214,11 +231,6 @@ class SubscriberAdmin(admin.ModelAdmin):
         return membership.get_status_display()
 
 
-def _cell(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula (names are typed by anyone)."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def _iso(value: object) -> str:
     return value.isoformat() if value is not None and hasattr(value, "isoformat") else ""
 
@@ -242,10 +254,12 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(ReaderDataAdmin):
     list_display = ["event_id", "type", "status", "attempts", "note", "received_at"]
     list_filter = ["status", "type"]
     search_fields = ["event_id", "note"]
+    # An event carries the customer's address and name; an error may quote them.
+    reader_data_fields = ("payload", "error")
     readonly_fields = [
         "event_id",
         "type",
@@ -259,6 +273,12 @@ class StripeEventAdmin(admin.ModelAdmin):
         "payload",
     ]
     actions = ["retry_events"]
+
+    def get_fields(self, request: HttpRequest, obj: StripeEvent | None = None) -> "_FieldGroups":
+        fields = super().get_fields(request, obj)
+        if can_see_readers(request):
+            return fields
+        return [name for name in fields if name not in self.reader_data_fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -36,6 +36,10 @@ class BillingBackend:
         """The secret events at /stripe/webhook/ are signed with."""
         return settings.STRIPE_WEBHOOK_SECRET
 
+    def livemode(self) -> bool | None:
+        """Whether the objects this backend reads are Stripe's live mode, or None if unknown."""
+        return None
+
     def price_id(self) -> str:
         raise NotImplementedError
 
@@ -96,6 +100,15 @@ class BillingBackend:
 
 class StripeBilling(BillingBackend):
     """Stripe's API through the official SDK (stripe_api.client)."""
+
+    def livemode(self) -> bool | None:
+        """The mode Stripe writes in the key: sk_live_, rk_live_ or sk_test_, rk_test_."""
+        key = settings.STRIPE_SECRET_KEY or ""
+        if key.startswith(("sk_live_", "rk_live_")):
+            return True
+        if key.startswith(("sk_test_", "rk_test_")):
+            return False
+        return None
 
     def price_id(self) -> str:
         """STRIPE_PRICE_ID, else the price found once by its lookup key."""

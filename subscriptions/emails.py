@@ -220,9 +220,18 @@ def sign_in_link(subscriber: Subscriber, *, already_member: bool = False) -> Ema
 
 
 def email_change_link(subscriber: Subscriber, new_email: str) -> EmailMultiAlternatives:
-    """To the new address: the link that moves the reader to it."""
-    message = _message(
-        subscriber,
+    """To the new address: the link that moves the reader to it.
+
+    Nobody has shown yet that the new address is the reader's (a typo may
+    name a stranger's mailbox, or a domain that bounces), so the email
+    carries nothing of the reader's but the link that works once: it is
+    addressed as to someone who is no reader yet, greeting nobody by name,
+    with no preferences or account link, and its envelope sender is the
+    plain From address. The reader's VERP address would have a bounce from
+    the typo mark their current, working address bounced.
+    """
+    return _message(
+        Subscriber(email=new_email, time_zone=subscriber.time_zone),
         "email_change_link",
         new_email=new_email,
         change_url=signin.email_change_url(
@@ -230,8 +239,6 @@ def email_change_link(subscriber: Subscriber, new_email: str) -> EmailMultiAlter
         ),
         minutes=signin.link_minutes(),
     )
-    message.to = [new_email]
-    return message
 
 
 UNDELIVERABLE = (Subscriber.EmailStatus.BOUNCED, Subscriber.EmailStatus.COMPLAINED)

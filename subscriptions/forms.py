@@ -9,7 +9,7 @@ from django.forms.utils import flatatt
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from subscriptions.addresses import check_can_receive_mail, normalise_email, suggested_address
+from subscriptions.addresses import check_can_receive_mail, suggested_address, validate_address
 from subscriptions.models import NAME_MAX_LENGTH, validate_plain_name
 
 # The regions of the IANA database whose zones readers live in; the rest
@@ -104,18 +104,16 @@ class SendTimeField(forms.TypedChoiceField):
 
 
 class ReaderEmailField(forms.EmailField):
-    """An email address, cleaned to the one form we store (subscriptions.addresses)."""
+    """An email address, cleaned to the one form we store (subscriptions.addresses).
+
+    Checked by addresses.validate_address, as an imported list is; DNS is
+    asked by the forms, after a typo has had its suggestion (TypoCheckedEmailMixin).
+    """
+
+    default_validators = []  # Django's EmailValidator runs in validate_address
 
     def clean(self, value: object) -> str:
-        if isinstance(value, str) and value.strip() and not value.strip().isascii():
-            # Judge the local part before Django's validator, whose
-            # case-insensitive pattern takes U+017F (long s) for `s` and U+0131 (dotless i) for `i`.
-            normalise_email(value)
-        address = normalise_email(super().clean(value))
-        # Its form only here (localhost, .test, no dot); DNS is asked by the
-        # forms, after a typo has had its suggestion (TypoCheckedEmailMixin).
-        check_can_receive_mail(address, ask_dns=False)
-        return address
+        return validate_address(super().clean(value))
 
 
 class TypoCheckedEmailMixin(forms.Form):

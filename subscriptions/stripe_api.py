@@ -130,6 +130,11 @@ def webhook_secret() -> str | None:
     return backend().webhook_secret()
 
 
+def livemode() -> bool | None:
+    """Whether the configured key reads Stripe's live mode (None: unknown, the demo, no key)."""
+    return backend().livemode()
+
+
 def signature_header(payload: str, secret: str, timestamp: int | None = None) -> str:
     """The Stripe-Signature header Stripe would send with `payload` (default: signed now).
 

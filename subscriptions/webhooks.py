@@ -7,7 +7,9 @@ from Stripe (subscriptions.actions.stripe_sync), so order and repetition of
 events do not matter, and they read only ids from the event.
 
 Events in another API version than the pinned SDK's are refused unstored
-(their shapes are not the ones the code reads). An event about a customer
+(their shapes are not the ones the code reads), and so are events of
+another Stripe account or mode than the key's (their objects cannot be
+fetched with it). An event about a customer
 who is no reader of ours (a reader who deleted their account, say) is stored
 stripped to its ids, so deleting a reader's data is not undone by Stripe's
 later events about them.
@@ -118,7 +120,8 @@ class Outcome:
 def receive(payload: bytes, signature: str | None) -> Outcome:
     """What the /stripe/webhook/ endpoint does with a request body.
 
-    400 without a write for a bad signature or body; 200 for a duplicate
+    400 without a write for a bad signature or body, another API version,
+    or another account's or mode's event; 200 for a duplicate
     already handled, 409 for one still being handled (Stripe retries later);
     else the event is stored and handled: 200 when handled (or of a type we
     do not handle), 500 when handling failed, so Stripe sends it again.
@@ -144,6 +147,16 @@ def receive(payload: bytes, signature: str | None) -> Outcome:
             stripe_api.API_VERSION,
         )
         return Outcome(400, "Unexpected API version.")
+    foreign = another_accounts(data)
+    if foreign:
+        # The signature proves Stripe sent it, not that it is about the
+        # account our key reads: its objects cannot be fetched with our key,
+        # so handling it would fail on every retry. Refused before anything
+        # is stored or fetched; the endpoint or key is misconfigured.
+        logger.error(
+            "Stripe webhook refused: event %s (%s) is %s", data.get("id"), data.get("type"), foreign
+        )
+        return Outcome(400, "Not an event of this Stripe account and mode.")
     if not is_about_a_reader(data):
         data = without_personal_data(data)
 
@@ -171,6 +184,25 @@ def receive(payload: bytes, signature: str | None) -> Outcome:
             return Outcome(200, "Duplicate event.")
     ok = process(event)
     return Outcome(200, event.status) if ok else Outcome(500, "Handling failed; will retry.")
+
+
+def another_accounts(data: dict[str, object]) -> str | None:
+    """What makes the event another Stripe account's or mode's (for the log), or None.
+
+    Stripe names an `account` only in events of connected accounts
+    (Connect): this service is no platform, its own events name none, so
+    no account id of ours needs to be configured or asked for. The mode is
+    the key's (stripe_api.livemode); with no known mode (the keyless demo),
+    it is not judged.
+    """
+    account = data.get("account")
+    if account:
+        return f"about the connected account {account}"
+    mode = stripe_api.livemode()
+    if mode is not None and data.get("livemode") is not mode:
+        event_mode, key_mode = ("live" if m else "test" for m in (data.get("livemode"), mode))
+        return f"a {event_mode}-mode event, and the API key is a {key_mode}-mode key"
+    return None
 
 
 # What an event about no reader of ours keeps of its object: ids and the few

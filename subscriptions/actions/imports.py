@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from subscriptions import stripe_api
 from subscriptions.actions.stripe_sync import apply_subscription
-from subscriptions.addresses import normalise_email
+from subscriptions.addresses import normalise_email, validate_address
 from subscriptions.models import (
     NAME_MAX_LENGTH,
     Membership,
@@ -140,9 +140,11 @@ def do_import_readers(
     Each new reader gets a complimentary membership: with no end (`import_as`
     "complimentary"; a Substack row with paid time left ends when it does), or
     for TRIAL_DAYS ("trial"), after which they are asked to start a
-    membership like anyone else. A row is rejected, with its reason, for a
-    bad address, zone or date, or an address twice in the file; an address
-    that is already a reader's is skipped and that reader left unchanged.
+    membership like anyone else. A row is rejected, with its number and
+    reason, for an address the signup form would refuse
+    (addresses.validate_address), a bad zone or date, or an address twice in
+    the file, and the other rows are imported; an address that is already a
+    reader's is skipped and that reader left unchanged.
     The whole file is one transaction: a failure imports nothing.
     """
     if import_as not in IMPORT_AS:
@@ -161,7 +163,8 @@ def do_import_readers(
                 reader = _row_reader(report.format, row)
                 if reader is None:
                     continue
-                email = normalise_email(reader.email)
+                # The forms' own check: what a reader could not type there is not imported.
+                email = validate_address(reader.email)
                 if reader.time_zone:
                     validate_time_zone(reader.time_zone.strip())
             except (ValidationError, ValueError) as error:
@@ -185,7 +188,10 @@ def do_import_readers(
 
 
 def reader_email(row: dict[str, str]) -> str:
-    return row.get("email", "").strip() or "(no address)"
+    """The row's address as written, for the report: a line break in it shows as \\n."""
+    typed = row.get("email", "").strip()
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in typed)
+    return shown or "(no address)"
 
 
 def _create_reader(reader: CsvReader, email: str, import_as: str, now: datetime.datetime) -> None:

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-from subscriptions.addresses import display_email, normalise_email
+from subscriptions.addresses import display_email, mask_addresses, normalise_email
 from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber
 from subscriptions.tests.signup_flow import ask_to_subscribe, link_in, sign_up
@@ -38,6 +38,27 @@ def test_local_parts_with_letters_beyond_ascii_are_refused(typed):
 def test_idn_domains_are_shown_in_unicode():
     assert display_email("zoe@xn--bcher-kva.example") == "zoe@bücher.example"
     assert display_email("sam@example.com") == "sam@example.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("550 5.1.1 <ada@example.com>: no such user", "550 5.1.1 <[address]>: no such user"),
+        (
+            "SMTPRecipientsRefused: {'Ada.Jones+news@example.co.uk': (554, b'5.7.1 refused')}",
+            "SMTPRecipientsRefused: {'[address]': (554, b'5.7.1 refused')}",
+        ),
+        ("Final-Recipient: rfc822;zoe@bücher.example", "Final-Recipient: rfc822;[address]"),
+        ('"ada lovelace"@example.com bounced', "[address] bounced"),
+        ("to=<a@b@example.com>, relay=mx", "to=<[address]>, relay=mx"),
+        ("mailto:bob@example.org,carol@[192.0.2.1]", "mailto:[address],[address]"),
+        ("4.2.0 Greylisted, try again later", "4.2.0 Greylisted, try again later"),
+    ],
+)
+def test_addresses_in_a_text_are_masked_whole(text, masked):
+    assert mask_addresses(text) == masked
+    # Long texts without an address are read once, and come back as they were.
+    assert mask_addresses('"[x' * 100_000) == '"[x' * 100_000
 
 
 @pytest.mark.faults

@@ -46,6 +46,21 @@ def test_import_csv_dry_run_then_for_real_with_the_report():
     assert Membership.objects.get(subscriber__email="ada@example.com").complimentary
 
 
+def test_the_admin_import_refuses_what_the_forms_refuse_and_reports_every_row():
+    client = staff("view_subscriber", "change_membership")
+    bad = "".join(f"bad{n}@b@example.com,,UTC\n" for n in range(60))
+    data = f'email,name,time_zone\nada@example.com,Ada,UTC\n"eve\n@example.com",,UTC\n{bad}'
+
+    page = upload(client, data.encode()).content.decode()
+
+    assert "Imported 1 new reader(s) (plain)." in page
+    assert "row 3: eve\\n@example.com: Enter a valid email address." in page
+    assert "row 4: bad0@b@example.com: Enter a valid email address." in page
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["ada@example.com"]
+    # More than one page of messages: where to find the rest is said.
+    assert "more line(s): manage.py import_readers FILE --dry-run lists every rejected row" in page
+
+
 def test_a_file_of_another_format_is_refused_on_the_form():
     client = staff("view_subscriber", "change_membership")
     page = upload(client, b"address\nada@example.com\n").content.decode()

@@ -5,6 +5,7 @@ import re
 import pytest
 from django.test import Client
 
+from config.mail import parse_verp
 from subscriptions.models import Subscriber
 from subscriptions.sessions import SESSION_KEY
 from subscriptions.tests.factories import make_stripe_member, make_subscriber
@@ -46,6 +47,51 @@ def test_the_new_address_gets_a_link_and_nothing_changes_before_it_is_opened(
     assert "Confirm your new address" in mail.subject
     reader.refresh_from_db()
     assert reader.email == "ada@example.com"
+
+
+@pytest.fixture
+def production_mail(smtp_server, settings):
+    """Production's SMTP backend (VERP envelope senders) with a bounce domain, to a real server."""
+    settings.BOUNCE_DOMAIN = "bounces.briefing.example"
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "config.mail.SigningSMTPBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 10},
+        }
+    }
+    return smtp_server
+
+
+def test_the_link_to_an_unconfirmed_address_carries_nothing_of_the_readers(
+    production_mail, django_capture_on_commit_callbacks
+):
+    reader = make_stripe_member(email="ada@example.com", name="Ada Lovelace")
+    assert reader.greeting_name == "Ada Lovelace"  # her other emails greet her so
+    client = signed_in(reader)
+
+    ask(client, "ada@exmaple.org", django_capture_on_commit_callbacks)  # a typo
+
+    [mail] = production_mail.received()
+    assert mail.rcpt_tos == ["ada@exmaple.org"]
+    # A bounce from the mistyped domain goes to the plain return address, not
+    # to the reader's VERP address, which would mark ada@example.com bounced.
+    assert mail.mail_from == "briefing@localhost"
+    assert parse_verp(mail.mail_from) is None
+    assert "List-Unsubscribe" not in mail.raw_headers
+    for content in (mail.raw_headers, mail.text, mail.html):
+        assert "ada@example.com" not in content
+        assert "Lovelace" not in content
+    # The one link is the one that confirms: no preferences or account link.
+    for body in (mail.text, mail.html):
+        links = set(re.findall(r"https?://[^\s\"<>]+", body))
+        assert len(links) == 1, links
+        assert links.pop().startswith("http://127.0.0.1:8000/account/address/")
+    # And it still works.
+    [link] = re.findall(r"http://127\.0\.0\.1:8000(/account/address/[^/\s]+/)", mail.text)
+    client.get(link)
+    client.post("/account/address/confirm/")
+    reader.refresh_from_db()
+    assert reader.email == "ada@exmaple.org"
 
 
 def test_opening_the_link_and_pressing_the_button_moves_the_reader_and_stripe(

@@ -1,11 +1,13 @@
 """Importing a list: readers from a CSV (Substack, Ghost, plain) and subscriptions from Stripe."""
 
 import datetime
+import io
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from subscriptions.actions.imports import do_import_readers, do_import_stripe
+from subscriptions.forms import SignupForm
 from subscriptions.models import Membership, ReaderEmail, Subscriber
 from subscriptions.tests import stripe_objects
 from subscriptions.tests.factories import make_subscriber
@@ -83,6 +85,48 @@ def test_plain_csv_rejects_bad_zones_and_keeps_names_out_of_emails():
     [(row, reason)] = report.rejected
     assert row == 3 and "not a known time zone" in reason
     assert Subscriber.objects.get(email="spam@example.com").name == ""
+
+
+# Addresses the signup form refuses, the first across a line break in its quoted cell.
+UNSENDABLE = """email,name,time_zone
+first@example.com,First,UTC
+"ada
+@example.com",Ada,UTC
+a@b@example.com,Two Ats,UTC
+bob @example.com,Space,UTC
+carol@localhost,Local,UTC
+last@example.com,Last,UTC
+"""
+
+
+def test_addresses_the_signup_form_refuses_are_reported_and_the_rest_imported(tmp_path):
+    refused = ["ada\n@example.com", "a@b@example.com", "bob @example.com", "carol@localhost"]
+    for address in refused:
+        form = SignupForm({"email": address, "keep_email": address})
+        assert not form.is_valid() and "email" in form.errors, address
+
+    report = do_import_readers(UNSENDABLE)
+
+    assert sorted(report.created) == ["first@example.com", "last@example.com"]
+    assert sorted(Subscriber.objects.values_list("email", flat=True)) == [
+        "first@example.com",
+        "last@example.com",
+    ]
+    # Each by its row (the header is row 1; a quoted line break stays in its row).
+    assert [row for row, _ in report.rejected] == [3, 4, 5, 6]
+    lines = report.lines()
+    assert "  row 3: ada\\n@example.com: Enter a valid email address." in lines
+    assert "  row 4: a@b@example.com: Enter a valid email address." in lines
+    assert "  row 5: bob @example.com: Enter a valid email address." in lines
+    assert any(line.startswith("  row 6: carol@localhost: ") for line in lines)
+    assert all("\n" not in line for line in lines)  # one line each, as printed
+
+    path = tmp_path / "list.csv"
+    path.write_text(UNSENDABLE)
+    out = io.StringIO()
+    call_command("import_readers", str(path), "--dry-run", stdout=out)
+    assert "Rejected 4." in out.getvalue()
+    assert "  row 3: ada\\n@example.com: Enter a valid email address." in out.getvalue()
 
 
 def test_importing_again_or_an_existing_reader_makes_no_duplicates():

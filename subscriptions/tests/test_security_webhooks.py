@@ -7,6 +7,7 @@ provider only.
 """
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
@@ -14,9 +15,12 @@ import logging
 import time
 
 import pytest
+from django.core.management import call_command
 
 import config.urls  # imported here, with no ESP configured: see urls_with_esp
 from newsletter import tracking
+from newsletter.models import BounceEvent, Delivery
+from newsletter.tests.factories import make_article
 from subscriptions import stripe_api
 from subscriptions.actions import reader_data
 from subscriptions.models import Membership, ReaderEmail, StripeEvent, Subscriber
@@ -190,6 +194,35 @@ def test_mailgun_bounce_is_verified_by_its_signature_and_applied(client, esp):
     assert response.status_code == 200
     assert status_of(reader) == Subscriber.EmailStatus.BOUNCED
     assert client.post("/anymail/postmark/tracking/", {}).status_code == 404
+
+
+def test_a_bounce_quoting_the_address_is_stored_without_it(client, esp, settings):
+    esp("mailgun")
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    make_article(published_ago=datetime.timedelta(hours=2))
+    reader = make_subscriber("ada@example.com")
+    call_command("send_digest", "--sync", "--date", "2026-11-30")
+    event = mailgun_event("failed", "ada@example.com", severity="permanent", reason="bounce")
+    event["event-data"]["delivery-status"] = {
+        "code": 550,
+        "message": "5.1.1 <ada@example.com>: Recipient address rejected",
+        "description": "Recipient address rejected: <ada@example.com> does not exist",
+    }
+
+    response = client.post(
+        "/anymail/mailgun/tracking/",
+        data=json.dumps(event),
+        content_type="application/json",
+        headers=basic_auth(),
+    )
+
+    assert response.status_code == 200
+    bounce = BounceEvent.objects.get(subscriber=reader)
+    delivery = Delivery.objects.get(subscriber=reader)
+    assert delivery.status == Delivery.Status.BOUNCED
+    for stored in (bounce.detail, delivery.last_error):
+        assert "[address]" in stored and "Recipient address rejected" in stored
+        assert "ada@example.com" not in stored
 
 
 @pytest.mark.faults
@@ -448,6 +481,54 @@ def test_an_event_of_another_api_version_is_refused_and_not_stored(
     assert StripeEvent.objects.count() == 0
     assert len(fake_stripe.mock.calls) == 0
     assert "2024-06-20" in caplog.text
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize(
+    ("changes", "logged"),
+    [
+        ({"livemode": True}, "a live-mode event, and the API key is a test-mode key"),
+        ({"account": "acct_1OtherAccount000001"}, "the connected account acct_1OtherAccount000001"),
+    ],
+    ids=["live event, test key", "a connected account's"],
+)
+def test_an_event_of_another_account_or_mode_is_refused_at_once(
+    webhooks, fake_stripe, settings, caplog, changes, logged
+):
+    # Signed with our endpoint's secret, about a subscription our key cannot
+    # fetch: handling it would fail on every one of Stripe's retries.
+    elsewhere = stripe_objects.subscription(
+        "active", id="sub_1Elsewhere0000000000001", customer="cus_Elsewhere0000001"
+    )
+    body = stripe_objects.event("customer.subscription.updated", elsewhere) | changes
+    payload = json.dumps(body)
+
+    response = webhooks.post_raw(payload, stripe_objects.signed(payload))
+
+    assert response.status_code == 400
+    assert StripeEvent.objects.count() == 0
+    assert len(fake_stripe.mock.calls) == 0
+    assert body["id"] in caplog.text and logged in caplog.text
+    for secret in (settings.STRIPE_SECRET_KEY, settings.STRIPE_WEBHOOK_SECRET):
+        assert secret not in caplog.text
+
+
+@pytest.mark.faults
+def test_with_a_live_key_test_mode_events_are_refused_and_live_ones_taken(
+    webhooks, fake_stripe, settings
+):
+    settings.STRIPE_SECRET_KEY = "sk_live_fake"
+    test_mode = stripe_objects.event("customer.created", stripe_objects.load("customer"))
+    live_mode = stripe_objects.event("customer.created", stripe_objects.load("customer"))
+    live_mode["livemode"] = True
+
+    answers = []
+    for event in (test_mode, live_mode):
+        payload = json.dumps(event)
+        answers.append(webhooks.post_raw(payload, stripe_objects.signed(payload)).status_code)
+
+    assert answers == [400, 200]
+    assert list(StripeEvent.objects.values_list("event_id", flat=True)) == [live_mode["id"]]
 
 
 def test_the_events_tests_sign_carry_the_pinned_api_version():
