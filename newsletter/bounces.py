@@ -63,6 +63,7 @@ from flufl.bounce import all_failures
 from config.mail import parse_unsubscribe_mailto, parse_verp
 from newsletter.models import BounceEvent, Delivery, Edition, SendAlert, SendPause
 from subscriptions.actions.reader_emails import queue_email
+from subscriptions.addresses import mask_addresses
 from subscriptions.models import ReaderEmail, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -164,7 +165,8 @@ def do_record(
                 subscriber=subscriber,
                 delivery=delivery,
                 edition_id=delivery.edition_id if delivery else None,
-                detail=detail[:2000],
+                # Editors read these; a report or refusal quotes the address.
+                detail=mask_addresses(detail)[:2000],
                 report_id=report_id[:255],
                 created_at=now,
             )
@@ -187,7 +189,8 @@ def do_record(
         subscriber.set_email_status(status)
     if delivery is not None and kind == Kind.HARD:
         Delivery.objects.filter(pk=delivery.pk).update(
-            status=Delivery.Status.BOUNCED, last_error=f"Bounced: {detail}"[:1000]
+            status=Delivery.Status.BOUNCED,
+            last_error=f"Bounced: {mask_addresses(detail)}"[:1000],
         )
     logger.info(
         "%s from %s: subscriber %s (delivery %s), now %s",

@@ -148,16 +148,20 @@ def test_reader_emails_carry_the_readers_verp_address(signing_smtp, verp):
 
 def test_a_user_unknown_answer_suppresses_the_address_and_bounces_the_delivery(smtp_server):
     good, gone = make_subscriber("good@example.com"), make_subscriber("gone@example.com")
-    smtp_server.inject_faults(refuse_recipients={gone.email: [550, "5.1.1 User unknown"]})
+    smtp_server.inject_faults(
+        refuse_recipients={gone.email: [550, "5.1.1 <gone@example.com>: User unknown"]}
+    )
     edition = sent_edition([good, gone])
 
     gone.refresh_from_db()
     assert gone.email_status == Subscriber.EmailStatus.BOUNCED
     delivery = Delivery.objects.get(subscriber=gone)
     assert delivery.status == Delivery.Status.BOUNCED
-    assert "5.1.1 User unknown" in delivery.last_error
+    # Stored as editors may read it: the server's words without the address.
+    assert delivery.last_error == "Bounced: 550 5.1.1 <[address]>: User unknown"
     [event] = BounceEvent.objects.all()
     assert (event.kind, event.source, event.edition_id) == ("hard", "smtp", edition.pk)
+    assert "gone@" not in event.detail and "[address]" in event.detail
     # Not in tomorrow's audience, not resent by "resend to failed".
     assert not Subscriber.objects.entitled().filter(pk=gone.pk).exists()
     assert sending.resend_failed(edition) == 0
