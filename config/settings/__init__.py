@@ -276,9 +276,6 @@ if DKIM_PRIVATE_KEY and not DKIM_SELECTOR:
 DIGEST_SEND_TIME = env_time("DIGEST_SEND_TIME", "06:00")
 DIGEST_TIMEZONE = env_timezone("DIGEST_TIMEZONE", "America/New_York")
 DIGEST_SEND_WHEN_EMPTY = env_bool("DIGEST_SEND_WHEN_EMPTY", False)
-# A reader's digest goes out within this many minutes after their send
-# moment (the scheduler runs every minute, well inside it).
-DIGEST_SEND_SLOT = env_int("DIGEST_SEND_SLOT", 15, minimum=1)
 # How far back a digest reaches for a reader back from a pause or a bounce.
 DIGEST_MAX_BACKLOG_DAYS = env_int("DIGEST_MAX_BACKLOG_DAYS", 7, minimum=1)
 # A send missed (beat or workers down) still goes out this many hours after
@@ -341,7 +338,6 @@ FEEDBACK_ID_SENDER = env_str("FEEDBACK_ID_SENDER", "briefing")
 
 # Billing (used by the Stripe integration).
 STRIPE_SECRET_KEY = env_optional("STRIPE_SECRET_KEY")
-STRIPE_PUBLISHABLE_KEY = env_optional("STRIPE_PUBLISHABLE_KEY")
 STRIPE_WEBHOOK_SECRET = env_optional("STRIPE_WEBHOOK_SECRET")
 STRIPE_PRICE_ID = env_optional("STRIPE_PRICE_ID")
 STRIPE_API_BASE = env_optional("STRIPE_API_BASE")
