@@ -233,7 +233,7 @@ ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 def _address(name: str, value: str) -> str:
     if "\r" in value or "\n" in value:
         raise ImproperlyConfigured(f"{name} must be a single line (it goes into email headers)")
-    address = parseaddr(value)[1]
+    address = parseaddr(value, strict=False)[1]
     if not ADDRESS.fullmatch(address):
         raise ImproperlyConfigured(
             f"{name} must be an email address such as Briefing <briefing@example.com>, "

@@ -23,7 +23,7 @@ def test_a_bad_setting_stops_the_service_with_its_name():
 
 
 def test_a_line_break_in_a_header_setting_stops_the_service():
-    for name in ["NEWSLETTER_NAME", "DEFAULT_FROM_EMAIL", "UNSUBSCRIBE_MAILTO"]:
+    for name in ["NEWSLETTER_NAME", "DEFAULT_FROM_EMAIL"]:
         result = run_manage("check", **{**PRODUCTION, name: "Briefing\r\nBcc: all@example.net"})
         assert result.returncode != 0, name
         assert f"{name} must be a single line" in result.stderr
