@@ -9,7 +9,6 @@ first (`make run` writes one), or the file DJANGO_ENV_FILE names; real
 environment variables win over it.
 """
 
-from collections.abc import Callable
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from config.env import (
     env_time,
     env_timezone,
     env_url,
+    esp_options,
     load_dotenv,
     refuse_retired,
     smtp_options,
@@ -292,41 +292,25 @@ def outbox_mailer(folder: Path) -> dict[str, object]:
     return {"BACKEND": OUTBOX_BACKEND, "OPTIONS": {"directory": folder}}
 
 
-# The tracking webhook, /anymail/<esp>/tracking/, is mounted for the
-# provider only (config/urls.py): anyone who can post to it can stop a
-# reader's emails, hence its basic auth, and Mailgun's signature on top.
-EMAIL_ESP = env_optional("EMAIL_ESP")
-ESP_OPTIONS: dict[str, Callable[[], dict[str, str | None]]] = {
-    "amazon_ses": lambda: {
-        "configuration_set_name": env_optional("AMAZON_SES_CONFIGURATION_SET"),
-    },
-    "postmark": lambda: {"server_token": env_required("POSTMARK_SERVER_TOKEN")},
-    "mailgun": lambda: {
-        "api_key": env_required("MAILGUN_API_KEY"),
-        "sender_domain": env_optional("MAILGUN_SENDER_DOMAIN"),
-        "api_url": env_str("MAILGUN_API_URL", "https://api.mailgun.net/v3"),
-    },
-}
+# The provider and its credentials in one URL, like SMTP_URL (config.env.esp_options).
+# The tracking webhook, /anymail/<esp>/tracking/, is mounted for that provider
+# only (config/urls.py): anyone who can post to it can stop a reader's emails,
+# hence its basic auth, and Mailgun's signature on top.
+EMAIL_ESP: str | None = None
 ANYMAIL: dict[str, str] = {}
 MAILERS: dict[str, dict[str, object]]
-if EMAIL_ESP:
+_esp_url = env_optional("EMAIL_ESP")
+if _esp_url:
     if SMTP_URL:
         raise ImproperlyConfigured("Set either SMTP_URL or EMAIL_ESP, not both.")
-    if EMAIL_ESP not in ESP_OPTIONS:
-        raise ImproperlyConfigured(
-            f"EMAIL_ESP must be one of {', '.join(sorted(ESP_OPTIONS))}, got {EMAIL_ESP!r}"
-        )
-    ANYMAIL = {"WEBHOOK_SECRET": env_required("ANYMAIL_WEBHOOK_SECRET")}
-    if EMAIL_ESP == "mailgun":
-        # The tracking view reads Mailgun's key from ANYMAIL, not from the mail
-        # backend's options: without it there every Mailgun event answered 500.
-        ANYMAIL["MAILGUN_WEBHOOK_SIGNING_KEY"] = env_required("MAILGUN_WEBHOOK_SIGNING_KEY")
+    EMAIL_ESP, _esp_backend_options, _esp_anymail = esp_options(_esp_url)
+    # The tracking view reads Mailgun's key from ANYMAIL, not from the mail
+    # backend's options: without it there every Mailgun event answered 500.
+    ANYMAIL = {"WEBHOOK_SECRET": env_required("ANYMAIL_WEBHOOK_SECRET"), **_esp_anymail}
     MAILERS = {
         "default": {
             "BACKEND": f"anymail.backends.{EMAIL_ESP}.EmailBackend",
-            "OPTIONS": {
-                key: value for key, value in ESP_OPTIONS[EMAIL_ESP]().items() if value is not None
-            },
+            "OPTIONS": _esp_backend_options,
         }
     }
 elif SMTP_URL:
@@ -677,6 +661,9 @@ def _constant(setting: str, value: object) -> Retired:
     )
 
 
+_mailgun = (
+    "it goes in EMAIL_ESP=mailgun://<api key>@<api host>/<sending domain>?webhook_signing_key=<key>"
+)
 _retired = {
     name: _constant(name, globals()[name])
     for name in [
@@ -717,6 +704,14 @@ _retired = {
         value=UNSUBSCRIBE_MAILTO,
     ),
     "DKIM_DOMAIN": Retired("it is the From address's domain", value=DKIM_DOMAIN),
+    "POSTMARK_SERVER_TOKEN": Retired("it goes in EMAIL_ESP=postmark://<server token>@"),
+    "MAILGUN_API_KEY": Retired(_mailgun),
+    "MAILGUN_SENDER_DOMAIN": Retired(_mailgun),
+    "MAILGUN_API_URL": Retired(_mailgun),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": Retired(_mailgun),
+    "AMAZON_SES_CONFIGURATION_SET": Retired(
+        "it goes in EMAIL_ESP=amazon_ses://?configuration_set=<name>"
+    ),
     "DIGEST_SEND_SLOT": Retired("it never did anything", harmless=True),
     "STRIPE_PUBLISHABLE_KEY": Retired("nothing ever used it", harmless=True),
 }

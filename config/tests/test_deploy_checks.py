@@ -8,8 +8,7 @@ from testing.commands import PRODUCTION, run_manage
 from testing.dkim import TEST_PRIVATE_KEY
 
 ESP = {
-    "EMAIL_ESP": "postmark",
-    "POSTMARK_SERVER_TOKEN": "server-token",
+    "EMAIL_ESP": "postmark://server-token@",
     "ANYMAIL_WEBHOOK_SECRET": "tracking:Zq3v8NwX1pLr6TfYb2Hk",
 }
 
