@@ -21,6 +21,7 @@ from config.env import (
     Retired,
     domain_of_address,
     env_bool,
+    env_choice,
     env_header,
     env_int,
     env_list,
@@ -358,10 +359,18 @@ DIGEST_SEND_TIME = env_time("DIGEST_SEND_TIME", "06:00")
 DIGEST_TIMEZONE = env_timezone("DIGEST_TIMEZONE", "America/New_York")
 DIGEST_SKIP_PUBLIC_HOLIDAYS = env_bool("DIGEST_SKIP_PUBLIC_HOLIDAYS", False)
 DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
-# Privacy first: off unless the publisher says so, and who clicked only on
-# top of that (the preferences page then discloses it). No open-tracking pixel.
-CLICK_TRACKING = env_bool("CLICK_TRACKING", False)
-TRACK_READER_CLICKS = env_bool("TRACK_READER_CLICKS", False)
+# One choice, privacy first: off, stories only, or who clicked too (which
+# the preferences page then discloses). No open-tracking pixel, ever.
+CLICK_TRACKING, TRACK_READER_CLICKS = env_choice(
+    "CLICK_TRACKING",
+    "0",
+    {
+        **dict.fromkeys(["0", "false", "no", "off"], (False, False)),
+        **dict.fromkeys(["1", "true", "yes", "on"], (True, False)),
+        "readers": (True, True),
+    },
+    expected="0 (off), 1 (count each story's clicks) or readers (and who clicked)",
+)
 
 # Billing: Stripe's keys, and the publisher's offer.
 STRIPE_SECRET_KEY = env_optional("STRIPE_SECRET_KEY")
@@ -704,6 +713,9 @@ _retired = {
         value=UNSUBSCRIBE_MAILTO,
     ),
     "DKIM_DOMAIN": Retired("it is the From address's domain", value=DKIM_DOMAIN),
+    "TRACK_READER_CLICKS": Retired(
+        "CLICK_TRACKING=readers records who clicked", value=TRACK_READER_CLICKS
+    ),
     "POSTMARK_SERVER_TOKEN": Retired("it goes in EMAIL_ESP=postmark://<server token>@"),
     "MAILGUN_API_KEY": Retired(_mailgun),
     "MAILGUN_SENDER_DOMAIN": Retired(_mailgun),

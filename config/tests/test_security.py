@@ -22,6 +22,20 @@ def test_a_bad_setting_stops_the_service_with_its_name():
     assert "DIGEST_SEND_TIME must be a time like 06:00" in result.stderr
 
 
+def test_click_tracking_readers_also_records_who_clicked():
+    script = "from django.conf import settings as s; print(s.CLICK_TRACKING, s.TRACK_READER_CLICKS)"
+    for value, expected in [("0", "False False"), ("1", "True False"), ("Readers", "True True")]:
+        result = run_manage("shell", "-c", script, **PRODUCTION, CLICK_TRACKING=value)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.splitlines()[-1] == expected, value
+    # The variable of before says where its value goes now.
+    result = run_manage("check", **PRODUCTION, TRACK_READER_CLICKS="1")
+    assert result.returncode != 0
+    assert "TRACK_READER_CLICKS is no longer read from the environment: CLICK_TRACKING=readers" in (
+        result.stderr
+    )
+
+
 def test_a_line_break_in_a_header_setting_stops_the_service():
     for name in ["NEWSLETTER_NAME", "DEFAULT_FROM_EMAIL"]:
         result = run_manage("check", **{**PRODUCTION, name: "Briefing\r\nBcc: all@example.net"})
