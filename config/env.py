@@ -272,6 +272,19 @@ def env_domain(name: str) -> str:
     return value
 
 
+LABELS = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def env_dns_label(name: str) -> str:
+    """A DNS name's label or labels, such as a DKIM selector (briefing1), or "" when unset."""
+    value = env_str(name, "")
+    if value and not LABELS.fullmatch(value.lower()):
+        raise ImproperlyConfigured(
+            f"{name} must be a DNS label such as briefing1 (letters, digits and -), got {value!r}"
+        )
+    return value
+
+
 def env_pem_key(name: str) -> str | None:
     """A private key in PEM form; `\\n` may stand for its line breaks (one-line .env files)."""
     value = env_optional(name)

@@ -12,7 +12,6 @@ environment variables win over it.
 from email.utils import parseaddr
 from pathlib import Path
 
-import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
@@ -20,14 +19,23 @@ from django.utils.csp import CSP
 from config.env import (
     Retired,
     domain_of_address,
+    env_address,
+    env_addresses,
     env_bool,
     env_choice,
+    env_database,
+    env_dns_label,
+    env_domain,
     env_header,
     env_int,
     env_list,
     env_networks,
     env_optional,
+    env_optional_url,
+    env_path,
+    env_pem_key,
     env_required,
+    env_secret,
     env_str,
     env_time,
     env_timezone,
@@ -163,7 +171,7 @@ BILLING_BACKEND: str | None = None
 # The demo's one address setting: bin/run-demo serves on PORT, and every
 # process that reads these settings (the web server, the worker, a
 # send_digest in another terminal) builds its links on the same port.
-PORT = env_int("PORT", 8000, minimum=1)
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 SITE_URL = env_url("SITE_URL", f"http://127.0.0.1:{PORT}", schemes={"http", "https"})
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = [SITE_URL]
@@ -223,8 +231,9 @@ TEMPLATES = [
 # SQLite in var/ unless DATABASE_URL says otherwise: the demo needs no server.
 SQLITE_PATH = VAR_DIR / "db.sqlite3"
 DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"),
+    "default": env_database(
+        "DATABASE_URL",
+        f"sqlite:///{SQLITE_PATH}",
         conn_max_age=DATABASE_CONN_MAX_AGE,
         conn_health_checks=True,
     )
@@ -277,11 +286,11 @@ STORAGES = {
 # Django serves uploaded files only with DEBUG on; in production the proxy in
 # front serves MEDIA_ROOT at MEDIA_URL (README.md, "Media files").
 MEDIA_URL = "media/"
-MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 
 # Email: to SMTP_URL, or through an ESP, or (neither) into OUTBOX_DIR, which
 # the demo shows at /outbox/.
-DEFAULT_FROM_EMAIL = env_header("DEFAULT_FROM_EMAIL", "The Morning Briefing <briefing@localhost>")
+DEFAULT_FROM_EMAIL = env_address("DEFAULT_FROM_EMAIL", "The Morning Briefing <briefing@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 NEWSLETTER_NAME = env_header("NEWSLETTER_NAME", "The Morning Briefing")
 SMTP_URL = env_optional("SMTP_URL")
@@ -336,16 +345,20 @@ if FALLBACK_SMTP_URL:
 # DKIM signing by the app, for an SMTP relay that does not sign (config/dkim.py;
 # ESPs sign with their own keys). The domain is the From address's: that is
 # what DMARC aligns with, so there is nothing to choose.
-DKIM_PRIVATE_KEY = env_optional("DKIM_PRIVATE_KEY")
-DKIM_SELECTOR = env_str("DKIM_SELECTOR", "")
+DKIM_PRIVATE_KEY = env_pem_key("DKIM_PRIVATE_KEY")
+DKIM_SELECTOR = env_dns_label("DKIM_SELECTOR")
 DKIM_DOMAIN = domain_of_address(DEFAULT_FROM_EMAIL)
 if DKIM_PRIVATE_KEY and not DKIM_SELECTOR:
     raise ImproperlyConfigured("DKIM_SELECTOR must be set with DKIM_PRIVATE_KEY (e.g. briefing1).")
 
 # Bounces over plain SMTP (newsletter/bounces.py): with a bounce domain, each
 # email's envelope sender is signed (VERP), so a bounce can be believed.
-BOUNCE_DOMAIN = env_str("BOUNCE_DOMAIN", "").strip().lower()
-BOUNCE_MAILBOX_URL = env_optional("BOUNCE_MAILBOX_URL")
+BOUNCE_DOMAIN = env_domain("BOUNCE_DOMAIN")
+BOUNCE_MAILBOX_URL = env_optional_url(
+    "BOUNCE_MAILBOX_URL",
+    schemes={"imap", "imaps", "pop3", "pop3s"},
+    example="imaps://user:password@imap.example.com/INBOX",
+)
 # The mailto: half of List-Unsubscribe lands where bounces are read, so the
 # same processor applies it; without a bounce domain a person reads it.
 UNSUBSCRIBE_MAILTO = (
@@ -358,7 +371,7 @@ UNSUBSCRIBE_MAILTO = (
 DIGEST_SEND_TIME = env_time("DIGEST_SEND_TIME", "06:00")
 DIGEST_TIMEZONE = env_timezone("DIGEST_TIMEZONE", "America/New_York")
 DIGEST_SKIP_PUBLIC_HOLIDAYS = env_bool("DIGEST_SKIP_PUBLIC_HOLIDAYS", False)
-DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
+DIGEST_REPLY_TO = env_addresses("DIGEST_REPLY_TO")
 # One choice, privacy first: off, stories only, or who clicked too (which
 # the preferences page then discloses). No open-tracking pixel, ever.
 CLICK_TRACKING, TRACK_READER_CLICKS = env_choice(
@@ -373,8 +386,12 @@ CLICK_TRACKING, TRACK_READER_CLICKS = env_choice(
 )
 
 # Billing: Stripe's keys, and the publisher's offer.
-STRIPE_SECRET_KEY = env_optional("STRIPE_SECRET_KEY")
-STRIPE_WEBHOOK_SECRET = env_optional("STRIPE_WEBHOOK_SECRET")
+STRIPE_SECRET_KEY = env_secret(
+    "STRIPE_SECRET_KEY", prefixes=("sk_", "rk_"), kind="a Stripe secret (or restricted) key"
+)
+STRIPE_WEBHOOK_SECRET = env_secret(
+    "STRIPE_WEBHOOK_SECRET", prefixes=("whsec_",), kind="a webhook endpoint's signing secret"
+)
 # Optional: setup_stripe's price is found by its lookup key without it.
 STRIPE_PRICE_ID = env_optional("STRIPE_PRICE_ID")
 TRIAL_DAYS = env_int("TRIAL_DAYS", 14, minimum=0)
@@ -398,7 +415,9 @@ if DEBUG and not STRIPE_SECRET_KEY:
 # Celery. Without REDIS_URL the broker is a folder on disk (kombu's
 # filesystem transport, made safe in config/filesystem_broker.py), so the
 # demo needs no services at all.
-REDIS_URL = env_optional("REDIS_URL")
+REDIS_URL = env_optional_url(
+    "REDIS_URL", schemes={"redis", "rediss"}, example="redis://localhost:6379/0"
+)
 
 
 def filesystem_broker(folder: Path) -> tuple[str, dict[str, object]]:

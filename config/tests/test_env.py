@@ -262,3 +262,11 @@ def test_a_renamed_variable_is_always_refused_and_a_dead_one_only_warned_about(m
         env.refuse_retired({"OLD_TOKEN": env.Retired("put it in EMAIL_ESP")})
     with pytest.warns(UserWarning, match="NEVER_USED"):
         env.refuse_retired({"NEVER_USED": env.Retired("it never did anything", harmless=True)})
+
+
+def test_a_dkim_selector_is_a_dns_label(monkeypatch):
+    monkeypatch.setenv("DKIM_SELECTOR", "briefing1")
+    assert env.env_dns_label("DKIM_SELECTOR") == "briefing1"
+    monkeypatch.setenv("DKIM_SELECTOR", "briefing 1._domainkey")
+    with pytest.raises(ImproperlyConfigured, match="DKIM_SELECTOR must be a DNS label"):
+        env.env_dns_label("DKIM_SELECTOR")
