@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -179,7 +180,11 @@ def test_digests_are_counted_by_outcome_and_carrier(client, relays, clock):
     clock.shift(datetime.timedelta(hours=1))
     make_article(published_ago=datetime.timedelta(minutes=1))
     primary.clear_faults()
-    primary.inject_faults(refuse_data_after=0, data_reply=[421, "4.3.2 Not accepting"])
+    # One message at a time: each refusal stops the batch at its first message
+    # (pipelined, as many as were in flight would be handed back).
+    primary.inject_faults(
+        refuse_data_after=0, data_reply=[421, "4.3.2 Not accepting"], no_pipelining=True
+    )
     tuesday = built_edition(MONDAY + datetime.timedelta(days=1))
     for _ in range(2):
         with pytest.raises(sending.TransientSendError):
@@ -206,6 +211,8 @@ def test_digests_are_counted_by_outcome_and_carrier(client, relays, clock):
     rows = Delivery.objects.filter(status=Delivery.Status.SENT)
     assert rows.filter(carrier="default").count() == 4
     assert rows.filter(carrier="fallback").count() == 4
+    tuesday_attempts = tuesday.deliveries.aggregate(total=Sum("attempts"))["total"]
+    assert tuesday_attempts == 4 + 2  # four sends, two of them tried before
 
 
 def test_takeovers_and_missed_digests_are_counted(client):
