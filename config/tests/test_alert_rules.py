@@ -96,6 +96,18 @@ def test_every_series_the_rules_and_the_dashboard_use_is_served(served):
     assert used - served == set()
 
 
+@pytest.mark.django_db
+def test_every_series_served_and_every_alert_is_documented(served):
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    section = docs.split("## Metrics and alerts", 1)[1]
+    series = {name for name in served if not name.endswith(("_created",))}
+    undocumented = {name for name in series if not re.search(rf"`{name}[`{{]", section)}
+    # A counter is documented by its samples' name (_total), not the family's.
+    undocumented -= {name for name in undocumented if f"{name}_total" in series}
+    assert undocumented == set()
+    assert {alert for alert in EXPECTED_ALERTS if f"`{alert}`" not in section} == set()
+
+
 def test_promtool_accepts_the_rules_and_their_scenarios_pass():
     checked = promtool("check", "rules", RULES.name, cwd=RULES.parent)
     assert checked.returncode == 0, checked.stdout + checked.stderr
