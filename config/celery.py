@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery, Task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, task_success
 from kombu.transport import TRANSPORT_ALIASES
 
 from config.filesystem_broker import SCHEME
@@ -34,3 +34,13 @@ def close_old_connections(task: Task, **kwargs: object) -> None:
 
     if not task.request.is_eager:
         db.close_old_connections()
+
+
+@task_success.connect
+def record_beat_task(sender: Task, **kwargs: object) -> None:
+    """Beat's tasks note each success (config.beat): the metrics say when beat last ran."""
+    from django.utils import timezone
+
+    from config import beat
+
+    beat.record_success(sender.name, timezone.now())

@@ -7,6 +7,7 @@ DJANGO_ENV_FILE; real environment variables always win over it.
 """
 
 import os
+import re
 from collections.abc import Callable
 from email.utils import parseaddr
 from pathlib import Path
@@ -557,6 +558,18 @@ if REDIS_URL:
     }
 else:
     CACHES = file_caches(VAR_DIR)
+
+# Prometheus metrics at /metrics (config/metrics.py), for a scraper that
+# sends `Authorization: Bearer <METRICS_TOKEN>`; unset, the URL answers 404.
+# A bearer token's characters (RFC 6750), long enough not to be guessed.
+METRICS_TOKEN = env_optional("METRICS_TOKEN")
+if METRICS_TOKEN is not None and not (
+    len(METRICS_TOKEN) >= 16 and re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", METRICS_TOKEN)
+):
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 16 characters of letters, digits and -._~+/ "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+    )
 
 # Security. Production (DEBUG off) gets secure cookies, HSTS and an HTTPS
 # redirect; DJANGO_SECURE_SSL_REDIRECT=0 is for a TLS-terminating proxy that
