@@ -10,6 +10,7 @@ risky ones. The rule for the big tables is checked on the SQL Django writes.
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -37,7 +38,7 @@ MIGRATIONS = {
                     ("old", models.IntegerField(null=True)),
                 ],
             ),
-            migrations.AddIndex("reading", models.Index(fields=["title"], name="probe_title")),
+            migrations.AddIndex("reading", models.Index(fields=["note"], name="probe_note")),
         ]
     """,
     # The previous release inserts rows without this column: they fail.
@@ -68,6 +69,10 @@ MIGRATIONS = {
             ),
         ]
     """,
+    "0008_drop_index_safely": """
+        atomic = False
+        operations = [RemoveIndexConcurrently("reading", "probe_note")]
+    """,
 }
 RISKY = {
     "0002_not_null_without_database_default": {"NOT_NULL"},
@@ -97,8 +102,9 @@ def probe_project(tmp_path: Path) -> Path:
     for name, body in MIGRATIONS.items():
         dependencies = f"[('probe', '{previous}')]" if previous else "[]"
         (package / "migrations" / f"{name}.py").write_text(
-            "from django.contrib.postgres.operations import AddIndexConcurrently\n"
-            "from django.db import migrations, models\n\n\n"
+            "from django.db import migrations, models\n\n"
+            "from config.migration_operations import (\n"
+            "    AddIndexConcurrently,\n    RemoveIndexConcurrently,\n)\n\n\n"
             "class Migration(migrations.Migration):\n"
             f"    dependencies = {dependencies}\n" + textwrap.indent(textwrap.dedent(body), "    ")
         )
@@ -152,6 +158,7 @@ def test_risky_migrations_are_refused_and_the_safe_ones_pass(probe_project):
     assert refused == RISKY, output
     assert "probe.0001_initial: ok" in output  # a new table and its index lock nobody
     assert "probe.0007_expand_safely: ok" in output
+    assert "probe.0008_drop_index_safely: ok" in output
 
 
 def test_an_accepted_contract_step_passes_for_its_reason_only(probe_project):
@@ -214,3 +221,35 @@ def test_an_index_on_a_small_table_is_only_a_warning():
     )
     assert errors == []
     assert [warning.code for warning in warnings] == ["CREATE_INDEX"]
+
+
+def test_the_concurrent_index_operations_also_run_on_sqlite(probe_project):
+    """The demo and the tests migrate SQLite, where PostgreSQL's CONCURRENTLY does not exist."""
+    database = probe_project / "probe.sqlite3"
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "probe_settings",
+        "PYTHONPATH": str(probe_project),
+        "DATABASE_URL": f"sqlite:///{database}",
+    }
+
+    def migrate(*target: str) -> None:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "probe", *target],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+
+    def indexes() -> set[str]:
+        with sqlite3.connect(database) as sqlite:
+            rows = sqlite.execute("PRAGMA index_list('probe_reading')").fetchall()
+        return {row[1] for row in rows}
+
+    migrate()
+    assert {"probe_source"} <= indexes() and "probe_note" not in indexes()
+    migrate("0006_set_not_null")  # and back
+    assert "probe_note" in indexes() and "probe_source" not in indexes()
