@@ -28,12 +28,52 @@ def command_words(service: dict) -> list[str]:
 
 def test_compose_has_the_whole_stack_with_health_checks(compose):
     services = compose["services"]
-    assert set(services) == {"proxy", "web", "worker", "beat", "db", "redis", "mailpit"}
+    assert set(services) == {
+        "proxy", "web", "worker", "beat", "db", "redis", "mailpit", "migrate",
+    }  # fmt: skip
     for name in ["proxy", "web", "worker", "db", "redis", "mailpit"]:
         assert "healthcheck" in services[name], name
     for name in ["web", "worker", "beat"]:
         assert services[name]["depends_on"]["db"]["condition"] == "service_healthy"
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_compose_migrates_once_before_the_app_starts(compose):
+    services = compose["services"]
+    migrate = services["migrate"]
+    assert command_words(migrate)[:3] == ["python", "manage.py", "migrate"]
+    assert migrate["restart"] == "no"  # a one-off: done is done
+    assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
+    # Fails fast rather than queueing every query behind a lock it waits for.
+    assert "lock_timeout" in migrate["environment"]["PGOPTIONS"]
+    for name in ["web", "worker", "beat"]:
+        assert services[name]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
+        # An upgrade rolls them while the previous release serves: none migrates.
+        assert "migrate" not in command_words(services[name]), name
+
+
+def seconds(duration: str) -> int:
+    """A compose duration of seconds ("330s") or minutes and seconds ("5m30s")."""
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert match and duration, duration
+    return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+
+
+def test_compose_gives_a_stopping_worker_time_to_finish_its_batch(compose):
+    from django.conf import settings
+
+    worker = compose["services"]["worker"]
+    # SIGTERM is Celery's warm shutdown; Docker's SIGKILL must not come before
+    # the longest batch is over (killed, it would be recovered by its lease).
+    assert seconds(worker["stop_grace_period"]) > settings.DIGEST_BATCH_TIME_LIMIT
+    assert seconds(compose["services"]["web"]["stop_grace_period"]) > 30  # gunicorn's graceful
+
+
+def test_compose_tags_each_release_so_the_previous_one_can_come_back(compose):
+    assert compose["x-app"]["image"] == "morning-briefing:${BRIEFING_VERSION:-latest}"
+    assert compose["services"]["beat"]["deploy"]["replicas"] == 1
 
 
 def test_compose_redis_is_durable(compose):
@@ -50,7 +90,6 @@ def test_compose_commands_name_modules_that_exist(compose):
     assert wsgi_target is not None, web
     module = importlib.import_module(wsgi_target.group(1))
     assert callable(getattr(module, wsgi_target.group(2)))
-    assert "manage.py migrate" in web
 
     for name, role in [("worker", "worker"), ("beat", "beat")]:
         words = command_words(services[name])
