@@ -43,6 +43,7 @@ from django.db.models import (
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from config import logcontext
 from config.mail import signing_for, verp_address
 from newsletter import audience, bounces, calendar, carriers, smtp
 from newsletter.editions import build_edition, window_articles
@@ -177,7 +178,12 @@ def start_send(
         # Its batches may all have gone before the last chunk was in: theirs
         # found the audience still being written.
         finish_if_done(edition.pk)
-    logger.info("Edition %s: sent by hand to %d readers", edition.date, count)
+    logger.info(
+        "Edition %s: sent by hand to %d readers",
+        edition.date,
+        count,
+        extra={"edition": edition.date.isoformat()},
+    )
     return True
 
 
@@ -245,7 +251,9 @@ def iter_due_sends(now: datetime.datetime | None = None) -> Iterator[tuple[int, 
             # Older slots were decided on their own day (or are beyond recall).
             if not is_send_day(day, skipped) or not moment <= now < moment + 2 * catch_up:
                 continue
-            yield from schedule_slot(day, zone, send_time, moment, now, skipped)
+            # Its lines (and the batches queued meanwhile) name the edition and zone.
+            with logcontext.bound(edition=day.isoformat(), zone=zone):
+                yield from schedule_slot(day, zone, send_time, moment, now, skipped)
 
 
 def schedule_slot(
@@ -388,7 +396,12 @@ def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = Non
         )
     )
     if count:
-        logger.warning("Edition %s: %d interrupted deliveries requeued", edition.date, count)
+        logger.warning(
+            "Edition %s: %d interrupted deliveries requeued",
+            edition.date,
+            count,
+            extra={"edition": edition.date.isoformat()},
+        )
     return count
 
 
@@ -775,6 +788,7 @@ def is_deferral(error: Exception) -> bool:
     return isinstance(error, smtplib.SMTPRecipientsRefused) and not is_permanent(error)
 
 
+@logcontext.scoped
 def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     """Send the queued deliveries of one range over one mail connection.
 
@@ -790,6 +804,10 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     if not deliveries:
         return BatchReport()
     edition = Edition.objects.get(pk=edition_id)
+    # The batch's log lines name its edition, and its zone when it has one
+    # (a morning's batches do; a by-hand send's mix the readers' zones).
+    zones = {delivery.time_zone for delivery in deliveries}
+    logcontext.bind(edition=edition.date, **({"zone": zones.pop()} if len(zones) == 1 else {}))
     # Entitlement and deliverability may have changed since the send started.
     entitled = set(
         Subscriber.objects.entitled()

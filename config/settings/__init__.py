@@ -19,6 +19,7 @@ from django.utils.csp import CSP
 from config.env import (
     domain_of_address,
     env_bool,
+    env_choice,
     env_float,
     env_header,
     env_int,
@@ -80,7 +81,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: refuses oversized bodies and stray file uploads before anything reads them.
+    # Names the request (X-Request-ID) for its response, logs and errors, 413s too.
+    "config.requestid.RequestIdMiddleware",
+    # Refuses oversized bodies and stray file uploads before anything reads them.
     "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -625,25 +628,34 @@ SECURE_CSP: dict[str, list[str]] = {
     "form-action": [CSP.SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
 }
 
-# Every line written passes config.logfilters.RedactSecrets, which blanks the
-# tokens of sign-in, signup, unsubscribe and preferences links and Checkout
-# session ids: Django logs request paths ("Bad Request: /signin/<token>/",
-# runserver's access lines). Gunicorn's access log has its own copy of the
-# filter (config/gunicorn_conf.py).
+# Logs: one line per event on standard error, a JSON object with LOG_FORMAT=json
+# (config/logformat.py), carrying the request id (config.middleware.
+# RequestIdMiddleware), the Celery task and a send's edition and zone
+# (config/logcontext.py). Every handler passes config.logfilters.RedactSecrets,
+# which writes readers' addresses as [address] and the tokens of sign-in,
+# signup, unsubscribe and preferences links and Checkout session ids as
+# [redacted]: Django logs request paths ("Bad Request: /signin/<token>/",
+# runserver's access lines), the sending code the addresses it could not
+# reach. Celery's worker and beat keep this configuration (config/celery.py),
+# and gunicorn's own handlers get the same filters and format
+# (config/gunicorn_conf.py).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
+        "log_context": {"()": "config.logcontext.LogContext"},
         "redact_secrets": {"()": "config.logfilters.RedactSecrets"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "config.logformat.PlainFormatter"},
+        "json": {"()": "config.logformat.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact_secrets"],
+            "formatter": LOG_FORMAT,
+            "filters": ["log_context", "redact_secrets"],
         },
     },
     "root": {"handlers": ["console"], "level": "INFO"},
