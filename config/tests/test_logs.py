@@ -120,8 +120,8 @@ def test_no_logger_of_any_process_writes_an_address_or_a_token(log_format):
     assert process.returncode == 0, process.stderr
     # The application's lines go to standard error, gunicorn's access line and
     # the report to standard output.
-    *access, report = process.stdout.splitlines()
-    output = "\n".join([*access, *process.stderr.splitlines()])
+    *stdout, report = process.stdout.splitlines()
+    output = "\n".join([*stdout, *process.stderr.splitlines()])
 
     for secret in (EMAIL, quote(EMAIL), token, token.rsplit(":", 1)[-1]):
         assert secret not in output, secret
