@@ -2,11 +2,12 @@ import logging.config
 import os
 
 from celery import Celery, Task
-from celery.signals import setup_logging, task_postrun, task_prerun
+from celery.signals import beat_init, celeryd_init, setup_logging, task_postrun, task_prerun
 from kombu.transport import TRANSPORT_ALIASES
 
 from config import logcontext
 from config.filesystem_broker import SCHEME
+from config.sentry import init_from_settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -54,6 +55,13 @@ def keep_django_logging(loglevel: int | None = None, **kwargs: object) -> None:
     logging.config.dictConfig(settings.LOGGING)
     if loglevel:
         logging.getLogger().setLevel(loglevel)
+
+
+@celeryd_init.connect
+@beat_init.connect
+def report_errors(**kwargs: object) -> None:
+    """Sentry in the worker (before its pool forks) and in beat, when SENTRY_DSN is set."""
+    init_from_settings()
 
 
 LOG_CONTEXT_KEY = "log_context_token"

@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Callable
 
+import sentry_sdk
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
 
@@ -40,6 +41,7 @@ class RequestIdMiddleware:
         # logs a 4xx or 5xx ("Not Found: …") after the middleware, and
         # gunicorn's access line comes after that.
         logcontext.set_request_id(request_id)
+        sentry_sdk.set_tag("request_id", request_id)
         response = self.get_response(request)
         response.headers[HEADER] = request_id
         return response

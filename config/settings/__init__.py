@@ -15,12 +15,14 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from sentry_sdk.utils import BadDsn, Dsn
 
 from config.env import (
     domain_of_address,
     env_bool,
     env_choice,
     env_float,
+    env_fraction,
     env_header,
     env_int,
     env_list,
@@ -628,6 +630,21 @@ SECURE_CSP: dict[str, list[str]] = {
     "form-action": [CSP.SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
 }
 
+# Errors go to Sentry (or a service that speaks its protocol) when SENTRY_DSN
+# is set: from the web (config/wsgi.py, manage.py), the worker and beat
+# (config/celery.py), with readers' addresses, tokens, cookies and request
+# bodies scrubbed first (config/sentry.py). Beat's schedule is monitored as
+# Sentry cron check-ins. Nothing is sent without a DSN.
+SENTRY_DSN = env_optional("SENTRY_DSN")
+if SENTRY_DSN:
+    try:
+        Dsn(SENTRY_DSN)
+    except BadDsn as error:
+        raise ImproperlyConfigured(f"SENTRY_DSN is not a Sentry DSN: {error}") from None
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
+# The share of requests and tasks traced (performance); 0: errors only.
+SENTRY_TRACES_SAMPLE_RATE = env_fraction("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+
 # Logs: one line per event on standard error, a JSON object with LOG_FORMAT=json
 # (config/logformat.py), carrying the request id (config.middleware.
 # RequestIdMiddleware), the Celery task and a send's edition and zone
@@ -665,5 +682,7 @@ LOGGING = {
         "stripe": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         # flufl.bounce logs each of its detectors for every message at INFO.
         "flufl.bounce": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # The Sentry SDK's own messages (with its `debug` option only) through ours.
+        "sentry_sdk.errors": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
