@@ -195,6 +195,8 @@ def test_an_exception_in_a_view_reaches_sentry_without_the_readers_address_or_to
         server,
         tmp_path,
         token,
+        # Every request traced too: transactions carry the URL and spans.
+        SENTRY_TRACES_SAMPLE_RATE="1",
         GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port} --workers 1 "
         f"--control-socket {tmp_path / 'gunicorn.ctl'}",
     )
@@ -223,6 +225,9 @@ def test_an_exception_in_a_view_reaches_sentry_without_the_readers_address_or_to
         with pytest.raises(urllib.error.HTTPError) as answer:
             urllib.request.urlopen(request, timeout=30)  # noqa: S310 - http://127.0.0.1 above
         event = server.wait_for("event", lambda e: "exception" in e, timeout=30)
+        transaction = server.wait_for(
+            "transaction", lambda t: "test-failure" in t["transaction"], timeout=30
+        )
     finally:
         stop(web)
         server.stop()
@@ -246,6 +251,8 @@ def test_an_exception_in_a_view_reaches_sentry_without_the_readers_address_or_to
     assert "user" not in event  # send_default_pii is off: no IP address
     assert event["tags"]["request_id"] == "edge-request-1"
     assert event["environment"] == "errors-test"
+    assert transaction is not None
+    assert transaction["request"]["url"] == f"http://127.0.0.1:{port}/test-failure/[redacted]/"
     assert not secrets_in(server.all_bytes(), token)
     # And the web's log lines, JSON, follow the request by its id without naming the reader.
     output = log.read_text()
