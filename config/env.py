@@ -105,6 +105,24 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
 
 
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    """One of a few words (lower case)."""
+    value = env_str(name, default).lower()
+    if value not in choices:
+        raise ImproperlyConfigured(
+            f"{name} must be one of {', '.join(sorted(choices))}, got {value!r}"
+        )
+    return value
+
+
+def env_fraction(name: str, default: float) -> float:
+    """A number from 0 to 1."""
+    value = env_float(name, default)
+    if not 0 <= value <= 1:
+        raise ImproperlyConfigured(f"{name} must be from 0 to 1, got {value}")
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = _raw(name)
     if value is None:

@@ -43,6 +43,7 @@ from django.db.models import (
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from config import logcontext
 from config.mail import signing_for, verp_address
 from newsletter import audience, bounces, calendar, carriers, counting, smtp
 from newsletter.editions import build_edition, window_articles
@@ -180,7 +181,12 @@ def start_send(
         # Its batches may all have gone before the last chunk was in: theirs
         # found the audience still being written.
         finish_if_done(edition.pk)
-    logger.info("Edition %s: sent by hand to %d readers", edition.date, count)
+    logger.info(
+        "Edition %s: sent by hand to %d readers",
+        edition.date,
+        count,
+        extra={"edition": edition.date.isoformat()},
+    )
     return True
 
 
@@ -248,7 +254,9 @@ def iter_due_sends(now: datetime.datetime | None = None) -> Iterator[tuple[int, 
             # Older slots were decided on their own day (or are beyond recall).
             if not is_send_day(day, skipped) or not moment <= now < moment + 2 * catch_up:
                 continue
-            yield from schedule_slot(day, zone, send_time, moment, now, skipped)
+            # Its lines (and the batches queued meanwhile) name the edition and zone.
+            with logcontext.bound(edition=day.isoformat(), zone=zone):
+                yield from schedule_slot(day, zone, send_time, moment, now, skipped)
 
 
 def schedule_slot(
@@ -406,7 +414,12 @@ def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = Non
         )
         counting.add("delivery_takeovers", count)
     if count:
-        logger.warning("Edition %s: %d interrupted deliveries requeued", edition.date, count)
+        logger.warning(
+            "Edition %s: %d interrupted deliveries requeued",
+            edition.date,
+            count,
+            extra={"edition": edition.date.isoformat()},
+        )
     return count
 
 
@@ -822,6 +835,7 @@ def is_deferral(error: Exception) -> bool:
     return isinstance(error, smtplib.SMTPRecipientsRefused) and not is_permanent(error)
 
 
+@logcontext.scoped
 def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     """Send the queued deliveries of one range over one mail connection.
 
@@ -837,6 +851,10 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     if not deliveries:
         return BatchReport()
     edition = Edition.objects.get(pk=edition_id)
+    # The batch's log lines name its edition, and its zone when it has one
+    # (a morning's batches do; a by-hand send's mix the readers' zones).
+    zones = {delivery.time_zone for delivery in deliveries}
+    logcontext.bind(edition=edition.date, **({"zone": zones.pop()} if len(zones) == 1 else {}))
     # Entitlement and deliverability may have changed since the send started.
     entitled = set(
         Subscriber.objects.entitled()

@@ -16,11 +16,14 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from sentry_sdk.utils import BadDsn, Dsn
 
 from config.env import (
     domain_of_address,
     env_bool,
+    env_choice,
     env_float,
+    env_fraction,
     env_header,
     env_int,
     env_list,
@@ -81,7 +84,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: refuses oversized bodies and stray file uploads before anything reads them.
+    # Names the request (X-Request-ID) for its response, logs and errors, 413s too.
+    "config.requestid.RequestIdMiddleware",
+    # Refuses oversized bodies and stray file uploads before anything reads them.
     "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -638,25 +643,49 @@ SECURE_CSP: dict[str, list[str]] = {
     "form-action": [CSP.SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
 }
 
-# Every line written passes config.logfilters.RedactSecrets, which blanks the
-# tokens of sign-in, signup, unsubscribe and preferences links and Checkout
-# session ids: Django logs request paths ("Bad Request: /signin/<token>/",
-# runserver's access lines). Gunicorn's access log has its own copy of the
-# filter (config/gunicorn_conf.py).
+# Errors go to Sentry (or a service that speaks its protocol) when SENTRY_DSN
+# is set: from the web (config/wsgi.py, manage.py), the worker and beat
+# (config/celery.py), with readers' addresses, tokens, cookies and request
+# bodies scrubbed first (config/sentry.py). Beat's schedule is monitored as
+# Sentry cron check-ins. Nothing is sent without a DSN.
+SENTRY_DSN = env_optional("SENTRY_DSN")
+if SENTRY_DSN:
+    try:
+        Dsn(SENTRY_DSN)
+    except BadDsn as error:
+        raise ImproperlyConfigured(f"SENTRY_DSN is not a Sentry DSN: {error}") from None
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
+# The share of requests and tasks traced (performance); 0: errors only.
+SENTRY_TRACES_SAMPLE_RATE = env_fraction("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+
+# Logs: one line per event on standard error, a JSON object with LOG_FORMAT=json
+# (config/logformat.py), carrying the request id (config.middleware.
+# RequestIdMiddleware), the Celery task and a send's edition and zone
+# (config/logcontext.py). Every handler passes config.logfilters.RedactSecrets,
+# which writes readers' addresses as [address] and the tokens of sign-in,
+# signup, unsubscribe and preferences links and Checkout session ids as
+# [redacted]: Django logs request paths ("Bad Request: /signin/<token>/",
+# runserver's access lines), the sending code the addresses it could not
+# reach. Celery's worker and beat keep this configuration (config/celery.py),
+# and gunicorn's own handlers get the same filters and format
+# (config/gunicorn_conf.py).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
+        "log_context": {"()": "config.logcontext.LogContext"},
         "redact_secrets": {"()": "config.logfilters.RedactSecrets"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "config.logformat.PlainFormatter"},
+        "json": {"()": "config.logformat.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact_secrets"],
+            "formatter": LOG_FORMAT,
+            "filters": ["log_context", "redact_secrets"],
         },
     },
     "root": {"handlers": ["console"], "level": "INFO"},
@@ -666,5 +695,7 @@ LOGGING = {
         "stripe": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         # flufl.bounce logs each of its detectors for every message at INFO.
         "flufl.bounce": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # The Sentry SDK's own messages (with its `debug` option only) through ours.
+        "sentry_sdk.errors": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
