@@ -16,6 +16,7 @@ PostgreSQL pass (the other engine's variant is skipped, saying so).
 import collections
 import datetime
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -158,7 +159,7 @@ def message_ids(smtp_server) -> dict[str, list[str]]:
 
 
 def test_a_backup_taken_mid_send_restores_every_row_and_the_resumed_send_doubles_nothing(
-    instance, elsewhere, smtp_server, eager_celery, clock, tmp_path
+    instance, elsewhere, smtp_server, eager_celery, clock, tmp_path, fault_table
 ):
     entitled = populate()
     start_the_send()
@@ -168,6 +169,7 @@ def test_a_backup_taken_mid_send_restores_every_row_and_the_resumed_send_doubles
     before = contents()
 
     # The disk dies; the backup is restored on another database and media folder.
+    died = time.monotonic()
     media_elsewhere = tmp_path / "media-elsewhere"
     restore(archive, elsewhere, media_elsewhere)
 
@@ -183,13 +185,18 @@ def test_a_backup_taken_mid_send_restores_every_row_and_the_resumed_send_doubles
         assert statuses() == {Delivery.Status.SENT: 10}
         assert Edition.objects.get().status == Edition.Status.SENT
 
+    fault_table(
+        f"the disk died mid-send; restored from a backup on another {connection.vendor} database",
+        entitled,
+        died,
+    )
     received = collections.Counter(smtp_server.recipients())
     assert received == {address: 1 for address in entitled}
     assert all(len(set(ids)) == 1 for ids in message_ids(smtp_server).values())
 
 
 def test_readers_sent_to_after_the_backup_get_a_second_copy_with_the_same_message_id(
-    instance, elsewhere, smtp_server, eager_celery, clock, tmp_path
+    instance, elsewhere, smtp_server, eager_celery, clock, tmp_path, fault_table
 ):
     """The honest limit: what was sent between the backup and the disk dying is not in it."""
     entitled = populate()
@@ -202,11 +209,17 @@ def test_readers_sent_to_after_the_backup_get_a_second_copy_with_the_same_messag
     after_backup = set(smtp_server.recipients()) - first_batch
     assert len(after_backup) == 4
 
+    died = time.monotonic()
     restore(archive, elsewhere, tmp_path / "media-elsewhere")
     with pointed_at(elsewhere.name):
         resume_there(clock)
         assert statuses() == {Delivery.Status.SENT: 10}
 
+    fault_table(
+        "the disk died mid-send, 4 readers sent to after the backup; restored from it",
+        entitled,
+        died,
+    )
     received = collections.Counter(smtp_server.recipients())
     assert {address for address, copies in received.items() if copies == 2} == after_backup
     assert {address for address, copies in received.items() if copies == 1} == (
