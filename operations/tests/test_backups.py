@@ -30,7 +30,6 @@ from operations.archives import MANIFEST, ArchiveWriter, Manifest, Member, unpac
 from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY_BEFORE_SEND
-from testing.commands import run_manage
 from testing.databases import another_database, pointed_at
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.clock(MONDAY_BEFORE_SEND)]
@@ -69,16 +68,13 @@ def elsewhere(tmp_path):
         yield database
 
 
-def restore_elsewhere(archive: Path | str, database, media_root: Path, *options: str, **env: str):
-    return run_manage(
-        "restore",
-        str(archive),
-        *options,
-        DATABASE_URL=database.url,
-        MEDIA_ROOT=str(media_root),
-        DJANGO_DEBUG="1",
-        **env,
-    )
+def restore_elsewhere(archive: Path, database, settings, media_root: Path, *options: str) -> str:
+    """`manage.py restore` in this process, on the other database and media folder."""
+    settings.MEDIA_ROOT = media_root
+    output = io.StringIO()
+    with pointed_at(database.name):
+        call_command("restore", str(archive), *options, stdout=output)
+    return output.getvalue()
 
 
 def forged(archive: Path, folder: Path, change) -> Path:
@@ -135,20 +131,20 @@ def test_restore_refuses_a_database_that_is_not_empty_and_changes_nothing(archiv
     assert Subscriber.objects.count() == 3
 
 
-def test_restore_with_replace_overwrites_a_database_that_is_not_empty(archive, elsewhere, tmp_path):
+def test_restore_with_replace_overwrites_a_database_that_is_not_empty(
+    archive, elsewhere, instance, tmp_path
+):
     media = tmp_path / "media-elsewhere"
-    assert restore_elsewhere(archive, elsewhere, media).returncode == 0
+    assert "each table's count checked" in restore_elsewhere(archive, elsewhere, instance, media)
     with pointed_at(elsewhere.name):
         make_subscriber("only-elsewhere@example.com")
 
-    again = restore_elsewhere(archive, elsewhere, media)
-    assert again.returncode == 1
-    assert "is not empty" in again.stderr and "--replace" in again.stderr
+    with pytest.raises(CommandError, match=r"is not empty: .* pass --replace"):
+        restore_elsewhere(archive, elsewhere, instance, media)
     with pointed_at(elsewhere.name):
         assert Subscriber.objects.filter(email="only-elsewhere@example.com").exists()
 
-    replaced = restore_elsewhere(archive, elsewhere, media, "--replace")
-    assert replaced.returncode == 0, replaced.stderr
+    restore_elsewhere(archive, elsewhere, instance, media, "--replace")
     with pointed_at(elsewhere.name):
         assert sorted(Subscriber.objects.values_list("email", flat=True)) == [
             "ada@example.com",
@@ -179,16 +175,14 @@ def cut_in_half(archive: Path) -> None:
     ],
 )
 def test_restore_refuses_a_damaged_archive_and_writes_nothing(
-    archive, elsewhere, tmp_path, damage, message
+    archive, elsewhere, instance, tmp_path, damage, message
 ):
     damage(archive)
     media = tmp_path / "media-elsewhere"
 
-    result = restore_elsewhere(archive, elsewhere, media)
+    with pytest.raises(CommandError, match=f"Restore failed: .*{message}"):
+        restore_elsewhere(archive, elsewhere, instance, media)
 
-    assert result.returncode == 1
-    assert "Restore failed" in result.stderr
-    assert re.search(message, result.stderr), result.stderr
     with pointed_at(elsewhere.name):
         assert databases.table_names() == []
     assert not media.exists() or not any(media.iterdir())
@@ -310,16 +304,17 @@ def unpack_manifest(archive: Path) -> bytes:
 
 
 def test_restore_refuses_a_media_root_that_holds_files_before_writing_the_database(
-    archive, elsewhere, tmp_path
+    archive, elsewhere, instance, tmp_path
 ):
     media = tmp_path / "media-elsewhere"
     media.mkdir()
     (media / "someone-elses.png").write_bytes(b"already here")
 
-    result = restore_elsewhere(archive, elsewhere, media)
+    with pytest.raises(
+        CommandError, match=re.escape("already holds files (e.g. someone-elses.png)")
+    ):
+        restore_elsewhere(archive, elsewhere, instance, media)
 
-    assert result.returncode == 1
-    assert "already holds files (e.g. someone-elses.png)" in result.stderr
     with pointed_at(elsewhere.name):
         assert databases.table_names() == []
     assert sorted(path.name for path in media.iterdir()) == ["someone-elses.png"]
