@@ -29,18 +29,26 @@ class Command(BaseCommand):
         )
         parser.add_argument("--keep", type=int, help="Instead of BACKUP_KEEP: archives to keep.")
         parser.add_argument(
-            "--list", action="store_true", help="List the archives in the target and stop."
+            "--list",
+            action="store_true",
+            dest="list_only",
+            help="List the archives in the target and stop.",
         )
 
     def handle(
-        self, *args: str, target: str | None, keep: int | None, list: bool, **options: object
+        self,
+        *args: str,
+        target: str | None,
+        keep: int | None,
+        list_only: bool,
+        **options: object,
     ) -> None:
         target = target or settings.BACKUP_TARGET
         keep = settings.BACKUP_KEEP if keep is None else keep
         if keep < 1:
             raise CommandError("--keep must be at least 1.")
         try:
-            if list:
+            if list_only:
                 storage = storage_for(target)
                 for name in storage.names():
                     self.stdout.write(storage.describe(name))
