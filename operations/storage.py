@@ -141,8 +141,10 @@ class Bucket:
 def storage_for(target: str) -> Folder | Bucket:
     """BACKUP_TARGET (checked by config.env.env_backup_target) as a place to keep archives."""
     parts = urlsplit(target)
-    if parts.scheme == "s3":
+    if parts.scheme == "s3" and parts.netloc:
         return Bucket(parts.netloc, parts.path)
+    if "://" in target:
+        raise BackupError(f"{target!r} is neither a folder nor an s3://bucket/prefix URL.")
     return Folder(Path(target))
 
 

@@ -357,3 +357,9 @@ def test_backup_refuses_to_overwrite_an_archive_of_the_same_second(instance):
     with pytest.raises(CommandError, match="already exists: not overwritten"):
         call_command("backup", stdout=io.StringIO())
     assert list(Path(instance.BACKUP_TARGET).iterdir()) == [first]
+
+
+def test_a_target_given_on_the_command_line_is_checked_like_the_setting(instance):
+    with pytest.raises(CommandError, match="neither a folder nor an s3://bucket/prefix URL"):
+        call_command("backup", "--target", "ftp://backups.example.net/nightly")
+    assert not Path("ftp:").exists()
