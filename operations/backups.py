@@ -73,7 +73,12 @@ def make_backup(
             writer.add(snapshot.path.name, snapshot.path)
             snapshot.path.unlink()  # the archive holds it now: half the disk space
             for relative, path in media:
-                writer.add(MEDIA_PREFIX + relative, path)
+                try:
+                    writer.add(MEDIA_PREFIX + relative, path)
+                except FileNotFoundError:
+                    # Deleted since it was listed (an editor replaced an image):
+                    # no longer part of what is being backed up.
+                    continue
             version, commit = app_version()
             writer.finish(
                 Manifest(
@@ -92,7 +97,8 @@ def make_backup(
         location = storage.store(local, name)
     # Only once the new archive is safe: a failed backup deletes nothing.
     pruned = prune(storage, keep)
-    return BackupResult(location, size, snapshot.rows, len(media), pruned, snapshot.notes)
+    media_count = sum(1 for member in writer.files if member.startswith(MEDIA_PREFIX))
+    return BackupResult(location, size, snapshot.rows, media_count, pruned, snapshot.notes)
 
 
 def media_files(media_root: Path) -> Iterator[tuple[str, Path]]:

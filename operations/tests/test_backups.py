@@ -363,3 +363,26 @@ def test_a_target_given_on_the_command_line_is_checked_like_the_setting(instance
     with pytest.raises(CommandError, match="neither a folder nor an s3://bucket/prefix URL"):
         call_command("backup", "--target", "ftp://backups.example.net/nightly")
     assert not Path("ftp:").exists()
+
+
+def test_a_media_file_deleted_while_the_backup_runs_is_left_out(instance, monkeypatch):
+    from operations import backups
+
+    listed = list(backups.media_files(instance.MEDIA_ROOT))
+    vanished = instance.MEDIA_ROOT / "articles/2026/11/replaced.png"
+    monkeypatch.setattr(
+        backups,
+        "media_files",
+        lambda root: iter([*listed, ("articles/2026/11/replaced.png", vanished)]),
+    )
+
+    archive = back_up(instance)
+
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert sorted(name for name in names if name.startswith("media/")) == sorted(
+        f"media/{name}" for name in MEDIA
+    )
+    assert sorted(json.loads(unpack_manifest(archive))["files"]) == sorted(
+        name for name in names if name != MANIFEST
+    )
