@@ -174,6 +174,27 @@ def env_url(name: str, default: str, *, schemes: set[str]) -> str:
     return value.rstrip("/")
 
 
+def env_backup_target(name: str, default: str) -> str:
+    """A folder path, or s3://bucket/prefix for S3-compatible storage (the prefix optional).
+
+    Any other scheme is refused, so a typo such as s4:// is not taken for a
+    folder of that name.
+    """
+    value = env_str(name, default)
+    parts = urlsplit(value)
+    if parts.scheme == "s3":
+        if not parts.netloc or parts.query or parts.fragment:
+            raise ImproperlyConfigured(
+                f"{name} must look like s3://bucket or s3://bucket/prefix, got {value!r}"
+            )
+        return f"s3://{parts.netloc}/{parts.path.strip('/')}".rstrip("/")
+    if "://" in value:
+        raise ImproperlyConfigured(
+            f"{name} must be a folder path or an s3://bucket/prefix URL, got {value!r}"
+        )
+    return value
+
+
 def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
     """Turn smtp://user:pass@host:587?tls=1 into SMTP backend OPTIONS.
 

@@ -20,6 +20,7 @@ from sentry_sdk.utils import BadDsn, Dsn
 
 from config.env import (
     domain_of_address,
+    env_backup_target,
     env_bool,
     env_choice,
     env_float,
@@ -81,6 +82,7 @@ INSTALLED_APPS = [
     "newsletter",
     "subscriptions",
     "dashboard",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -181,6 +183,15 @@ STORAGES = {
 # MEDIA_URL (README.md, "Media files").
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# Backups (`manage.py backup`, operations/backups.py): the database and
+# MEDIA_ROOT in one archive, written to a folder or to S3-compatible storage
+# (s3://bucket/prefix; boto3 reads the endpoint and credentials from the
+# standard AWS_* variables itself). Each successful backup then deletes all
+# but the newest BACKUP_KEEP archives there. Archives hold readers'
+# addresses and sessions: the folder is made private to the service's user.
+BACKUP_TARGET = env_backup_target("BACKUP_TARGET", str(VAR_DIR / "backups"))
+BACKUP_KEEP = env_int("BACKUP_KEEP", 7, minimum=1)
 
 # Request bodies. Over REQUEST_MAX_BYTES (UPLOAD_REQUEST_MAX_BYTES on the
 # admin's article form, which takes a lead image of up to 5 MB and the article,

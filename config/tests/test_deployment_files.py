@@ -28,9 +28,10 @@ def command_words(service: dict) -> list[str]:
 
 def test_compose_has_the_whole_stack_with_health_checks(compose):
     services = compose["services"]
-    assert set(services) == {
-        "proxy", "web", "worker", "beat", "db", "redis", "mailpit", "migrate",
-    }  # fmt: skip
+    # What a plain `docker compose up` starts: services without a profile.
+    started = {name for name, service in services.items() if not service.get("profiles")}
+    assert started == {"proxy", "web", "worker", "beat", "db", "redis", "mailpit", "migrate"}
+    assert set(services) - started == {"backup"}
     for name in ["proxy", "web", "worker", "db", "redis", "mailpit"]:
         assert "healthcheck" in services[name], name
     for name in ["web", "worker", "beat"]:
@@ -107,6 +108,33 @@ def test_compose_environment_uses_settings_the_code_reads(compose):
     assert environment["DATABASE_URL"].startswith("postgres://")
     assert environment["REDIS_URL"].startswith("redis://redis:")
     assert environment["SMTP_URL"].endswith("mailpit:1025}")
+
+
+def test_compose_backup_service_is_optional_and_keeps_its_archives_in_a_volume(compose):
+    backup = compose["services"]["backup"]
+    assert backup["profiles"] == ["backup"]
+    assert backup["image"] == compose["services"]["web"]["image"]
+    assert backup["environment"]["BACKUP_TARGET"] == "${BACKUP_TARGET:-/backups}"
+    assert "python manage.py backup" in " ".join(command_words(backup))
+    assert "backups:/backups" in backup["volumes"]
+    # The web service's uploads, which a backup holds and a restore puts back.
+    assert "media:/app/var/media" in backup["volumes"]
+    assert "media:/app/var/media" in compose["services"]["web"]["volumes"]
+    assert "backups" in compose["volumes"]
+    # The rest of the app's environment, merged, not replaced.
+    assert backup["environment"]["DATABASE_URL"] == compose["x-app"]["environment"]["DATABASE_URL"]
+
+
+def test_the_image_has_the_postgresql_client_of_composes_server(compose):
+    """pg_dump refuses a newer server, and a newer pg_dump's archive does not restore into it."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    client = re.search(r"^ARG PG_MAJOR=(\d+)$", dockerfile, re.MULTILINE)
+    server = re.fullmatch(r"postgres:(\d+)(\.\d+)?", compose["services"]["db"]["image"])
+    assert client is not None and server is not None
+    assert client.group(1) == server.group(1)
+    assert "postgresql-client-${PG_MAJOR}" in dockerfile
+    # The backups volume takes the image folder's owner: the app's user writes there.
+    assert "chown -R app:app var staticfiles /backups" in dockerfile
 
 
 def test_dockerfile_serves_the_wsgi_app_that_exists():
