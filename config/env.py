@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
@@ -119,12 +119,21 @@ def env_path(name: str, default: Path) -> Path:
     return Path(env_str(name, str(default)))
 
 
-def env_choice[T](name: str, default: str, choices: Mapping[str, T], *, expected: str) -> T:
-    """One of a few words (`choices` maps each accepted spelling, lower case, to its value)."""
+@overload
+def env_choice(name: str, default: str, choices: set[str], *, expected: str = "") -> str: ...
+@overload
+def env_choice[T](
+    name: str, default: str, choices: Mapping[str, T], *, expected: str = ""
+) -> T: ...
+def env_choice(
+    name: str, default: str, choices: set[str] | Mapping[str, Any], *, expected: str = ""
+) -> Any:
+    """One of a few words, in any case: the word itself, or what `choices` maps it to."""
     value = env_str(name, default).lower()
     if value not in choices:
+        expected = expected or f"one of {', '.join(sorted(choices))}"
         raise ImproperlyConfigured(f"{name} must be {expected}, got {value!r}")
-    return choices[value]
+    return choices[value] if isinstance(choices, Mapping) else value
 
 
 def env_secret(name: str, *, prefixes: tuple[str, ...], kind: str) -> str | None:
@@ -140,6 +149,14 @@ def env_secret(name: str, *, prefixes: tuple[str, ...], kind: str) -> str | None
         raise ImproperlyConfigured(
             f"{name} must be {kind}, starting with {' or '.join(prefixes)}; got {shown}"
         )
+    return value
+
+
+def env_fraction(name: str, default: float) -> float:
+    """A number from 0 to 1."""
+    value = env_float(name, default)
+    if not 0 <= value <= 1:
+        raise ImproperlyConfigured(f"{name} must be from 0 to 1, got {value}")
     return value
 
 
@@ -294,6 +311,27 @@ def env_pem_key(name: str) -> str | None:
     if "-----BEGIN" not in text or "PRIVATE KEY-----" not in text:
         raise ImproperlyConfigured(
             f"{name} must be a private key in PEM form (-----BEGIN PRIVATE KEY----- ...)"
+        )
+    return value
+
+
+def env_backup_target(name: str, default: str) -> str:
+    """A folder path, or s3://bucket/prefix for S3-compatible storage (the prefix optional).
+
+    Any other scheme is refused, so a typo such as s4:// is not taken for a
+    folder of that name.
+    """
+    value = env_str(name, default)
+    parts = urlsplit(value)
+    if parts.scheme == "s3":
+        if not parts.netloc or parts.query or parts.fragment:
+            raise ImproperlyConfigured(
+                f"{name} must look like s3://bucket or s3://bucket/prefix, got {value!r}"
+            )
+        return f"s3://{parts.netloc}/{parts.path.strip('/')}".rstrip("/")
+    if "://" in value:
+        raise ImproperlyConfigured(
+            f"{name} must be a folder path or an s3://bucket/prefix URL, got {value!r}"
         )
     return value
 

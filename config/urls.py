@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from django.utils.module_loading import import_string
 
-from config import views
+from config import metrics, views
 from config.admin_login import RateLimitedAdminLoginForm
 from subscriptions import unsubscribe
 from subscriptions import views as subscription_views
@@ -36,6 +36,7 @@ admin.site.login_form = RateLimitedAdminLoginForm
 # The site without any ESP webhook (test URL modules add the one they configure).
 site_urlpatterns: list[URLPattern | URLResolver] = [
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<str:name>/", views.outbox_message, name="outbox-message"),
     # Before the admin's own URLs, which would read "dashboard" as an app label.

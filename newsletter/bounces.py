@@ -61,6 +61,7 @@ from django.utils import timezone
 from flufl.bounce import all_failures
 
 from config.mail import parse_unsubscribe_mailto, parse_verp
+from newsletter import counting
 from newsletter.models import BounceEvent, Delivery, Edition, SendAlert, SendPause
 from subscriptions.actions.reader_emails import queue_email
 from subscriptions.addresses import mask_addresses
@@ -200,6 +201,7 @@ def do_record(
         delivery.pk if delivery else "unknown",
         subscriber.email_status,
     )
+    counting.add("bounce_events", 1, kind=kind, source=source)
     if event.edition_id is not None:
         edition_id = event.edition_id
         transaction.on_commit(lambda: check_health(edition_id, now))

@@ -43,8 +43,9 @@ from django.db.models import (
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from config import logcontext
 from config.mail import signing_for, verp_address
-from newsletter import audience, bounces, calendar, carriers, smtp
+from newsletter import audience, bounces, calendar, carriers, counting, smtp
 from newsletter.editions import build_edition, window_articles
 from newsletter.emails import DigestTemplate
 from newsletter.leases import Lease, durably, lease_length
@@ -145,6 +146,8 @@ def start_send(
         Edition.objects.filter(pk=edition.pk).update(audience_lease_until=now + lease_length())
         if began:
             mark_sending(edition, now)
+        else:
+            counting.add("audience_takeovers", 1)
     # The audience as it is when the send begins (also for a writer that
     # takes over): who joins while it is written gets the next edition.
     readers = Subscriber.objects.entitled(moment).filter(created_at__lte=moment)
@@ -178,7 +181,12 @@ def start_send(
         # Its batches may all have gone before the last chunk was in: theirs
         # found the audience still being written.
         finish_if_done(edition.pk)
-    logger.info("Edition %s: sent by hand to %d readers", edition.date, count)
+    logger.info(
+        "Edition %s: sent by hand to %d readers",
+        edition.date,
+        count,
+        extra={"edition": edition.date.isoformat()},
+    )
     return True
 
 
@@ -246,7 +254,9 @@ def iter_due_sends(now: datetime.datetime | None = None) -> Iterator[tuple[int, 
             # Older slots were decided on their own day (or are beyond recall).
             if not is_send_day(day, skipped) or not moment <= now < moment + 2 * catch_up:
                 continue
-            yield from schedule_slot(day, zone, send_time, moment, now, skipped)
+            # Its lines (and the batches queued meanwhile) name the edition and zone.
+            with logcontext.bound(edition=day.isoformat(), zone=zone):
+                yield from schedule_slot(day, zone, send_time, moment, now, skipped)
 
 
 def schedule_slot(
@@ -292,12 +302,16 @@ def schedule_slot(
         except IntegrityError:
             return  # another scheduler claimed it first
         took_over = False
-    elif not SendSlot.objects.filter(pk=slot.pk, lease_until=slot.lease_until).update(
-        lease_until=renewal.until()
-    ):
-        return  # another scheduler took it over first
     else:
-        took_over = True
+        with transaction.atomic():
+            took_over = bool(
+                SendSlot.objects.filter(pk=slot.pk, lease_until=slot.lease_until).update(
+                    lease_until=renewal.until()
+                )
+            )
+            counting.add("audience_takeovers", int(took_over))
+        if not took_over:
+            return  # another scheduler took it over first
         logger.warning(
             "%s %s %s: writing the audience again (its writer died)", day, send_time, zone
         )
@@ -339,9 +353,11 @@ def schedule_slot(
     slot.lease_until = None
     slot.save(update_fields=["readers", "outcome", "lease_until"])
     if missed:
-        Delivery.objects.filter(
-            edition=edition, scheduled_for=moment, time_zone=zone, status=Delivery.Status.MISSED
-        ).update(last_error=f"Due at {moment.isoformat()} while nothing could send.")
+        with transaction.atomic():
+            Delivery.objects.filter(
+                edition=edition, scheduled_for=moment, time_zone=zone, status=Delivery.Status.MISSED
+            ).update(last_error=f"Due at {moment.isoformat()} while nothing could send.")
+            counting.add("digests_missed", count)
         logger.error("%s %s %s: %d digests missed (due %s)", day, send_time, zone, count, moment)
         return
     finish_if_done(edition.pk)  # its batches may all have gone before the last chunk
@@ -352,7 +368,16 @@ def mark_missed(now: datetime.datetime | None = None) -> int:
     """Deliveries still queued when the reader's morning is over: recorded as missed."""
     now = now or timezone.now()
     hours = settings.DIGEST_CATCH_UP_HOURS
-    count = Delivery.objects.filter(
+    with transaction.atomic():
+        count = _mark_missed(now, hours)
+        counting.add("digests_missed", count)
+    if count:
+        logger.error("%d digests missed: not sent within %d hours of their morning", count, hours)
+    return count
+
+
+def _mark_missed(now: datetime.datetime, hours: int) -> int:
+    return Delivery.objects.filter(
         status=Delivery.Status.QUEUED, scheduled_for__lt=now - catch_up_window()
     ).update(
         status=Delivery.Status.MISSED,
@@ -368,28 +393,33 @@ def mark_missed(now: datetime.datetime | None = None) -> int:
             output_field=TextField(),
         ),
     )
-    if count:
-        logger.error("%d digests missed: not sent within %d hours of their morning", count, hours)
-    return count
 
 
 def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = None) -> int:
     """Hand back rows claimed by a sender that died: its lease ran out."""
     now = now or timezone.now()
-    count = (
-        edition.deliveries.filter(status=Delivery.Status.SENDING)
-        .filter(
-            Q(lease_until__lt=now) | Q(lease_until__isnull=True, claimed_at__lt=now - CLAIM_TIMEOUT)
+    with transaction.atomic():
+        count = (
+            edition.deliveries.filter(status=Delivery.Status.SENDING)
+            .filter(
+                Q(lease_until__lt=now)
+                | Q(lease_until__isnull=True, claimed_at__lt=now - CLAIM_TIMEOUT)
+            )
+            .update(
+                status=Delivery.Status.QUEUED,
+                claimed_at=None,
+                lease_until=None,
+                last_error=RESUMED_NOTE,
+            )
         )
-        .update(
-            status=Delivery.Status.QUEUED,
-            claimed_at=None,
-            lease_until=None,
-            last_error=RESUMED_NOTE,
-        )
-    )
+        counting.add("delivery_takeovers", count)
     if count:
-        logger.warning("Edition %s: %d interrupted deliveries requeued", edition.date, count)
+        logger.warning(
+            "Edition %s: %d interrupted deliveries requeued",
+            edition.date,
+            count,
+            extra={"edition": edition.date.isoformat()},
+        )
     return count
 
 
@@ -601,6 +631,8 @@ class BatchLedger:
         self.carrier = carrier
         self.sent: list[int] = []
         self.unconfirmed: list[int] = []
+        # Unconfirmed sends tried again (DIGEST_RESEND_UNCONFIRMED), among the deferred.
+        self.unconfirmed_resent: list[int] = []
         self.failed: dict[str, list[int]] = defaultdict(list)
         self.deferred: dict[str, list[int]] = defaultdict(list)
         self.skipped: dict[str, list[int]] = defaultdict(list)
@@ -619,6 +651,7 @@ class BatchLedger:
                 # Unless the publisher prefers one more try to a possible miss.
                 if settings.DIGEST_RESEND_UNCONFIRMED and delivery.attempts == 0:
                     self.deferred[describe(error)].append(delivery.pk)
+                    self.unconfirmed_resent.append(delivery.pk)
                 else:
                     self.unconfirmed.append(delivery.pk)
                 logger.warning("Digest to %s not confirmed: %s", delivery.subscriber.email, error)
@@ -654,8 +687,10 @@ class BatchLedger:
         # Only rows still ours (sending): a repeat of this write after a
         # lost connection whose first try did land changes nothing.
         rows = Delivery.objects.filter(pk__in=self.sent, status=Delivery.Status.SENDING)
-        durably(
-            lambda: rows.update(
+
+        @transaction.atomic
+        def write() -> None:
+            marked = rows.update(
                 status=Delivery.Status.SENT,
                 sent_at=sent_at,
                 lease_until=None,
@@ -666,9 +701,10 @@ class BatchLedger:
                 last_error=Case(
                     When(last_error=RESUMED_NOTE, then=Value(RESUMED_NOTE)), default=Value("")
                 ),
-            ),
-            "marking digests sent",
-        )
+            )
+            counting.add("digests_sent", marked, carrier=self.carrier)
+
+        durably(write, "marking digests sent")
         self.report.sent += len(self.sent)
         self.report.carried[self.carrier] = self.report.carried.get(self.carrier, 0) + len(
             self.sent
@@ -682,6 +718,7 @@ class BatchLedger:
         self.report.failed += sum(len(ids) for ids in self.failed.values())
         self.report.skipped += sum(len(ids) for ids in self.skipped.values())
         self.unconfirmed.clear()
+        self.unconfirmed_resent.clear()
         bounces.record_refusals(self.refused)
         self.refused.clear()
         self.failed.clear()
@@ -691,8 +728,12 @@ class BatchLedger:
     @transaction.atomic
     def _flush_outcomes(self) -> int:
         """Write every outcome but "sent" in one transaction; return how many were requeued."""
+        # Each write takes only rows still ours (sending), so that a repeat
+        # after a lost connection whose first try did land counts nothing.
+        ours = Delivery.objects.filter(status=Delivery.Status.SENDING)
+        recorded_sent = 0
         if self.unconfirmed:
-            Delivery.objects.filter(pk__in=self.unconfirmed, status=Delivery.Status.SENDING).update(
+            recorded_sent = ours.filter(pk__in=self.unconfirmed).update(
                 status=Delivery.Status.SENT,
                 sent_at=timezone.now(),
                 lease_until=None,
@@ -700,8 +741,13 @@ class BatchLedger:
                 attempts=F("attempts") + 1,
                 last_error=UNCONFIRMED_NOTE,
             )
+        # Counted before release() below hands them back to the queue.
+        resent = (
+            ours.filter(pk__in=self.unconfirmed_resent).count() if self.unconfirmed_resent else 0
+        )
+        failed = 0
         for error, ids in self.failed.items():
-            Delivery.objects.filter(pk__in=ids).update(
+            failed += ours.filter(pk__in=ids).update(
                 status=Delivery.Status.FAILED,
                 # Editors read failure reasons; a refusal quotes the address.
                 last_error=mask_addresses(error),
@@ -710,36 +756,48 @@ class BatchLedger:
             )
         requeued = 0
         for error, ids in self.deferred.items():
-            requeued += release(ids, error, tried=ids)
+            requeued += release(ids, error, tried=ids, carrier=self.carrier)
         for reason, ids in self.skipped.items():
             Delivery.objects.filter(pk__in=ids).update(
                 status=Delivery.Status.SKIPPED, last_error=reason, lease_until=None
             )
+        counting.add("digests_sent", recorded_sent, carrier=self.carrier)
+        counting.add("digests_unconfirmed", recorded_sent + resent, carrier=self.carrier)
+        counting.add("digests_failed", failed, carrier=self.carrier)
         return requeued
 
 
 def release(
-    delivery_ids: list[int], error: BaseException | str, *, tried: Iterable[int] = ()
+    delivery_ids: list[int],
+    error: BaseException | str,
+    *,
+    tried: Iterable[int] = (),
+    carrier: str = carriers.PRIMARY,
 ) -> int:
     """Give unsent rows back to the queue; return how many went back.
 
-    `tried` are the rows whose send was attempted and met `error`: their
-    attempt counts, and one that has had MAX_ATTEMPTS is failed instead.
+    `tried` are the rows whose send was attempted over `carrier` and met
+    `error`: their attempt counts, and one that has had MAX_ATTEMPTS is
+    failed instead; the others are counted deferred (newsletter.counting).
     """
     message = mask_addresses(error if isinstance(error, str) else describe(error))
     rows = Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.SENDING)
+    tried = list(tried)
 
     @transaction.atomic
     def write() -> int:
-        rows.filter(pk__in=tried).update(attempts=F("attempts") + 1)
-        rows.filter(pk__in=tried, attempts__gte=MAX_ATTEMPTS).update(
+        attempted = rows.filter(pk__in=tried).update(attempts=F("attempts") + 1) if tried else 0
+        gave_up = rows.filter(pk__in=tried, attempts__gte=MAX_ATTEMPTS).update(
             status=Delivery.Status.FAILED,
             last_error=f"Gave up after {MAX_ATTEMPTS} attempts: {message}",
             lease_until=None,
         )
-        return rows.update(
+        requeued = rows.update(
             status=Delivery.Status.QUEUED, claimed_at=None, lease_until=None, last_error=message
         )
+        counting.add("digests_deferred", attempted - gave_up, carrier=carrier)
+        counting.add("digests_failed", gave_up, carrier=carrier)
+        return requeued
 
     return durably(write, "handing rows back to the queue")
 
@@ -777,6 +835,7 @@ def is_deferral(error: Exception) -> bool:
     return isinstance(error, smtplib.SMTPRecipientsRefused) and not is_permanent(error)
 
 
+@logcontext.scoped
 def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     """Send the queued deliveries of one range over one mail connection.
 
@@ -792,6 +851,10 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     if not deliveries:
         return BatchReport()
     edition = Edition.objects.get(pk=edition_id)
+    # The batch's log lines name its edition, and its zone when it has one
+    # (a morning's batches do; a by-hand send's mix the readers' zones).
+    zones = {delivery.time_zone for delivery in deliveries}
+    logcontext.bind(edition=edition.date, **({"zone": zones.pop()} if len(zones) == 1 else {}))
     # Entitlement and deliverability may have changed since the send started.
     entitled = set(
         Subscriber.objects.entitled()
@@ -855,7 +918,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 ledger.flush()
                 send.abort()
                 unsent = [*tried, *(d.pk for d in (*settled.resend, *in_flight, *todo))]
-                ledger.report.requeued += release(unsent, cause, tried=tried)
+                ledger.report.requeued += release(unsent, cause, tried=tried, carrier=carrier)
                 logger.warning(
                     "Edition %s: mail server unavailable, %d deliveries requeued: %s",
                     edition.date,

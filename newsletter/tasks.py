@@ -45,6 +45,7 @@ def send_due_digests() -> int:
 def send_edition(edition_id: int) -> int:
     """Start (or resume) an edition's send: one batch task per range of readers."""
     edition = Edition.objects.get(pk=edition_id)
+    about = {"edition": edition.date.isoformat()}  # its log lines' field (config.logcontext)
     queued = 0
 
     def queue(first_id: int, last_id: int) -> None:
@@ -57,7 +58,7 @@ def send_edition(edition_id: int) -> int:
         # so the first emails go while the rest of a large list is written.
         wrote_audience = sending.start_send(edition, on_batch=queue)
     except sending.EditionHeld:
-        logger.info("Edition %s is held by the editors: not sending", edition.date)
+        logger.info("Edition %s is held by the editors: not sending", edition.date, extra=about)
         return 0
     if not wrote_audience:
         # Resumed: the rows nobody is sending.
@@ -66,7 +67,7 @@ def send_edition(edition_id: int) -> int:
             queue(first_id, last_id)
     if not queued:
         sending.finish_if_done(edition.pk)
-    logger.info("Edition %s: %d batches queued", edition.date, queued)
+    logger.info("Edition %s: %d batches queued", edition.date, queued, extra=about)
     return queued
 
 

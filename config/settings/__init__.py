@@ -9,23 +9,27 @@ first (`make run` writes one), or the file DJANGO_ENV_FILE names; real
 environment variables win over it.
 """
 
+import re
 from email.utils import parseaddr
 from pathlib import Path
 
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from sentry_sdk.utils import BadDsn, Dsn
 
 from config.env import (
     Retired,
     domain_of_address,
     env_address,
     env_addresses,
+    env_backup_target,
     env_bool,
     env_choice,
     env_database,
     env_dns_label,
     env_domain,
+    env_fraction,
     env_header,
     env_int,
     env_list,
@@ -121,6 +125,10 @@ DIGEST_LEASE_SECONDS = 45
 # broker's visibility timeout (config/tests/test_celery_settings.py).
 DIGEST_BATCH_SOFT_TIME_LIMIT = 240
 DIGEST_BATCH_TIME_LIMIT = 300
+# The scheduler runs every minute and a batch takes seconds: a digest still
+# not out a quarter of an hour after its reader's moment is a stuck send, and
+# the alert says so (config/metrics.py, deploy/prometheus-alerts.yml).
+DIGEST_SEND_SLOT = 15
 # A morning digest later than this is no longer a morning digest: recorded
 # missed, and its articles roll into the next one.
 DIGEST_CATCH_UP_HOURS = 3
@@ -160,6 +168,9 @@ EMAIL_CHECK_DELIVERABILITY = not DEBUG
 # the next one paid, and is told so first: otherwise cancelling and coming
 # back would be a new free trial each time.
 ONE_TRIAL_PER_READER = True
+# A week of nights to go back to; another rhythm says how many to keep with
+# `manage.py backup --keep` (docs/operations.md).
+BACKUP_KEEP = 7
 # Stripe's servers; the tests point the SDK at their own (subscriptions/tests).
 STRIPE_API_BASE: str | None = None
 # The keys choose the billing backend (subscriptions/stripe_api.py); another
@@ -189,10 +200,13 @@ INSTALLED_APPS = [
     "newsletter",
     "subscriptions",
     "dashboard",
+    "operations",
 ]
 
 MIDDLEWARE = [
-    # First: refuses oversized bodies and stray file uploads before anything reads them.
+    # Names the request (X-Request-ID) for its response, logs and errors, 413s too.
+    "config.requestid.RequestIdMiddleware",
+    # Refuses oversized bodies and stray file uploads before anything reads them.
     "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -287,6 +301,10 @@ STORAGES = {
 # front serves MEDIA_ROOT at MEDIA_URL (README.md, "Media files").
 MEDIA_URL = "media/"
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
+
+# Backups (`manage.py backup`, operations/backups.py) hold readers' addresses
+# and sessions: a folder target is made private to the service's user.
+BACKUP_TARGET = env_backup_target("BACKUP_TARGET", str(VAR_DIR / "backups"))
 
 # Email: to SMTP_URL, or through an ESP, or (neither) into OUTBOX_DIR, which
 # the demo shows at /outbox/.
@@ -583,6 +601,17 @@ if REDIS_URL:
 else:
     CACHES = file_caches(VAR_DIR)
 
+# The publisher's figures (config/metrics.py) go only to a scraper with the
+# token: a bearer token's characters (RFC 6750), long enough not to be guessed.
+METRICS_TOKEN = env_optional("METRICS_TOKEN")
+if METRICS_TOKEN is not None and not (
+    len(METRICS_TOKEN) >= 16 and re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", METRICS_TOKEN)
+):
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 16 characters of letters, digits and -._~+/ "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+    )
+
 # Security. Production (DEBUG off) gets secure cookies, HSTS and an HTTPS
 # redirect; turning the redirect off is for a TLS-terminating proxy that
 # already redirects, or for trying the stack over plain HTTP on localhost.
@@ -642,25 +671,41 @@ SECURE_CSP: dict[str, list[str]] = {
     "form-action": [CSP.SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
 }
 
-# Every line written passes config.logfilters.RedactSecrets, which blanks the
-# tokens of sign-in, signup, unsubscribe and preferences links and Checkout
-# session ids: Django logs request paths ("Bad Request: /signin/<token>/",
-# runserver's access lines). Gunicorn's access log has its own copy of the
-# filter (config/gunicorn_conf.py).
+# Errors leave the machine only with a DSN, and only once readers' addresses,
+# tokens, cookies and request bodies are scrubbed (config/sentry.py).
+SENTRY_DSN = env_optional("SENTRY_DSN")
+if SENTRY_DSN:
+    try:
+        Dsn(SENTRY_DSN)
+    except BadDsn as error:
+        raise ImproperlyConfigured(f"SENTRY_DSN is not a Sentry DSN: {error}") from None
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
+SENTRY_TRACES_SAMPLE_RATE = env_fraction("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+
+# Every handler passes config.logfilters.RedactSecrets: Django logs request
+# paths ("Bad Request: /signin/<token>/", runserver's access lines) and the
+# sending code the addresses it could not reach, and no reader's address or
+# token may be read in a log. Each line names its request, task, edition and
+# zone (config/logcontext.py), so one send can be followed. Celery's worker
+# and beat keep this configuration (config/celery.py); gunicorn's handlers
+# get the same filters and format (config/gunicorn_conf.py).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
+        "log_context": {"()": "config.logcontext.LogContext"},
         "redact_secrets": {"()": "config.logfilters.RedactSecrets"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "config.logformat.PlainFormatter"},
+        "json": {"()": "config.logformat.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact_secrets"],
+            "formatter": LOG_FORMAT,
+            "filters": ["log_context", "redact_secrets"],
         },
     },
     "root": {"handlers": ["console"], "level": "INFO"},
@@ -670,6 +715,8 @@ LOGGING = {
         "stripe": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         # flufl.bounce logs each of its detectors for every message at INFO.
         "flufl.bounce": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # The Sentry SDK's own messages (with its `debug` option only) through ours.
+        "sentry_sdk.errors": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
 
@@ -707,6 +754,7 @@ _retired = {
         "DIGEST_BATCH_SIZE",
         "DIGEST_CHECKPOINT_EVERY",
         "DIGEST_LEASE_SECONDS",
+        "DIGEST_SEND_SLOT",
         "DIGEST_CATCH_UP_HOURS",
         "DIGEST_MAX_BACKLOG_DAYS",
         "DIGEST_SEND_WHEN_EMPTY",
@@ -723,6 +771,7 @@ _retired = {
         "ONE_TRIAL_PER_READER",
         "STRIPE_API_BASE",
         "BILLING_BACKEND",
+        "BACKUP_KEEP",
     ]
 } | {
     "CELERY_QUEUE": _constant("CELERY_TASK_DEFAULT_QUEUE", CELERY_TASK_DEFAULT_QUEUE),
@@ -743,7 +792,6 @@ _retired = {
     "AMAZON_SES_CONFIGURATION_SET": Retired(
         "it goes in EMAIL_ESP=amazon_ses://?configuration_set=<name>"
     ),
-    "DIGEST_SEND_SLOT": Retired("it never did anything", harmless=True),
     "STRIPE_PUBLISHABLE_KEY": Retired("nothing ever used it", harmless=True),
 }
 refuse_retired(_retired)

@@ -119,7 +119,12 @@ def test_env_int_refuses_values_above_maximum(monkeypatch):
         env.env_int("PORT", 8000, minimum=1, maximum=65535)
 
 
-def test_env_choice_takes_its_words_in_any_case(monkeypatch):
+def test_env_choice_takes_its_words_in_any_case_from_a_set_or_a_mapping(monkeypatch):
+    monkeypatch.setenv("LOG_FORMAT", "JSON")
+    assert env.env_choice("LOG_FORMAT", "plain", {"plain", "json"}) == "json"
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+    with pytest.raises(ImproperlyConfigured, match="LOG_FORMAT must be one of json, plain"):
+        env.env_choice("LOG_FORMAT", "plain", {"plain", "json"})
     choices = {"0": "off", "1": "stories", "readers": "readers"}
     monkeypatch.setenv("CLICK_TRACKING", "Readers")
     assert env.env_choice("CLICK_TRACKING", "0", choices, expected="0, 1 or readers") == "readers"
@@ -270,3 +275,24 @@ def test_a_dkim_selector_is_a_dns_label(monkeypatch):
     monkeypatch.setenv("DKIM_SELECTOR", "briefing 1._domainkey")
     with pytest.raises(ImproperlyConfigured, match="DKIM_SELECTOR must be a DNS label"):
         env.env_dns_label("DKIM_SELECTOR")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/srv/briefing/backups", "/srv/briefing/backups"),
+        ("var/backups", "var/backups"),
+        ("s3://briefing-backups", "s3://briefing-backups"),
+        ("s3://briefing-backups/nightly/", "s3://briefing-backups/nightly"),
+    ],
+)
+def test_env_backup_target_takes_a_folder_or_an_s3_url(monkeypatch, raw, expected):
+    monkeypatch.setenv("BACKUP_TARGET", raw)
+    assert env.env_backup_target("BACKUP_TARGET", "var/backups") == expected
+
+
+@pytest.mark.parametrize("raw", ["s3://", "s3:///nightly", "s4://briefing/nightly", "ftp://host/x"])
+def test_env_backup_target_refuses_other_urls_and_a_bucketless_one(monkeypatch, raw):
+    monkeypatch.setenv("BACKUP_TARGET", raw)
+    with pytest.raises(ImproperlyConfigured, match="BACKUP_TARGET must"):
+        env.env_backup_target("BACKUP_TARGET", "var/backups")
