@@ -152,14 +152,6 @@ def env_secret(name: str, *, prefixes: tuple[str, ...], kind: str) -> str | None
     return value
 
 
-def env_fraction(name: str, default: float) -> float:
-    """A number from 0 to 1."""
-    value = env_float(name, default)
-    if not 0 <= value <= 1:
-        raise ImproperlyConfigured(f"{name} must be from 0 to 1, got {value}")
-    return value
-
-
 def env_list(name: str, default: list[str]) -> list[str]:
     value = _raw(name)
     if value is None:

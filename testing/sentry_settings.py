@@ -19,6 +19,8 @@ ROOT_URLCONF = "testing.sentry_urls"
 # A Celery queue of the test's own (an advanced setting, not a variable).
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("SENTRY_TEST_QUEUE") or CELERY_TASK_DEFAULT_QUEUE
 CELERY_IMPORTS = ["testing.sentry_app"]
+# Tracing on for the test that checks transactions are scrubbed too (an advanced setting).
+SENTRY_TRACES_SAMPLE_RATE = float(os.environ.get("SENTRY_TEST_TRACES_SAMPLE_RATE") or 0)
 _secrets = [os.environ.get("SENTRY_TEST_EMAIL", ""), os.environ.get("SENTRY_TEST_TOKEN", "")]
 CELERY_BEAT_SCHEDULE = {
     "briefing-test-succeeds": {

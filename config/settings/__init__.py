@@ -29,7 +29,6 @@ from config.env import (
     env_database,
     env_dns_label,
     env_domain,
-    env_fraction,
     env_header,
     env_int,
     env_list,
@@ -132,8 +131,9 @@ DIGEST_SEND_SLOT = 15
 # A morning digest later than this is no longer a morning digest: recorded
 # missed, and its articles roll into the next one.
 DIGEST_CATCH_UP_HOURS = 3
-# A reader back after a week away gets that week, not a month of news.
-DIGEST_MAX_BACKLOG_DAYS = 7
+# Sentry is here for errors: tracing requests and tasks is a cost (and more
+# data leaving) that a deployment asks for in code, not by accident.
+SENTRY_TRACES_SAMPLE_RATE = 0.0
 # An email with no news in it costs readers' trust and the sender's reputation.
 DIGEST_SEND_WHEN_EMPTY = False
 # A connection lost after the whole message went out means it was most likely
@@ -389,6 +389,8 @@ UNSUBSCRIBE_MAILTO = (
 DIGEST_SEND_TIME = env_time("DIGEST_SEND_TIME", "06:00")
 DIGEST_TIMEZONE = env_timezone("DIGEST_TIMEZONE", "America/New_York")
 DIGEST_SKIP_PUBLIC_HOLIDAYS = env_bool("DIGEST_SKIP_PUBLIC_HOLIDAYS", False)
+# A reader back after a week away gets that week, not a month of news.
+DIGEST_MAX_BACKLOG_DAYS = env_int("DIGEST_MAX_BACKLOG_DAYS", 7, minimum=1)
 DIGEST_REPLY_TO = env_addresses("DIGEST_REPLY_TO")
 # One choice, privacy first: off, stories only, or who clicked too (which
 # the preferences page then discloses). No open-tracking pixel, ever.
@@ -680,7 +682,6 @@ if SENTRY_DSN:
     except BadDsn as error:
         raise ImproperlyConfigured(f"SENTRY_DSN is not a Sentry DSN: {error}") from None
 SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
-SENTRY_TRACES_SAMPLE_RATE = env_fraction("SENTRY_TRACES_SAMPLE_RATE", 0.0)
 
 # Every handler passes config.logfilters.RedactSecrets: Django logs request
 # paths ("Bad Request: /signin/<token>/", runserver's access lines) and the
@@ -756,7 +757,6 @@ _retired = {
         "DIGEST_LEASE_SECONDS",
         "DIGEST_SEND_SLOT",
         "DIGEST_CATCH_UP_HOURS",
-        "DIGEST_MAX_BACKLOG_DAYS",
         "DIGEST_SEND_WHEN_EMPTY",
         "DIGEST_RESEND_UNCONFIRMED",
         "BOUNCE_LOCAL_PART",
@@ -772,6 +772,7 @@ _retired = {
         "STRIPE_API_BASE",
         "BILLING_BACKEND",
         "BACKUP_KEEP",
+        "SENTRY_TRACES_SAMPLE_RATE",
     ]
 } | {
     "CELERY_QUEUE": _constant("CELERY_TASK_DEFAULT_QUEUE", CELERY_TASK_DEFAULT_QUEUE),
