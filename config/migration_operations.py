@@ -14,13 +14,19 @@ tests), where nobody is waiting. Use them in a migration of their own with
         operations = [AddIndexConcurrently("delivery", models.Index(...))]
 """
 
+from typing import Any
+
 from django.contrib.postgres import operations as postgres
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations import AddIndex, RemoveIndex
 from django.db.migrations.state import ProjectState
 
 
-class AddIndexConcurrently(postgres.AddIndexConcurrently):
+class ConcurrentOnPostgreSQLOnly:
+    """PostgreSQL's concurrent operation there; elsewhere `plain`, the same change done plainly."""
+
+    plain: Any  # AddIndex or RemoveIndex: whose database_* methods do it plainly
+
     def database_forwards(
         self,
         app_label: str,
@@ -29,9 +35,9 @@ class AddIndexConcurrently(postgres.AddIndexConcurrently):
         to_state: ProjectState,
     ) -> None:
         if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
+            super().database_forwards(app_label, schema_editor, from_state, to_state)  # type: ignore[misc]
         else:
-            AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+            self.plain.database_forwards(self, app_label, schema_editor, from_state, to_state)
 
     def database_backwards(
         self,
@@ -41,32 +47,14 @@ class AddIndexConcurrently(postgres.AddIndexConcurrently):
         to_state: ProjectState,
     ) -> None:
         if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
+            super().database_backwards(app_label, schema_editor, from_state, to_state)  # type: ignore[misc]
         else:
-            AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+            self.plain.database_backwards(self, app_label, schema_editor, from_state, to_state)
 
 
-class RemoveIndexConcurrently(postgres.RemoveIndexConcurrently):
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            RemoveIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+class AddIndexConcurrently(ConcurrentOnPostgreSQLOnly, postgres.AddIndexConcurrently):
+    plain = AddIndex
 
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+class RemoveIndexConcurrently(ConcurrentOnPostgreSQLOnly, postgres.RemoveIndexConcurrently):
+    plain = RemoveIndex
