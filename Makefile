@@ -101,7 +101,7 @@ clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache node_modules test-artifacts
 
 # SpamAssassin (Debian's), for the test that scores every email the project
-# sends (newsletter/tests/test_spamassassin.py), installed when missing.
+# sends (delivery/tests/test_spamassassin.py), installed when missing.
 spamassassin: $(VENV)/.installed .env
 	@command -v spamassassin >/dev/null || { apt-get update -qq && apt-get install -y -qq spamassassin; }
-	$(VENV)/bin/pytest -q newsletter/tests/test_spamassassin.py
+	$(VENV)/bin/pytest -q delivery/tests/test_spamassassin.py

@@ -22,7 +22,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from newsletter import schedule, sending
+from delivery import sending
+from newsletter import schedule
 from newsletter.models import Article, Delivery, Edition, EditionArticle, SendSlot
 from subscriptions.models import Membership, Subscriber
 

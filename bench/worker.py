@@ -27,12 +27,12 @@ __all__ = ["app"]
 
 @dataclass
 class RenderCounter:
-    """How many digests a worker process rendered (newsletter.sending renders once per content)."""
+    """How many digests a worker process rendered (delivery.sending renders once per content)."""
 
     count: int = 0
 
     def install(self) -> None:
-        from newsletter import emails, sending
+        from delivery import emails, sending
 
         counter = self
 

@@ -1,6 +1,6 @@
 import json
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django import forms
@@ -19,7 +19,8 @@ from django.utils import timezone
 from django.views.decorators.csp import csp_override
 
 from config.csp import EMAIL_PREVIEW
-from newsletter import desk, sending, tasks, uploads
+from delivery import sending, tasks
+from newsletter import desk, uploads
 from newsletter.forms import CurationForm, PreviewForm, TestSendForm
 from newsletter.models import (
     Article,
@@ -29,13 +30,12 @@ from newsletter.models import (
     EditionLocked,
     NoSendDay,
     Section,
-    SendSlot,
 )
 from subscriptions.addresses import mask_addresses
-from subscriptions.admin_privacy import ReaderDataAdmin, can_see_readers
+from subscriptions.admin_privacy import can_see_readers
 
 if TYPE_CHECKING:
-    from django.contrib.admin.options import _ListDisplayT
+    pass
 
 FAILURES_SHOWN = 200
 
@@ -449,53 +449,6 @@ class EditionAdmin(admin.ModelAdmin):
         return edition.deliveries.filter(status=Delivery.Status.SENT).count()
 
 
-@admin.register(Delivery)
-class DeliveryAdmin(ReaderDataAdmin):
-    """Deliveries; with who they went to only for staff who may see readers."""
-
-    # A failure reason may quote the address; the reader's fields are theirs.
-    reader_data_fields = ("last_error", "subscriber")
-
-    list_display = ["edition", "subscriber", "status", "attempts", "sent_at", "last_error"]
-    list_filter = ["status", "edition"]
-    search_fields = ["subscriber__email"]
-    list_select_related = ["edition", "subscriber"]
-    raw_id_fields = ["subscriber"]
-    readonly_fields = ["created_at", "claimed_at", "sent_at"]
-
-    def get_list_display(self, request: HttpRequest) -> "_ListDisplayT[Any]":
-        if can_see_readers(request):
-            return self.list_display
-        return ["edition", "status", "attempts", "sent_at", "failure_reason"]
-
-    # django-stubs leave out the None that Django documents ("no links").
-    def get_list_display_links(  # type: ignore[override]
-        self, request: HttpRequest, list_display: "_ListDisplayT[Any]"
-    ) -> "_ListDisplayT[Any] | None":
-        # A delivery's own page names its reader (its title is "… to <address>").
-        if can_see_readers(request):
-            return super().get_list_display_links(request, list_display)
-        return None
-
-    def get_list_select_related(self, request: HttpRequest) -> list[str]:
-        return self.list_select_related if can_see_readers(request) else ["edition"]
-
-    def has_view_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
-        if obj is not None and not can_see_readers(request):
-            return False
-        return super().has_view_permission(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
-        if obj is not None and not can_see_readers(request):
-            return False
-        return super().has_change_permission(request, obj)
-
-    @admin.display(description="failure reason")
-    def failure_reason(self, delivery: Delivery) -> str:
-        # Stored masked (newsletter.sending); rows of before were not.
-        return mask_addresses(delivery.last_error) or "-"
-
-
 @admin.register(NoSendDay)
 class NoSendDayAdmin(admin.ModelAdmin):
     """Dates with no digest anywhere; what was published rolls into the next one."""
@@ -507,22 +460,3 @@ class NoSendDayAdmin(admin.ModelAdmin):
     @admin.display(description="Day")
     def weekday(self, day: NoSendDay) -> str:
         return f"{day.date:%A}"
-
-
-@admin.register(SendSlot)
-class SendSlotAdmin(admin.ModelAdmin):
-    """Each local morning's send: when it was due, in which zone, and what came of it."""
-
-    list_display = ["date", "send_time", "time_zone", "scheduled_for", "outcome", "readers"]
-    list_filter = ["outcome", "date"]
-    search_fields = ["time_zone"]
-    date_hierarchy = "date"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: SendSlot | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: SendSlot | None = None) -> bool:
-        return False

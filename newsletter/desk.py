@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from newsletter import calendar, editions, schedule, sending
-from newsletter.emails import DigestMessage, DigestTemplate
+from delivery import sending
+from delivery.emails import DigestMessage, DigestTemplate
+from newsletter import calendar, editions, schedule
 from newsletter.models import Article, Edition
 from subscriptions.models import Membership, Subscriber
 

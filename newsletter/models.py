@@ -49,7 +49,7 @@ class PublicContentQuerySet[M: models.Model](models.QuerySet[M]):
     """Rows the public pages show: bulk writes replace the cached pages too.
 
     Saves and deletes send signals (newsletter.apps connects them); these
-    do not, and the sends change editions this way (newsletter.sending).
+    do not, and the sends change editions this way (delivery.sending).
     """
 
     def update(self, **kwargs: Any) -> int:
@@ -338,7 +338,7 @@ class Edition(models.Model):
     send_started_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     # Set while a send by hand is still writing its audience (in chunks,
-    # newsletter.audience): the edition is not sent before its last reader's
+    # delivery.audience): the edition is not sent before its last reader's
     # row exists, and a writer that died is taken over once this has passed.
     audience_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -606,7 +606,7 @@ class Delivery(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
-    # Which mailer carried it: "default", or "fallback" (newsletter.carriers).
+    # Which mailer carried it: "default", or "fallback" (delivery.wire.carriers).
     # A database default: the audience is written by raw INSERT ... SELECT.
     carrier = models.CharField(max_length=20, blank=True, default="", db_default="")
 
@@ -678,7 +678,7 @@ class SendSlot(models.Model):
     each local morning be written once, however often beat fires or however
     many schedulers run. `readers` is how many deliveries it created.
 
-    The audience is written in chunks (newsletter.audience): the slot is
+    The audience is written in chunks (delivery.audience): the slot is
     "writing" until the last one, held by a lease its writer renews; a
     scheduler that finds the lease run out (the writer died) writes the rest.
     """
@@ -719,7 +719,7 @@ class SendSlot(models.Model):
 
 
 class BounceEvent(models.Model):
-    """A bounce, complaint or mailto: unsubscribe about one reader (newsletter.bounces).
+    """A bounce, complaint or mailto: unsubscribe about one reader (delivery.bounces).
 
     From the SMTP server's answer at send time, the bounce mailbox (DSNs,
     RFC 3464; ARF complaints, RFC 5965) or the ESP's webhook. The edition's

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "anymail",
     "django_prose_editor",
     "newsletter",
+    "delivery",
     "subscriptions",
     "dashboard",
 ]
@@ -239,7 +240,7 @@ elif SMTP_URL:
     MAILERS = {
         "default": {
             # Django's SMTP backend, DKIM-signing when DKIM_PRIVATE_KEY is set.
-            "BACKEND": "config.mail.SigningSMTPBackend",
+            "BACKEND": "delivery.mail.SigningSMTPBackend",
             "OPTIONS": smtp_options(SMTP_URL),
         }
     }
@@ -253,17 +254,17 @@ else:
 
 # A second mail connection that carries the rest of a send once the first
 # (SMTP_URL or the ESP) has failed FALLBACK_AFTER_FAILURES batches in a row,
-# for FALLBACK_MINUTES (newsletter/carriers.py).
+# for FALLBACK_MINUTES (delivery/wire/carriers.py).
 FALLBACK_SMTP_URL = env_optional("FALLBACK_SMTP_URL")
 FALLBACK_AFTER_FAILURES = env_int("FALLBACK_AFTER_FAILURES", 2, minimum=1)
 FALLBACK_MINUTES = env_int("FALLBACK_MINUTES", 60, minimum=1)
 if FALLBACK_SMTP_URL:
     MAILERS["fallback"] = {
-        "BACKEND": "config.mail.SigningSMTPBackend",
+        "BACKEND": "delivery.mail.SigningSMTPBackend",
         "OPTIONS": smtp_options(FALLBACK_SMTP_URL, name="FALLBACK_SMTP_URL"),
     }
 
-# DKIM signing by the app, for an SMTP relay that does not sign (config/dkim.py;
+# DKIM signing by the app, for an SMTP relay that does not sign (delivery/deliverability/dkim.py;
 # ESPs sign with the keys set up in their dashboards). The public half goes in
 # DNS at <DKIM_SELECTOR>._domainkey.<DKIM_DOMAIN>: `manage.py check_sending_domain`.
 DKIM_PRIVATE_KEY = env_optional("DKIM_PRIVATE_KEY")
@@ -311,7 +312,7 @@ DIGEST_LEASE_SECONDS = env_int("DIGEST_LEASE_SECONDS", 45, minimum=2)
 # possible duplicate to a possible miss.
 DIGEST_RESEND_UNCONFIRMED = env_bool("DIGEST_RESEND_UNCONFIRMED", False)
 DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
-# Bounces over plain SMTP (newsletter/bounces.py). With BOUNCE_DOMAIN set, every
+# Bounces over plain SMTP (delivery/bounces.py). With BOUNCE_DOMAIN set, every
 # email's envelope sender is bounces+<signed id>@BOUNCE_DOMAIN (VERP), so a bounce
 # names the delivery it is about; BOUNCE_MAILBOX_URL is the mailbox (IMAP or
 # POP3) that address delivers into, read by `manage.py process_bounces` and beat.
@@ -456,7 +457,7 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = DIGEST_TIMEZONE
 CELERY_BEAT_SCHEDULE = {
     # Every reader's own morning: each minute, the sends that have come due
-    # in any zone (newsletter.sending.schedule_due_sends).
+    # in any zone (delivery.sending.schedule_due_sends).
     "send-due-digests": {
         "task": "newsletter.tasks.send_due_digests",
         "schedule": 60,

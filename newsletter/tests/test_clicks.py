@@ -8,7 +8,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
 
-from newsletter import clicks, sending
+from delivery import sending
+from newsletter import clicks
 from newsletter.models import Click
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions import preferences

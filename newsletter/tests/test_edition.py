@@ -5,7 +5,8 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from newsletter import editions, schedule, sending
+from delivery import sending
+from newsletter import editions, schedule
 from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import built_edition, make_article
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND

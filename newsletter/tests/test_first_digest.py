@@ -14,7 +14,8 @@ import time_machine
 from django.core.management import call_command
 
 from config.celery import app
-from newsletter import calendar, schedule, tasks
+from delivery import tasks
+from newsletter import calendar, schedule
 from newsletter.models import Delivery
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber

@@ -6,7 +6,8 @@ import html
 import pytest
 from django.contrib.admin.models import LogEntry
 
-from newsletter import desk, sending
+from delivery import sending
+from newsletter import desk
 from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import built_edition, make_article, make_staff
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND

@@ -128,7 +128,7 @@ def test_publishing_in_the_admin_sets_the_publication_time_and_author(admin_clie
 def test_staff_can_resend_to_failed_readers_from_the_admin(
     admin_client, monkeypatch, settings, django_capture_on_commit_callbacks
 ):
-    from newsletter import sending, tasks
+    from delivery import sending, tasks
     from newsletter.models import Delivery, Edition
     from subscriptions.tests.factories import make_subscriber
 

@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.core.management import call_command
 
-from newsletter import desk, sending
+from delivery import sending
+from newsletter import desk
 from newsletter.models import Article, Edition
 from newsletter.tests.factories import built_edition, make_article, make_section
 from subscriptions.models import Membership

@@ -2,7 +2,7 @@
 
 import pytest
 
-from newsletter import sending
+from delivery import sending
 from newsletter.models import Delivery, Edition
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
@@ -69,7 +69,7 @@ def test_after_the_send_counts_and_failed_readers_with_their_errors(
 def test_resend_from_the_desk(
     admin_client, sending_edition, monkeypatch, django_capture_on_commit_callbacks, settings
 ):
-    from newsletter import tasks
+    from delivery import tasks
 
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
     edition, readers = sending_edition

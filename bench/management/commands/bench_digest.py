@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from bench import benchmark
 from config.celery import app as celery_app
-from newsletter import tasks
-from newsletter.emails import DigestTemplate
-from newsletter.mime import FastDigest, new_message_id
+from delivery import tasks
+from delivery.emails import DigestTemplate
+from delivery.wire.mime import FastDigest, new_message_id
 from newsletter.models import Delivery, Edition
 from subscriptions.models import Subscriber
 

@@ -1,0 +1,1079 @@
+"""Sending an edition to every entitled reader, and resuming sends that stalled.
+
+The Delivery table is the record of what was sent: one row per (edition,
+reader), unique, created when the send starts, claimed by one sender before
+the email goes out, and marked sent or failed afterwards. Everything here is
+safe to run twice, from two workers at once, or again after a crash:
+
+- an edition exists once per date (unique), its audience is fixed once;
+- a batch claims only `queued` rows, so two senders never send the same row;
+- rows are marked `sent` every DIGEST_CHECKPOINT_EVERY emails, so a worker killed
+  mid-batch leaves at most that many sent-but-unmarked rows; they stay
+  `sending` until the dead sender's lease runs out (delivery.leases, about
+  a minute), and are then sent again. That is the one, bounded, way a
+  reader can get a digest twice. A sender that loses its database
+  connection retries the write on a new one instead of giving up.
+"""
+
+import datetime
+import logging
+import smtplib
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from anymail.exceptions import AnymailError, AnymailRecipientsRefused
+from django.conf import settings
+from django.core.mail import mailers
+from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.db import IntegrityError, transaction
+from django.db.models import (
+    Case,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from delivery import audience, bounces
+from delivery.emails import DigestTemplate
+from delivery.leases import Lease, durably, lease_length
+from delivery.mail import signing_for, verp_address
+from delivery.wire import carriers, smtp
+from delivery.wire.mime import fast_digest
+from newsletter import calendar
+from newsletter.editions import build_edition, window_articles
+from newsletter.models import Article, Delivery, Edition, SendSlot, message_id_for
+from newsletter.schedule import (
+    is_send_day,
+    local_date,
+    previous_send_moment,
+    send_moment,
+    send_time_on,
+)
+from subscriptions.addresses import mask_addresses
+from subscriptions.models import Subscriber
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+# Rows claimed before leases (lease_until empty) are taken over after this.
+CLAIM_TIMEOUT = datetime.timedelta(minutes=15)
+# How far back the periodic sweep looks for sends to resume.
+RESUME_WINDOW = datetime.timedelta(days=2)
+SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
+# Written on rows whose claim expired: the reader may already have the email.
+RESUMED_NOTE = "Resumed after an interrupted send; this reader may receive it twice."
+# Written on rows whose connection dropped after the message went out.
+UNCONFIRMED_NOTE = (
+    "Sent; the connection dropped before the mail server confirmed it, "
+    "so delivery is likely but not confirmed."
+)
+
+
+# A delivery and what became of its message: None when the server accepted it.
+type Outcome = smtp.Outcome[Delivery]
+
+
+class TransientSendError(Exception):
+    """The mail server or ESP is unavailable for now; retry the batch later."""
+
+
+class EditionHeld(Exception):
+    """The editors are holding this edition back."""
+
+
+# ---------------------------------------------------------------- sending
+
+
+@dataclass
+class BatchReport:
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    requeued: int = 0
+    # How many each mailer carried: "default", or "fallback" (delivery.wire.carriers).
+    carried: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: "BatchReport") -> None:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.requeued += other.requeued
+        for carrier, count in other.carried.items():
+            self.carried[carrier] = self.carried.get(carrier, 0) + count
+
+
+def start_send(
+    edition: Edition,
+    now: datetime.datetime | None = None,
+    *,
+    on_batch: Callable[[int, int], object] | None = None,
+) -> bool:
+    """Send the edition now to every entitled reader who has not had that date's digest.
+
+    The by-hand send (`send_digest --date`, and tests): whatever each
+    reader's own morning, their digest goes now, carrying what was published
+    since their previous one. Readers whose morning already brought them this
+    date's digest keep theirs (one per reader and date). Once only: later
+    calls do nothing, unless the call that began the send died before the
+    last of its audience was written; then, once its lease has run out, the
+    next call writes the rest.
+
+    The audience is written in chunks (delivery.audience), and
+    `on_batch(first_id, last_id)` is given the batches of each as soon as it
+    is committed, so the first emails go while the rest is being written.
+    Returns whether this call wrote the audience (began the send or took
+    over a writer that died).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        edition = Edition.objects.select_for_update().get(pk=edition.pk)
+        if edition.status == Edition.Status.HELD:
+            raise EditionHeld(f"{edition} is held by the editors.")
+        began = edition.status == Edition.Status.DRAFT
+        lease = edition.audience_lease_until
+        if not began and (lease is None or lease >= now):
+            return False  # sent or being sent, its audience written or being written
+        moment = now if began else (edition.send_started_at or now)
+        Edition.objects.filter(pk=edition.pk).update(audience_lease_until=now + lease_length())
+        if began:
+            mark_sending(edition, now)
+    # The audience as it is when the send begins (also for a writer that
+    # takes over): who joins while it is written gets the next edition.
+    readers = Subscriber.objects.entitled(moment).filter(created_at__lte=moment)
+    # A first digest reaches back to the newsroom's send before this
+    # date's (or before the send, for a date still to come).
+    default_start = min(
+        previous_send_moment(day, settings.DIGEST_SEND_TIME, settings.DIGEST_TIMEZONE)
+        for day in (send_time_on(edition.date), moment)
+    )
+    renewal = LeaseClock(now)
+    count, after = 0, 0
+    for written in audience.write_audience(
+        edition,
+        readers,
+        among=Subscriber.objects.all(),
+        scheduled_for=moment,
+        default_window_start=default_start,
+        with_each_chunk=lambda written: Edition.objects.filter(pk=edition.pk).update(
+            audience_lease_until=renewal.until()
+        ),
+    ):
+        count += written
+        if on_batch is not None:
+            # From the first id on the first time: a writer that died may
+            # have left rows nobody queued.
+            for first_id, last_id in iter_batch_ranges(edition, scheduled_for=moment, after=after):
+                on_batch(first_id, last_id)
+                after = last_id
+    Edition.objects.filter(pk=edition.pk).update(audience_lease_until=None)
+    if on_batch is not None:
+        # Its batches may all have gone before the last chunk was in: theirs
+        # found the audience still being written.
+        finish_if_done(edition.pk)
+    logger.info("Edition %s: sent by hand to %d readers", edition.date, count)
+    return True
+
+
+class LeaseClock:
+    """The end of a writer's lease, renewed: its `now`, moved on by the time gone by since.
+
+    The clock is read once, by the caller; a long write (a million readers
+    take tens of seconds) keeps its lease by the monotonic clock.
+    """
+
+    def __init__(self, now: datetime.datetime) -> None:
+        self.now = now
+        self.started = time.monotonic()
+
+    def until(self) -> datetime.datetime:
+        gone_by = datetime.timedelta(seconds=time.monotonic() - self.started)
+        return self.now + gone_by + lease_length()
+
+
+def mark_sending(edition: Edition, now: datetime.datetime) -> None:
+    """The edition has deliveries on their way (again, for a later zone)."""
+    Edition.objects.filter(pk=edition.pk).exclude(status=Edition.Status.HELD).update(
+        status=Edition.Status.SENDING, sent_at=None
+    )
+    Edition.objects.filter(pk=edition.pk, send_started_at=None).update(send_started_at=now)
+
+
+# ---------------------------------------------------------------- each reader's morning
+
+
+def catch_up_window() -> datetime.timedelta:
+    return datetime.timedelta(hours=settings.DIGEST_CATCH_UP_HOURS)
+
+
+def schedule_due_sends(now: datetime.datetime | None = None) -> list[tuple[int, int, int]]:
+    """Write the deliveries of every local morning that has come; return their batches.
+
+    For each (zone, delivery time) that readers have, and each of the last
+    two local dates there, a send moment that has passed is claimed once
+    (SendSlot, unique): within the catch-up window its readers' deliveries
+    are queued; later (beat or workers were down all morning) they are
+    recorded as missed. Weekends where the reader lives, no-send days and
+    held editions get none, nor (DIGEST_SKIP_PUBLIC_HOLIDAYS) the reader's
+    national holidays. Returns (edition_id, first_id, last_id) ranges
+    of the new queued rows, for the batch tasks.
+    """
+    return list(iter_due_sends(now))
+
+
+def iter_due_sends(now: datetime.datetime | None = None) -> Iterator[tuple[int, int, int]]:
+    """schedule_due_sends, each batch as soon as its rows are committed (for the beat task)."""
+    now = now or timezone.now()
+    today = now.astimezone(datetime.UTC).date()  # whatever offset `now` came with
+    # Local dates run up to a day ahead of UTC's (Tokyo, Kiritimati).
+    # Back far enough for a first digest's window: the previous send day.
+    start, end = today - calendar.LOOKBACK, today + datetime.timedelta(days=1)
+    no_send = calendar.no_send_days(start, end)
+    catch_up = catch_up_window()
+    slots = Subscriber.objects.order_by().values_list("time_zone", "send_time").distinct()
+    for zone, send_time in slots:
+        skipped = calendar.days_off(zone, start, end, no_send)
+        local = local_date(now, zone)
+        for day in (local - datetime.timedelta(days=1), local):
+            moment = send_moment(day, send_time, zone)
+            # Older slots were decided on their own day (or are beyond recall).
+            if not is_send_day(day, skipped) or not moment <= now < moment + 2 * catch_up:
+                continue
+            yield from schedule_slot(day, zone, send_time, moment, now, skipped)
+
+
+def schedule_slot(
+    day: datetime.date,
+    zone: str,
+    send_time: datetime.time,
+    moment: datetime.datetime,
+    now: datetime.datetime,
+    skipped: set[datetime.date],
+) -> Iterator[tuple[int, int, int]]:
+    """Claim one local morning's send and write its deliveries (see schedule_due_sends).
+
+    Yields the batches of each chunk of the audience once it is committed.
+    A slot still "writing" whose lease has run out (its writer died) is
+    taken over: its audience is written again, which adds only the readers
+    the first writer did not reach.
+    """
+    slot = SendSlot.objects.filter(date=day, time_zone=zone, send_time=send_time).first()
+    if slot is not None and not slot.writer_died(now):
+        return
+    # Nothing new for the edition may still be something for a reader whose
+    # window reaches back (a pause, a missed morning): the windows decide.
+    backlog = datetime.timedelta(days=settings.DIGEST_MAX_BACKLOG_DAYS)
+    owed = Article.objects.published_between(moment - backlog, moment).exists()
+    edition = build_edition(day, now=moment, even_if_empty=owed)
+    if edition is not None and edition.status == Edition.Status.HELD:
+        return  # the editors decide; the slot stays open until they release it
+    missed = now >= moment + catch_up_window()
+    renewal = LeaseClock(now)
+    if slot is None:
+        try:
+            with transaction.atomic():
+                slot = SendSlot.objects.create(
+                    date=day,
+                    time_zone=zone,
+                    send_time=send_time,
+                    scheduled_for=moment,
+                    outcome=SendSlot.Outcome.NOTHING_NEW
+                    if edition is None
+                    else SendSlot.Outcome.WRITING,
+                    lease_until=None if edition is None else renewal.until(),
+                )
+        except IntegrityError:
+            return  # another scheduler claimed it first
+        took_over = False
+    elif not SendSlot.objects.filter(pk=slot.pk, lease_until=slot.lease_until).update(
+        lease_until=renewal.until()
+    ):
+        return  # another scheduler took it over first
+    else:
+        took_over = True
+        logger.warning(
+            "%s %s %s: writing the audience again (its writer died)", day, send_time, zone
+        )
+    if edition is None:
+        return
+
+    def with_each_chunk(written: int) -> None:
+        SendSlot.objects.filter(pk=slot.pk).update(lease_until=renewal.until())
+        if written and not missed:
+            mark_sending(edition, now)
+
+    readers = (
+        Subscriber.objects.entitled(moment)
+        .filter(time_zone=zone, send_time=send_time, created_at__lt=moment)
+        .exclude(pause_until__gt=day)
+    )
+    count, after = 0, 0
+    for written in audience.write_audience(
+        edition,
+        readers,
+        among=Subscriber.objects.filter(time_zone=zone, send_time=send_time),
+        scheduled_for=moment,
+        default_window_start=previous_send_moment(moment, send_time, zone, skipped),
+        status=Delivery.Status.MISSED if missed else Delivery.Status.QUEUED,
+        with_each_chunk=with_each_chunk,
+    ):
+        count += written
+        if missed:
+            continue
+        # From the first id on the first time: a writer that died may have
+        # left rows nobody queued.
+        for first_id, last_id in iter_batch_ranges(edition, scheduled_for=moment, after=after):
+            yield (edition.pk, first_id, last_id)
+            after = last_id
+    if took_over:  # the first writer's rows count too
+        count = edition.deliveries.filter(scheduled_for=moment, time_zone=zone).count()
+    slot.readers = count
+    slot.outcome = SendSlot.Outcome.MISSED if missed else SendSlot.Outcome.QUEUED
+    slot.lease_until = None
+    slot.save(update_fields=["readers", "outcome", "lease_until"])
+    if missed:
+        Delivery.objects.filter(
+            edition=edition, scheduled_for=moment, time_zone=zone, status=Delivery.Status.MISSED
+        ).update(last_error=f"Due at {moment.isoformat()} while nothing could send.")
+        logger.error("%s %s %s: %d digests missed (due %s)", day, send_time, zone, count, moment)
+        return
+    finish_if_done(edition.pk)  # its batches may all have gone before the last chunk
+    logger.info("%s %s %s: %d digests queued", day, send_time, zone, count)
+
+
+def mark_missed(now: datetime.datetime | None = None) -> int:
+    """Deliveries still queued when the reader's morning is over: recorded as missed."""
+    now = now or timezone.now()
+    hours = settings.DIGEST_CATCH_UP_HOURS
+    count = Delivery.objects.filter(
+        status=Delivery.Status.QUEUED, scheduled_for__lt=now - catch_up_window()
+    ).update(
+        status=Delivery.Status.MISSED,
+        lease_until=None,
+        last_error=Case(
+            When(
+                last_error="", then=Value(f"Not sent within {hours} hours of the reader's morning.")
+            ),
+            default=Concat(
+                Value(f"Not sent within {hours} hours of the reader's morning; last error: "),
+                "last_error",
+            ),
+            output_field=TextField(),
+        ),
+    )
+    if count:
+        logger.error("%d digests missed: not sent within %d hours of their morning", count, hours)
+    return count
+
+
+def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = None) -> int:
+    """Hand back rows claimed by a sender that died: its lease ran out."""
+    now = now or timezone.now()
+    count = (
+        edition.deliveries.filter(status=Delivery.Status.SENDING)
+        .filter(
+            Q(lease_until__lt=now) | Q(lease_until__isnull=True, claimed_at__lt=now - CLAIM_TIMEOUT)
+        )
+        .update(
+            status=Delivery.Status.QUEUED,
+            claimed_at=None,
+            lease_until=None,
+            last_error=RESUMED_NOTE,
+        )
+    )
+    if count:
+        logger.warning("Edition %s: %d interrupted deliveries requeued", edition.date, count)
+    return count
+
+
+def batch_ranges(
+    edition: Edition,
+    size: int | None = None,
+    *,
+    scheduled_for: datetime.datetime | None = None,
+) -> list[tuple[int, int]]:
+    """Split the queued deliveries (of one send moment) into (first_id, last_id) ranges.
+
+    Rows a batch waiting to retry holds (a live lease) are left to it.
+    """
+    return list(iter_batch_ranges(edition, size, scheduled_for=scheduled_for))
+
+
+def iter_batch_ranges(
+    edition: Edition,
+    size: int | None = None,
+    *,
+    scheduled_for: datetime.datetime | None = None,
+    after: int = 0,
+) -> Iterator[tuple[int, int]]:
+    """batch_ranges, each as soon as it is known: the first batch need not wait for the last.
+
+    `after`: only rows of a later id (those of the audience's next chunk).
+    """
+    size = size or settings.DIGEST_BATCH_SIZE
+    queued = edition.deliveries.filter(status=Delivery.Status.QUEUED, pk__gt=after).exclude(
+        lease_until__gte=timezone.now()
+    )
+    if scheduled_for is not None:
+        queued = queued.filter(scheduled_for=scheduled_for)
+    ids = queued.order_by("pk").values_list("pk", flat=True)
+    chunk: list[int] = []
+    for pk in ids.iterator(chunk_size=5000):
+        chunk.append(pk)
+        if len(chunk) == size:
+            yield (chunk[0], chunk[-1])
+            chunk = []
+    if chunk:
+        yield (chunk[0], chunk[-1])
+
+
+def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
+    """Mark the queued deliveries in the range as ours and return them.
+
+    Rows another sender has locked are skipped (PostgreSQL); on SQLite the
+    write transaction itself serialises claims.
+    """
+    now = timezone.now()
+    mark_missed(now)  # a morning that is over is not sent late
+    with transaction.atomic():
+        ids = list(
+            # Lock the deliveries only: locking the joined edition row too would
+            # make every other sender skip all its rows.
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                edition_id=edition_id,
+                pk__gte=first_id,
+                pk__lte=last_id,
+                status=Delivery.Status.QUEUED,
+            )
+            # A hold placed after the first zone went holds the rest.
+            .exclude(edition__status=Edition.Status.HELD)
+            .values_list("pk", flat=True)
+        )
+        # Attempts are counted when a send is tried, not here: a batch that
+        # cannot even connect has tried nobody.
+        Delivery.objects.filter(pk__in=ids).update(
+            status=Delivery.Status.SENDING, claimed_at=now, lease_until=now + lease_length()
+        )
+    # Only what the digest reads: whole rows cost a fair part of a batch.
+    return list(
+        Delivery.objects.filter(pk__in=ids)
+        .select_related("subscriber__membership")
+        .only(
+            "attempts",
+            "scheduled_for",
+            "window_start",
+            "time_zone",
+            "subscriber__email",
+            "subscriber__name",
+            "subscriber__pause_until",
+            "subscriber__membership__status",
+            "subscriber__membership__trial_end",
+            "subscriber__membership__past_due_since",
+        )
+        .order_by("pk")
+    )
+
+
+def is_permanent(error: Exception) -> bool:
+    """A refusal of this message or recipient: retrying will not help.
+
+    Anything else (connection lost, 4xx "try later", an ESP's API error) is
+    treated as transient: the batch is retried with backoff, and a reader
+    fails only after MAX_ATTEMPTS.
+    """
+    if isinstance(error, AnymailRecipientsRefused):
+        return True
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    if isinstance(error, smtplib.SMTPResponseException):
+        return error.smtp_code >= 500 and not isinstance(error, smtplib.SMTPSenderRefused)
+    return False
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:1000]
+
+
+_rendered: dict[tuple[object, ...], DigestTemplate] = {}
+# Distinct contents a worker keeps rendered: readers who share a send slot
+# and a window share one; a day has a few dozen.
+RENDERS_KEPT = 64
+
+
+def digest_template(
+    edition: Edition, articles: list[Article] | None = None, since: str = ""
+) -> DigestTemplate:
+    """The digest of this content, rendered once per worker process, not once per reader.
+
+    `articles` are what one window carries (editions.window_articles; by
+    default the edition's own list). Rendered again if anything it shows
+    changes (an editor fixing a title mid-send, say) or the settings it
+    reads are changed, as tests do.
+    """
+    if articles is None:
+        articles = list(edition.ordered_articles())
+    key = (
+        edition.pk,
+        edition.date,
+        edition.editor_note,
+        since,
+        tuple((article.pk, article.updated_at) for article in articles),
+        settings.SITE_URL,
+        settings.NEWSLETTER_NAME,
+        settings.DEFAULT_FROM_EMAIL,
+        tuple(settings.DIGEST_REPLY_TO),
+        settings.UNSUBSCRIBE_MAILTO,
+        settings.CLICK_TRACKING,
+        settings.TRACK_READER_CLICKS,
+    )
+    template = _rendered.get(key)
+    if template is None:
+        if len(_rendered) >= RENDERS_KEPT:
+            _rendered.clear()
+        template = _rendered[key] = DigestTemplate(edition, articles, since=since)
+    return template
+
+
+def since_label(window_start: datetime.datetime | None, zone: str) -> str:
+    """How far a digest reaches, in the reader's zone: "Since Friday 06:00"."""
+    if window_start is None or not zone:
+        return ""
+    start = window_start.astimezone(ZoneInfo(zone))
+    return f"Since {start:%A} {start:%H:%M} {start:%Z}"
+
+
+class Contents:
+    """What each delivery of a batch carries, computed once per distinct window.
+
+    Kept for the batch (seconds): an edit made meanwhile reaches the next one.
+    """
+
+    def __init__(self, edition: Edition) -> None:
+        self.edition = edition
+        self._windows: dict[tuple[object, ...], list[Article]] = {}
+        self._digests: dict[tuple[object, ...], DigestTemplate] = {}
+
+    def articles(self, delivery: Delivery) -> list[Article]:
+        if delivery.window_start is None or delivery.scheduled_for is None:
+            return list(self.edition.ordered_articles())
+        key = (delivery.window_start, delivery.scheduled_for)
+        if key not in self._windows:
+            self._windows[key] = window_articles(
+                self.edition, delivery.window_start, delivery.scheduled_for
+            )
+        return self._windows[key]
+
+    def digest(self, delivery: Delivery) -> DigestTemplate:
+        key = (delivery.window_start, delivery.scheduled_for, delivery.time_zone)
+        digest = self._digests.get(key)
+        if digest is None:
+            digest = self._digests[key] = digest_template(
+                self.edition,
+                self.articles(delivery),
+                since_label(delivery.window_start, delivery.time_zone),
+            )
+        return digest
+
+
+@dataclass
+class Settled:
+    """What a batch does after the outcomes it just learnt (BatchLedger.settle)."""
+
+    # The connection dropped: go on over a new one, first with these, which never went.
+    reconnect: bool = False
+    resend: list[Delivery] = field(default_factory=list)
+    # The server is unavailable ("try later", connection lost): stop, retry the batch.
+    unavailable: list[tuple[Delivery, Exception]] = field(default_factory=list)
+
+
+class BatchLedger:
+    """What happened to each claimed row, written back in a few queries."""
+
+    def __init__(self, carrier: str = carriers.PRIMARY) -> None:
+        self.carrier = carrier
+        self.sent: list[int] = []
+        self.unconfirmed: list[int] = []
+        self.failed: dict[str, list[int]] = defaultdict(list)
+        self.deferred: dict[str, list[int]] = defaultdict(list)
+        self.skipped: dict[str, list[int]] = defaultdict(list)
+        # 5xx answers at send time: bounces of their readers (delivery.bounces).
+        self.refused: list[tuple[Delivery, Exception]] = []
+        self.report = BatchReport()
+
+    def settle(self, outcomes: list[Outcome]) -> "Settled":
+        """Record what became of each message; say what the batch must do about the rest."""
+        settled = Settled()
+        for delivery, error in outcomes:
+            if error is None:
+                self.record_sent(delivery)
+            elif isinstance(error, smtp.UnconfirmedSend):
+                # Most likely delivered: recorded so, not sent again blindly.
+                # Unless the publisher prefers one more try to a possible miss.
+                if settings.DIGEST_RESEND_UNCONFIRMED and delivery.attempts == 0:
+                    self.deferred[describe(error)].append(delivery.pk)
+                else:
+                    self.unconfirmed.append(delivery.pk)
+                logger.warning("Digest to %s not confirmed: %s", delivery.subscriber.email, error)
+                settled.reconnect = True
+            elif isinstance(error, smtp.NotSent) and settled.reconnect:
+                # Behind a message the connection dropped on: never went out.
+                settled.resend.append(delivery)
+            elif isinstance(error, ValueError):
+                logger.warning("Digest to %s impossible: %s", delivery.subscriber.email, error)
+                self.failed[describe(error)].append(delivery.pk)
+            elif is_permanent(error):
+                logger.warning("Digest to %s refused: %s", delivery.subscriber.email, error)
+                self.failed[describe(error)].append(delivery.pk)
+                self.refused.append((delivery, error))
+            elif is_deferral(error):
+                # This reader later (the sweep comes back); the others now.
+                logger.info("Digest to %s deferred: %s", delivery.subscriber.email, error)
+                self.deferred[describe(error)].append(delivery.pk)
+            else:
+                settled.unavailable.append((delivery, error))
+        return settled
+
+    def record_sent(self, delivery: Delivery) -> None:
+        self.sent.append(delivery.pk)
+        if len(self.sent) >= settings.DIGEST_CHECKPOINT_EVERY:
+            self.flush_sent()
+
+    def flush_sent(self) -> None:
+        """Mark the sent rows sent: retried on a new connection if the database went away."""
+        if not self.sent:
+            return
+        sent_at = timezone.now()
+        # Only rows still ours (sending): a repeat of this write after a
+        # lost connection whose first try did land changes nothing.
+        rows = Delivery.objects.filter(pk__in=self.sent, status=Delivery.Status.SENDING)
+        durably(
+            lambda: rows.update(
+                status=Delivery.Status.SENT,
+                sent_at=sent_at,
+                lease_until=None,
+                carrier=self.carrier,
+                attempts=F("attempts") + 1,
+                # A resumed row keeps its note once sent: it is the record that
+                # this reader may have had the email twice.
+                last_error=Case(
+                    When(last_error=RESUMED_NOTE, then=Value(RESUMED_NOTE)), default=Value("")
+                ),
+            ),
+            "marking digests sent",
+        )
+        self.report.sent += len(self.sent)
+        self.report.carried[self.carrier] = self.report.carried.get(self.carrier, 0) + len(
+            self.sent
+        )
+        self.sent = []
+
+    def flush(self) -> None:
+        self.flush_sent()
+        self.report.requeued += durably(self._flush_outcomes, "recording the batch's outcomes")
+        self.report.sent += len(self.unconfirmed)
+        self.report.failed += sum(len(ids) for ids in self.failed.values())
+        self.report.skipped += sum(len(ids) for ids in self.skipped.values())
+        self.unconfirmed.clear()
+        bounces.record_refusals(self.refused)
+        self.refused.clear()
+        self.failed.clear()
+        self.deferred.clear()
+        self.skipped.clear()
+
+    @transaction.atomic
+    def _flush_outcomes(self) -> int:
+        """Write every outcome but "sent" in one transaction; return how many were requeued."""
+        if self.unconfirmed:
+            Delivery.objects.filter(pk__in=self.unconfirmed, status=Delivery.Status.SENDING).update(
+                status=Delivery.Status.SENT,
+                sent_at=timezone.now(),
+                lease_until=None,
+                carrier=self.carrier,
+                attempts=F("attempts") + 1,
+                last_error=UNCONFIRMED_NOTE,
+            )
+        for error, ids in self.failed.items():
+            Delivery.objects.filter(pk__in=ids).update(
+                status=Delivery.Status.FAILED,
+                # Editors read failure reasons; a refusal quotes the address.
+                last_error=mask_addresses(error),
+                attempts=F("attempts") + 1,
+                lease_until=None,
+            )
+        requeued = 0
+        for error, ids in self.deferred.items():
+            requeued += release(ids, error, tried=ids)
+        for reason, ids in self.skipped.items():
+            Delivery.objects.filter(pk__in=ids).update(
+                status=Delivery.Status.SKIPPED, last_error=reason, lease_until=None
+            )
+        return requeued
+
+
+def release(
+    delivery_ids: list[int], error: BaseException | str, *, tried: Iterable[int] = ()
+) -> int:
+    """Give unsent rows back to the queue; return how many went back.
+
+    `tried` are the rows whose send was attempted and met `error`: their
+    attempt counts, and one that has had MAX_ATTEMPTS is failed instead.
+    """
+    message = mask_addresses(error if isinstance(error, str) else describe(error))
+    rows = Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.SENDING)
+
+    @transaction.atomic
+    def write() -> int:
+        rows.filter(pk__in=tried).update(attempts=F("attempts") + 1)
+        rows.filter(pk__in=tried, attempts__gte=MAX_ATTEMPTS).update(
+            status=Delivery.Status.FAILED,
+            last_error=f"Gave up after {MAX_ATTEMPTS} attempts: {message}",
+            lease_until=None,
+        )
+        return rows.update(
+            status=Delivery.Status.QUEUED, claimed_at=None, lease_until=None, last_error=message
+        )
+
+    return durably(write, "handing rows back to the queue")
+
+
+def hold(edition_id: int, first_id: int, last_id: int, seconds: float) -> int:
+    """The queued rows of a batch waiting `seconds` to retry: held by it, not stalled."""
+    until = timezone.now() + datetime.timedelta(seconds=seconds) + lease_length()
+    return durably(
+        lambda: Delivery.objects.filter(
+            edition_id=edition_id,
+            pk__gte=first_id,
+            pk__lte=last_id,
+            status=Delivery.Status.QUEUED,
+        ).update(lease_until=until),
+        "holding rows for a retry",
+    )
+
+
+NOT_ENTITLED = "Not entitled or not deliverable at send time."
+PAUSED = "Paused by the reader."
+NOTHING_NEW = "Nothing new since the reader's previous digest."
+
+
+def is_paused(delivery: Delivery) -> bool:
+    """The reader paused their digest past this delivery's local date."""
+    pause_until = delivery.subscriber.pause_until
+    if pause_until is None or delivery.scheduled_for is None:
+        return False
+    zone = delivery.time_zone or delivery.subscriber.time_zone
+    return pause_until > local_date(delivery.scheduled_for, zone)
+
+
+def is_deferral(error: Exception) -> bool:
+    """A "try later" about this recipient only (greylisting, a full mailbox)."""
+    return isinstance(error, smtplib.SMTPRecipientsRefused) and not is_permanent(error)
+
+
+def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
+    """Send the queued deliveries of one range over one mail connection.
+
+    Raises TransientSendError, with the unsent rows back in the queue, when
+    the mail server is unavailable or answers "try again later".
+    """
+    pause = bounces.sends_paused()
+    if pause is not None:
+        # Complaints passed the pause rate: the rows wait, queued, for staff.
+        logger.warning("Edition %s: sends paused (%s)", edition_id, pause.reason)
+        return BatchReport()
+    deliveries = claim(edition_id, first_id, last_id)
+    if not deliveries:
+        return BatchReport()
+    edition = Edition.objects.get(pk=edition_id)
+    # Entitlement and deliverability may have changed since the send started.
+    entitled = set(
+        Subscriber.objects.entitled()
+        .filter(pk__in=[d.subscriber_id for d in deliveries])
+        .order_by()
+        .values_list("pk", flat=True)
+    )
+    contents = Contents(edition)
+    # The primary mailer, or FALLBACK_SMTP_URL's while the primary keeps failing.
+    carrier = carriers.choose()
+    ledger = BatchLedger(carrier)
+    lease = Lease(d.pk for d in deliveries)
+    connection = mailers[carrier]
+    try:
+        connection.open()
+    except SEND_ERRORS as error:
+        release([d.pk for d in deliveries], error)
+        carriers.failed(carrier)
+        raise TransientSendError(describe(error)) from error
+
+    # Deliveries still to send, and those sent whose outcome is not known yet
+    # (a pipelined message in flight): what goes back to the queue if the
+    # batch stops.
+    todo = deque(deliveries)
+    in_flight: list[Delivery] = []
+    send: Sender | None = None
+    try:
+        try:
+            send = Sender(connection, edition)
+        except SEND_ERRORS as error:
+            # The connection is not usable after all (EHLO failed, or the
+            # backend's open() failed silently): nobody was tried.
+            release([d.pk for d in deliveries], error)
+            raise TransientSendError(describe(error)) from error
+        while todo or in_flight:
+            if todo:
+                delivery = todo.popleft()
+                lease.keep_alive()
+                if delivery.subscriber_id not in entitled:
+                    ledger.skipped[NOT_ENTITLED].append(delivery.pk)
+                    continue
+                if is_paused(delivery):
+                    ledger.skipped[PAUSED].append(delivery.pk)
+                    continue
+                if not contents.articles(delivery) and not settings.DIGEST_SEND_WHEN_EMPTY:
+                    ledger.skipped[NOTHING_NEW].append(delivery.pk)
+                    continue
+                in_flight.append(delivery)
+                outcomes = send.send(delivery, contents.digest(delivery))
+            else:
+                outcomes = send.finish()
+                if not outcomes:
+                    raise RuntimeError("The sender lost track of a message in flight.")
+            for done, _error in outcomes:
+                in_flight.remove(done)
+            settled = ledger.settle(outcomes)
+            if settled.unavailable:
+                # The server is unavailable: the rest waits for the retry.
+                tried = [done.pk for done, _error in settled.unavailable]
+                cause = settled.unavailable[0][1]
+                ledger.flush()
+                send.abort()
+                unsent = [*tried, *(d.pk for d in (*settled.resend, *in_flight, *todo))]
+                ledger.report.requeued += release(unsent, cause, tried=tried)
+                logger.warning(
+                    "Edition %s: mail server unavailable, %d deliveries requeued: %s",
+                    edition.date,
+                    len(unsent),
+                    cause,
+                )
+                raise TransientSendError(describe(cause)) from cause
+            if settled.reconnect:
+                # The connection dropped: the rest of the batch goes over a new one.
+                todo.extendleft(reversed(settled.resend))
+                connection.close()
+                try:
+                    connection.open()
+                    send = Sender(connection, edition)
+                except SEND_ERRORS as reconnect_error:
+                    ledger.flush()
+                    unsent = [d.pk for d in todo]
+                    ledger.report.requeued += release(unsent, reconnect_error)
+                    raise TransientSendError(describe(reconnect_error)) from reconnect_error
+        ledger.flush()
+        carriers.succeeded(carrier)
+    except TransientSendError:
+        carriers.failed(carrier)
+        raise
+    except Exception as error:
+        # Anything else that stops the batch (a time limit, a database error,
+        # a bug): record what went out and hand back what did not, so that
+        # nothing sent is sent again and nothing unsent waits for the claim
+        # to expire. (A killed process cannot do this; see DIGEST_CHECKPOINT_EVERY.)
+        if send is not None:
+            send.abort()  # a message in flight is never completed
+        ledger.flush()
+        release([d.pk for d in (*in_flight, *todo)], error)
+        raise
+    finally:
+        connection.close()
+    return ledger.report
+
+
+@dataclass
+class FastPath:
+    """What the SMTP fast path sends over: the open connection and the envelope."""
+
+    client: smtplib.SMTP
+    envelope_from: str
+    # The connection's pipeline; None for a server without PIPELINING.
+    pipeline: smtp.Pipeline[Delivery] | None
+
+
+class Sender:
+    """Sends readers' digests over an open mail connection; returns their outcomes.
+
+    Over SMTP the message bytes are assembled from the pre-serialised digest
+    (delivery.wire.mime) and written to the connection directly, pipelined
+    (delivery.wire.smtp.Pipeline): a message's outcome comes back with the
+    next one's, or from `finish`. That is the fast path. Readers it cannot
+    assemble, and every other backend (an ESP through anymail, the demo
+    outbox), get a message built and sent by Django, outcome at once.
+    """
+
+    def __init__(self, connection: BaseEmailBackend, edition: Edition) -> None:
+        self.connection = connection
+        self.edition = edition
+        self.fast: FastPath | None = None
+        # DKIM for a relay that does not sign: the fast path's bytes bypass the
+        # backend, so they are signed here, as the backend signs its own.
+        self.sign = signing_for(connection)
+        if isinstance(connection, SMTPBackend):
+            if connection.connection is None:
+                # open() failed without raising (fail_silently in the mailer's
+                # OPTIONS): there is no connection to send over.
+                raise smtplib.SMTPServerDisconnected("The SMTP connection is not open.")
+            pipelining = smtp.supports_pipelining(connection.connection)
+            self.fast = FastPath(
+                client=connection.connection,
+                envelope_from=connection.prep_address(settings.DEFAULT_FROM_EMAIL),
+                pipeline=smtp.Pipeline(connection.connection) if pipelining else None,
+            )
+
+    def send(self, delivery: Delivery, digest: DigestTemplate) -> list[Outcome]:
+        """Send this reader's digest; return the outcomes now known (this one's, or earlier)."""
+        subscriber = delivery.subscriber
+        message_id = message_id_for(self.edition, delivery.pk)
+        # VERP (BOUNCE_DOMAIN): a bounce to this envelope names the delivery.
+        verp = verp_address("d", delivery.pk)
+        if self.fast is not None:
+            data = fast_digest(digest).bytes_for(subscriber, message_id)
+            if data is not None:
+                if self.sign is not None:
+                    data = self.sign(data)
+                sender = verp or self.fast.envelope_from
+                if self.fast.pipeline is not None:
+                    return self.fast.pipeline.send(delivery, sender, subscriber.email, data)
+                return [(delivery, outcome_of(smtp.send, self.fast.client, sender,
+                                              subscriber.email, data))]  # fmt: skip
+        # Django's path, over the same connection: what is in flight goes first.
+        outcomes = self.finish()
+
+        def send_by_django() -> None:
+            message = digest.message_for(subscriber, message_id=message_id)
+            # ESPs (anymail) return this with bounce and complaint events.
+            message.metadata = {"delivery_id": str(delivery.pk), "edition": str(self.edition.date)}
+            message.smtp_envelope_from = verp  # delivery.mail.SigningSMTPBackend's MAIL FROM
+            self.connection.send_messages([message])
+
+        return [*outcomes, (delivery, outcome_of(send_by_django))]
+
+    def finish(self) -> list[Outcome]:
+        """The outcome of the message in flight, once its content has gone out."""
+        if self.fast is None or self.fast.pipeline is None:
+            return []
+        return self.fast.pipeline.finish()
+
+    def abort(self) -> None:
+        """Stop here: a message in flight is dropped with the connection, never delivered."""
+        pipeline = self.fast.pipeline if self.fast is not None else None
+        if pipeline is not None and pipeline.in_flight is not None:
+            pipeline.abort()
+
+
+def outcome_of[**P](
+    send: Callable[P, object], *args: P.args, **kwargs: P.kwargs
+) -> Exception | None:
+    """Call `send`; None if it went, or the error that says why not."""
+    try:
+        send(*args, **kwargs)
+    except (ValueError, *SEND_ERRORS) as error:
+        # ValueError: an address no message can be built for (a non-ASCII
+        # local part without SMTPUTF8, say): this reader only.
+        return error
+    return None
+
+
+def finish_if_done(edition_id: int) -> bool:
+    """Mark the edition sent once no delivery is queued or in flight; return whether it is done.
+
+    Not while its audience is still being written (delivery.audience): by
+    hand until the writer or the one that takes it over ends, by the
+    scheduler while a writer holds a live lease (one whose lease ran out is
+    taken over by the scheduler, which marks the edition sending again).
+    """
+    unfinished = Delivery.objects.filter(
+        edition_id=edition_id, status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
+    )
+    if unfinished.exists():
+        return False
+    now = timezone.now()
+    writing = SendSlot.objects.filter(
+        date=OuterRef("date"), outcome=SendSlot.Outcome.WRITING, lease_until__gte=now
+    )
+    written = Edition.objects.filter(pk=edition_id, audience_lease_until=None).exclude(
+        Exists(writing)
+    )
+    written.filter(status=Edition.Status.SENDING).update(status=Edition.Status.SENT, sent_at=now)
+    return written.exists()
+
+
+def send_edition_now(edition_id: int) -> BatchReport:
+    """Send the whole edition in this process (the command's --sync)."""
+    edition = Edition.objects.get(pk=edition_id)
+    start_send(edition)
+    requeue_expired_claims(edition)
+    report = BatchReport()
+    for first_id, last_id in batch_ranges(edition):
+        report.add(send_batch(edition.pk, first_id, last_id))
+    finish_if_done(edition.pk)
+    return report
+
+
+def resend_failed(edition: Edition) -> int:
+    """Queue again the failed deliveries of an edition (staff's "resend to failed")."""
+    with transaction.atomic():
+        # A fresh set of attempts: staff resend once the cause is fixed.
+        count = edition.deliveries.filter(status=Delivery.Status.FAILED).update(
+            status=Delivery.Status.QUEUED, claimed_at=None, lease_until=None, attempts=0
+        )
+        if count:
+            Edition.objects.filter(pk=edition.pk).update(
+                status=Edition.Status.SENDING, sent_at=None
+            )
+    return count
+
+
+def editions_to_resume(now: datetime.datetime | None = None) -> list[Edition]:
+    """Recent editions still sending with rows nobody holds: their tasks were lost.
+
+    The sweep's question, every minute. Rows of a sender that died come back
+    once its lease runs out; those and any queued row are someone's only
+    while a live lease holds them (a sender at work, a batch waiting to
+    retry) or while the send is visibly moving (a row sent within the last
+    lease: batches waiting their turn in the broker). Otherwise the batch
+    tasks are gone (a flushed or restarted broker, a killed worker) and the
+    send is restarted: at worst a range is queued twice, which the claims
+    make harmless.
+    """
+    now = now or timezone.now()
+    recent = Edition.objects.filter(
+        status=Edition.Status.SENDING, send_started_at__gte=now - RESUME_WINDOW
+    )
+    mark_missed(now)
+    if bounces.sends_paused(now) is not None:
+        return []  # staff paused the sends (complaints): queued rows wait for them
+    stalled = []
+    for edition in recent:
+        taken_back = requeue_expired_claims(edition, now)
+        lease = edition.audience_lease_until
+        if lease is not None and lease < now:
+            stalled.append(edition)  # its audience's writer died: send_edition writes the rest
+            continue
+        if finish_if_done(edition.pk):
+            continue
+        rows = edition.deliveries
+        held = rows.filter(
+            status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING], lease_until__gte=now
+        ).exists()
+        moving = rows.filter(sent_at__gte=now - lease_length()).exists()
+        if taken_back or not (held or moving):
+            stalled.append(edition)
+    return stalled
