@@ -23,8 +23,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from delivery import sending
+from delivery.models import Delivery, SendSlot
 from newsletter import schedule
-from newsletter.models import Article, Delivery, Edition, EditionArticle, SendSlot
+from newsletter.models import Article, Edition, EditionArticle
 from subscriptions.models import Membership, Subscriber
 
 BENCH_DOMAIN = "bench.invalid"

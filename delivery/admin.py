@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from delivery import bounces
-from newsletter.models import BounceEvent, Delivery, SendAlert, SendPause, SendSlot
+from delivery.models import BounceEvent, Delivery, SendAlert, SendPause, SendSlot
 from subscriptions.addresses import mask_addresses
 from subscriptions.admin_privacy import ReaderDataAdmin, can_see_readers
 

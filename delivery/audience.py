@@ -34,7 +34,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from newsletter.models import Delivery, Edition
+from delivery.models import Delivery
+from newsletter.models import Edition
 from subscriptions.models import Subscriber
 
 # Readers in the first chunk: about two batches, written in a few milliseconds.

@@ -61,7 +61,8 @@ from django.utils import timezone
 from flufl.bounce import all_failures
 
 from delivery.mail import parse_unsubscribe_mailto, parse_verp
-from newsletter.models import BounceEvent, Delivery, Edition, SendAlert, SendPause
+from delivery.models import BounceEvent, Delivery, SendAlert, SendPause
+from newsletter.models import Edition
 from subscriptions.actions.reader_emails import queue_email
 from subscriptions.addresses import mask_addresses
 from subscriptions.models import ReaderEmail, Subscriber

@@ -22,8 +22,9 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from delivery.mail import unsubscribe_mailto
+from delivery.models import site_host
 from newsletter import clicks
-from newsletter.models import Article, Edition, site_host
+from newsletter.models import Article, Edition
 from subscriptions import preferences
 from subscriptions.models import Subscriber, single_line
 from subscriptions.unsubscribe import make_token

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
-from newsletter.models import Delivery
+from delivery.models import Delivery
 
 logger = logging.getLogger(__name__)
 

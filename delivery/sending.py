@@ -47,11 +47,12 @@ from delivery import audience, bounces
 from delivery.emails import DigestTemplate
 from delivery.leases import Lease, durably, lease_length
 from delivery.mail import signing_for, verp_address
+from delivery.models import Delivery, SendSlot, message_id_for
 from delivery.wire import carriers, smtp
 from delivery.wire.mime import fast_digest
 from newsletter import calendar
 from newsletter.editions import build_edition, window_articles
-from newsletter.models import Article, Delivery, Edition, SendSlot, message_id_for
+from newsletter.models import Article, Edition
 from newsletter.schedule import (
     is_send_day,
     local_date,

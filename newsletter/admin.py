@@ -19,18 +19,11 @@ from django.utils import timezone
 from django.views.decorators.csp import csp_override
 
 from config.csp import EMAIL_PREVIEW
-from delivery import sending, tasks
+from delivery import send_report, sending, tasks
+from delivery.models import Delivery
 from newsletter import desk, uploads
 from newsletter.forms import CurationForm, PreviewForm, TestSendForm
-from newsletter.models import (
-    Article,
-    Delivery,
-    Edition,
-    EditionArticle,
-    EditionLocked,
-    NoSendDay,
-    Section,
-)
+from newsletter.models import Article, Edition, EditionArticle, EditionLocked, NoSendDay, Section
 from subscriptions.addresses import mask_addresses
 from subscriptions.admin_privacy import can_see_readers
 
@@ -327,7 +320,7 @@ class EditionAdmin(admin.ModelAdmin):
         preview_form = PreviewForm(request.GET or None)
         reader, zone = preview_form.choice()
         message = desk.preview(edition, reader, zone=zone)
-        progress = edition.progress()
+        progress = send_report.progress(edition)
         show_readers = can_see_readers(request)
         failures = edition.deliveries.filter(
             status__in=[Delivery.Status.FAILED, Delivery.Status.BOUNCED]
@@ -348,7 +341,8 @@ class EditionAdmin(admin.ModelAdmin):
             "html": message.html,
             "test_form": TestSendForm(initial={"reader": reader, "zone": zone}),
             "progress": progress,
-            "zone_sends": edition.zone_sends(),
+            "zone_sends": send_report.zone_sends(edition),
+            "carried": send_report.carried(edition),
             "unconfirmed": edition.deliveries.filter(
                 status=Delivery.Status.SENT, last_error=sending.UNCONFIRMED_NOTE
             ).count(),

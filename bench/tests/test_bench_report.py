@@ -119,7 +119,7 @@ def test_the_multi_zone_articles_fall_in_every_zones_window(zone):
 
 @pytest.mark.django_db
 def test_the_multi_zone_send_is_scheduled_morning_by_morning():
-    from newsletter.models import Delivery, SendSlot
+    from delivery.models import Delivery, SendSlot
 
     benchmark.build_population(60, 6, benchmark.ZONES[:3], benchmark.SEND_TIMES[:2])
     edition = benchmark.build_edition(benchmark.MULTI_ZONE_PUBLISHED_AT)

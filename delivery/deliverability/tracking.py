@@ -14,7 +14,7 @@ from django.conf import settings
 from django.dispatch import receiver
 
 from delivery import bounces
-from newsletter.models import BounceEvent, Delivery
+from delivery.models import BounceEvent, Delivery
 from subscriptions.addresses import mask_addresses
 from subscriptions.models import Subscriber
 

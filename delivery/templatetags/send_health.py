@@ -6,7 +6,7 @@ from django import template
 from django.utils import timezone
 
 from delivery import bounces
-from newsletter.models import SendAlert
+from delivery.models import SendAlert
 
 register = template.Library()
 

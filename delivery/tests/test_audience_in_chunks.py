@@ -14,7 +14,8 @@ from django.db import OperationalError
 
 from delivery import audience, sending
 from delivery.leases import lease_length
-from newsletter.models import Delivery, Edition, SendSlot
+from delivery.models import Delivery, SendSlot
+from newsletter.models import Edition
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber

@@ -15,7 +15,7 @@ from django.core.management import call_command
 
 from delivery import bounces, sending
 from delivery.mail import parse_verp, unsubscribe_mailto, verp_address
-from newsletter.models import BounceEvent, Delivery
+from delivery.models import BounceEvent, Delivery
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions import emails as reader_emails
 from subscriptions.models import Subscriber

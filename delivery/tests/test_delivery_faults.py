@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from delivery import sending, tasks
 from delivery.leases import lease_length
-from newsletter.models import Delivery, Edition
+from delivery.models import Delivery
+from newsletter.models import Edition
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND

@@ -13,8 +13,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from delivery import sending
 from delivery.deliverability import dkim as dkim_signing
+from delivery.models import Delivery
 from delivery.wire import mime
-from newsletter.models import Delivery
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions import emails
 from subscriptions.tests.factories import make_subscriber

@@ -9,7 +9,7 @@ from django.core import mail
 from django.core.management import call_command
 
 import config.urls  # noqa: F401 - imported with no ESP configured, before a test sets one
-from newsletter.models import Delivery
+from delivery.models import Delivery
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber

@@ -3,9 +3,9 @@
 import pytest
 
 from conftest import SMTPServer
-from delivery import sending
+from delivery import send_report, sending
+from delivery.models import Delivery
 from delivery.wire import carriers
-from newsletter.models import Delivery
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
@@ -50,7 +50,7 @@ def test_after_repeated_failures_the_fallback_carries_the_rest_and_the_report_sa
     assert sorted(fallback.recipients()) == sorted(r.email for r in readers)
     assert primary.received() == []
     assert set(Delivery.objects.values_list("status", "carrier")) == {("sent", "fallback")}
-    assert edition.carried() == {"fallback": 6}
+    assert send_report.carried(edition) == {"fallback": 6}
 
 
 def test_one_passing_failure_does_not_switch(two_relays):

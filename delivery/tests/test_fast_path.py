@@ -13,9 +13,9 @@ import pytest
 
 from delivery import sending
 from delivery.emails import DigestTemplate
+from delivery.models import Delivery
 from delivery.wire import mime
 from delivery.wire.mime import FastDigest, new_message_id
-from newsletter.models import Delivery
 from newsletter.tests.factories import built_edition, make_article, make_section
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber

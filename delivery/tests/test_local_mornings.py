@@ -17,8 +17,9 @@ import time_machine
 from django.core.management import call_command
 from django.test import Client
 
-from delivery import sending
-from newsletter.models import Delivery, NoSendDay, SendSlot
+from delivery import send_report, sending
+from delivery.models import Delivery, SendSlot
+from newsletter.models import NoSendDay
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.concurrency import run_at_once
@@ -303,8 +304,8 @@ def test_editors_keep_the_no_send_days_in_the_admin(client):
     assert response.status_code == 302
     assert str(NoSendDay.objects.get()) == "Friday 25 December 2026 (Christmas)"
     # Each morning's send is on record for them, read-only.
-    assert client.get("/admin/newsletter/sendslot/").status_code == 200
-    assert client.get("/admin/newsletter/sendslot/add/").status_code == 403
+    assert client.get("/admin/delivery/sendslot/").status_code == 200
+    assert client.get("/admin/delivery/sendslot/add/").status_code == 403
 
 
 def test_the_send_report_shows_each_zones_morning(smtp_server, readers, admin_client, settings):
@@ -317,7 +318,7 @@ def test_the_send_report_shows_each_zones_morning(smtp_server, readers, admin_cl
     from newsletter.models import Edition
 
     edition = Edition.objects.get()
-    sends = {send.local_time: send.counts for send in edition.zone_sends()}
+    sends = {send.local_time: send.counts for send in send_report.zone_sends(edition)}
     assert sends["06:00 Asia/Tokyo"]["sent"] == 1
     assert sends["06:00 Europe/London"]["sent"] == 1
     assert sends["06:00 America/New_York"]["missed"] == 1

@@ -16,7 +16,7 @@ import pytest
 from django.db import OperationalError, connection, transaction
 
 from delivery import leases, sending
-from newsletter.models import Delivery
+from delivery.models import Delivery
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND

@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 
 from delivery import audience, sending
-from newsletter.models import Delivery
+from delivery.models import Delivery
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND

@@ -8,7 +8,8 @@ import time_machine
 from django.core.management import CommandError, call_command
 
 from delivery import sending
-from newsletter.models import Delivery, Edition
+from delivery.models import Delivery
+from newsletter.models import Edition
 from newsletter.tests.factories import built_edition, make_article, make_section
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber

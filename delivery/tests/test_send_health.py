@@ -7,7 +7,7 @@ from django.core import mail
 from django.utils import timezone
 
 from delivery import bounces, sending
-from newsletter.models import BounceEvent, Delivery, SendAlert, SendPause
+from delivery.models import BounceEvent, Delivery, SendAlert, SendPause
 from newsletter.tests.factories import built_edition, make_article, make_staff
 from subscriptions.tests.factories import make_subscriber
 from testing.admin import run_admin_action

@@ -18,7 +18,7 @@ from django.core import mail as django_mail
 from django.utils import timezone
 
 from delivery import bounces, sending
-from newsletter.models import BounceEvent, Delivery
+from delivery.models import BounceEvent, Delivery
 from newsletter.tests.factories import built_edition, make_article, make_staff
 from subscriptions import emails as reader_emails
 from subscriptions.models import Membership, ReaderEmail

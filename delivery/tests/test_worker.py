@@ -9,7 +9,8 @@ from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 
 from config.celery import app
-from newsletter.models import Delivery, Edition
+from delivery.models import Delivery
+from newsletter.models import Edition
 from newsletter.tests.factories import make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY_BEFORE_SEND

@@ -28,7 +28,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 
 from delivery.emails import DigestTemplate, list_headers
 from delivery.mail import unsubscribe_mailto
-from newsletter.models import site_host
+from delivery.models import site_host
 from subscriptions.models import Subscriber, single_line
 
 POLICY = email.policy.SMTP  # what Django's SMTP backend serialises with

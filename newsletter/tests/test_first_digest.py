@@ -15,8 +15,8 @@ from django.core.management import call_command
 
 from config.celery import app
 from delivery import tasks
+from delivery.models import Delivery
 from newsletter import calendar, schedule
-from newsletter.models import Delivery
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber

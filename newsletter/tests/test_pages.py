@@ -97,7 +97,7 @@ def test_admin_serves_the_article_form(admin_client):
         "/admin/",
         "/admin/newsletter/article/",
         "/admin/newsletter/edition/",
-        "/admin/newsletter/delivery/",
+        "/admin/delivery/delivery/",
         "/admin/subscriptions/subscriber/",
         "/admin/subscriptions/membership/",
     ]:
@@ -129,7 +129,8 @@ def test_staff_can_resend_to_failed_readers_from_the_admin(
     admin_client, monkeypatch, settings, django_capture_on_commit_callbacks
 ):
     from delivery import sending, tasks
-    from newsletter.models import Delivery, Edition
+    from delivery.models import Delivery
+    from newsletter.models import Edition
     from subscriptions.tests.factories import make_subscriber
 
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}

@@ -3,7 +3,8 @@
 import pytest
 
 from delivery import sending
-from newsletter.models import Delivery, Edition
+from delivery.models import Delivery
+from newsletter.models import Edition
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND

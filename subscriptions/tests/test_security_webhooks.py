@@ -19,7 +19,7 @@ from django.core.management import call_command
 
 import config.urls  # imported here, with no ESP configured: see urls_with_esp
 from delivery.deliverability import tracking
-from newsletter.models import BounceEvent, Delivery
+from delivery.models import BounceEvent, Delivery
 from newsletter.tests.factories import make_article
 from subscriptions import stripe_api
 from subscriptions.actions import reader_data

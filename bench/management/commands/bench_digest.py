@@ -19,8 +19,9 @@ from bench import benchmark
 from config.celery import app as celery_app
 from delivery import tasks
 from delivery.emails import DigestTemplate
+from delivery.models import Delivery
 from delivery.wire.mime import FastDigest, new_message_id
-from newsletter.models import Delivery, Edition
+from newsletter.models import Edition
 from subscriptions.models import Subscriber
 
 POLL_SECONDS = 0.1

@@ -4,8 +4,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from delivery import sending, tasks
+from delivery.models import Delivery
 from newsletter import desk, editions, schedule
-from newsletter.models import Delivery, Edition
+from newsletter.models import Edition
 
 
 def aware_moment(value: str) -> datetime.datetime:
