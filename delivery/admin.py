@@ -1,6 +1,6 @@
 """The admin of the sends: deliveries, each morning's send slot, and send health.
 
-Send health is the alerts raised and the pauses staff resume (delivery.bounces).
+Send health is the alerts raised and the pauses staff resume (delivery.deliverability.health).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from delivery import bounces
+from delivery.deliverability import health
 from delivery.models import BounceEvent, Delivery, SendAlert, SendPause, SendSlot
 from subscriptions.addresses import mask_addresses
 from subscriptions.admin_privacy import ReaderDataAdmin, can_see_readers
@@ -62,7 +62,7 @@ class DeliveryAdmin(ReaderDataAdmin):
 
     @admin.display(description="failure reason")
     def failure_reason(self, delivery: Delivery) -> str:
-        # Stored masked (delivery.sending); rows of before were not.
+        # Stored masked (delivery.batches); rows of before were not.
         return mask_addresses(delivery.last_error) or "-"
 
 
@@ -96,7 +96,7 @@ class SendPauseAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resume the paused sends", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[SendPause]) -> None:
-        resumed = sum(bounces.do_resume_sends(pause, request.user) for pause in queryset)
+        resumed = sum(health.do_resume_sends(pause, request.user) for pause in queryset)
         self.message_user(request, f"Resumed {resumed} paused day(s).", messages.SUCCESS)
 
 

@@ -216,3 +216,11 @@ def refresh_statistics(added: int) -> None:
         (estimate,) = cursor.fetchone() or (0,)
         if added > 0.1 * max(estimate, 0):
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+
+
+def mark_sending(edition: Edition, now: datetime.datetime) -> None:
+    """The edition has deliveries on their way (again, for a later zone)."""
+    Edition.objects.filter(pk=edition.pk).exclude(status=Edition.Status.HELD).update(
+        status=Edition.Status.SENDING, sent_at=None
+    )
+    Edition.objects.filter(pk=edition.pk, send_started_at=None).update(send_started_at=now)

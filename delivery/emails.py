@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
 
-from delivery.mail import unsubscribe_mailto
+from delivery.deliverability.verp import unsubscribe_mailto
 from delivery.models import site_host
 from newsletter import clicks
 from newsletter.models import Article, Edition
@@ -95,7 +95,7 @@ class DigestMessage(EmailMultiAlternatives):
     """
 
     metadata: dict[str, str]
-    # The VERP envelope sender (delivery.mail), set by the sender; None: the From.
+    # The VERP envelope sender (delivery.deliverability.verp), set by the sender; None: the From.
     smtp_envelope_from: str | None = None
 
     @property
@@ -248,7 +248,7 @@ def list_headers(unsubscribe_link: str, mailto: str) -> dict[str, str]:
     """RFC 2369/2919/8058 headers: mail clients show an Unsubscribe button.
 
     Both halves name the reader with a signature: the link its token, the
-    mailto: its signed address (delivery.mail.unsubscribe_mailto). A From
+    mailto: its signed address (delivery.deliverability.verp.unsubscribe_mailto). A From
     address says nothing: anyone can write any.
     """
     return {

@@ -27,7 +27,6 @@ from delivery.models import Delivery
 
 logger = logging.getLogger(__name__)
 
-
 # The errors of a database connection that went away (terminated backend,
 # restarted server or pooler, network): the write may be retried on a new one.
 CONNECTION_ERRORS = (OperationalError, InterfaceError)
@@ -90,3 +89,19 @@ class Lease:
             "renewing a lease",
         )
         self.until = until
+
+
+class LeaseClock:
+    """The end of a writer's lease, renewed: its `now`, moved on by the time gone by since.
+
+    The clock is read once, by the caller; a long write (a million readers
+    take tens of seconds) keeps its lease by the monotonic clock.
+    """
+
+    def __init__(self, now: datetime.datetime) -> None:
+        self.now = now
+        self.started = time.monotonic()
+
+    def until(self) -> datetime.datetime:
+        gone_by = datetime.timedelta(seconds=time.monotonic() - self.started)
+        return self.now + gone_by + lease_length()

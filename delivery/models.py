@@ -159,7 +159,7 @@ class SendSlot(models.Model):
 
 
 class BounceEvent(models.Model):
-    """A bounce, complaint or mailto: unsubscribe about one reader (delivery.bounces).
+    """A bounce, complaint or mailto: unsubscribe about one reader (delivery.deliverability).
 
     From the SMTP server's answer at send time, the bounce mailbox (DSNs,
     RFC 3464; ARF complaints, RFC 5965) or the ESP's webhook. The edition's

@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers that take ids and call delivery.sending.
+"""Celery tasks: thin wrappers that take ids and call the send's modules.
 
 Each keeps the name it had when it lived in newsletter/tasks.py
 ("newsletter.tasks.<name>", given explicitly): a message queued by the
@@ -18,7 +18,8 @@ from celery import Task, shared_task
 from celery.exceptions import MaxRetriesExceededError
 from django.conf import settings
 
-from delivery import bounces, sending
+from delivery import batches, by_hand, recovery, scheduler
+from delivery.deliverability import mailbox
 from delivery.leases import CONNECTION_ERRORS as DATABASE_GONE
 from newsletter.models import Edition
 
@@ -40,7 +41,7 @@ def send_due_digests() -> int:
     """
     queued = 0
     # Each batch is queued as soon as its chunk of the audience is written.
-    for edition_id, first_id, last_id in sending.iter_due_sends():
+    for edition_id, first_id, last_id in scheduler.iter_due_sends():
         send_delivery_batch.delay(edition_id, first_id, last_id)
         queued += 1
     return queued
@@ -60,17 +61,17 @@ def send_edition(edition_id: int) -> int:
     try:
         # Each chunk of the audience has its batches queued once written,
         # so the first emails go while the rest of a large list is written.
-        wrote_audience = sending.start_send(edition, on_batch=queue)
-    except sending.EditionHeld:
+        wrote_audience = by_hand.start_send(edition, on_batch=queue)
+    except by_hand.EditionHeld:
         logger.info("Edition %s is held by the editors: not sending", edition.date)
         return 0
     if not wrote_audience:
         # Resumed: the rows nobody is sending.
-        sending.requeue_expired_claims(edition)
-        for first_id, last_id in sending.iter_batch_ranges(edition):
+        recovery.requeue_expired_claims(edition)
+        for first_id, last_id in batches.iter_batch_ranges(edition):
             queue(first_id, last_id)
     if not queued:
-        sending.finish_if_done(edition.pk)
+        recovery.finish_if_done(edition.pk)
     logger.info("Edition %s: %d batches queued", edition.date, queued)
     return queued
 
@@ -86,11 +87,11 @@ def send_edition(edition_id: int) -> int:
 )
 def send_delivery_batch(self: Task, edition_id: int, first_id: int, last_id: int) -> dict[str, int]:
     try:
-        report = sending.send_batch(edition_id, first_id, last_id)
-    except sending.TransientSendError as error:
+        report = batches.send_batch(edition_id, first_id, last_id)
+    except batches.TransientSendError as error:
         countdown = min(RETRY_BASE_SECONDS * 2**self.request.retries, RETRY_MAX_SECONDS)
         # The rows wait for this retry: the sweep must not count them as lost.
-        sending.hold(edition_id, first_id, last_id, countdown)
+        batches.hold(edition_id, first_id, last_id, countdown)
         try:
             raise self.retry(exc=error, countdown=countdown)
         except MaxRetriesExceededError:
@@ -101,7 +102,7 @@ def send_delivery_batch(self: Task, edition_id: int, first_id: int, last_id: int
         # Lost for longer than the sender's own retries (delivery.leases):
         # what it could not record stays claimed until its lease runs out.
         raise self.retry(exc=error, countdown=DATABASE_RETRY_SECONDS) from error
-    sending.finish_if_done(edition_id)
+    recovery.finish_if_done(edition_id)
     return report.__dict__
 
 
@@ -115,7 +116,7 @@ def resume_stalled_sends() -> list[int]:
     morning it missed, within the catch-up window.)
     """
     resumed = []
-    for edition in sending.editions_to_resume():
+    for edition in recovery.editions_to_resume():
         send_edition.delay(edition.pk)
         resumed.append(edition.pk)
     return resumed
@@ -128,4 +129,4 @@ def process_bounces() -> dict[str, int]:
     Safe to run twice: a report is recorded once (by its Message-ID) and
     deleted once applied.
     """
-    return dict(bounces.process_mailbox())
+    return dict(mailbox.process_mailbox())

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csp import csp_override
 
 from config.csp import EMAIL_PREVIEW
-from delivery import send_report, sending, tasks
+from delivery import batches, recovery, send_report, tasks
 from delivery.models import Delivery
 from newsletter import desk, uploads
 from newsletter.forms import CurationForm, PreviewForm, TestSendForm
@@ -344,7 +344,7 @@ class EditionAdmin(admin.ModelAdmin):
             "zone_sends": send_report.zone_sends(edition),
             "carried": send_report.carried(edition),
             "unconfirmed": edition.deliveries.filter(
-                status=Delivery.Status.SENT, last_error=sending.UNCONFIRMED_NOTE
+                status=Delivery.Status.SENT, last_error=batches.UNCONFIRMED_NOTE
             ).count(),
             "next_sends": desk.next_sends(),
             "failures": [
@@ -419,7 +419,7 @@ class EditionAdmin(admin.ModelAdmin):
     def _resend(self, request: HttpRequest, editions: Iterable[Edition]) -> None:
         total = 0
         for edition in editions:
-            count = sending.resend_failed(edition)
+            count = recovery.resend_failed(edition)
             if count:
                 queue_send(edition.pk)
                 self.log_change(request, edition, f"Queued {count} failed deliveries again.")

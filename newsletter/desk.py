@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from delivery import sending
+from delivery import batches
 from delivery.emails import DigestMessage, DigestTemplate
 from newsletter import calendar, editions, schedule
 from newsletter.models import Article, Edition
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 # previous edition).
 BEAT_GRACE = datetime.timedelta(minutes=10)
 
-MAIL_ERRORS = sending.SEND_ERRORS
+MAIL_ERRORS = batches.SEND_ERRORS
 
 
 class SampleReader:
@@ -94,7 +94,7 @@ class NextSend:
     def carries(self) -> str:
         """ "3 articles so far, since Wednesday 06:00 JST"."""
         count = f"{self.articles} article{'s' if self.articles != 1 else ''}"
-        since = sending.since_label(self.since, self.time_zone)  # "Since Wednesday …"
+        since = batches.since_label(self.since, self.time_zone)  # "Since Wednesday …"
         return f"{count} so far, s{since[1:]}"
 
     @property
@@ -202,7 +202,7 @@ def preview(
     skipped = calendar.days_off(zone, first, last, calendar.no_send_days(first, last))
     since = schedule.previous_send_moment(moment, send_time, zone, skipped)
     articles = editions.window_articles(edition, since, min(moment, now))
-    template = DigestTemplate(edition, articles, since=sending.since_label(since, zone))
+    template = DigestTemplate(edition, articles, since=batches.since_label(since, zone))
     reader = sample_subscriber(kind, email=email, name=name or "Alex", zone=zone)
     return template.message_for(reader)
 

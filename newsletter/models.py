@@ -45,7 +45,7 @@ class PublicContentQuerySet[M: models.Model](models.QuerySet[M]):
     """Rows the public pages show: bulk writes replace the cached pages too.
 
     Saves and deletes send signals (newsletter.apps connects them); these
-    do not, and the sends change editions this way (delivery.sending).
+    do not, and the sends change editions this way (delivery.audience, delivery.recovery).
     """
 
     def update(self, **kwargs: Any) -> int:

@@ -240,7 +240,7 @@ elif SMTP_URL:
     MAILERS = {
         "default": {
             # Django's SMTP backend, DKIM-signing when DKIM_PRIVATE_KEY is set.
-            "BACKEND": "delivery.mail.SigningSMTPBackend",
+            "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
             "OPTIONS": smtp_options(SMTP_URL),
         }
     }
@@ -260,7 +260,7 @@ FALLBACK_AFTER_FAILURES = env_int("FALLBACK_AFTER_FAILURES", 2, minimum=1)
 FALLBACK_MINUTES = env_int("FALLBACK_MINUTES", 60, minimum=1)
 if FALLBACK_SMTP_URL:
     MAILERS["fallback"] = {
-        "BACKEND": "delivery.mail.SigningSMTPBackend",
+        "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
         "OPTIONS": smtp_options(FALLBACK_SMTP_URL, name="FALLBACK_SMTP_URL"),
     }
 
@@ -312,7 +312,7 @@ DIGEST_LEASE_SECONDS = env_int("DIGEST_LEASE_SECONDS", 45, minimum=2)
 # possible duplicate to a possible miss.
 DIGEST_RESEND_UNCONFIRMED = env_bool("DIGEST_RESEND_UNCONFIRMED", False)
 DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
-# Bounces over plain SMTP (delivery/bounces.py). With BOUNCE_DOMAIN set, every
+# Bounces over plain SMTP (delivery/deliverability/). With BOUNCE_DOMAIN set, every
 # email's envelope sender is bounces+<signed id>@BOUNCE_DOMAIN (VERP), so a bounce
 # names the delivery it is about; BOUNCE_MAILBOX_URL is the mailbox (IMAP or
 # POP3) that address delivers into, read by `manage.py process_bounces` and beat.
@@ -457,7 +457,7 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = DIGEST_TIMEZONE
 CELERY_BEAT_SCHEDULE = {
     # Every reader's own morning: each minute, the sends that have come due
-    # in any zone (delivery.sending.schedule_due_sends).
+    # in any zone (delivery.scheduler.schedule_due_sends).
     "send-due-digests": {
         "task": "newsletter.tasks.send_due_digests",
         "schedule": 60,

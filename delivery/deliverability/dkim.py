@@ -5,8 +5,8 @@ its dashboard; a plain SMTP relay (a VPS's Postfix, a smarthost) often does
 not, and Gmail and Yahoo refuse bulk mail without a DKIM signature aligned
 with the From domain. With DKIM_SELECTOR and DKIM_PRIVATE_KEY set, every
 message sent over SMTP is signed here: Django-built ones in the backend
-(delivery.mail.SigningSMTPBackend) and the digest's pre-assembled bytes in
-delivery.sending.Sender, which hands them to smtplib directly.
+(delivery.wire.backend.SigningSMTPBackend) and the digest's pre-assembled bytes in
+delivery.batches.Sender, which hands them to smtplib directly.
 
 Each message is signed on its own (its To, Message-ID, unsubscribe link and
 greeting differ), so the cost is paid per message. dkimpy canonicalises and

@@ -13,7 +13,7 @@ from anymail.signals import AnymailTrackingEvent, tracking
 from django.conf import settings
 from django.dispatch import receiver
 
-from delivery import bounces
+from delivery.deliverability import suppression
 from delivery.models import BounceEvent, Delivery
 from subscriptions.addresses import mask_addresses
 from subscriptions.models import Subscriber
@@ -72,7 +72,7 @@ def handle_tracking_event(
             latest = latest.filter(pk=named)
         delivery_id = latest.values_list("pk", flat=True).first()
     # The same action as a bounce over SMTP or from the bounce mailbox.
-    bounces.do_record(
+    suppression.do_record(
         subscriber.pk,
         KINDS[event.event_type],
         source=BounceEvent.Source.ESP,

@@ -5,7 +5,7 @@ import datetime
 from django import template
 from django.utils import timezone
 
-from delivery import bounces
+from delivery.deliverability import health
 from delivery.models import SendAlert
 
 register = template.Library()
@@ -22,4 +22,4 @@ def send_health_banner() -> dict[str, object]:
         .select_related("edition")
         .order_by("-created_at")[:5]
     )
-    return {"alerts": alerts, "pause": bounces.sends_paused(now)}
+    return {"alerts": alerts, "pause": health.sends_paused(now)}

@@ -12,7 +12,7 @@ import datetime
 import pytest
 from django.db import OperationalError
 
-from delivery import audience, sending
+from delivery import audience, by_hand, recovery, scheduler
 from delivery.leases import lease_length
 from delivery.models import Delivery, SendSlot
 from newsletter.models import Edition
@@ -99,7 +99,7 @@ def test_each_chunks_batches_are_handed_out_once_it_is_committed(readers, settin
         # What a worker picking the batch up at once would find written.
         handed_out.append((first_id, last_id, edition.deliveries.count()))
 
-    assert sending.start_send(edition, on_batch=on_batch) is True
+    assert by_hand.start_send(edition, on_batch=on_batch) is True
 
     # The first chunk's two readers went before the rest were written.
     assert handed_out[0][2] == 2
@@ -123,9 +123,9 @@ def test_the_edition_is_not_sent_before_its_last_reader_is_written(readers):
         edition.deliveries.filter(pk__gte=first_id, pk__lte=last_id).update(
             status=Delivery.Status.SENT, sent_at=MONDAY_BEFORE_SEND
         )
-        done.append(sending.finish_if_done(edition.pk))
+        done.append(recovery.finish_if_done(edition.pk))
 
-    sending.start_send(edition, on_batch=send_at_once)
+    by_hand.start_send(edition, on_batch=send_at_once)
 
     assert done and not any(done)  # every batch found the audience still being written
     edition.refresh_from_db()
@@ -140,24 +140,24 @@ def test_a_send_by_hand_whose_writer_died_is_written_in_full_by_the_next(
     edition = built_edition(MONDAY)
     die_at_chunk(monkeypatch, 3)
     with pytest.raises(OperationalError):
-        sending.start_send(edition, on_batch=lambda first_id, last_id: None)
+        by_hand.start_send(edition, on_batch=lambda first_id, last_id: None)
     edition.refresh_from_db()
     assert edition.status == Edition.Status.SENDING
     assert len(audience_of(edition)) == 6  # the first two chunks
     # Its rows all sent: still not done, someone must write the rest.
     edition.deliveries.update(status=Delivery.Status.SENT, sent_at=MONDAY_BEFORE_SEND)
-    assert sending.finish_if_done(edition.pk) is False
+    assert recovery.finish_if_done(edition.pk) is False
 
     # While its lease lasts, nobody takes over.
-    assert sending.start_send(edition) is False
-    assert edition not in sending.editions_to_resume(MONDAY_BEFORE_SEND)
+    assert by_hand.start_send(edition) is False
+    assert edition not in recovery.editions_to_resume(MONDAY_BEFORE_SEND)
 
     clock.shift(AFTER_THE_LEASE)
     later = MONDAY_BEFORE_SEND + AFTER_THE_LEASE
-    assert sending.editions_to_resume(later) == [edition]
+    assert recovery.editions_to_resume(later) == [edition]
     joined_since = make_subscriber().pk
     batches = []
-    assert sending.start_send(edition, later, on_batch=lambda *batch: batches.append(batch))
+    assert by_hand.start_send(edition, later, on_batch=lambda *batch: batches.append(batch))
 
     assert audience_of(edition) == sorted(readers)  # once each, and not who joined since
     assert joined_since not in audience_of(edition)
@@ -172,7 +172,7 @@ def test_a_send_by_hand_whose_writer_died_is_written_in_full_by_the_next(
     assert edition.audience_lease_until is None
     assert edition.deliveries.get(subscriber_id=readers[0]).status == Delivery.Status.SENT
     rows.update(status=Delivery.Status.SENT, sent_at=later)
-    assert sending.finish_if_done(edition.pk) is True
+    assert recovery.finish_if_done(edition.pk) is True
 
 
 @pytest.mark.clock("2026-12-03T06:01:00+00:00")
@@ -185,7 +185,7 @@ def test_a_morning_whose_writer_died_is_written_in_full_by_the_next_scheduler(mo
     die_at_chunk(monkeypatch, 2)
     handed_out = []
     with pytest.raises(OperationalError):
-        for batch in sending.iter_due_sends(now):
+        for batch in scheduler.iter_due_sends(now):
             handed_out.append(batch)
     slot = SendSlot.objects.get()
     assert slot.outcome == SendSlot.Outcome.WRITING
@@ -193,14 +193,14 @@ def test_a_morning_whose_writer_died_is_written_in_full_by_the_next_scheduler(mo
     assert len(audience_of(edition)) == 2 and handed_out  # the first chunk went out
     # Sent before the rest is written: the edition is not done yet.
     edition.deliveries.update(status=Delivery.Status.SENT, sent_at=now)
-    assert sending.finish_if_done(edition.pk) is False
+    assert recovery.finish_if_done(edition.pk) is False
 
     # The next minute's scheduler, within the writer's lease: it leaves it be.
-    assert sending.schedule_due_sends(now + datetime.timedelta(seconds=30)) == []
+    assert scheduler.schedule_due_sends(now + datetime.timedelta(seconds=30)) == []
 
     later = now + AFTER_THE_LEASE
     clock.move_to(later)
-    batches = sending.schedule_due_sends(later)
+    batches = scheduler.schedule_due_sends(later)
 
     assert audience_of(edition) == sorted(london)
     slot.refresh_from_db()
@@ -218,4 +218,4 @@ def test_a_morning_whose_writer_died_is_written_in_full_by_the_next_scheduler(mo
     edition.refresh_from_db()
     assert edition.status == Edition.Status.SENDING
     # And once all are in, nobody writes it again.
-    assert sending.schedule_due_sends(later + AFTER_THE_LEASE) == []
+    assert scheduler.schedule_due_sends(later + AFTER_THE_LEASE) == []

@@ -13,8 +13,9 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from delivery import bounces, sending
-from delivery.mail import parse_verp, unsubscribe_mailto, verp_address
+from delivery import by_hand, recovery
+from delivery.deliverability import answers, health, mailbox
+from delivery.deliverability.verp import parse_verp, unsubscribe_mailto, verp_address
 from delivery.models import BounceEvent, Delivery
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions import emails as reader_emails
@@ -53,10 +54,10 @@ def mail_server(dovecot, settings):
 
 @pytest.fixture
 def signing_smtp(smtp_server, settings):
-    """The production SMTP backend (delivery.mail), which honours VERP on Django's path too."""
+    """The production SMTP backend (delivery.wire.backend): VERP on Django's path too."""
     settings.MAILERS = {
         "default": {
-            "BACKEND": "delivery.mail.SigningSMTPBackend",
+            "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
             "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 10},
         }
     }
@@ -81,7 +82,7 @@ def sample(name: str, **replace: str) -> bytes:
 def sent_edition(readers):
     make_article()
     edition = built_edition(MONDAY)
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_now(edition.pk)
     return edition
 
 
@@ -130,6 +131,20 @@ def test_a_verp_address_signed_before_a_key_rotation_still_counts(verp, settings
     assert parse_verp(address) is None
 
 
+def test_addresses_signed_by_an_earlier_release_still_count(verp, settings):
+    """Mail sent before an upgrade bounces after it: the signatures may never change.
+
+    Computed by the release whose config/mail.py signed them (the salt keeps
+    that module's name).
+    """
+    settings.SECRET_KEY = "pinned-secret-key-for-the-signature-test-0123456789abcdef"
+    settings.UNSUBSCRIBE_MAILTO = "news@briefing.example"
+
+    assert verp_of("d", 41) == f"bounces+d41-aa8e976c3462@{BOUNCE_DOMAIN}"
+    assert parse_verp(f"bounces+s7-c004d5cc8fc7@{BOUNCE_DOMAIN}") == ("s", 7)
+    assert unsubscribe_mailto(42) == "news+u42-fd0edafd80ed@briefing.example"
+
+
 def test_without_a_bounce_domain_the_envelope_sender_is_the_from_address(smtp_server):
     sent_edition([make_subscriber("reader@example.com")])
     [mail] = smtp_server.received()
@@ -164,7 +179,7 @@ def test_a_user_unknown_answer_suppresses_the_address_and_bounces_the_delivery(s
     assert "gone@" not in event.detail and "[address]" in event.detail
     # Not in tomorrow's audience, not resent by "resend to failed".
     assert not Subscriber.objects.entitled().filter(pk=gone.pk).exists()
-    assert sending.resend_failed(edition) == 0
+    assert recovery.resend_failed(edition) == 0
 
 
 def test_soft_refusals_suppress_only_after_the_configured_count(smtp_server, settings, clock):
@@ -176,8 +191,8 @@ def test_soft_refusals_suppress_only_after_the_configured_count(smtp_server, set
     assert reader.email_status == Subscriber.EmailStatus.ACTIVE
     assert Delivery.objects.get(subscriber=reader).status == Delivery.Status.FAILED
 
-    sending.resend_failed(edition)
-    sending.send_edition_now(edition.pk)
+    recovery.resend_failed(edition)
+    by_hand.send_edition_now(edition.pk)
     reader.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.BOUNCED
     assert BounceEvent.objects.filter(kind="soft").count() == 2
@@ -195,7 +210,7 @@ def test_soft_refusals_suppress_only_after_the_configured_count(smtp_server, set
     ],
 )
 def test_hard_and_soft_answers(code, text, kind):
-    assert bounces.failure_kind(code, text) == kind
+    assert answers.failure_kind(code, text) == kind
 
 
 # ---------------------------------------------------------------- the bounce mailbox
@@ -238,7 +253,7 @@ def test_without_verp_a_dsn_naming_a_reader_is_kept_for_a_person_not_applied(mai
     mail_server.deliver(sample("dsn_09.txt"))
     mail_server.deliver(sample("arf_rfc5965.txt"))
 
-    counts = bounces.process_mailbox()
+    counts = mailbox.process_mailbox()
 
     assert counts["unverified"] == 2
     reader.refresh_from_db()
@@ -256,7 +271,7 @@ def test_with_verp_a_report_naming_only_an_address_is_kept_not_applied(mail_serv
     mail_server.deliver(sample("dsn_09.txt"))
     mail_server.deliver(sample("arf_rfc5965.txt"))
 
-    counts = bounces.process_mailbox()
+    counts = mailbox.process_mailbox()
 
     assert counts["unverified"] == 2
     reader.refresh_from_db()
@@ -276,7 +291,7 @@ def test_an_arf_complaint_through_the_verp_address_counts_for_its_edition(
         f"Original-Mail-From: <{verp_of('d', delivery.pk)}>".encode(),
     )
     mail_server.deliver(raw)
-    assert bounces.process_mailbox()["complaint"] == 1
+    assert mailbox.process_mailbox()["complaint"] == 1
     reader.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.COMPLAINED
     assert BounceEvent.objects.get().edition_id == edition.pk
@@ -297,13 +312,13 @@ def test_a_reader_filing_complaints_about_their_own_digest_counts_once(
         )
         mail_server.deliver(raw)
 
-    counts = bounces.process_mailbox()
+    counts = mailbox.process_mailbox()
 
     assert counts["complaint"] == 5 and counts["readers"] == 5
     assert list(BounceEvent.objects.values_list("kind", "edition_id")) == [
         ("complaint", edition.pk)
     ]
-    assert bounces.edition_health(edition.pk).complaints == 1
+    assert health.edition_health(edition.pk).complaints == 1
 
 
 def test_a_bounce_with_raw_8bit_bytes_in_its_headers_is_read(mail_server, verp):
@@ -319,7 +334,7 @@ def test_a_bounce_with_raw_8bit_bytes_in_its_headers_is_read(mail_server, verp):
     )
     assert not raw.isascii()
     mail_server.deliver(raw)
-    assert bounces.process_mailbox()["bounce"] == 1
+    assert mailbox.process_mailbox()["bounce"] == 1
     reader.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.BOUNCED
 
@@ -331,7 +346,7 @@ def test_a_report_to_a_readers_own_address_counts_for_their_latest_digest(
     reader = make_subscriber("userx@example.com")
     edition = sent_edition([reader])
     mail_server.deliver(to_verp("dsn_09.txt", "s", reader.pk))
-    bounces.process_mailbox()
+    mailbox.process_mailbox()
     assert BounceEvent.objects.get().edition_id == edition.pk
 
 
@@ -341,7 +356,7 @@ def test_a_delay_warning_changes_nothing_and_a_given_up_retry_is_soft(mail_serve
     mail_server.deliver(to_verp("dsn_06.txt", "s", delayed.pk))
     mail_server.deliver(to_verp("dsn_02.txt", "s", retried.pk))
 
-    counts = bounces.process_mailbox()
+    counts = mailbox.process_mailbox()
 
     assert (counts["delay"], counts["bounce"]) == (1, 1)
     delayed.refresh_from_db()
@@ -356,7 +371,7 @@ def test_a_delay_warning_changes_nothing_and_a_given_up_retry_is_soft(mail_serve
 def test_an_arf_complaint_suppresses_at_once(mail_server, verp):
     reader = make_subscriber("user@example.com")
     mail_server.deliver(to_verp("arf_rfc5965.txt", "s", reader.pk))
-    assert bounces.process_mailbox()["complaint"] == 1
+    assert mailbox.process_mailbox()["complaint"] == 1
     reader.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.COMPLAINED
 
@@ -367,7 +382,7 @@ def test_a_report_read_twice_counts_once(mail_server, settings, verp):
     # The same report delivered twice (a mail system's retry).
     mail_server.deliver(to_verp("dsn_02.txt", "s", reader.pk))
     mail_server.deliver(to_verp("dsn_02.txt", "s", reader.pk))
-    bounces.process_mailbox()
+    mailbox.process_mailbox()
     assert BounceEvent.objects.count() == 1
     reader.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.ACTIVE
@@ -398,7 +413,7 @@ def test_an_email_to_a_readers_signed_unsubscribe_address_unsubscribes_them_and_
     )
 
     with django_capture_on_commit_callbacks(execute=True):
-        counts = bounces.process_mailbox()
+        counts = mailbox.process_mailbox()
 
     assert counts["unsubscribe"] == 2
     reader.refresh_from_db()
@@ -441,7 +456,7 @@ def test_an_unsubscribe_email_naming_a_reader_only_by_its_from_is_kept_for_a_per
     mail_server.deliver(b"From: friend@example.org\r\nTo: briefing@localhost\r\n"
                         b"Subject: Loved today's issue\r\n\r\nThanks!\r\n")  # fmt: skip
 
-    counts = bounces.process_mailbox()
+    counts = mailbox.process_mailbox()
 
     assert (counts["unverified"], counts["unknown"], counts["unsubscribe"]) == (3, 3, 0)
     reader.refresh_from_db()
@@ -450,7 +465,7 @@ def test_an_unsubscribe_email_naming_a_reader_only_by_its_from_is_kept_for_a_per
     kept = mail_server.inbox()
     assert len(kept) == 6 and all("\\Seen" in flags for flags, _ in kept)
     # Not read again.
-    assert bounces.process_mailbox()["unknown"] == 0
+    assert mailbox.process_mailbox()["unknown"] == 0
 
 
 def test_an_auto_reply_to_the_signed_unsubscribe_address_changes_nothing(mail_server, verp):
@@ -463,7 +478,7 @@ def test_an_auto_reply_to_the_signed_unsubscribe_address_changes_nothing(mail_se
             "Auto-Submitted: auto-replied",
         )
     )
-    assert bounces.process_mailbox()["unknown"] == 1
+    assert mailbox.process_mailbox()["unknown"] == 1
     reader.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.ACTIVE
 
@@ -471,7 +486,7 @@ def test_an_auto_reply_to_the_signed_unsubscribe_address_changes_nothing(mail_se
 def test_the_mailbox_over_pop3(mail_server, settings, verp):
     reader = make_subscriber("userx@example.net")
     mail_server.deliver(to_verp("postfix_05.txt", "s", reader.pk))
-    counts = bounces.process_mailbox(mail_server.url("pop3"))
+    counts = mailbox.process_mailbox(mail_server.url("pop3"))
     assert counts["bounce"] == 1
     reader.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.BOUNCED

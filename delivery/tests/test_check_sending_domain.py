@@ -103,7 +103,7 @@ def test_a_missing_or_wrong_record_is_named_and_fails(sending_domain, change, ex
 def test_without_a_key_the_app_says_who_must_sign(settings, sending_domain):
     settings.DKIM_PRIVATE_KEY = None
     settings.EMAIL_ESP = None
-    settings.MAILERS = {"default": {"BACKEND": "delivery.mail.SigningSMTPBackend",
+    settings.MAILERS = {"default": {"BACKEND": "delivery.wire.backend.SigningSMTPBackend",
                                     "OPTIONS": {"host": "smtp.example.net"}}}  # fmt: skip
     out = run()
     assert "the app does not sign" in out

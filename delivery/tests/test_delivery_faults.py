@@ -13,7 +13,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from delivery import sending, tasks
+from delivery import batches, by_hand, recovery, tasks
 from delivery.leases import lease_length
 from delivery.models import Delivery
 from newsletter.models import Edition
@@ -46,8 +46,8 @@ def test_server_refusing_mid_batch_then_recovering_loses_and_doubles_nothing(
     smtp_server.inject_faults(refuse_data_after=6, data_reply=[451, "4.3.0 Try again later"])
     edition = built_edition(MONDAY)
 
-    with pytest.raises(sending.TransientSendError, match="451"):
-        sending.send_edition_now(edition.pk)
+    with pytest.raises(batches.TransientSendError, match="451"):
+        by_hand.send_edition_now(edition.pk)
 
     assert len(smtp_server.received()) == 6
     assert statuses() == {Delivery.Status.SENT: 6, Delivery.Status.QUEUED: 4}
@@ -61,7 +61,7 @@ def test_server_refusing_mid_batch_then_recovering_loses_and_doubles_nothing(
 
     smtp_server.clear_faults()
     cleared_at = time.monotonic()
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_now(edition.pk)
 
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
     assert statuses() == {Delivery.Status.SENT: 10}
@@ -80,7 +80,7 @@ def test_a_permanently_refused_address_is_recorded_and_others_are_sent(smtp_serv
     smtp_server.inject_faults(refuse_recipients={bad.email: [554, "5.7.1 Message refused"]})
     edition = built_edition(MONDAY)
 
-    report = sending.send_edition_now(edition.pk)
+    report = by_hand.send_edition_now(edition.pk)
 
     assert (report.sent, report.failed) == (9, 1)
     failed = Delivery.objects.get(subscriber=bad)
@@ -92,8 +92,8 @@ def test_a_permanently_refused_address_is_recorded_and_others_are_sent(smtp_serv
 
     # Staff fix the address's problem and resend to the failed ones only.
     smtp_server.clear_faults()
-    assert sending.resend_failed(edition) == 1
-    sending.send_edition_now(edition.pk)
+    assert recovery.resend_failed(edition) == 1
+    by_hand.send_edition_now(edition.pk)
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
 
 
@@ -103,12 +103,12 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
     settings.DIGEST_BATCH_SIZE = 10
     settings.DIGEST_CHECKPOINT_EVERY = 3
     edition = built_edition(MONDAY)
-    sending.start_send(edition)
-    ((first_id, last_id),) = sending.batch_ranges(edition)
+    by_hand.start_send(edition)
+    ((first_id, last_id),) = batches.batch_ranges(edition)
 
     # The worker is killed once its 5th email is through: SystemExit stands in
     # for the SIGKILL, which runs no cleanup either (the ledger is not flushed).
-    real_send = sending.Sender.send
+    real_send = batches.Sender.send
     sent_so_far: list[str] = []
 
     def send_then_die(self, delivery, digest):
@@ -118,21 +118,21 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
         sent_so_far.append(delivery.subscriber.email)
         return real_send(self, delivery, digest)
 
-    monkeypatch.setattr(sending.Sender, "send", send_then_die)
+    monkeypatch.setattr(batches.Sender, "send", send_then_die)
     with pytest.raises(SystemExit):
-        sending.send_batch(edition.pk, first_id, last_id)
-    monkeypatch.setattr(sending.Sender, "send", real_send)
+        batches.send_batch(edition.pk, first_id, last_id)
+    monkeypatch.setattr(batches.Sender, "send", real_send)
 
     # 3 rows reached the checkpoint; the other claimed rows stay "sending".
     assert statuses() == {Delivery.Status.SENT: 3, Delivery.Status.SENDING: 7}
     # While the dead sender's lease holds nobody takes them over...
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_now(edition.pk)
     assert len(smtp_server.received()) == 5
     # ...after its lease runs out (a minute), they are sent again.
     later = timezone.now() + lease_length() + datetime.timedelta(seconds=1)
     with time_machine.travel(later):
-        assert sending.editions_to_resume() == [edition]
-        sending.send_edition_now(edition.pk)
+        assert recovery.editions_to_resume() == [edition]
+        by_hand.send_edition_now(edition.pk)
 
     counts = received_counts(smtp_server)
     assert set(counts) == {reader.email for reader in readers}
@@ -143,7 +143,7 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
     assert statuses() == {Delivery.Status.SENT: 10}
     # The table says which readers may have had it twice: the 7 rows the dead
     # sender had claimed (the 2 it sent unmarked and the 5 it never reached).
-    noted = Delivery.objects.filter(last_error=sending.RESUMED_NOTE)
+    noted = Delivery.objects.filter(last_error=recovery.RESUMED_NOTE)
     assert noted.count() == 7
     assert set(repeated) <= set(noted.values_list("subscriber__email", flat=True))
 
@@ -153,7 +153,7 @@ def test_two_senders_at_once_send_each_reader_once(smtp_server, readers, fault_t
     edition = built_edition(MONDAY)
     started = time.monotonic()
 
-    run_at_once(lambda: sending.send_edition_now(edition.pk), times=2)
+    run_at_once(lambda: by_hand.send_edition_now(edition.pk), times=2)
     fault_table("two senders at once on one edition", [r.email for r in readers], started)
 
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
@@ -175,8 +175,8 @@ def test_beat_firing_twice_sends_once(smtp_server, readers, eager_celery, fault_
 
 def test_batch_task_retries_with_backoff_when_the_server_is_down(smtp_server, readers, monkeypatch):
     edition = built_edition(MONDAY)
-    sending.start_send(edition)
-    first_id, last_id = sending.batch_ranges(edition)[0]
+    by_hand.start_send(edition)
+    first_id, last_id = batches.batch_ranges(edition)[0]
     smtp_server.inject_faults(refuse_data_after=0)
     retries = []
 
@@ -195,22 +195,22 @@ def test_batch_task_retries_with_backoff_when_the_server_is_down(smtp_server, re
 def test_only_the_reader_tried_uses_up_attempts_while_the_server_is_down(smtp_server, readers):
     smtp_server.inject_faults(refuse_data_after=0)
     edition = built_edition(MONDAY)
-    for _ in range(sending.MAX_ATTEMPTS):
-        with pytest.raises(sending.TransientSendError):
-            sending.send_edition_now(edition.pk)
+    for _ in range(batches.MAX_ATTEMPTS):
+        with pytest.raises(batches.TransientSendError):
+            by_hand.send_edition_now(edition.pk)
 
     # Each run stopped at its first send: that reader, tried five times, is
     # failed; the others were never tried and still wait in the queue.
     (failed,) = Delivery.objects.filter(status=Delivery.Status.FAILED)
-    assert f"after {sending.MAX_ATTEMPTS} attempts" in failed.last_error
+    assert f"after {batches.MAX_ATTEMPTS} attempts" in failed.last_error
     assert statuses() == {Delivery.Status.FAILED: 1, Delivery.Status.QUEUED: 9}
     assert set(Delivery.objects.exclude(pk=failed.pk).values_list("attempts", flat=True)) == {0}
 
     # Staff resend once the server is back: a fresh set of attempts.
     smtp_server.clear_faults()
-    assert sending.resend_failed(edition) == 1
+    assert recovery.resend_failed(edition) == 1
     assert Delivery.objects.get(pk=failed.pk).attempts == 0
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_now(edition.pk)
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
 
 
@@ -221,7 +221,7 @@ def test_a_greylisted_reader_is_deferred_and_the_batch_goes_on(smtp_server, read
     )
     edition = built_edition(MONDAY)
 
-    report = sending.send_edition_now(edition.pk)
+    report = by_hand.send_edition_now(edition.pk)
 
     assert (report.sent, report.requeued) == (9, 1)
     deferred = Delivery.objects.get(subscriber=greylisted)
@@ -231,7 +231,7 @@ def test_a_greylisted_reader_is_deferred_and_the_batch_goes_on(smtp_server, read
     assert edition.status == Edition.Status.SENDING  # not done until that reader has it
 
     smtp_server.clear_faults()
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_now(edition.pk)
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
     edition.refresh_from_db()
     assert edition.status == Edition.Status.SENT
@@ -242,7 +242,7 @@ def test_an_unexpected_error_mid_batch_records_the_sent_and_frees_the_rest(
 ):
     settings.DIGEST_BATCH_SIZE = 10
     edition = built_edition(MONDAY)
-    real_send = sending.Sender.send
+    real_send = batches.Sender.send
     calls: list[int] = []
 
     def send_then_break(self, delivery, digest):
@@ -251,30 +251,30 @@ def test_an_unexpected_error_mid_batch_records_the_sent_and_frees_the_rest(
         calls.append(delivery.pk)
         return real_send(self, delivery, digest)
 
-    monkeypatch.setattr(sending.Sender, "send", send_then_break)
+    monkeypatch.setattr(batches.Sender, "send", send_then_break)
     with pytest.raises(RuntimeError):
-        sending.send_edition_now(edition.pk)
+        by_hand.send_edition_now(edition.pk)
 
     # The three the server accepted are marked (no repeat later); the fourth,
     # in flight, is dropped with the connection, never delivered; it and the
     # rest are queued at once (no wait for the claim to expire).
     assert len(smtp_server.received()) == 3
     assert statuses() == {Delivery.Status.SENT: 3, Delivery.Status.QUEUED: 7}
-    monkeypatch.setattr(sending.Sender, "send", real_send)
-    sending.send_edition_now(edition.pk)
+    monkeypatch.setattr(batches.Sender, "send", real_send)
+    by_hand.send_edition_now(edition.pk)
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
 
 
 def test_a_send_still_stuck_when_the_morning_is_over_is_recorded_missed(smtp_server, readers):
     smtp_server.inject_faults(refuse_data_after=0)
     edition = built_edition(MONDAY)
-    with pytest.raises(sending.TransientSendError):
-        sending.send_edition_now(edition.pk)
+    with pytest.raises(batches.TransientSendError):
+        by_hand.send_edition_now(edition.pk)
 
     with time_machine.travel(
-        timezone.now() + sending.catch_up_window() + datetime.timedelta(minutes=1)
+        timezone.now() + recovery.catch_up_window() + datetime.timedelta(minutes=1)
     ):
-        assert sending.editions_to_resume() == []
+        assert recovery.editions_to_resume() == []
 
     assert statuses() == {Delivery.Status.MISSED: 10}
     errors = list(Delivery.objects.values_list("last_error", flat=True))

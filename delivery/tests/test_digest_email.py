@@ -6,8 +6,8 @@ import re
 import pytest
 from django.core.management import call_command
 
+from delivery.deliverability.verp import parse_unsubscribe_mailto
 from delivery.emails import DigestTemplate
-from delivery.mail import parse_unsubscribe_mailto
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber

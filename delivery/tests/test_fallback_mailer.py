@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import SMTPServer
-from delivery import send_report, sending
+from delivery import batches, by_hand, send_report
 from delivery.models import Delivery
 from delivery.wire import carriers
 from newsletter.tests.factories import built_edition, make_article
@@ -40,11 +40,11 @@ def test_after_repeated_failures_the_fallback_carries_the_rest_and_the_report_sa
     edition = built_edition(MONDAY)
 
     for _ in range(2):  # the batch task's first attempt and its retry
-        with pytest.raises(sending.TransientSendError, match="421"):
-            sending.send_edition_now(edition.pk)
+        with pytest.raises(batches.TransientSendError, match="421"):
+            by_hand.send_edition_now(edition.pk)
     assert carriers.choose() == carriers.FALLBACK
 
-    report = sending.send_edition_now(edition.pk)
+    report = by_hand.send_edition_now(edition.pk)
 
     assert report.sent == 6 and report.carried == {"fallback": 6}
     assert sorted(fallback.recipients()) == sorted(r.email for r in readers)
@@ -58,11 +58,11 @@ def test_one_passing_failure_does_not_switch(two_relays):
     make_article()
     make_subscriber("reader@example.com")
     edition = built_edition(MONDAY)
-    with pytest.raises(sending.TransientSendError):
-        sending.send_edition_now(edition.pk)
+    with pytest.raises(batches.TransientSendError):
+        by_hand.send_edition_now(edition.pk)
     primary.clear_faults()
 
-    report = sending.send_edition_now(edition.pk)
+    report = by_hand.send_edition_now(edition.pk)
 
     assert report.carried == {"default": 1}
     assert carriers.choose() == carriers.PRIMARY
@@ -74,9 +74,9 @@ def test_the_desk_reports_which_connection_carried_what(two_relays, admin_client
         make_subscriber(f"reader{n}@example.com")
     edition = built_edition(MONDAY)
     for _ in range(2):
-        with pytest.raises(sending.TransientSendError):
-            sending.send_edition_now(edition.pk)
-    sending.send_edition_now(edition.pk)
+        with pytest.raises(batches.TransientSendError):
+            by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_now(edition.pk)
 
     page = admin_client.get(f"/admin/newsletter/edition/{edition.pk}/desk/").content.decode()
     assert "by the fallback (<code>FALLBACK_SMTP_URL</code>): 2" in page

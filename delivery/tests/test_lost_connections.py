@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from django.db import OperationalError, connection, transaction
 
-from delivery import leases, sending
+from delivery import batches, by_hand, leases
 from delivery.models import Delivery
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
@@ -42,8 +42,8 @@ def test_a_message_the_server_never_confirmed_is_recorded_sent_not_sent_again(
     smtp_server.inject_faults(drop_after_data_for=["reader03@example.com"])
     started = time.monotonic()
 
-    sending.send_edition_now(built_edition(MONDAY).pk)
-    sending.send_edition_now(built_edition(MONDAY).pk)  # the sweep's resume: nothing to do
+    by_hand.send_edition_now(built_edition(MONDAY).pk)
+    by_hand.send_edition_now(built_edition(MONDAY).pk)  # the sweep's resume: nothing to do
     fault_table("SMTP hangs up after DATA, before its 250 (default)", readers, started)
 
     # The server had it, and said nothing: one copy, and the rest of the
@@ -51,7 +51,7 @@ def test_a_message_the_server_never_confirmed_is_recorded_sent_not_sent_again(
     assert collections.Counter(smtp_server.recipients()) == {email: 1 for email in readers}
     assert statuses() == {Delivery.Status.SENT: len(readers)}
     row = Delivery.objects.get(subscriber__email="reader03@example.com")
-    assert row.last_error == sending.UNCONFIRMED_NOTE
+    assert row.last_error == batches.UNCONFIRMED_NOTE
     assert Delivery.objects.exclude(pk=row.pk).filter(last_error="").count() == len(readers) - 1
     # The send report says so.
     page = admin_client.get(f"/admin/newsletter/edition/{row.edition_id}/desk/").content.decode()
@@ -66,19 +66,19 @@ def test_with_resend_unconfirmed_the_reader_gets_at_most_two_copies(
     smtp_server.inject_faults(drop_after_data_for=["reader03@example.com"])
     edition = built_edition(MONDAY)
 
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_now(edition.pk)
     row = Delivery.objects.get(subscriber__email="reader03@example.com")
     assert row.status == Delivery.Status.QUEUED  # one more try, later
     started = time.monotonic()
     for _ in range(3):  # the sweep coming back, however often
-        sending.send_edition_now(edition.pk)
+        by_hand.send_edition_now(edition.pk)
     fault_table("SMTP hangs up after DATA, with DIGEST_RESEND_UNCONFIRMED", readers, started)
 
     counts = collections.Counter(smtp_server.recipients())
     assert counts.pop("reader03@example.com") == 2
     assert counts == {email: 1 for email in readers if email != "reader03@example.com"}
     row.refresh_from_db()
-    assert (row.status, row.last_error) == (Delivery.Status.SENT, sending.UNCONFIRMED_NOTE)
+    assert (row.status, row.last_error) == (Delivery.Status.SENT, batches.UNCONFIRMED_NOTE)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -89,8 +89,8 @@ def test_terminated_database_connections_mid_batch_repeat_nobody(
         pytest.skip("needs PostgreSQL to terminate a backend (CI's second pass runs it)")
     settings.DIGEST_CHECKPOINT_EVERY = 3
     edition = built_edition(MONDAY)
-    sending.start_send(edition)
-    ((first_id, last_id),) = sending.batch_ranges(edition)
+    by_hand.start_send(edition)
+    ((first_id, last_id),) = batches.batch_ranges(edition)
     smtp_server.inject_faults(delay_data_seconds=0.05)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
@@ -116,7 +116,7 @@ def test_terminated_database_connections_mid_batch_repeat_nobody(
 
     killer = threading.Thread(target=terminate_when_half_sent)
     killer.start()
-    report = sending.send_batch(edition.pk, first_id, last_id)
+    report = batches.send_batch(edition.pk, first_id, last_id)
     killer.join()
 
     assert terminated.is_set()

@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from delivery import audience, sending
+from delivery import audience, by_hand
 from delivery.models import Delivery
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
@@ -36,7 +36,7 @@ def test_a_large_audience_is_analysed_and_claims_use_the_id_range(postgresql, mo
     assert estimated_rows() <= 0
 
     edition = built_edition(MONDAY)
-    sending.start_send(edition)
+    by_hand.start_send(edition)
 
     # The planner knows of the 40 queued rows (at 100,000 its claim plan
     # then reads a batch's id range instead of every queued row: the bench).
@@ -67,7 +67,7 @@ def test_a_small_share_of_a_large_table_does_not_analyse(postgresql, monkeypatch
     make_article()
     for n in range(40):
         make_subscriber(f"reader{n:02d}@example.com")
-    sending.start_send(built_edition(MONDAY))  # 40 rows, analysed
+    by_hand.start_send(built_edition(MONDAY))  # 40 rows, analysed
     assert estimated_rows() == 40
 
     assert analyses_during(lambda: audience.refresh_statistics(4)) == []  # a tenth: no

@@ -7,7 +7,7 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
-from delivery import sending
+from delivery import by_hand
 from delivery.models import Delivery
 from newsletter.models import Edition
 from newsletter.tests.factories import built_edition, make_article, make_section
@@ -123,7 +123,7 @@ def test_a_reader_who_loses_entitlement_after_the_send_starts_is_skipped(smtp_se
     cancels = make_subscriber("cancels@example.com")
     unsubscribes = make_subscriber("unsubscribes@example.com")
     edition = built_edition(MONDAY)
-    sending.start_send(edition)
+    by_hand.start_send(edition)
 
     Membership.objects.filter(subscriber=cancels).update(status=Membership.Status.CANCELED)
     unsubscribes.set_email_status(Subscriber.EmailStatus.UNSUBSCRIBED)

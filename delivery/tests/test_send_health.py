@@ -6,7 +6,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from delivery import bounces, sending
+from delivery import batches, by_hand, recovery
+from delivery.deliverability import health, suppression
 from delivery.models import BounceEvent, Delivery, SendAlert, SendPause
 from newsletter.tests.factories import built_edition, make_article, make_staff
 from subscriptions.tests.factories import make_subscriber
@@ -28,7 +29,7 @@ def sent(settings):
         make_article()
         readers = [make_subscriber(f"reader{n:03d}@example.com") for n in range(count)]
         edition = built_edition(MONDAY)
-        sending.send_edition_now(edition.pk)
+        by_hand.send_edition_now(edition.pk)
         mail.outbox.clear()
         return edition, readers
 
@@ -38,7 +39,7 @@ def sent(settings):
 def result(reader, kind, capture):
     delivery = Delivery.objects.get(subscriber=reader)
     with capture(execute=True):
-        bounces.do_record(
+        suppression.do_record(
             reader.pk, kind, source=BounceEvent.Source.MAILBOX, delivery_id=delivery.pk
         )
 
@@ -48,7 +49,7 @@ def test_a_hard_bounce_rate_above_two_percent_alerts_staff_once(
 ):
     edition, readers = sent(60)
     result(readers[0], BounceEvent.Kind.HARD, django_capture_on_commit_callbacks)
-    assert bounces.edition_health(edition.pk).hard_bounce_percent == pytest.approx(100 / 60)
+    assert health.edition_health(edition.pk).hard_bounce_percent == pytest.approx(100 / 60)
     assert not SendAlert.objects.exists()  # 1.7%
     assert mail.outbox == []
 
@@ -85,14 +86,14 @@ def test_complaints_above_three_tenths_pause_the_days_sends_until_staff_resume(
     delivery = Delivery.objects.create(
         edition=edition, subscriber=late, status=Delivery.Status.QUEUED
     )
-    report = sending.send_batch(edition.pk, delivery.pk, delivery.pk)
+    report = batches.send_batch(edition.pk, delivery.pk, delivery.pk)
     assert report.sent == 0
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.QUEUED
     # Nor does the sweep keep restarting it: the rows wait for staff.
     type(edition).objects.filter(pk=edition.pk).update(status=edition.Status.SENDING)
     clock.shift(datetime.timedelta(minutes=5))
-    assert sending.editions_to_resume() == []
+    assert recovery.editions_to_resume() == []
 
     # The desk says so, on every admin page.
     staff = make_staff("chief", editor=False, is_superuser=True)
@@ -103,18 +104,18 @@ def test_complaints_above_three_tenths_pause_the_days_sends_until_staff_resume(
     run_admin_action(client, "resume", [pause])
     pause.refresh_from_db()
     assert pause.resumed_by == staff
-    assert bounces.sends_paused() is None
-    assert sending.editions_to_resume() == [edition]  # what waited goes now
-    assert sending.send_batch(edition.pk, delivery.pk, delivery.pk).sent == 1
+    assert health.sends_paused() is None
+    assert recovery.editions_to_resume() == [edition]  # what waited goes now
+    assert batches.send_batch(edition.pk, delivery.pk, delivery.pk).sent == 1
     assert "Sends paused" not in client.get("/admin/").content.decode()
 
 
 def test_a_pause_holds_only_its_own_day(sent, django_capture_on_commit_callbacks, clock):
     _, readers = sent(200)
     result(readers[0], BounceEvent.Kind.COMPLAINT, django_capture_on_commit_callbacks)
-    assert bounces.sends_paused() is not None
+    assert health.sends_paused() is not None
     clock.shift(24 * 60 * 60)
-    assert bounces.sends_paused() is None
+    assert health.sends_paused() is None
 
 
 # ---------------------------------------------------------------- hostile complaints
@@ -124,7 +125,7 @@ def complaint(reader, capture, report_id, delivery=None):
     """A complaint about the reader's digest, as each report from the mailbox records it."""
     delivery = delivery or Delivery.objects.filter(subscriber=reader).latest("pk")
     with capture(execute=True):
-        return bounces.do_record(
+        return suppression.do_record(
             reader.pk,
             BounceEvent.Kind.COMPLAINT,
             source=BounceEvent.Source.MAILBOX,
@@ -145,8 +146,8 @@ def test_a_reader_weighs_once_in_send_health_however_many_complaints_they_file(
     ]
     assert events[0] is not None and events[1:] == [None] * 4
     assert BounceEvent.objects.count() == 1
-    health = bounces.edition_health(edition.pk)
-    assert (health.complaints, health.sent) == (1, 500)
+    rates = health.edition_health(edition.pk)
+    assert (rates.complaints, rates.sent) == (1, 500)
     assert not SendPause.objects.exists()  # 0.2%: alert only
     assert list(SendAlert.objects.values_list("kind", flat=True)) == ["complaints"]
 
@@ -165,7 +166,7 @@ def test_rates_count_readers_not_events(sent):
             edition=edition,
             report_id=report,
         )
-    assert bounces.edition_health(edition.pk).hard_bounces == 1
+    assert health.edition_health(edition.pk).hard_bounces == 1
 
 
 def test_an_old_editions_complaints_never_pause_todays_sends(
@@ -174,9 +175,9 @@ def test_an_old_editions_complaints_never_pause_todays_sends(
     old, readers = sent(200)
     clock.shift(datetime.timedelta(weeks=6))
     complaint(readers[0], django_capture_on_commit_callbacks, "<late@isp.example>")
-    assert bounces.edition_health(old.pk).complaint_percent > 0.3
+    assert health.edition_health(old.pk).complaint_percent > 0.3
     assert not SendPause.objects.exists()
-    assert bounces.sends_paused() is None
+    assert health.sends_paused() is None
 
 
 def test_an_edition_pauses_while_any_readers_morning_of_its_date_may_be_to_come(
@@ -187,8 +188,8 @@ def test_an_edition_pauses_while_any_readers_morning_of_its_date_may_be_to_come(
     tuesday_noon = datetime.datetime.combine(
         MONDAY + datetime.timedelta(days=1), datetime.time(12), datetime.UTC
     )
-    assert bounces.mornings_under_way(edition, tuesday_noon - datetime.timedelta(minutes=1))
-    assert not bounces.mornings_under_way(edition, tuesday_noon)
+    assert health.mornings_under_way(edition, tuesday_noon - datetime.timedelta(minutes=1))
+    assert not health.mornings_under_way(edition, tuesday_noon)
     clock.move_to(tuesday_noon)
     complaint(readers[0], django_capture_on_commit_callbacks, "<late@isp.example>")
     assert not SendPause.objects.exists()
@@ -206,7 +207,7 @@ def test_once_staff_resume_a_reader_already_counted_cannot_pause_again(
 
     # The next newsroom day, Monday's mornings still under way west of here.
     clock.shift(datetime.timedelta(hours=20))
-    assert bounces.mornings_under_way(edition, timezone.now())
+    assert health.mornings_under_way(edition, timezone.now())
     assert complaint(readers[0], django_capture_on_commit_callbacks, "<again@evil>") is None
     assert SendPause.objects.count() == 1
-    assert bounces.sends_paused() is None
+    assert health.sends_paused() is None

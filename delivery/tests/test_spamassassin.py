@@ -17,7 +17,8 @@ import pytest
 from django.core import mail as django_mail
 from django.utils import timezone
 
-from delivery import bounces, sending
+from delivery import by_hand
+from delivery.deliverability import health, suppression
 from delivery.models import BounceEvent, Delivery
 from newsletter.tests.factories import built_edition, make_article, make_staff
 from subscriptions import emails as reader_emails
@@ -91,7 +92,7 @@ def every_email(smtp_server):
     make_subscriber("quoted@example.com", name="Zoë, Q.")  # Django's path, not the fast one
     make_subscriber("zoe@xn--bcher-kva.example")  # an IDN domain
     edition = built_edition(MONDAY)
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_now(edition.pk)
     assert len(smtp_server.received()) == 4
 
     contexts = {
@@ -123,17 +124,17 @@ def every_email(smtp_server):
     # The staff's send-health alert.
     make_staff("desk", email="desk@news.example.com")
     delivery = Delivery.objects.get(subscriber=trialing)
-    bounces.do_record(
+    suppression.do_record(
         trialing.pk, BounceEvent.Kind.COMPLAINT, source="mailbox", delivery_id=delivery.pk
     )
-    bounces.check_health(edition.pk)
+    health.check_health(edition.pk)
     return smtp_server.received()
 
 
 def test_every_email_scores_zero(smtp_server, settings, production_like):
     settings.MAILERS = {
         "default": {
-            "BACKEND": "delivery.mail.SigningSMTPBackend",
+            "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
             "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 10},
         }
     }

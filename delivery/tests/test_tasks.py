@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app
-from delivery import sending, tasks
+from delivery import batches, by_hand, recovery, tasks
 from delivery.models import Delivery
 from newsletter.models import Edition
 from newsletter.tests.factories import built_edition, make_article
@@ -43,10 +43,10 @@ def test_batch_time_limit_is_below_the_claim_timeout_and_broker_visibility():
     batch = tasks.send_delivery_batch
     assert batch.acks_late and batch.reject_on_worker_lost
     assert batch.time_limit is not None
-    assert batch.time_limit < sending.CLAIM_TIMEOUT.total_seconds()
+    assert batch.time_limit < recovery.CLAIM_TIMEOUT.total_seconds()
     visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
     assert isinstance(visibility, int)
-    assert sending.CLAIM_TIMEOUT.total_seconds() < visibility
+    assert recovery.CLAIM_TIMEOUT.total_seconds() < visibility
     # Tasks that are not idempotent keep the default early acknowledgement.
     assert not tasks.send_due_digests.acks_late
 
@@ -101,14 +101,14 @@ def test_the_sweep_resumes_only_stalled_sends(queued):
     make_article()
     make_subscriber()
     edition = built_edition(datetime.date(2026, 11, 30))
-    sending.start_send(edition)
-    ((first_id, last_id),) = sending.batch_ranges(edition)
-    sending.claim(edition.pk, first_id, last_id)  # a sender is at work
+    by_hand.start_send(edition)
+    ((first_id, last_id),) = batches.batch_ranges(edition)
+    batches.claim(edition.pk, first_id, last_id)  # a sender is at work
 
     assert tasks.resume_stalled_sends() == []
 
     # That sender dies; once its claim expires the sweep restarts the send.
-    later = timezone.now() + sending.CLAIM_TIMEOUT + datetime.timedelta(minutes=1)
+    later = timezone.now() + recovery.CLAIM_TIMEOUT + datetime.timedelta(minutes=1)
     with time_machine.travel(later):
         assert tasks.resume_stalled_sends() == [edition.pk]
     assert queued["send_edition"] == [(edition.pk,)]

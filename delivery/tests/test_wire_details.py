@@ -107,7 +107,7 @@ def test_any_email_through_the_smtp_backend_gets_a_message_id_on_the_sites_domai
     settings.SITE_URL = "https://news.example.com"
     settings.MAILERS = {
         "default": {
-            "BACKEND": "delivery.mail.SigningSMTPBackend",
+            "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
             "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 10},
         }
     }

@@ -35,7 +35,7 @@ from django.conf import settings
 from django.db import connection
 
 from config.celery import app
-from delivery import sending, tasks
+from delivery import recovery, tasks
 from delivery.models import Delivery
 from newsletter.models import Edition
 from newsletter.tests.factories import built_edition, make_article
@@ -204,7 +204,7 @@ def test_a_worker_killed_mid_batch_is_resumed_with_a_bounded_repeat(
     assert len(repeated) <= 2 * CHECKPOINT_EVERY
     assert statuses() == {Delivery.Status.SENT: len(readers)}
     noted = set(
-        Delivery.objects.filter(last_error=sending.RESUMED_NOTE).values_list(
+        Delivery.objects.filter(last_error=recovery.RESUMED_NOTE).values_list(
             "subscriber__email", flat=True
         )
     )
@@ -365,7 +365,7 @@ def test_redis_restarted_without_persistence_mid_send_is_repaired_within_minutes
 
     # Beat's sweep, here every half second, against the same Redis.
     def sweep() -> bool:
-        if sending.editions_to_resume() == [edition]:
+        if recovery.editions_to_resume() == [edition]:
             queue_send()
         return Edition.objects.get().status == Edition.Status.SENT
 

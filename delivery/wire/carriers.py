@@ -17,6 +17,8 @@ from django.core.cache import cache
 
 PRIMARY = "default"
 FALLBACK = "fallback"
+# Named when this module was newsletter.carriers, and kept: during an upgrade
+# the workers of both releases count the same failures.
 FAILURES_KEY = "newsletter.carriers.primary_failures"
 BENCHED_KEY = "newsletter.carriers.primary_benched"
 

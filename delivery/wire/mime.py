@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr, make_msgid
 
+from delivery.deliverability.verp import unsubscribe_mailto
 from delivery.emails import DigestTemplate, list_headers
-from delivery.mail import unsubscribe_mailto
 from delivery.models import site_host
 from subscriptions.models import Subscriber, single_line
 

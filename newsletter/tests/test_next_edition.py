@@ -6,7 +6,7 @@ import html
 import pytest
 from django.contrib.admin.models import LogEntry
 
-from delivery import sending
+from delivery import by_hand
 from newsletter import desk
 from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import built_edition, make_article, make_staff
@@ -85,7 +85,7 @@ def test_an_edition_sent_early_by_hand_hands_the_desk_to_the_next_one():
     # editors are preparing Tuesday's, not looking at Monday's sent one.
     make_article(published_ago=datetime.timedelta(days=1))
     monday = built_edition(MONDAY, now=at("2026-11-29T15:00:00+00:00"))
-    sending.start_send(monday)
+    by_hand.start_send(monday)
     assert desk.upcoming_edition_date(
         at("2026-11-29T16:00:00+00:00")
     ) == MONDAY + datetime.timedelta(days=1)
@@ -151,8 +151,8 @@ def test_a_held_edition_is_not_sent_until_released(client, editor, three):
     client.post(f"/admin/newsletter/edition/{edition.pk}/hold/")
     edition.refresh_from_db()
     assert edition.status == Edition.Status.HELD
-    with pytest.raises(sending.EditionHeld):
-        sending.start_send(edition)
+    with pytest.raises(by_hand.EditionHeld):
+        by_hand.start_send(edition)
     assert (
         "Release this edition"
         in client.get(f"/admin/newsletter/edition/{edition.pk}/desk/").content.decode()
@@ -170,7 +170,7 @@ def test_a_held_edition_is_not_sent_until_released(client, editor, three):
 
 def test_an_edition_being_sent_cannot_be_changed_but_can_be_held(client, editor, three):
     edition = open_next(client)
-    sending.start_send(edition)
+    by_hand.start_send(edition)
 
     response = client.post(
         f"/admin/newsletter/edition/{edition.pk}/desk/",

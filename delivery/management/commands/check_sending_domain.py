@@ -62,7 +62,7 @@ def records() -> list[Record]:
     ]
     bounce = getattr(settings, "BOUNCE_DOMAIN", "")
     if bounce and bounce != domain:
-        # SPF is checked on the envelope sender (VERP, delivery/bounces.py).
+        # SPF is checked on the envelope sender (VERP, delivery/deliverability/verp.py).
         found.append(
             Record(
                 "SPF",

@@ -1,11 +1,14 @@
-"""Read the bounce mailbox once: bounces, complaints, mailto: unsubscribes (delivery.bounces)."""
+"""Read the bounce mailbox once: bounces, complaints and mailto: unsubscribes.
+
+What delivery.tasks.process_bounces does every five minutes (delivery.deliverability.mailbox).
+"""
 
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from delivery import bounces
+from delivery.deliverability import mailbox
 
 
 class Command(BaseCommand):
@@ -23,7 +26,7 @@ class Command(BaseCommand):
         url = options["url"] or settings.BOUNCE_MAILBOX_URL
         if not url:
             raise CommandError("Set BOUNCE_MAILBOX_URL (or pass --url): there is no mailbox.")
-        counts = bounces.process_mailbox(url)
+        counts = mailbox.process_mailbox(url)
         order = [
             "bounce",
             "complaint",

@@ -3,7 +3,7 @@ import datetime
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from delivery import sending, tasks
+from delivery import batches, by_hand, recovery, scheduler, tasks
 from delivery.models import Delivery
 from newsletter import desk, editions, schedule
 from newsletter.models import Edition
@@ -68,7 +68,7 @@ class Command(BaseCommand):
                 report = self.send_by_hand(date, sync)
             else:
                 report = self.send_due(at or timezone.now(), sync)
-        except sending.TransientSendError as error:
+        except batches.TransientSendError as error:
             raise CommandError(
                 f"The mail server is unavailable ({error}). Nothing is lost: the unsent "
                 "deliveries are queued again; run the command again later."
@@ -86,14 +86,14 @@ class Command(BaseCommand):
                 )
             )
 
-    def send_due(self, now: datetime.datetime, sync: bool) -> sending.BatchReport | None:
-        batches = sending.schedule_due_sends(now)
+    def send_due(self, now: datetime.datetime, sync: bool) -> batches.BatchReport | None:
+        due = scheduler.schedule_due_sends(now)
         self.stdout.write(
-            f"At {now:%Y-%m-%d %H:%M %Z}: {len(batches)} new batch"
-            f"{'es' if len(batches) != 1 else ''} of digests due."
+            f"At {now:%Y-%m-%d %H:%M %Z}: {len(due)} new batch"
+            f"{'es' if len(due) != 1 else ''} of digests due."
         )
         if not sync:
-            for edition_id, first_id, last_id in batches:
+            for edition_id, first_id, last_id in due:
                 tasks.send_delivery_batch.delay(edition_id, first_id, last_id)
             self.stdout.write("Queued for the Celery workers.")
             return None
@@ -103,15 +103,15 @@ class Command(BaseCommand):
             deliveries__scheduled_for__lte=now,
         ).distinct()
         for edition in unfinished:
-            sending.requeue_expired_claims(edition, now)
-            batches += [(edition.pk, first, last) for first, last in sending.batch_ranges(edition)]
-        report = sending.BatchReport()
-        for edition_id, first_id, last_id in dict.fromkeys(batches):
-            report.add(sending.send_batch(edition_id, first_id, last_id))
-            sending.finish_if_done(edition_id)
+            recovery.requeue_expired_claims(edition, now)
+            due += [(edition.pk, first, last) for first, last in batches.batch_ranges(edition)]
+        report = batches.BatchReport()
+        for edition_id, first_id, last_id in dict.fromkeys(due):
+            report.add(batches.send_batch(edition_id, first_id, last_id))
+            recovery.finish_if_done(edition_id)
         return report
 
-    def send_by_hand(self, date: datetime.date, sync: bool) -> sending.BatchReport | None:
+    def send_by_hand(self, date: datetime.date, sync: bool) -> batches.BatchReport | None:
         if not schedule.is_weekday(date):
             raise CommandError(
                 f"{date:%A %Y-%m-%d} is a weekend day: editions go out Monday to Friday."
@@ -135,4 +135,4 @@ class Command(BaseCommand):
             tasks.send_edition.delay(edition.pk)
             self.stdout.write("Queued for the Celery workers.")
             return None
-        return sending.send_edition_now(edition.pk)
+        return by_hand.send_edition_now(edition.pk)

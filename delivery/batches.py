@@ -1,24 +1,16 @@
-"""Sending an edition to every entitled reader, and resuming sends that stalled.
+"""A batch of deliveries: claimed, sent over one mail connection, and recorded in its ledger.
 
-The Delivery table is the record of what was sent: one row per (edition,
-reader), unique, created when the send starts, claimed by one sender before
-the email goes out, and marked sent or failed afterwards. Everything here is
-safe to run twice, from two workers at once, or again after a crash:
-
-- an edition exists once per date (unique), its audience is fixed once;
-- a batch claims only `queued` rows, so two senders never send the same row;
-- rows are marked `sent` every DIGEST_CHECKPOINT_EVERY emails, so a worker killed
-  mid-batch leaves at most that many sent-but-unmarked rows; they stay
-  `sending` until the dead sender's lease runs out (delivery.leases, about
-  a minute), and are then sent again. That is the one, bounded, way a
-  reader can get a digest twice. A sender that loses its database
-  connection retries the write on a new one instead of giving up.
+A batch claims only `queued` rows of its id range, so two senders never
+send the same row, and holds them with a lease it renews while it works
+(delivery.leases). Its ledger marks rows sent every DIGEST_CHECKPOINT_EVERY
+emails: a worker killed mid-batch leaves at most that many sent but
+unmarked, sent again once its lease runs out. Whatever stops a batch, the
+rows it did not send go back to the queue (release).
 """
 
 import datetime
 import logging
 import smtplib
-import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,50 +21,34 @@ from django.conf import settings
 from django.core.mail import mailers
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import (
     Case,
-    Exists,
     F,
-    OuterRef,
-    Q,
-    TextField,
     Value,
     When,
 )
-from django.db.models.functions import Concat
 from django.utils import timezone
 
-from delivery import audience, bounces
+from delivery.deliverability import health, suppression
+from delivery.deliverability.verp import verp_address
 from delivery.emails import DigestTemplate
 from delivery.leases import Lease, durably, lease_length
-from delivery.mail import signing_for, verp_address
-from delivery.models import Delivery, SendSlot, message_id_for
+from delivery.models import Delivery, message_id_for
+from delivery.recovery import RESUMED_NOTE, mark_missed
 from delivery.wire import carriers, smtp
+from delivery.wire.backend import signing_for
 from delivery.wire.mime import fast_digest
-from newsletter import calendar
-from newsletter.editions import build_edition, window_articles
+from newsletter.editions import window_articles
 from newsletter.models import Article, Edition
-from newsletter.schedule import (
-    is_send_day,
-    local_date,
-    previous_send_moment,
-    send_moment,
-    send_time_on,
-)
+from newsletter.schedule import local_date
 from subscriptions.addresses import mask_addresses
 from subscriptions.models import Subscriber
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
-# Rows claimed before leases (lease_until empty) are taken over after this.
-CLAIM_TIMEOUT = datetime.timedelta(minutes=15)
-# How far back the periodic sweep looks for sends to resume.
-RESUME_WINDOW = datetime.timedelta(days=2)
 SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
-# Written on rows whose claim expired: the reader may already have the email.
-RESUMED_NOTE = "Resumed after an interrupted send; this reader may receive it twice."
 # Written on rows whose connection dropped after the message went out.
 UNCONFIRMED_NOTE = (
     "Sent; the connection dropped before the mail server confirmed it, "
@@ -86,13 +62,6 @@ type Outcome = smtp.Outcome[Delivery]
 
 class TransientSendError(Exception):
     """The mail server or ESP is unavailable for now; retry the batch later."""
-
-
-class EditionHeld(Exception):
-    """The editors are holding this edition back."""
-
-
-# ---------------------------------------------------------------- sending
 
 
 @dataclass
@@ -111,289 +80,6 @@ class BatchReport:
         self.requeued += other.requeued
         for carrier, count in other.carried.items():
             self.carried[carrier] = self.carried.get(carrier, 0) + count
-
-
-def start_send(
-    edition: Edition,
-    now: datetime.datetime | None = None,
-    *,
-    on_batch: Callable[[int, int], object] | None = None,
-) -> bool:
-    """Send the edition now to every entitled reader who has not had that date's digest.
-
-    The by-hand send (`send_digest --date`, and tests): whatever each
-    reader's own morning, their digest goes now, carrying what was published
-    since their previous one. Readers whose morning already brought them this
-    date's digest keep theirs (one per reader and date). Once only: later
-    calls do nothing, unless the call that began the send died before the
-    last of its audience was written; then, once its lease has run out, the
-    next call writes the rest.
-
-    The audience is written in chunks (delivery.audience), and
-    `on_batch(first_id, last_id)` is given the batches of each as soon as it
-    is committed, so the first emails go while the rest is being written.
-    Returns whether this call wrote the audience (began the send or took
-    over a writer that died).
-    """
-    now = now or timezone.now()
-    with transaction.atomic():
-        edition = Edition.objects.select_for_update().get(pk=edition.pk)
-        if edition.status == Edition.Status.HELD:
-            raise EditionHeld(f"{edition} is held by the editors.")
-        began = edition.status == Edition.Status.DRAFT
-        lease = edition.audience_lease_until
-        if not began and (lease is None or lease >= now):
-            return False  # sent or being sent, its audience written or being written
-        moment = now if began else (edition.send_started_at or now)
-        Edition.objects.filter(pk=edition.pk).update(audience_lease_until=now + lease_length())
-        if began:
-            mark_sending(edition, now)
-    # The audience as it is when the send begins (also for a writer that
-    # takes over): who joins while it is written gets the next edition.
-    readers = Subscriber.objects.entitled(moment).filter(created_at__lte=moment)
-    # A first digest reaches back to the newsroom's send before this
-    # date's (or before the send, for a date still to come).
-    default_start = min(
-        previous_send_moment(day, settings.DIGEST_SEND_TIME, settings.DIGEST_TIMEZONE)
-        for day in (send_time_on(edition.date), moment)
-    )
-    renewal = LeaseClock(now)
-    count, after = 0, 0
-    for written in audience.write_audience(
-        edition,
-        readers,
-        among=Subscriber.objects.all(),
-        scheduled_for=moment,
-        default_window_start=default_start,
-        with_each_chunk=lambda written: Edition.objects.filter(pk=edition.pk).update(
-            audience_lease_until=renewal.until()
-        ),
-    ):
-        count += written
-        if on_batch is not None:
-            # From the first id on the first time: a writer that died may
-            # have left rows nobody queued.
-            for first_id, last_id in iter_batch_ranges(edition, scheduled_for=moment, after=after):
-                on_batch(first_id, last_id)
-                after = last_id
-    Edition.objects.filter(pk=edition.pk).update(audience_lease_until=None)
-    if on_batch is not None:
-        # Its batches may all have gone before the last chunk was in: theirs
-        # found the audience still being written.
-        finish_if_done(edition.pk)
-    logger.info("Edition %s: sent by hand to %d readers", edition.date, count)
-    return True
-
-
-class LeaseClock:
-    """The end of a writer's lease, renewed: its `now`, moved on by the time gone by since.
-
-    The clock is read once, by the caller; a long write (a million readers
-    take tens of seconds) keeps its lease by the monotonic clock.
-    """
-
-    def __init__(self, now: datetime.datetime) -> None:
-        self.now = now
-        self.started = time.monotonic()
-
-    def until(self) -> datetime.datetime:
-        gone_by = datetime.timedelta(seconds=time.monotonic() - self.started)
-        return self.now + gone_by + lease_length()
-
-
-def mark_sending(edition: Edition, now: datetime.datetime) -> None:
-    """The edition has deliveries on their way (again, for a later zone)."""
-    Edition.objects.filter(pk=edition.pk).exclude(status=Edition.Status.HELD).update(
-        status=Edition.Status.SENDING, sent_at=None
-    )
-    Edition.objects.filter(pk=edition.pk, send_started_at=None).update(send_started_at=now)
-
-
-# ---------------------------------------------------------------- each reader's morning
-
-
-def catch_up_window() -> datetime.timedelta:
-    return datetime.timedelta(hours=settings.DIGEST_CATCH_UP_HOURS)
-
-
-def schedule_due_sends(now: datetime.datetime | None = None) -> list[tuple[int, int, int]]:
-    """Write the deliveries of every local morning that has come; return their batches.
-
-    For each (zone, delivery time) that readers have, and each of the last
-    two local dates there, a send moment that has passed is claimed once
-    (SendSlot, unique): within the catch-up window its readers' deliveries
-    are queued; later (beat or workers were down all morning) they are
-    recorded as missed. Weekends where the reader lives, no-send days and
-    held editions get none, nor (DIGEST_SKIP_PUBLIC_HOLIDAYS) the reader's
-    national holidays. Returns (edition_id, first_id, last_id) ranges
-    of the new queued rows, for the batch tasks.
-    """
-    return list(iter_due_sends(now))
-
-
-def iter_due_sends(now: datetime.datetime | None = None) -> Iterator[tuple[int, int, int]]:
-    """schedule_due_sends, each batch as soon as its rows are committed (for the beat task)."""
-    now = now or timezone.now()
-    today = now.astimezone(datetime.UTC).date()  # whatever offset `now` came with
-    # Local dates run up to a day ahead of UTC's (Tokyo, Kiritimati).
-    # Back far enough for a first digest's window: the previous send day.
-    start, end = today - calendar.LOOKBACK, today + datetime.timedelta(days=1)
-    no_send = calendar.no_send_days(start, end)
-    catch_up = catch_up_window()
-    slots = Subscriber.objects.order_by().values_list("time_zone", "send_time").distinct()
-    for zone, send_time in slots:
-        skipped = calendar.days_off(zone, start, end, no_send)
-        local = local_date(now, zone)
-        for day in (local - datetime.timedelta(days=1), local):
-            moment = send_moment(day, send_time, zone)
-            # Older slots were decided on their own day (or are beyond recall).
-            if not is_send_day(day, skipped) or not moment <= now < moment + 2 * catch_up:
-                continue
-            yield from schedule_slot(day, zone, send_time, moment, now, skipped)
-
-
-def schedule_slot(
-    day: datetime.date,
-    zone: str,
-    send_time: datetime.time,
-    moment: datetime.datetime,
-    now: datetime.datetime,
-    skipped: set[datetime.date],
-) -> Iterator[tuple[int, int, int]]:
-    """Claim one local morning's send and write its deliveries (see schedule_due_sends).
-
-    Yields the batches of each chunk of the audience once it is committed.
-    A slot still "writing" whose lease has run out (its writer died) is
-    taken over: its audience is written again, which adds only the readers
-    the first writer did not reach.
-    """
-    slot = SendSlot.objects.filter(date=day, time_zone=zone, send_time=send_time).first()
-    if slot is not None and not slot.writer_died(now):
-        return
-    # Nothing new for the edition may still be something for a reader whose
-    # window reaches back (a pause, a missed morning): the windows decide.
-    backlog = datetime.timedelta(days=settings.DIGEST_MAX_BACKLOG_DAYS)
-    owed = Article.objects.published_between(moment - backlog, moment).exists()
-    edition = build_edition(day, now=moment, even_if_empty=owed)
-    if edition is not None and edition.status == Edition.Status.HELD:
-        return  # the editors decide; the slot stays open until they release it
-    missed = now >= moment + catch_up_window()
-    renewal = LeaseClock(now)
-    if slot is None:
-        try:
-            with transaction.atomic():
-                slot = SendSlot.objects.create(
-                    date=day,
-                    time_zone=zone,
-                    send_time=send_time,
-                    scheduled_for=moment,
-                    outcome=SendSlot.Outcome.NOTHING_NEW
-                    if edition is None
-                    else SendSlot.Outcome.WRITING,
-                    lease_until=None if edition is None else renewal.until(),
-                )
-        except IntegrityError:
-            return  # another scheduler claimed it first
-        took_over = False
-    elif not SendSlot.objects.filter(pk=slot.pk, lease_until=slot.lease_until).update(
-        lease_until=renewal.until()
-    ):
-        return  # another scheduler took it over first
-    else:
-        took_over = True
-        logger.warning(
-            "%s %s %s: writing the audience again (its writer died)", day, send_time, zone
-        )
-    if edition is None:
-        return
-
-    def with_each_chunk(written: int) -> None:
-        SendSlot.objects.filter(pk=slot.pk).update(lease_until=renewal.until())
-        if written and not missed:
-            mark_sending(edition, now)
-
-    readers = (
-        Subscriber.objects.entitled(moment)
-        .filter(time_zone=zone, send_time=send_time, created_at__lt=moment)
-        .exclude(pause_until__gt=day)
-    )
-    count, after = 0, 0
-    for written in audience.write_audience(
-        edition,
-        readers,
-        among=Subscriber.objects.filter(time_zone=zone, send_time=send_time),
-        scheduled_for=moment,
-        default_window_start=previous_send_moment(moment, send_time, zone, skipped),
-        status=Delivery.Status.MISSED if missed else Delivery.Status.QUEUED,
-        with_each_chunk=with_each_chunk,
-    ):
-        count += written
-        if missed:
-            continue
-        # From the first id on the first time: a writer that died may have
-        # left rows nobody queued.
-        for first_id, last_id in iter_batch_ranges(edition, scheduled_for=moment, after=after):
-            yield (edition.pk, first_id, last_id)
-            after = last_id
-    if took_over:  # the first writer's rows count too
-        count = edition.deliveries.filter(scheduled_for=moment, time_zone=zone).count()
-    slot.readers = count
-    slot.outcome = SendSlot.Outcome.MISSED if missed else SendSlot.Outcome.QUEUED
-    slot.lease_until = None
-    slot.save(update_fields=["readers", "outcome", "lease_until"])
-    if missed:
-        Delivery.objects.filter(
-            edition=edition, scheduled_for=moment, time_zone=zone, status=Delivery.Status.MISSED
-        ).update(last_error=f"Due at {moment.isoformat()} while nothing could send.")
-        logger.error("%s %s %s: %d digests missed (due %s)", day, send_time, zone, count, moment)
-        return
-    finish_if_done(edition.pk)  # its batches may all have gone before the last chunk
-    logger.info("%s %s %s: %d digests queued", day, send_time, zone, count)
-
-
-def mark_missed(now: datetime.datetime | None = None) -> int:
-    """Deliveries still queued when the reader's morning is over: recorded as missed."""
-    now = now or timezone.now()
-    hours = settings.DIGEST_CATCH_UP_HOURS
-    count = Delivery.objects.filter(
-        status=Delivery.Status.QUEUED, scheduled_for__lt=now - catch_up_window()
-    ).update(
-        status=Delivery.Status.MISSED,
-        lease_until=None,
-        last_error=Case(
-            When(
-                last_error="", then=Value(f"Not sent within {hours} hours of the reader's morning.")
-            ),
-            default=Concat(
-                Value(f"Not sent within {hours} hours of the reader's morning; last error: "),
-                "last_error",
-            ),
-            output_field=TextField(),
-        ),
-    )
-    if count:
-        logger.error("%d digests missed: not sent within %d hours of their morning", count, hours)
-    return count
-
-
-def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = None) -> int:
-    """Hand back rows claimed by a sender that died: its lease ran out."""
-    now = now or timezone.now()
-    count = (
-        edition.deliveries.filter(status=Delivery.Status.SENDING)
-        .filter(
-            Q(lease_until__lt=now) | Q(lease_until__isnull=True, claimed_at__lt=now - CLAIM_TIMEOUT)
-        )
-        .update(
-            status=Delivery.Status.QUEUED,
-            claimed_at=None,
-            lease_until=None,
-            last_error=RESUMED_NOTE,
-        )
-    )
-    if count:
-        logger.warning("Edition %s: %d interrupted deliveries requeued", edition.date, count)
-    return count
 
 
 def batch_ranges(
@@ -607,7 +293,7 @@ class BatchLedger:
         self.failed: dict[str, list[int]] = defaultdict(list)
         self.deferred: dict[str, list[int]] = defaultdict(list)
         self.skipped: dict[str, list[int]] = defaultdict(list)
-        # 5xx answers at send time: bounces of their readers (delivery.bounces).
+        # 5xx answers at send time: bounces of their readers (delivery.deliverability.suppression).
         self.refused: list[tuple[Delivery, Exception]] = []
         self.report = BatchReport()
 
@@ -685,7 +371,7 @@ class BatchLedger:
         self.report.failed += sum(len(ids) for ids in self.failed.values())
         self.report.skipped += sum(len(ids) for ids in self.skipped.values())
         self.unconfirmed.clear()
-        bounces.record_refusals(self.refused)
+        suppression.record_refusals(self.refused)
         self.refused.clear()
         self.failed.clear()
         self.deferred.clear()
@@ -786,7 +472,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     Raises TransientSendError, with the unsent rows back in the queue, when
     the mail server is unavailable or answers "try again later".
     """
-    pause = bounces.sends_paused()
+    pause = health.sends_paused()
     if pause is not None:
         # Complaints passed the pause rate: the rows wait, queued, for staff.
         logger.warning("Edition %s: sends paused (%s)", edition_id, pause.reason)
@@ -961,7 +647,9 @@ class Sender:
             message = digest.message_for(subscriber, message_id=message_id)
             # ESPs (anymail) return this with bounce and complaint events.
             message.metadata = {"delivery_id": str(delivery.pk), "edition": str(self.edition.date)}
-            message.smtp_envelope_from = verp  # delivery.mail.SigningSMTPBackend's MAIL FROM
+            message.smtp_envelope_from = (
+                verp  # delivery.wire.backend.SigningSMTPBackend's MAIL FROM
+            )
             self.connection.send_messages([message])
 
         return [*outcomes, (delivery, outcome_of(send_by_django))]
@@ -990,91 +678,3 @@ def outcome_of[**P](
         # local part without SMTPUTF8, say): this reader only.
         return error
     return None
-
-
-def finish_if_done(edition_id: int) -> bool:
-    """Mark the edition sent once no delivery is queued or in flight; return whether it is done.
-
-    Not while its audience is still being written (delivery.audience): by
-    hand until the writer or the one that takes it over ends, by the
-    scheduler while a writer holds a live lease (one whose lease ran out is
-    taken over by the scheduler, which marks the edition sending again).
-    """
-    unfinished = Delivery.objects.filter(
-        edition_id=edition_id, status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
-    )
-    if unfinished.exists():
-        return False
-    now = timezone.now()
-    writing = SendSlot.objects.filter(
-        date=OuterRef("date"), outcome=SendSlot.Outcome.WRITING, lease_until__gte=now
-    )
-    written = Edition.objects.filter(pk=edition_id, audience_lease_until=None).exclude(
-        Exists(writing)
-    )
-    written.filter(status=Edition.Status.SENDING).update(status=Edition.Status.SENT, sent_at=now)
-    return written.exists()
-
-
-def send_edition_now(edition_id: int) -> BatchReport:
-    """Send the whole edition in this process (the command's --sync)."""
-    edition = Edition.objects.get(pk=edition_id)
-    start_send(edition)
-    requeue_expired_claims(edition)
-    report = BatchReport()
-    for first_id, last_id in batch_ranges(edition):
-        report.add(send_batch(edition.pk, first_id, last_id))
-    finish_if_done(edition.pk)
-    return report
-
-
-def resend_failed(edition: Edition) -> int:
-    """Queue again the failed deliveries of an edition (staff's "resend to failed")."""
-    with transaction.atomic():
-        # A fresh set of attempts: staff resend once the cause is fixed.
-        count = edition.deliveries.filter(status=Delivery.Status.FAILED).update(
-            status=Delivery.Status.QUEUED, claimed_at=None, lease_until=None, attempts=0
-        )
-        if count:
-            Edition.objects.filter(pk=edition.pk).update(
-                status=Edition.Status.SENDING, sent_at=None
-            )
-    return count
-
-
-def editions_to_resume(now: datetime.datetime | None = None) -> list[Edition]:
-    """Recent editions still sending with rows nobody holds: their tasks were lost.
-
-    The sweep's question, every minute. Rows of a sender that died come back
-    once its lease runs out; those and any queued row are someone's only
-    while a live lease holds them (a sender at work, a batch waiting to
-    retry) or while the send is visibly moving (a row sent within the last
-    lease: batches waiting their turn in the broker). Otherwise the batch
-    tasks are gone (a flushed or restarted broker, a killed worker) and the
-    send is restarted: at worst a range is queued twice, which the claims
-    make harmless.
-    """
-    now = now or timezone.now()
-    recent = Edition.objects.filter(
-        status=Edition.Status.SENDING, send_started_at__gte=now - RESUME_WINDOW
-    )
-    mark_missed(now)
-    if bounces.sends_paused(now) is not None:
-        return []  # staff paused the sends (complaints): queued rows wait for them
-    stalled = []
-    for edition in recent:
-        taken_back = requeue_expired_claims(edition, now)
-        lease = edition.audience_lease_until
-        if lease is not None and lease < now:
-            stalled.append(edition)  # its audience's writer died: send_edition writes the rest
-            continue
-        if finish_if_done(edition.pk):
-            continue
-        rows = edition.deliveries
-        held = rows.filter(
-            status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING], lease_until__gte=now
-        ).exists()
-        moving = rows.filter(sent_at__gte=now - lease_length()).exists()
-        if taken_back or not (held or moving):
-            stalled.append(edition)
-    return stalled

@@ -1,4 +1,4 @@
-"""The SMTP backend: DKIM signing (delivery.deliverability.dkim) and VERP envelope senders.
+"""Signed addresses: each email's return path (VERP) and each reader's unsubscribe mailto:.
 
 VERP (variable envelope return path): with BOUNCE_DOMAIN set, each email's
 envelope sender (MAIL FROM, the Return-Path a bounce goes back to) is
@@ -6,29 +6,24 @@ envelope sender (MAIL FROM, the Return-Path a bounce goes back to) is
 delivery (or reader) it is about whatever the remote server writes in it.
 The signature, an HMAC of the secret key, stops anyone from crafting a
 bounce that suppresses an address of their choosing. It is lower-case hex:
-some mail systems fold the case of local parts.
+some mail systems fold the case of local parts. The reader's unsubscribe
+address (the mailto: half of List-Unsubscribe) is signed the same way.
 """
 
-import email.policy
 import functools
 import hashlib
 import hmac
 import re
-import smtplib
-from collections.abc import Callable
-from email.utils import make_msgid
-from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.mail import EmailMessage
-from django.core.mail.backends.base import BaseEmailBackend
-from django.core.mail.backends.smtp import EmailBackend
 from django.utils.crypto import constant_time_compare
 
-from delivery.deliverability import dkim
-
+# The name of the module that first signed these addresses, kept: another salt
+# would void the return address of every email still out (bounces come back
+# for days), and every reader's unsubscribe address.
 VERP_SALT = "config.mail.verp"
+
+
 SIGNATURE_LENGTH = 12  # 48 bits: forging one means guessing among 2^48
 
 
@@ -73,7 +68,7 @@ def unsubscribe_mailto(subscriber_id: int) -> str:
     UNSUBSCRIBE_MAILTO with a signed subaddress naming the reader in place of
     any it has (news@example.com becomes news+u42-<signature>@example.com):
     an email to it unsubscribes that reader whoever it claims to be from,
-    and a forged From names nobody (delivery.bounces).
+    and a forged From names nobody (delivery.deliverability.reports).
     """
     local_part, domain = _mailto_parts()
     tag = f"u{subscriber_id}"
@@ -110,49 +105,3 @@ def _signed_tag(lowered: str) -> tuple[str, int] | None:
     ):
         return None
     return kind, int(pk)
-
-
-def envelope_sender(message: EmailMessage) -> str:
-    """The MAIL FROM of a message: its VERP address when it has one, else its From."""
-    return getattr(message, "smtp_envelope_from", None) or message.from_email
-
-
-class SigningSMTPBackend(EmailBackend):
-    """Django's SMTP backend; each message is DKIM-signed just before it is sent."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.signer = dkim.signer()
-
-    def _send(self, email_message: EmailMessage) -> bool:
-        # As Django's own _send, with one step between serialising and sending:
-        # the signature must cover exactly the bytes that go on the wire.
-        if not email_message.recipients():
-            return False
-        from_email = self.prep_address(envelope_sender(email_message))
-        recipients = [self.prep_address(address) for address in email_message.recipients()]
-        if not any(name.lower() == "message-id" for name in email_message.extra_headers):
-            # Django's default is this machine's name (often localhost, or a
-            # container id), which spam filters count against: the site's.
-            email_message.extra_headers["Message-ID"] = make_msgid(
-                domain=urlsplit(settings.SITE_URL).hostname or "localhost"
-            )
-        data = email_message.message(policy=email.policy.SMTP).as_bytes()
-        if self.signer is not None:
-            data = self.signer.sign(data)
-        if self.connection is None:  # pragma: no cover - send_messages opened it
-            raise smtplib.SMTPServerDisconnected("The SMTP connection is not open.")
-        try:
-            self.connection.sendmail(from_email, recipients, data)
-        except smtplib.SMTPException:
-            if not self.fail_silently:
-                raise
-            return False
-        return True
-
-
-def signing_for(connection: BaseEmailBackend) -> Callable[[bytes], bytes] | None:
-    """How to sign bytes sent past this backend (the digest's fast path), or None."""
-    if isinstance(connection, SigningSMTPBackend) and connection.signer is not None:
-        return connection.signer.sign
-    return None
