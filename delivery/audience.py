@@ -34,6 +34,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from delivery.batches import batch_ranges
 from delivery.models import Delivery
 from newsletter.models import Edition
 from subscriptions.models import Subscriber
@@ -80,24 +81,20 @@ def reader_ranges(among: QuerySet[Subscriber]) -> Iterator[tuple[int, int | None
         first, size = after, min(size * 2, LARGEST_CHUNK)
 
 
-def write_audience(
-    edition: Edition,
-    readers: QuerySet[Subscriber],
-    *,
-    among: QuerySet[Subscriber],
-    scheduled_for: datetime.datetime,
-    default_window_start: datetime.datetime,
-    status: str = Delivery.Status.QUEUED,
-    with_each_chunk: Callable[[int], object] = lambda written: None,
-) -> Iterator[int]:
-    """Write the audience chunk by chunk; yield how many rows each chunk added, once committed.
+class AudienceWrite:
+    """An audience being written, chunk by chunk, as it is iterated: the one writing loop.
 
-    `readers` are the audience (entitled, and so on), drawn from `among`,
-    whose ids cut the chunks (see reader_ranges). `with_each_chunk(written)`
-    runs inside each chunk's transaction (to renew the writer's lease, to
-    mark the edition sending): the rows and what is said about them commit
-    together. The caller queues a chunk's batches when it is yielded,
-    outside any transaction.
+    The scheduler's local mornings and the by-hand send both write theirs
+    this way. `readers` are the audience (entitled, and so on), drawn from
+    `among`, whose ids cut the chunks (see reader_ranges). Each chunk is
+    written in a transaction with `with_each_chunk(written)` (which renews
+    the writer's lease, or marks the edition sending): the rows and what is
+    said about them commit together. Then, outside any transaction, the
+    iteration yields the (first_id, last_id) batches of the chunk's queued
+    rows, for the caller to queue or send, so the first emails go while the
+    rest is written; with `batches` off (rows written missed, or a caller
+    that sends once the whole audience is in) it yields nothing. `written`
+    counts the rows added so far.
 
     PostgreSQL's statistics are refreshed once, after the last chunk (as
     for an audience written whole): measured, the claims of the batches sent
@@ -105,23 +102,55 @@ def write_audience(
     ANALYZE after every chunk that grows the table by a tenth (each of a
     first send's) cost the database server a quarter more CPU.
     """
-    total = 0
-    for first_id, last_id in reader_ranges(among):
-        chunk = readers.filter(pk__gte=first_id)
-        if last_id is not None:
-            chunk = chunk.filter(pk__lte=last_id)
-        with transaction.atomic():
-            written = snapshot_audience(
-                edition,
-                chunk,
-                scheduled_for=scheduled_for,
-                default_window_start=default_window_start,
-                status=status,
-            )
-            with_each_chunk(written)
-        total += written
-        yield written
-    refresh_statistics(total)
+
+    def __init__(
+        self,
+        edition: Edition,
+        readers: QuerySet[Subscriber],
+        *,
+        among: QuerySet[Subscriber],
+        scheduled_for: datetime.datetime,
+        default_window_start: datetime.datetime,
+        status: str = Delivery.Status.QUEUED,
+        with_each_chunk: Callable[[int], object] = lambda written: None,
+        batches: bool = True,
+    ) -> None:
+        self.edition = edition
+        self.readers = readers
+        self.among = among
+        self.scheduled_for = scheduled_for
+        self.default_window_start = default_window_start
+        self.status = status
+        self.with_each_chunk = with_each_chunk
+        self.batches = batches
+        self.written = 0
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        after = 0
+        for first_reader, last_reader in reader_ranges(self.among):
+            chunk = self.readers.filter(pk__gte=first_reader)
+            if last_reader is not None:
+                chunk = chunk.filter(pk__lte=last_reader)
+            with transaction.atomic():
+                written = snapshot_audience(
+                    self.edition,
+                    chunk,
+                    scheduled_for=self.scheduled_for,
+                    default_window_start=self.default_window_start,
+                    status=self.status,
+                )
+                self.with_each_chunk(written)
+            self.written += written
+            if not self.batches:
+                continue
+            # From the first id on the first time: a writer that died may
+            # have left rows nobody queued.
+            for first_id, last_id in batch_ranges(
+                self.edition, scheduled_for=self.scheduled_for, after=after
+            ):
+                yield first_id, last_id
+                after = last_id
+        refresh_statistics(self.written)
 
 
 def snapshot_audience(

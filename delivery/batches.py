@@ -5,7 +5,7 @@ send the same row, and holds them with a lease it renews while it works
 (delivery.leases). Its ledger marks rows sent every DIGEST_CHECKPOINT_EVERY
 emails: a worker killed mid-batch leaves at most that many sent but
 unmarked, sent again once its lease runs out. Whatever stops a batch, the
-rows it did not send go back to the queue (release).
+rows it did not send go back to the queue (release_claims).
 """
 
 import datetime
@@ -87,23 +87,12 @@ def batch_ranges(
     size: int | None = None,
     *,
     scheduled_for: datetime.datetime | None = None,
-) -> list[tuple[int, int]]:
-    """Split the queued deliveries (of one send moment) into (first_id, last_id) ranges.
-
-    Rows a batch waiting to retry holds (a live lease) are left to it.
-    """
-    return list(iter_batch_ranges(edition, size, scheduled_for=scheduled_for))
-
-
-def iter_batch_ranges(
-    edition: Edition,
-    size: int | None = None,
-    *,
-    scheduled_for: datetime.datetime | None = None,
     after: int = 0,
 ) -> Iterator[tuple[int, int]]:
-    """batch_ranges, each as soon as it is known: the first batch need not wait for the last.
+    """Split the queued deliveries (of one send moment) into (first_id, last_id) ranges.
 
+    Each range as soon as it is known: the first batch need not wait for the
+    last. Rows a batch waiting to retry holds (a live lease) are left to it.
     `after`: only rows of a later id (those of the audience's next chunk).
     """
     size = size or settings.DIGEST_BATCH_SIZE
@@ -399,7 +388,7 @@ class BatchLedger:
             )
         requeued = 0
         for error, ids in self.deferred.items():
-            requeued += release(ids, error, tried=ids)
+            requeued += release_claims(ids, error, tried=ids)
         for reason, ids in self.skipped.items():
             Delivery.objects.filter(pk__in=ids).update(
                 status=Delivery.Status.SKIPPED, last_error=reason, lease_until=None
@@ -407,10 +396,10 @@ class BatchLedger:
         return requeued
 
 
-def release(
+def release_claims(
     delivery_ids: list[int], error: BaseException | str, *, tried: Iterable[int] = ()
 ) -> int:
-    """Give unsent rows back to the queue; return how many went back.
+    """Give claimed rows that were not sent back to the queue; return how many went back.
 
     `tried` are the rows whose send was attempted and met `error`: their
     attempt counts, and one that has had MAX_ATTEMPTS is failed instead.
@@ -433,8 +422,12 @@ def release(
     return durably(write, "handing rows back to the queue")
 
 
-def hold(edition_id: int, first_id: int, last_id: int, seconds: float) -> int:
-    """The queued rows of a batch waiting `seconds` to retry: held by it, not stalled."""
+def hold_for_retry(edition_id: int, first_id: int, last_id: int, seconds: float) -> int:
+    """The queued rows of a batch waiting `seconds` to retry: held by it, not stalled.
+
+    Not an editor's hold on an edition (Edition.hold): a lease on rows, so
+    that the sweep leaves them to the retry.
+    """
     until = timezone.now() + datetime.timedelta(seconds=seconds) + lease_length()
     return durably(
         lambda: Delivery.objects.filter(
@@ -497,7 +490,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     try:
         connection.open()
     except SEND_ERRORS as error:
-        release([d.pk for d in deliveries], error)
+        release_claims([d.pk for d in deliveries], error)
         carriers.failed(carrier)
         raise TransientSendError(describe(error)) from error
 
@@ -513,7 +506,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         except SEND_ERRORS as error:
             # The connection is not usable after all (EHLO failed, or the
             # backend's open() failed silently): nobody was tried.
-            release([d.pk for d in deliveries], error)
+            release_claims([d.pk for d in deliveries], error)
             raise TransientSendError(describe(error)) from error
         while todo or in_flight:
             if todo:
@@ -544,7 +537,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 ledger.flush()
                 send.abort()
                 unsent = [*tried, *(d.pk for d in (*settled.resend, *in_flight, *todo))]
-                ledger.report.requeued += release(unsent, cause, tried=tried)
+                ledger.report.requeued += release_claims(unsent, cause, tried=tried)
                 logger.warning(
                     "Edition %s: mail server unavailable, %d deliveries requeued: %s",
                     edition.date,
@@ -562,7 +555,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 except SEND_ERRORS as reconnect_error:
                     ledger.flush()
                     unsent = [d.pk for d in todo]
-                    ledger.report.requeued += release(unsent, reconnect_error)
+                    ledger.report.requeued += release_claims(unsent, reconnect_error)
                     raise TransientSendError(describe(reconnect_error)) from reconnect_error
         ledger.flush()
         carriers.succeeded(carrier)
@@ -577,7 +570,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         if send is not None:
             send.abort()  # a message in flight is never completed
         ledger.flush()
-        release([d.pk for d in (*in_flight, *todo)], error)
+        release_claims([d.pk for d in (*in_flight, *todo)], error)
         raise
     finally:
         connection.close()

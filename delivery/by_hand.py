@@ -1,6 +1,10 @@
 """The by-hand send: an edition sent now to every entitled reader who has not had it.
 
 `send_digest --date` and `--by-hand`, whatever each reader's own morning.
+It is send_edition wherever it runs: here, writing the audience and handing
+on its batches; as the Celery task delivery.tasks.send_edition, queueing
+them (the task the sweep also uses to resume an edition's send); and as
+send_edition_in_process, sending them in this process (`send_digest --sync`).
 """
 
 import datetime
@@ -12,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from delivery import audience
-from delivery.batches import BatchReport, batch_ranges, iter_batch_ranges, send_batch
+from delivery.batches import BatchReport, batch_ranges, send_batch
 from delivery.leases import LeaseClock, lease_length
 from delivery.recovery import finish_if_done, requeue_expired_claims
 from newsletter.models import Edition
@@ -26,7 +30,7 @@ class EditionHeld(Exception):
     """The editors are holding this edition back."""
 
 
-def start_send(
+def send_edition(
     edition: Edition,
     now: datetime.datetime | None = None,
     *,
@@ -71,8 +75,7 @@ def start_send(
         for day in (send_time_on(edition.date), moment)
     )
     renewal = LeaseClock(now)
-    count, after = 0, 0
-    for written in audience.write_audience(
+    writing = audience.AudienceWrite(
         edition,
         readers,
         among=Subscriber.objects.all(),
@@ -81,30 +84,29 @@ def start_send(
         with_each_chunk=lambda written: Edition.objects.filter(pk=edition.pk).update(
             audience_lease_until=renewal.until()
         ),
-    ):
-        count += written
+        batches=on_batch is not None,
+    )
+    for first_id, last_id in writing:
         if on_batch is not None:
-            # From the first id on the first time: a writer that died may
-            # have left rows nobody queued.
-            for first_id, last_id in iter_batch_ranges(edition, scheduled_for=moment, after=after):
-                on_batch(first_id, last_id)
-                after = last_id
+            on_batch(first_id, last_id)
     Edition.objects.filter(pk=edition.pk).update(audience_lease_until=None)
     if on_batch is not None:
         # Its batches may all have gone before the last chunk was in: theirs
         # found the audience still being written.
         finish_if_done(edition.pk)
-    logger.info("Edition %s: sent by hand to %d readers", edition.date, count)
+    logger.info("Edition %s: sent by hand to %d readers", edition.date, writing.written)
     return True
 
 
-def send_edition_now(edition_id: int) -> BatchReport:
+def send_edition_in_process(edition_id: int) -> BatchReport:
     """Send the whole edition in this process (the command's --sync)."""
     edition = Edition.objects.get(pk=edition_id)
-    start_send(edition)
+    send_edition(edition)
     requeue_expired_claims(edition)
     report = BatchReport()
-    for first_id, last_id in batch_ranges(edition):
+    # Every range first, then the sends: the sends write the rows a range
+    # query still being read would be reading.
+    for first_id, last_id in list(batch_ranges(edition)):
         report.add(send_batch(edition.pk, first_id, last_id))
     finish_if_done(edition.pk)
     return report

@@ -16,7 +16,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from delivery import audience
-from delivery.batches import iter_batch_ranges
 from delivery.leases import LeaseClock
 from delivery.models import Delivery, SendSlot
 from delivery.recovery import catch_up_window, finish_if_done
@@ -34,8 +33,8 @@ from subscriptions.models import Subscriber
 logger = logging.getLogger(__name__)
 
 
-def schedule_due_sends(now: datetime.datetime | None = None) -> list[tuple[int, int, int]]:
-    """Write the deliveries of every local morning that has come; return their batches.
+def schedule_due_sends(now: datetime.datetime | None = None) -> Iterator[tuple[int, int, int]]:
+    """Write the deliveries of every local morning that has come; yield their batches.
 
     For each (zone, delivery time) that readers have, and each of the last
     two local dates there, a send moment that has passed is claimed once
@@ -43,14 +42,11 @@ def schedule_due_sends(now: datetime.datetime | None = None) -> list[tuple[int, 
     are queued; later (beat or workers were down all morning) they are
     recorded as missed. Weekends where the reader lives, no-send days and
     held editions get none, nor (DIGEST_SKIP_PUBLIC_HOLIDAYS) the reader's
-    national holidays. Returns (edition_id, first_id, last_id) ranges
-    of the new queued rows, for the batch tasks.
+    national holidays. Yields (edition_id, first_id, last_id) ranges of
+    the new queued rows, for the batch tasks, each as soon as its rows are
+    committed: the first batches go while the rest of the audience is written.
+    Nothing is written until it is iterated.
     """
-    return list(iter_due_sends(now))
-
-
-def iter_due_sends(now: datetime.datetime | None = None) -> Iterator[tuple[int, int, int]]:
-    """schedule_due_sends, each batch as soon as its rows are committed (for the beat task)."""
     now = now or timezone.now()
     today = now.astimezone(datetime.UTC).date()  # whatever offset `now` came with
     # Local dates run up to a day ahead of UTC's (Tokyo, Kiritimati).
@@ -135,8 +131,7 @@ def schedule_slot(
         .filter(time_zone=zone, send_time=send_time, created_at__lt=moment)
         .exclude(pause_until__gt=day)
     )
-    count, after = 0, 0
-    for written in audience.write_audience(
+    writing = audience.AudienceWrite(
         edition,
         readers,
         among=Subscriber.objects.filter(time_zone=zone, send_time=send_time),
@@ -144,15 +139,11 @@ def schedule_slot(
         default_window_start=previous_send_moment(moment, send_time, zone, skipped),
         status=Delivery.Status.MISSED if missed else Delivery.Status.QUEUED,
         with_each_chunk=with_each_chunk,
-    ):
-        count += written
-        if missed:
-            continue
-        # From the first id on the first time: a writer that died may have
-        # left rows nobody queued.
-        for first_id, last_id in iter_batch_ranges(edition, scheduled_for=moment, after=after):
-            yield (edition.pk, first_id, last_id)
-            after = last_id
+        batches=not missed,
+    )
+    for first_id, last_id in writing:
+        yield (edition.pk, first_id, last_id)
+    count = writing.written
     if took_over:  # the first writer's rows count too
         count = edition.deliveries.filter(scheduled_for=moment, time_zone=zone).count()
     slot.readers = count

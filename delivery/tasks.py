@@ -41,7 +41,7 @@ def send_due_digests() -> int:
     """
     queued = 0
     # Each batch is queued as soon as its chunk of the audience is written.
-    for edition_id, first_id, last_id in scheduler.iter_due_sends():
+    for edition_id, first_id, last_id in scheduler.schedule_due_sends():
         send_delivery_batch.delay(edition_id, first_id, last_id)
         queued += 1
     return queued
@@ -49,7 +49,11 @@ def send_due_digests() -> int:
 
 @shared_task(name="newsletter.tasks.send_edition")
 def send_edition(edition_id: int) -> int:
-    """Start (or resume) an edition's send: one batch task per range of readers."""
+    """Start (or resume) an edition's send: one batch task per range of readers.
+
+    The by-hand send's queued form (delivery.by_hand), and the sweep's way
+    to restart an edition whose batch tasks were lost.
+    """
     edition = Edition.objects.get(pk=edition_id)
     queued = 0
 
@@ -61,14 +65,14 @@ def send_edition(edition_id: int) -> int:
     try:
         # Each chunk of the audience has its batches queued once written,
         # so the first emails go while the rest of a large list is written.
-        wrote_audience = by_hand.start_send(edition, on_batch=queue)
+        wrote_audience = by_hand.send_edition(edition, on_batch=queue)
     except by_hand.EditionHeld:
         logger.info("Edition %s is held by the editors: not sending", edition.date)
         return 0
     if not wrote_audience:
         # Resumed: the rows nobody is sending.
         recovery.requeue_expired_claims(edition)
-        for first_id, last_id in batches.iter_batch_ranges(edition):
+        for first_id, last_id in batches.batch_ranges(edition):
             queue(first_id, last_id)
     if not queued:
         recovery.finish_if_done(edition.pk)
@@ -91,7 +95,7 @@ def send_delivery_batch(self: Task, edition_id: int, first_id: int, last_id: int
     except batches.TransientSendError as error:
         countdown = min(RETRY_BASE_SECONDS * 2**self.request.retries, RETRY_MAX_SECONDS)
         # The rows wait for this retry: the sweep must not count them as lost.
-        batches.hold(edition_id, first_id, last_id, countdown)
+        batches.hold_for_retry(edition_id, first_id, last_id, countdown)
         try:
             raise self.retry(exc=error, countdown=countdown)
         except MaxRetriesExceededError:

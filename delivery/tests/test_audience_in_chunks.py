@@ -99,7 +99,7 @@ def test_each_chunks_batches_are_handed_out_once_it_is_committed(readers, settin
         # What a worker picking the batch up at once would find written.
         handed_out.append((first_id, last_id, edition.deliveries.count()))
 
-    assert by_hand.start_send(edition, on_batch=on_batch) is True
+    assert by_hand.send_edition(edition, on_batch=on_batch) is True
 
     # The first chunk's two readers went before the rest were written.
     assert handed_out[0][2] == 2
@@ -125,7 +125,7 @@ def test_the_edition_is_not_sent_before_its_last_reader_is_written(readers):
         )
         done.append(recovery.finish_if_done(edition.pk))
 
-    by_hand.start_send(edition, on_batch=send_at_once)
+    by_hand.send_edition(edition, on_batch=send_at_once)
 
     assert done and not any(done)  # every batch found the audience still being written
     edition.refresh_from_db()
@@ -140,7 +140,7 @@ def test_a_send_by_hand_whose_writer_died_is_written_in_full_by_the_next(
     edition = built_edition(MONDAY)
     die_at_chunk(monkeypatch, 3)
     with pytest.raises(OperationalError):
-        by_hand.start_send(edition, on_batch=lambda first_id, last_id: None)
+        by_hand.send_edition(edition, on_batch=lambda first_id, last_id: None)
     edition.refresh_from_db()
     assert edition.status == Edition.Status.SENDING
     assert len(audience_of(edition)) == 6  # the first two chunks
@@ -149,7 +149,7 @@ def test_a_send_by_hand_whose_writer_died_is_written_in_full_by_the_next(
     assert recovery.finish_if_done(edition.pk) is False
 
     # While its lease lasts, nobody takes over.
-    assert by_hand.start_send(edition) is False
+    assert by_hand.send_edition(edition) is False
     assert edition not in recovery.editions_to_resume(MONDAY_BEFORE_SEND)
 
     clock.shift(AFTER_THE_LEASE)
@@ -157,7 +157,7 @@ def test_a_send_by_hand_whose_writer_died_is_written_in_full_by_the_next(
     assert recovery.editions_to_resume(later) == [edition]
     joined_since = make_subscriber().pk
     batches = []
-    assert by_hand.start_send(edition, later, on_batch=lambda *batch: batches.append(batch))
+    assert by_hand.send_edition(edition, later, on_batch=lambda *batch: batches.append(batch))
 
     assert audience_of(edition) == sorted(readers)  # once each, and not who joined since
     assert joined_since not in audience_of(edition)
@@ -185,7 +185,7 @@ def test_a_morning_whose_writer_died_is_written_in_full_by_the_next_scheduler(mo
     die_at_chunk(monkeypatch, 2)
     handed_out = []
     with pytest.raises(OperationalError):
-        for batch in scheduler.iter_due_sends(now):
+        for batch in scheduler.schedule_due_sends(now):
             handed_out.append(batch)
     slot = SendSlot.objects.get()
     assert slot.outcome == SendSlot.Outcome.WRITING
@@ -196,11 +196,11 @@ def test_a_morning_whose_writer_died_is_written_in_full_by_the_next_scheduler(mo
     assert recovery.finish_if_done(edition.pk) is False
 
     # The next minute's scheduler, within the writer's lease: it leaves it be.
-    assert scheduler.schedule_due_sends(now + datetime.timedelta(seconds=30)) == []
+    assert list(scheduler.schedule_due_sends(now + datetime.timedelta(seconds=30))) == []
 
     later = now + AFTER_THE_LEASE
     clock.move_to(later)
-    batches = scheduler.schedule_due_sends(later)
+    batches = list(scheduler.schedule_due_sends(later))
 
     assert audience_of(edition) == sorted(london)
     slot.refresh_from_db()
@@ -218,4 +218,4 @@ def test_a_morning_whose_writer_died_is_written_in_full_by_the_next_scheduler(mo
     edition.refresh_from_db()
     assert edition.status == Edition.Status.SENDING
     # And once all are in, nobody writes it again.
-    assert scheduler.schedule_due_sends(later + AFTER_THE_LEASE) == []
+    assert list(scheduler.schedule_due_sends(later + AFTER_THE_LEASE)) == []

@@ -82,7 +82,7 @@ def sample(name: str, **replace: str) -> bytes:
 def sent_edition(readers):
     make_article()
     edition = built_edition(MONDAY)
-    by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     return edition
 
 
@@ -192,7 +192,7 @@ def test_soft_refusals_suppress_only_after_the_configured_count(smtp_server, set
     assert Delivery.objects.get(subscriber=reader).status == Delivery.Status.FAILED
 
     recovery.resend_failed(edition)
-    by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     reader.refresh_from_db()
     assert reader.email_status == Subscriber.EmailStatus.BOUNCED
     assert BounceEvent.objects.filter(kind="soft").count() == 2

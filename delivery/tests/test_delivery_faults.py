@@ -47,7 +47,7 @@ def test_server_refusing_mid_batch_then_recovering_loses_and_doubles_nothing(
     edition = built_edition(MONDAY)
 
     with pytest.raises(batches.TransientSendError, match="451"):
-        by_hand.send_edition_now(edition.pk)
+        by_hand.send_edition_in_process(edition.pk)
 
     assert len(smtp_server.received()) == 6
     assert statuses() == {Delivery.Status.SENT: 6, Delivery.Status.QUEUED: 4}
@@ -61,7 +61,7 @@ def test_server_refusing_mid_batch_then_recovering_loses_and_doubles_nothing(
 
     smtp_server.clear_faults()
     cleared_at = time.monotonic()
-    by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
 
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
     assert statuses() == {Delivery.Status.SENT: 10}
@@ -80,7 +80,7 @@ def test_a_permanently_refused_address_is_recorded_and_others_are_sent(smtp_serv
     smtp_server.inject_faults(refuse_recipients={bad.email: [554, "5.7.1 Message refused"]})
     edition = built_edition(MONDAY)
 
-    report = by_hand.send_edition_now(edition.pk)
+    report = by_hand.send_edition_in_process(edition.pk)
 
     assert (report.sent, report.failed) == (9, 1)
     failed = Delivery.objects.get(subscriber=bad)
@@ -93,7 +93,7 @@ def test_a_permanently_refused_address_is_recorded_and_others_are_sent(smtp_serv
     # Staff fix the address's problem and resend to the failed ones only.
     smtp_server.clear_faults()
     assert recovery.resend_failed(edition) == 1
-    by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
 
 
@@ -103,7 +103,7 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
     settings.DIGEST_BATCH_SIZE = 10
     settings.DIGEST_CHECKPOINT_EVERY = 3
     edition = built_edition(MONDAY)
-    by_hand.start_send(edition)
+    by_hand.send_edition(edition)
     ((first_id, last_id),) = batches.batch_ranges(edition)
 
     # The worker is killed once its 5th email is through: SystemExit stands in
@@ -126,13 +126,13 @@ def test_a_sender_that_died_mid_batch_is_resumed_with_a_bounded_repeat(
     # 3 rows reached the checkpoint; the other claimed rows stay "sending".
     assert statuses() == {Delivery.Status.SENT: 3, Delivery.Status.SENDING: 7}
     # While the dead sender's lease holds nobody takes them over...
-    by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     assert len(smtp_server.received()) == 5
     # ...after its lease runs out (a minute), they are sent again.
     later = timezone.now() + lease_length() + datetime.timedelta(seconds=1)
     with time_machine.travel(later):
         assert recovery.editions_to_resume() == [edition]
-        by_hand.send_edition_now(edition.pk)
+        by_hand.send_edition_in_process(edition.pk)
 
     counts = received_counts(smtp_server)
     assert set(counts) == {reader.email for reader in readers}
@@ -153,7 +153,7 @@ def test_two_senders_at_once_send_each_reader_once(smtp_server, readers, fault_t
     edition = built_edition(MONDAY)
     started = time.monotonic()
 
-    run_at_once(lambda: by_hand.send_edition_now(edition.pk), times=2)
+    run_at_once(lambda: by_hand.send_edition_in_process(edition.pk), times=2)
     fault_table("two senders at once on one edition", [r.email for r in readers], started)
 
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
@@ -175,8 +175,8 @@ def test_beat_firing_twice_sends_once(smtp_server, readers, eager_celery, fault_
 
 def test_batch_task_retries_with_backoff_when_the_server_is_down(smtp_server, readers, monkeypatch):
     edition = built_edition(MONDAY)
-    by_hand.start_send(edition)
-    first_id, last_id = batches.batch_ranges(edition)[0]
+    by_hand.send_edition(edition)
+    first_id, last_id = next(batches.batch_ranges(edition))
     smtp_server.inject_faults(refuse_data_after=0)
     retries = []
 
@@ -197,7 +197,7 @@ def test_only_the_reader_tried_uses_up_attempts_while_the_server_is_down(smtp_se
     edition = built_edition(MONDAY)
     for _ in range(batches.MAX_ATTEMPTS):
         with pytest.raises(batches.TransientSendError):
-            by_hand.send_edition_now(edition.pk)
+            by_hand.send_edition_in_process(edition.pk)
 
     # Each run stopped at its first send: that reader, tried five times, is
     # failed; the others were never tried and still wait in the queue.
@@ -210,7 +210,7 @@ def test_only_the_reader_tried_uses_up_attempts_while_the_server_is_down(smtp_se
     smtp_server.clear_faults()
     assert recovery.resend_failed(edition) == 1
     assert Delivery.objects.get(pk=failed.pk).attempts == 0
-    by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
 
 
@@ -221,7 +221,7 @@ def test_a_greylisted_reader_is_deferred_and_the_batch_goes_on(smtp_server, read
     )
     edition = built_edition(MONDAY)
 
-    report = by_hand.send_edition_now(edition.pk)
+    report = by_hand.send_edition_in_process(edition.pk)
 
     assert (report.sent, report.requeued) == (9, 1)
     deferred = Delivery.objects.get(subscriber=greylisted)
@@ -231,7 +231,7 @@ def test_a_greylisted_reader_is_deferred_and_the_batch_goes_on(smtp_server, read
     assert edition.status == Edition.Status.SENDING  # not done until that reader has it
 
     smtp_server.clear_faults()
-    by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
     edition.refresh_from_db()
     assert edition.status == Edition.Status.SENT
@@ -253,7 +253,7 @@ def test_an_unexpected_error_mid_batch_records_the_sent_and_frees_the_rest(
 
     monkeypatch.setattr(batches.Sender, "send", send_then_break)
     with pytest.raises(RuntimeError):
-        by_hand.send_edition_now(edition.pk)
+        by_hand.send_edition_in_process(edition.pk)
 
     # The three the server accepted are marked (no repeat later); the fourth,
     # in flight, is dropped with the connection, never delivered; it and the
@@ -261,7 +261,7 @@ def test_an_unexpected_error_mid_batch_records_the_sent_and_frees_the_rest(
     assert len(smtp_server.received()) == 3
     assert statuses() == {Delivery.Status.SENT: 3, Delivery.Status.QUEUED: 7}
     monkeypatch.setattr(batches.Sender, "send", real_send)
-    by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     assert received_counts(smtp_server) == {reader.email: 1 for reader in readers}
 
 
@@ -269,7 +269,7 @@ def test_a_send_still_stuck_when_the_morning_is_over_is_recorded_missed(smtp_ser
     smtp_server.inject_faults(refuse_data_after=0)
     edition = built_edition(MONDAY)
     with pytest.raises(batches.TransientSendError):
-        by_hand.send_edition_now(edition.pk)
+        by_hand.send_edition_in_process(edition.pk)
 
     with time_machine.travel(
         timezone.now() + recovery.catch_up_window() + datetime.timedelta(minutes=1)

@@ -70,7 +70,7 @@ def test_every_digest_verifies_on_the_fast_path_and_on_djangos(signing, monkeypa
         return data
 
     monkeypatch.setattr(mime.FastDigest, "bytes_for", counting)
-    by_hand.send_edition_now(built_edition(MONDAY).pk)
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)
 
     assert assembled == ["plain@example.com"]  # the fast path was taken, and signed
     received = signing.received()
@@ -87,7 +87,7 @@ def test_every_digest_verifies_on_the_fast_path_and_on_djangos(signing, monkeypa
 def test_a_changed_unsubscribe_link_or_body_breaks_the_signature(signing):
     make_article()
     make_subscriber("plain@example.com")
-    by_hand.send_edition_now(built_edition(MONDAY).pk)
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)
     [mail] = signing.received()
     data = wire_bytes(mail)
     dns = dkim_dns(DOMAIN)
@@ -117,7 +117,7 @@ def test_without_a_key_nothing_is_signed(settings, smtp_server):
     settings.DKIM_PRIVATE_KEY = None
     make_article()
     reader = make_subscriber("plain@example.com")
-    by_hand.send_edition_now(built_edition(MONDAY).pk)
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)
     emails.sign_in_link(reader).send()
     received = smtp_server.received()
     assert len(received) == 2
@@ -147,7 +147,7 @@ def test_the_openssl_signature_is_byte_for_byte_dkimpys_own(signing):
     # difference allowed between the two is speed.
     make_article()
     make_subscriber("plain@example.com")
-    by_hand.send_edition_now(built_edition(MONDAY).pk)
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)
     [mail] = signing.received()
     message = wire_bytes(mail)
     header = re.match(rb"DKIM-Signature:.*?\r\n(?![ \t])", message, re.S)

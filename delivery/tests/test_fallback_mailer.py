@@ -41,10 +41,10 @@ def test_after_repeated_failures_the_fallback_carries_the_rest_and_the_report_sa
 
     for _ in range(2):  # the batch task's first attempt and its retry
         with pytest.raises(batches.TransientSendError, match="421"):
-            by_hand.send_edition_now(edition.pk)
+            by_hand.send_edition_in_process(edition.pk)
     assert carriers.choose() == carriers.FALLBACK
 
-    report = by_hand.send_edition_now(edition.pk)
+    report = by_hand.send_edition_in_process(edition.pk)
 
     assert report.sent == 6 and report.carried == {"fallback": 6}
     assert sorted(fallback.recipients()) == sorted(r.email for r in readers)
@@ -59,10 +59,10 @@ def test_one_passing_failure_does_not_switch(two_relays):
     make_subscriber("reader@example.com")
     edition = built_edition(MONDAY)
     with pytest.raises(batches.TransientSendError):
-        by_hand.send_edition_now(edition.pk)
+        by_hand.send_edition_in_process(edition.pk)
     primary.clear_faults()
 
-    report = by_hand.send_edition_now(edition.pk)
+    report = by_hand.send_edition_in_process(edition.pk)
 
     assert report.carried == {"default": 1}
     assert carriers.choose() == carriers.PRIMARY
@@ -75,8 +75,8 @@ def test_the_desk_reports_which_connection_carried_what(two_relays, admin_client
     edition = built_edition(MONDAY)
     for _ in range(2):
         with pytest.raises(batches.TransientSendError):
-            by_hand.send_edition_now(edition.pk)
-    by_hand.send_edition_now(edition.pk)
+            by_hand.send_edition_in_process(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
 
     page = admin_client.get(f"/admin/newsletter/edition/{edition.pk}/desk/").content.decode()
     assert "by the fallback (<code>FALLBACK_SMTP_URL</code>): 2" in page

@@ -219,7 +219,7 @@ def test_two_schedulers_at_once_write_each_morning_once(smtp_server, readers):
     moment = datetime.datetime.fromisoformat("2026-12-03T06:01:00+00:00")
 
     with time_machine.travel(moment, tick=False):
-        results = run_at_once(lambda: scheduler.schedule_due_sends(moment), times=2)
+        results = run_at_once(lambda: list(scheduler.schedule_due_sends(moment)), times=2)
     run_at(moment.isoformat())
 
     # London's morning is due (Tokyo's was nine hours ago, decided then);
@@ -268,7 +268,7 @@ def test_queued_digests_not_sent_by_the_end_of_the_morning_are_missed(smtp_serve
     publish_at("2026-12-02T20:00:00+00:00", "Late on Wednesday")
     moment = datetime.datetime.fromisoformat("2026-12-03T06:01:00+00:00")
     with time_machine.travel(moment, tick=False):
-        scheduler.schedule_due_sends(moment)  # queued; then every worker dies
+        list(scheduler.schedule_due_sends(moment))  # queued; then every worker dies
 
     later = moment + datetime.timedelta(hours=3, minutes=1)
     with time_machine.travel(later, tick=False):

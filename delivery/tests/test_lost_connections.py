@@ -42,8 +42,8 @@ def test_a_message_the_server_never_confirmed_is_recorded_sent_not_sent_again(
     smtp_server.inject_faults(drop_after_data_for=["reader03@example.com"])
     started = time.monotonic()
 
-    by_hand.send_edition_now(built_edition(MONDAY).pk)
-    by_hand.send_edition_now(built_edition(MONDAY).pk)  # the sweep's resume: nothing to do
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)  # the sweep's resume: nothing to do
     fault_table("SMTP hangs up after DATA, before its 250 (default)", readers, started)
 
     # The server had it, and said nothing: one copy, and the rest of the
@@ -66,12 +66,12 @@ def test_with_resend_unconfirmed_the_reader_gets_at_most_two_copies(
     smtp_server.inject_faults(drop_after_data_for=["reader03@example.com"])
     edition = built_edition(MONDAY)
 
-    by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     row = Delivery.objects.get(subscriber__email="reader03@example.com")
     assert row.status == Delivery.Status.QUEUED  # one more try, later
     started = time.monotonic()
     for _ in range(3):  # the sweep coming back, however often
-        by_hand.send_edition_now(edition.pk)
+        by_hand.send_edition_in_process(edition.pk)
     fault_table("SMTP hangs up after DATA, with DIGEST_RESEND_UNCONFIRMED", readers, started)
 
     counts = collections.Counter(smtp_server.recipients())
@@ -89,7 +89,7 @@ def test_terminated_database_connections_mid_batch_repeat_nobody(
         pytest.skip("needs PostgreSQL to terminate a backend (CI's second pass runs it)")
     settings.DIGEST_CHECKPOINT_EVERY = 3
     edition = built_edition(MONDAY)
-    by_hand.start_send(edition)
+    by_hand.send_edition(edition)
     ((first_id, last_id),) = batches.batch_ranges(edition)
     smtp_server.inject_faults(delay_data_seconds=0.05)
     with connection.cursor() as cursor:

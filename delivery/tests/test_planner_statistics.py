@@ -36,7 +36,7 @@ def test_a_large_audience_is_analysed_and_claims_use_the_id_range(postgresql, mo
     assert estimated_rows() <= 0
 
     edition = built_edition(MONDAY)
-    by_hand.start_send(edition)
+    by_hand.send_edition(edition)
 
     # The planner knows of the 40 queued rows (at 100,000 its claim plan
     # then reads a batch's id range instead of every queued row: the bench).
@@ -67,7 +67,7 @@ def test_a_small_share_of_a_large_table_does_not_analyse(postgresql, monkeypatch
     make_article()
     for n in range(40):
         make_subscriber(f"reader{n:02d}@example.com")
-    by_hand.start_send(built_edition(MONDAY))  # 40 rows, analysed
+    by_hand.send_edition(built_edition(MONDAY))  # 40 rows, analysed
     assert estimated_rows() == 40
 
     assert analyses_during(lambda: audience.refresh_statistics(4)) == []  # a tenth: no

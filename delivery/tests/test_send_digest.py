@@ -123,7 +123,7 @@ def test_a_reader_who_loses_entitlement_after_the_send_starts_is_skipped(smtp_se
     cancels = make_subscriber("cancels@example.com")
     unsubscribes = make_subscriber("unsubscribes@example.com")
     edition = built_edition(MONDAY)
-    by_hand.start_send(edition)
+    by_hand.send_edition(edition)
 
     Membership.objects.filter(subscriber=cancels).update(status=Membership.Status.CANCELED)
     unsubscribes.set_email_status(Subscriber.EmailStatus.UNSUBSCRIBED)

@@ -29,7 +29,7 @@ def sent(settings):
         make_article()
         readers = [make_subscriber(f"reader{n:03d}@example.com") for n in range(count)]
         edition = built_edition(MONDAY)
-        by_hand.send_edition_now(edition.pk)
+        by_hand.send_edition_in_process(edition.pk)
         mail.outbox.clear()
         return edition, readers
 

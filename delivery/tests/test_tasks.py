@@ -39,6 +39,23 @@ def test_beat_runs_the_scheduler_every_minute_and_sweeps_stalled_sends(settings)
     )
 
 
+def test_the_sending_tasks_keep_the_names_queued_messages_and_beat_carry():
+    """They moved from newsletter/tasks.py; a message names a task by its name alone."""
+    names = {
+        "newsletter.tasks.send_due_digests": tasks.send_due_digests,
+        "newsletter.tasks.send_edition": tasks.send_edition,
+        "newsletter.tasks.send_delivery_batch": tasks.send_delivery_batch,
+        "newsletter.tasks.resume_stalled_sends": tasks.resume_stalled_sends,
+        "newsletter.tasks.process_bounces": tasks.process_bounces,
+    }
+    for name, task in names.items():
+        assert task.name == name
+        assert app.tasks[name].run.__module__ == "delivery.tasks", name
+    app.autodiscover_tasks(force=True)  # every app's tasks, as a worker registers them
+    scheduled = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
+
+
 def test_batch_time_limit_is_below_the_claim_timeout_and_broker_visibility():
     batch = tasks.send_delivery_batch
     assert batch.acks_late and batch.reject_on_worker_lost
@@ -101,7 +118,7 @@ def test_the_sweep_resumes_only_stalled_sends(queued):
     make_article()
     make_subscriber()
     edition = built_edition(datetime.date(2026, 11, 30))
-    by_hand.start_send(edition)
+    by_hand.send_edition(edition)
     ((first_id, last_id),) = batches.batch_ranges(edition)
     batches.claim(edition.pk, first_id, last_id)  # a sender is at work
 

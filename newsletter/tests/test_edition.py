@@ -44,7 +44,7 @@ def test_an_edition_takes_in_new_articles_until_it_is_sent(clock):
 
     # Sending: a later zone's morning is still to come, and its readers get
     # what was published before it.
-    by_hand.start_send(edition)
+    by_hand.send_edition(edition)
     clock.shift(datetime.timedelta(minutes=1))
     third = make_article(published_ago=datetime.timedelta(0))
     assert editions.build_edition(MONDAY) == edition
@@ -87,7 +87,7 @@ def test_a_held_edition_is_returned_unchanged_and_cannot_start():
 
     assert built_edition(MONDAY).articles.count() == 1
     with pytest.raises(by_hand.EditionHeld):
-        by_hand.start_send(edition)
+        by_hand.send_edition(edition)
 
 
 def test_nothing_new_means_no_edition():

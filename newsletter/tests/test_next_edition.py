@@ -85,7 +85,7 @@ def test_an_edition_sent_early_by_hand_hands_the_desk_to_the_next_one():
     # editors are preparing Tuesday's, not looking at Monday's sent one.
     make_article(published_ago=datetime.timedelta(days=1))
     monday = built_edition(MONDAY, now=at("2026-11-29T15:00:00+00:00"))
-    by_hand.start_send(monday)
+    by_hand.send_edition(monday)
     assert desk.upcoming_edition_date(
         at("2026-11-29T16:00:00+00:00")
     ) == MONDAY + datetime.timedelta(days=1)
@@ -152,7 +152,7 @@ def test_a_held_edition_is_not_sent_until_released(client, editor, three):
     edition.refresh_from_db()
     assert edition.status == Edition.Status.HELD
     with pytest.raises(by_hand.EditionHeld):
-        by_hand.start_send(edition)
+        by_hand.send_edition(edition)
     assert (
         "Release this edition"
         in client.get(f"/admin/newsletter/edition/{edition.pk}/desk/").content.decode()
@@ -170,7 +170,7 @@ def test_a_held_edition_is_not_sent_until_released(client, editor, three):
 
 def test_an_edition_being_sent_cannot_be_changed_but_can_be_held(client, editor, three):
     edition = open_next(client)
-    by_hand.start_send(edition)
+    by_hand.send_edition(edition)
 
     response = client.post(
         f"/admin/newsletter/edition/{edition.pk}/desk/",

@@ -137,7 +137,7 @@ def test_staff_can_resend_to_failed_readers_from_the_admin(
     make_article()
     failed, sent = make_subscriber(), make_subscriber()
     edition = built_edition(datetime.date(2026, 11, 30))
-    by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     Delivery.objects.filter(subscriber=failed).update(
         status=Delivery.Status.FAILED, last_error="SMTPRecipientsRefused: 550"
     )

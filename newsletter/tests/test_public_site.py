@@ -130,7 +130,7 @@ def test_the_web_edition_shows_what_the_email_shows(client, settings):
     )
     edition = built_edition(MONDAY)
     edition.curate({third.pk: (1, True), first.pk: (2, True), second.pk: (3, False)}, "Hello.")
-    by_hand.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
 
     page = client.get("/editions/2026-11-30/").content.decode()
     email = desk.preview(Edition.objects.get(), desk.SampleReader.PAYING).body

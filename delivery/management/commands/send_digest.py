@@ -65,7 +65,7 @@ class Command(BaseCommand):
             date = desk.upcoming_edition_date()
         try:
             if date is not None:
-                report = self.send_by_hand(date, sync)
+                report = self.send_edition(date, sync)
             else:
                 report = self.send_due(at or timezone.now(), sync)
         except batches.TransientSendError as error:
@@ -87,7 +87,7 @@ class Command(BaseCommand):
             )
 
     def send_due(self, now: datetime.datetime, sync: bool) -> batches.BatchReport | None:
-        due = scheduler.schedule_due_sends(now)
+        due = list(scheduler.schedule_due_sends(now))
         self.stdout.write(
             f"At {now:%Y-%m-%d %H:%M %Z}: {len(due)} new batch"
             f"{'es' if len(due) != 1 else ''} of digests due."
@@ -111,7 +111,7 @@ class Command(BaseCommand):
             recovery.finish_if_done(edition_id)
         return report
 
-    def send_by_hand(self, date: datetime.date, sync: bool) -> batches.BatchReport | None:
+    def send_edition(self, date: datetime.date, sync: bool) -> batches.BatchReport | None:
         if not schedule.is_weekday(date):
             raise CommandError(
                 f"{date:%A %Y-%m-%d} is a weekend day: editions go out Monday to Friday."
@@ -135,4 +135,4 @@ class Command(BaseCommand):
             tasks.send_edition.delay(edition.pk)
             self.stdout.write("Queued for the Celery workers.")
             return None
-        return by_hand.send_edition_now(edition.pk)
+        return by_hand.send_edition_in_process(edition.pk)
