@@ -9,11 +9,9 @@ import datetime
 import ipaddress
 import os
 import zoneinfo
-from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import idna
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -198,16 +196,3 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
         "use_ssl": use_ssl,
         "timeout": timeout,
     }
-
-
-def domain_of_address(address: str) -> str:
-    """The domain of a From-style address ("Name <a@b.example>" → "b.example"), as an A-label.
-
-    Lower case and IDNA-encoded, because that is how DNS (SPF, DKIM, DMARC
-    records) and every comparison with the site's host name see it.
-    """
-    domain = parseaddr(address)[1].rpartition("@")[2].strip().rstrip(".").lower()
-    try:
-        return idna.encode(domain, uts46=True).decode("ascii") if domain else ""
-    except idna.IDNAError:
-        return domain

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from delivery.deliverability import health
+from delivery import actions
 from delivery.models import BounceEvent, Delivery, SendAlert, SendPause, SendSlot
 from subscriptions.addresses import mask_addresses
 from subscriptions.admin_privacy import ReaderDataAdmin, can_see_readers
@@ -96,7 +96,7 @@ class SendPauseAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resume the paused sends", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[SendPause]) -> None:
-        resumed = sum(health.do_resume_sends(pause, request.user) for pause in queryset)
+        resumed = sum(actions.do_resume_sends(pause, request.user) for pause in queryset)
         self.message_user(request, f"Resumed {resumed} paused day(s).", messages.SUCCESS)
 
 

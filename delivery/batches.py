@@ -14,9 +14,8 @@ import smtplib
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
-from anymail.exceptions import AnymailError, AnymailRecipientsRefused
+from anymail.exceptions import AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import mailers
 from django.core.mail.backends.base import BaseEmailBackend
@@ -32,7 +31,7 @@ from django.utils import timezone
 
 from delivery.deliverability import health, suppression
 from delivery.deliverability.verp import verp_address
-from delivery.emails import DigestTemplate
+from delivery.emails import SEND_ERRORS, DigestTemplate, since_label
 from delivery.leases import Lease, durably, lease_length
 from delivery.models import Delivery, message_id_for
 from delivery.recovery import RESUMED_NOTE, mark_missed
@@ -48,7 +47,6 @@ from subscriptions.models import Subscriber
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
-SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
 # Written on rows whose connection dropped after the message went out.
 UNCONFIRMED_NOTE = (
     "Sent; the connection dropped before the mail server confirmed it, "
@@ -218,14 +216,6 @@ def digest_template(
             _rendered.clear()
         template = _rendered[key] = DigestTemplate(edition, articles, since=since)
     return template
-
-
-def since_label(window_start: datetime.datetime | None, zone: str) -> str:
-    """How far a digest reaches, in the reader's zone: "Since Friday 06:00"."""
-    if window_start is None or not zone:
-        return ""
-    start = window_start.astimezone(ZoneInfo(zone))
-    return f"Since {start:%A} {start:%H:%M} {start:%Z}"
 
 
 class Contents:

@@ -7,14 +7,16 @@ filled in per reader by plain string substitution. The slot markers carry a
 random nonce, so no article text can ever collide with them.
 """
 
+import datetime
 import re
 import secrets
+import smtplib
 from email.utils import formataddr, make_msgid
 from functools import cached_property
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import css_inline
+from anymail.exceptions import AnymailError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
@@ -29,8 +31,9 @@ from subscriptions import preferences
 from subscriptions.models import Subscriber, single_line
 from subscriptions.unsubscribe import make_token
 
-if TYPE_CHECKING:
-    from delivery.wire.mime import FastDigest
+# What sending a message can raise: the SMTP server's refusals, a connection
+# lost, an ESP's API errors.
+SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
 
 READER_FIELDS = (
     "greeting",
@@ -84,6 +87,14 @@ def membership_notice(subscriber: Subscriber) -> tuple[str, str] | None:
             "Update your card",
         )
     return None
+
+
+def since_label(window_start: datetime.datetime | None, zone: str) -> str:
+    """How far a digest reaches, in the reader's zone: "Since Friday 06:00"."""
+    if window_start is None or not zone:
+        return ""
+    start = window_start.astimezone(ZoneInfo(zone))
+    return f"Since {start:%A} {start:%H:%M} {start:%Z}"
 
 
 class DigestMessage(EmailMultiAlternatives):
@@ -141,9 +152,6 @@ class DigestTemplate:
         self.html = INLINER.inline(render_to_string("emails/digest.html", context))
         self._text_parts = self._slot.split(self.text)
         self._html_parts = self._slot.split(self.html)
-        # The pre-serialised message for the SMTP fast path, built on first
-        # use by delivery.wire.mime.fast_digest and kept with the digest.
-        self._fast: FastDigest | None = None
 
     def story_url(self, article: Article) -> str:
         """A story's link: the story itself, or through the click counter (CLICK_TRACKING)."""

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from django.db import models
+from django.db.models import QuerySet
 
+from delivery.batches import UNCONFIRMED_NOTE
 from delivery.models import Delivery
 from newsletter.models import Edition
 
@@ -36,6 +38,25 @@ def carried(edition: Edition) -> dict[str, int]:
         .order_by("carrier")
     )
     return dict(rows)
+
+
+def unconfirmed(edition: Edition) -> int:
+    """How many went out on a connection that dropped before the server confirmed them."""
+    return edition.deliveries.filter(
+        status=Delivery.Status.SENT, last_error=UNCONFIRMED_NOTE
+    ).count()
+
+
+def failures(edition: Edition, *, with_readers: bool) -> QuerySet[Delivery]:
+    """The deliveries that did not arrive (failed, bounced).
+
+    By the reader's address, with the reader, for staff who may see readers
+    (subscriptions.admin_privacy); by id, without them, for the others.
+    """
+    rows = edition.deliveries.filter(
+        status__in=[Delivery.Status.FAILED, Delivery.Status.BOUNCED]
+    ).order_by("subscriber__email" if with_readers else "pk")
+    return rows.select_related("subscriber") if with_readers else rows
 
 
 def zone_sends(edition: Edition) -> list["ZoneSend"]:

@@ -18,10 +18,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.views.decorators.csp import csp_override
 
-from config.csp import EMAIL_PREVIEW
-from delivery import batches, recovery, send_report, tasks
+from delivery import actions, send_report
 from delivery.models import Delivery
-from newsletter import desk, uploads
+from newsletter import desk, editions, uploads
 from newsletter.forms import CurationForm, PreviewForm, TestSendForm
 from newsletter.models import Article, Edition, EditionArticle, EditionLocked, NoSendDay, Section
 from subscriptions.addresses import mask_addresses
@@ -212,11 +211,6 @@ def _curatable(edition: Edition | None) -> bool:
     return edition is None or edition.is_curatable
 
 
-def queue_send(edition_id: int) -> None:
-    """Queue the edition's send once the current transaction commits."""
-    transaction.on_commit(lambda: tasks.send_edition.delay(edition_id))
-
-
 @admin.register(Edition)
 class EditionAdmin(admin.ModelAdmin):
     list_display = ["date", "status", "article_count", "sent_count", "failed_count", "sent_at"]
@@ -257,7 +251,7 @@ class EditionAdmin(admin.ModelAdmin):
             path(
                 "<int:pk>/desk/",
                 # The desk previews the email in a frame: inline styles allowed.
-                view(csp_override(EMAIL_PREVIEW)(self.desk_view)),
+                view(csp_override(settings.EMAIL_PREVIEW_CSP)(self.desk_view)),
                 name="newsletter_edition_desk",
             ),
             path("<int:pk>/hold/", view(self.hold_view), name="newsletter_edition_hold"),
@@ -291,7 +285,7 @@ class EditionAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Next edition",
             "opts": self.opts,
-            "date": desk.upcoming_edition_date(),
+            "date": editions.upcoming_edition_date(),
         }
         return TemplateResponse(request, "admin/newsletter/edition/next_empty.html", context)
 
@@ -322,11 +316,7 @@ class EditionAdmin(admin.ModelAdmin):
         message = desk.preview(edition, reader, zone=zone)
         progress = send_report.progress(edition)
         show_readers = can_see_readers(request)
-        failures = edition.deliveries.filter(
-            status__in=[Delivery.Status.FAILED, Delivery.Status.BOUNCED]
-        ).order_by("subscriber__email" if show_readers else "pk")
-        if show_readers:
-            failures = failures.select_related("subscriber")
+        failures = send_report.failures(edition, with_readers=show_readers)
         context = {
             **self.admin_site.each_context(request),
             "title": f"{edition}",
@@ -343,9 +333,7 @@ class EditionAdmin(admin.ModelAdmin):
             "progress": progress,
             "zone_sends": send_report.zone_sends(edition),
             "carried": send_report.carried(edition),
-            "unconfirmed": edition.deliveries.filter(
-                status=Delivery.Status.SENT, last_error=batches.UNCONFIRMED_NOTE
-            ).count(),
+            "unconfirmed": send_report.unconfirmed(edition),
             "next_sends": desk.next_sends(),
             "failures": [
                 (
@@ -356,7 +344,7 @@ class EditionAdmin(admin.ModelAdmin):
             ],
             "failure_count": failures.count(),
             "show_readers": show_readers,
-            "is_next": edition.date == desk.upcoming_edition_date(),
+            "is_next": edition.date == editions.upcoming_edition_date(),
         }
         return TemplateResponse(request, "admin/newsletter/edition/desk.html", context)
 
@@ -419,9 +407,8 @@ class EditionAdmin(admin.ModelAdmin):
     def _resend(self, request: HttpRequest, editions: Iterable[Edition]) -> None:
         total = 0
         for edition in editions:
-            count = recovery.resend_failed(edition)
+            count = actions.do_resend_failed(edition)
             if count:
-                queue_send(edition.pk)
                 self.log_change(request, edition, f"Queued {count} failed deliveries again.")
             total += count
         self.message_user(

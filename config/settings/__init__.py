@@ -17,7 +17,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from config.env import (
-    domain_of_address,
     env_bool,
     env_float,
     env_header,
@@ -34,6 +33,10 @@ from config.env import (
     smtp_options,
 )
 from config.private_files import private_folder, private_sqlite_database
+
+# The From domain's default for DKIM_DOMAIN. An address helper of the readers'
+# app, which reads no setting and no model when imported.
+from subscriptions.addresses import domain_of_address
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 # Local state of the demo: database, broker, outbox, caches. Private to the
@@ -607,7 +610,7 @@ TRUSTED_PROXIES = env_networks(
 # attributes, no plugins, no framing. Forms may post here and lead on to
 # Stripe Checkout and the Customer Portal (browsers apply form-action to the
 # redirect after a POST). The email previews (outbox, editors' desk) relax
-# style-src for their sandboxed frames only: config.csp.EMAIL_PREVIEW.
+# style-src for their sandboxed frames only: EMAIL_PREVIEW_CSP.
 # The rich-text editor (Tiptap, inside django-prose-editor) injects one fixed
 # <style> of its base CSS without a nonce; its hash allows exactly that one.
 # config/tests/test_csp.py recomputes it from the installed editor, so an
@@ -625,6 +628,12 @@ SECURE_CSP: dict[str, list[str]] = {
     "frame-ancestors": [CSP.NONE],
     "form-action": [CSP.SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
 }
+# The policy of the pages that show an email (the dev outbox, the editors'
+# desk). An email shown in a sandboxed srcdoc frame inherits the page's
+# policy, and emails are styled inline (style attributes and a <style>
+# block, as mail clients need): those pages allow inline styles. Scripts stay
+# as strict as everywhere (the frames are sandboxed without allow-scripts too).
+EMAIL_PREVIEW_CSP: dict[str, list[str]] = {**SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
 
 # Every line written passes config.logfilters.RedactSecrets, which blanks the
 # tokens of sign-in, signup, unsubscribe and preferences links and Checkout

@@ -20,7 +20,7 @@ from django.core.checks import Warning as CheckWarning
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.utils.module_loading import import_string
 
-from config.env import domain_of_address
+from subscriptions.addresses import domain_of_address
 
 LOCAL_HOSTS = {"localhost", "localhost.localdomain"}
 # The webhook's basic-auth password is the only proof an event comes from

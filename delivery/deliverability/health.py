@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
 from django.utils import timezone
 
 from delivery.models import BounceEvent, Delivery, SendAlert, SendPause
@@ -178,17 +177,3 @@ def sends_paused(now: datetime.datetime | None = None) -> SendPause | None:
     """Today's pause, while staff have not resumed the sends."""
     now = now or timezone.now()
     return SendPause.objects.filter(date=newsroom_date(now), resumed_at=None).first()
-
-
-@transaction.atomic
-def do_resume_sends(pause: SendPause, user: object, now: datetime.datetime | None = None) -> bool:
-    """Staff lift a pause; the sweep (resume_stalled_sends) sends what waited."""
-    now = now or timezone.now()
-    updated = SendPause.objects.filter(pk=pause.pk, resumed_at=None).update(
-        resumed_at=now, resumed_by=user
-    )
-    if updated:
-        from delivery import tasks  # the task module imports the batches, which import this
-
-        transaction.on_commit(lambda: tasks.resume_stalled_sends.delay())
-    return bool(updated)

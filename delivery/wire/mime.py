@@ -22,6 +22,7 @@ import email.policy
 import re
 import secrets
 import time
+import weakref
 from datetime import UTC, datetime
 from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr, make_msgid
@@ -273,11 +274,18 @@ class FastDigest:
         return b"".join(out)
 
 
+# Each rendered digest's pre-serialised message, for as long as the digest is
+# kept (delivery.batches keeps a worker's renders): built on first use, and
+# only by the SMTP fast path, which the digest itself knows nothing of.
+_fast_digests: weakref.WeakKeyDictionary[DigestTemplate, FastDigest] = weakref.WeakKeyDictionary()
+
+
 def fast_digest(digest: DigestTemplate) -> FastDigest:
-    """The FastDigest of a rendered digest, built once and kept with it."""
-    if digest._fast is None:
-        digest._fast = FastDigest(digest)
-    return digest._fast
+    """The FastDigest of a rendered digest, built once and kept while the digest is."""
+    fast = _fast_digests.get(digest)
+    if fast is None:
+        fast = _fast_digests[digest] = FastDigest(digest)
+    return fast
 
 
 _date_cache: tuple[int, str] = (0, "")

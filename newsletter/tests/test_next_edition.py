@@ -7,7 +7,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 
 from delivery import by_hand
-from newsletter import desk
+from newsletter import desk, editions
 from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import built_edition, make_article, make_staff
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
@@ -37,7 +37,7 @@ def three():
 def open_next(client) -> Edition:
     response = client.get("/admin/newsletter/edition/next/")
     assert response.status_code == 302
-    edition = Edition.objects.get(date=desk.upcoming_edition_date())
+    edition = Edition.objects.get(date=editions.upcoming_edition_date())
     assert response.url == f"/admin/newsletter/edition/{edition.pk}/desk/"
     return edition
 
@@ -65,19 +65,19 @@ def curation(edition: Edition, order: list, left_out=(), note="") -> dict:
     ],
 )
 def test_the_next_edition_is_the_next_send_not_yet_started(now, expected):
-    assert desk.upcoming_edition_date(at(now)) == expected
+    assert editions.upcoming_edition_date(at(now)) == expected
 
 
 def test_after_the_morning_send_the_desk_prepares_the_next_day():
     make_article(published_ago=datetime.timedelta(days=1))
     monday = built_edition(MONDAY, now=at("2026-11-30T11:00:00+00:00"))
     Edition.objects.filter(pk=monday.pk).update(status=Edition.Status.SENT)
-    assert desk.upcoming_edition_date(
+    assert editions.upcoming_edition_date(
         at("2026-11-30T11:01:00+00:00")
     ) == MONDAY + datetime.timedelta(days=1)
     # Held and not sent: editors still see it, to release it.
     Edition.objects.filter(pk=monday.pk).update(status=Edition.Status.HELD)
-    assert desk.upcoming_edition_date(at("2026-11-30T19:00:00+00:00")) == MONDAY
+    assert editions.upcoming_edition_date(at("2026-11-30T19:00:00+00:00")) == MONDAY
 
 
 def test_an_edition_sent_early_by_hand_hands_the_desk_to_the_next_one():
@@ -86,7 +86,7 @@ def test_an_edition_sent_early_by_hand_hands_the_desk_to_the_next_one():
     make_article(published_ago=datetime.timedelta(days=1))
     monday = built_edition(MONDAY, now=at("2026-11-29T15:00:00+00:00"))
     by_hand.send_edition(monday)
-    assert desk.upcoming_edition_date(
+    assert editions.upcoming_edition_date(
         at("2026-11-29T16:00:00+00:00")
     ) == MONDAY + datetime.timedelta(days=1)
 

@@ -14,8 +14,8 @@ import dns.resolver
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from config.env import domain_of_address
 from delivery.deliverability import dkim
+from subscriptions.addresses import domain_of_address
 
 # What each ESP's documentation says to include in SPF.
 ESP_SPF = {

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from delivery import batches, by_hand, recovery, scheduler, tasks
 from delivery.models import Delivery
-from newsletter import desk, editions, schedule
+from newsletter import editions, schedule
 from newsletter.models import Edition
 
 
@@ -62,7 +62,7 @@ class Command(BaseCommand):
         if by_hand and date is None:
             # The edition the editors' desk calls "next" (today's until its
             # morning send has started, then the next weekday's).
-            date = desk.upcoming_edition_date()
+            date = editions.upcoming_edition_date()
         try:
             if date is not None:
                 report = self.send_edition(date, sync)

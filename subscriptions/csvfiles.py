@@ -44,5 +44,5 @@ class SafeWriter:
 
 
 def writer(file: _File) -> SafeWriter:
-    """The one CSV writer of the project (config/tests/test_csvfiles.py checks no other is used)."""
+    """The one CSV writer of the project (subscriptions/tests/test_csvfiles.py: none other)."""
     return SafeWriter(file)
