@@ -77,13 +77,15 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 
 # What CI checks besides the tests: migrations, the pre-commit hooks (ruff,
-# django-upgrade, djhtml) on every file, the types and the import contracts.
+# django-upgrade, djhtml) on every file, the types, the import contracts, and
+# the import graph (no cycle; docs/architecture.md's rules are the contracts).
 check: $(VENV)/.installed .env
 	$(PY) manage.py makemigrations --check --dry-run
 	$(MAKE) lint
 	$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest -q config/tests/test_architecture.py
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -17,8 +17,9 @@ safe to run twice, from two workers at once, or again after a crash:
 The modules, in the order a digest meets them: scheduler (each reader's
 morning) and by_hand (the by-hand send) write the audience (audience), whose
 batches (batches) are claimed and sent over the wire (wire/: MIME, pipelined
-SMTP, the fallback carrier) under leases (leases); recovery hands on what a
-dead sender or a lost task left; deliverability/ applies what comes back
-(bounces, complaints, unsubscribes) and keeps send health; send_report tells
-the editors' desk how it went. docs/architecture.md has the whole path.
+SMTP, the DKIM-signing backend, the fallback carrier) under leases (leases);
+recovery hands on what a dead sender or a lost task left; deliverability/
+applies what comes back (bounces, complaints, unsubscribes) and keeps send
+health; send_report tells the editors' desk how it went, and actions are
+staff's resends and resumptions. docs/architecture.md has the whole path.
 """
