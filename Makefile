@@ -76,11 +76,15 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# What CI checks besides the tests: migrations, the pre-commit hooks (ruff,
-# django-upgrade, djhtml) on every file, the types, the import contracts, and
-# the import graph (no cycle; docs/architecture.md's rules are the contracts).
+# What CI checks besides the tests: migrations (none missing, and none that
+# would lock a big table or break the release still serving: rendered for the
+# PostgreSQL that MIGRATION_LINT_DATABASE_URL names, the local one by
+# default), the pre-commit hooks (ruff, django-upgrade, djhtml) on every
+# file, the types, the import contracts, and the import graph (no cycle;
+# docs/architecture.md's rules are the contracts).
 check: $(VENV)/.installed .env
 	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) bin/lint-migrations
 	$(MAKE) lint
 	$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 	$(VENV)/bin/mypy

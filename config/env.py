@@ -103,6 +103,24 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
 
 
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    """One of a few words (lower case)."""
+    value = env_str(name, default).lower()
+    if value not in choices:
+        raise ImproperlyConfigured(
+            f"{name} must be one of {', '.join(sorted(choices))}, got {value!r}"
+        )
+    return value
+
+
+def env_fraction(name: str, default: float) -> float:
+    """A number from 0 to 1."""
+    value = env_float(name, default)
+    if not 0 <= value <= 1:
+        raise ImproperlyConfigured(f"{name} must be from 0 to 1, got {value}")
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = _raw(name)
     if value is None:
@@ -152,6 +170,27 @@ def env_url(name: str, default: str, *, schemes: set[str]) -> str:
         expected = " or ".join(sorted(schemes))
         raise ImproperlyConfigured(f"{name} must be a {expected} URL, got {value!r}")
     return value.rstrip("/")
+
+
+def env_backup_target(name: str, default: str) -> str:
+    """A folder path, or s3://bucket/prefix for S3-compatible storage (the prefix optional).
+
+    Any other scheme is refused, so a typo such as s4:// is not taken for a
+    folder of that name.
+    """
+    value = env_str(name, default)
+    parts = urlsplit(value)
+    if parts.scheme == "s3":
+        if not parts.netloc or parts.query or parts.fragment:
+            raise ImproperlyConfigured(
+                f"{name} must look like s3://bucket or s3://bucket/prefix, got {value!r}"
+            )
+        return f"s3://{parts.netloc}/{parts.path.strip('/')}".rstrip("/")
+    if "://" in value:
+        raise ImproperlyConfigured(
+            f"{name} must be a folder path or an s3://bucket/prefix URL, got {value!r}"
+        )
+    return value
 
 
 def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:

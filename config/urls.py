@@ -6,7 +6,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.utils.module_loading import import_string
 from django.views.generic import RedirectView
 
-from config import views
+from config import metrics, views
 from config.admin_login import RateLimitedAdminLoginForm
 from subscriptions import unsubscribe
 from subscriptions import views as subscription_views
@@ -37,6 +37,7 @@ admin.site.login_form = RateLimitedAdminLoginForm
 # The site without any ESP webhook (test URL modules add the one they configure).
 site_urlpatterns: list[URLPattern | URLResolver] = [
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("outbox/", views.outbox, name="outbox"),
     path("outbox/<str:name>/", views.outbox_message, name="outbox-message"),
     # Before the admin's own URLs, which would read "dashboard" as an app label.

@@ -29,6 +29,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from config import logcontext
 from delivery.deliverability import health, suppression
 from delivery.deliverability.verp import verp_address
 from delivery.emails import SEND_ERRORS, DigestTemplate, since_label
@@ -38,6 +39,7 @@ from delivery.recovery import RESUMED_NOTE, mark_missed
 from delivery.wire import carriers, smtp
 from delivery.wire.backend import signing_for
 from delivery.wire.mime import fast_digest
+from newsletter import counting
 from newsletter.editions import window_articles
 from newsletter.models import Article, Edition
 from newsletter.schedule import local_date
@@ -269,6 +271,8 @@ class BatchLedger:
         self.carrier = carrier
         self.sent: list[int] = []
         self.unconfirmed: list[int] = []
+        # Unconfirmed sends tried again (DIGEST_RESEND_UNCONFIRMED), among the deferred.
+        self.unconfirmed_resent: list[int] = []
         self.failed: dict[str, list[int]] = defaultdict(list)
         self.deferred: dict[str, list[int]] = defaultdict(list)
         self.skipped: dict[str, list[int]] = defaultdict(list)
@@ -287,6 +291,7 @@ class BatchLedger:
                 # Unless the publisher prefers one more try to a possible miss.
                 if settings.DIGEST_RESEND_UNCONFIRMED and delivery.attempts == 0:
                     self.deferred[describe(error)].append(delivery.pk)
+                    self.unconfirmed_resent.append(delivery.pk)
                 else:
                     self.unconfirmed.append(delivery.pk)
                 logger.warning("Digest to %s not confirmed: %s", delivery.subscriber.email, error)
@@ -322,8 +327,10 @@ class BatchLedger:
         # Only rows still ours (sending): a repeat of this write after a
         # lost connection whose first try did land changes nothing.
         rows = Delivery.objects.filter(pk__in=self.sent, status=Delivery.Status.SENDING)
-        durably(
-            lambda: rows.update(
+
+        @transaction.atomic
+        def write() -> None:
+            marked = rows.update(
                 status=Delivery.Status.SENT,
                 sent_at=sent_at,
                 lease_until=None,
@@ -334,9 +341,10 @@ class BatchLedger:
                 last_error=Case(
                     When(last_error=RESUMED_NOTE, then=Value(RESUMED_NOTE)), default=Value("")
                 ),
-            ),
-            "marking digests sent",
-        )
+            )
+            counting.add("digests_sent", marked, carrier=self.carrier)
+
+        durably(write, "marking digests sent")
         self.report.sent += len(self.sent)
         self.report.carried[self.carrier] = self.report.carried.get(self.carrier, 0) + len(
             self.sent
@@ -350,6 +358,7 @@ class BatchLedger:
         self.report.failed += sum(len(ids) for ids in self.failed.values())
         self.report.skipped += sum(len(ids) for ids in self.skipped.values())
         self.unconfirmed.clear()
+        self.unconfirmed_resent.clear()
         suppression.record_refusals(self.refused)
         self.refused.clear()
         self.failed.clear()
@@ -359,8 +368,12 @@ class BatchLedger:
     @transaction.atomic
     def _flush_outcomes(self) -> int:
         """Write every outcome but "sent" in one transaction; return how many were requeued."""
+        # Each write takes only rows still ours (sending), so that a repeat
+        # after a lost connection whose first try did land counts nothing.
+        ours = Delivery.objects.filter(status=Delivery.Status.SENDING)
+        recorded_sent = 0
         if self.unconfirmed:
-            Delivery.objects.filter(pk__in=self.unconfirmed, status=Delivery.Status.SENDING).update(
+            recorded_sent = ours.filter(pk__in=self.unconfirmed).update(
                 status=Delivery.Status.SENT,
                 sent_at=timezone.now(),
                 lease_until=None,
@@ -368,8 +381,13 @@ class BatchLedger:
                 attempts=F("attempts") + 1,
                 last_error=UNCONFIRMED_NOTE,
             )
+        # Counted before release_claims() below hands them back to the queue.
+        resent = (
+            ours.filter(pk__in=self.unconfirmed_resent).count() if self.unconfirmed_resent else 0
+        )
+        failed = 0
         for error, ids in self.failed.items():
-            Delivery.objects.filter(pk__in=ids).update(
+            failed += ours.filter(pk__in=ids).update(
                 status=Delivery.Status.FAILED,
                 # Editors read failure reasons; a refusal quotes the address.
                 last_error=mask_addresses(error),
@@ -378,36 +396,48 @@ class BatchLedger:
             )
         requeued = 0
         for error, ids in self.deferred.items():
-            requeued += release_claims(ids, error, tried=ids)
+            requeued += release_claims(ids, error, tried=ids, carrier=self.carrier)
         for reason, ids in self.skipped.items():
             Delivery.objects.filter(pk__in=ids).update(
                 status=Delivery.Status.SKIPPED, last_error=reason, lease_until=None
             )
+        counting.add("digests_sent", recorded_sent, carrier=self.carrier)
+        counting.add("digests_unconfirmed", recorded_sent + resent, carrier=self.carrier)
+        counting.add("digests_failed", failed, carrier=self.carrier)
         return requeued
 
 
 def release_claims(
-    delivery_ids: list[int], error: BaseException | str, *, tried: Iterable[int] = ()
+    delivery_ids: list[int],
+    error: BaseException | str,
+    *,
+    tried: Iterable[int] = (),
+    carrier: str = carriers.PRIMARY,
 ) -> int:
     """Give claimed rows that were not sent back to the queue; return how many went back.
 
-    `tried` are the rows whose send was attempted and met `error`: their
-    attempt counts, and one that has had MAX_ATTEMPTS is failed instead.
+    `tried` are the rows whose send was attempted over `carrier` and met
+    `error`: their attempt counts, and one that has had MAX_ATTEMPTS is
+    failed instead; the others are counted deferred (newsletter.counting).
     """
     message = mask_addresses(error if isinstance(error, str) else describe(error))
     rows = Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.SENDING)
+    tried = list(tried)
 
     @transaction.atomic
     def write() -> int:
-        rows.filter(pk__in=tried).update(attempts=F("attempts") + 1)
-        rows.filter(pk__in=tried, attempts__gte=MAX_ATTEMPTS).update(
+        attempted = rows.filter(pk__in=tried).update(attempts=F("attempts") + 1) if tried else 0
+        gave_up = rows.filter(pk__in=tried, attempts__gte=MAX_ATTEMPTS).update(
             status=Delivery.Status.FAILED,
             last_error=f"Gave up after {MAX_ATTEMPTS} attempts: {message}",
             lease_until=None,
         )
-        return rows.update(
+        requeued = rows.update(
             status=Delivery.Status.QUEUED, claimed_at=None, lease_until=None, last_error=message
         )
+        counting.add("digests_deferred", attempted - gave_up, carrier=carrier)
+        counting.add("digests_failed", gave_up, carrier=carrier)
+        return requeued
 
     return durably(write, "handing rows back to the queue")
 
@@ -449,6 +479,7 @@ def is_deferral(error: Exception) -> bool:
     return isinstance(error, smtplib.SMTPRecipientsRefused) and not is_permanent(error)
 
 
+@logcontext.scoped
 def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     """Send the queued deliveries of one range over one mail connection.
 
@@ -464,6 +495,10 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     if not deliveries:
         return BatchReport()
     edition = Edition.objects.get(pk=edition_id)
+    # The batch's log lines name its edition, and its zone when it has one
+    # (a morning's batches do; a by-hand send's mix the readers' zones).
+    zones = {delivery.time_zone for delivery in deliveries}
+    logcontext.bind(edition=edition.date, **({"zone": zones.pop()} if len(zones) == 1 else {}))
     # Entitlement and deliverability may have changed since the send started.
     entitled = set(
         Subscriber.objects.entitled()
@@ -527,7 +562,9 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 ledger.flush()
                 send.abort()
                 unsent = [*tried, *(d.pk for d in (*settled.resend, *in_flight, *todo))]
-                ledger.report.requeued += release_claims(unsent, cause, tried=tried)
+                ledger.report.requeued += release_claims(
+                    unsent, cause, tried=tried, carrier=carrier
+                )
                 logger.warning(
                     "Edition %s: mail server unavailable, %d deliveries requeued: %s",
                     edition.date,

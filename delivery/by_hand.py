@@ -19,6 +19,7 @@ from delivery import audience
 from delivery.batches import BatchReport, batch_ranges, send_batch
 from delivery.leases import LeaseClock, lease_length
 from delivery.recovery import finish_if_done, requeue_expired_claims
+from newsletter import counting
 from newsletter.models import Edition
 from newsletter.schedule import previous_send_moment, send_time_on
 from subscriptions.models import Subscriber
@@ -65,6 +66,8 @@ def send_edition(
         Edition.objects.filter(pk=edition.pk).update(audience_lease_until=now + lease_length())
         if began:
             audience.mark_sending(edition, now)
+        else:
+            counting.add("audience_takeovers", 1)
     # The audience as it is when the send begins (also for a writer that
     # takes over): who joins while it is written gets the next edition.
     readers = Subscriber.objects.entitled(moment).filter(created_at__lte=moment)
@@ -94,7 +97,12 @@ def send_edition(
         # Its batches may all have gone before the last chunk was in: theirs
         # found the audience still being written.
         finish_if_done(edition.pk)
-    logger.info("Edition %s: sent by hand to %d readers", edition.date, writing.written)
+    logger.info(
+        "Edition %s: sent by hand to %d readers",
+        edition.date,
+        writing.written,
+        extra={"edition": edition.date.isoformat()},
+    )
     return True
 
 

@@ -28,6 +28,7 @@ from django.utils import timezone
 from delivery.deliverability import health
 from delivery.leases import lease_length
 from delivery.models import Delivery, SendSlot
+from newsletter import counting
 from newsletter.models import Edition
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,16 @@ def mark_missed(now: datetime.datetime | None = None) -> int:
     """Deliveries still queued when the reader's morning is over: recorded as missed."""
     now = now or timezone.now()
     hours = settings.DIGEST_CATCH_UP_HOURS
-    count = Delivery.objects.filter(
+    with transaction.atomic():
+        count = _mark_missed(now, hours)
+        counting.add("digests_missed", count)
+    if count:
+        logger.error("%d digests missed: not sent within %d hours of their morning", count, hours)
+    return count
+
+
+def _mark_missed(now: datetime.datetime, hours: int) -> int:
+    return Delivery.objects.filter(
         status=Delivery.Status.QUEUED, scheduled_for__lt=now - catch_up_window()
     ).update(
         status=Delivery.Status.MISSED,
@@ -64,28 +74,33 @@ def mark_missed(now: datetime.datetime | None = None) -> int:
             output_field=TextField(),
         ),
     )
-    if count:
-        logger.error("%d digests missed: not sent within %d hours of their morning", count, hours)
-    return count
 
 
 def requeue_expired_claims(edition: Edition, now: datetime.datetime | None = None) -> int:
     """Hand back rows claimed by a sender that died: its lease ran out."""
     now = now or timezone.now()
-    count = (
-        edition.deliveries.filter(status=Delivery.Status.SENDING)
-        .filter(
-            Q(lease_until__lt=now) | Q(lease_until__isnull=True, claimed_at__lt=now - CLAIM_TIMEOUT)
+    with transaction.atomic():
+        count = (
+            edition.deliveries.filter(status=Delivery.Status.SENDING)
+            .filter(
+                Q(lease_until__lt=now)
+                | Q(lease_until__isnull=True, claimed_at__lt=now - CLAIM_TIMEOUT)
+            )
+            .update(
+                status=Delivery.Status.QUEUED,
+                claimed_at=None,
+                lease_until=None,
+                last_error=RESUMED_NOTE,
+            )
         )
-        .update(
-            status=Delivery.Status.QUEUED,
-            claimed_at=None,
-            lease_until=None,
-            last_error=RESUMED_NOTE,
-        )
-    )
+        counting.add("delivery_takeovers", count)
     if count:
-        logger.warning("Edition %s: %d interrupted deliveries requeued", edition.date, count)
+        logger.warning(
+            "Edition %s: %d interrupted deliveries requeued",
+            edition.date,
+            count,
+            extra={"edition": edition.date.isoformat()},
+        )
     return count
 
 

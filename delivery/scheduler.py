@@ -15,11 +15,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config import logcontext
 from delivery import audience
 from delivery.leases import LeaseClock
 from delivery.models import Delivery, SendSlot
 from delivery.recovery import catch_up_window, finish_if_done
-from newsletter import calendar
+from newsletter import calendar, counting
 from newsletter.editions import build_edition
 from newsletter.models import Article, Edition
 from newsletter.schedule import (
@@ -63,7 +64,9 @@ def schedule_due_sends(now: datetime.datetime | None = None) -> Iterator[tuple[i
             # Older slots were decided on their own day (or are beyond recall).
             if not is_send_day(day, skipped) or not moment <= now < moment + 2 * catch_up:
                 continue
-            yield from schedule_slot(day, zone, send_time, moment, now, skipped)
+            # Its lines (and the batches queued meanwhile) name the edition and zone.
+            with logcontext.bound(edition=day.isoformat(), zone=zone):
+                yield from schedule_slot(day, zone, send_time, moment, now, skipped)
 
 
 def schedule_slot(
@@ -109,12 +112,16 @@ def schedule_slot(
         except IntegrityError:
             return  # another scheduler claimed it first
         took_over = False
-    elif not SendSlot.objects.filter(pk=slot.pk, lease_until=slot.lease_until).update(
-        lease_until=renewal.until()
-    ):
-        return  # another scheduler took it over first
     else:
-        took_over = True
+        with transaction.atomic():
+            took_over = bool(
+                SendSlot.objects.filter(pk=slot.pk, lease_until=slot.lease_until).update(
+                    lease_until=renewal.until()
+                )
+            )
+            counting.add("audience_takeovers", int(took_over))
+        if not took_over:
+            return  # another scheduler took it over first
         logger.warning(
             "%s %s %s: writing the audience again (its writer died)", day, send_time, zone
         )
@@ -151,9 +158,11 @@ def schedule_slot(
     slot.lease_until = None
     slot.save(update_fields=["readers", "outcome", "lease_until"])
     if missed:
-        Delivery.objects.filter(
-            edition=edition, scheduled_for=moment, time_zone=zone, status=Delivery.Status.MISSED
-        ).update(last_error=f"Due at {moment.isoformat()} while nothing could send.")
+        with transaction.atomic():
+            Delivery.objects.filter(
+                edition=edition, scheduled_for=moment, time_zone=zone, status=Delivery.Status.MISSED
+            ).update(last_error=f"Due at {moment.isoformat()} while nothing could send.")
+            counting.add("digests_missed", count)
         logger.error("%s %s %s: %d digests missed (due %s)", day, send_time, zone, count, moment)
         return
     finish_if_done(edition.pk)  # its batches may all have gone before the last chunk

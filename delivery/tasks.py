@@ -55,6 +55,7 @@ def send_edition(edition_id: int) -> int:
     to restart an edition whose batch tasks were lost.
     """
     edition = Edition.objects.get(pk=edition_id)
+    about = {"edition": edition.date.isoformat()}  # its log lines' field (config.logcontext)
     queued = 0
 
     def queue(first_id: int, last_id: int) -> None:
@@ -67,7 +68,7 @@ def send_edition(edition_id: int) -> int:
         # so the first emails go while the rest of a large list is written.
         wrote_audience = by_hand.send_edition(edition, on_batch=queue)
     except by_hand.EditionHeld:
-        logger.info("Edition %s is held by the editors: not sending", edition.date)
+        logger.info("Edition %s is held by the editors: not sending", edition.date, extra=about)
         return 0
     if not wrote_audience:
         # Resumed: the rows nobody is sending.
@@ -76,7 +77,7 @@ def send_edition(edition_id: int) -> int:
             queue(first_id, last_id)
     if not queued:
         recovery.finish_if_done(edition.pk)
-    logger.info("Edition %s: %d batches queued", edition.date, queued)
+    logger.info("Edition %s: %d batches queued", edition.date, queued, extra=about)
     return queued
 
 

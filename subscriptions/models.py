@@ -369,6 +369,9 @@ class StripeEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        # The metrics count events by type and status at every scrape: from
+        # this index alone, never the rows with their payloads.
+        indexes = [models.Index(fields=["type", "status"], name="stripe_event_type_status")]
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ISOLATED_PREFIXES = (
     "DJANGO_", "DATABASE_", "SMTP_", "REDIS_", "EMAIL_", "ANYMAIL_", "POSTMARK_", "MAILGUN_",
-    "DKIM_",
+    "DKIM_", "SENTRY_", "LOG_", "BACKUP_", "AWS_", "MEDIA_ROOT",
 )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ DJANGO_ENV_FILE; real environment variables always win over it.
 """
 
 import os
+import re
 from collections.abc import Callable
 from email.utils import parseaddr
 from pathlib import Path
@@ -15,10 +16,14 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from sentry_sdk.utils import BadDsn, Dsn
 
 from config.env import (
+    env_backup_target,
     env_bool,
+    env_choice,
     env_float,
+    env_fraction,
     env_header,
     env_int,
     env_list,
@@ -81,10 +86,13 @@ INSTALLED_APPS = [
     "delivery",
     "subscriptions",
     "dashboard",
+    "operations",
 ]
 
 MIDDLEWARE = [
-    # First: refuses oversized bodies and stray file uploads before anything reads them.
+    # Names the request (X-Request-ID) for its response, logs and errors, 413s too.
+    "config.requestid.RequestIdMiddleware",
+    # Refuses oversized bodies and stray file uploads before anything reads them.
     "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -179,6 +187,15 @@ STORAGES = {
 # MEDIA_URL (README.md, "Media files").
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# Backups (`manage.py backup`, operations/backups.py): the database and
+# MEDIA_ROOT in one archive, written to a folder or to S3-compatible storage
+# (s3://bucket/prefix; boto3 reads the endpoint and credentials from the
+# standard AWS_* variables itself). Each successful backup then deletes all
+# but the newest BACKUP_KEEP archives there. Archives hold readers'
+# addresses and sessions: the folder is made private to the service's user.
+BACKUP_TARGET = env_backup_target("BACKUP_TARGET", str(VAR_DIR / "backups"))
+BACKUP_KEEP = env_int("BACKUP_KEEP", 7, minimum=1)
 
 # Request bodies. Over REQUEST_MAX_BYTES (UPLOAD_REQUEST_MAX_BYTES on the
 # admin's article form, which takes a lead image of up to 5 MB and the article,
@@ -562,6 +579,18 @@ if REDIS_URL:
 else:
     CACHES = file_caches(VAR_DIR)
 
+# Prometheus metrics at /metrics (config/metrics.py), for a scraper that
+# sends `Authorization: Bearer <METRICS_TOKEN>`; unset, the URL answers 404.
+# A bearer token's characters (RFC 6750), long enough not to be guessed.
+METRICS_TOKEN = env_optional("METRICS_TOKEN")
+if METRICS_TOKEN is not None and not (
+    len(METRICS_TOKEN) >= 16 and re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", METRICS_TOKEN)
+):
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 16 characters of letters, digits and -._~+/ "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+    )
+
 # Security. Production (DEBUG off) gets secure cookies, HSTS and an HTTPS
 # redirect; DJANGO_SECURE_SSL_REDIRECT=0 is for a TLS-terminating proxy that
 # already redirects, or for trying the stack over plain HTTP on localhost.
@@ -635,25 +664,49 @@ SECURE_CSP: dict[str, list[str]] = {
 # as strict as everywhere (the frames are sandboxed without allow-scripts too).
 EMAIL_PREVIEW_CSP: dict[str, list[str]] = {**SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
 
-# Every line written passes config.logfilters.RedactSecrets, which blanks the
-# tokens of sign-in, signup, unsubscribe and preferences links and Checkout
-# session ids: Django logs request paths ("Bad Request: /signin/<token>/",
-# runserver's access lines). Gunicorn's access log has its own copy of the
-# filter (config/gunicorn_conf.py).
+# Errors go to Sentry (or a service that speaks its protocol) when SENTRY_DSN
+# is set: from the web (config/wsgi.py, manage.py), the worker and beat
+# (config/celery.py), with readers' addresses, tokens, cookies and request
+# bodies scrubbed first (config/sentry.py). Beat's schedule is monitored as
+# Sentry cron check-ins. Nothing is sent without a DSN.
+SENTRY_DSN = env_optional("SENTRY_DSN")
+if SENTRY_DSN:
+    try:
+        Dsn(SENTRY_DSN)
+    except BadDsn as error:
+        raise ImproperlyConfigured(f"SENTRY_DSN is not a Sentry DSN: {error}") from None
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
+# The share of requests and tasks traced (performance); 0: errors only.
+SENTRY_TRACES_SAMPLE_RATE = env_fraction("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+
+# Logs: one line per event on standard error, a JSON object with LOG_FORMAT=json
+# (config/logformat.py), carrying the request id (config.middleware.
+# RequestIdMiddleware), the Celery task and a send's edition and zone
+# (config/logcontext.py). Every handler passes config.logfilters.RedactSecrets,
+# which writes readers' addresses as [address] and the tokens of sign-in,
+# signup, unsubscribe and preferences links and Checkout session ids as
+# [redacted]: Django logs request paths ("Bad Request: /signin/<token>/",
+# runserver's access lines), the sending code the addresses it could not
+# reach. Celery's worker and beat keep this configuration (config/celery.py),
+# and gunicorn's own handlers get the same filters and format
+# (config/gunicorn_conf.py).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
+        "log_context": {"()": "config.logcontext.LogContext"},
         "redact_secrets": {"()": "config.logfilters.RedactSecrets"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "config.logformat.PlainFormatter"},
+        "json": {"()": "config.logformat.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact_secrets"],
+            "formatter": LOG_FORMAT,
+            "filters": ["log_context", "redact_secrets"],
         },
     },
     "root": {"handlers": ["console"], "level": "INFO"},
@@ -663,5 +716,7 @@ LOGGING = {
         "stripe": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         # flufl.bounce logs each of its detectors for every message at INFO.
         "flufl.bounce": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # The Sentry SDK's own messages (with its `debug` option only) through ours.
+        "sentry_sdk.errors": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

@@ -111,3 +111,24 @@ def test_dotenv_file_with_a_malformed_line_is_refused(tmp_path):
     dotenv.write_text("JUST_A_WORD\n")
     with pytest.raises(ImproperlyConfigured, match=r"\.env:1: expected KEY=VALUE"):
         env.load_dotenv(dotenv)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/srv/briefing/backups", "/srv/briefing/backups"),
+        ("var/backups", "var/backups"),
+        ("s3://briefing-backups", "s3://briefing-backups"),
+        ("s3://briefing-backups/nightly/", "s3://briefing-backups/nightly"),
+    ],
+)
+def test_env_backup_target_takes_a_folder_or_an_s3_url(monkeypatch, raw, expected):
+    monkeypatch.setenv("BACKUP_TARGET", raw)
+    assert env.env_backup_target("BACKUP_TARGET", "var/backups") == expected
+
+
+@pytest.mark.parametrize("raw", ["s3://", "s3:///nightly", "s4://briefing/nightly", "ftp://host/x"])
+def test_env_backup_target_refuses_other_urls_and_a_bucketless_one(monkeypatch, raw):
+    monkeypatch.setenv("BACKUP_TARGET", raw)
+    with pytest.raises(ImproperlyConfigured, match="BACKUP_TARGET must"):
+        env.env_backup_target("BACKUP_TARGET", "var/backups")

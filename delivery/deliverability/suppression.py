@@ -16,6 +16,7 @@ from django.utils import timezone
 from delivery.deliverability.answers import failure_kind, smtp_answer
 from delivery.deliverability.health import check_health
 from delivery.models import BounceEvent, Delivery
+from newsletter import counting
 from subscriptions.actions.reader_emails import queue_email
 from subscriptions.addresses import mask_addresses
 from subscriptions.models import ReaderEmail, Subscriber
@@ -124,6 +125,7 @@ def do_record(
         delivery.pk if delivery else "unknown",
         subscriber.email_status,
     )
+    counting.add("bounce_events", 1, kind=kind, source=source)
     if event.edition_id is not None:
         edition_id = event.edition_id
         transaction.on_commit(lambda: check_health(edition_id, now))

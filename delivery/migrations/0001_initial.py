@@ -4,7 +4,7 @@ Delivery, SendSlot, BounceEvent, SendAlert and SendPause were created by the
 newsletter app's migrations (0001 to 0013), in tables named
 newsletter_<model>. They keep those tables (Meta.db_table): this migration
 only tells Django the delivery app now owns them, after
-newsletter.0014 took them out of the newsletter app's state. No row is
+newsletter.0015 took them out of the newsletter app's state. No row is
 copied, whatever the size of the deliveries table.
 """
 
@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('newsletter', '0014_delivery_models_leave_for_the_delivery_app'),
+        ('newsletter', '0015_delivery_models_leave_for_the_delivery_app'),
         ('subscriptions', '0008_reader_email_unsubscribed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

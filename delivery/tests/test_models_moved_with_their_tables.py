@@ -20,7 +20,7 @@ from subscriptions.tests.factories import make_subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)  # migrations run outside a transaction
 
-BEFORE = [("newsletter", "0013_complaint_once_per_reader_and_edition")]
+BEFORE = [("newsletter", "0014_event_counts")]
 MOVED = [Delivery, SendSlot, BounceEvent, SendAlert, SendPause]
 
 

@@ -12,7 +12,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0013_complaint_once_per_reader_and_edition'),
+        ('newsletter', '0014_event_counts'),
     ]
 
     operations = [
