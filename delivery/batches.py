@@ -30,6 +30,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from config import logcontext
+from delivery import counting
 from delivery.deliverability import health, suppression
 from delivery.deliverability.verp import verp_address
 from delivery.emails import SEND_ERRORS, DigestTemplate, since_label
@@ -39,7 +40,6 @@ from delivery.recovery import RESUMED_NOTE, mark_missed
 from delivery.wire import carriers, smtp
 from delivery.wire.backend import signing_for
 from delivery.wire.mime import fast_digest
-from newsletter import counting
 from newsletter.editions import window_articles
 from newsletter.models import Article, Edition
 from newsletter.schedule import local_date
@@ -418,7 +418,7 @@ def release_claims(
 
     `tried` are the rows whose send was attempted over `carrier` and met
     `error`: their attempt counts, and one that has had MAX_ATTEMPTS is
-    failed instead; the others are counted deferred (newsletter.counting).
+    failed instead; the others are counted deferred (delivery.counting).
     """
     message = mask_addresses(error if isinstance(error, str) else describe(error))
     rows = Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.SENDING)

@@ -15,11 +15,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from delivery import audience
+from delivery import audience, counting
 from delivery.batches import BatchReport, batch_ranges, send_batch
 from delivery.leases import LeaseClock, lease_length
 from delivery.recovery import finish_if_done, requeue_expired_claims
-from newsletter import counting
 from newsletter.models import Edition
 from newsletter.schedule import previous_send_moment, send_time_on
 from subscriptions.models import Subscriber

@@ -25,10 +25,10 @@ from django.db.models import (
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from delivery import counting
 from delivery.deliverability import health
 from delivery.leases import lease_length
 from delivery.models import Delivery, SendSlot
-from newsletter import counting
 from newsletter.models import Edition
 
 logger = logging.getLogger(__name__)

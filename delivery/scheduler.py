@@ -16,11 +16,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config import logcontext
-from delivery import audience
+from delivery import audience, counting
 from delivery.leases import LeaseClock
 from delivery.models import Delivery, SendSlot
 from delivery.recovery import catch_up_window, finish_if_done
-from newsletter import calendar, counting
+from newsletter import calendar
 from newsletter.editions import build_edition
 from newsletter.models import Article, Edition
 from newsletter.schedule import (

@@ -515,29 +515,3 @@ class Click(models.Model):
 
     def __str__(self) -> str:
         return f"{self.article} in {self.edition}"
-
-
-class EventCount(models.Model):
-    """A running count of one kind of sending event, for the metrics (/metrics).
-
-    Only for what the rows keep no cheap trace of: a Delivery row says it was
-    sent, but counting a year of them at every scrape is a pass over tens of
-    millions of rows, and a deferral or a takeover leaves none. The code that
-    records the event adds to its count in the same transaction, by the rows
-    it changed (newsletter.counting), so a write repeated after a lost
-    connection counts nothing twice. Shared by every worker on every host,
-    as the database is.
-    """
-
-    name = models.CharField(max_length=64)
-    # "carrier=default", "kind=hard,source=smtp": the series' labels, sorted.
-    labels = models.CharField(max_length=200, blank=True)
-    value = models.PositiveBigIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["name", "labels"], name="event_count_once"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name}{{{self.labels}}} {self.value}"

@@ -13,10 +13,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from delivery import counting
 from delivery.deliverability.answers import failure_kind, smtp_answer
 from delivery.deliverability.health import check_health
 from delivery.models import BounceEvent, Delivery
-from newsletter import counting
 from subscriptions.actions.reader_emails import queue_email
 from subscriptions.addresses import mask_addresses
 from subscriptions.models import ReaderEmail, Subscriber

@@ -14,43 +14,17 @@ the migrations): it changes nothing there.
 
 from django.db import migrations
 
+from delivery.migrations._content_types import move_content_types
+
 MOVED = ["delivery", "sendslot", "bounceevent", "sendalert", "sendpause"]
 
 
-def move(apps, from_label, to_label):
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    Permission = apps.get_model("auth", "Permission")
-    LogEntry = apps.get_model("admin", "LogEntry")
-    for model in MOVED:
-        old = ContentType.objects.filter(app_label=from_label, model=model).first()
-        if old is None:
-            continue
-        new = ContentType.objects.filter(app_label=to_label, model=model).first()
-        if new is None:
-            old.app_label = to_label
-            old.save(update_fields=["app_label"])
-            continue
-        # Both exist (Django created the new one in a run that stopped before
-        # this migration): the old one's grants and history move onto it.
-        for permission in Permission.objects.filter(content_type=old):
-            twin = Permission.objects.filter(content_type=new, codename=permission.codename).first()
-            if twin is None:
-                permission.content_type = new
-                permission.save(update_fields=["content_type"])
-                continue
-            twin.group_set.add(*permission.group_set.all())
-            twin.user_set.add(*permission.user_set.all())
-            permission.delete()
-        LogEntry.objects.filter(content_type=old).update(content_type=new)
-        old.delete()
-
-
 def forwards(apps, schema_editor):
-    move(apps, "newsletter", "delivery")
+    move_content_types(apps, MOVED, "newsletter", "delivery")
 
 
 def backwards(apps, schema_editor):
-    move(apps, "delivery", "newsletter")
+    move_content_types(apps, MOVED, "delivery", "newsletter")
 
 
 class Migration(migrations.Migration):

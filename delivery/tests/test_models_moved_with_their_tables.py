@@ -14,14 +14,14 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from delivery.models import BounceEvent, Delivery, SendAlert, SendPause, SendSlot
+from delivery.models import BounceEvent, Delivery, EventCount, SendAlert, SendPause, SendSlot
 from newsletter.models import Edition
 from subscriptions.tests.factories import make_subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)  # migrations run outside a transaction
 
 BEFORE = [("newsletter", "0014_event_counts")]
-MOVED = [Delivery, SendSlot, BounceEvent, SendAlert, SendPause]
+MOVED = [Delivery, SendSlot, BounceEvent, SendAlert, SendPause, EventCount]
 
 
 def latest():

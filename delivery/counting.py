@@ -3,7 +3,7 @@
 `add("digests_sent", 100, carrier="default")` adds to one EventCount row
 (created on first use). Callers pass the number of rows their write really
 changed, inside the same transaction: the count moves with the rows, and a
-write retried after a lost connection (newsletter.leases.durably) that had
+write retried after a lost connection (delivery.leases.durably) that had
 landed the first time changes no row and adds nothing.
 
 The count row is written last in its transaction, so the lock it takes
@@ -14,7 +14,7 @@ for the commit.
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from newsletter.models import EventCount
+from delivery.models import EventCount
 
 
 def encode_labels(labels: dict[str, str]) -> str:
