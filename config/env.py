@@ -8,10 +8,17 @@ it quietly fall back to a default.
 import datetime
 import ipaddress
 import os
+import re
+import warnings
 import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
+from typing import Any, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -80,7 +87,9 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false (1/0, yes/no), got {value!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     value = _raw(name)
     if value is None or value == "":
         return default
@@ -90,6 +99,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from None
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {number}")
     return number
 
 
@@ -103,21 +114,40 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
 
 
-def env_choice(name: str, default: str, choices: set[str]) -> str:
-    """One of a few words (lower case)."""
+def env_path(name: str, default: Path) -> Path:
+    return Path(env_str(name, str(default)))
+
+
+@overload
+def env_choice(name: str, default: str, choices: set[str], *, expected: str = "") -> str: ...
+@overload
+def env_choice[T](
+    name: str, default: str, choices: Mapping[str, T], *, expected: str = ""
+) -> T: ...
+def env_choice(
+    name: str, default: str, choices: set[str] | Mapping[str, Any], *, expected: str = ""
+) -> Any:
+    """One of a few words, in any case: the word itself, or what `choices` maps it to."""
     value = env_str(name, default).lower()
     if value not in choices:
+        expected = expected or f"one of {', '.join(sorted(choices))}"
+        raise ImproperlyConfigured(f"{name} must be {expected}, got {value!r}")
+    return choices[value] if isinstance(choices, Mapping) else value
+
+
+def env_secret(name: str, *, prefixes: tuple[str, ...], kind: str) -> str | None:
+    """An optional key whose kind shows in its prefix (Stripe's sk_, whsec_, price_).
+
+    A key of the wrong kind (the publishable pk_ key pasted for the secret
+    one) is refused at start; the message shows the prefix only, never the key.
+    """
+    value = env_optional(name)
+    if value is not None and not value.startswith(prefixes):
+        prefix, underscore, _ = value.partition("_")
+        shown = f"one starting with {prefix}_" if underscore and len(prefix) <= 6 else "another"
         raise ImproperlyConfigured(
-            f"{name} must be one of {', '.join(sorted(choices))}, got {value!r}"
+            f"{name} must be {kind}, starting with {' or '.join(prefixes)}; got {shown}"
         )
-    return value
-
-
-def env_fraction(name: str, default: float) -> float:
-    """A number from 0 to 1."""
-    value = env_float(name, default)
-    if not 0 <= value <= 1:
-        raise ImproperlyConfigured(f"{name} must be from 0 to 1, got {value}")
     return value
 
 
@@ -170,6 +200,110 @@ def env_url(name: str, default: str, *, schemes: set[str]) -> str:
         expected = " or ".join(sorted(schemes))
         raise ImproperlyConfigured(f"{name} must be a {expected} URL, got {value!r}")
     return value.rstrip("/")
+
+
+def env_optional_url(name: str, *, schemes: set[str], example: str) -> str | None:
+    """An optional URL of one of `schemes`, with a host; it may hold a password, never shown."""
+    value = env_optional(name)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    try:
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if parts.scheme not in schemes or not host:
+        raise ImproperlyConfigured(
+            f"{name} must look like {example}, got a {parts.scheme or 'schemeless'} URL"
+            + ("" if host else " without a host")
+        )
+    return value
+
+
+def env_database(name: str, default: str, **options: Any) -> dict[str, Any]:
+    """A database URL (dj-database-url's forms), as Django's DATABASES entry."""
+    value = env_str(name, default)
+    try:
+        return dict(dj_database_url.parse(value, **options))
+    except ValueError as error:
+        scheme = urlsplit(value).scheme or "schemeless"
+        raise ImproperlyConfigured(
+            f"{name} must be a database URL such as postgres://user:password@host:5432/name "
+            f"or sqlite:///path, got a {scheme} URL ({error})"
+        ) from None
+
+
+# Something at something: whether the domain can receive mail is for DNS and
+# the deploy checks (delivery/deliverability/domain_checks.py) to say, not for start-up.
+ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def _address(name: str, value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ImproperlyConfigured(f"{name} must be a single line (it goes into email headers)")
+    address = parseaddr(value, strict=False)[1]
+    if not ADDRESS.fullmatch(address):
+        raise ImproperlyConfigured(
+            f"{name} must be an email address such as Briefing <briefing@example.com>, "
+            f"got {value!r}"
+        )
+    return value
+
+
+def env_address(name: str, default: str) -> str:
+    """An email address, with or without a display name: "Briefing <news@example.com>"."""
+    return _address(name, env_str(name, default))
+
+
+def env_addresses(name: str) -> list[str]:
+    """Comma-separated email addresses (none by default)."""
+    value = env_str(name, "")
+    if "\r" in value or "\n" in value:
+        raise ImproperlyConfigured(f"{name} must be a single line (it goes into email headers)")
+    return [
+        _address(name, f"{display} <{address}>" if display else address)
+        for display, address in getaddresses([value])
+        if address
+    ]
+
+
+DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}")
+
+
+def env_domain(name: str) -> str:
+    """A host name such as bounces.example.com, lower case, or "" when unset."""
+    value = env_str(name, "").strip().rstrip(".").lower()
+    if value and not DOMAIN.fullmatch(value):
+        raise ImproperlyConfigured(
+            f"{name} must be a domain name such as bounces.example.com, got {value!r}"
+        )
+    return value
+
+
+LABELS = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def env_dns_label(name: str) -> str:
+    """A DNS name's label or labels, such as a DKIM selector (briefing1), or "" when unset."""
+    value = env_str(name, "")
+    if value and not LABELS.fullmatch(value.lower()):
+        raise ImproperlyConfigured(
+            f"{name} must be a DNS label such as briefing1 (letters, digits and -), got {value!r}"
+        )
+    return value
+
+
+def env_pem_key(name: str) -> str | None:
+    """A private key in PEM form; `\\n` may stand for its line breaks (one-line .env files)."""
+    value = env_optional(name)
+    if value is None:
+        return None
+    text = value.replace("\\n", "\n")
+    if "-----BEGIN" not in text or "PRIVATE KEY-----" not in text:
+        raise ImproperlyConfigured(
+            f"{name} must be a private key in PEM form (-----BEGIN PRIVATE KEY----- ...)"
+        )
+    return value
 
 
 def env_backup_target(name: str, default: str) -> str:
@@ -235,3 +369,117 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
         "use_ssl": use_ssl,
         "timeout": timeout,
     }
+
+
+ESP_URL_FORMS = {
+    "postmark": "postmark://<server token>@",
+    "mailgun": "mailgun://<api key>@api.mailgun.net/<sending domain>?webhook_signing_key=<key>",
+    "amazon_ses": "amazon_ses://?configuration_set=<name>",
+}
+
+
+def esp_options(url: str, *, name: str = "EMAIL_ESP") -> tuple[str, dict[str, str], dict[str, str]]:
+    """Turn EMAIL_ESP's URL into the provider, its anymail backend OPTIONS and ANYMAIL entries.
+
+    postmark://TOKEN@ (the server token); mailgun://KEY@HOST/DOMAIN with the
+    API key, the API host (api.mailgun.net, or api.eu.mailgun.net in the EU;
+    empty for the first) and the sending domain (empty: the From address's),
+    ?webhook_signing_key=... required; amazon_ses:// with an optional
+    ?configuration_set=... (boto reads the AWS_* variables). Credentials are
+    percent-encoded like any URL's, and no message repeats them.
+    """
+    esp, separator, rest = url.partition("://")
+    forms = ", ".join(ESP_URL_FORMS.values())
+    if not separator or esp not in ESP_URL_FORMS:
+        shown = f"{esp}://" if separator else "a value that is not a URL"
+        raise ImproperlyConfigured(f"{name} must be one of {forms}; got {shown}")
+    parts = urlsplit("//" + rest)
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    allowed = {"mailgun": {"webhook_signing_key"}, "amazon_ses": {"configuration_set"}}
+    unknown = set(query) - allowed.get(esp, set())
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{name}: {esp} takes no option {', '.join(sorted(unknown))} ({ESP_URL_FORMS[esp]})"
+        )
+    key = unquote(parts.password or parts.username or "")
+    try:
+        host = parts.hostname or ""
+    except ValueError:
+        host = ""
+    path = unquote(parts.path.strip("/"))
+    if esp == "postmark":
+        if not key or host or path:
+            raise ImproperlyConfigured(f"{name} for postmark must look like {ESP_URL_FORMS[esp]}")
+        return esp, {"server_token": key}, {}
+    if esp == "mailgun":
+        signing_key = query.get("webhook_signing_key", "")
+        if not key or not signing_key or "/" in path:
+            raise ImproperlyConfigured(
+                f"{name} for mailgun must look like {ESP_URL_FORMS[esp]}: the API key and "
+                "Mailgun's webhook signing key (Sending -> Webhooks) are required"
+            )
+        options = {"api_key": key, "api_url": f"https://{host or 'api.mailgun.net'}/v3"}
+        if path:
+            options["sender_domain"] = path
+        return esp, options, {"MAILGUN_WEBHOOK_SIGNING_KEY": signing_key}
+    if key or host or path:
+        raise ImproperlyConfigured(
+            f"{name} for amazon_ses must look like {ESP_URL_FORMS[esp]} "
+            "(the AWS credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)"
+        )
+    options = {}
+    if query.get("configuration_set"):
+        options["configuration_set_name"] = query["configuration_set"]
+    return esp, options, {}
+
+
+@dataclass(frozen=True)
+class Retired:
+    """A variable settings no longer read, and what took its place.
+
+    `value` is the constant it became: set to that same value it is only
+    warned about (an old .env keeps working); set to anything else it stops
+    the service, since ignoring it would quietly undo what the operator asked
+    for. `value=None` (a renamed variable, a value moved into another): always
+    refused. `harmless=True` (it never did anything): only warned about.
+    """
+
+    instead: str
+    value: object = None
+    harmless: bool = False
+
+
+def _same(raw: str, value: object) -> bool:
+    try:
+        if isinstance(value, bool):
+            return raw.lower() in (TRUE_WORDS if value else FALSE_WORDS)
+        if isinstance(value, int | float):
+            return type(value)(raw) == value
+        if isinstance(value, Path):
+            return Path(raw).resolve() == value.resolve()
+    except ValueError:
+        return False
+    return value is not None and raw == str(value)
+
+
+def refuse_retired(retired: Mapping[str, Retired]) -> None:
+    """Stop at start on a variable no longer read, set to what the service would not do.
+
+    Reads the environment directly, not through the readers above: these are
+    not variables an operator sets any more (config/tests count those).
+    """
+    for name, entry in retired.items():
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            continue
+        if entry.harmless or (entry.value is not None and _same(raw, entry.value)):
+            warnings.warn(
+                f"{name} is no longer read from the environment ({entry.instead}); "
+                "remove it from the environment or .env.",
+                stacklevel=2,
+            )
+            continue
+        raise ImproperlyConfigured(
+            f"{name} is no longer read from the environment: {entry.instead}. "
+            "Remove it from the environment or .env."
+        )

@@ -155,7 +155,6 @@ class Stack:
             SITE_URL=self.url,
             SMTP_URL=f"smtp://127.0.0.1:{self.smtp_port}",
             MEDIA_ROOT=str(STATE / "media"),
-            OUTBOX_DIR=str(STATE / "outbox"),
         )
 
     def _start_smtp(self) -> subprocess.Popen:

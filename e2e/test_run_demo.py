@@ -48,7 +48,6 @@ def test_run_demo_on_another_port(browser: Browser) -> None:
         DJANGO_ENV_FILE="none",
         DJANGO_DEBUG="1",
         DATABASE_URL=f"sqlite:///{STATE / 'db.sqlite3'}",
-        OUTBOX_DIR=str(STATE / "outbox"),
         MEDIA_ROOT=str(STATE / "media"),
         CELERY_BEAT_SCHEDULE_FILE=str(STATE / "celerybeat-schedule"),
     )

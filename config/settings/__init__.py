@@ -1,45 +1,55 @@
-"""Settings for the newsletter service, read from the environment.
+"""The service's settings: what the operator sets, and what the service makes of it.
 
-Every variable is optional for the demo and has a safe development default;
-README.md lists them all. A `.env` file next to manage.py is read first if it
-exists (`make run` writes one for local development), or the file named by
-DJANGO_ENV_FILE; real environment variables always win over it.
+Each variable an operator may set is read here through a typed reader of
+config.env, which stops the service at start, naming the variable and what
+it expects, on a value it cannot use. README.md ("Configuration") is the one
+reference for every variable and for the advanced settings below: the
+comments here say why, not what. A `.env` file next to manage.py is read
+first (`make run` writes one), or the file DJANGO_ENV_FILE names; real
+environment variables win over it.
 """
 
-import os
 import re
-from collections.abc import Callable
 from email.utils import parseaddr
 from pathlib import Path
 
-import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from sentry_sdk.utils import BadDsn, Dsn
 
 from config.env import (
+    Retired,
+    env_address,
+    env_addresses,
     env_backup_target,
     env_bool,
     env_choice,
-    env_float,
-    env_fraction,
+    env_database,
+    env_dns_label,
+    env_domain,
     env_header,
     env_int,
     env_list,
     env_networks,
     env_optional,
+    env_optional_url,
+    env_path,
+    env_pem_key,
     env_required,
+    env_secret,
     env_str,
     env_time,
     env_timezone,
     env_url,
+    esp_options,
     load_dotenv,
+    refuse_retired,
     smtp_options,
 )
 from config.private_files import private_folder, private_sqlite_database
 
-# The From domain's default for DKIM_DOMAIN. An address helper of the readers'
+# The From domain, which DKIM signs for. An address helper of the readers'
 # app, which reads no setting and no model when imported.
 from subscriptions.addresses import domain_of_address
 
@@ -48,8 +58,9 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 # user the service runs as (config/private_files.py).
 VAR_DIR = BASE_DIR / "var"
 
-# DJANGO_ENV_FILE names another file to read, or "none" for none at all.
-_env_file = os.environ.get("DJANGO_ENV_FILE", str(BASE_DIR / ".env"))
+# Tests and benchmarks say "none", so that each process they start has
+# exactly the environment they give it, whatever a developer's .env holds.
+_env_file = env_str("DJANGO_ENV_FILE", str(BASE_DIR / ".env"))
 if _env_file.lower() != "none":
     load_dotenv(Path(_env_file))
 
@@ -64,10 +75,117 @@ if SECRET_KEY is None:
         )
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 - DEBUG only
 
+
+# === Advanced settings: not read from the environment =====================
+# Internal knobs: what the service is built around, not what a deployment
+# chooses. README.md ("Advanced settings") says what each does; changing one
+# is a code change, reviewed and tested like one. The variables that used to
+# set them are refused at start when set to something else (the end of this
+# module). The comments say why each value is what it is.
+
+# Every form and the readers' CSV import fit in 1 MiB; the admin's article
+# form takes a lead image of up to 5 MB with the article. deploy/Caddyfile
+# caps bodies at the same 6 MB. Django's own two: a form's fields (not its
+# files), and the size up to which an upload stays in memory.
+REQUEST_MAX_BYTES = 1024 * 1024
+UPLOAD_REQUEST_MAX_BYTES = 6 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+# A PostgreSQL connection kept a minute spares each request and each batch
+# a new backend (a cold one made the send 2x slower); a broken one is
+# dropped by the health check before use.
+DATABASE_CONN_MAX_AGE = 60
+# A publish or an edit replaces a cached page at once (newsletter/pagecache.py);
+# the expiry only bounds what a lost invalidation could serve.
+PAGE_CACHE_SECONDS = 60
+# Deployments sharing one Redis keep apart by a database number of their own
+# in REDIS_URL, which also keeps their caches apart; a queue name would not.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Written only without SMTP_URL or EMAIL_ESP: the demo and the tests.
+OUTBOX_DIR = VAR_DIR / "outbox"
+
+# Two failed batches in a row are an outage rather than one bad connection;
+# an hour on the fallback before trying the first again spares readers a
+# relay that flaps.
+FALLBACK_AFTER_FAILURES = 2
+FALLBACK_MINUTES = 60
+
+# A batch is one render, one mail connection and a constant handful of
+# queries (docs/performance.md): 500 readers share them, and a batch still
+# ends far inside its time limits.
+DIGEST_BATCH_SIZE = 500
+# A worker killed mid-batch repeats at most this many emails. Fewer means
+# fewer repeats and more writes: on PostgreSQL each mark is a commit, and at
+# 50 they took a tenth of the send's time.
+DIGEST_CHECKPOINT_EVERY = 100
+# A quarter of the lease (the renewal) plus one SMTP call (30 s, the mail
+# timeout) fits inside it, so a live sender never loses its rows; a dead
+# one's are handed on within the lease and a minute of the sweep.
+DIGEST_LEASE_SECONDS = 45
+# Soft limit first, so a batch records what it sent; both far below the
+# broker's visibility timeout (config/tests/test_celery_settings.py).
+DIGEST_BATCH_SOFT_TIME_LIMIT = 240
+DIGEST_BATCH_TIME_LIMIT = 300
+# The scheduler runs every minute and a batch takes seconds: a digest still
+# not out a quarter of an hour after its reader's moment is a stuck send, and
+# the alert says so (config/metrics.py, deploy/prometheus-alerts.yml).
+DIGEST_SEND_SLOT = 15
+# A morning digest later than this is no longer a morning digest: recorded
+# missed, and its articles roll into the next one.
+DIGEST_CATCH_UP_HOURS = 3
+# Sentry is here for errors: tracing requests and tasks is a cost (and more
+# data leaving) that a deployment asks for in code, not by accident.
+SENTRY_TRACES_SAMPLE_RATE = 0.0
+# An email with no news in it costs readers' trust and the sender's reputation.
+DIGEST_SEND_WHEN_EMPTY = False
+# A connection lost after the whole message went out means it was most likely
+# delivered (RFC 1047): a possible miss is preferred to a likely duplicate.
+DIGEST_RESEND_UNCONFIRMED = False
+
+# The VERP local part (bounces+<signed id>@BOUNCE_DOMAIN): only the signed
+# part matters, so no deployment needs another.
+BOUNCE_LOCAL_PART = "bounces"
+# A full mailbox three times in a month is a mailbox nobody reads; once is not.
+BOUNCE_SOFT_LIMIT = 3
+BOUNCE_SOFT_DAYS = 30
+# Gmail's and Yahoo's bulk-sender rules: complaints under 0.1%, never past
+# 0.3% (docs/deliverability.md); 2% hard bounces is a list gone stale.
+HEALTH_HARD_BOUNCE_PERCENT = 2.0
+HEALTH_COMPLAINT_PERCENT = 0.1
+HEALTH_PAUSE_COMPLAINT_PERCENT = 0.3
+# Gmail's Postmaster Tools group spam rates by the Feedback-ID's fields: the
+# edition and the kind of email vary, this last one only names the sender.
+FEEDBACK_ID_SENDER = "briefing"
+
+# A link copied from a screen, a log or a forwarded email signs in for this
+# long: short, and still enough to open the email on another device.
+SIGN_IN_LINK_MINUTES = 15
+# A year, with subdomains and preload (Django's deploy check asks for them);
+# nothing in DEBUG, where the demo runs over plain HTTP.
+SECURE_HSTS_SECONDS = 0 if DEBUG else 365 * 24 * 60 * 60
+# The demo and the tests have no DNS; production asks, and a DNS that does
+# not answer refuses nobody (subscriptions/addresses.py).
+EMAIL_CHECK_DELIVERABILITY = not DEBUG
+# A reader who had a subscription before (we or Stripe remember it) starts
+# the next one paid, and is told so first: otherwise cancelling and coming
+# back would be a new free trial each time.
+ONE_TRIAL_PER_READER = True
+# A week of nights to go back to; another rhythm says how many to keep with
+# `manage.py backup --keep` (docs/operations.md).
+BACKUP_KEEP = 7
+# Stripe's servers; the tests point the SDK at their own (subscriptions/tests).
+STRIPE_API_BASE: str | None = None
+# The keys choose the billing backend (subscriptions/stripe_api.py); another
+# backend is code, so it is chosen in code.
+BILLING_BACKEND: str | None = None
+# === End of the advanced settings ==========================================
+
+
 # The demo's one address setting: bin/run-demo serves on PORT, and every
 # process that reads these settings (the web server, the worker, a
 # send_digest in another terminal) builds its links on the same port.
-PORT = env_int("PORT", 8000, minimum=1)
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 SITE_URL = env_url("SITE_URL", f"http://127.0.0.1:{PORT}", schemes={"http", "https"})
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = [SITE_URL]
@@ -128,12 +246,13 @@ TEMPLATES = [
     },
 ]
 
-# Database: SQLite in var/ unless DATABASE_URL says otherwise.
+# SQLite in var/ unless DATABASE_URL says otherwise: the demo needs no server.
 SQLITE_PATH = VAR_DIR / "db.sqlite3"
 DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+    "default": env_database(
+        "DATABASE_URL",
+        f"sqlite:///{SQLITE_PATH}",
+        conn_max_age=DATABASE_CONN_MAX_AGE,
         conn_health_checks=True,
     )
 }
@@ -182,78 +301,48 @@ STORAGES = {
     },
 }
 
-# Uploaded files (articles' lead images). Django serves them only with DEBUG
-# on; in production the web server or proxy in front serves MEDIA_ROOT at
-# MEDIA_URL (README.md, "Media files").
+# Django serves uploaded files only with DEBUG on; in production the proxy in
+# front serves MEDIA_ROOT at MEDIA_URL (README.md, "Media files").
 MEDIA_URL = "media/"
-MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 
-# Backups (`manage.py backup`, operations/backups.py): the database and
-# MEDIA_ROOT in one archive, written to a folder or to S3-compatible storage
-# (s3://bucket/prefix; boto3 reads the endpoint and credentials from the
-# standard AWS_* variables itself). Each successful backup then deletes all
-# but the newest BACKUP_KEEP archives there. Archives hold readers'
-# addresses and sessions: the folder is made private to the service's user.
+# Backups (`manage.py backup`, operations/backups.py) hold readers' addresses
+# and sessions: a folder target is made private to the service's user.
 BACKUP_TARGET = env_backup_target("BACKUP_TARGET", str(VAR_DIR / "backups"))
-BACKUP_KEEP = env_int("BACKUP_KEEP", 7, minimum=1)
 
-# Request bodies. Over REQUEST_MAX_BYTES (UPLOAD_REQUEST_MAX_BYTES on the
-# admin's article form, which takes a lead image of up to 5 MB and the article,
-# and the readers' CSV import) a request is refused with 413 before its body is read
-# (config/middleware.py), and a file posted anywhere else is refused unread.
-# Django's own: a form's fields (not files) may hold this much, and an upload
-# this small stays in memory instead of going to a temporary file. The proxy
-# in front caps bodies at UPLOAD_REQUEST_MAX_BYTES too (deploy/Caddyfile).
-MIB = 1024 * 1024
-REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1 * MIB, minimum=1024)
-UPLOAD_REQUEST_MAX_BYTES = env_int("UPLOAD_REQUEST_MAX_BYTES", 6 * MIB, minimum=1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1 * MIB, minimum=1024)
-FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 1 * MIB, minimum=0)
-
-# Email. With SMTP_URL the mail goes to that server; without it every
-# message is written to var/outbox/ and can be read at /outbox/ (DEBUG only).
-DEFAULT_FROM_EMAIL = env_header("DEFAULT_FROM_EMAIL", "The Morning Briefing <briefing@localhost>")
+# Email: to SMTP_URL, or through an ESP, or (neither) into OUTBOX_DIR, which
+# the demo shows at /outbox/.
+DEFAULT_FROM_EMAIL = env_address("DEFAULT_FROM_EMAIL", "The Morning Briefing <briefing@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 NEWSLETTER_NAME = env_header("NEWSLETTER_NAME", "The Morning Briefing")
-OUTBOX_DIR = Path(env_str("OUTBOX_DIR", str(VAR_DIR / "outbox")))
 SMTP_URL = env_optional("SMTP_URL")
-# An email service provider through django-anymail instead of SMTP, e.g.
-# amazon_ses, postmark or mailgun; its credentials come from the variables
-# README.md lists. Bounces and complaints arrive at /anymail/<esp>/tracking/
-# (that provider's only: config/urls.py), protected by ANYMAIL_WEBHOOK_SECRET
-# ("user:password" basic auth) and, for Mailgun, by its signature too.
-EMAIL_ESP = env_optional("EMAIL_ESP")
-ESP_OPTIONS: dict[str, Callable[[], dict[str, str | None]]] = {
-    "amazon_ses": lambda: {
-        "configuration_set_name": env_optional("AMAZON_SES_CONFIGURATION_SET"),
-    },
-    "postmark": lambda: {"server_token": env_required("POSTMARK_SERVER_TOKEN")},
-    "mailgun": lambda: {
-        "api_key": env_required("MAILGUN_API_KEY"),
-        "sender_domain": env_optional("MAILGUN_SENDER_DOMAIN"),
-        "api_url": env_str("MAILGUN_API_URL", "https://api.mailgun.net/v3"),
-    },
-}
+OUTBOX_BACKEND = "config.outbox.OutboxBackend"
+
+
+def outbox_mailer(folder: Path) -> dict[str, object]:
+    """The mailer that writes every email into `folder`: the demo's, or a test's own."""
+    return {"BACKEND": OUTBOX_BACKEND, "OPTIONS": {"directory": folder}}
+
+
+# The provider and its credentials in one URL, like SMTP_URL (config.env.esp_options).
+# The tracking webhook, /anymail/<esp>/tracking/, is mounted for that provider
+# only (config/urls.py): anyone who can post to it can stop a reader's emails,
+# hence its basic auth, and Mailgun's signature on top.
+EMAIL_ESP: str | None = None
 ANYMAIL: dict[str, str] = {}
-if EMAIL_ESP:
+MAILERS: dict[str, dict[str, object]]
+_esp_url = env_optional("EMAIL_ESP")
+if _esp_url:
     if SMTP_URL:
         raise ImproperlyConfigured("Set either SMTP_URL or EMAIL_ESP, not both.")
-    if EMAIL_ESP not in ESP_OPTIONS:
-        raise ImproperlyConfigured(
-            f"EMAIL_ESP must be one of {', '.join(sorted(ESP_OPTIONS))}, got {EMAIL_ESP!r}"
-        )
-    ANYMAIL = {"WEBHOOK_SECRET": env_required("ANYMAIL_WEBHOOK_SECRET")}
-    if EMAIL_ESP == "mailgun":
-        # The tracking webhook view reads its key from ANYMAIL, not from the
-        # mail backend's options; without it every Mailgun event answered 500
-        # and no bounce was ever applied.
-        ANYMAIL["MAILGUN_WEBHOOK_SIGNING_KEY"] = env_required("MAILGUN_WEBHOOK_SIGNING_KEY")
+    EMAIL_ESP, _esp_backend_options, _esp_anymail = esp_options(_esp_url)
+    # The tracking view reads Mailgun's key from ANYMAIL, not from the mail
+    # backend's options: without it there every Mailgun event answered 500.
+    ANYMAIL = {"WEBHOOK_SECRET": env_required("ANYMAIL_WEBHOOK_SECRET"), **_esp_anymail}
     MAILERS = {
         "default": {
             "BACKEND": f"anymail.backends.{EMAIL_ESP}.EmailBackend",
-            "OPTIONS": {
-                key: value for key, value in ESP_OPTIONS[EMAIL_ESP]().items() if value is not None
-            },
+            "OPTIONS": _esp_backend_options,
         }
     }
 elif SMTP_URL:
@@ -265,19 +354,10 @@ elif SMTP_URL:
         }
     }
 else:
-    MAILERS = {
-        "default": {
-            "BACKEND": "config.outbox.OutboxBackend",
-            "OPTIONS": {"directory": OUTBOX_DIR},
-        }
-    }
+    MAILERS = {"default": outbox_mailer(OUTBOX_DIR)}
 
-# A second mail connection that carries the rest of a send once the first
-# (SMTP_URL or the ESP) has failed FALLBACK_AFTER_FAILURES batches in a row,
-# for FALLBACK_MINUTES (delivery/wire/carriers.py).
+# A send outlives a relay's outage on a second one (delivery/wire/carriers.py).
 FALLBACK_SMTP_URL = env_optional("FALLBACK_SMTP_URL")
-FALLBACK_AFTER_FAILURES = env_int("FALLBACK_AFTER_FAILURES", 2, minimum=1)
-FALLBACK_MINUTES = env_int("FALLBACK_MINUTES", 60, minimum=1)
 if FALLBACK_SMTP_URL:
     MAILERS["fallback"] = {
         "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
@@ -285,127 +365,83 @@ if FALLBACK_SMTP_URL:
     }
 
 # DKIM signing by the app, for an SMTP relay that does not sign (delivery/deliverability/dkim.py;
-# ESPs sign with the keys set up in their dashboards). The public half goes in
-# DNS at <DKIM_SELECTOR>._domainkey.<DKIM_DOMAIN>: `manage.py check_sending_domain`.
-DKIM_PRIVATE_KEY = env_optional("DKIM_PRIVATE_KEY")
-DKIM_SELECTOR = env_str("DKIM_SELECTOR", "")
-DKIM_DOMAIN = env_str("DKIM_DOMAIN", "") or domain_of_address(DEFAULT_FROM_EMAIL)
+# ESPs sign with their own keys). The domain is the From address's: that is
+# what DMARC aligns with, so there is nothing to choose.
+DKIM_PRIVATE_KEY = env_pem_key("DKIM_PRIVATE_KEY")
+DKIM_SELECTOR = env_dns_label("DKIM_SELECTOR")
+DKIM_DOMAIN = domain_of_address(DEFAULT_FROM_EMAIL)
 if DKIM_PRIVATE_KEY and not DKIM_SELECTOR:
     raise ImproperlyConfigured("DKIM_SELECTOR must be set with DKIM_PRIVATE_KEY (e.g. briefing1).")
+
+# Bounces over plain SMTP (delivery/deliverability/): with a bounce domain, each
+# email's envelope sender is signed (VERP), so a bounce can be believed.
+BOUNCE_DOMAIN = env_domain("BOUNCE_DOMAIN")
+BOUNCE_MAILBOX_URL = env_optional_url(
+    "BOUNCE_MAILBOX_URL",
+    schemes={"imap", "imaps", "pop3", "pop3s"},
+    example="imaps://user:password@imap.example.com/INBOX",
+)
+# The mailto: half of List-Unsubscribe lands where bounces are read, so the
+# same processor applies it; without a bounce domain a person reads it.
+UNSUBSCRIBE_MAILTO = (
+    f"{BOUNCE_LOCAL_PART}+unsubscribe@{BOUNCE_DOMAIN}"
+    if BOUNCE_DOMAIN
+    else parseaddr(DEFAULT_FROM_EMAIL)[1]
+)
 
 # The daily digest.
 DIGEST_SEND_TIME = env_time("DIGEST_SEND_TIME", "06:00")
 DIGEST_TIMEZONE = env_timezone("DIGEST_TIMEZONE", "America/New_York")
-DIGEST_SEND_WHEN_EMPTY = env_bool("DIGEST_SEND_WHEN_EMPTY", False)
-# A reader's digest goes out within this many minutes after their send
-# moment (the scheduler runs every minute, well inside it).
-DIGEST_SEND_SLOT = env_int("DIGEST_SEND_SLOT", 15, minimum=1)
-# How far back a digest reaches for a reader back from a pause or a bounce.
-DIGEST_MAX_BACKLOG_DAYS = env_int("DIGEST_MAX_BACKLOG_DAYS", 7, minimum=1)
-# A send missed (beat or workers down) still goes out this many hours after
-# the reader's send moment; later, their morning is over and it is recorded
-# as missed.
-DIGEST_CATCH_UP_HOURS = env_int("DIGEST_CATCH_UP_HOURS", 3, minimum=1)
-# Also no digest on a reader's national public holidays (their country from
-# their time zone, the `holidays` package); the publisher's no-send days
-# apply everywhere either way.
 DIGEST_SKIP_PUBLIC_HOLIDAYS = env_bool("DIGEST_SKIP_PUBLIC_HOLIDAYS", False)
-DIGEST_BATCH_SIZE = env_int("DIGEST_BATCH_SIZE", 500, minimum=1)
-# A sender marks its rows sent every this many emails: a worker killed
-# mid-batch leaves at most this many readers who got the email and will get
-# it again. Fewer means fewer repeats and more database writes (on
-# PostgreSQL each mark is a commit: at 50, a tenth of the send's time).
-DIGEST_CHECKPOINT_EVERY = env_int("DIGEST_CHECKPOINT_EVERY", 100, minimum=1)
-# Count which stories readers open from the digest, through signed redirect
-# links (newsletter/clicks.py); off by default. Who clicked only with
-# TRACK_READER_CLICKS too, which the preferences page then discloses.
-CLICK_TRACKING = env_bool("CLICK_TRACKING", False)
-TRACK_READER_CLICKS = env_bool("TRACK_READER_CLICKS", False)
-# A sender holds the rows it claims for this long and renews the hold every
-# quarter of it while it works; rows of a sender that died are handed on by
-# the sweep (every minute) once it runs out. Longer than one SMTP call may
-# take (the mail connection's timeout), so a live sender never loses them.
-DIGEST_LEASE_SECONDS = env_int("DIGEST_LEASE_SECONDS", 45, minimum=2)
-# A connection lost after the whole message went out, before the server's
-# answer: most likely delivered (RFC 1047). Off: recorded as sent, "not
-# confirmed". On: sent once more (at most), as some publishers prefer a
-# possible duplicate to a possible miss.
-DIGEST_RESEND_UNCONFIRMED = env_bool("DIGEST_RESEND_UNCONFIRMED", False)
-DIGEST_REPLY_TO = env_list("DIGEST_REPLY_TO", [])
-# Bounces over plain SMTP (delivery/deliverability/). With BOUNCE_DOMAIN set, every
-# email's envelope sender is bounces+<signed id>@BOUNCE_DOMAIN (VERP), so a bounce
-# names the delivery it is about; BOUNCE_MAILBOX_URL is the mailbox (IMAP or
-# POP3) that address delivers into, read by `manage.py process_bounces` and beat.
-BOUNCE_DOMAIN = env_str("BOUNCE_DOMAIN", "").strip().lower()
-BOUNCE_LOCAL_PART = env_str("BOUNCE_LOCAL_PART", "bounces")
-BOUNCE_MAILBOX_URL = env_optional("BOUNCE_MAILBOX_URL")
-# Soft bounces (a full mailbox, a refusal of the message) suppress an address
-# once this many arrive within BOUNCE_SOFT_DAYS; a hard bounce or a complaint at once.
-BOUNCE_SOFT_LIMIT = env_int("BOUNCE_SOFT_LIMIT", 3, minimum=1)
-BOUNCE_SOFT_DAYS = env_int("BOUNCE_SOFT_DAYS", 30, minimum=1)
-# Send health, per edition, as results arrive: staff are emailed (and the
-# desk shows a banner) past these rates; past the pause rate the rest of the
-# day's sends wait until staff resume them. Percentages.
-HEALTH_HARD_BOUNCE_PERCENT = env_float("HEALTH_HARD_BOUNCE_PERCENT", 2.0)
-HEALTH_COMPLAINT_PERCENT = env_float("HEALTH_COMPLAINT_PERCENT", 0.1)
-HEALTH_PAUSE_COMPLAINT_PERCENT = env_float("HEALTH_PAUSE_COMPLAINT_PERCENT", 0.3)
-# Where the mailto: half of List-Unsubscribe points: with BOUNCE_DOMAIN, an
-# address of the bounce mailbox (read by the same processor); else the From address.
-UNSUBSCRIBE_MAILTO = env_header(
-    "UNSUBSCRIBE_MAILTO",
-    f"{BOUNCE_LOCAL_PART}+unsubscribe@{BOUNCE_DOMAIN}"
-    if BOUNCE_DOMAIN
-    else parseaddr(DEFAULT_FROM_EMAIL)[1],
+# A reader back after a week away gets that week, not a month of news.
+DIGEST_MAX_BACKLOG_DAYS = env_int("DIGEST_MAX_BACKLOG_DAYS", 7, minimum=1)
+DIGEST_REPLY_TO = env_addresses("DIGEST_REPLY_TO")
+# One choice, privacy first: off, stories only, or who clicked too (which
+# the preferences page then discloses). No open-tracking pixel, ever.
+CLICK_TRACKING, TRACK_READER_CLICKS = env_choice(
+    "CLICK_TRACKING",
+    "0",
+    {
+        **dict.fromkeys(["0", "false", "no", "off"], (False, False)),
+        **dict.fromkeys(["1", "true", "yes", "on"], (True, False)),
+        "readers": (True, True),
+    },
+    expected="0 (off), 1 (count each story's clicks) or readers (and who clicked)",
 )
-# The Feedback-ID header (Gmail's Postmaster Tools groups spam rates by it).
-FEEDBACK_ID_SENDER = env_str("FEEDBACK_ID_SENDER", "briefing")
 
-# Billing (used by the Stripe integration).
-STRIPE_SECRET_KEY = env_optional("STRIPE_SECRET_KEY")
-STRIPE_PUBLISHABLE_KEY = env_optional("STRIPE_PUBLISHABLE_KEY")
-STRIPE_WEBHOOK_SECRET = env_optional("STRIPE_WEBHOOK_SECRET")
+# Billing: Stripe's keys, and the publisher's offer.
+STRIPE_SECRET_KEY = env_secret(
+    "STRIPE_SECRET_KEY", prefixes=("sk_", "rk_"), kind="a Stripe secret (or restricted) key"
+)
+STRIPE_WEBHOOK_SECRET = env_secret(
+    "STRIPE_WEBHOOK_SECRET", prefixes=("whsec_",), kind="a webhook endpoint's signing secret"
+)
+# Optional: setup_stripe's price is found by its lookup key without it.
 STRIPE_PRICE_ID = env_optional("STRIPE_PRICE_ID")
-STRIPE_API_BASE = env_optional("STRIPE_API_BASE")
 TRIAL_DAYS = env_int("TRIAL_DAYS", 14, minimum=0)
 TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
-# One free trial per reader: a reader who had a subscription before (we or
-# Stripe remember it) starts the next one paid, and is told so first.
-ONE_TRIAL_PER_READER = env_bool("ONE_TRIAL_PER_READER", True)
-# Days a past_due reader keeps getting the digest while Stripe retries the card.
 PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
-# Stripe Tax: Checkout computes and collects tax (automatic_tax), asking the
-# address it needs; set up Stripe Tax in the dashboard first.
+# Stripe Tax must be set up in the dashboard first: off until the publisher has.
 STRIPE_AUTOMATIC_TAX = env_bool("STRIPE_AUTOMATIC_TAX", False)
-# Checkout lets a business reader give their tax id (VAT number etc.).
 STRIPE_TAX_ID_COLLECTION = env_bool("STRIPE_TAX_ID_COLLECTION", False)
-# Checkout accepts Stripe promotion codes (created in the Stripe dashboard).
 ALLOW_PROMOTION_CODES = env_bool("ALLOW_PROMOTION_CODES", False)
-# Days before each yearly renewal the reader is told the date and the amount
-# (several US states' automatic-renewal laws ask for such a notice).
+# Several US states' automatic-renewal laws ask for a notice before a yearly
+# renewal, each with its own window: the publisher's counsel picks the day.
 RENEWAL_NOTICE_DAYS = env_int("RENEWAL_NOTICE_DAYS", 15, minimum=1)
-# Days after a membership ends that one "come back" email goes out; 0: never.
 WIN_BACK_DAYS = env_int("WIN_BACK_DAYS", 0, minimum=0)
-# The billing backend, a dotted path (subscriptions.billing): every billing
-# call goes to it. Unset, the keys choose it (subscriptions.stripe_api):
-# Stripe with STRIPE_SECRET_KEY; with DEBUG on and no key, the keyless demo's
-# LOCAL_CHECKOUT_BACKEND; otherwise none, and signups say they are not open.
-BILLING_BACKEND = env_optional("BILLING_BACKEND")
 # The keyless demo's stand-in for Stripe Checkout and the Customer Portal, an
 # app of its own: installed (and routed, config/urls.py) only with DEBUG on
 # and no Stripe key. The product never imports it; this path names it.
 LOCAL_CHECKOUT_BACKEND = "demo_checkout.billing.LocalBilling"
 if DEBUG and not STRIPE_SECRET_KEY:
     INSTALLED_APPS.append("demo_checkout")
-elif BILLING_BACKEND == LOCAL_CHECKOUT_BACKEND:
-    raise ImproperlyConfigured(
-        "BILLING_BACKEND: the local test checkout is only for the keyless demo "
-        "(DJANGO_DEBUG on, no STRIPE_SECRET_KEY)."
-    )
 
 # Celery. Without REDIS_URL the broker is a folder on disk (kombu's
 # filesystem transport, made safe in config/filesystem_broker.py), so the
 # demo needs no services at all.
-REDIS_URL = env_optional("REDIS_URL")
+REDIS_URL = env_optional_url(
+    "REDIS_URL", schemes={"redis", "rediss"}, example="redis://localhost:6379/0"
+)
 
 
 def filesystem_broker(folder: Path) -> tuple[str, dict[str, object]]:
@@ -432,28 +468,22 @@ def filesystem_broker(folder: Path) -> tuple[str, dict[str, object]]:
 
 # How the send's tasks, leases and broker fit together (config/tests/
 # test_celery_settings.py checks these relations):
-# - a batch task is stopped after DIGEST_BATCH_TIME_LIMIT (soft limit first,
-#   so it records what it sent); its rows' leases (DIGEST_LEASE_SECONDS,
-#   renewed every quarter) outlive one SMTP call (the mail timeout) by far;
+# - a batch task is stopped after DIGEST_BATCH_TIME_LIMIT, soft limit first;
+#   between two renewals of its rows' lease it makes at most one SMTP call;
 # - the broker redelivers a task not acknowledged within the visibility
 #   timeout: longer than a batch may run, and than its longest retry wait
 #   (countdowns are held unacknowledged by the worker on Redis), so a live
 #   task is never handed to a second worker. Lost tasks do not wait for it:
 #   the sweep (every minute) notices rows nobody holds;
 # - the batch task acknowledges late and workers prefetch 1: a batch lost
-#   with its worker is redelivered,
-#   and no worker hoards batches others could send.
-DIGEST_BATCH_SOFT_TIME_LIMIT = 240
-DIGEST_BATCH_TIME_LIMIT = 300
+#   with its worker is redelivered, and no worker hoards batches others
+#   could send.
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 else:
     CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker(VAR_DIR / "broker")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# The queue tasks go to and workers consume: separate deployments (or the
-# benchmark) can share one Redis by using queues of their own.
-CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -472,8 +502,9 @@ CELERY_DB_REUSE_MAX = 2**31
 # worth of emails each. Their late acknowledgements may be lost with the
 # connection: the redelivered task then finds its rows sent and does nothing.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
-# Beat's crontabs (reconciliation) in the newsroom's zone; the digests keep
-# each reader's own time (newsletter.schedule).
+# Beat's crontabs (reconciliation, the billing checks, the dashboard's days
+# and its Monday summary) in the newsroom's zone; the digests keep each
+# reader's own time (newsletter.schedule).
 CELERY_TIMEZONE = DIGEST_TIMEZONE
 CELERY_BEAT_SCHEDULE = {
     # Every reader's own morning: each minute, the sends that have come due
@@ -500,13 +531,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.tasks.billing_lifecycle",
         "schedule": crontab(minute=41),
     },
-    # Scheduled articles go live within a minute of their time.
     # Bounces, complaints and mailto: unsubscribes from BOUNCE_MAILBOX_URL
     # (does nothing without one).
     "process-bounces": {
         "task": "newsletter.tasks.process_bounces",
         "schedule": 5 * 60,
     },
+    # Scheduled articles go live within a minute of their time.
     "publish-scheduled-articles": {
         "task": "newsletter.tasks.publish_scheduled_articles",
         "schedule": 60,
@@ -517,6 +548,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dashboard.tasks.snapshot_sends",
         "schedule": 15 * 60,
     },
+    # And its readers by state (dashboard.daily).
     "dashboard-count-readers": {
         "task": "dashboard.tasks.count_readers",
         "schedule": 15 * 60,
@@ -535,15 +567,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # The cache holds rate-limit counters, so it must be shared by every web
 # process: Redis when there is one, else files in var/cache (shared by the
-# processes of one machine, which is what the demo runs).
-# Beside it, the public pages as anonymous visitors see them
-# (newsletter/pagecache.py), for at most PAGE_CACHE_SECONDS (0: not cached);
-# any write to the articles, sections or editions replaces them at once. A
-# cache of their own: the file-based cache culls a third of its entries when
-# full, and page entries must not push the rate-limit counters out. Shared by
-# every process like the default, so a publish in the admin or the worker
-# reaches every web process.
-PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 60, minimum=0)
+# processes of one machine, which is what the demo runs). The public pages
+# (newsletter/pagecache.py) have a cache of their own: the file-based cache
+# culls a third of its entries when full, and page entries must not push the
+# rate-limit counters out. Shared by every process too, so a publish in the
+# admin or the worker reaches every web process.
 
 
 def file_caches(folder: Path) -> dict[str, dict[str, object]]:
@@ -579,9 +607,8 @@ if REDIS_URL:
 else:
     CACHES = file_caches(VAR_DIR)
 
-# Prometheus metrics at /metrics (config/metrics.py), for a scraper that
-# sends `Authorization: Bearer <METRICS_TOKEN>`; unset, the URL answers 404.
-# A bearer token's characters (RFC 6750), long enough not to be guessed.
+# The publisher's figures (config/metrics.py) go only to a scraper with the
+# token: a bearer token's characters (RFC 6750), long enough not to be guessed.
 METRICS_TOKEN = env_optional("METRICS_TOKEN")
 if METRICS_TOKEN is not None and not (
     len(METRICS_TOKEN) >= 16 and re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", METRICS_TOKEN)
@@ -592,7 +619,7 @@ if METRICS_TOKEN is not None and not (
     )
 
 # Security. Production (DEBUG off) gets secure cookies, HSTS and an HTTPS
-# redirect; DJANGO_SECURE_SSL_REDIRECT=0 is for a TLS-terminating proxy that
+# redirect; turning the redirect off is for a TLS-terminating proxy that
 # already redirects, or for trying the stack over plain HTTP on localhost.
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
@@ -601,31 +628,23 @@ CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Site-wide; pages whose URL holds a secret (sign-in, signup and unsubscribe
 # links, the checkout's return) send no-referrer instead
-# (subscriptions.views.no_referrer), so the token never leaves in a Referer.
+# (subscriptions.headers.no_referrer), so the token never leaves in a Referer.
 SECURE_REFERRER_POLICY = "same-origin"
-# How long an emailed sign-in (or signup) link works. Short, because a link
-# copied from a screen, a log or a forwarded email signs in for that long.
-# Refuse, on the reader forms, an address whose domain DNS says has no mail
-# server (email-validator's deliverability check). Off in DEBUG (the demo and
-# the tests, which have no DNS) unless set; a DNS that does not answer refuses nobody.
-EMAIL_CHECK_DELIVERABILITY = env_bool("EMAIL_CHECK_DELIVERABILITY", not DEBUG)
-SIGN_IN_LINK_MINUTES = env_int("SIGN_IN_LINK_MINUTES", 15, minimum=1)
 X_FRAME_OPTIONS = "DENY"
 BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Behind the proxy, the client's address (rate limits) is read from
-# X-Forwarded-For only when the request comes from one of TRUSTED_PROXIES
-# (default: loopback and private networks, where compose's proxy lives), and
-# then TRUSTED_PROXY_HOPS entries from the right: each proxy in front appends
-# the address it saw, so that one was written by our outermost proxy and
-# everything left of it by the client. gunicorn reached directly, from a
+# X-Forwarded-For only when the request comes from one of the trusted
+# proxies (by default loopback and private networks, where compose's proxy
+# lives), and then that many entries from the right: each proxy in front
+# appends the address it saw, so that one was written by our outermost proxy
+# and everything left of it by the client. gunicorn reached directly, from a
 # public address, has its X-Forwarded-For ignored (subscriptions/ratelimit.py).
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 1, minimum=1)
 TRUSTED_PROXIES = env_networks(
@@ -664,11 +683,8 @@ SECURE_CSP: dict[str, list[str]] = {
 # as strict as everywhere (the frames are sandboxed without allow-scripts too).
 EMAIL_PREVIEW_CSP: dict[str, list[str]] = {**SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
 
-# Errors go to Sentry (or a service that speaks its protocol) when SENTRY_DSN
-# is set: from the web (config/wsgi.py, manage.py), the worker and beat
-# (config/celery.py), with readers' addresses, tokens, cookies and request
-# bodies scrubbed first (config/sentry.py). Beat's schedule is monitored as
-# Sentry cron check-ins. Nothing is sent without a DSN.
+# Errors leave the machine only with a DSN, and only once readers' addresses,
+# tokens, cookies and request bodies are scrubbed (config/sentry.py).
 SENTRY_DSN = env_optional("SENTRY_DSN")
 if SENTRY_DSN:
     try:
@@ -676,20 +692,14 @@ if SENTRY_DSN:
     except BadDsn as error:
         raise ImproperlyConfigured(f"SENTRY_DSN is not a Sentry DSN: {error}") from None
 SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
-# The share of requests and tasks traced (performance); 0: errors only.
-SENTRY_TRACES_SAMPLE_RATE = env_fraction("SENTRY_TRACES_SAMPLE_RATE", 0.0)
 
-# Logs: one line per event on standard error, a JSON object with LOG_FORMAT=json
-# (config/logformat.py), carrying the request id (config.middleware.
-# RequestIdMiddleware), the Celery task and a send's edition and zone
-# (config/logcontext.py). Every handler passes config.logfilters.RedactSecrets,
-# which writes readers' addresses as [address] and the tokens of sign-in,
-# signup, unsubscribe and preferences links and Checkout session ids as
-# [redacted]: Django logs request paths ("Bad Request: /signin/<token>/",
-# runserver's access lines), the sending code the addresses it could not
-# reach. Celery's worker and beat keep this configuration (config/celery.py),
-# and gunicorn's own handlers get the same filters and format
-# (config/gunicorn_conf.py).
+# Every handler passes config.logfilters.RedactSecrets: Django logs request
+# paths ("Bad Request: /signin/<token>/", runserver's access lines) and the
+# sending code the addresses it could not reach, and no reader's address or
+# token may be read in a log. Each line names its request, task, edition and
+# zone (config/logcontext.py), so one send can be followed. Celery's worker
+# and beat keep this configuration (config/celery.py); gunicorn's handlers
+# get the same filters and format (config/gunicorn_conf.py).
 LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})
 LOGGING = {
     "version": 1,
@@ -720,3 +730,79 @@ LOGGING = {
         "sentry_sdk.errors": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+
+
+# === Variables no longer read ===============================================
+# Each became an advanced setting above, or moved into another variable. Set
+# to what now holds anyway, it is only warned about, so an older .env keeps
+# working; set to anything else, the service stops rather than quietly do
+# otherwise than asked (config.env.refuse_retired).
+
+
+def _constant(setting: str, value: object) -> Retired:
+    shown = str(value) if isinstance(value, Path) else repr(value)
+    return Retired(
+        f'it is {setting} = {shown} in config/settings (README.md, "Advanced settings")',
+        value=value,
+    )
+
+
+_mailgun = (
+    "it goes in EMAIL_ESP=mailgun://<api key>@<api host>/<sending domain>?webhook_signing_key=<key>"
+)
+_retired = {
+    name: _constant(name, globals()[name])
+    for name in [
+        "REQUEST_MAX_BYTES",
+        "UPLOAD_REQUEST_MAX_BYTES",
+        "DATA_UPLOAD_MAX_MEMORY_SIZE",
+        "FILE_UPLOAD_MAX_MEMORY_SIZE",
+        "DATABASE_CONN_MAX_AGE",
+        "PAGE_CACHE_SECONDS",
+        "OUTBOX_DIR",
+        "FALLBACK_AFTER_FAILURES",
+        "FALLBACK_MINUTES",
+        "DIGEST_BATCH_SIZE",
+        "DIGEST_CHECKPOINT_EVERY",
+        "DIGEST_LEASE_SECONDS",
+        "DIGEST_SEND_SLOT",
+        "DIGEST_CATCH_UP_HOURS",
+        "DIGEST_SEND_WHEN_EMPTY",
+        "DIGEST_RESEND_UNCONFIRMED",
+        "BOUNCE_LOCAL_PART",
+        "BOUNCE_SOFT_LIMIT",
+        "BOUNCE_SOFT_DAYS",
+        "HEALTH_HARD_BOUNCE_PERCENT",
+        "HEALTH_COMPLAINT_PERCENT",
+        "HEALTH_PAUSE_COMPLAINT_PERCENT",
+        "FEEDBACK_ID_SENDER",
+        "SIGN_IN_LINK_MINUTES",
+        "EMAIL_CHECK_DELIVERABILITY",
+        "ONE_TRIAL_PER_READER",
+        "STRIPE_API_BASE",
+        "BILLING_BACKEND",
+        "BACKUP_KEEP",
+        "SENTRY_TRACES_SAMPLE_RATE",
+    ]
+} | {
+    "CELERY_QUEUE": _constant("CELERY_TASK_DEFAULT_QUEUE", CELERY_TASK_DEFAULT_QUEUE),
+    "DJANGO_HSTS_SECONDS": _constant("SECURE_HSTS_SECONDS", 365 * 24 * 60 * 60),
+    "UNSUBSCRIBE_MAILTO": Retired(
+        "it is bounces+unsubscribe@BOUNCE_DOMAIN with BOUNCE_DOMAIN, else the From address",
+        value=UNSUBSCRIBE_MAILTO,
+    ),
+    "DKIM_DOMAIN": Retired("it is the From address's domain", value=DKIM_DOMAIN),
+    "TRACK_READER_CLICKS": Retired(
+        "CLICK_TRACKING=readers records who clicked", value=TRACK_READER_CLICKS
+    ),
+    "POSTMARK_SERVER_TOKEN": Retired("it goes in EMAIL_ESP=postmark://<server token>@"),
+    "MAILGUN_API_KEY": Retired(_mailgun),
+    "MAILGUN_SENDER_DOMAIN": Retired(_mailgun),
+    "MAILGUN_API_URL": Retired(_mailgun),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": Retired(_mailgun),
+    "AMAZON_SES_CONFIGURATION_SET": Retired(
+        "it goes in EMAIL_ESP=amazon_ses://?configuration_set=<name>"
+    ),
+    "STRIPE_PUBLISHABLE_KEY": Retired("nothing ever used it", harmless=True),
+}
+refuse_retired(_retired)

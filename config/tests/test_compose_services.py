@@ -3,10 +3,12 @@
 No Docker engine runs on these machines, so the web, worker and beat
 commands of docker-compose.yml are run as they are written, with the
 compose environment, only the host names of `db` and `redis` pointing at the
-local servers (a fresh database, a Redis database and a Celery queue of the
-test's own). Skipped where no PostgreSQL or Redis answers.
+local servers (a fresh database, a Redis database and, through
+testing/process_settings.py, a Celery queue and an outbox of the test's
+own). Skipped where no PostgreSQL or Redis answers.
 """
 
+import json
 import os
 import shlex
 import socket
@@ -70,9 +72,14 @@ def stack_environment(compose, tmp_path_factory):
         DJANGO_ENV_FILE="none",
         DATABASE_URL=f"{POSTGRES}/{name}",
         REDIS_URL=REDIS,
-        CELERY_QUEUE=f"compose-test-{uuid.uuid4().hex[:8]}",
         SMTP_URL="",  # mailpit's stand-in: the outbox
-        OUTBOX_DIR=str(smtp),
+        DJANGO_SETTINGS_MODULE="testing.process_settings",
+        TEST_SETTINGS=json.dumps(
+            {
+                "CELERY_TASK_DEFAULT_QUEUE": f"compose-test-{uuid.uuid4().hex[:8]}",
+                "OUTBOX_DIR": str(smtp),
+            }
+        ),
     )
     # Migrated once for both tests, by the one-off migrate service's command
     # with its lock timeout, as `docker compose up` runs it before the rest.
@@ -164,7 +171,7 @@ def test_worker_and_beat_start_and_the_worker_runs_what_the_app_queues(
         "/tmp/celerybeat-schedule",  # noqa: S108 - replaced by the test's own
         str(tmp_path / "celerybeat-schedule"),
     )
-    # CELERY_QUEUE: the worker consumes, and the app and beat send to, this test's queue only.
+    # TEST_SETTINGS: the worker consumes, and the app and beat send to, this test's queue only.
     worker = start(command_of(compose, "worker"), stack_environment, worker_log)
     beat = start(beat_command, stack_environment, beat_log)
     try:

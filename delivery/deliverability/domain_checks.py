@@ -120,8 +120,10 @@ def check_esp_webhook_secret(
     if esp == "mailgun" and not getattr(settings, "ANYMAIL", {}).get("MAILGUN_WEBHOOK_SIGNING_KEY"):
         return [
             CheckWarning(
-                "EMAIL_ESP is 'mailgun' but MAILGUN_WEBHOOK_SIGNING_KEY is not set.",
-                hint="Without it Mailgun's events cannot be verified.",
+                "EMAIL_ESP is 'mailgun' but Mailgun's webhook signing key "
+                "(MAILGUN_WEBHOOK_SIGNING_KEY in ANYMAIL) is not set.",
+                hint="Without it Mailgun's events cannot be verified: EMAIL_ESP="
+                "mailgun://<api key>@<api host>/<domain>?webhook_signing_key=<key>.",
                 id="briefing.W004",
             )
         ]
@@ -170,7 +172,7 @@ def check_dkim_alignment(
         CheckWarning(
             f"DKIM_DOMAIN {signing!r} does not align with the From domain {sender!r}.",
             hint="DMARC passes on DKIM only when the signing domain is the From domain "
-            "or its parent. Unset DKIM_DOMAIN (it defaults to the From domain).",
+            "or its parent: sign with the From domain (the DKIM_DOMAIN setting's default).",
             id="briefing.W006",
         )
     ]

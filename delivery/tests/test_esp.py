@@ -28,8 +28,7 @@ def test_postmark_is_configured_from_the_environment():
         "-c",
         PRINT_MAILER,
         **PRODUCTION,
-        EMAIL_ESP="postmark",
-        POSTMARK_SERVER_TOKEN="server-token",
+        EMAIL_ESP="postmark://server-token@",
         ANYMAIL_WEBHOOK_SECRET="hook:secret",
     )
     assert result.returncode == 0, result.stderr
@@ -43,11 +42,9 @@ def test_mailgun_and_ses_are_configured_from_the_environment():
         "-c",
         PRINT_MAILER,
         **PRODUCTION,
-        EMAIL_ESP="mailgun",
-        MAILGUN_API_KEY="key-1",
-        MAILGUN_SENDER_DOMAIN="mg.example.com",
-        MAILGUN_API_URL="https://api.eu.mailgun.net/v3",
-        MAILGUN_WEBHOOK_SIGNING_KEY="signing-key",
+        EMAIL_ESP=(
+            "mailgun://key-1@api.eu.mailgun.net/mg.example.com?webhook_signing_key=signing-key"
+        ),
         ANYMAIL_WEBHOOK_SECRET="hook:secret",
     )
     assert "'sender_domain': 'mg.example.com'" in mailgun.stdout, mailgun.stderr
@@ -57,8 +54,7 @@ def test_mailgun_and_ses_are_configured_from_the_environment():
         "-c",
         PRINT_MAILER,
         **PRODUCTION,
-        EMAIL_ESP="amazon_ses",
-        AMAZON_SES_CONFIGURATION_SET="briefing",
+        EMAIL_ESP="amazon_ses://?configuration_set=briefing",
         ANYMAIL_WEBHOOK_SECRET="hook:secret",
     )
     assert "anymail.backends.amazon_ses.EmailBackend" in ses.stdout, ses.stderr
@@ -68,10 +64,19 @@ def test_mailgun_and_ses_are_configured_from_the_environment():
 @pytest.mark.parametrize(
     ("environment", "message"),
     [
-        ({"EMAIL_ESP": "postmark", "ANYMAIL_WEBHOOK_SECRET": "a:b"}, "POSTMARK_SERVER_TOKEN"),
-        ({"EMAIL_ESP": "postmark", "POSTMARK_SERVER_TOKEN": "t"}, "ANYMAIL_WEBHOOK_SECRET"),
-        ({"EMAIL_ESP": "carrier_pigeon"}, "EMAIL_ESP must be one of"),
-        ({"EMAIL_ESP": "postmark", "SMTP_URL": "smtp://localhost"}, "not both"),
+        ({"EMAIL_ESP": "postmark://", "ANYMAIL_WEBHOOK_SECRET": "a:b"}, "<server token>"),
+        ({"EMAIL_ESP": "postmark://t@"}, "ANYMAIL_WEBHOOK_SECRET"),
+        ({"EMAIL_ESP": "carrier_pigeon://t@"}, "EMAIL_ESP must be one of"),
+        ({"EMAIL_ESP": "postmark://t@", "SMTP_URL": "smtp://localhost"}, "not both"),
+        # The variables of before: the service says where their values go now.
+        (
+            {
+                "EMAIL_ESP": "postmark://t@",
+                "ANYMAIL_WEBHOOK_SECRET": "a:b",
+                "POSTMARK_SERVER_TOKEN": "t",
+            },
+            "POSTMARK_SERVER_TOKEN is no longer read from the environment: it goes in EMAIL_ESP",
+        ),
     ],
 )
 def test_incomplete_esp_settings_stop_the_service(environment, message):

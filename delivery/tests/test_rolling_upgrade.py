@@ -17,6 +17,7 @@ real-process tests, on the test run's database and broker:
 
 import collections
 import io
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tarfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -116,14 +118,30 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def worker_environment(celery_queue, smtp_server) -> dict[str, str]:
-    return {
+def worker_environment(celery_queue, smtp_server) -> Callable[[Path], dict[str, str]]:
+    """The environment of a worker of the release in a tree: the test's queue and batch size.
+
+    Both are advanced settings (README.md), constants that this release takes
+    through testing/process_settings.py and refuses from the environment; a
+    release from before them read CELERY_QUEUE and DIGEST_BATCH_SIZE instead.
+    """
+    common = {
         **os.environ,
         "DATABASE_URL": database_url(),
         "SMTP_URL": f"{smtp_server.url}?timeout=10",
-        "CELERY_QUEUE": celery_queue,
-        "DIGEST_BATCH_SIZE": str(BATCH_SIZE),
     }
+
+    def of_release(tree: Path) -> dict[str, str]:
+        if (tree / "testing" / "process_settings.py").is_file():
+            constants = {"CELERY_TASK_DEFAULT_QUEUE": celery_queue, "DIGEST_BATCH_SIZE": BATCH_SIZE}
+            return {
+                **common,
+                "DJANGO_SETTINGS_MODULE": "testing.process_settings",
+                "TEST_SETTINGS": json.dumps(constants),
+            }
+        return {**common, "CELERY_QUEUE": celery_queue, "DIGEST_BATCH_SIZE": str(BATCH_SIZE)}
+
+    return of_release
 
 
 @pytest.fixture
@@ -173,7 +191,7 @@ def test_a_batch_in_the_recorded_shape_is_sent_once_by_this_release(
     ]
     for arguments in messages:
         app.send_task(batch, args=arguments)
-    worker = workers(ROOT, worker_environment)
+    worker = workers(ROOT, worker_environment(ROOT))
     worker.wait_ready()
 
     assert wait_for(lambda: worker.batches_done() == len(messages), SEND_SECONDS), worker.output()
@@ -230,7 +248,7 @@ def test_workers_of_the_previous_release_and_this_one_share_a_send(
     edition = built_edition(MONDAY)
     smtp_server.inject_faults(delay_data_seconds=SMTP_DELAY_SECONDS)
 
-    old = workers(previous_release, worker_environment)
+    old = workers(previous_release, worker_environment(previous_release))
     wait_for(lambda: " ready." in old.output() or old.process.poll() is not None, START_SECONDS)
     if old.process.poll() is not None and "ModuleNotFoundError" in old.output():
         # In production each release runs in its own image, with its own packages.
@@ -244,7 +262,7 @@ def test_workers_of_the_previous_release_and_this_one_share_a_send(
 
     # The roll: the old worker is told to stop mid-batch, the new one starts.
     old.warm_shutdown()
-    new = workers(ROOT, worker_environment)
+    new = workers(ROOT, worker_environment(ROOT))
     old.process.wait(timeout=SEND_SECONDS)  # it finishes its batch first
     new.wait_ready()
 

@@ -2,10 +2,11 @@
 
 Each test starts Celery workers as shipped (`python -m celery -A config
 worker`) in their own processes, with the environment a deployment gives
-them: SMTP_URL at this test's SMTP sink, a CELERY_QUEUE of the test's own,
-and the test run's database and broker. The data they read is committed
-(transaction=True): on SQLite the test database is a file the workers open
-too, on PostgreSQL the test database by its name.
+them (SMTP_URL at this test's SMTP sink, the test run's database and
+broker) and a Celery queue of the test's own (testing/process_settings.py).
+The data they read is committed (transaction=True): on SQLite the test
+database is a file the workers open too, on PostgreSQL the test database by
+its name.
 
 The sink is made slow (delay_data_seconds) so that a kill or a flush lands
 while a batch is half sent. Then the documented recovery runs (the sweep
@@ -14,10 +15,11 @@ second) and the test checks that every entitled reader got the digest,
 repeats stay within the documented bound, the Delivery table says what
 happened, and how long it took (`make faults` prints it). Leases are
 LEASE_SECONDS here, for the workers and for the sweep alike, instead of
-production's 60.
+production's DIGEST_LEASE_SECONDS (45).
 """
 
 import collections
+import json
 import os
 import re
 import shutil
@@ -93,10 +95,16 @@ class Worker:
             **extra_env,
             "DATABASE_URL": database_url(),
             "SMTP_URL": f"{smtp_url}?timeout=10",
-            "CELERY_QUEUE": queue,
-            "DIGEST_BATCH_SIZE": str(batch_size),
-            "DIGEST_LEASE_SECONDS": str(LEASE_SECONDS),
-            "DIGEST_CHECKPOINT_EVERY": str(CHECKPOINT_EVERY),
+            # The advanced settings are constants, not variables: these are the test's.
+            "DJANGO_SETTINGS_MODULE": "testing.process_settings",
+            "TEST_SETTINGS": json.dumps(
+                {
+                    "CELERY_TASK_DEFAULT_QUEUE": queue,
+                    "DIGEST_BATCH_SIZE": batch_size,
+                    "DIGEST_LEASE_SECONDS": LEASE_SECONDS,
+                    "DIGEST_CHECKPOINT_EVERY": CHECKPOINT_EVERY,
+                }
+            ),
         }
         self.log = log
         command = [sys.executable, "-m", "celery", "-A", "config", "worker"]

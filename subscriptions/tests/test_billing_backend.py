@@ -53,7 +53,17 @@ def test_the_stripe_signature_scheme_is_stripes():
     )
 
 
-def test_a_billing_backend_that_names_no_class_stops_the_service():
+def test_a_billing_backend_that_names_no_class_stops_the_service(settings):
+    # An advanced setting (config/settings), checked when the app starts.
+    from django.apps import apps
+
+    assert settings.BILLING_BACKEND is None  # the keys choose
+    settings.BILLING_BACKEND = "subscriptions.billing.Nope"
+    with pytest.raises(ImportError, match='does not define a "Nope"'):
+        apps.get_app_config("subscriptions").ready()
+
+
+def test_the_billing_backend_is_not_chosen_by_the_environment():
     result = run_manage("check", **PRODUCTION, BILLING_BACKEND="subscriptions.billing.Nope")
     assert result.returncode != 0
-    assert 'does not define a "Nope"' in result.stderr
+    assert "BILLING_BACKEND is no longer read from the environment" in result.stderr

@@ -347,9 +347,7 @@ def test_production_settings_mount_only_mailgun_with_its_signing_key():
         "-c",
         script,
         **PRODUCTION,
-        EMAIL_ESP="mailgun",
-        MAILGUN_API_KEY="key-1",
-        MAILGUN_WEBHOOK_SIGNING_KEY=MAILGUN_KEY,
+        EMAIL_ESP=f"mailgun://key-1@?webhook_signing_key={MAILGUN_KEY}",
         ANYMAIL_WEBHOOK_SECRET=BASIC_AUTH,
     )
 
@@ -365,12 +363,11 @@ def test_mailgun_without_its_webhook_signing_key_stops_the_service():
     result = run_manage(
         "check",
         **PRODUCTION,
-        EMAIL_ESP="mailgun",
-        MAILGUN_API_KEY="k",
+        EMAIL_ESP="mailgun://k@",
         ANYMAIL_WEBHOOK_SECRET="a:b",
     )
     assert result.returncode != 0
-    assert "MAILGUN_WEBHOOK_SIGNING_KEY" in result.stderr
+    assert "webhook signing key" in result.stderr
 
 
 def test_tracking_logs_ids_never_addresses(client, esp, caplog):

@@ -142,7 +142,7 @@ class Command(BaseCommand):
         worker_log = work_dir / f"worker-{run_id}.log"
         env = os.environ | {
             "SMTP_URL": f"smtp://{host}:{port}",
-            "CELERY_QUEUE": queue,
+            "BENCH_CELERY_QUEUE": queue,
             "BENCH_QUERY_LOG": str(query_log),
             # The workers run under this command's settings (bench.settings),
             # as production runs them: DEBUG off (on, every query is kept).

@@ -116,11 +116,8 @@ class Command(BaseCommand):
             "DJANGO_BEHIND_PROXY": "1",
             "SITE_URL": f"http://127.0.0.1:{port}",
             "STRIPE_SECRET_KEY": "sk_test_bench",
-            "STRIPE_API_BASE": f"http://127.0.0.1:{stripe.server_port}",
+            "BENCH_STRIPE_API_BASE": f"http://127.0.0.1:{stripe.server_port}",
             "STRIPE_PRICE_ID": "price_bench",
-            # No DNS can be asked here: each signup would wait out the
-            # deliverability check's timeout. Production asks its resolver.
-            "EMAIL_CHECK_DELIVERABILITY": "0",
             # collectstatic and gunicorn run under this command's settings
             # (bench.settings: the site's URLs plus the trivial view).
             "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
