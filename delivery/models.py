@@ -1,12 +1,12 @@
 """The record of the sends: deliveries, send slots, bounces, and send health's alerts and pauses.
 
 One Delivery per (edition, reader), one SendSlot per local morning, a
-BounceEvent for each bounce or complaint that came back, and the SendAlert
-and SendPause rows of send health.
+BounceEvent for each bounce or complaint that came back, the SendAlert
+and SendPause rows of send health, and the EventCount rows the metrics read.
 
 These models moved here from the newsletter app with their tables: each
 keeps its table ("newsletter_<model>", Meta.db_table), so no reader's row
-was copied (migrations 0001 and 0002).
+was copied (migrations 0001 to 0003).
 """
 
 import datetime
