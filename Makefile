@@ -80,7 +80,8 @@ format: $(VENV)/.installed
 # would lock a big table or break the release still serving: rendered for the
 # PostgreSQL that MIGRATION_LINT_DATABASE_URL names, the local one by
 # default), the pre-commit hooks (ruff, django-upgrade, djhtml) on every
-# file, the types and the import contracts.
+# file, the types, the import contracts, and the import graph (no cycle;
+# docs/architecture.md's rules are the contracts).
 check: $(VENV)/.installed .env
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) bin/lint-migrations
@@ -88,6 +89,7 @@ check: $(VENV)/.installed .env
 	$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest -q config/tests/test_architecture.py
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -105,7 +107,7 @@ clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache node_modules test-artifacts
 
 # SpamAssassin (Debian's), for the test that scores every email the project
-# sends (newsletter/tests/test_spamassassin.py), installed when missing.
+# sends (delivery/tests/test_spamassassin.py), installed when missing.
 spamassassin: $(VENV)/.installed .env
 	@command -v spamassassin >/dev/null || { apt-get update -qq && apt-get install -y -qq spamassassin; }
-	$(VENV)/bin/pytest -q newsletter/tests/test_spamassassin.py
+	$(VENV)/bin/pytest -q delivery/tests/test_spamassassin.py

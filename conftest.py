@@ -212,6 +212,6 @@ def fresh_digest_renders():
     update times. Rolled-back tests reuse ids, and under a frozen clock the
     update times too: another test's digest could be taken for this one's.
     """
-    from newsletter import sending
+    from delivery import batches
 
-    sending._rendered.clear()
+    batches._rendered.clear()

@@ -22,8 +22,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from newsletter import schedule, sending
-from newsletter.models import Article, Delivery, Edition, EditionArticle, SendSlot
+from delivery import scheduler
+from delivery.models import Delivery, SendSlot
+from newsletter import schedule
+from newsletter.models import Article, Edition, EditionArticle
 from subscriptions.models import Membership, Subscriber
 
 BENCH_DOMAIN = "bench.invalid"
@@ -174,7 +176,7 @@ def schedule_mornings() -> Iterator[tuple[int, int, int]]:
         for zone, send_time in slots
     )
     for moment, zone, send_time in mornings:
-        yield from sending.schedule_slot(BENCH_DATE, zone, send_time, moment, moment, set())
+        yield from scheduler.schedule_slot(BENCH_DATE, zone, send_time, moment, moment, set())
 
 
 # ---------------------------------------------------------------- the SMTP sink

@@ -27,12 +27,12 @@ __all__ = ["app"]
 
 @dataclass
 class RenderCounter:
-    """How many digests a worker process rendered (newsletter.sending renders once per content)."""
+    """How many digests a worker process rendered (delivery.batches renders once per content)."""
 
     count: int = 0
 
     def install(self) -> None:
-        from newsletter import emails, sending
+        from delivery import batches, emails
 
         counter = self
 
@@ -41,8 +41,8 @@ class RenderCounter:
                 counter.count += 1
                 super().__init__(*args, **kwargs)
 
-        # Only the sender's renders: the name sending.digest_template builds with.
-        sending.DigestTemplate = CountedDigestTemplate  # type: ignore[attr-defined]
+        # Only the sender's renders: the name batches.digest_template builds with.
+        batches.DigestTemplate = CountedDigestTemplate  # type: ignore[attr-defined]
 
 
 # A statement's shape: its SQL up to the WHERE, with quoting and lists dropped.

@@ -19,7 +19,6 @@ from typing import Any, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
-import idna
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -235,7 +234,7 @@ def env_database(name: str, default: str, **options: Any) -> dict[str, Any]:
 
 
 # Something at something: whether the domain can receive mail is for DNS and
-# the deploy checks (config/checks.py) to say, not for start-up.
+# the deploy checks (delivery/deliverability/domain_checks.py) to say, not for start-up.
 ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 
 
@@ -484,16 +483,3 @@ def refuse_retired(retired: Mapping[str, Retired]) -> None:
             f"{name} is no longer read from the environment: {entry.instead}. "
             "Remove it from the environment or .env."
         )
-
-
-def domain_of_address(address: str) -> str:
-    """The domain of a From-style address ("Name <a@b.example>" → "b.example"), as an A-label.
-
-    Lower case and IDNA-encoded, because that is how DNS (SPF, DKIM, DMARC
-    records) and every comparison with the site's host name see it.
-    """
-    domain = parseaddr(address)[1].rpartition("@")[2].strip().rstrip(".").lower()
-    try:
-        return idna.encode(domain, uts46=True).decode("ascii") if domain else ""
-    except idna.IDNAError:
-        return domain

@@ -11,7 +11,7 @@ Where the figures come from (docs/operations.md, "Metrics and alerts"):
   memberships by status, Stripe's events by type and status.
 - Events the rows keep no cheap trace of (digests sent, failed, deferred and
   unconfirmed by carrier, missed, takeovers, bounces) are counted by the code
-  that records them, in the same transaction (newsletter.EventCount); a
+  that records them, in the same transaction (delivery.EventCount); a
   scrape reads those few rows.
 - Beat's last successful runs are in the shared cache (config.beat), the
   broker's queue length is asked of the broker.
@@ -42,8 +42,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from config import beat
 from config.celery import app as celery_app
-from newsletter import counting
-from newsletter.models import BounceEvent, Delivery, Edition, SendSlot
+from delivery import counting
+from delivery.models import BounceEvent, Delivery, SendSlot
+from newsletter.models import Edition
 from subscriptions.models import Membership, StripeEvent, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ LAG_EVENTS = 100
 # Morning sends looked at: local dates run up to a day ahead of UTC's.
 MORNING_DAYS = 2
 
-# The event counts (newsletter.counting) and how each is served.
+# The event counts (delivery.counting) and how each is served.
 COUNTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "digests_sent": ("Digests the mail server (or ESP) accepted, by the carrier that took them.",
                      ("carrier",)),

@@ -2,8 +2,9 @@ from django.apps import apps
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.utils.module_loading import import_string
+from django.views.generic import RedirectView
 
 from config import metrics, views
 from config.admin_login import RateLimitedAdminLoginForm
@@ -41,6 +42,12 @@ site_urlpatterns: list[URLPattern | URLResolver] = [
     path("outbox/<str:name>/", views.outbox_message, name="outbox-message"),
     # Before the admin's own URLs, which would read "dashboard" as an app label.
     path("admin/dashboard/", include("dashboard.urls")),
+    # The send's models moved from the newsletter app to the delivery app:
+    # staff's bookmarks of their old admin pages lead to the new ones.
+    re_path(
+        r"^admin/newsletter/(?P<model>delivery|sendslot|bounceevent|sendalert|sendpause)/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/delivery/%(model)s/%(rest)s", query_string=True),
+    ),
     path("admin/", admin.site.urls),
     path("unsubscribe/<str:token>/", unsubscribe.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", subscription_views.preferences, name="preferences"),

@@ -10,7 +10,6 @@ from kombu.exceptions import OperationalError
 
 from config import outbox as outbox_store
 from config.celery import app as celery_app
-from config.csp import EMAIL_PREVIEW
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def outbox(request: HttpRequest) -> HttpResponse:
     return render(request, "dev/outbox.html", {"messages": messages})
 
 
-@csp_override(EMAIL_PREVIEW)
+@csp_override(settings.EMAIL_PREVIEW_CSP)
 def outbox_message(request: HttpRequest, name: str) -> HttpResponse:
     _require_debug()
     message = outbox_store.read_message(settings.OUTBOX_DIR, name)

@@ -24,7 +24,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from dashboard.models import MembershipChange
-from newsletter.models import Article, Delivery, Edition, EditionArticle, Section
+from delivery.models import Delivery
+from newsletter.models import Article, Edition, EditionArticle, Section
 from subscriptions.models import Membership, Subscriber
 
 Status = Membership.Status

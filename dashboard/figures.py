@@ -17,10 +17,10 @@ from dashboard import charts, daily, metrics
 from dashboard.charts import Series
 
 # Readers' billing and growth: staff who may see memberships (the billing
-# permission). Editors have newsletter permissions only.
+# permission). Editors have the newsletter's and delivery's permissions only.
 BILLING = "subscriptions.view_membership"
 # How sends went: the editors see it on the desk already.
-SENDING = "newsletter.view_delivery"
+SENDING = "delivery.view_delivery"
 
 Cell = str | int | float | None
 
@@ -401,7 +401,7 @@ FIGURES = {
 
 def can_see(user: AbstractUser | AnonymousUser, figure: Figure) -> bool:
     # The billing permission shows everything; the sending figures need only
-    # the newsletter's delivery permission, which the Editors group has.
+    # the permission to view deliveries, which the Editors group has.
     return user.has_perm(BILLING) or user.has_perm(figure.permission)
 
 

@@ -518,7 +518,7 @@ def zone_sends(
 ) -> list[ZoneFigures]:
     """Each zone's sends over the same editions as edition_sends, busiest zone first.
 
-    Edition.zone_sends() reports one edition slot by slot for the desk; this
+    delivery.send_report.zone_sends() reports one edition slot by slot for the desk; this
     sums the zones' counts over many editions (a row per zone and edition,
     at most zones x `limit`), to show how long each zone's send takes and
     where sending goes wrong.

@@ -16,7 +16,8 @@ from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from dashboard.models import EditionZoneSend
-from newsletter.models import Delivery, Edition
+from delivery.models import Delivery
+from newsletter.models import Edition
 from subscriptions.models import Subscriber
 
 SNAPSHOT_EVERY_MINUTES = 15

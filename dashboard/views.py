@@ -11,11 +11,11 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from config import csvfiles
 from dashboard.figures import FIGURES, Cell, can_see, visible
 from dashboard.metrics import DateRange
 from dashboard.models import StaffSettings
 from dashboard.summary import do_set_weekly_summary
+from subscriptions import csvfiles
 
 DAY_CHOICES = (30, 90, 365)
 DEFAULT_DAYS = 90

@@ -14,7 +14,7 @@ from stripe.params.billing_portal import SessionCreateParams as PortalSessionPar
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 from demo_checkout import local_stripe
-from subscriptions.billing import BillingBackend
+from subscriptions.stripe_api import BillingBackend
 
 
 class LocalBilling(BillingBackend):

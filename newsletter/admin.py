@@ -1,6 +1,6 @@
 import json
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django import forms
@@ -18,24 +18,16 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.views.decorators.csp import csp_override
 
-from config.csp import EMAIL_PREVIEW
-from newsletter import desk, sending, tasks, uploads
+from delivery import actions, send_report
+from delivery.models import Delivery
+from newsletter import desk, editions, uploads
 from newsletter.forms import CurationForm, PreviewForm, TestSendForm
-from newsletter.models import (
-    Article,
-    Delivery,
-    Edition,
-    EditionArticle,
-    EditionLocked,
-    NoSendDay,
-    Section,
-    SendSlot,
-)
+from newsletter.models import Article, Edition, EditionArticle, EditionLocked, NoSendDay, Section
 from subscriptions.addresses import mask_addresses
-from subscriptions.admin_privacy import ReaderDataAdmin, can_see_readers
+from subscriptions.admin_privacy import can_see_readers
 
 if TYPE_CHECKING:
-    from django.contrib.admin.options import _ListDisplayT
+    pass
 
 FAILURES_SHOWN = 200
 
@@ -219,11 +211,6 @@ def _curatable(edition: Edition | None) -> bool:
     return edition is None or edition.is_curatable
 
 
-def queue_send(edition_id: int) -> None:
-    """Queue the edition's send once the current transaction commits."""
-    transaction.on_commit(lambda: tasks.send_edition.delay(edition_id))
-
-
 @admin.register(Edition)
 class EditionAdmin(admin.ModelAdmin):
     list_display = ["date", "status", "article_count", "sent_count", "failed_count", "sent_at"]
@@ -264,7 +251,7 @@ class EditionAdmin(admin.ModelAdmin):
             path(
                 "<int:pk>/desk/",
                 # The desk previews the email in a frame: inline styles allowed.
-                view(csp_override(EMAIL_PREVIEW)(self.desk_view)),
+                view(csp_override(settings.EMAIL_PREVIEW_CSP)(self.desk_view)),
                 name="newsletter_edition_desk",
             ),
             path("<int:pk>/hold/", view(self.hold_view), name="newsletter_edition_hold"),
@@ -298,7 +285,7 @@ class EditionAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Next edition",
             "opts": self.opts,
-            "date": desk.upcoming_edition_date(),
+            "date": editions.upcoming_edition_date(),
         }
         return TemplateResponse(request, "admin/newsletter/edition/next_empty.html", context)
 
@@ -327,13 +314,9 @@ class EditionAdmin(admin.ModelAdmin):
         preview_form = PreviewForm(request.GET or None)
         reader, zone = preview_form.choice()
         message = desk.preview(edition, reader, zone=zone)
-        progress = edition.progress()
+        progress = send_report.progress(edition)
         show_readers = can_see_readers(request)
-        failures = edition.deliveries.filter(
-            status__in=[Delivery.Status.FAILED, Delivery.Status.BOUNCED]
-        ).order_by("subscriber__email" if show_readers else "pk")
-        if show_readers:
-            failures = failures.select_related("subscriber")
+        failures = send_report.failures(edition, with_readers=show_readers)
         context = {
             **self.admin_site.each_context(request),
             "title": f"{edition}",
@@ -348,10 +331,9 @@ class EditionAdmin(admin.ModelAdmin):
             "html": message.html,
             "test_form": TestSendForm(initial={"reader": reader, "zone": zone}),
             "progress": progress,
-            "zone_sends": edition.zone_sends(),
-            "unconfirmed": edition.deliveries.filter(
-                status=Delivery.Status.SENT, last_error=sending.UNCONFIRMED_NOTE
-            ).count(),
+            "zone_sends": send_report.zone_sends(edition),
+            "carried": send_report.carried(edition),
+            "unconfirmed": send_report.unconfirmed(edition),
             "next_sends": desk.next_sends(),
             "failures": [
                 (
@@ -362,7 +344,7 @@ class EditionAdmin(admin.ModelAdmin):
             ],
             "failure_count": failures.count(),
             "show_readers": show_readers,
-            "is_next": edition.date == desk.upcoming_edition_date(),
+            "is_next": edition.date == editions.upcoming_edition_date(),
         }
         return TemplateResponse(request, "admin/newsletter/edition/desk.html", context)
 
@@ -425,9 +407,8 @@ class EditionAdmin(admin.ModelAdmin):
     def _resend(self, request: HttpRequest, editions: Iterable[Edition]) -> None:
         total = 0
         for edition in editions:
-            count = sending.resend_failed(edition)
+            count = actions.do_resend_failed(edition)
             if count:
-                queue_send(edition.pk)
                 self.log_change(request, edition, f"Queued {count} failed deliveries again.")
             total += count
         self.message_user(
@@ -449,53 +430,6 @@ class EditionAdmin(admin.ModelAdmin):
         return edition.deliveries.filter(status=Delivery.Status.SENT).count()
 
 
-@admin.register(Delivery)
-class DeliveryAdmin(ReaderDataAdmin):
-    """Deliveries; with who they went to only for staff who may see readers."""
-
-    # A failure reason may quote the address; the reader's fields are theirs.
-    reader_data_fields = ("last_error", "subscriber")
-
-    list_display = ["edition", "subscriber", "status", "attempts", "sent_at", "last_error"]
-    list_filter = ["status", "edition"]
-    search_fields = ["subscriber__email"]
-    list_select_related = ["edition", "subscriber"]
-    raw_id_fields = ["subscriber"]
-    readonly_fields = ["created_at", "claimed_at", "sent_at"]
-
-    def get_list_display(self, request: HttpRequest) -> "_ListDisplayT[Any]":
-        if can_see_readers(request):
-            return self.list_display
-        return ["edition", "status", "attempts", "sent_at", "failure_reason"]
-
-    # django-stubs leave out the None that Django documents ("no links").
-    def get_list_display_links(  # type: ignore[override]
-        self, request: HttpRequest, list_display: "_ListDisplayT[Any]"
-    ) -> "_ListDisplayT[Any] | None":
-        # A delivery's own page names its reader (its title is "… to <address>").
-        if can_see_readers(request):
-            return super().get_list_display_links(request, list_display)
-        return None
-
-    def get_list_select_related(self, request: HttpRequest) -> list[str]:
-        return self.list_select_related if can_see_readers(request) else ["edition"]
-
-    def has_view_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
-        if obj is not None and not can_see_readers(request):
-            return False
-        return super().has_view_permission(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
-        if obj is not None and not can_see_readers(request):
-            return False
-        return super().has_change_permission(request, obj)
-
-    @admin.display(description="failure reason")
-    def failure_reason(self, delivery: Delivery) -> str:
-        # Stored masked (newsletter.sending); rows of before were not.
-        return mask_addresses(delivery.last_error) or "-"
-
-
 @admin.register(NoSendDay)
 class NoSendDayAdmin(admin.ModelAdmin):
     """Dates with no digest anywhere; what was published rolls into the next one."""
@@ -507,22 +441,3 @@ class NoSendDayAdmin(admin.ModelAdmin):
     @admin.display(description="Day")
     def weekday(self, day: NoSendDay) -> str:
         return f"{day.date:%A}"
-
-
-@admin.register(SendSlot)
-class SendSlotAdmin(admin.ModelAdmin):
-    """Each local morning's send: when it was due, in which zone, and what came of it."""
-
-    list_display = ["date", "send_time", "time_zone", "scheduled_for", "outcome", "readers"]
-    list_filter = ["outcome", "date"]
-    search_fields = ["time_zone"]
-    date_hierarchy = "date"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: SendSlot | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: SendSlot | None = None) -> bool:
-        return False

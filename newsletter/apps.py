@@ -8,12 +8,7 @@ class NewsletterConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from config import checks  # noqa: F401 - registers the product's deploy checks
-        from newsletter import (
-            health_admin,  # noqa: F401 - send health in the admin
-            pagecache,
-            tracking,  # noqa: F401 - connects the anymail signal handler
-        )
+        from newsletter import pagecache
         from newsletter.models import Article, Edition, EditionArticle, Section
 
         # What the public pages show: a change replaces the cached pages

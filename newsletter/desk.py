@@ -1,8 +1,9 @@
 """The editors' desk: the next edition, its previews and test sends.
 
 Curating an edition (order, left-out articles, note, hold) lives on the
-Edition model; this module picks which edition is "next" and builds the
-exact email as different readers would get it, without writing anything.
+Edition model, and which edition is "next" in newsletter.editions; this
+module builds it, lists the mornings to come, and builds the exact email as
+different readers would get it (delivery.emails), without writing anything.
 """
 
 import datetime
@@ -15,8 +16,9 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from newsletter import calendar, editions, schedule, sending
-from newsletter.emails import DigestMessage, DigestTemplate
+from delivery import emails
+from delivery.emails import DigestMessage, DigestTemplate
+from newsletter import calendar, editions, schedule
 from newsletter.models import Article, Edition
 from subscriptions.models import Membership, Subscriber
 
@@ -25,13 +27,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# After the send time, a day with no edition yet still shows that day for a
-# little while: beat may not have built it yet, and an edition built now for
-# the next day would take the same articles (it starts after the same
-# previous edition).
-BEAT_GRACE = datetime.timedelta(minutes=10)
 
-MAIL_ERRORS = sending.SEND_ERRORS
+MAIL_ERRORS = emails.SEND_ERRORS
 
 
 class SampleReader:
@@ -51,26 +48,6 @@ class SampleReader:
         TRIALING: Membership.Status.TRIALING,
         PAST_DUE: Membership.Status.PAST_DUE,
     }
-
-
-def upcoming_edition_date(now: datetime.datetime | None = None) -> datetime.date:
-    """The date of the next morning send that has not started: what editors curate.
-
-    schedule.next_edition_date() stays on today all day; once today's send
-    has started (or today went by with nothing to send) the editors are
-    preparing tomorrow's, so the next weekday is the one to show.
-    """
-    now = now or timezone.now()
-    day = schedule.next_edition_date(now)
-    following = schedule.next_edition_date(schedule.send_time_on(day) + datetime.timedelta(days=1))
-    edition = Edition.objects.filter(date=day).first()
-    if edition is not None:
-        # Not started (being prepared, or held): still the one to curate.
-        # Started, even early by hand with send_digest: the next one is.
-        return day if edition.status in Edition.CURATABLE else following
-    if now < schedule.send_time_on(day) + BEAT_GRACE:
-        return day
-    return following
 
 
 @dataclass(frozen=True)
@@ -93,7 +70,7 @@ class NextSend:
     def carries(self) -> str:
         """ "3 articles so far, since Wednesday 06:00 JST"."""
         count = f"{self.articles} article{'s' if self.articles != 1 else ''}"
-        since = sending.since_label(self.since, self.time_zone)  # "Since Wednesday …"
+        since = emails.since_label(self.since, self.time_zone)  # "Since Wednesday …"
         return f"{count} so far, s{since[1:]}"
 
     @property
@@ -145,7 +122,7 @@ def articles_since(since: datetime.datetime, now: datetime.datetime) -> int:
 
 def next_edition(now: datetime.datetime | None = None) -> Edition | None:
     """Build (or refresh) the next edition, as the morning send would; None if empty."""
-    return editions.build_edition(upcoming_edition_date(now), now)
+    return editions.build_edition(editions.upcoming_edition_date(now), now)
 
 
 def sample_subscriber(kind: str, *, email: str, name: str = "", zone: str = "") -> Subscriber:
@@ -201,7 +178,7 @@ def preview(
     skipped = calendar.days_off(zone, first, last, calendar.no_send_days(first, last))
     since = schedule.previous_send_moment(moment, send_time, zone, skipped)
     articles = editions.window_articles(edition, since, min(moment, now))
-    template = DigestTemplate(edition, articles, since=sending.since_label(since, zone))
+    template = DigestTemplate(edition, articles, since=emails.since_label(since, zone))
     reader = sample_subscriber(kind, email=email, name=name or "Alex", zone=zone)
     return template.message_for(reader)
 

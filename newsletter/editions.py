@@ -13,9 +13,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from newsletter import schedule
 from newsletter.models import Article, Edition, EditionArticle
 
 logger = logging.getLogger(__name__)
+
+# After the send time, a day with no edition yet still shows that day for a
+# little while: beat may not have built it yet, and an edition built now for
+# the next day would take the same articles (it starts after the same
+# previous edition).
+BEAT_GRACE = datetime.timedelta(minutes=10)
 
 
 def build_edition(
@@ -101,3 +108,23 @@ def window_articles(
             article.pk,
         ),
     )
+
+
+def upcoming_edition_date(now: datetime.datetime | None = None) -> datetime.date:
+    """The date of the next morning send that has not started: what editors curate.
+
+    schedule.next_edition_date() stays on today all day; once today's send
+    has started (or today went by with nothing to send) the editors are
+    preparing tomorrow's, so the next weekday is the one to show.
+    """
+    now = now or timezone.now()
+    day = schedule.next_edition_date(now)
+    following = schedule.next_edition_date(schedule.send_time_on(day) + datetime.timedelta(days=1))
+    edition = Edition.objects.filter(date=day).first()
+    if edition is not None:
+        # Not started (being prepared, or held): still the one to curate.
+        # Started, even early by hand with send_digest: the next one is.
+        return day if edition.status in Edition.CURATABLE else following
+    if now < schedule.send_time_on(day) + BEAT_GRACE:
+        return day
+    return following

@@ -12,6 +12,7 @@ place and not in another.
 
 import difflib
 import re
+from email.utils import parseaddr
 
 import email_validator
 import idna
@@ -157,3 +158,16 @@ def mask_addresses(text: str) -> str:
     Who may see readers finds the address through the row's reader.
     """
     return ADDRESS_IN_TEXT.sub(MASKED_ADDRESS, text)
+
+
+def domain_of_address(address: str) -> str:
+    """The domain of a From-style address ("Name <a@b.example>" → "b.example"), as an A-label.
+
+    Lower case and IDNA-encoded, because that is how DNS (SPF, DKIM, DMARC
+    records) and every comparison with the site's host name see it.
+    """
+    domain = parseaddr(address)[1].rpartition("@")[2].strip().rstrip(".").lower()
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii") if domain else ""
+    except idna.IDNAError:
+        return domain

@@ -12,8 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.views.decorators.http import require_POST
 
-from config import csvfiles
-from subscriptions import stripe_api, webhooks
+from subscriptions import csvfiles, stripe_api, webhooks
 from subscriptions.actions.imports import (
     IMPORT_AS,
     CsvFormatError,

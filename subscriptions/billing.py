@@ -2,8 +2,9 @@
 
 One is chosen once, by dotted path (stripe_api.backend): Stripe itself, or
 none at all; the keyless demo brings its own (demo_checkout.billing). Each
-takes the parameters Stripe's API takes and returns the SDK's objects, so
-the code that calls them cannot tell which one answered.
+implements stripe_api.BillingBackend, the calls the service makes: it takes
+the parameters Stripe's API takes and returns the SDK's objects, so the code
+that calls them cannot tell which one answered.
 """
 
 import functools
@@ -26,79 +27,7 @@ from subscriptions import stripe_api
 from subscriptions.stripe_api import BillingUnavailable
 
 
-class BillingBackend:
-    """The calls the service makes to its billing provider."""
-
-    configured = True  # signups can start
-    local_checkout = False  # the keyless demo's stand-in, not Stripe
-
-    def webhook_secret(self) -> str | None:
-        """The secret events at /stripe/webhook/ are signed with."""
-        return settings.STRIPE_WEBHOOK_SECRET
-
-    def livemode(self) -> bool | None:
-        """Whether the objects this backend reads are Stripe's live mode, or None if unknown."""
-        return None
-
-    def price_id(self) -> str:
-        raise NotImplementedError
-
-    def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
-        """Create a customer; returns its id."""
-        raise NotImplementedError
-
-    def update_customer(self, customer_id: str, params: CustomerUpdateParams, *, key: str) -> None:
-        raise NotImplementedError
-
-    def create_checkout_session(
-        self, params: CheckoutSessionParams, *, key: str
-    ) -> stripe.checkout.Session:
-        raise NotImplementedError
-
-    def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
-        raise NotImplementedError
-
-    def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
-        raise NotImplementedError
-
-    def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
-        raise NotImplementedError
-
-    def cancel_subscription(self, subscription_id: str, *, key: str) -> None:
-        """Cancel now, without proration."""
-        raise NotImplementedError
-
-    def latest_subscription(self, customer_id: str) -> stripe.Subscription | None:
-        """The customer's most recent subscription in any status, or None."""
-        raise NotImplementedError
-
-    def preview_invoice(self, params: InvoiceCreatePreviewParams) -> stripe.Invoice:
-        """The invoice Stripe would issue next (POST /v1/invoices/create_preview)."""
-        raise NotImplementedError
-
-    def update_subscription(
-        self, subscription_id: str, params: SubscriptionUpdateParams, *, key: str
-    ) -> stripe.Subscription:
-        raise NotImplementedError
-
-    def draft_invoices(self, subscription_id: str) -> list[stripe.Invoice]:
-        """The subscription's invoices still in draft."""
-        raise NotImplementedError
-
-    def list_subscriptions(self, params: SubscriptionListParams) -> Iterator[stripe.Subscription]:
-        """Every subscription the parameters select, page after page."""
-        raise NotImplementedError
-
-    def finalize_invoice(self, invoice_id: str, *, key: str) -> stripe.Invoice:
-        """Finalize a draft and let Stripe collect it (auto_advance on)."""
-        raise NotImplementedError
-
-    def create_portal_session(self, params: PortalSessionParams) -> str:
-        """A Customer Portal session; returns its URL."""
-        raise NotImplementedError
-
-
-class StripeBilling(BillingBackend):
+class StripeBilling(stripe_api.BillingBackend):
     """Stripe's API through the official SDK (stripe_api.client)."""
 
     def livemode(self) -> bool | None:
@@ -192,7 +121,7 @@ def _looked_up_price_id(api_key: str, api_base: str | None) -> str:
     return prices.data[0].id
 
 
-class UnavailableBilling(BillingBackend):
+class UnavailableBilling(stripe_api.BillingBackend):
     """No Stripe key and not the demo: every call says billing is not configured."""
 
     configured = False

@@ -14,7 +14,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from config.mail import verp_address
+from delivery.deliverability.verp import verp_address
 from newsletter import calendar
 from subscriptions import (
     billing_links,
@@ -39,7 +39,7 @@ def first_digest_at(
 
     The next send moment after `now`: their delivery time, the next weekday
     morning where they live that is not a no-send day. The sender applies
-    the same rule (newsletter.sending.schedule_slot).
+    the same rule (delivery.scheduler.schedule_slot).
     """
     moment = calendar.next_digest_at(subscriber.send_time, subscriber.time_zone, now)
     return moment.astimezone(ZoneInfo(subscriber.time_zone))

@@ -158,7 +158,7 @@ class Subscriber(models.Model):
     class Meta:
         ordering = ["email"]
         # The scheduler reads the distinct (zone, time) slots every minute,
-        # and cuts each slot's audience into chunks by id (newsletter.audience).
+        # and cuts each slot's audience into chunks by id (delivery.audience).
         indexes = [
             models.Index(fields=["time_zone", "send_time", "id"], name="subscriber_send_slot")
         ]

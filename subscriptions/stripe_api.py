@@ -18,7 +18,6 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import stripe
 from django.conf import settings
@@ -27,14 +26,13 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 from stripe.params import (
     CustomerCreateParams,
+    CustomerUpdateParams,
     InvoiceCreatePreviewParams,
     SubscriptionListParams,
     SubscriptionUpdateParams,
 )
+from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
-
-if TYPE_CHECKING:
-    from subscriptions.billing import BillingBackend
 
 PRODUCT_ID = "morning-briefing"  # our own product id at Stripe, so setup is idempotent
 PRICE_LOOKUP_KEY = "morning-briefing-annual-usd"
@@ -60,6 +58,82 @@ class BillingUnavailable(Exception):
 # --- The backend ---------------------------------------------------------------------
 
 
+class BillingBackend:
+    """The calls the service makes to its billing provider: what each backend implements.
+
+    Here, beside the calls, so that the backends (subscriptions.billing, the
+    demo's) depend on this module and this one names them only by dotted path.
+    """
+
+    configured = True  # signups can start
+    local_checkout = False  # the keyless demo's stand-in, not Stripe
+
+    def webhook_secret(self) -> str | None:
+        """The secret events at /stripe/webhook/ are signed with."""
+        return settings.STRIPE_WEBHOOK_SECRET
+
+    def livemode(self) -> bool | None:
+        """Whether the objects this backend reads are Stripe's live mode, or None if unknown."""
+        return None
+
+    def price_id(self) -> str:
+        raise NotImplementedError
+
+    def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
+        """Create a customer; returns its id."""
+        raise NotImplementedError
+
+    def update_customer(self, customer_id: str, params: CustomerUpdateParams, *, key: str) -> None:
+        raise NotImplementedError
+
+    def create_checkout_session(
+        self, params: CheckoutSessionParams, *, key: str
+    ) -> stripe.checkout.Session:
+        raise NotImplementedError
+
+    def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
+        raise NotImplementedError
+
+    def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
+        raise NotImplementedError
+
+    def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
+        raise NotImplementedError
+
+    def cancel_subscription(self, subscription_id: str, *, key: str) -> None:
+        """Cancel now, without proration."""
+        raise NotImplementedError
+
+    def latest_subscription(self, customer_id: str) -> stripe.Subscription | None:
+        """The customer's most recent subscription in any status, or None."""
+        raise NotImplementedError
+
+    def preview_invoice(self, params: InvoiceCreatePreviewParams) -> stripe.Invoice:
+        """The invoice Stripe would issue next (POST /v1/invoices/create_preview)."""
+        raise NotImplementedError
+
+    def update_subscription(
+        self, subscription_id: str, params: SubscriptionUpdateParams, *, key: str
+    ) -> stripe.Subscription:
+        raise NotImplementedError
+
+    def draft_invoices(self, subscription_id: str) -> list[stripe.Invoice]:
+        """The subscription's invoices still in draft."""
+        raise NotImplementedError
+
+    def list_subscriptions(self, params: SubscriptionListParams) -> Iterator[stripe.Subscription]:
+        """Every subscription the parameters select, page after page."""
+        raise NotImplementedError
+
+    def finalize_invoice(self, invoice_id: str, *, key: str) -> stripe.Invoice:
+        """Finalize a draft and let Stripe collect it (auto_advance on)."""
+        raise NotImplementedError
+
+    def create_portal_session(self, params: PortalSessionParams) -> str:
+        """A Customer Portal session; returns its URL."""
+        raise NotImplementedError
+
+
 def backend_path() -> str:
     """The dotted path of the billing backend: BILLING_BACKEND, else the keys' choice."""
     if settings.BILLING_BACKEND:
@@ -71,14 +145,14 @@ def backend_path() -> str:
     return UNAVAILABLE_BACKEND
 
 
-def backend_class() -> type["BillingBackend"]:
+def backend_class() -> type[BillingBackend]:
     """The billing backend's class; SubscriptionsConfig.ready loads it at start-up."""
     return import_string(backend_path())
 
 
 @functools.cache
-def backend() -> "BillingBackend":
-    """The billing backend (a subscriptions.billing.BillingBackend), made once."""
+def backend() -> BillingBackend:
+    """The billing backend (a BillingBackend, from subscriptions.billing or the demo), made once."""
     return backend_class()()
 
 

@@ -35,6 +35,7 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": "k3Jx9-production-like-secret-key-with-enough-entropy-8fQz2LmP0vWc",
     "DJANGO_ALLOWED_HOSTS": "briefing.example.com",
     "SITE_URL": "https://briefing.example.com",
-    # On a parent of the site's domain, as deploy checks (config/checks.py) expect.
+    # On a parent of the site's domain, as the deploy checks
+    # (delivery/deliverability/domain_checks.py) expect.
     "DEFAULT_FROM_EMAIL": "The Morning Briefing <briefing@example.com>",
 }

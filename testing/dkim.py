@@ -5,7 +5,7 @@ The key below is published here and signs nothing real: never configure it.
 
 from collections.abc import Callable
 
-from config.dkim import dns_record
+from delivery.deliverability.dkim import dns_record
 
 # Generated with `openssl genrsa 2048`, for tests only.
 TEST_PRIVATE_KEY = """\

@@ -30,12 +30,19 @@ LOGGERS = [
     "celery.beat",
     "celery.redirected",
     "kombu",
-    "newsletter.sending",
     "newsletter.tasks",
-    "newsletter.bounces",
-    "newsletter.tracking",
+    "delivery.scheduler",
+    "delivery.by_hand",
+    "delivery.batches",
+    "delivery.recovery",
+    "delivery.tasks",
+    "delivery.deliverability.suppression",
+    "delivery.deliverability.mailbox",
+    "delivery.deliverability.health",
+    "delivery.deliverability.tracking",
     "subscriptions.views",
     "subscriptions.tasks",
+    "subscriptions.side_effects",
     "subscriptions.webhooks",
     "subscriptions.actions.account",
     "dashboard.summary",
@@ -74,14 +81,14 @@ def main(email: str, token: str) -> None:
     try:
         raise RuntimeError(f"{email} could not use {token}")
     except RuntimeError as error:
-        logging.getLogger("newsletter.sending").exception("through exception: %s", error)
+        logging.getLogger("delivery.batches").exception("through exception: %s", error)
     # Celery's own shape: a mapping of arguments.
     logging.getLogger("celery.app.trace").info(
         "through celery mapping: Task %(name)s[%(id)s] succeeded: %(return_value)r",
         {"name": "newsletter.tasks.send_edition", "id": "1", "return_value": [email, token]},
     )
     # An argument that is no string, whose text holds the address.
-    logging.getLogger("newsletter.tasks").warning(
+    logging.getLogger("delivery.tasks").warning(
         "through object: %s", SimpleNamespace(email=email, token=token)
     )
     environ = {

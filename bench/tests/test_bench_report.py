@@ -80,11 +80,11 @@ def test_the_targets_say_which_are_met_per_database():
 
 
 def test_the_profile_table_shares_are_of_all_worker_samples(tmp_path):
-    task = "send_delivery_batch (newsletter/tasks.py:60)"
+    task = "send_delivery_batch (delivery/tasks.py:60)"
     stacks = tmp_path / "profile.txt"
     stacks.write_text(
         f"process 1;main (celery.py:1);{task};send (smtp.py:10) 6\n"
-        f"process 2;main (celery.py:1);{task};claim (sending.py:5);execute (db.py:2) 2\n"
+        f"process 2;main (celery.py:1);{task};claim (batches.py:5);execute (db.py:2) 2\n"
         "process 1;main (celery.py:1);poll (kombu.py:3) 2\n"
     )
 
@@ -93,9 +93,9 @@ def test_the_profile_table_shares_are_of_all_worker_samples(tmp_path):
     assert table["samples"] == 10
     assert table["outside_task"] == 20.0
     assert dict(table["inclusive"]) == {
-        "send_delivery_batch (newsletter/tasks.py)": 80.0,
+        "send_delivery_batch (delivery/tasks.py)": 80.0,
         "send (smtp.py)": 60.0,
-        "claim (sending.py)": 20.0,
+        "claim (batches.py)": 20.0,
         "execute (db.py)": 20.0,
     }
     assert table["self"][0] == ("send (smtp.py)", 60.0)
@@ -119,7 +119,7 @@ def test_the_multi_zone_articles_fall_in_every_zones_window(zone):
 
 @pytest.mark.django_db
 def test_the_multi_zone_send_is_scheduled_morning_by_morning():
-    from newsletter.models import Delivery, SendSlot
+    from delivery.models import Delivery, SendSlot
 
     benchmark.build_population(60, 6, benchmark.ZONES[:3], benchmark.SEND_TIMES[:2])
     edition = benchmark.build_edition(benchmark.MULTI_ZONE_PUBLISHED_AT)

@@ -20,7 +20,6 @@ from sentry_sdk.utils import BadDsn, Dsn
 
 from config.env import (
     Retired,
-    domain_of_address,
     env_address,
     env_addresses,
     env_backup_target,
@@ -49,6 +48,10 @@ from config.env import (
     smtp_options,
 )
 from config.private_files import private_folder, private_sqlite_database
+
+# The From domain, which DKIM signs for. An address helper of the readers'
+# app, which reads no setting and no model when imported.
+from subscriptions.addresses import domain_of_address
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 # Local state of the demo: database, broker, outbox, caches. Private to the
@@ -198,6 +201,7 @@ INSTALLED_APPS = [
     "anymail",
     "django_prose_editor",
     "newsletter",
+    "delivery",
     "subscriptions",
     "dashboard",
     "operations",
@@ -345,22 +349,22 @@ elif SMTP_URL:
     MAILERS = {
         "default": {
             # Django's SMTP backend, DKIM-signing when DKIM_PRIVATE_KEY is set.
-            "BACKEND": "config.mail.SigningSMTPBackend",
+            "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
             "OPTIONS": smtp_options(SMTP_URL),
         }
     }
 else:
     MAILERS = {"default": outbox_mailer(OUTBOX_DIR)}
 
-# A send outlives a relay's outage on a second one (newsletter/carriers.py).
+# A send outlives a relay's outage on a second one (delivery/wire/carriers.py).
 FALLBACK_SMTP_URL = env_optional("FALLBACK_SMTP_URL")
 if FALLBACK_SMTP_URL:
     MAILERS["fallback"] = {
-        "BACKEND": "config.mail.SigningSMTPBackend",
+        "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
         "OPTIONS": smtp_options(FALLBACK_SMTP_URL, name="FALLBACK_SMTP_URL"),
     }
 
-# DKIM signing by the app, for an SMTP relay that does not sign (config/dkim.py;
+# DKIM signing by the app, for an SMTP relay that does not sign (delivery/deliverability/dkim.py;
 # ESPs sign with their own keys). The domain is the From address's: that is
 # what DMARC aligns with, so there is nothing to choose.
 DKIM_PRIVATE_KEY = env_pem_key("DKIM_PRIVATE_KEY")
@@ -369,7 +373,7 @@ DKIM_DOMAIN = domain_of_address(DEFAULT_FROM_EMAIL)
 if DKIM_PRIVATE_KEY and not DKIM_SELECTOR:
     raise ImproperlyConfigured("DKIM_SELECTOR must be set with DKIM_PRIVATE_KEY (e.g. briefing1).")
 
-# Bounces over plain SMTP (newsletter/bounces.py): with a bounce domain, each
+# Bounces over plain SMTP (delivery/deliverability/): with a bounce domain, each
 # email's envelope sender is signed (VERP), so a bounce can be believed.
 BOUNCE_DOMAIN = env_domain("BOUNCE_DOMAIN")
 BOUNCE_MAILBOX_URL = env_optional_url(
@@ -504,7 +508,7 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = DIGEST_TIMEZONE
 CELERY_BEAT_SCHEDULE = {
     # Every reader's own morning: each minute, the sends that have come due
-    # in any zone (newsletter.sending.schedule_due_sends).
+    # in any zone (delivery.scheduler.schedule_due_sends).
     "send-due-digests": {
         "task": "newsletter.tasks.send_due_digests",
         "schedule": 60,
@@ -654,7 +658,7 @@ TRUSTED_PROXIES = env_networks(
 # attributes, no plugins, no framing. Forms may post here and lead on to
 # Stripe Checkout and the Customer Portal (browsers apply form-action to the
 # redirect after a POST). The email previews (outbox, editors' desk) relax
-# style-src for their sandboxed frames only: config.csp.EMAIL_PREVIEW.
+# style-src for their sandboxed frames only: EMAIL_PREVIEW_CSP.
 # The rich-text editor (Tiptap, inside django-prose-editor) injects one fixed
 # <style> of its base CSS without a nonce; its hash allows exactly that one.
 # config/tests/test_csp.py recomputes it from the installed editor, so an
@@ -672,6 +676,12 @@ SECURE_CSP: dict[str, list[str]] = {
     "frame-ancestors": [CSP.NONE],
     "form-action": [CSP.SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
 }
+# The policy of the pages that show an email (the dev outbox, the editors'
+# desk). An email shown in a sandboxed srcdoc frame inherits the page's
+# policy, and emails are styled inline (style attributes and a <style>
+# block, as mail clients need): those pages allow inline styles. Scripts stay
+# as strict as everywhere (the frames are sandboxed without allow-scripts too).
+EMAIL_PREVIEW_CSP: dict[str, list[str]] = {**SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
 
 # Errors leave the machine only with a DSN, and only once readers' addresses,
 # tokens, cookies and request bodies are scrubbed (config/sentry.py).

@@ -7,8 +7,8 @@ from celery.signals import task_postrun, task_prerun
 from django.db import connections
 
 from config.celery import app
-from newsletter import leases, tasks
-from newsletter.tasks import RETRY_MAX_SECONDS
+from delivery import leases, tasks
+from delivery.tasks import RETRY_MAX_SECONDS
 
 
 def test_a_batch_is_stopped_long_before_the_broker_would_hand_it_to_another_worker(settings):

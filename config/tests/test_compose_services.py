@@ -178,7 +178,7 @@ def test_worker_and_beat_start_and_the_worker_runs_what_the_app_queues(
         wait_for(lambda: "ready." in worker_log.read_text(), 90, worker, worker_log)
         queued = subprocess.run(
             [sys.executable, "manage.py", "shell", "-c",
-             "from newsletter.tasks import process_bounces; process_bounces.delay()"],
+             "from delivery.tasks import process_bounces; process_bounces.delay()"],
             cwd=ROOT,
             env={**os.environ, **stack_environment},
             capture_output=True,

@@ -20,7 +20,7 @@ from config import logcontext
 from config.logfilters import RedactSecrets, redact
 from config.logformat import JSON_FIELDS, JsonFormatter
 from config.tests.test_deployment_files import ROOT
-from newsletter import sending, tasks
+from delivery import scheduler, tasks
 from newsletter.models import Edition
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions import signin
@@ -189,7 +189,7 @@ def test_a_request_keeps_a_sane_incoming_id_and_its_lines_carry_it(log_lines):
     assert not_found["request_id"] == "edge-7f3a:1"
     assert not_found["status_code"] == 404
 
-    logging.getLogger("newsletter.sending").warning("after the request")
+    logging.getLogger("delivery.batches").warning("after the request")
     assert "request_id" not in log_lines()[-1]
 
 
@@ -233,7 +233,7 @@ def test_a_tasks_lines_carry_its_id_and_a_sends_its_edition_and_zone(
     edition = built_edition(MONDAY)
 
     result = tasks.send_edition.delay(edition.pk)
-    logging.getLogger("newsletter.sending").info("after the task")
+    logging.getLogger("delivery.batches").info("after the task")
 
     lines = log_lines()
     [refusal] = [line for line in lines if line["message"].startswith("Digest to")]
@@ -259,8 +259,8 @@ def test_a_mornings_send_names_its_edition_and_zone(clock, log_lines):
     make_subscriber("reader@example.com", time_zone="Asia/Tokyo")
     clock.move_to("2026-11-30T21:05:00Z")  # 06:05 on Tuesday in Tokyo
 
-    batches = sending.schedule_due_sends()
-    logging.getLogger("newsletter.sending").info("after the morning")
+    batches = list(scheduler.schedule_due_sends())
+    logging.getLogger("delivery.scheduler").info("after the morning")
 
     assert len(batches) == 1
     lines = log_lines()

@@ -20,8 +20,11 @@ from config import beat
 from config import metrics as metrics_module
 from config.celery import app as celery_app
 from conftest import SMTPServer
-from newsletter import bounces, carriers, sending
-from newsletter.models import BounceEvent, Delivery, Edition, SendSlot
+from delivery import batches, by_hand, recovery
+from delivery.deliverability import suppression
+from delivery.models import BounceEvent, Delivery, SendSlot
+from delivery.wire import carriers
+from newsletter.models import Edition
 from newsletter.tasks import publish_scheduled_articles
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.models import Membership, StripeEvent, Subscriber
@@ -173,7 +176,7 @@ def test_digests_are_counted_by_outcome_and_carrier(client, relays, clock):
         refuse_recipients={"dee@example.com": [550, "5.1.1 No such user"]},
         drop_after_data_for=["eve@example.com"],
     )
-    sending.send_edition_now(built_edition(MONDAY).pk)
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)
 
     # Tuesday's edition: the primary says "try later" twice, and the
     # fallback carries the send (dee, bounced, is no longer sent to).
@@ -187,9 +190,9 @@ def test_digests_are_counted_by_outcome_and_carrier(client, relays, clock):
     )
     tuesday = built_edition(MONDAY + datetime.timedelta(days=1))
     for _ in range(2):
-        with pytest.raises(sending.TransientSendError):
-            sending.send_edition_now(tuesday.pk)
-    sending.send_edition_now(tuesday.pk)
+        with pytest.raises(batches.TransientSendError):
+            by_hand.send_edition_in_process(tuesday.pk)
+    by_hand.send_edition_in_process(tuesday.pk)
     assert sorted(fallback.recipients()) == [
         "ada@example.com", "bob@example.com", "cy@example.com", "eve@example.com"
     ]  # fmt: skip
@@ -247,9 +250,9 @@ def test_takeovers_and_missed_digests_are_counted(client):
         audience_lease_until=now - datetime.timedelta(minutes=1),
     )
 
-    assert sending.requeue_expired_claims(edition, now) == 2
-    assert sending.mark_missed(now) == 1
-    assert sending.start_send(tuesday, now) is True
+    assert recovery.requeue_expired_claims(edition, now) == 2
+    assert recovery.mark_missed(now) == 1
+    assert by_hand.send_edition(tuesday, now) is True
 
     families = scrape(client)
     assert value(families, "briefing_delivery_takeovers_total") == 2
@@ -257,8 +260,8 @@ def test_takeovers_and_missed_digests_are_counted(client):
     assert value(families, "briefing_audience_takeovers_total") == 1
 
     # Run again, nothing more is taken over or missed, and nothing more is counted.
-    sending.requeue_expired_claims(edition, now)
-    sending.mark_missed(now)
+    recovery.requeue_expired_claims(edition, now)
+    recovery.mark_missed(now)
     families = scrape(client)
     assert value(families, "briefing_delivery_takeovers_total") == 2
     assert value(families, "briefing_digests_missed_total") == 1
@@ -378,7 +381,7 @@ def test_readers_memberships_and_bounces_are_served(client):
     complainer = make_subscriber(membership=Membership.Status.PAST_DUE)
     make_subscriber(membership=None)
 
-    bounces.do_record(complainer.pk, BounceEvent.Kind.COMPLAINT, source=BounceEvent.Source.ESP)
+    suppression.do_record(complainer.pk, BounceEvent.Kind.COMPLAINT, source=BounceEvent.Source.ESP)
 
     families = scrape(client)
     assert samples(families, "briefing_readers") == {

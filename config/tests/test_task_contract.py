@@ -27,7 +27,7 @@ def test_the_recorded_contract_is_up_to_date():
 
 
 def test_the_send_batch_is_recorded_by_its_arguments():
-    # The shape the real-process test (newsletter/tests/test_rolling_upgrade.py) queues.
+    # The shape the real-process test (delivery/tests/test_rolling_upgrade.py) queues.
     batch = task_contract.recorded()["newsletter.tasks.send_delivery_batch"]
     assert [parameter["name"] for parameter in batch] == ["edition_id", "first_id", "last_id"]
 

@@ -8,8 +8,9 @@ from django.core.management import call_command
 from dashboard import demo, metrics
 from dashboard.metrics import DateRange
 from dashboard.models import MembershipChange
+from delivery.models import Delivery
 from newsletter.editions import build_edition
-from newsletter.models import Article, Delivery, Edition
+from newsletter.models import Article, Edition
 from subscriptions.models import Membership, Subscriber
 from testing.clock import MONDAY_BEFORE_SEND
 

@@ -14,7 +14,8 @@ from dashboard import metrics
 from dashboard.metrics import Cohort, DateRange, EditionSend, Flow, Tally, ZoneFigures
 from dashboard.models import MembershipChange
 from dashboard.sends import do_snapshot_sends
-from newsletter.models import Delivery, Edition
+from delivery.models import Delivery
+from newsletter.models import Edition
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY_BEFORE_SEND

@@ -10,7 +10,8 @@ from dashboard import sends as send_counts
 from dashboard.metrics import DateRange
 from dashboard.models import DailyFigures, EditionZoneSend, ReaderStates
 from dashboard.tests.test_metrics import NOW, Status, at, change, join
-from newsletter.models import Delivery, Edition
+from delivery.models import Delivery
+from newsletter.models import Edition
 from subscriptions.models import Subscriber
 
 pytestmark = pytest.mark.django_db

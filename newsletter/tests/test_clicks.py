@@ -8,7 +8,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
 
-from newsletter import clicks, sending
+from delivery import by_hand
+from newsletter import clicks
 from newsletter.models import Click
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions import preferences
@@ -40,7 +41,7 @@ def digest_links(smtp_server, email: str) -> list[str]:
 
 def test_off_by_default_the_digest_links_straight_to_the_story(smtp_server, story):
     make_subscriber("ada@example.com")
-    sending.send_edition_now(built_edition(MONDAY).pk)
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)
 
     (mail,) = smtp_server.received()
     assert "/r/" not in mail.text and "/r/" not in mail.html
@@ -53,7 +54,7 @@ def test_a_tracked_link_counts_the_click_and_leads_to_the_story(
     settings.CLICK_TRACKING = True
     make_subscriber("ada@example.com")
     edition = built_edition(MONDAY)
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     (link,) = set(digest_links(smtp_server, "ada@example.com"))
     path = link.removeprefix(settings.SITE_URL)
     assert "?r=" not in path  # who clicked is not recorded
@@ -78,7 +79,7 @@ def test_reader_clicks_are_recorded_only_when_disclosed(client, smtp_server, sto
     settings.TRACK_READER_CLICKS = True
     ada = make_subscriber("ada@example.com")
     make_subscriber("bob@example.com")
-    sending.send_edition_now(built_edition(MONDAY).pk)
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)
 
     (ada_link,) = set(digest_links(smtp_server, "ada@example.com"))
     (bob_link,) = set(digest_links(smtp_server, "bob@example.com"))
@@ -121,7 +122,7 @@ def test_a_reader_opening_a_story_again_and_again_counts_once_per_window(
     settings.CLICK_TRACKING = True
     settings.TRACK_READER_CLICKS = True
     make_subscriber("ada@example.com")
-    sending.send_edition_now(built_edition(MONDAY).pk)
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)
     (link,) = set(digest_links(smtp_server, "ada@example.com"))
     path = link.removeprefix(settings.SITE_URL)
 
@@ -144,7 +145,7 @@ def test_without_reader_tracking_each_client_address_counts_once_per_window(
 ):
     settings.CLICK_TRACKING = True
     make_subscriber("ada@example.com")
-    sending.send_edition_now(built_edition(MONDAY).pk)
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)
     (link,) = set(digest_links(smtp_server, "ada@example.com"))
     path = link.removeprefix(settings.SITE_URL)
     recording = RecordingCache(cache)
@@ -170,7 +171,7 @@ def test_two_readers_opening_the_same_story_count_twice(client, smtp_server, sto
     settings.TRACK_READER_CLICKS = True
     ada = make_subscriber("ada@example.com")
     bob = make_subscriber("bob@example.com")
-    sending.send_edition_now(built_edition(MONDAY).pk)
+    by_hand.send_edition_in_process(built_edition(MONDAY).pk)
 
     for email in ("ada@example.com", "bob@example.com"):
         (link,) = set(digest_links(smtp_server, email))

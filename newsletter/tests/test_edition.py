@@ -5,7 +5,8 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from newsletter import editions, schedule, sending
+from delivery import by_hand
+from newsletter import editions, schedule
 from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import built_edition, make_article
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
@@ -43,7 +44,7 @@ def test_an_edition_takes_in_new_articles_until_it_is_sent(clock):
 
     # Sending: a later zone's morning is still to come, and its readers get
     # what was published before it.
-    sending.start_send(edition)
+    by_hand.send_edition(edition)
     clock.shift(datetime.timedelta(minutes=1))
     third = make_article(published_ago=datetime.timedelta(0))
     assert editions.build_edition(MONDAY) == edition
@@ -85,8 +86,8 @@ def test_a_held_edition_is_returned_unchanged_and_cannot_start():
     make_article(published_ago=datetime.timedelta(0))
 
     assert built_edition(MONDAY).articles.count() == 1
-    with pytest.raises(sending.EditionHeld):
-        sending.start_send(edition)
+    with pytest.raises(by_hand.EditionHeld):
+        by_hand.send_edition(edition)
 
 
 def test_nothing_new_means_no_edition():

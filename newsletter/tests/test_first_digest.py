@@ -14,8 +14,9 @@ import time_machine
 from django.core.management import call_command
 
 from config.celery import app
-from newsletter import calendar, schedule, tasks
-from newsletter.models import Delivery
+from delivery import tasks
+from delivery.models import Delivery
+from newsletter import calendar, schedule
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
 from subscriptions.tests.factories import make_subscriber

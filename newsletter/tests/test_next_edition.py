@@ -6,7 +6,8 @@ import html
 import pytest
 from django.contrib.admin.models import LogEntry
 
-from newsletter import desk, sending
+from delivery import by_hand
+from newsletter import desk, editions
 from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import built_edition, make_article, make_staff
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
@@ -36,7 +37,7 @@ def three():
 def open_next(client) -> Edition:
     response = client.get("/admin/newsletter/edition/next/")
     assert response.status_code == 302
-    edition = Edition.objects.get(date=desk.upcoming_edition_date())
+    edition = Edition.objects.get(date=editions.upcoming_edition_date())
     assert response.url == f"/admin/newsletter/edition/{edition.pk}/desk/"
     return edition
 
@@ -64,19 +65,19 @@ def curation(edition: Edition, order: list, left_out=(), note="") -> dict:
     ],
 )
 def test_the_next_edition_is_the_next_send_not_yet_started(now, expected):
-    assert desk.upcoming_edition_date(at(now)) == expected
+    assert editions.upcoming_edition_date(at(now)) == expected
 
 
 def test_after_the_morning_send_the_desk_prepares_the_next_day():
     make_article(published_ago=datetime.timedelta(days=1))
     monday = built_edition(MONDAY, now=at("2026-11-30T11:00:00+00:00"))
     Edition.objects.filter(pk=monday.pk).update(status=Edition.Status.SENT)
-    assert desk.upcoming_edition_date(
+    assert editions.upcoming_edition_date(
         at("2026-11-30T11:01:00+00:00")
     ) == MONDAY + datetime.timedelta(days=1)
     # Held and not sent: editors still see it, to release it.
     Edition.objects.filter(pk=monday.pk).update(status=Edition.Status.HELD)
-    assert desk.upcoming_edition_date(at("2026-11-30T19:00:00+00:00")) == MONDAY
+    assert editions.upcoming_edition_date(at("2026-11-30T19:00:00+00:00")) == MONDAY
 
 
 def test_an_edition_sent_early_by_hand_hands_the_desk_to_the_next_one():
@@ -84,8 +85,8 @@ def test_an_edition_sent_early_by_hand_hands_the_desk_to_the_next_one():
     # editors are preparing Tuesday's, not looking at Monday's sent one.
     make_article(published_ago=datetime.timedelta(days=1))
     monday = built_edition(MONDAY, now=at("2026-11-29T15:00:00+00:00"))
-    sending.start_send(monday)
-    assert desk.upcoming_edition_date(
+    by_hand.send_edition(monday)
+    assert editions.upcoming_edition_date(
         at("2026-11-29T16:00:00+00:00")
     ) == MONDAY + datetime.timedelta(days=1)
 
@@ -150,8 +151,8 @@ def test_a_held_edition_is_not_sent_until_released(client, editor, three):
     client.post(f"/admin/newsletter/edition/{edition.pk}/hold/")
     edition.refresh_from_db()
     assert edition.status == Edition.Status.HELD
-    with pytest.raises(sending.EditionHeld):
-        sending.start_send(edition)
+    with pytest.raises(by_hand.EditionHeld):
+        by_hand.send_edition(edition)
     assert (
         "Release this edition"
         in client.get(f"/admin/newsletter/edition/{edition.pk}/desk/").content.decode()
@@ -169,7 +170,7 @@ def test_a_held_edition_is_not_sent_until_released(client, editor, three):
 
 def test_an_edition_being_sent_cannot_be_changed_but_can_be_held(client, editor, three):
     edition = open_next(client)
-    sending.start_send(edition)
+    by_hand.send_edition(edition)
 
     response = client.post(
         f"/admin/newsletter/edition/{edition.pk}/desk/",

@@ -12,7 +12,8 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from newsletter import pagecache, sending
+from delivery import audience, recovery
+from newsletter import pagecache
 from newsletter.models import Article, Edition
 from newsletter.tests import urls_page_cache
 from newsletter.tests.factories import built_edition, make_article, make_section, make_staff
@@ -409,12 +410,12 @@ def test_an_edition_going_out_and_held_is_shown_at_once(story, django_capture_on
     assert edition.get_absolute_url() not in visitor().get("/archive/").content.decode()
 
     with django_capture_on_commit_callbacks(execute=True):
-        # The send's own way: a bulk update (newsletter.sending), no save.
-        sending.mark_sending(edition, timezone.now())
+        # The send's own way: a bulk update (delivery.audience.mark_sending), no save.
+        audience.mark_sending(edition, timezone.now())
     assert edition.get_absolute_url() in visitor().get("/archive/").content.decode()
 
     with django_capture_on_commit_callbacks(execute=True):
-        sending.finish_if_done(edition.pk)
+        recovery.finish_if_done(edition.pk)
     assert "A sample: the briefing of" in visitor().get("/").content.decode()
 
     with django_capture_on_commit_callbacks(execute=True):

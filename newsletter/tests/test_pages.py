@@ -97,7 +97,7 @@ def test_admin_serves_the_article_form(admin_client):
         "/admin/",
         "/admin/newsletter/article/",
         "/admin/newsletter/edition/",
-        "/admin/newsletter/delivery/",
+        "/admin/delivery/delivery/",
         "/admin/subscriptions/subscriber/",
         "/admin/subscriptions/membership/",
     ]:
@@ -128,15 +128,16 @@ def test_publishing_in_the_admin_sets_the_publication_time_and_author(admin_clie
 def test_staff_can_resend_to_failed_readers_from_the_admin(
     admin_client, monkeypatch, settings, django_capture_on_commit_callbacks
 ):
-    from newsletter import sending, tasks
-    from newsletter.models import Delivery, Edition
+    from delivery import by_hand, tasks
+    from delivery.models import Delivery
+    from newsletter.models import Edition
     from subscriptions.tests.factories import make_subscriber
 
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
     make_article()
     failed, sent = make_subscriber(), make_subscriber()
     edition = built_edition(datetime.date(2026, 11, 30))
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     Delivery.objects.filter(subscriber=failed).update(
         status=Delivery.Status.FAILED, last_error="SMTPRecipientsRefused: 550"
     )

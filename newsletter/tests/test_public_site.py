@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.core.management import call_command
 
-from newsletter import desk, sending
+from delivery import by_hand
+from newsletter import desk
 from newsletter.models import Article, Edition
 from newsletter.tests.factories import built_edition, make_article, make_section
 from subscriptions.models import Membership
@@ -129,7 +130,7 @@ def test_the_web_edition_shows_what_the_email_shows(client, settings):
     )
     edition = built_edition(MONDAY)
     edition.curate({third.pk: (1, True), first.pk: (2, True), second.pk: (3, False)}, "Hello.")
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
 
     page = client.get("/editions/2026-11-30/").content.decode()
     email = desk.preview(Edition.objects.get(), desk.SampleReader.PAYING).body

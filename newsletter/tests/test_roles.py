@@ -16,15 +16,21 @@ def editor_client(client):
     return client
 
 
-def test_the_migration_creates_the_group_with_newsletter_permissions_only():
+def test_the_migration_creates_the_group_with_newsletter_and_delivery_permissions_only():
     permissions = Group.objects.get(name="Editors").permissions.select_related("content_type")
     codenames = {p.codename for p in permissions}
 
     assert {"add_article", "change_article", "change_edition", "view_delivery"} <= codenames
     assert "change_delivery" not in codenames
     # Readers and their billing live in the subscriptions app: nothing there,
-    # whatever models it gains later.
-    assert {p.content_type.app_label for p in permissions} == {"newsletter"}
+    # whatever models it gains later. (Deliveries and send slots, read-only,
+    # moved to the delivery app with their permissions.)
+    assert {p.content_type.app_label for p in permissions} == {"newsletter", "delivery"}
+    assert {
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in permissions
+        if p.content_type.app_label == "delivery"
+    } == {"delivery.view_delivery", "delivery.view_sendslot"}
 
 
 def test_an_editor_can_write_and_publish(editor_client):
@@ -52,7 +58,7 @@ def test_an_editor_can_curate_the_next_edition(editor_client):
 def test_an_editor_sees_deliveries_but_no_reader_or_billing_data(editor_client):
     subscriber = make_subscriber()
 
-    assert editor_client.get("/admin/newsletter/delivery/").status_code == 200
+    assert editor_client.get("/admin/delivery/delivery/").status_code == 200
     assert editor_client.get("/admin/subscriptions/subscriber/").status_code == 403
     assert editor_client.get("/admin/subscriptions/membership/").status_code == 403
     assert (
@@ -84,3 +90,14 @@ def test_staff_outside_the_group_cannot_open_the_desk(client):
     make_article()
 
     assert client.get("/admin/newsletter/edition/next/").status_code == 403
+
+
+def test_the_old_admin_pages_of_deliveries_lead_to_the_delivery_apps(editor_client):
+    response = editor_client.get("/admin/newsletter/delivery/?status__exact=failed")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/delivery/delivery/?status__exact=failed"
+    assert editor_client.get(response["Location"]).status_code == 200
+    assert editor_client.get("/admin/newsletter/sendslot/")["Location"] == (
+        "/admin/delivery/sendslot/"
+    )

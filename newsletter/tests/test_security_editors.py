@@ -6,7 +6,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 
-from newsletter.models import BounceEvent, Delivery, Edition, EditionArticle
+from delivery.models import BounceEvent, Delivery
+from newsletter.models import Edition, EditionArticle
 from newsletter.tests.factories import make_article, make_staff
 from subscriptions.models import StripeEvent
 from subscriptions.tests.factories import make_subscriber
@@ -41,8 +42,8 @@ def editor_client(client):
 
 
 def test_an_editor_sees_deliveries_without_addresses(editor_client, sent_edition):
-    page = editor_client.get("/admin/newsletter/delivery/").content.decode()
-    searched = editor_client.get("/admin/newsletter/delivery/?q=ada.private").content.decode()
+    page = editor_client.get("/admin/delivery/delivery/").content.decode()
+    searched = editor_client.get("/admin/delivery/delivery/?q=ada.private").content.decode()
 
     for content in (page, searched):
         assert "private@example.com" not in content
@@ -50,7 +51,7 @@ def test_an_editor_sees_deliveries_without_addresses(editor_client, sent_edition
     # Searching by address is not offered, so it cannot probe who reads.
     assert 'id="searchbar"' not in page
     delivery = Delivery.objects.get(subscriber__email=ADDRESS)
-    assert editor_client.get(f"/admin/newsletter/delivery/{delivery.pk}/change/").status_code == 403
+    assert editor_client.get(f"/admin/delivery/delivery/{delivery.pk}/change/").status_code == 403
 
 
 def test_the_desk_report_shows_an_editor_no_addresses(editor_client, sent_edition):
@@ -68,7 +69,7 @@ def test_staff_with_the_readers_permission_see_addresses(client, sent_edition):
     staff.user_permissions.add(Permission.objects.get(codename="view_subscriber"))
     client.force_login(staff)
 
-    assert ADDRESS in client.get("/admin/newsletter/delivery/?q=ada.private").content.decode()
+    assert ADDRESS in client.get("/admin/delivery/delivery/?q=ada.private").content.decode()
     desk = client.get(f"/admin/newsletter/edition/{sent_edition.pk}/desk/").content.decode()
     assert ADDRESS in desk
 
@@ -100,9 +101,9 @@ def test_an_editor_cannot_filter_deliveries_on_what_may_hold_an_address(
     ]
 
     for probe in probes:
-        assert editor_client.get(f"/admin/newsletter/delivery/?{probe}").status_code == 400, probe
+        assert editor_client.get(f"/admin/delivery/delivery/?{probe}").status_code == 400, probe
     # The filters offered stay usable.
-    assert editor_client.get("/admin/newsletter/delivery/?status__exact=failed").status_code == 200
+    assert editor_client.get("/admin/delivery/delivery/?status__exact=failed").status_code == 200
 
 
 def test_staff_with_the_readers_permission_can_still_filter_on_failure_reasons(
@@ -110,7 +111,7 @@ def test_staff_with_the_readers_permission_can_still_filter_on_failure_reasons(
 ):
     support = readers_staff(client)
 
-    response = support.get("/admin/newsletter/delivery/?last_error__icontains=ada.private")
+    response = support.get("/admin/delivery/delivery/?last_error__icontains=ada.private")
 
     assert response.status_code == 200
     assert ADDRESS in response.content.decode()
@@ -160,26 +161,26 @@ def test_staff_without_the_readers_permission_cannot_filter_bounces_by_address(
     staff.user_permissions.add(Permission.objects.get(codename="view_bounceevent"))
     client.force_login(staff)
 
-    page = client.get("/admin/newsletter/bounceevent/")
+    page = client.get("/admin/delivery/bounceevent/")
     for probe in [
         f"detail__icontains={ADDRESS}",
         "detail__regex=<a",
         "report_id__icontains=report",
         "subscriber__email__startswith=ada",
     ]:
-        assert client.get(f"/admin/newsletter/bounceevent/?{probe}").status_code == 400, probe
+        assert client.get(f"/admin/delivery/bounceevent/?{probe}").status_code == 400, probe
 
     assert page.status_code == 200
     assert "mailbox full" in page.content.decode()
     assert "private@example.com" not in page.content.decode()
-    url = f"/admin/newsletter/bounceevent/{bounce_event.pk}/change/"
+    url = f"/admin/delivery/bounceevent/{bounce_event.pk}/change/"
     assert client.get(url).status_code == 403  # its page names the reader
 
 
 def test_staff_with_the_readers_permission_can_filter_bounces(client, bounce_event):
     support = readers_staff(client, "view_bounceevent")
 
-    response = support.get(f"/admin/newsletter/bounceevent/?detail__icontains={ADDRESS}")
+    response = support.get(f"/admin/delivery/bounceevent/?detail__icontains={ADDRESS}")
 
     assert response.status_code == 200
     assert ADDRESS in response.content.decode()

@@ -2,8 +2,9 @@
 
 import pytest
 
-from newsletter import sending
-from newsletter.models import Delivery, Edition
+from delivery import by_hand
+from delivery.models import Delivery
+from newsletter.models import Edition
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
@@ -16,7 +17,7 @@ def sending_edition():
     make_article(title="Comet brightens")
     readers = [make_subscriber(f"reader{i}@example.com") for i in range(5)]
     edition = built_edition(MONDAY)
-    sending.start_send(edition)
+    by_hand.send_edition(edition)
     return edition, readers
 
 
@@ -45,7 +46,7 @@ def test_after_the_send_counts_and_failed_readers_with_their_errors(
     smtp_server.inject_faults(
         refuse_recipients={"reader1@example.com": [554, "5.7.1 Message refused"]}
     )
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     Delivery.objects.filter(subscriber=readers[2]).update(
         status=Delivery.Status.BOUNCED, last_error="Hard bounce reported by the ESP"
     )
@@ -69,11 +70,11 @@ def test_after_the_send_counts_and_failed_readers_with_their_errors(
 def test_resend_from_the_desk(
     admin_client, sending_edition, monkeypatch, django_capture_on_commit_callbacks, settings
 ):
-    from newsletter import tasks
+    from delivery import tasks
 
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
     edition, readers = sending_edition
-    sending.send_edition_now(edition.pk)
+    by_hand.send_edition_in_process(edition.pk)
     Delivery.objects.filter(subscriber=readers[0]).update(status=Delivery.Status.FAILED)
     queued: list[int] = []
     monkeypatch.setattr(tasks.send_edition, "delay", queued.append)

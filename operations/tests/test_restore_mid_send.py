@@ -23,8 +23,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from newsletter import sending, tasks
-from newsletter.models import Article, Delivery, Edition, Section
+from delivery import batches, by_hand, tasks
+from delivery.models import Delivery
+from newsletter.models import Article, Edition, Section
 from newsletter.tests.factories import built_edition, make_article, make_section
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber
@@ -118,10 +119,10 @@ def statuses() -> collections.Counter:
 def start_the_send() -> list[tuple[int, int]]:
     """Monday's edition starts going out: the first batch is sent, the others wait in the queue."""
     edition = built_edition(MONDAY)
-    sending.start_send(edition)
-    ranges = sending.batch_ranges(edition)
+    by_hand.send_edition(edition)
+    ranges = list(batches.batch_ranges(edition))
     assert len(ranges) == 3  # 10 readers in batches of 4
-    sending.send_batch(edition.pk, *ranges[0])
+    batches.send_batch(edition.pk, *ranges[0])
     return ranges
 
 
@@ -205,7 +206,7 @@ def test_readers_sent_to_after_the_backup_get_a_second_copy_with_the_same_messag
     first_batch = set(smtp_server.recipients())
     # After the backup, before the disk dies: the second batch goes out.
     edition = Edition.objects.get()
-    sending.send_batch(edition.pk, *ranges[1])
+    batches.send_batch(edition.pk, *ranges[1])
     after_backup = set(smtp_server.recipients()) - first_batch
     assert len(after_backup) == 4
 

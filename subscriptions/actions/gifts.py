@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
-from subscriptions import stripe_api
+from subscriptions import side_effects, stripe_api
 from subscriptions.actions.checkout import apply_tax_settings
 from subscriptions.actions.reader_emails import queue_email
 from subscriptions.actions.stripe_sync import int_or_none
@@ -124,11 +124,9 @@ def do_fulfil_gift(session_id: str, now: datetime.datetime | None = None) -> Gif
     gift.checkout_session_id = session_id
     gift.amount = session.amount_total if session.amount_total is not None else gift.amount
     gift.save(update_fields=["status", "paid_at", "checkout_session_id", "amount"])
-    from subscriptions import tasks
-
-    transaction.on_commit(lambda: tasks.send_gift_receipt.delay(gift.pk))
+    transaction.on_commit(lambda: side_effects.send_gift_receipt.delay(gift.pk))
     if gift.deliver_on <= newsroom_today(now):
-        transaction.on_commit(lambda: tasks.deliver_gift.delay(gift.pk))
+        transaction.on_commit(lambda: side_effects.deliver_gift.delay(gift.pk))
     logger.info("Gift %s paid (session %s)", gift.pk, session_id)
     return gift
 

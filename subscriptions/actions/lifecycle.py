@@ -239,7 +239,7 @@ def do_pause_billing(
     Stripe resumes collection by itself at the end; the digest resumes then
     too (entitlement reads pause_resumes_at). A charge that falls due during
     the pause waits as a draft invoice and is collected when it ends
-    (tasks.collect_after_pause); the renewal date does not move.
+    (side_effects.collect_after_pause); the renewal date does not move.
     """
     if months not in PAUSE_MONTHS:
         raise CannotPause("Choose a pause of 1, 2 or 3 months.")

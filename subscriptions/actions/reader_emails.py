@@ -2,6 +2,7 @@
 
 from django.db import IntegrityError, transaction
 
+from subscriptions import side_effects
 from subscriptions.models import ReaderEmail, Subscriber
 
 
@@ -16,17 +17,13 @@ def queue_email(
             )
     except IntegrityError:
         return None  # this cause already had its email
-    from subscriptions import tasks
-
-    transaction.on_commit(lambda: tasks.send_reader_email.delay(email.pk))
+    transaction.on_commit(lambda: side_effects.send_reader_email.delay(email.pk))
     return email
 
 
 def queue_sign_in_link(subscriber: Subscriber) -> None:
     """Email a sign-in link (not once per cause: a reader may ask again)."""
-    from subscriptions import tasks
-
-    transaction.on_commit(lambda: tasks.send_sign_in_link.delay(subscriber.pk))
+    transaction.on_commit(lambda: side_effects.send_sign_in_link.delay(subscriber.pk))
 
 
 def queue_signup_link(email: str, name: str, time_zone: str) -> None:
@@ -35,20 +32,16 @@ def queue_signup_link(email: str, name: str, time_zone: str) -> None:
     By address, not reader id: the address may have no reader yet, and must
     not get one from a request anybody can make.
     """
-    from subscriptions import tasks
-
-    transaction.on_commit(lambda: tasks.send_signup_link.delay(email, name, time_zone))
+    transaction.on_commit(lambda: side_effects.send_signup_link.delay(email, name, time_zone))
 
 
 def queue_email_change_link(subscriber: Subscriber, new_email: str) -> None:
     """Email the link that confirms a new address, to that address, after commit."""
-    from subscriptions import tasks
-
-    transaction.on_commit(lambda: tasks.send_email_change_link.delay(subscriber.pk, new_email))
+    transaction.on_commit(
+        lambda: side_effects.send_email_change_link.delay(subscriber.pk, new_email)
+    )
 
 
 def queue_customer_email_update(subscriber: Subscriber) -> None:
     """Tell Stripe the reader's new address, after commit (a task that retries)."""
-    from subscriptions import tasks
-
-    transaction.on_commit(lambda: tasks.update_stripe_customer_email.delay(subscriber.pk))
+    transaction.on_commit(lambda: side_effects.update_stripe_customer_email.delay(subscriber.pk))

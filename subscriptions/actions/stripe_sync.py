@@ -13,7 +13,7 @@ import stripe
 from django.db import transaction
 from django.utils import timezone
 
-from subscriptions import stripe_api
+from subscriptions import side_effects, stripe_api
 from subscriptions.actions.reader_emails import queue_email
 from subscriptions.models import Membership, ReaderEmail, iso_or_none
 
@@ -159,9 +159,7 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
     if was_paused and membership.pause_resumes_at is None:
         # The pause ended (by itself at Stripe, or the reader resumed): what
         # fell due meanwhile waits as a draft; now it is collected.
-        from subscriptions import tasks
-
-        transaction.on_commit(lambda: tasks.collect_after_pause.delay(subscription.id))
+        transaction.on_commit(lambda: side_effects.collect_after_pause.delay(subscription.id))
     subscriber = membership.subscriber
     if incoming in (Status.TRIALING, Status.ACTIVE):
         queue_email(

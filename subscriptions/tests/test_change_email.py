@@ -5,7 +5,7 @@ import re
 import pytest
 from django.test import Client
 
-from config.mail import parse_verp
+from delivery.deliverability.verp import parse_verp
 from subscriptions.models import Subscriber
 from subscriptions.sessions import SESSION_KEY
 from subscriptions.tests.factories import make_stripe_member, make_subscriber
@@ -55,7 +55,7 @@ def production_mail(smtp_server, settings):
     settings.BOUNCE_DOMAIN = "bounces.briefing.example"
     settings.MAILERS = {
         "default": {
-            "BACKEND": "config.mail.SigningSMTPBackend",
+            "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
             "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 10},
         }
     }

@@ -9,7 +9,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from stripe import _http_client
 
-from newsletter.models import Delivery, Edition
+from delivery.models import Delivery
+from newsletter.models import Edition
 from subscriptions.models import Membership, ReaderEmail, StripeEvent, Subscriber
 from subscriptions.tests import stripe_objects
 from subscriptions.tests.factories import make_stripe_member, make_subscriber

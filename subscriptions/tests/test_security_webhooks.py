@@ -18,8 +18,8 @@ import pytest
 from django.core.management import call_command
 
 import config.urls  # imported here, with no ESP configured: see urls_with_esp
-from newsletter import tracking
-from newsletter.models import BounceEvent, Delivery
+from delivery.deliverability import tracking
+from delivery.models import BounceEvent, Delivery
 from newsletter.tests.factories import make_article
 from subscriptions import stripe_api
 from subscriptions.actions import reader_data
@@ -52,7 +52,7 @@ def esp(settings):
             "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY,
         }
         # Set after EMAIL_ESP: changing ROOT_URLCONF clears the URL caches.
-        settings.ROOT_URLCONF = "newsletter.tests.urls_with_esp"
+        settings.ROOT_URLCONF = "delivery.tests.urls_with_esp"
 
     return configure
 
@@ -303,7 +303,7 @@ def test_a_sendgrid_spamreport_with_the_password_changes_nothing(client, esp, se
     # basic-auth password (shared by every view) and no Mailgun signature.
     settings.ANYMAIL = {"WEBHOOK_SECRET": BASIC_AUTH, "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY}
     settings.EMAIL_ESP = "mailgun"
-    settings.ROOT_URLCONF = "newsletter.tests.urls_with_all_of_anymail"
+    settings.ROOT_URLCONF = "delivery.tests.urls_with_all_of_anymail"
     reader = make_subscriber("ada@example.com")
     spam = [{"email": "ada@example.com", "event": "spamreport", "timestamp": int(time.time())}]
 
@@ -373,7 +373,7 @@ def test_mailgun_without_its_webhook_signing_key_stops_the_service():
 def test_tracking_logs_ids_never_addresses(client, esp, caplog):
     esp("postmark")
     reader = make_subscriber("ada.private@example.com")
-    caplog.set_level(logging.INFO, logger="newsletter.tracking")
+    caplog.set_level(logging.INFO, logger="delivery.deliverability.tracking")
 
     for email in ["ada.private@example.com", "stranger.private@example.com"]:
         client.post(

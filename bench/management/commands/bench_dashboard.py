@@ -49,7 +49,8 @@ from dashboard import daily, sends
 from dashboard.figures import FIGURES
 from dashboard.metrics import DateRange
 from dashboard.models import MembershipChange
-from newsletter.models import Delivery, Edition
+from delivery.models import Delivery
+from newsletter.models import Edition
 from subscriptions.models import Membership, Subscriber
 
 DOC = Path(settings.BASE_DIR) / "docs" / "dashboard-performance.md"

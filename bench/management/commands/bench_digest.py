@@ -17,10 +17,11 @@ from django.utils import timezone
 
 from bench import benchmark
 from config.celery import app as celery_app
-from newsletter import tasks
-from newsletter.emails import DigestTemplate
-from newsletter.mime import FastDigest, new_message_id
-from newsletter.models import Delivery, Edition
+from delivery import tasks
+from delivery.emails import DigestTemplate
+from delivery.models import Delivery
+from delivery.wire.mime import FastDigest, new_message_id
+from newsletter.models import Edition
 from subscriptions.models import Subscriber
 
 POLL_SECONDS = 0.1

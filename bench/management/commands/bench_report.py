@@ -187,7 +187,7 @@ def target(name: str, goal: str, measured: object, met: bool) -> dict:
     }
 
 
-TASK_FRAME = "send_delivery_batch (newsletter/tasks.py)"
+TASK_FRAME = "send_delivery_batch (delivery/tasks.py)"
 
 
 def profile_table(path: Path, rows: int = 20) -> dict:

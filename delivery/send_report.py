@@ -1,0 +1,122 @@
+"""How an edition's send is going, for the editors' desk: counts by status, zone and mailer.
+
+Read from the deliveries as they are; the dashboard keeps its own counts
+(dashboard.sends) for its figures over many editions.
+"""
+
+import datetime
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from django.db import models
+from django.db.models import QuerySet
+
+from delivery.batches import UNCONFIRMED_NOTE
+from delivery.models import Delivery
+from newsletter.models import Edition
+
+
+def delivery_counts(edition: Edition) -> dict[str, int]:
+    """How many of the edition's deliveries are in each status (every status named, 0 or more)."""
+    counts = dict.fromkeys(Delivery.Status.values, 0)
+    for row in edition.deliveries.values("status").annotate(count=models.Count("pk")):
+        counts[row["status"]] = row["count"]
+    return counts
+
+
+def progress(edition: Edition) -> "SendProgress":
+    return SendProgress(delivery_counts(edition))
+
+
+def carried(edition: Edition) -> dict[str, int]:
+    """How many sent deliveries each mailer carried ({"default": n, "fallback": m})."""
+    rows = (
+        edition.deliveries.filter(status__in=[Delivery.Status.SENT, Delivery.Status.BOUNCED])
+        .exclude(carrier="")
+        .values_list("carrier")
+        .annotate(count=models.Count("pk"))
+        .order_by("carrier")
+    )
+    return dict(rows)
+
+
+def unconfirmed(edition: Edition) -> int:
+    """How many went out on a connection that dropped before the server confirmed them."""
+    return edition.deliveries.filter(
+        status=Delivery.Status.SENT, last_error=UNCONFIRMED_NOTE
+    ).count()
+
+
+def failures(edition: Edition, *, with_readers: bool) -> QuerySet[Delivery]:
+    """The deliveries that did not arrive (failed, bounced).
+
+    By the reader's address, with the reader, for staff who may see readers
+    (subscriptions.admin_privacy); by id, without them, for the others.
+    """
+    rows = edition.deliveries.filter(
+        status__in=[Delivery.Status.FAILED, Delivery.Status.BOUNCED]
+    ).order_by("subscriber__email" if with_readers else "pk")
+    return rows.select_related("subscriber") if with_readers else rows
+
+
+def zone_sends(edition: Edition) -> list["ZoneSend"]:
+    """Each zone's morning send of the edition, in the order they went."""
+    sends: dict[tuple[str, datetime.datetime | None], ZoneSend] = {}
+    rows = (
+        edition.deliveries.values("time_zone", "scheduled_for", "status")
+        .annotate(count=models.Count("pk"))
+        .order_by("scheduled_for", "time_zone")
+    )
+    for row in rows:
+        key = (row["time_zone"], row["scheduled_for"])
+        if key not in sends:
+            sends[key] = ZoneSend(
+                row["time_zone"], row["scheduled_for"], dict.fromkeys(Delivery.Status.values, 0)
+            )
+        sends[key].progress.counts[row["status"]] += row["count"]
+    return list(sends.values())
+
+
+@dataclass
+class SendProgress:
+    """How far an edition's send has come, for the editors' report."""
+
+    counts: dict[str, int]
+
+    @property
+    def queued(self) -> int:
+        """Not sent yet: waiting in the queue or being sent right now."""
+        return self.counts["queued"] + self.counts["sending"]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def finished(self) -> int:
+        return self.total - self.queued
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.finished / self.total) if self.total else 100
+
+
+@dataclass
+class ZoneSend:
+    """One zone's send of an edition, for the editors' report."""
+
+    time_zone: str
+    scheduled_for: datetime.datetime | None
+    counts: dict[str, int]
+
+    @property
+    def progress(self) -> SendProgress:
+        return SendProgress(self.counts)
+
+    @property
+    def local_time(self) -> str:
+        """ "06:00 Asia/Tokyo": when it was due, in the readers' own clock."""
+        if self.scheduled_for is None or not self.time_zone:
+            return "by hand"
+        local = self.scheduled_for.astimezone(ZoneInfo(self.time_zone))
+        return f"{local:%H:%M} {self.time_zone}"
