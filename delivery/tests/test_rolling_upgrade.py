@@ -43,7 +43,10 @@ from testing.clock import MONDAY
 from testing.concurrency import wait_for
 
 # The workers are other processes, on the machine's clock: so is the test.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_clock]
+# Run as the fault tests are, once per database (make test, make faults), not
+# under CI's faketime: there the previous release's worker once did not end
+# its warm shutdown within the bound (the cause is not yet found).
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True), pytest.mark.real_clock]
 
 ROOT = Path(__file__).resolve().parents[2]
 # Where the tasks are (delivery's keep their newsletter.tasks names, readers'
