@@ -3,7 +3,7 @@
 Send health is the alerts raised and the pauses staff resume (delivery.deliverability.health).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -16,7 +16,7 @@ from subscriptions.addresses import mask_addresses
 from subscriptions.admin_privacy import ReaderDataAdmin, can_see_readers
 
 if TYPE_CHECKING:
-    from django.contrib.admin.options import _ListDisplayT
+    pass
 
 
 @admin.register(Delivery)
@@ -33,19 +33,8 @@ class DeliveryAdmin(ReaderDataAdmin):
     raw_id_fields = ["subscriber"]
     readonly_fields = ["created_at", "claimed_at", "sent_at"]
 
-    def get_list_display(self, request: HttpRequest) -> "_ListDisplayT[Any]":
-        if can_see_readers(request):
-            return self.list_display
-        return ["edition", "status", "attempts", "sent_at", "failure_reason"]
-
-    # django-stubs leave out the None that Django documents ("no links").
-    def get_list_display_links(  # type: ignore[override]
-        self, request: HttpRequest, list_display: "_ListDisplayT[Any]"
-    ) -> "_ListDisplayT[Any] | None":
-        # A delivery's own page names its reader (its title is "… to <address>").
-        if can_see_readers(request):
-            return super().get_list_display_links(request, list_display)
-        return None
+    # A delivery's own page names its reader (its title is "… to <address>").
+    editor_list_display = ["edition", "status", "attempts", "sent_at", "failure_reason"]
 
     def get_list_select_related(self, request: HttpRequest) -> list[str]:
         return self.list_select_related if can_see_readers(request) else ["edition"]
@@ -125,18 +114,7 @@ class BounceEventAdmin(ReaderDataAdmin):
     # A bounce's text quotes the address; a report's Message-ID may be the reader's mail's.
     reader_data_fields = ("detail", "report_id", "subscriber", "delivery")
 
-    def get_list_display(self, request: HttpRequest) -> "_ListDisplayT[Any]":
-        if can_see_readers(request):
-            return self.list_display
-        return ["created_at", "kind", "source", "edition", "masked_detail"]
-
-    # django-stubs leave out the None that Django documents ("no links").
-    def get_list_display_links(  # type: ignore[override]
-        self, request: HttpRequest, list_display: "_ListDisplayT[Any]"
-    ) -> "_ListDisplayT[Any] | None":
-        if can_see_readers(request):
-            return super().get_list_display_links(request, list_display)
-        return None
+    editor_list_display = ["created_at", "kind", "source", "edition", "masked_detail"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

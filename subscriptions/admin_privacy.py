@@ -7,11 +7,15 @@ walked one letter at a time) tells whether it is there, so such lookups and
 searches are refused to staff without the readers permission.
 """
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _ListDisplayT
 
 READERS_PERMISSION = "subscriptions.view_subscriber"
 
@@ -29,6 +33,22 @@ class ReaderDataAdmin(admin.ModelAdmin):
     """
 
     reader_data_fields: tuple[str, ...] = ()
+    # The list's columns for staff who cannot see readers (None: list_display),
+    # whose rows then link nowhere: a row's own page names its reader.
+    editor_list_display: Sequence[str] | None = None
+
+    def get_list_display(self, request: HttpRequest) -> "_ListDisplayT[Any]":
+        if self.editor_list_display is None or can_see_readers(request):
+            return super().get_list_display(request)
+        return list(self.editor_list_display)
+
+    # django-stubs leave out the None that Django documents ("no links").
+    def get_list_display_links(  # type: ignore[override]
+        self, request: HttpRequest, list_display: "_ListDisplayT[Any]"
+    ) -> "_ListDisplayT[Any] | None":
+        if self.editor_list_display is None or can_see_readers(request):
+            return super().get_list_display_links(request, list_display)
+        return None
 
     def _is_reader_data(self, path: str) -> bool:
         # A lookup or search field starts with the field's name: `last_error`,
