@@ -10,6 +10,7 @@ rows it did not send go back to the queue (release_claims).
 
 import datetime
 import logging
+import re
 import smtplib
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +40,9 @@ from delivery.models import Delivery, message_id_for
 from delivery.recovery import RESUMED_NOTE, mark_missed
 from delivery.wire import carriers, smtp
 from delivery.wire.backend import signing_for
+from delivery.wire.esp import batch_carrier_for
 from delivery.wire.mime import fast_digest
+from delivery.wire.outcomes import Carrier, Refused, Throttled, Unconfirmed
 from newsletter.editions import window_articles
 from newsletter.models import Article, Edition
 from newsletter.schedule import local_date
@@ -57,11 +60,20 @@ UNCONFIRMED_NOTE = (
 
 
 # A delivery and what became of its message: None when the server accepted it.
-type Outcome = smtp.Outcome[Delivery]
+type Outcome = tuple[Delivery, Exception | None]
 
 
 class TransientSendError(Exception):
     """The mail server or ESP is unavailable for now; retry the batch later."""
+
+
+class ThrottledSend(TransientSendError):
+    """The server asked to slow down: the batch is retried later, nobody's attempt counted."""
+
+
+# SMTP answers that mean "slow down" rather than "unavailable" (Postfix's
+# and the big mailbox providers' rate limits: 421 4.7.0, 454 4.7.0, 451 4.7.1).
+SMTP_THROTTLING = re.compile(rb"throttl|rate limit|too many|slow down", re.I)
 
 
 @dataclass
@@ -167,7 +179,7 @@ def is_permanent(error: Exception) -> bool:
     treated as transient: the batch is retried with backoff, and a reader
     fails only after MAX_ATTEMPTS.
     """
-    if isinstance(error, AnymailRecipientsRefused):
+    if isinstance(error, AnymailRecipientsRefused | Refused):
         return True
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in error.recipients.values())
@@ -262,6 +274,8 @@ class Settled:
     resend: list[Delivery] = field(default_factory=list)
     # The server is unavailable ("try later", connection lost): stop, retry the batch.
     unavailable: list[tuple[Delivery, Exception]] = field(default_factory=list)
+    # The server asked to slow down: stop, retry the batch later, nobody's attempt counted.
+    throttled: list[tuple[Delivery, Exception]] = field(default_factory=list)
 
 
 class BatchLedger:
@@ -286,7 +300,7 @@ class BatchLedger:
         for delivery, error in outcomes:
             if error is None:
                 self.record_sent(delivery)
-            elif isinstance(error, smtp.UnconfirmedSend):
+            elif isinstance(error, Unconfirmed):
                 # Most likely delivered: recorded so, not sent again blindly.
                 # Unless the publisher prefers one more try to a possible miss.
                 if settings.DIGEST_RESEND_UNCONFIRMED and delivery.attempts == 0:
@@ -299,6 +313,8 @@ class BatchLedger:
             elif isinstance(error, smtp.NotSent) and settled.reconnect:
                 # Behind a message the connection dropped on: never went out.
                 settled.resend.append(delivery)
+            elif is_throttling(error):
+                settled.throttled.append((delivery, error))
             elif isinstance(error, ValueError):
                 logger.warning("Digest to %s impossible: %s", delivery.subscriber.email, error)
                 self.failed[describe(error)].append(delivery.pk)
@@ -474,6 +490,16 @@ def is_paused(delivery: Delivery) -> bool:
     return pause_until > local_date(delivery.scheduled_for, zone)
 
 
+def is_throttling(error: Exception) -> bool:
+    """The server asks the sender to slow down: an ESP's 429, a relay's 421/454/451 "throttling"."""
+    if isinstance(error, Throttled):
+        return True
+    if isinstance(error, smtplib.SMTPResponseException) and error.smtp_code in (421, 451, 454):
+        text = error.smtp_error
+        return bool(SMTP_THROTTLING.search(text if isinstance(text, bytes) else str(text).encode()))
+    return False
+
+
 def is_deferral(error: Exception) -> bool:
     """A "try later" about this recipient only (greylisting, a full mailbox)."""
     return isinstance(error, smtplib.SMTPRecipientsRefused) and not is_permanent(error)
@@ -524,10 +550,10 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     # batch stops.
     todo = deque(deliveries)
     in_flight: list[Delivery] = []
-    send: Sender | None = None
+    send: Carrier | None = None
     try:
         try:
-            send = Sender(connection, edition)
+            send = carrier_for(connection, edition)
         except SEND_ERRORS as error:
             # The connection is not usable after all (EHLO failed, or the
             # backend's open() failed silently): nobody was tried.
@@ -555,30 +581,45 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
             for done, _error in outcomes:
                 in_flight.remove(done)
             settled = ledger.settle(outcomes)
-            if settled.unavailable:
-                # The server is unavailable: the rest waits for the retry.
-                tried = [done.pk for done, _error in settled.unavailable]
-                cause = settled.unavailable[0][1]
+            if settled.unavailable or settled.throttled:
+                # The server is unavailable, or asks to slow down: the rest
+                # waits for the retry. Only an unavailable server's answer
+                # counts as an attempt: a throttled reader was never refused,
+                # nor one whose message was lost as the throttling server hung up.
+                throttled = [done.pk for done, _error in settled.throttled]
+                tried = [] if throttled else [done.pk for done, _error in settled.unavailable]
+                throttled += [done.pk for done, _error in settled.unavailable if throttled]
+                cause = (settled.throttled or settled.unavailable)[0][1]
                 ledger.flush()
                 send.abort()
-                unsent = [*tried, *(d.pk for d in (*settled.resend, *in_flight, *todo))]
+                unsent = [
+                    *throttled,
+                    *tried,
+                    *(d.pk for d in (*settled.resend, *in_flight, *todo)),
+                ]
                 ledger.report.requeued += release_claims(
                     unsent, cause, tried=tried, carrier=carrier
                 )
                 logger.warning(
-                    "Edition %s: mail server unavailable, %d deliveries requeued: %s",
+                    "Edition %s: mail server %s, %d deliveries requeued: %s",
                     edition.date,
+                    "throttling" if settled.throttled else "unavailable",
                     len(unsent),
                     cause,
                 )
-                raise TransientSendError(describe(cause)) from cause
+                stop = ThrottledSend if settled.throttled else TransientSendError
+                raise stop(describe(cause)) from cause
+            if outcomes and send.records_each_window:
+                # One call answered for many readers: recorded before the next
+                # call goes, so a worker killed mid-call doubles only that call.
+                ledger.flush()
             if settled.reconnect:
                 # The connection dropped: the rest of the batch goes over a new one.
                 todo.extendleft(reversed(settled.resend))
                 connection.close()
                 try:
                     connection.open()
-                    send = Sender(connection, edition)
+                    send = carrier_for(connection, edition)
                 except SEND_ERRORS as reconnect_error:
                     ledger.flush()
                     unsent = [d.pk for d in todo]
@@ -586,6 +627,8 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                     raise TransientSendError(describe(reconnect_error)) from reconnect_error
         ledger.flush()
         carriers.succeeded(carrier)
+    except ThrottledSend:
+        raise  # the carrier works, it asks for patience: no reason to switch
     except TransientSendError:
         carriers.failed(carrier)
         raise
@@ -604,6 +647,14 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     return ledger.report
 
 
+def carrier_for(connection: BaseEmailBackend, edition: Edition) -> Carrier:
+    """What carries a batch over this connection: an ESP's batch API, or the Sender."""
+    batch = batch_carrier_for(connection)
+    if batch is not None:
+        return batch(connection, edition)
+    return Sender(connection, edition)
+
+
 @dataclass
 class FastPath:
     """What the SMTP fast path sends over: the open connection and the envelope."""
@@ -617,6 +668,9 @@ class FastPath:
 class Sender:
     """Sends readers' digests over an open mail connection; returns their outcomes.
 
+    A carrier (delivery.wire.outcomes.Carrier) whose window is the pipeline:
+    the ledger checkpoints it every DIGEST_CHECKPOINT_EVERY readers.
+
     Over SMTP the message bytes are assembled from the pre-serialised digest
     (delivery.wire.mime) and written to the connection directly, pipelined
     (delivery.wire.smtp.Pipeline): a message's outcome comes back with the
@@ -624,6 +678,8 @@ class Sender:
     assemble, and every other backend (an ESP through anymail, the demo
     outbox), get a message built and sent by Django, outcome at once.
     """
+
+    records_each_window = False
 
     def __init__(self, connection: BaseEmailBackend, edition: Edition) -> None:
         self.connection = connection

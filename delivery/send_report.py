@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 
 from delivery.batches import UNCONFIRMED_NOTE
 from delivery.models import Delivery
+from delivery.recovery import RESUMED_NOTE
 from newsletter.models import Edition
 
 
@@ -45,6 +46,17 @@ def unconfirmed(edition: Edition) -> int:
     return edition.deliveries.filter(
         status=Delivery.Status.SENT, last_error=UNCONFIRMED_NOTE
     ).count()
+
+
+def may_have_had_twice(edition: Edition) -> int:
+    """How many readers may have received the edition twice: rows resumed after an interruption.
+
+    A worker killed mid-send leaves its unrecorded rows claimed; the sweep
+    sends them again. At most the readers of the window or call in flight
+    had it already (delivery.batches), but which of those rows did is not
+    known: each says so (recovery.RESUMED_NOTE) and is counted here.
+    """
+    return edition.deliveries.filter(last_error=RESUMED_NOTE).count()
 
 
 def failures(edition: Edition, *, with_readers: bool) -> QuerySet[Delivery]:

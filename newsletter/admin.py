@@ -334,6 +334,7 @@ class EditionAdmin(admin.ModelAdmin):
             "zone_sends": send_report.zone_sends(edition),
             "carried": send_report.carried(edition),
             "unconfirmed": send_report.unconfirmed(edition),
+            "may_have_had_twice": send_report.may_have_had_twice(edition),
             "next_sends": desk.next_sends(),
             "failures": [
                 (
