@@ -38,7 +38,7 @@ from delivery.emails import SEND_ERRORS, DigestTemplate, since_label
 from delivery.leases import Lease, durably, lease_length
 from delivery.models import Delivery, message_id_for
 from delivery.recovery import RESUMED_NOTE, mark_missed
-from delivery.wire import carriers, smtp
+from delivery.wire import carriers, rate, smtp
 from delivery.wire.backend import signing_for
 from delivery.wire.esp import batch_carrier_for
 from delivery.wire.mime import fast_digest
@@ -551,6 +551,8 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     todo = deque(deliveries)
     in_flight: list[Delivery] = []
     send: Carrier | None = None
+    # SEND_RATE_LIMIT: each email waits for its place in the shared schedule.
+    pace = rate.cap()
     try:
         try:
             send = carrier_for(connection, edition)
@@ -572,6 +574,8 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 if not contents.articles(delivery) and not settings.DIGEST_SEND_WHEN_EMPTY:
                     ledger.skipped[NOTHING_NEW].append(delivery.pk)
                     continue
+                if pace is not None:
+                    pace.take()
                 in_flight.append(delivery)
                 outcomes = send.send(delivery, contents.digest(delivery))
             else:
@@ -644,6 +648,8 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         raise
     finally:
         connection.close()
+        if pace is not None:
+            pace.release()
     return ledger.report
 
 

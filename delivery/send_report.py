@@ -8,6 +8,7 @@ import datetime
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import models
 from django.db.models import QuerySet
 
@@ -74,6 +75,13 @@ def failures(edition: Edition, *, with_readers: bool) -> QuerySet[Delivery]:
 def zone_sends(edition: Edition) -> list["ZoneSend"]:
     """Each zone's morning send of the edition, in the order they went."""
     sends: dict[tuple[str, datetime.datetime | None], ZoneSend] = {}
+    pace = {
+        (row["time_zone"], row["scheduled_for"]): (row["first"], row["last"])
+        for row in edition.deliveries.filter(status=Delivery.Status.SENT, sent_at__isnull=False)
+        .values("time_zone", "scheduled_for")
+        .annotate(first=models.Min("sent_at"), last=models.Max("sent_at"))
+        .order_by()
+    }
     rows = (
         edition.deliveries.values("time_zone", "scheduled_for", "status")
         .annotate(count=models.Count("pk"))
@@ -82,8 +90,13 @@ def zone_sends(edition: Edition) -> list["ZoneSend"]:
     for row in rows:
         key = (row["time_zone"], row["scheduled_for"])
         if key not in sends:
+            first, last = pace.get(key, (None, None))
             sends[key] = ZoneSend(
-                row["time_zone"], row["scheduled_for"], dict.fromkeys(Delivery.Status.values, 0)
+                row["time_zone"],
+                row["scheduled_for"],
+                dict.fromkeys(Delivery.Status.values, 0),
+                first_sent=first,
+                last_sent=last,
             )
         sends[key].progress.counts[row["status"]] += row["count"]
     return list(sends.values())
@@ -120,10 +133,37 @@ class ZoneSend:
     time_zone: str
     scheduled_for: datetime.datetime | None
     counts: dict[str, int]
+    first_sent: datetime.datetime | None = None
+    last_sent: datetime.datetime | None = None
 
     @property
     def progress(self) -> SendProgress:
         return SendProgress(self.counts)
+
+    def sending_rate(self) -> float | None:
+        """Emails a second so far: the pace of its sent rows, or SEND_RATE_LIMIT before any."""
+        sent = self.counts["sent"]
+        if self.first_sent and self.last_sent and sent >= 2 and self.last_sent > self.first_sent:
+            return (sent - 1) / (self.last_sent - self.first_sent).total_seconds()
+        return float(settings.SEND_RATE_LIMIT) or None
+
+    def expected_finish(self, now: datetime.datetime) -> datetime.datetime | None:
+        """When the last of its readers should have it, at the pace so far (None: unknown)."""
+        remaining = self.progress.queued
+        if not remaining:
+            return self.last_sent
+        rate = self.sending_rate()
+        if rate is None:
+            return None
+        return now + datetime.timedelta(seconds=remaining / rate)
+
+    def finish_label(self, now: datetime.datetime) -> str:
+        """ "06:04 Asia/Tokyo" (a by-hand send: the newsroom's zone); "unknown" before a pace."""
+        finish = self.expected_finish(now)
+        if finish is None:
+            return "unknown"
+        zone = self.time_zone or settings.DIGEST_TIMEZONE
+        return f"{finish.astimezone(ZoneInfo(zone)):%H:%M} {zone}"
 
     @property
     def local_time(self) -> str:

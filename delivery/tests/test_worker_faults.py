@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY
 from testing.concurrency import wait_for
+from testing.redis_server import PrivateRedis
 
 # The workers are other processes, on the machine's clock: so is the test.
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True), pytest.mark.real_clock]
@@ -305,51 +305,6 @@ def test_two_worker_processes_on_one_edition_send_each_reader_once(
     fault_table("the same send started twice, 4 processes on PostgreSQL", readers, started)
     assert collections.Counter(smtp_server.recipients()) == {email: 1 for email in readers}
     assert statuses() == {Delivery.Status.SENT: len(readers)}
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, without persistence, to be restarted at will."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-        self.start()
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None
-        # Without libfaketime (CI's shifted-clock runs preload it): redis-server's
-        # allocator cannot start under it, and the broker's clock is not under test.
-        env = {key: value for key, value in os.environ.items() if key != "LD_PRELOAD"}
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-            env=env,
-        )  # fmt: skip
-        client = redis.Redis.from_url(self.url)
-        assert wait_for(lambda: _pings(client)), "redis-server did not start"
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def restart(self) -> None:
-        """As a crash and a restart without an append-only file: every queued message lost."""
-        self.kill()
-        self.start()
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 @pytest.fixture
