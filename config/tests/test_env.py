@@ -68,7 +68,9 @@ def test_smtp_url_with_starttls_and_credentials():
         "use_tls": True,
         "use_ssl": False,
         "timeout": 30,
+        "connections": env.SMTP_CONNECTIONS,
     }
+    assert env.smtp_options("smtp://relay.example.com?connections=20")["connections"] == 20
 
 
 def test_smtps_url_means_implicit_tls_on_465():
@@ -84,6 +86,8 @@ def test_smtps_url_means_implicit_tls_on_465():
         "smtp://host?tls=maybe",
         "smtp://host?tsl=1",
         "smtps://host?tls=1",
+        "smtp://host?connections=0",
+        "smtp://host?connections=51",
     ],
 )
 def test_bad_smtp_urls_are_refused(url):

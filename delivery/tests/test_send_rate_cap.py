@@ -156,4 +156,5 @@ def test_the_desk_shows_each_zones_expected_finish(smtp_server, admin_client):
 
     assert "Done by (expected)" in page
     sent_at = Delivery.objects.values_list("sent_at", flat=True).first()
+    assert sent_at is not None
     assert f"{sent_at.astimezone(ZoneInfo('Europe/Paris')):%H:%M} Europe/Paris" in page

@@ -96,6 +96,7 @@ class BatchCarrier:
     """Holds readers until a call is full, then sends it; outcomes per reader."""
 
     records_each_window = True
+    reconnects_itself = False
     limit = 1
 
     def __init__(self, connection: BaseEmailBackend, edition: Edition) -> None:
@@ -124,8 +125,9 @@ class BatchCarrier:
             outcomes += self.call(held)
         return outcomes
 
-    def abort(self) -> None:
-        self.held.clear()
+    def abort(self) -> list[Outcome[Delivery]]:
+        self.held.clear()  # never sent
+        return []
 
     def call(self, readers: list[tuple[Delivery, DigestTemplate]]) -> list[Outcome[Delivery]]:
         raise NotImplementedError

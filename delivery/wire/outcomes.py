@@ -62,6 +62,9 @@ class Carrier(Protocol):
     # ledger records every window's outcomes before the next window goes, so
     # a worker killed at any instant doubles at most the call in flight.
     records_each_window: bool
+    # True when a connection that drops is opened again by the carrier itself
+    # (an SMTP pool's lanes): the batch goes on without reconnecting.
+    reconnects_itself: bool
 
     def send(self, delivery: "Delivery", digest: "DigestTemplate") -> list[Outcome["Delivery"]]:
         """Hand over this reader's message; return the outcomes now known."""
@@ -71,6 +74,10 @@ class Carrier(Protocol):
         """Send what is still held or in flight; return its outcomes."""
         ...
 
-    def abort(self) -> None:
-        """Stop: what is held is never sent, a message in flight is never completed."""
+    def abort(self) -> list[Outcome["Delivery"]]:
+        """Stop: what is held is never sent, a message in flight is never completed.
+
+        Returns the outcomes learnt while stopping (a message being written
+        when the stop came, answered meanwhile).
+        """
         ...
