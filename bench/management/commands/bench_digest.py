@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from bench import benchmark
 from config.celery import app as celery_app
+from config.env import SMTP_CONNECTIONS
 from delivery import tasks
 from delivery.emails import DigestTemplate
 from delivery.models import Delivery
@@ -81,6 +82,12 @@ class Command(BaseCommand):
             "--rtt-ms", type=float, default=50, help="The wire's round trip (default 50 ms)"
         )
         parser.add_argument(
+            "--smtp-connections",
+            type=int,
+            help="SMTP_URL's ?connections= (default: the product's, "
+            "delivery's SMTP_CONNECTIONS); 1 is the send before the pool",
+        )
+        parser.add_argument(
             "--profile",
             type=Path,
             help="Sample the workers with py-spy during the send and write the stacks "
@@ -90,7 +97,7 @@ class Command(BaseCommand):
     def handle(self, *args: str, subscribers: int, others: int | None, smtp: str | None,
                workers: int, json_path: Path | None, keep: bool, zones: int, send_times: int,
                profile: Path | None, tag: str, wire: str, rtt_ms: float,
-               **options: object) -> None:  # fmt: skip
+               smtp_connections: int | None, **options: object) -> None:  # fmt: skip
         others = subscribers // 10 if others is None else others
         work_dir = settings.VAR_DIR / "bench"
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -123,12 +130,13 @@ class Command(BaseCommand):
             helpers.append(sink)
             host = "127.0.0.1"
         # What the workers send through: SMTP_URL, or EMAIL_ESP at a fake API.
-        mail_env = {"SMTP_URL": f"smtp://{host}:{port}"}
+        query = f"?connections={smtp_connections}" if smtp_connections else ""
+        mail_env = {"SMTP_URL": f"smtp://{host}:{port}{query}"}
         try:
             if wire == "relay":
                 proxy, proxy_port = benchmark.start_latency_proxy(host, port, rtt_ms)
                 helpers.append(proxy)
-                mail_env = {"SMTP_URL": f"smtp://127.0.0.1:{proxy_port}"}
+                mail_env = {"SMTP_URL": f"smtp://127.0.0.1:{proxy_port}{query}"}
             elif wire in ("mailgun", "postmark"):
                 fake, fake_port = benchmark.start_fake_esp(work_dir / f"esp-{run_id}", rtt_ms)
                 helpers.append(fake)
@@ -152,6 +160,7 @@ class Command(BaseCommand):
             "send_times": send_times,
             "wire": wire,
             "rtt_ms": rtt_ms if wire != "loopback" else 0,
+            "smtp_connections": smtp_connections or SMTP_CONNECTIONS,
         }
         self.report(result)
         if json_path:
