@@ -171,8 +171,7 @@ def test_a_429_slows_the_send_without_failing_or_counting_anyone(through, fake_e
     assert fake_esp.recipients() == sorted(reader.email for reader in readers)
 
 
-def test_an_unreachable_esp_sends_nobody_and_is_retried(fake_esp, readers, settings):
-    settings.MAILERS = {"default": fake_esp.mailer("postmark")}
+def test_an_unreachable_esp_sends_nobody_and_is_retried(through, fake_esp, readers):
     fake_esp.stop()  # nothing listens on its port any more
     edition = built_edition(MONDAY)
 

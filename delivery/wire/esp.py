@@ -34,6 +34,7 @@ from anymail.exceptions import AnymailError, AnymailRequestsAPIError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from delivery.emails import DigestMessage, DigestTemplate
 from delivery.models import Delivery, message_id_for
@@ -55,7 +56,10 @@ def went_out(error: requests.RequestException) -> bool:
         return False
     if isinstance(error, requests.ConnectionError):
         # Refused or unreachable before a byte went: urllib3's NewConnectionError.
-        return "NewConnectionError" not in repr(error.args)
+        reason = error.args[0] if error.args else None
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+        return not isinstance(reason, NewConnectionError)
     return True
 
 
@@ -78,6 +82,11 @@ def seconds(value: str | None) -> float | None:
 
 def failed_call(error: Exception, answer: str = "") -> Exception:
     """The outcome for each reader of a call that raised `error`."""
+    if isinstance(error, AnymailRequestsAPIError) and isinstance(
+        error.__cause__, requests.RequestException
+    ):
+        # Anymail's error for a request that failed: the requests error it wraps.
+        error = error.__cause__
     if isinstance(error, requests.RequestException):
         response = error.response
         if response is not None:
