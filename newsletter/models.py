@@ -467,6 +467,14 @@ class EditionArticle(models.Model):
     # An editor may leave an article out; the row stays so that the article
     # is not added back when the edition is refreshed.
     included = models.BooleanField(default=True)
+    # The lead: the editors' mark that this story reaches every reader,
+    # whatever sections they follow (delivery.contents).
+    lead = models.BooleanField(
+        "for everyone",
+        default=False,
+        db_default=False,
+        help_text="Every reader gets it, whatever their sections.",
+    )
 
     objects = PublicContentQuerySet["EditionArticle"].as_manager()
 

@@ -15,7 +15,14 @@ from subscriptions.tests.factories import make_subscriber
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock("2026-12-01T12:00:00+00:00")]
 
-SETTINGS = {"time_zone": "Asia/Tokyo", "send_time": "07:30", "pause_until": ""}
+SETTINGS = {
+    "time_zone": "Asia/Tokyo",
+    "send_time": "07:30",
+    "pause_until": "",
+    "days": ["mon", "tue", "wed", "thu", "fri"],
+    "format": "full",
+    "sections": "all",
+}
 
 
 @pytest.fixture
