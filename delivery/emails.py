@@ -11,6 +11,7 @@ import datetime
 import re
 import secrets
 import smtplib
+from dataclasses import dataclass
 from email.utils import formataddr, make_msgid
 from functools import cached_property
 from zoneinfo import ZoneInfo
@@ -26,9 +27,10 @@ from django.utils.html import escape
 from delivery.deliverability.verp import unsubscribe_mailto
 from delivery.models import site_host
 from newsletter import clicks
+from newsletter.html import email_html, plain_text
 from newsletter.models import Article, Edition
 from subscriptions import preferences
-from subscriptions.models import Subscriber, single_line
+from subscriptions.models import DigestFormat, Subscriber, single_line
 from subscriptions.unsubscribe import make_token
 
 # What sending a message can raise: the SMTP server's refusals, a connection
@@ -118,13 +120,50 @@ class DigestMessage(EmailMultiAlternatives):
         return content
 
 
-class DigestTemplate:
-    """The digest of one edition, ready to be personalised for each reader."""
+# Gmail clips a message past 102 KB, hiding the rest (the footer and its
+# unsubscribe link included): a full digest's HTML stays under this, the
+# stories past it falling back to headlines.
+CLIP_LIMIT = 90 * 1024
 
-    def __init__(self, edition: Edition, articles: list[Article], since: str = "") -> None:
+
+@dataclass(frozen=True)
+class Story:
+    """One story as a digest shows it: whole (its body), or as a headline."""
+
+    article: Article
+    url: str
+    # The sanitised body, as HTML and as text; "" for a headline.
+    body: str = ""
+    text: str = ""
+    # The first headline of a full digest past the clipping limit: the note goes here.
+    clipped_here: bool = False
+
+
+class DigestTemplate:
+    """The digest of one content, ready to be personalised for each reader.
+
+    A content is what readers share: the edition, the stories of their
+    window and sections, and their format. `sections`: the names of the
+    sections the readers follow, None for every section; `others`: how
+    many stories of the window are in sections they do not follow.
+    """
+
+    def __init__(
+        self,
+        edition: Edition,
+        articles: list[Article],
+        since: str = "",
+        *,
+        digest_format: str = DigestFormat.FULL,
+        sections: tuple[str, ...] | None = None,
+        others: int = 0,
+    ) -> None:
         self.edition = edition
         self.articles = articles
         self.since = since
+        self.digest_format = digest_format
+        self.sections = sections
+        self.others = others
         self.account_url = absolute_url(reverse("subscriptions:account"))
         # reverse() once, not per reader: "{token}" is filled in per reader.
         self.unsubscribe_link = absolute_url(
@@ -135,10 +174,12 @@ class DigestTemplate:
         ).replace("TOKEN", "{token}")
         self.nonce = nonce = secrets.token_hex(8)
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
-        context = {
+        self.context = {
             "edition": edition,
             "since": since,
-            "items": [(article, self.story_url(article)) for article in articles],
+            "sections_label": "every section" if sections is None else ", ".join(sections),
+            "headlines_only": digest_format == DigestFormat.HEADLINES,
+            "others": others,
             "preheader": self.preheader,
             "preheader_padding": PREHEADER_PADDING,
             "newsletter_name": settings.NEWSLETTER_NAME,
@@ -148,10 +189,45 @@ class DigestTemplate:
             "reader": {field: f"__{field}_{nonce}__" for field in READER_FIELDS},
         }
         # Rendered once, with a marked slot wherever a reader's own value goes.
-        self.text = render_to_string("emails/digest.txt", context)
-        self.html = INLINER.inline(render_to_string("emails/digest.html", context))
+        whole = len(articles) if digest_format == DigestFormat.FULL else 0
+        self.text, self.html = self._render(whole)
+        while len(self.html.encode()) > CLIP_LIMIT and whole > 0:
+            whole = self._fewer_whole(whole, len(self.html.encode()) - CLIP_LIMIT)
+            self.text, self.html = self._render(whole)
+        # How many stories, from the first, are whole in the email.
+        self.whole = whole
         self._text_parts = self._slot.split(self.text)
         self._html_parts = self._slot.split(self.html)
+
+    @cached_property
+    def _bodies(self) -> list[tuple[str, str]]:
+        return [
+            (email_html(article.body, settings.SITE_URL), plain_text(article.body))
+            for article in self.articles
+        ]
+
+    def _render(self, whole: int) -> tuple[str, str]:
+        """(text, inlined HTML) with the first `whole` stories whole and the rest headlines."""
+        clipped = self.digest_format == DigestFormat.FULL and whole < len(self.articles)
+        stories = [
+            Story(
+                article,
+                self.story_url(article),
+                *(self._bodies[index] if index < whole else ("", "")),
+                clipped_here=clipped and index == whole,
+            )
+            for index, article in enumerate(self.articles)
+        ]
+        context = {**self.context, "stories": stories}
+        text = render_to_string("emails/digest.txt", context)
+        return text, INLINER.inline(render_to_string("emails/digest.html", context))
+
+    def _fewer_whole(self, whole: int, overflow: int) -> int:
+        """Fewer whole stories, from the last, enough to take `overflow` bytes off the HTML."""
+        while whole > 0 and overflow > 0:
+            whole -= 1
+            overflow -= len(self._bodies[whole][0].encode())
+        return whole
 
     def story_url(self, article: Article) -> str:
         """A story's link: the story itself, or through the click counter (CLICK_TRACKING)."""
@@ -268,4 +344,6 @@ def list_headers(unsubscribe_link: str, mailto: str) -> dict[str, str]:
 
 def digest(edition: Edition, articles: list[Article], subscriber: Subscriber) -> DigestMessage:
     """One reader's digest, rendered from scratch (previews and test sends)."""
-    return DigestTemplate(edition, articles).message_for(subscriber)
+    return DigestTemplate(edition, articles, digest_format=subscriber.digest_format).message_for(
+        subscriber
+    )

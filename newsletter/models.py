@@ -92,6 +92,14 @@ class ArticleQuerySet(PublicContentQuerySet["Article"]):
             articles = articles.filter(published_at__gt=after)
         return articles
 
+    def with_leads(self) -> "ArticleQuerySet":
+        """Each article with `is_lead`: an edition's editors marked it for every reader."""
+        return self.annotate(
+            is_lead=models.Exists(
+                EditionArticle.objects.filter(article=models.OuterRef("pk"), lead=True)
+            )
+        )
+
     def due(self, now: datetime.datetime | None = None) -> "ArticleQuerySet":
         """Scheduled articles whose time has come."""
         now = now or timezone.now()
@@ -355,8 +363,10 @@ class Edition(models.Model):
 
     def ordered_articles(self) -> models.QuerySet[Article]:
         """The articles this edition carries, in the editors' order."""
+        articles = self.articles.filter(editionarticle__included=True)
+        assert isinstance(articles, ArticleQuerySet)
         return (
-            self.articles.filter(editionarticle__included=True)
+            articles.with_leads()
             .select_related("section", "author")
             .order_by("editionarticle__position", "editionarticle__pk")
         )

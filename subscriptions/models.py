@@ -141,6 +141,11 @@ class SubscriberQuerySet(models.QuerySet):
         """
         return self.deliverable().filter(entitled_membership_q("membership__", now))
 
+    def on_their_day(self, day: datetime.date) -> "SubscriberQuerySet":
+        """Readers who want a digest on `day`'s weekday (Subscriber.days; a weekend: all)."""
+        key = day_key(day)
+        return self.filter(days__contains=key) if key else self
+
 
 def entitled_membership_q(prefix: str = "", now: datetime.datetime | None = None) -> Q:
     """The membership side of entitlement, as a filter on fields under `prefix`.

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0017_edition_lead_stories'),
+        ('newsletter', '0001_initial'),  # Section, which readers follow
         ('subscriptions', '0009_stripe_event_type_status'),
     ]
 
