@@ -149,6 +149,7 @@ def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
             "scheduled_for",
             "window_start",
             "time_zone",
+            "digest_format",
             "subscriber__email",
             "subscriber__name",
             "subscriber__pause_until",
@@ -293,7 +294,8 @@ class Contents:
 
     def digest(self, delivery: Delivery) -> DigestTemplate:
         followed = self.followed(delivery)
-        digest_format = delivery.subscriber.digest_format
+        # As chosen when the audience was written (what the send report counts).
+        digest_format = delivery.digest_format or delivery.subscriber.digest_format
         key = (
             delivery.window_start,
             delivery.scheduled_for,

@@ -313,7 +313,10 @@ class EditionAdmin(admin.ModelAdmin):
 
         preview_form = PreviewForm(request.GET or None)
         reader, zone = preview_form.choice()
-        message = desk.preview(edition, reader, zone=zone)
+        sections, digest_format = preview_form.digest()
+        message = desk.preview(
+            edition, reader, zone=zone, sections=sections, digest_format=digest_format
+        )
         progress = send_report.progress(edition)
         show_readers = can_see_readers(request)
         failures = send_report.failures(edition, with_readers=show_readers)
@@ -334,6 +337,8 @@ class EditionAdmin(admin.ModelAdmin):
             "zone_sends": send_report.zone_sends(edition),
             "carried": send_report.carried(edition),
             "unconfirmed": send_report.unconfirmed(edition),
+            "formats": send_report.formats(edition),
+            "nothing_for_you": send_report.nothing_for_you(edition),
             "next_sends": desk.next_sends(),
             "failures": [
                 (

@@ -17,7 +17,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from delivery import batches
+from delivery import batches, send_report
 from delivery.models import Delivery
 from newsletter.models import EditionArticle, Section
 from newsletter.tests.factories import built_edition, make_article, make_section
@@ -243,3 +243,22 @@ def test_full_carries_each_story_whole_and_headlines_a_link(smtp_server, section
     assert "First paragraph" not in short.text and "First paragraph" not in short.html
     assert "After eleven years." in short.text and "Read the full story" in short.html
     assert "Read the full story" not in full.html
+
+
+def test_the_send_report_counts_readers_by_format_and_nothing_new_for_you(smtp_server, sections):
+    reader("full@example.com", sections=["sport"])
+    reader("short1@example.com", sections=["sport"], digest_format="headlines")
+    reader("short2@example.com", digest_format="headlines")
+    reader("world@example.com", sections=["world"])
+    publish_at("2026-12-02T20:00:00+00:00", "Cup final", sections["sport"])
+
+    run_at("2026-12-03T06:01:00+00:00")
+
+    edition = Delivery.objects.get(subscriber__email="world@example.com").edition
+    assert send_report.formats(edition) == {"full": 1, "headlines": 2}
+    assert send_report.nothing_for_you(edition) == 1
+    assert sorted(digests(smtp_server)) == [
+        "full@example.com",
+        "short1@example.com",
+        "short2@example.com",
+    ]
