@@ -26,7 +26,7 @@ from django.utils.html import escape
 
 from delivery.deliverability.verp import unsubscribe_mailto
 from delivery.models import site_host
-from newsletter import clicks
+from newsletter import clicks, reading
 from newsletter.html import email_html, plain_text
 from newsletter.models import Article, Edition
 from subscriptions import preferences
@@ -45,6 +45,7 @@ READER_FIELDS = (
     "notice_text",
     "notice_html",
     "click_reader",
+    "read_token",
 )
 
 NOTICE_TEXT, NOTICE_LABEL = "__notice_text__", "__notice_label__"
@@ -230,12 +231,17 @@ class DigestTemplate:
         return whole
 
     def story_url(self, article: Article) -> str:
-        """A story's link: the story itself, or through the click counter (CLICK_TRACKING)."""
+        """A story's link: the story itself, or through the click counter (CLICK_TRACKING).
+
+        Either way it carries the reader's reading token (newsletter.reading),
+        which opens the whole article on the site without signing in.
+        """
+        token = f"{reading.READING_PARAM}=__read_token_{self.nonce}__"
         if not settings.CLICK_TRACKING:
-            return absolute_url(article.get_absolute_url())
-        url = absolute_url(clicks.link_path(self.edition, article))
+            return f"{absolute_url(article.get_absolute_url())}?{token}"
+        url = f"{absolute_url(clicks.link_path(self.edition, article))}?{token}"
         if settings.TRACK_READER_CLICKS:
-            url += f"?r=__click_reader_{self.nonce}__"
+            url += f"&r=__click_reader_{self.nonce}__"
         return url
 
     @cached_property
@@ -269,6 +275,7 @@ class DigestTemplate:
                 if settings.CLICK_TRACKING and settings.TRACK_READER_CLICKS
                 else ""
             ),
+            "read_token": reading.reading_token(subscriber),
         }
         html_values: dict[str, str] = {field: escape(value) for field, value in values.items()}
         notice = membership_notice(subscriber)
