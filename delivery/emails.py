@@ -121,10 +121,29 @@ class DigestMessage(EmailMultiAlternatives):
         return content
 
 
+CLIPPED_NOTE = (
+    "The rest of this digest is headlines only: in full it would be too long for some mail "
+    "apps, which cut long emails short. Each story is whole on the site."
+)
+CLIPPED_NOTE_HTML = (
+    '<tr><td><p class="clipped" style="margin: 0; padding: 12px 24px; font-size: 14px; '
+    f'color: #555555; background: #f4f1ea;">{CLIPPED_NOTE}</p></td></tr>\n'
+)
+CLIPPED_NOTE_TEXT = f"\n{CLIPPED_NOTE}\n"
+
 # Gmail clips a message past 102 KB, hiding the rest (the footer and its
 # unsubscribe link included): a full digest's HTML stays under this, the
 # stories past it falling back to headlines.
 CLIP_LIMIT = 90 * 1024
+
+
+# One nonce per process: the story blocks, rendered once, are shared by every
+# content of the process, so their slot markers must be the same in each.
+# Random all the same: no article text can collide with a marker.
+NONCE = secrets.token_hex(8)
+# Where the story blocks go in the rendered frame (HTML comments survive inlining).
+STORIES_MARK = f"<!--stories-{NONCE}-->"
+TEXT_STORIES_MARK = f"__stories_{NONCE}__"
 
 
 @dataclass(frozen=True)
@@ -136,8 +155,63 @@ class Story:
     # The sanitised body, as HTML and as text; "" for a headline.
     body: str = ""
     text: str = ""
-    # The first headline of a full digest past the clipping limit: the note goes here.
-    clipped_here: bool = False
+
+
+@dataclass(frozen=True)
+class Block:
+    """A story's part of the digest, rendered once per process for all contents that show it."""
+
+    html: str
+    # The text part's lines after the story's number ("1. ").
+    text: str
+
+
+# Rendered story blocks, by what they show; and how many were rendered, which
+# the benchmark reports (renders per story block, not per reader or content).
+_blocks: dict[tuple[object, ...], Block] = {}
+BLOCKS_KEPT = 4096
+block_renders = 0
+
+
+def story_block(article: Article, url: str, edition: Edition, *, whole: bool) -> Block:
+    """The story's block (whole or a headline), rendered on first use and kept.
+
+    Its CSS is written inline in the block's template: no inliner runs per
+    block or per content over it. Rendered again when the article, its
+    section's name or the settings its links read change.
+    """
+    global block_renders
+    # What the block shows, itself: a row id and a time can repeat (a test's
+    # frozen clock, a database restored), the text cannot lie.
+    key = (
+        edition.pk,
+        article.pk,
+        article.updated_at,
+        article.title,
+        article.dek,
+        article.body,
+        article.section.name if article.section else "",
+        whole,
+        url,
+        settings.SITE_URL,
+    )
+    block = _blocks.get(key)
+    if block is None:
+        if len(_blocks) >= BLOCKS_KEPT:
+            _blocks.clear()
+        story = Story(article, url)
+        if whole:
+            story = Story(
+                article, url, email_html(article.body, settings.SITE_URL), plain_text(article.body)
+            )
+        context = {"story": story}
+        block = _blocks[key] = Block(
+            render_to_string("emails/digest_story.html", context),
+            # One line end after the link, as the numbered list wants it.
+            render_to_string("emails/digest_story.txt", context).rstrip("\n") + "\n",
+        )
+        block_renders += 1
+    return block
 
 
 class DigestTemplate:
@@ -147,6 +221,10 @@ class DigestTemplate:
     window and sections, and their format. `sections`: the names of the
     sections the readers follow, None for every section; `others`: how
     many stories of the window are in sections they do not follow.
+
+    The frame (masthead, greeting, note, footer) is rendered and inlined
+    per content; each story's block once per process (story_block), and the
+    digest is the frame with its stories' blocks put in.
     """
 
     def __init__(
@@ -173,14 +251,17 @@ class DigestTemplate:
         self.preferences_link = absolute_url(
             reverse("preferences", kwargs={"token": "TOKEN"})
         ).replace("TOKEN", "{token}")
-        self.nonce = nonce = secrets.token_hex(8)
+        self.nonce = nonce = NONCE
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
-        self.context = {
+        context = {
             "edition": edition,
             "since": since,
             "sections_label": "every section" if sections is None else ", ".join(sections),
             "headlines_only": digest_format == DigestFormat.HEADLINES,
             "others": others,
+            "has_stories": bool(articles),
+            "stories_mark": STORIES_MARK,
+            "text_stories_mark": TEXT_STORIES_MARK,
             "preheader": self.preheader,
             "preheader_padding": PREHEADER_PADDING,
             "newsletter_name": settings.NEWSLETTER_NAME,
@@ -190,45 +271,39 @@ class DigestTemplate:
             "reader": {field: f"__{field}_{nonce}__" for field in READER_FIELDS},
         }
         # Rendered once, with a marked slot wherever a reader's own value goes.
-        whole = len(articles) if digest_format == DigestFormat.FULL else 0
-        self.text, self.html = self._render(whole)
-        while len(self.html.encode()) > CLIP_LIMIT and whole > 0:
-            whole = self._fewer_whole(whole, len(self.html.encode()) - CLIP_LIMIT)
-            self.text, self.html = self._render(whole)
-        # How many stories, from the first, are whole in the email.
+        frame_text = render_to_string("emails/digest.txt", context)
+        frame_html = INLINER.inline(render_to_string("emails/digest.html", context))
+        urls = [self.story_url(article) for article in articles]
+        pairs = list(zip(articles, urls, strict=True))
+        headlines = [story_block(a, url, edition, whole=False) for a, url in pairs]
+        whole_blocks: list[Block] = []
+        if digest_format == DigestFormat.FULL:
+            whole_blocks = [story_block(a, url, edition, whole=True) for a, url in pairs]
+        # How many stories, from the first, are whole in the email: all that
+        # keep the HTML under CLIP_LIMIT, the rest headlines after a note.
+        whole = len(whole_blocks)
+        size = lambda blocks: sum(len(block.html.encode()) for block in blocks)  # noqa: E731
+        fixed = len(frame_html.encode()) - len(STORIES_MARK)
+        while (
+            whole
+            and fixed
+            + size(whole_blocks[:whole])
+            + size(headlines[whole:])
+            + (len(CLIPPED_NOTE_HTML.encode()) if whole < len(articles) else 0)
+            > CLIP_LIMIT
+        ):
+            whole -= 1
         self.whole = whole
+        chosen = whole_blocks[:whole] + headlines[whole:]
+        html_blocks = [block.html for block in chosen]
+        text_blocks = [f"\n{n}. {block.text}" for n, block in enumerate(chosen, start=1)]
+        if whole_blocks and whole < len(articles):
+            html_blocks.insert(whole, CLIPPED_NOTE_HTML)
+            text_blocks.insert(whole, CLIPPED_NOTE_TEXT)
+        self.html = frame_html.replace(STORIES_MARK, "".join(html_blocks))
+        self.text = frame_text.replace(TEXT_STORIES_MARK, "".join(text_blocks))
         self._text_parts = self._slot.split(self.text)
         self._html_parts = self._slot.split(self.html)
-
-    @cached_property
-    def _bodies(self) -> list[tuple[str, str]]:
-        return [
-            (email_html(article.body, settings.SITE_URL), plain_text(article.body))
-            for article in self.articles
-        ]
-
-    def _render(self, whole: int) -> tuple[str, str]:
-        """(text, inlined HTML) with the first `whole` stories whole and the rest headlines."""
-        clipped = self.digest_format == DigestFormat.FULL and whole < len(self.articles)
-        stories = [
-            Story(
-                article,
-                self.story_url(article),
-                *(self._bodies[index] if index < whole else ("", "")),
-                clipped_here=clipped and index == whole,
-            )
-            for index, article in enumerate(self.articles)
-        ]
-        context = {**self.context, "stories": stories}
-        text = render_to_string("emails/digest.txt", context)
-        return text, INLINER.inline(render_to_string("emails/digest.html", context))
-
-    def _fewer_whole(self, whole: int, overflow: int) -> int:
-        """Fewer whole stories, from the last, enough to take `overflow` bytes off the HTML."""
-        while whole > 0 and overflow > 0:
-            whole -= 1
-            overflow -= len(self._bodies[whole][0].encode())
-        return whole
 
     def story_url(self, article: Article) -> str:
         """A story's link: the story itself, or through the click counter (CLICK_TRACKING).

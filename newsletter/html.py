@@ -173,10 +173,14 @@ _BLOCK_END = re.compile(r"</(?:p|h2|h3|h4|li|blockquote|figure|pre)>|<br\s*/?>|<
 
 
 def email_html(body: str, site_url: str) -> str:
-    """A body as a digest carries it: cleaned as the site shows it, its links absolute."""
-    return _RELATIVE.sub(
+    """A body as a digest carries it: cleaned as the site shows it, its links absolute.
+
+    Images get their width capped inline (mail clients drop most stylesheets).
+    """
+    absolute = _RELATIVE.sub(
         lambda match: f'{match["attribute"]}="{site_url}{match["path"]}"', clean_html(body)
     )
+    return absolute.replace("<img ", '<img style="max-width: 100%; height: auto;" ')
 
 
 def plain_text(body: str) -> str:

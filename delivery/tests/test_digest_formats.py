@@ -7,6 +7,7 @@ past it falling back to headlines, and the digest says so.
 
 import pytest
 
+from delivery import emails
 from delivery.emails import CLIP_LIMIT, DigestTemplate
 from newsletter.tests.factories import built_edition, make_article, make_section
 from subscriptions.tests.factories import make_subscriber
@@ -85,3 +86,34 @@ def test_the_header_names_the_readers_sections_with_a_link_to_change_them(settin
     header = message.html[message.html.index("Your sections: World, Business") :]
     link = f'href="{settings.SITE_URL}/preferences/'
     assert header[: header.index("</p>")].count(link) == 1
+
+
+def test_each_story_block_is_rendered_once_per_edition_and_format_whatever_the_contents():
+    world, sport = make_section(name="World"), make_section(name="Sport")
+    articles = [
+        make_article(title="One", section=world),
+        make_article(title="Two", section=sport),
+        make_article(title="Three"),
+    ]
+    edition = built_edition(MONDAY)
+    before = emails.block_renders
+
+    # Sixteen contents: four "since" lines, two section sets, two formats.
+    contents = [
+        DigestTemplate(
+            edition,
+            stories,
+            since=f"Since {day} 06:00 GMT",
+            digest_format=digest_format,
+            sections=sections,
+        )
+        for day in ("Monday", "Tuesday", "Wednesday", "Thursday")
+        for sections, stories in [(None, articles), (("World",), [articles[0], articles[2]])]
+        for digest_format in ("full", "headlines")
+    ]
+
+    # Three stories, each as a headline and whole: six blocks, whatever the contents.
+    assert emails.block_renders - before == 6
+    assert len({content.html for content in contents}) == 16
+    for content in contents:
+        assert content.html.count('class="story"') == len(content.articles)
