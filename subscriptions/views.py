@@ -44,7 +44,7 @@ from subscriptions.forms import (
     SignInForm,
     SignupForm,
 )
-from subscriptions.headers import no_referrer, personal
+from subscriptions.headers import no_referrer, origin_only_referrer, personal
 from subscriptions.models import Subscriber
 from subscriptions.sessions import current_subscriber, sign_in, sign_out
 
@@ -565,7 +565,9 @@ def account_preferences(request: HttpRequest, subscriber: Subscriber) -> HttpRes
     return _see_other("subscriptions:account")
 
 
-@no_referrer  # the token is in the URL; it must not leave in a Referer
+# The token is in the URL: it must not leave in a Referer; the form posts
+# here, so the browser must still send its real Origin.
+@origin_only_referrer
 @personal
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
