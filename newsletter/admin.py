@@ -332,7 +332,16 @@ class EditionAdmin(admin.ModelAdmin):
             "preview_at": desk.morning_label(edition, zone),
             "message": message,
             "html": message.html,
-            "test_form": TestSendForm(initial={"reader": reader, "zone": zone}),
+            "test_form": TestSendForm(
+                initial={
+                    "reader": reader,
+                    "zone": zone,
+                    "sections": preview_form.cleaned_data.get("sections", [])
+                    if preview_form.is_bound and preview_form.is_valid()
+                    else [],
+                    "format": digest_format,
+                }
+            ),
             "progress": progress,
             "zone_sends": send_report.zone_sends(edition),
             "carried": send_report.carried(edition),
@@ -385,15 +394,31 @@ class EditionAdmin(admin.ModelAdmin):
             messages.error(request, "Choose which reader to send the test as.")
             return redirect(self._desk_url(edition))
         reader, zone = form.cleaned_data["reader"], form.cleaned_data["zone"]
+        sections, digest_format = form.digest()
         if not request.user.is_authenticated:  # admin_view lets in only signed-in staff
             raise PermissionDenied
         try:
-            address = desk.send_test(edition, reader, request.user, zone=zone)
+            address = desk.send_test(
+                edition,
+                reader,
+                request.user,
+                zone=zone,
+                sections=sections,
+                digest_format=digest_format,
+            )
         except (ValueError, desk.TestSendFailed) as error:
             messages.error(request, str(error))
         else:
             messages.success(request, f"Test email sent to {address}.")
-        query = urlencode({"reader": reader, "zone": zone or settings.DIGEST_TIMEZONE})
+        query = urlencode(
+            {
+                "reader": reader,
+                "zone": zone or settings.DIGEST_TIMEZONE,
+                "sections": [section.slug for section in form.cleaned_data["sections"]],
+                "format": digest_format,
+            },
+            doseq=True,
+        )
         return HttpResponseRedirect(f"{self._desk_url(edition)}?{query}")
 
     def resend_view(self, request: HttpRequest, pk: int) -> HttpResponse:

@@ -199,15 +199,33 @@ def preview(
     return template.message_for(reader)
 
 
-def send_test(edition: Edition, kind: str, user: "AbstractUser", zone: str = "") -> str:
+def send_test(
+    edition: Edition,
+    kind: str,
+    user: "AbstractUser",
+    zone: str = "",
+    *,
+    sections: frozenset[int] | None = None,
+    digest_format: str = DigestFormat.FULL,
+) -> str:
     """Send the real digest, as the sample reader would get it, to a staff member.
+
+    For a reader following `sections` (None: every section) in `digest_format`.
 
     Returns the address it went to. Raises ValueError when the staff member
     has no address and TestSendFailed when the mail server refuses it.
     """
     if not user.email:
         raise ValueError("Your account has no email address: add one in your user settings.")
-    message = preview(edition, kind, zone=zone, email=user.email, name=user.get_short_name())
+    message = preview(
+        edition,
+        kind,
+        zone=zone,
+        email=user.email,
+        name=user.get_short_name(),
+        sections=sections,
+        digest_format=digest_format,
+    )
     message.subject = f"[Test] {message.subject}"
     try:
         message.send()

@@ -1,4 +1,5 @@
 from collections.abc import Mapping
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -69,13 +70,9 @@ class CurationForm(forms.Form):
         }
 
 
-class PreviewForm(forms.Form):
-    """Which reader the desk shows the email as: their state and their zone."""
+class DigestChoiceFields(forms.Form):
+    """The sections followed and the format the desk's previews and test sends are for."""
 
-    reader = forms.ChoiceField(
-        label="Reader", choices=SampleReader.CHOICES, initial=SampleReader.PAYING
-    )
-    zone = TimeZoneField(label="Time zone", required=False, help_text="")
     sections = forms.ModelMultipleChoiceField(
         label="following",
         queryset=Section.objects.all(),
@@ -96,6 +93,16 @@ class PreviewForm(forms.Form):
         ids = frozenset(section.pk for section in sections) if sections else None
         return ids, self.cleaned_data["format"] or DigestFormat.FULL
 
+
+class PreviewForm(DigestChoiceFields):
+    """Which reader the desk shows the email as: their state, zone, sections and format."""
+
+    reader = forms.ChoiceField(
+        label="Reader", choices=SampleReader.CHOICES, initial=SampleReader.PAYING
+    )
+    zone = TimeZoneField(label="Time zone", required=False, help_text="")
+    field_order = ["reader", "zone", "sections", "format"]
+
     def choice(self) -> tuple[str, str]:
         """(reader, zone): what was asked for, or a paying reader in the newsroom's zone."""
         reader, zone = SampleReader.PAYING, settings.DIGEST_TIMEZONE
@@ -105,8 +112,14 @@ class PreviewForm(forms.Form):
         return reader, zone
 
 
-class TestSendForm(forms.Form):
+class TestSendForm(DigestChoiceFields):
     __test__ = False  # not a pytest test class
 
     reader = forms.ChoiceField(label="Send it as", choices=SampleReader.CHOICES)
     zone = TimeZoneField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The preview's sections and format, carried along unseen.
+        self.fields["sections"].widget = forms.MultipleHiddenInput()
+        self.fields["format"].widget = forms.HiddenInput()

@@ -81,3 +81,23 @@ def test_the_preview_shows_the_email_for_any_section_set_and_format(client, edit
     message = world.context["message"]
     assert STORY.findall(message.body) == ["Treaty", "Weather", "Summit"]
     assert "1 more story in sections you don't follow" in message.body
+
+
+def test_a_test_send_is_the_previews_section_set_and_format(client, editor, stories, smtp_server):
+    edition = open_next(client)
+    page = client.get(
+        desk_url(edition), {"reader": "paying", "sections": "sport", "format": "headlines"}
+    )
+    # The test form carries the preview's choices.
+    assert '<input type="hidden" name="format" value="headlines"' in page.content.decode()
+
+    response = client.post(
+        f"/admin/newsletter/edition/{edition.pk}/test/",
+        {"reader": "paying", "sections": ["sport"], "format": "headlines"},
+    )
+
+    assert "sections=sport" in response["Location"] and "format=headlines" in response["Location"]
+    [mail] = smtp_server.received()
+    assert "Your sections: Sport · headlines only" in mail.text
+    assert STORY.findall(mail.text) == ["Cup final", "Weather"]
+    assert "2 more stories in sections you don't follow" in mail.text

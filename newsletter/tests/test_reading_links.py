@@ -126,5 +126,5 @@ def test_through_the_click_counter_the_token_goes_on_to_the_story(story, setting
     answer = Client().get(link.replace("&amp;", "&"))
 
     assert answer.status_code == 302
-    assert answer.url.startswith("/articles/treaty/?token=")
-    assert WHOLE in Client().get(answer.url).content.decode()
+    assert answer["Location"].startswith("/articles/treaty/?token=")
+    assert WHOLE in Client().get(answer["Location"]).content.decode()
