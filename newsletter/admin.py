@@ -25,6 +25,7 @@ from newsletter.forms import CurationForm, PreviewForm, TestSendForm
 from newsletter.models import Article, Edition, EditionArticle, EditionLocked, NoSendDay, Section
 from subscriptions.addresses import mask_addresses
 from subscriptions.admin_privacy import can_see_readers
+from subscriptions.models import DigestFormat
 
 if TYPE_CHECKING:
     pass
@@ -410,12 +411,16 @@ class EditionAdmin(admin.ModelAdmin):
             messages.error(request, str(error))
         else:
             messages.success(request, f"Test email sent to {address}.")
+        # Back to the preview it was sent from: its sections and format, if not the defaults.
+        choices = {
+            "sections": [section.slug for section in form.cleaned_data["sections"]],
+            "format": digest_format if digest_format != DigestFormat.FULL else "",
+        }
         query = urlencode(
             {
                 "reader": reader,
                 "zone": zone or settings.DIGEST_TIMEZONE,
-                "sections": [section.slug for section in form.cleaned_data["sections"]],
-                "format": digest_format,
+                **{key: value for key, value in choices.items() if value},
             },
             doseq=True,
         )
