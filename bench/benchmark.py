@@ -26,8 +26,8 @@ from django.utils import timezone
 from delivery import scheduler
 from delivery.models import Delivery, SendSlot
 from newsletter import schedule
-from newsletter.models import Article, Edition, EditionArticle
-from subscriptions.models import Membership, Subscriber
+from newsletter.models import Article, Edition, EditionArticle, Section
+from subscriptions.models import DigestFormat, Membership, Subscriber
 
 BENCH_DOMAIN = "bench.invalid"
 BENCH_DATE = datetime.date(2099, 1, 5)  # a Monday no real edition will have
@@ -47,6 +47,25 @@ SEND_TIMES = [datetime.time(6), datetime.time(6, 30), datetime.time(7), datetime
 # Inside every zone's window of the bench date's morning (from Friday's
 # send to Monday's, wherever the reader lives): Sunday noon UTC.
 MULTI_ZONE_PUBLISHED_AT = datetime.datetime(2099, 1, 4, 12, tzinfo=datetime.UTC)
+# The bench's sections (those of BENCH_ARTICLES) and the section sets readers
+# follow: every section, then each of the 15 non-empty combinations (the four
+# named one by one too: a content of its own, whose header names them).
+BENCH_SECTIONS = ["World", "Business", "Science", "Culture"]
+SECTION_SETS: list[tuple[str, ...] | None] = [
+    None,
+    *(
+        tuple(name for bit, name in enumerate(BENCH_SECTIONS) if mask & (1 << bit))
+        for mask in range(1, 2 ** len(BENCH_SECTIONS))
+    ),
+]
+FORMATS = [DigestFormat.HEADLINES, DigestFormat.FULL]
+# A full story's body: about 800 words, as a long news story is.
+FULL_BODY = "".join(
+    f"<p>Paragraph {n} of the story, with the facts, the quotes and the context "
+    "that a reader who wants the whole of it reads, forty words or so, then "
+    "another sentence or two of the same to make a paragraph of the usual length.</p>"
+    for n in range(20)
+)
 
 
 # ---------------------------------------------------------------- population
@@ -65,6 +84,7 @@ def clear_population() -> None:
     Edition.objects.filter(date=BENCH_DATE).delete()
     SendSlot.objects.filter(date=BENCH_DATE).delete()
     Article.objects.filter(slug__startswith="bench-").delete()
+    Section.objects.filter(slug__startswith="bench-").delete()
     while ids := list(
         Subscriber.objects.filter(email__endswith=f"@{BENCH_DOMAIN}").values_list("pk", flat=True)[
             :CREATE_BATCH
@@ -78,12 +98,18 @@ def build_population(
     not_entitled: int,
     zones: Sequence[str] = (),
     send_times: Sequence[datetime.time] = (),
+    section_sets: int = 1,
+    formats: int = 1,
 ) -> None:
     """`entitled` paying readers and `not_entitled` who must get nothing.
 
     Readers take `zones` and then `send_times` in turn (by default all live in
-    the newsroom's zone and take the default delivery time).
+    the newsroom's zone and take the default delivery time), then the first
+    `section_sets` of SECTION_SETS (1: every section) and the first `formats`
+    of FORMATS (1: headlines, the digest the single-zone figures were
+    measured with; 2: headlines and full).
     """
+    sections = bench_sections()
     zones = zones or [settings.DIGEST_TIMEZONE]
     send_times = send_times or [settings.DIGEST_SEND_TIME]
     kinds = [
@@ -95,6 +121,9 @@ def build_population(
     for start in range(0, total, CREATE_BATCH):
         numbers = range(start, min(start + CREATE_BATCH, total))
         with transaction.atomic():
+            every = len(zones) * len(send_times)
+            choice = [((n // every) % section_sets, (n // every // section_sets) % formats)
+                      for n in numbers]  # fmt: skip
             readers = Subscriber.objects.bulk_create(
                 Subscriber(
                     email=f"reader{n:07d}@{BENCH_DOMAIN}",
@@ -104,8 +133,15 @@ def build_population(
                     email_status=(
                         Subscriber.EmailStatus.ACTIVE if n < entitled else kinds[n % 3][1]
                     ),
+                    all_sections=SECTION_SETS[set_index] is None,
+                    digest_format=FORMATS[format_index],
                 )
-                for n in numbers
+                for n, (set_index, format_index) in zip(numbers, choice, strict=True)
+            )
+            Subscriber.sections.through.objects.bulk_create(
+                Subscriber.sections.through(subscriber_id=reader.pk, section_id=sections[name].pk)
+                for reader, (set_index, _) in zip(readers, choice, strict=True)
+                for name in SECTION_SETS[set_index] or ()
             )
             Membership.objects.bulk_create(
                 Membership(
@@ -141,16 +177,31 @@ BENCH_ARTICLES = [
 ]
 
 
+def bench_sections() -> dict[str, Section]:
+    return {
+        name: Section.objects.get_or_create(
+            slug=f"bench-{name.lower()}", defaults={"name": f"Bench {name}", "position": 90}
+        )[0]
+        for name in BENCH_SECTIONS
+    }
+
+
 def build_edition(published_at: datetime.datetime | None = None) -> Edition:
-    """A five-article edition like a real morning's, ready to send."""
+    """A five-article edition like a real morning's, ready to send.
+
+    Each story is in its section, with a body of about 800 words (what a
+    full digest carries; a headlines digest shows the title and standfirst).
+    """
     now = published_at or timezone.now()
+    sections = bench_sections()
     edition = Edition.objects.create(date=BENCH_DATE, cutoff=now)
     for position, (title, section) in enumerate(BENCH_ARTICLES, start=1):
         article = Article.objects.create(
             title=title,
             slug=f"bench-{position}",
             dek=f"{section}: the standfirst, one or two sentences that say why it matters today.",
-            body="<p>Body.</p>",
+            body=FULL_BODY,
+            section=sections[section],
             status=Article.Status.PUBLISHED,
             published_at=now,
         )

@@ -88,14 +88,23 @@ def _count_queries(**kwargs: object) -> None:
         _renders.install()
 
 
+_blocks_before = 0
+
+
 @task_prerun.connect
 def _reset_count(**kwargs: object) -> None:
+    from delivery import emails
+
+    global _blocks_before
     _counter.reset()
     _renders.count = 0
+    _blocks_before = emails.block_renders
 
 
 @task_postrun.connect
 def _log_count(task: Task, retval: object = None, **kwargs: object) -> None:
+    from delivery import emails
+
     path = os.environ.get("BENCH_QUERY_LOG")
     if not path:
         return
@@ -106,6 +115,7 @@ def _log_count(task: Task, retval: object = None, **kwargs: object) -> None:
         "query_seconds": _counter.seconds,
         "sent": sent,
         "renders": _renders.count,
+        "block_renders": emails.block_renders - _blocks_before,
     }
     with open(path, "a") as log:
         log.write(json.dumps(record) + "\n")

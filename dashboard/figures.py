@@ -331,6 +331,30 @@ def _most_read(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
     )
 
 
+def _choices(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    choices = metrics.reader_choices(now)
+    rows: list[list[Cell]] = [["Section", t.label, t.count] for t in choices.sections]
+    rows.append(["Every section, new ones included", "", choices.every_section])
+    rows += [["Format", t.label, t.count] for t in choices.formats]
+    rows += [["Day", t.label, t.count] for t in choices.days]
+    formats = ", ".join(f"{t.count:,} {t.label.lower()}" for t in choices.formats)
+    return Rendered(
+        charts.bar_chart(
+            "choices",
+            title="Readers per section",
+            description="Readers who get the digest and follow each section "
+            "(those following every section included).",
+            labels=[t.label for t in choices.sections] or ["No sections"],
+            series=[Series("Readers", [float(t.count) for t in choices.sections] or [0.0])],
+            x_label="Section",
+            y_label="Readers",
+        ),
+        ["Choice", "Of", "Readers"],
+        rows,
+        headline=f"Now: {formats}",
+    )
+
+
 FIGURES = {
     figure.slug: figure
     for figure in [
@@ -386,6 +410,14 @@ FIGURES = {
             "The week's stories by clicks on their links in the digest (CLICK_TRACKING); "
             "opens are not counted: mail privacy proxies make them meaningless.",
             _most_read,
+        ),
+        Figure(
+            "choices",
+            "Readers' choices",
+            SENDING,
+            "What readers who get the digest chose: the sections they follow, "
+            "full stories or headlines, and their days.",
+            _choices,
         ),
         Figure(
             "zones",

@@ -36,8 +36,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 
 from dashboard.models import DailyFigures, EditionZoneSend, MembershipChange
-from newsletter.models import Click, Edition
-from subscriptions.models import Membership, Subscriber
+from newsletter.models import Click, Edition, Section
+from subscriptions.models import DAY_NAMES, DIGEST_DAYS, DigestFormat, Membership, Subscriber
 
 Status = Membership.Status
 EmailStatus = Subscriber.EmailStatus
@@ -588,3 +588,40 @@ def most_read(dates: DateRange, limit: int = 10) -> list[StoryReads]:
         StoryReads(row["article__title"], row["clicks"], row["readers"] if known else None)
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class ReaderChoices:
+    """What the readers who get the digest chose: sections, formats and days."""
+
+    # Per section (in the site's order): readers who follow it, those who
+    # follow every section included.
+    sections: list[Tally]
+    every_section: int
+    formats: list[Tally]
+    days: list[Tally]
+
+
+def reader_choices(now: datetime.datetime) -> ReaderChoices:
+    """The entitled readers' choices at `now`: who follows each section, formats and days."""
+    readers = Subscriber.objects.entitled(now).order_by()
+    every = readers.filter(all_sections=True).count()
+    chosen = dict(
+        readers.filter(all_sections=False, sections__isnull=False)
+        .values_list("sections")
+        .annotate(count=Count("pk", distinct=True))
+    )
+    # A reader whose followed sections were all deleted follows every section.
+    orphans = readers.filter(all_sections=False, sections__isnull=True).count()
+    sections = [
+        Tally(name, every + orphans + chosen.get(pk, 0))
+        for pk, name in Section.objects.values_list("pk", "name")
+    ]
+    formats = dict(readers.values_list("digest_format").annotate(count=Count("pk")))
+    days = {key: readers.filter(days__contains=key).count() for key in DIGEST_DAYS}
+    return ReaderChoices(
+        sections,
+        every + orphans,
+        [Tally(label, formats.get(value, 0)) for value, label in DigestFormat.choices],
+        [Tally(DAY_NAMES[key], days[key]) for key in DIGEST_DAYS],
+    )

@@ -204,7 +204,12 @@ def snapshot_audience(
             ),
             Value(backlog_start, output_field=moment),
         )
-    ).values(reader_id=F("pk"), window_from=F("window_from"), zone=F("time_zone"))
+    ).values(
+        reader_id=F("pk"),
+        window_from=F("window_from"),
+        zone=F("time_zone"),
+        reader_format=F("digest_format"),
+    )
     readers_sql, params = rows.query.sql_with_params()
     table = connection.ops.quote_name(Delivery._meta.db_table)
     with connection.cursor() as cursor:
@@ -212,8 +217,9 @@ def snapshot_audience(
         # Django's own for the queryset and every value is a parameter.
         cursor.execute(
             f"INSERT INTO {table} (edition_id, subscriber_id, status, attempts, created_at, "  # noqa: S608
-            "last_error, scheduled_for, window_start, time_zone) "
-            f"SELECT %s, reader_id, %s, 0, %s, '', %s, window_from, zone FROM ({readers_sql}) "
+            "last_error, scheduled_for, window_start, time_zone, digest_format) "
+            "SELECT %s, reader_id, %s, 0, %s, '', %s, window_from, zone, reader_format "
+            f"FROM ({readers_sql}) "
             "AS audience WHERE true ON CONFLICT DO NOTHING",
             [
                 edition.pk,

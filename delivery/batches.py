@@ -46,11 +46,11 @@ from delivery.wire.backend import signing_for
 from delivery.wire.esp import batch_carrier_for
 from delivery.wire.mime import fast_digest
 from delivery.wire.outcomes import Carrier, Refused, Throttled, Unconfirmed
-from newsletter.editions import window_articles
-from newsletter.models import Article, Edition
+from newsletter.editions import ReaderStories, stories_for, window_articles
+from newsletter.models import Article, Edition, Section
 from newsletter.schedule import local_date
 from subscriptions.addresses import mask_addresses
-from subscriptions.models import Subscriber
+from subscriptions.models import DigestFormat, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -164,9 +164,12 @@ def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
             "scheduled_for",
             "window_start",
             "time_zone",
+            "digest_format",
             "subscriber__email",
             "subscriber__name",
             "subscriber__pause_until",
+            "subscriber__all_sections",
+            "subscriber__digest_format",
             "subscriber__membership__status",
             "subscriber__membership__trial_end",
             "subscriber__membership__past_due_since",
@@ -196,20 +199,26 @@ def describe(error: BaseException) -> str:
 
 
 _rendered: dict[tuple[object, ...], DigestTemplate] = {}
-# Distinct contents a worker keeps rendered: readers who share a send slot
-# and a window share one; a day has a few dozen.
-RENDERS_KEPT = 64
+# Distinct contents a worker keeps rendered: readers who share a send slot,
+# a window, their sections and their format share one.
+RENDERS_KEPT = 256
 
 
 def digest_template(
-    edition: Edition, articles: list[Article] | None = None, since: str = ""
+    edition: Edition,
+    articles: list[Article] | None = None,
+    since: str = "",
+    *,
+    digest_format: str = DigestFormat.FULL,
+    sections: tuple[str, ...] | None = None,
+    others: int = 0,
 ) -> DigestTemplate:
     """The digest of this content, rendered once per worker process, not once per reader.
 
-    `articles` are what one window carries (editions.window_articles; by
-    default the edition's own list). Rendered again if anything it shows
-    changes (an editor fixing a title mid-send, say) or the settings it
-    reads are changed, as tests do.
+    `articles` are what one content carries (editions.window_articles, then
+    the reader's sections: editions.stories_for; by default the edition's
+    own list). Rendered again if anything it shows changes (an editor fixing
+    a title mid-send, say) or the settings it reads are changed, as tests do.
     """
     if articles is None:
         articles = list(edition.ordered_articles())
@@ -218,6 +227,9 @@ def digest_template(
         edition.date,
         edition.editor_note,
         since,
+        digest_format,
+        sections,
+        others,
         tuple((article.pk, article.updated_at) for article in articles),
         settings.SITE_URL,
         settings.NEWSLETTER_NAME,
@@ -231,22 +243,42 @@ def digest_template(
     if template is None:
         if len(_rendered) >= RENDERS_KEPT:
             _rendered.clear()
-        template = _rendered[key] = DigestTemplate(edition, articles, since=since)
+        template = _rendered[key] = DigestTemplate(
+            edition,
+            articles,
+            since=since,
+            digest_format=digest_format,
+            sections=sections,
+            others=others,
+        )
     return template
 
 
 class Contents:
-    """What each delivery of a batch carries, computed once per distinct window.
+    """What each delivery of a batch carries, computed once per distinct content.
 
-    Kept for the batch (seconds): an edit made meanwhile reaches the next one.
+    A content is what readers share: the window (and the zone its "Since"
+    line names), the sections they follow and their format. Kept for the
+    batch (seconds): an edit made meanwhile reaches the next one.
     """
 
-    def __init__(self, edition: Edition) -> None:
+    def __init__(self, edition: Edition, deliveries: Iterable[Delivery] = ()) -> None:
         self.edition = edition
         self._windows: dict[tuple[object, ...], list[Article]] = {}
+        self._stories: dict[tuple[object, ...], ReaderStories] = {}
         self._digests: dict[tuple[object, ...], DigestTemplate] = {}
+        # The sections followed by the batch's readers who do not follow
+        # every section: one query for the batch.
+        choosy = [d.subscriber_id for d in deliveries if not d.subscriber.all_sections]
+        rows = Subscriber.sections.through.objects.filter(subscriber_id__in=choosy)
+        followed: dict[int, set[int]] = defaultdict(set)
+        for subscriber_id, section_id in rows.values_list("subscriber_id", "section_id"):
+            followed[subscriber_id].add(section_id)
+        self._followed = {reader: frozenset(ids) for reader, ids in followed.items()}
+        self._section_names = dict(Section.objects.values_list("pk", "name"))
 
     def articles(self, delivery: Delivery) -> list[Article]:
+        """Every article of the delivery's window, whatever the reader's sections."""
         if delivery.window_start is None or delivery.scheduled_for is None:
             return list(self.edition.ordered_articles())
         key = (delivery.window_start, delivery.scheduled_for)
@@ -256,16 +288,54 @@ class Contents:
             )
         return self._windows[key]
 
+    def followed(self, delivery: Delivery) -> frozenset[int] | None:
+        """The ids of the sections the reader follows; None: every section.
+
+        Following none (all deleted) is following every section, as
+        Subscriber.followed_section_ids says.
+        """
+        if delivery.subscriber.all_sections:
+            return None
+        return self._followed.get(delivery.subscriber_id) or None
+
+    def stories(self, delivery: Delivery) -> ReaderStories:
+        """The stories of the reader's window in their sections (and the lead and unsectioned)."""
+        followed = self.followed(delivery)
+        key = (delivery.window_start, delivery.scheduled_for, followed)
+        stories = self._stories.get(key)
+        if stories is None:
+            stories = self._stories[key] = stories_for(self.articles(delivery), followed)
+        return stories
+
     def digest(self, delivery: Delivery) -> DigestTemplate:
-        key = (delivery.window_start, delivery.scheduled_for, delivery.time_zone)
+        followed = self.followed(delivery)
+        # As chosen when the audience was written (what the send report counts).
+        digest_format = delivery.digest_format or delivery.subscriber.digest_format
+        key = (
+            delivery.window_start,
+            delivery.scheduled_for,
+            delivery.time_zone,
+            followed,
+            digest_format,
+        )
         digest = self._digests.get(key)
         if digest is None:
+            stories = self.stories(delivery)
             digest = self._digests[key] = digest_template(
                 self.edition,
-                self.articles(delivery),
+                stories.stories,
                 since_label(delivery.window_start, delivery.time_zone),
+                digest_format=digest_format,
+                sections=self.section_names(followed),
+                others=stories.others,
             )
         return digest
+
+    def section_names(self, followed: frozenset[int] | None) -> tuple[str, ...] | None:
+        """The names of the sections followed, in the site's order; None for every section."""
+        if followed is None:
+            return None
+        return tuple(name for pk, name in self._section_names.items() if pk in followed)
 
 
 @dataclass
@@ -482,6 +552,7 @@ def hold_for_retry(edition_id: int, first_id: int, last_id: int, seconds: float)
 NOT_ENTITLED = "Not entitled or not deliverable at send time."
 PAUSED = "Paused by the reader."
 NOTHING_NEW = "Nothing new since the reader's previous digest."
+NOTHING_FOR_YOU = "Nothing new in the sections the reader follows."
 
 
 def is_paused(delivery: Delivery) -> bool:
@@ -535,7 +606,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         .order_by()
         .values_list("pk", flat=True)
     )
-    contents = Contents(edition)
+    contents = Contents(edition, deliveries)
     # The primary mailer, or FALLBACK_SMTP_URL's while the primary keeps failing.
     carrier = carriers.choose()
     ledger = BatchLedger(carrier)
@@ -587,8 +658,9 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                 if is_paused(delivery):
                     ledger.skipped[PAUSED].append(delivery.pk)
                     continue
-                if not contents.articles(delivery) and not settings.DIGEST_SEND_WHEN_EMPTY:
-                    ledger.skipped[NOTHING_NEW].append(delivery.pk)
+                if not contents.stories(delivery).stories and not settings.DIGEST_SEND_WHEN_EMPTY:
+                    nothing = NOTHING_FOR_YOU if contents.articles(delivery) else NOTHING_NEW
+                    ledger.skipped[nothing].append(delivery.pk)
                     continue
                 if pace is not None:
                     pace.take()

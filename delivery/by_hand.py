@@ -39,7 +39,8 @@ def send_edition(
     """Send the edition now to every entitled reader who has not had that date's digest.
 
     The by-hand send (`send_digest --date`, and tests): whatever each
-    reader's own morning, their digest goes now, carrying what was published
+    reader's own morning (but only to readers whose days include the
+    date's weekday), their digest goes now, carrying what was published
     since their previous one. Readers whose morning already brought them this
     date's digest keep theirs (one per reader and date). Once only: later
     calls do nothing, unless the call that began the send died before the
@@ -69,7 +70,12 @@ def send_edition(
             counting.add("audience_takeovers", 1)
     # The audience as it is when the send begins (also for a writer that
     # takes over): who joins while it is written gets the next edition.
-    readers = Subscriber.objects.entitled(moment).filter(created_at__lte=moment)
+    # Readers who chose days without this date's weekday do not get it.
+    readers = (
+        Subscriber.objects.entitled(moment)
+        .on_their_day(edition.date)
+        .filter(created_at__lte=moment)
+    )
     # A first digest reaches back to the newsroom's send before this
     # date's (or before the send, for a date still to come).
     default_start = min(

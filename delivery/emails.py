@@ -12,6 +12,7 @@ import re
 import secrets
 import smtplib
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import formataddr, make_msgid
 from functools import cached_property
 from zoneinfo import ZoneInfo
@@ -26,10 +27,11 @@ from django.utils.html import escape
 
 from delivery.deliverability.verp import unsubscribe_mailto
 from delivery.models import site_host
-from newsletter import clicks
+from newsletter import clicks, reading
+from newsletter.html import email_html, plain_text
 from newsletter.models import Article, Edition
 from subscriptions import preferences
-from subscriptions.models import Subscriber, single_line
+from subscriptions.models import DigestFormat, Subscriber, single_line
 from subscriptions.unsubscribe import make_token
 
 # What sending a message can raise: the SMTP server's refusals, a connection
@@ -44,6 +46,7 @@ READER_FIELDS = (
     "notice_text",
     "notice_html",
     "click_reader",
+    "read_token",
 )
 
 NOTICE_TEXT, NOTICE_LABEL = "__notice_text__", "__notice_label__"
@@ -119,13 +122,128 @@ class DigestMessage(EmailMultiAlternatives):
         return content
 
 
-class DigestTemplate:
-    """The digest of one edition, ready to be personalised for each reader."""
+CLIPPED_NOTE = (
+    "The rest of this digest is headlines only: in full it would be too long for some mail "
+    "apps, which cut long emails short. Each story is whole on the site."
+)
+CLIPPED_NOTE_HTML = (
+    '<tr><td><p class="clipped" style="margin: 0; padding: 12px 24px; font-size: 14px; '
+    f'color: #555555; background: #f4f1ea;">{CLIPPED_NOTE}</p></td></tr>\n'
+)
+CLIPPED_NOTE_TEXT = f"\n{CLIPPED_NOTE}\n"
 
-    def __init__(self, edition: Edition, articles: list[Article], since: str = "") -> None:
+# Gmail clips a message past 102 KB, hiding the rest (the footer and its
+# unsubscribe link included): a full digest's HTML stays under this, the
+# stories past it falling back to headlines.
+CLIP_LIMIT = 90 * 1024
+
+
+# One nonce per process: the story blocks, rendered once, are shared by every
+# content of the process, so their slot markers must be the same in each.
+# Random all the same: no article text can collide with a marker.
+NONCE = secrets.token_hex(8)
+# Where the story blocks go in the rendered frame (HTML comments survive inlining).
+STORIES_MARK = f"<!--stories-{NONCE}-->"
+TEXT_STORIES_MARK = f"__stories_{NONCE}__"
+
+
+@dataclass(frozen=True)
+class Story:
+    """One story as a digest shows it: whole (its body), or as a headline."""
+
+    article: Article
+    url: str
+    # The sanitised body, as HTML and as text; "" for a headline.
+    body: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Block:
+    """A story's part of the digest, rendered once per process for all contents that show it."""
+
+    html: str
+    # The text part's lines after the story's number ("1. ").
+    text: str
+
+
+# Rendered story blocks, by what they show; and how many were rendered, which
+# the benchmark reports (renders per story block, not per reader or content).
+_blocks: dict[tuple[object, ...], Block] = {}
+BLOCKS_KEPT = 4096
+block_renders = 0
+
+
+def story_block(article: Article, url: str, edition: Edition, *, whole: bool) -> Block:
+    """The story's block (whole or a headline), rendered on first use and kept.
+
+    Its CSS is written inline in the block's template: no inliner runs per
+    block or per content over it. Rendered again when the article, its
+    section's name or the settings its links read change.
+    """
+    global block_renders
+    # What the block shows, itself: a row id and a time can repeat (a test's
+    # frozen clock, a database restored), the text cannot lie.
+    key = (
+        edition.pk,
+        article.pk,
+        article.updated_at,
+        article.title,
+        article.dek,
+        article.body,
+        article.section.name if article.section else "",
+        whole,
+        url,
+        settings.SITE_URL,
+    )
+    block = _blocks.get(key)
+    if block is None:
+        if len(_blocks) >= BLOCKS_KEPT:
+            _blocks.clear()
+        story = Story(article, url)
+        if whole:
+            story = Story(
+                article, url, email_html(article.body, settings.SITE_URL), plain_text(article.body)
+            )
+        context = {"story": story}
+        block = _blocks[key] = Block(
+            render_to_string("emails/digest_story.html", context),
+            # One line end after the link, as the numbered list wants it.
+            render_to_string("emails/digest_story.txt", context).rstrip("\n") + "\n",
+        )
+        block_renders += 1
+    return block
+
+
+class DigestTemplate:
+    """The digest of one content, ready to be personalised for each reader.
+
+    A content is what readers share: the edition, the stories of their
+    window and sections, and their format. `sections`: the names of the
+    sections the readers follow, None for every section; `others`: how
+    many stories of the window are in sections they do not follow.
+
+    The frame (masthead, greeting, note, footer) is rendered and inlined
+    per content; each story's block once per process (story_block), and the
+    digest is the frame with its stories' blocks put in.
+    """
+
+    def __init__(
+        self,
+        edition: Edition,
+        articles: list[Article],
+        since: str = "",
+        *,
+        digest_format: str = DigestFormat.FULL,
+        sections: tuple[str, ...] | None = None,
+        others: int = 0,
+    ) -> None:
         self.edition = edition
         self.articles = articles
         self.since = since
+        self.digest_format = digest_format
+        self.sections = sections
+        self.others = others
         self.account_url = absolute_url(reverse("subscriptions:account"))
         # reverse() once, not per reader: "{token}" is filled in per reader.
         self.unsubscribe_link = absolute_url(
@@ -134,12 +252,17 @@ class DigestTemplate:
         self.preferences_link = absolute_url(
             reverse("preferences", kwargs={"token": "TOKEN"})
         ).replace("TOKEN", "{token}")
-        self.nonce = nonce = secrets.token_hex(8)
+        self.nonce = nonce = NONCE
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
         context = {
             "edition": edition,
             "since": since,
-            "items": [(article, self.story_url(article)) for article in articles],
+            "sections_label": "every section" if sections is None else ", ".join(sections),
+            "headlines_only": digest_format == DigestFormat.HEADLINES,
+            "others": others,
+            "has_stories": bool(articles),
+            "stories_mark": STORIES_MARK,
+            "text_stories_mark": TEXT_STORIES_MARK,
             "preheader": self.preheader,
             "preheader_padding": PREHEADER_PADDING,
             "newsletter_name": settings.NEWSLETTER_NAME,
@@ -149,18 +272,52 @@ class DigestTemplate:
             "reader": {field: f"__{field}_{nonce}__" for field in READER_FIELDS},
         }
         # Rendered once, with a marked slot wherever a reader's own value goes.
-        self.text = render_to_string("emails/digest.txt", context)
-        self.html = INLINER.inline(render_to_string("emails/digest.html", context))
+        frame_text = render_to_string("emails/digest.txt", context)
+        frame_html = INLINER.inline(render_to_string("emails/digest.html", context))
+        urls = [self.story_url(article) for article in articles]
+        pairs = list(zip(articles, urls, strict=True))
+        headlines = [story_block(a, url, edition, whole=False) for a, url in pairs]
+        whole_blocks: list[Block] = []
+        if digest_format == DigestFormat.FULL:
+            whole_blocks = [story_block(a, url, edition, whole=True) for a, url in pairs]
+        # How many stories, from the first, are whole in the email: all that
+        # keep the HTML under CLIP_LIMIT, the rest headlines after a note.
+        whole = len(whole_blocks)
+        size = lambda blocks: sum(len(block.html.encode()) for block in blocks)  # noqa: E731
+        fixed = len(frame_html.encode()) - len(STORIES_MARK)
+        while (
+            whole
+            and fixed
+            + size(whole_blocks[:whole])
+            + size(headlines[whole:])
+            + (len(CLIPPED_NOTE_HTML.encode()) if whole < len(articles) else 0)
+            > CLIP_LIMIT
+        ):
+            whole -= 1
+        self.whole = whole
+        chosen = whole_blocks[:whole] + headlines[whole:]
+        html_blocks = [block.html for block in chosen]
+        text_blocks = [f"\n{n}. {block.text}" for n, block in enumerate(chosen, start=1)]
+        if whole_blocks and whole < len(articles):
+            html_blocks.insert(whole, CLIPPED_NOTE_HTML)
+            text_blocks.insert(whole, CLIPPED_NOTE_TEXT)
+        self.html = frame_html.replace(STORIES_MARK, "".join(html_blocks))
+        self.text = frame_text.replace(TEXT_STORIES_MARK, "".join(text_blocks))
         self._text_parts = self._slot.split(self.text)
         self._html_parts = self._slot.split(self.html)
 
     def story_url(self, article: Article) -> str:
-        """A story's link: the story itself, or through the click counter (CLICK_TRACKING)."""
+        """A story's link: the story itself, or through the click counter (CLICK_TRACKING).
+
+        Either way it carries the reader's reading token (newsletter.reading),
+        which opens the whole article on the site without signing in.
+        """
+        token = f"{reading.READING_PARAM}=__read_token_{self.nonce}__"
         if not settings.CLICK_TRACKING:
-            return absolute_url(article.get_absolute_url())
-        url = absolute_url(clicks.link_path(self.edition, article))
+            return f"{absolute_url(article.get_absolute_url())}?{token}"
+        url = f"{absolute_url(clicks.link_path(self.edition, article))}?{token}"
         if settings.TRACK_READER_CLICKS:
-            url += f"?r=__click_reader_{self.nonce}__"
+            url += f"&r=__click_reader_{self.nonce}__"
         return url
 
     @cached_property
@@ -194,6 +351,7 @@ class DigestTemplate:
                 if settings.CLICK_TRACKING and settings.TRACK_READER_CLICKS
                 else ""
             ),
+            "read_token": reading.reading_token(subscriber),
         }
         html_values: dict[str, str] = {field: escape(value) for field, value in values.items()}
         notice = membership_notice(subscriber)
@@ -280,4 +438,6 @@ def list_headers(unsubscribe_link: str, mailto: str) -> dict[str, str]:
 
 def digest(edition: Edition, articles: list[Article], subscriber: Subscriber) -> DigestMessage:
     """One reader's digest, rendered from scratch (previews and test sends)."""
-    return DigestTemplate(edition, articles).message_for(subscriber)
+    return DigestTemplate(edition, articles, digest_format=subscriber.digest_format).message_for(
+        subscriber
+    )

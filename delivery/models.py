@@ -63,6 +63,9 @@ class Delivery(models.Model):
     # Which mailer carried it: "default", or "fallback" (delivery.wire.carriers).
     # A database default: the audience is written by raw INSERT ... SELECT.
     carrier = models.CharField(max_length=20, blank=True, default="", db_default="")
+    # The reader's format when the audience was written ("full" or
+    # "headlines"; "" before readers chose one), for the send report.
+    digest_format = models.CharField("format", max_length=10, blank=True, default="", db_default="")
 
     class Meta:
         db_table = "newsletter_delivery"

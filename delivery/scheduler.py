@@ -135,6 +135,7 @@ def schedule_slot(
 
     readers = (
         Subscriber.objects.entitled(moment)
+        .on_their_day(day)
         .filter(time_zone=zone, send_time=send_time, created_at__lt=moment)
         .exclude(pause_until__gt=day)
     )

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import QuerySet
 
-from delivery.batches import UNCONFIRMED_NOTE
+from delivery.batches import NOTHING_FOR_YOU, UNCONFIRMED_NOTE
 from delivery.models import Delivery
 from delivery.recovery import RESUMED_NOTE
 from newsletter.models import Edition
@@ -58,6 +58,33 @@ def may_have_had_twice(edition: Edition) -> int:
     known: each says so (recovery.RESUMED_NOTE) and is counted here.
     """
     return edition.deliveries.filter(last_error=RESUMED_NOTE).count()
+
+
+def formats(edition: Edition) -> dict[str, int]:
+    """How many readers had the digest in each format ({"full": n, "headlines": m}).
+
+    Sent (or sent and bounced) deliveries, by the format their reader had
+    chosen when the audience was written; rows from before formats existed
+    were headlines.
+    """
+    counts = {"full": 0, "headlines": 0}
+    rows = (
+        edition.deliveries.filter(status__in=[Delivery.Status.SENT, Delivery.Status.BOUNCED])
+        .values_list("digest_format")
+        .annotate(count=models.Count("pk"))
+        .order_by()
+    )
+    for digest_format, count in rows:
+        key = digest_format or "headlines"
+        counts[key] = counts.get(key, 0) + count
+    return counts
+
+
+def nothing_for_you(edition: Edition) -> int:
+    """How many readers had nothing new in the sections they follow: skipped, not emailed."""
+    return edition.deliveries.filter(
+        status=Delivery.Status.SKIPPED, last_error=NOTHING_FOR_YOU
+    ).count()
 
 
 def failures(edition: Edition, *, with_readers: bool) -> QuerySet[Delivery]:

@@ -25,6 +25,7 @@ from newsletter.forms import CurationForm, PreviewForm, TestSendForm
 from newsletter.models import Article, Edition, EditionArticle, EditionLocked, NoSendDay, Section
 from subscriptions.addresses import mask_addresses
 from subscriptions.admin_privacy import can_see_readers
+from subscriptions.models import DigestFormat
 
 if TYPE_CHECKING:
     pass
@@ -313,7 +314,10 @@ class EditionAdmin(admin.ModelAdmin):
 
         preview_form = PreviewForm(request.GET or None)
         reader, zone = preview_form.choice()
-        message = desk.preview(edition, reader, zone=zone)
+        sections, digest_format = preview_form.digest()
+        message = desk.preview(
+            edition, reader, zone=zone, sections=sections, digest_format=digest_format
+        )
         progress = send_report.progress(edition)
         show_readers = can_see_readers(request)
         failures = send_report.failures(edition, with_readers=show_readers)
@@ -330,7 +334,16 @@ class EditionAdmin(admin.ModelAdmin):
             "preview_at": desk.morning_label(edition, zone),
             "message": message,
             "html": message.html,
-            "test_form": TestSendForm(initial={"reader": reader, "zone": zone}),
+            "test_form": TestSendForm(
+                initial={
+                    "reader": reader,
+                    "zone": zone,
+                    "sections": preview_form.cleaned_data.get("sections", [])
+                    if preview_form.is_bound and preview_form.is_valid()
+                    else [],
+                    "format": digest_format,
+                }
+            ),
             "progress": progress,
             "zone_sends": [
                 (send, send.finish_label(now)) for send in send_report.zone_sends(edition)
@@ -338,6 +351,8 @@ class EditionAdmin(admin.ModelAdmin):
             "carried": send_report.carried(edition),
             "unconfirmed": send_report.unconfirmed(edition),
             "may_have_had_twice": send_report.may_have_had_twice(edition),
+            "formats": send_report.formats(edition),
+            "nothing_for_you": send_report.nothing_for_you(edition),
             "next_sends": desk.next_sends(),
             "failures": [
                 (
@@ -384,15 +399,35 @@ class EditionAdmin(admin.ModelAdmin):
             messages.error(request, "Choose which reader to send the test as.")
             return redirect(self._desk_url(edition))
         reader, zone = form.cleaned_data["reader"], form.cleaned_data["zone"]
+        sections, digest_format = form.digest()
         if not request.user.is_authenticated:  # admin_view lets in only signed-in staff
             raise PermissionDenied
         try:
-            address = desk.send_test(edition, reader, request.user, zone=zone)
+            address = desk.send_test(
+                edition,
+                reader,
+                request.user,
+                zone=zone,
+                sections=sections,
+                digest_format=digest_format,
+            )
         except (ValueError, desk.TestSendFailed) as error:
             messages.error(request, str(error))
         else:
             messages.success(request, f"Test email sent to {address}.")
-        query = urlencode({"reader": reader, "zone": zone or settings.DIGEST_TIMEZONE})
+        # Back to the preview it was sent from: its sections and format, if not the defaults.
+        choices = {
+            "sections": [section.slug for section in form.cleaned_data["sections"]],
+            "format": digest_format if digest_format != DigestFormat.FULL else "",
+        }
+        query = urlencode(
+            {
+                "reader": reader,
+                "zone": zone or settings.DIGEST_TIMEZONE,
+                **{key: value for key, value in choices.items() if value},
+            },
+            doseq=True,
+        )
         return HttpResponseRedirect(f"{self._desk_url(edition)}?{query}")
 
     def resend_view(self, request: HttpRequest, pk: int) -> HttpResponse:

@@ -8,6 +8,7 @@ sender and for the pages and emails that promise a time.
 
 import datetime
 import functools
+from collections.abc import Collection
 from importlib import resources
 
 import holidays
@@ -78,12 +79,28 @@ def days_off(
     return no_send | public_holidays(zone, start, end)
 
 
+def weekdays_off(
+    weekdays: Collection[int], start: datetime.date, end: datetime.date
+) -> set[datetime.date]:
+    """The dates from `start` to `end` whose weekday (0 Monday) is not one of `weekdays`."""
+    span = range((end - start).days + 1)
+    days = (start + datetime.timedelta(days=offset) for offset in span)
+    return {day for day in days if day.weekday() not in weekdays}
+
+
 def next_digest_at(
-    send_time: datetime.time, zone: str, after: datetime.datetime | None = None
+    send_time: datetime.time,
+    zone: str,
+    after: datetime.datetime | None = None,
+    weekdays: Collection[int] = range(5),
 ) -> datetime.datetime:
-    """When a reader with this delivery time and zone gets their next digest after `after`."""
+    """When a reader with this delivery time and zone gets their next digest after `after`.
+
+    `weekdays`: the days of the week (0 Monday) the reader has a digest on.
+    """
     after = after or timezone.now()
     today = after.astimezone(datetime.UTC).date()
     start, end = today - datetime.timedelta(days=1), today + LOOKAHEAD
     skipped = days_off(zone, start, end, no_send_days(start, end))
+    skipped |= weekdays_off(weekdays, start, end)
     return schedule.next_send_moment(after, send_time, zone, skipped)

@@ -19,8 +19,8 @@ from django.utils import timezone
 from delivery import emails
 from delivery.emails import DigestMessage, DigestTemplate
 from newsletter import calendar, editions, schedule
-from newsletter.models import Article, Edition
-from subscriptions.models import Membership, Subscriber
+from newsletter.models import Article, Edition, Section
+from subscriptions.models import DigestFormat, Membership, Subscriber
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractUser
@@ -161,13 +161,16 @@ def preview(
     email: str = "reader@example.com",
     name: str = "",
     now: datetime.datetime | None = None,
+    sections: frozenset[int] | None = None,
+    digest_format: str = DigestFormat.FULL,
 ) -> DigestMessage:
     """The exact digest a reader of this kind in `zone` gets on the edition's morning there.
 
     It carries what that morning's send does for a reader who had the
     previous one: the articles published since the zone's previous send (up
     to now, while that morning is still to come), in the editors' order,
-    with its "Since …" line. `zone` defaults to the newsroom's.
+    with its "Since …" line, for a reader following `sections` (ids; None:
+    every section) in `digest_format`. `zone` defaults to the newsroom's.
     """
     now = now or timezone.now()
     zone = zone or settings.DIGEST_TIMEZONE
@@ -177,21 +180,52 @@ def preview(
     first, last = day - calendar.LOOKBACK, day + datetime.timedelta(days=1)
     skipped = calendar.days_off(zone, first, last, calendar.no_send_days(first, last))
     since = schedule.previous_send_moment(moment, send_time, zone, skipped)
-    articles = editions.window_articles(edition, since, min(moment, now))
-    template = DigestTemplate(edition, articles, since=emails.since_label(since, zone))
+    chosen = editions.stories_for(
+        editions.window_articles(edition, since, min(moment, now)), sections
+    )
+    names = None
+    if sections is not None:
+        names = tuple(Section.objects.filter(pk__in=sections).values_list("name", flat=True))
+    template = DigestTemplate(
+        edition,
+        chosen.stories,
+        since=emails.since_label(since, zone),
+        digest_format=digest_format,
+        sections=names,
+        others=chosen.others,
+    )
     reader = sample_subscriber(kind, email=email, name=name or "Alex", zone=zone)
+    reader.digest_format = digest_format
     return template.message_for(reader)
 
 
-def send_test(edition: Edition, kind: str, user: "AbstractUser", zone: str = "") -> str:
+def send_test(
+    edition: Edition,
+    kind: str,
+    user: "AbstractUser",
+    zone: str = "",
+    *,
+    sections: frozenset[int] | None = None,
+    digest_format: str = DigestFormat.FULL,
+) -> str:
     """Send the real digest, as the sample reader would get it, to a staff member.
+
+    For a reader following `sections` (None: every section) in `digest_format`.
 
     Returns the address it went to. Raises ValueError when the staff member
     has no address and TestSendFailed when the mail server refuses it.
     """
     if not user.email:
         raise ValueError("Your account has no email address: add one in your user settings.")
-    message = preview(edition, kind, zone=zone, email=user.email, name=user.get_short_name())
+    message = preview(
+        edition,
+        kind,
+        zone=zone,
+        email=user.email,
+        name=user.get_short_name(),
+        sections=sections,
+        digest_format=digest_format,
+    )
     message.subject = f"[Test] {message.subject}"
     try:
         message.send()

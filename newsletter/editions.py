@@ -7,6 +7,7 @@ order; building it again only adds what is new, so it is safe to run twice.
 
 import datetime
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -94,6 +95,7 @@ def window_articles(
     articles = (
         Article.objects.published_between(start, end)
         .exclude(editionarticle__included=False)
+        .with_leads()
         .select_related("section", "author")
     )
     positions = dict(
@@ -108,6 +110,35 @@ def window_articles(
             article.pk,
         ),
     )
+
+
+@dataclass(frozen=True)
+class ReaderStories:
+    """What one reader's digest carries of a window's articles, and how many it leaves out."""
+
+    stories: list[Article]
+    # Published in the window in sections the reader does not follow.
+    others: int
+
+
+def stories_for(articles: list[Article], followed: frozenset[int] | None) -> ReaderStories:
+    """The articles of a window (window_articles) a reader following `followed` gets.
+
+    `followed`: section ids, or None for every section. A story with no
+    section, and a lead story (an editor's mark that it is for everyone:
+    EditionArticle.lead, `is_lead` on the articles), reach every reader.
+    The editors' order is kept.
+    """
+    if followed is None:
+        return ReaderStories(list(articles), 0)
+    stories = [
+        article
+        for article in articles
+        if article.section_id is None
+        or article.section_id in followed
+        or getattr(article, "is_lead", False)
+    ]
+    return ReaderStories(stories, len(articles) - len(stories))
 
 
 def upcoming_edition_date(now: datetime.datetime | None = None) -> datetime.date:

@@ -1,11 +1,13 @@
 from collections.abc import Mapping
+from typing import Any
 
 from django import forms
 from django.conf import settings
 
 from newsletter.desk import SampleReader
-from newsletter.models import Edition
+from newsletter.models import Edition, Section
 from subscriptions.forms import TimeZoneField
+from subscriptions.models import DigestFormat
 
 
 class CurationForm(forms.Form):
@@ -39,31 +41,67 @@ class CurationForm(forms.Form):
             self.fields[f"include_{row.article_id}"] = forms.BooleanField(
                 label=f"Include “{title}”", required=False, initial=row.included
             )
+            self.fields[f"lead_{row.article_id}"] = forms.BooleanField(
+                label=f"“{title}” for every reader, whatever their sections",
+                required=False,
+                initial=row.lead,
+            )
 
     def lines(self) -> list[tuple]:
-        """(row, position field, include field) for each article, in order."""
+        """(row, position field, include field, lead field) for each article, in order."""
         return [
-            (row, self[f"position_{row.article_id}"], self[f"include_{row.article_id}"])
+            (
+                row,
+                self[f"position_{row.article_id}"],
+                self[f"include_{row.article_id}"],
+                self[f"lead_{row.article_id}"],
+            )
             for row in self.rows
         ]
 
-    def placements(self) -> dict[int, tuple[int, bool]]:
+    def placements(self) -> dict[int, tuple[int, bool] | tuple[int, bool, bool]]:
         return {
             row.article_id: (
                 self.cleaned_data[f"position_{row.article_id}"],
                 self.cleaned_data[f"include_{row.article_id}"],
+                self.cleaned_data[f"lead_{row.article_id}"],
             )
             for row in self.rows
         }
 
 
-class PreviewForm(forms.Form):
-    """Which reader the desk shows the email as: their state and their zone."""
+class DigestChoiceFields(forms.Form):
+    """The sections followed and the format the desk's previews and test sends are for."""
+
+    sections = forms.ModelMultipleChoiceField(
+        label="following",
+        queryset=Section.objects.all(),
+        to_field_name="slug",
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 4}),
+        help_text="None chosen: every section.",
+    )
+    format = forms.ChoiceField(
+        label="format", choices=DigestFormat.choices, required=False, initial=DigestFormat.FULL
+    )
+
+    def digest(self) -> tuple[frozenset[int] | None, str]:
+        """(section ids or None for every section, format): what was asked for, or all in full."""
+        if not (self.is_bound and self.is_valid()):
+            return None, DigestFormat.FULL
+        sections = self.cleaned_data["sections"]
+        ids = frozenset(section.pk for section in sections) if sections else None
+        return ids, self.cleaned_data["format"] or DigestFormat.FULL
+
+
+class PreviewForm(DigestChoiceFields):
+    """Which reader the desk shows the email as: their state, zone, sections and format."""
 
     reader = forms.ChoiceField(
         label="Reader", choices=SampleReader.CHOICES, initial=SampleReader.PAYING
     )
     zone = TimeZoneField(label="Time zone", required=False, help_text="")
+    field_order = ["reader", "zone", "sections", "format"]
 
     def choice(self) -> tuple[str, str]:
         """(reader, zone): what was asked for, or a paying reader in the newsroom's zone."""
@@ -74,8 +112,14 @@ class PreviewForm(forms.Form):
         return reader, zone
 
 
-class TestSendForm(forms.Form):
+class TestSendForm(DigestChoiceFields):
     __test__ = False  # not a pytest test class
 
     reader = forms.ChoiceField(label="Send it as", choices=SampleReader.CHOICES)
     zone = TimeZoneField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The preview's sections and format, carried along unseen.
+        self.fields["sections"].widget = forms.MultipleHiddenInput()
+        self.fields["format"].widget = forms.HiddenInput()

@@ -10,6 +10,7 @@ to configure the rich-text editor so that what editors can produce is what
 survives cleaning.
 """
 
+import html
 import re
 from html.parser import HTMLParser
 
@@ -163,3 +164,29 @@ def teaser_html(body: str) -> str:
     if not kept:
         kept = [Truncator(blocks[0]).words(budget, html=True, truncate=" …")]
     return clean_html("\n".join(kept))
+
+
+# Relative links and images in a body: the site resolves them, a mail client cannot.
+_RELATIVE = re.compile(r'(?P<attribute>\b(?:href|src))="(?P<path>/(?!/)[^"]*)"')
+# Where a block ends in the plain text of a body: a blank line.
+_BLOCK_END = re.compile(r"</(?:p|h2|h3|h4|li|blockquote|figure|pre)>|<br\s*/?>|<hr\s*/?>")
+
+
+def email_html(body: str, site_url: str) -> str:
+    """A body as a digest carries it: cleaned as the site shows it, its links absolute.
+
+    Images get their width capped inline (mail clients drop most stylesheets).
+    """
+    absolute = _RELATIVE.sub(
+        lambda match: f'{match["attribute"]}="{site_url}{match["path"]}"', clean_html(body)
+    )
+    return absolute.replace("<img ", '<img style="max-width: 100%; height: auto;" ')
+
+
+def plain_text(body: str) -> str:
+    """A body as text: its blocks as paragraphs, one blank line between them."""
+    marked = _BLOCK_END.sub(lambda match: match.group(0) + "\n\n", clean_html(body))
+    paragraphs = (
+        " ".join(part.split()) for part in html.unescape(strip_tags(marked)).split("\n\n")
+    )
+    return "\n\n".join(paragraph for paragraph in paragraphs if paragraph)

@@ -92,6 +92,14 @@ class ArticleQuerySet(PublicContentQuerySet["Article"]):
             articles = articles.filter(published_at__gt=after)
         return articles
 
+    def with_leads(self) -> "ArticleQuerySet":
+        """Each article with `is_lead`: an edition's editors marked it for every reader."""
+        return self.annotate(
+            is_lead=models.Exists(
+                EditionArticle.objects.filter(article=models.OuterRef("pk"), lead=True)
+            )
+        )
+
     def due(self, now: datetime.datetime | None = None) -> "ArticleQuerySet":
         """Scheduled articles whose time has come."""
         now = now or timezone.now()
@@ -355,8 +363,10 @@ class Edition(models.Model):
 
     def ordered_articles(self) -> models.QuerySet[Article]:
         """The articles this edition carries, in the editors' order."""
+        articles = self.articles.filter(editionarticle__included=True)
+        assert isinstance(articles, ArticleQuerySet)
         return (
-            self.articles.filter(editionarticle__included=True)
+            articles.with_leads()
             .select_related("section", "author")
             .order_by("editionarticle__position", "editionarticle__pk")
         )
@@ -377,10 +387,14 @@ class Edition(models.Model):
             )
         return locked
 
-    def curate(self, placements: dict[int, tuple[int, bool]], note: str) -> list[str]:
-        """Apply the editors' order, left-out articles and note; return what changed.
+    def curate(
+        self, placements: dict[int, tuple[int, bool] | tuple[int, bool, bool]], note: str
+    ) -> list[str]:
+        """Apply the editors' order, left-out articles, lead stories and note; return what changed.
 
-        `placements` maps article ids to (position, included). Articles added
+        `placements` maps article ids to (position, included) or (position,
+        included, lead): a lead story reaches every reader, whatever the
+        sections they follow; without it a row keeps its mark. Articles added
         to the edition since the form was shown keep their place after the
         ones placed. Positions are renumbered 1, 2, 3...; ties keep the
         previous order. Unknown articles are refused and nothing is saved.
@@ -396,19 +410,27 @@ class Edition(models.Model):
                 )
             changes = []
             previous_order = [row.article_id for row in rows]
-            last = max((position for position, _ in placements.values()), default=0)
+            last = max((placement[0] for placement in placements.values()), default=0)
             requested = {
                 row.pk: placements.get(row.article_id, (last + 1 + index, row.included))
                 for index, row in enumerate(rows)
             }
             rows.sort(key=lambda row: (requested[row.pk][0], row.position, row.pk))
             for position, row in enumerate(rows, start=1):
-                included = requested[row.pk][1]
+                placement = requested[row.pk]
+                included = placement[1]
+                lead = placement[2] if len(placement) > 2 else row.lead
                 if included != row.included:
                     verb = "Put back" if included else "Left out"
                     changes.append(f"{verb} “{row.article.title}”.")
-                row.position, row.included = position, included
-            EditionArticle.objects.bulk_update(rows, ["position", "included"])
+                if lead != row.lead:
+                    changes.append(
+                        f"“{row.article.title}” is for every reader."
+                        if lead
+                        else f"“{row.article.title}” is for the readers of its section only."
+                    )
+                row.position, row.included, row.lead = position, included, lead
+            EditionArticle.objects.bulk_update(rows, ["position", "included", "lead"])
             if [row.article_id for row in rows] != previous_order:
                 changes.append("Reordered the articles.")
             note = note.strip()
@@ -467,6 +489,14 @@ class EditionArticle(models.Model):
     # An editor may leave an article out; the row stays so that the article
     # is not added back when the edition is refreshed.
     included = models.BooleanField(default=True)
+    # The lead: the editors' mark that this story reaches every reader,
+    # whatever sections they follow (delivery.contents).
+    lead = models.BooleanField(
+        "for everyone",
+        default=False,
+        db_default=False,
+        help_text="Every reader gets it, whatever their sections.",
+    )
 
     objects = PublicContentQuerySet["EditionArticle"].as_manager()
 

@@ -1,4 +1,5 @@
 import datetime
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.syndication.views import Feed
@@ -14,10 +15,12 @@ from django.utils.feedgenerator import Rss201rev2Feed, Stylesheet
 from django.utils.html import escape, strip_tags
 from django.views.decorators.http import require_GET
 
-from newsletter import clicks
+from newsletter import clicks, reading
 from newsletter.models import Article, Edition, EditionArticle, Section
 from newsletter.pagecache import cached_page
 from subscriptions import ratelimit
+from subscriptions.headers import no_referrer, personal
+from subscriptions.models import Subscriber
 from subscriptions.sessions import current_subscriber
 
 LATEST_COUNT = 6
@@ -54,13 +57,47 @@ def home(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "newsletter/home.html", {"articles": articles})
 
 
-@cached_page()
 def article(request: HttpRequest, slug: str) -> HttpResponse:
+    """An article; opened from a digest's story link, whole for the reader it names."""
+    if reading.READING_PARAM in request.GET:
+        return article_from_email(request, slug)
+    return public_article(request, slug)
+
+
+@cached_page()
+def public_article(request: HttpRequest, slug: str) -> HttpResponse:
+    return _article_page(request, slug, current_subscriber(request))
+
+
+@no_referrer  # the token is in the URL: no Referer carries it to the page's requests
+@personal
+def article_from_email(request: HttpRequest, slug: str) -> HttpResponse:
+    """A story link from a digest (newsletter.reading): the whole text if its reader is entitled.
+
+    Never cached: the page is this reader's. It signs nobody in. A link
+    expired, forged or of a reader no longer entitled shows the page as
+    anyone sees it (the teaser and the offer), saying why.
+    """
+    signed_in = current_subscriber(request)
+    reader = reading.reader_for(request.GET[reading.READING_PARAM])
+    membership = getattr(reader, "membership", None)
+    entitled = membership is not None and membership.is_entitled
+    return _article_page(
+        request,
+        slug,
+        reader if entitled else signed_in,
+        link_refused=not entitled,
+    )
+
+
+def _article_page(
+    request: HttpRequest, slug: str, subscriber: Subscriber | None, *, link_refused: bool = False
+) -> HttpResponse:
     queryset = Article.objects.select_related("section", "author")
     if not request.user.is_staff:
         queryset = queryset.published()
     article = get_object_or_404(queryset, slug=slug)
-    subscriber = current_subscriber(request)
+    full_text = article.free_to_read or article.is_readable_by(request.user, subscriber)
     return TemplateResponse(
         request,
         "newsletter/article.html",
@@ -69,7 +106,8 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
             "subscriber": subscriber,
             # Everyone else gets the teaser and the offer, never the body,
             # unless the editors made the article free to read.
-            "full_text": article.free_to_read or article.is_readable_by(request.user, subscriber),
+            "full_text": full_text,
+            "link_refused": link_refused and not full_text,
         },
     )
 
@@ -205,4 +243,8 @@ def click(request: HttpRequest, value: str) -> HttpResponse:
             edition, article, reader_id=reader_id, client=ratelimit.client_ip(request)
         ):
             clicks.do_record_click(edition, article, reader_id)
-    return redirect(article.get_absolute_url())
+    url = article.get_absolute_url()
+    token = request.GET.get(reading.READING_PARAM, "")
+    if token:  # the reader's reading token, on to the story (checked there)
+        url += "?" + urlencode({reading.READING_PARAM: token})
+    return redirect(url)

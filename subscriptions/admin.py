@@ -21,7 +21,15 @@ from subscriptions.actions.imports import (
     do_import_stripe,
 )
 from subscriptions.admin_privacy import ReaderDataAdmin, can_see_readers
-from subscriptions.models import GiftCode, Membership, ReaderEmail, StripeEvent, Subscriber
+from subscriptions.models import (
+    DAY_NAMES,
+    DIGEST_DAYS,
+    GiftCode,
+    Membership,
+    ReaderEmail,
+    StripeEvent,
+    Subscriber,
+)
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldGroups
@@ -96,10 +104,48 @@ class _Echo:
         return value
 
 
+class SubscriberForm(forms.ModelForm):
+    """A reader as staff edit them: the digest's days as boxes, at least one section and day."""
+
+    days = forms.MultipleChoiceField(
+        choices=list(DAY_NAMES.items()),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one day."},
+    )
+
+    class Meta:
+        model = Subscriber
+        exclude: list[str] = []  # every editable field, as the admin's default form
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if self.instance.pk is not None:
+            self.initial["days"] = self.instance.weekdays
+
+    def clean_days(self) -> str:
+        return ",".join(day for day in DIGEST_DAYS if day in self.cleaned_data["days"])
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        if not cleaned.get("all_sections") and not cleaned.get("sections"):
+            self.add_error(
+                "sections", "Choose at least one section, or tick “follows every section”."
+            )
+        return cleaned
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
+    form = SubscriberForm
     list_display = ["email", "name", "email_status", "membership_status", "created_at"]
-    list_filter = ["email_status", "membership__status", "membership__complimentary"]
+    list_filter = [
+        "email_status",
+        "membership__status",
+        "membership__complimentary",
+        "digest_format",
+        "all_sections",
+    ]
+    filter_horizontal = ["sections"]
     search_fields = ["email", "name"]
     list_select_related = ["membership"]
     readonly_fields = ["created_at", "updated_at", "email_status_changed_at", "last_signed_in_at"]

@@ -25,7 +25,7 @@ from subscriptions import (
     trials,
     unsubscribe,
 )
-from subscriptions.models import GiftCode, ReaderEmail, Subscriber
+from subscriptions.models import DIGEST_DAYS, DigestFormat, GiftCode, ReaderEmail, Subscriber
 
 # The shared email frame (templates/emails/_base.html) is styled by classes;
 # mail clients need them inline. Media queries (dark mode) stay in <style>.
@@ -41,8 +41,34 @@ def first_digest_at(
     morning where they live that is not a no-send day. The sender applies
     the same rule (delivery.scheduler.schedule_slot).
     """
-    moment = calendar.next_digest_at(subscriber.send_time, subscriber.time_zone, now)
+    weekdays = [DIGEST_DAYS.index(day) for day in subscriber.weekdays]
+    moment = calendar.next_digest_at(subscriber.send_time, subscriber.time_zone, now, weekdays)
     return moment.astimezone(ZoneInfo(subscriber.time_zone))
+
+
+def zone_place(zone: str) -> str:
+    """A zone as people name it: "Lisbon" for Europe/Lisbon, "UTC" for UTC."""
+    return zone.rpartition("/")[2].replace("_", " ")
+
+
+def next_digest_summary(subscriber: Subscriber, now: datetime.datetime | None = None) -> str:
+    """What the reader's next digest holds and when, in words.
+
+    "Wednesday 06:00 in Lisbon: World, Business; headlines only". Stories
+    with no section and the editors' lead stories come whatever the sections.
+    """
+    moment = first_digest_at(subscriber, now)
+    followed = subscriber.followed_section_ids()
+    if followed is None:
+        sections = "every section"
+    else:
+        sections = ", ".join(
+            section.name for section in subscriber.sections.all() if section.pk in followed
+        )
+    length = (
+        "headlines only" if subscriber.digest_format == DigestFormat.HEADLINES else "full stories"
+    )
+    return f"{moment:%A %H:%M} in {zone_place(subscriber.time_zone)}: {sections}; {length}"
 
 
 def dollars(cents: int | None) -> str:

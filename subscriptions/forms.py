@@ -10,7 +10,17 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from subscriptions.addresses import check_can_receive_mail, suggested_address, validate_address
-from subscriptions.models import NAME_MAX_LENGTH, validate_plain_name
+from subscriptions.models import (
+    DAY_NAMES,
+    DIGEST_DAYS,
+    NAME_MAX_LENGTH,
+    DigestFormat,
+    Subscriber,
+    validate_plain_name,
+)
+
+# What a `sections` value may also be: every section, those added later included.
+ALL_SECTIONS = "all"
 
 # The regions of the IANA database whose zones readers live in; the rest
 # (Etc/GMT+5, US/Eastern ...) are aliases a chooser need not offer.
@@ -198,11 +208,116 @@ class SignupForm(TypoCheckedEmailMixin, forms.Form):
         return self.cleaned_data.get("time_zone") or settings.DIGEST_TIMEZONE
 
 
-class ContinueSignupForm(forms.Form):
-    """The page an emailed signup link opens: the owner confirms their name and zone."""
+def section_model() -> Any:
+    """newsletter.Section, reached through the reader's field: this app never imports newsletter."""
+    return Subscriber._meta.get_field("sections").related_model
+
+
+class DigestChoicesForm(forms.Form):
+    """What the digest carries and when: the sections followed, the weekdays, the format.
+
+    Posted as `sections` (repeated section slugs; every section, or the
+    value "all", is "every section, new ones included"), `days` (repeated,
+    mon..fri) and `format` (full or headlines). At least one of each. A
+    post that names none of the three (nor the pages' hidden `digest_choices`
+    marker, which unticked boxes need) leaves them as they are: a form or
+    client from before they existed still saves the rest.
+    """
+
+    CHOICES = ("sections", "days", "format")
+    MARKER = "digest_choices"
+
+    sections = forms.MultipleChoiceField(
+        label="Sections",
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "required": "Choose at least one section.",
+            "invalid_choice": "%(value)s is not one of our sections.",
+        },
+    )
+    days = forms.MultipleChoiceField(
+        label="Days",
+        choices=list(DAY_NAMES.items()),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "required": "Choose at least one day.",
+            "invalid_choice": "%(value)s is not a weekday we send on (mon to fri).",
+        },
+    )
+    format = forms.ChoiceField(
+        label="Format",
+        choices=[
+            (DigestFormat.FULL, "Full stories: each story whole, in the email"),
+            (DigestFormat.HEADLINES, "Headlines only: titles, a line each, and links"),
+        ],
+        widget=forms.RadioSelect,
+        error_messages={"invalid_choice": "Choose full or headlines."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.section_choices = list(section_model().objects.values_list("slug", "name"))
+        field = self.fields["sections"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [*self.section_choices, (ALL_SECTIONS, "Every section")]
+        if not self.section_choices:
+            # No sections yet: every story goes to everyone; nothing to choose.
+            field.required = False
+            field.widget = forms.MultipleHiddenInput()
+        self.posts_choices = self.is_bound and any(
+            key in self.data for key in (*self.CHOICES, self.MARKER)
+        )
+        if self.is_bound and not self.posts_choices:
+            for name in self.CHOICES:
+                del self.fields[name]
+
+    @staticmethod
+    def initial_for(subscriber: Subscriber) -> dict[str, object]:
+        """The form's initial values for a reader's current choices."""
+        if subscriber.pk is None or subscriber.followed_section_ids() is None:
+            sections = list(section_model().objects.values_list("slug", flat=True))
+        else:
+            sections = [section.slug for section in subscriber.sections.all()]
+        return {
+            "sections": sections,
+            "days": subscriber.weekdays,
+            "format": subscriber.digest_format,
+        }
+
+    @property
+    def marker(self) -> SafeString:
+        return mark_safe(f'<input type="hidden" name="{self.MARKER}" value="1">')  # noqa: S308 - a constant
+
+    def clean_sections(self) -> list[str] | None:
+        """The slugs followed, or None for every section (every box ticked, or "all")."""
+        slugs: list[str] = self.cleaned_data.get("sections") or []
+        every = {slug for slug, _name in self.section_choices}
+        if ALL_SECTIONS in slugs or not every or every <= set(slugs):
+            return None
+        return slugs
+
+    def clean_days(self) -> str:
+        days: list[str] = self.cleaned_data["days"]
+        return ",".join(day for day in DIGEST_DAYS if day in days)
+
+    def digest_choices(self) -> dict[str, Any] | None:
+        """The cleaned choices as do_set_digest_choices takes them; None: not posted."""
+        if not self.posts_choices:
+            return None
+        return {
+            "sections": self.cleaned_data["sections"],
+            "days": self.cleaned_data["days"],
+            "digest_format": self.cleaned_data["format"],
+        }
+
+
+class ContinueSignupForm(DigestChoicesForm):
+    """The page an emailed signup link opens: the owner confirms their name, zone and digest."""
 
     name = NameField()
     time_zone = TimeZoneField(label="Time zone")
+
+    field_order = ["name", "time_zone", "sections", "days", "format"]
 
 
 class SignInForm(TypoCheckedEmailMixin, forms.Form):
@@ -225,8 +340,8 @@ class ChangeEmailForm(TypoCheckedEmailMixin, forms.Form):
         return email
 
 
-class PreferencesForm(forms.Form):
-    """What a reader sets about their digest: where and when it comes, and a pause."""
+class PreferencesForm(DigestChoicesForm):
+    """What a reader sets about their digest: where and when it comes, what it holds, a pause."""
 
     time_zone = TimeZoneField(label="Time zone")
     send_time = SendTimeField()

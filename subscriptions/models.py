@@ -69,6 +69,65 @@ def default_send_time() -> datetime.time:
     return send_time
 
 
+# The weekdays a reader may have a digest on, in the order pages show them.
+DIGEST_DAYS = ("mon", "tue", "wed", "thu", "fri")
+DAY_NAMES = dict(
+    zip(DIGEST_DAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"), strict=True)
+)
+EVERY_DAY = ",".join(DIGEST_DAYS)
+
+
+def day_key(day: datetime.date) -> str:
+    """A date's weekday as Subscriber.days spells it ("wed"); "" for a weekend day."""
+    weekday = day.weekday()
+    return DIGEST_DAYS[weekday] if weekday < len(DIGEST_DAYS) else ""
+
+
+def clean_days(days: "list[str] | tuple[str, ...] | str") -> str:
+    """Weekdays as stored ("mon,wed,fri": known, once each, Monday first); ValueError if none.
+
+    Accepts a list of day keys or their stored comma-separated form.
+    """
+    if isinstance(days, str):
+        days = [part for part in days.split(",") if part.strip()]
+    wanted = {day.strip().lower() for day in days}
+    unknown = wanted - set(DIGEST_DAYS)
+    if unknown:
+        raise ValueError(
+            f"Unknown day {', '.join(sorted(unknown))}: days are {', '.join(DIGEST_DAYS)}."
+        )
+    if not wanted:
+        raise ValueError("Choose at least one day.")
+    return ",".join(day for day in DIGEST_DAYS if day in wanted)
+
+
+def validate_days(value: str) -> None:
+    try:
+        canonical = clean_days(value)
+    except ValueError as error:
+        raise ValidationError(str(error), code="days") from None
+    if canonical != value:
+        raise ValidationError(
+            "Write the days as %(canonical)s.", params={"canonical": canonical}, code="days"
+        )
+
+
+def days_label(days: str) -> str:
+    """The weekdays in words: "Monday to Friday", "Monday, Wednesday and Friday"."""
+    keys = days.split(",")
+    if keys == list(DIGEST_DAYS):
+        return "Monday to Friday"
+    names = [DAY_NAMES[key] for key in keys]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+class DigestFormat(models.TextChoices):
+    # The whole of each story in the email (headlines past the clipping limit).
+    FULL = "full", "Full stories"
+    # Title, standfirst and a link, as the digest always was.
+    HEADLINES = "headlines", "Headlines only"
+
+
 class SubscriberQuerySet(models.QuerySet):
     def deliverable(self) -> "SubscriberQuerySet":
         """Readers whose address we may send to at all."""
@@ -81,6 +140,11 @@ class SubscriberQuerySet(models.QuerySet):
         Subscriber.is_entitled all use it.
         """
         return self.deliverable().filter(entitled_membership_q("membership__", now))
+
+    def on_their_day(self, day: datetime.date) -> "SubscriberQuerySet":
+        """Readers who want a digest on `day`'s weekday (Subscriber.days; a weekend: all)."""
+        key = day_key(day)
+        return self.filter(days__contains=key) if key else self
 
 
 def entitled_membership_q(prefix: str = "", now: datetime.datetime | None = None) -> Q:
@@ -143,6 +207,37 @@ class Subscriber(models.Model):
     )
     # No digest before this date; digests resume on it.
     pause_until = models.DateField(null=True, blank=True)
+    # What the digest carries (delivery.contents): the sections followed,
+    # with "every section" a state of its own so that a new section is
+    # followed by those readers; a reader whose followed sections were all
+    # deleted follows every section again (Subscriber.followed_section_ids).
+    all_sections = models.BooleanField(
+        "follows every section",
+        default=True,
+        db_default=True,
+        help_text="Every section, those added later included. Off: only the sections below.",
+    )
+    sections = models.ManyToManyField(
+        "newsletter.Section",
+        blank=True,
+        related_name="followers",
+        help_text="The sections followed when not every section is.",
+    )
+    # Which weekdays, of the reader's own calendar, a digest comes on.
+    days = models.CharField(
+        max_length=19,
+        default=EVERY_DAY,
+        db_default=EVERY_DAY,
+        validators=[validate_days],
+        help_text="Weekdays with a digest, e.g. mon,wed,fri.",
+    )
+    digest_format = models.CharField(
+        "format",
+        max_length=10,
+        choices=DigestFormat,
+        default=DigestFormat.FULL,
+        db_default=DigestFormat.FULL,
+    )
     # Changes on every sign-in, which makes every sign-in link issued before
     # it useless: links are single use without a table of tokens.
     last_signed_in_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -182,6 +277,28 @@ class Subscriber(models.Model):
             self.email = self.email.strip()
         self.name = single_line(self.name)
         super().save(*args, **kwargs)
+
+    def followed_section_ids(self) -> frozenset[int] | None:
+        """The ids of the sections this reader follows; None: every section.
+
+        Following none (the last followed section deleted) is following all:
+        nobody loses their digest to an editor's reorganisation.
+        """
+        if self.all_sections:
+            return None
+        ids = frozenset(section.pk for section in self.sections.all())
+        return ids or None
+
+    @property
+    def weekdays(self) -> list[str]:
+        return self.days.split(",")
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            self.days = clean_days(self.days)
+        except ValueError as error:
+            raise ValidationError({"days": str(error)}) from None
 
     @property
     def display_email(self) -> str:

@@ -36,7 +36,7 @@ from subscriptions.actions.checkout import (
 )
 from subscriptions.actions.reader_data import do_delete_reader, export_reader
 from subscriptions.addresses import display_email
-from subscriptions.emails import dollars, first_digest_at
+from subscriptions.emails import dollars, first_digest_at, next_digest_summary
 from subscriptions.forms import (
     ChangeEmailForm,
     ContinueSignupForm,
@@ -44,7 +44,7 @@ from subscriptions.forms import (
     SignInForm,
     SignupForm,
 )
-from subscriptions.headers import no_referrer, personal
+from subscriptions.headers import no_referrer, origin_only_referrer, personal
 from subscriptions.models import Subscriber
 from subscriptions.sessions import current_subscriber, sign_in, sign_out
 
@@ -161,7 +161,10 @@ def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
         form = ContinueSignupForm(request.POST)
         if form.is_valid():
             subscriber = do_continue_signup(
-                claim, name=form.cleaned_data["name"], time_zone=form.cleaned_data["time_zone"]
+                claim,
+                name=form.cleaned_data["name"],
+                time_zone=form.cleaned_data["time_zone"],
+                digest=form.digest_choices(),
             )
             if subscriber is None:
                 return _link_invalid(request)
@@ -173,7 +176,13 @@ def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
         # Mail scanners open links; only a person presses the button. The
         # name typed into the form is shown for the owner to keep or change.
         initial_name = (existing.greeting_name if existing else "") or claim.name
-        form = ContinueSignupForm(initial={"name": initial_name, "time_zone": claim.time_zone})
+        form = ContinueSignupForm(
+            initial={
+                "name": initial_name,
+                "time_zone": claim.time_zone,
+                **ContinueSignupForm.initial_for(existing or Subscriber()),
+            }
+        )
     return render(
         request,
         "subscriptions/signup_continue.html",
@@ -401,6 +410,7 @@ def _account_page(
             "can_manage_billing": bool(membership and membership.stripe_customer_id),
             "preferences_form": preferences_form(subscriber),
             "next_digest": first_digest_at(subscriber),
+            "next_digest_summary": next_digest_summary(subscriber),
             "local_checkout": stripe_api.uses_local_checkout(),
             "trial_days": trials.trial_days(membership),
         },
@@ -517,6 +527,7 @@ def preferences_form(subscriber: Subscriber, data: QueryDict | None = None) -> P
         "time_zone": subscriber.time_zone,
         "send_time": f"{subscriber.send_time:%H:%M}",
         "pause_until": subscriber.pause_until,
+        **PreferencesForm.initial_for(subscriber),
     }
     return PreferencesForm(data, initial=initial, today=today)
 
@@ -537,6 +548,7 @@ def save_preferences(request: HttpRequest, subscriber: Subscriber, form: Prefere
         time_zone=form.cleaned_data["time_zone"],
         send_time=form.cleaned_data["send_time"],
         pause_until=form.cleaned_data["pause_until"],
+        digest=form.digest_choices(),
     )
     for change in changes or ["Nothing changed."]:
         messages.success(request, change)
@@ -553,7 +565,9 @@ def account_preferences(request: HttpRequest, subscriber: Subscriber) -> HttpRes
     return _see_other("subscriptions:account")
 
 
-@no_referrer  # the token is in the URL; it must not leave in a Referer
+# The token is in the URL: it must not leave in a Referer; the form posts
+# here, so the browser must still send its real Origin.
+@origin_only_referrer
 @personal
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
@@ -594,6 +608,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             "subscriber": subscriber,
             "form": form,
             "next_digest": first_digest_at(subscriber),
+            "next_digest_summary": next_digest_summary(subscriber),
         },
         status=status_code,
     )

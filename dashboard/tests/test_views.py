@@ -16,7 +16,7 @@ from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 pytestmark = pytest.mark.django_db
 
 BILLING_ONLY = ("readers", "revenue", "growth", "trials", "conversion", "churn")
-SENDING = ("editions", "zones")
+SENDING = ("editions", "zones", "choices")
 
 
 @pytest.fixture

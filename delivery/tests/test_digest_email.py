@@ -89,7 +89,8 @@ def test_plain_text_alternative_reads_well(received):
 
     # A first digest reaches back to the previous weekday's send, and says so.
     assert text.startswith(
-        "THE MORNING BRIEFING\nMonday 30 November 2026 · Since Friday 06:00 EST\n\nGood morning.\n"
+        "THE MORNING BRIEFING\nMonday 30 November 2026 · Since Friday 06:00 EST\n"
+        "Your sections: every section · full stories\n\nGood morning.\n"
     )
     assert "1. Six nations sign a river treaty\nAfter eleven years.\n" in text
     assert (

@@ -137,3 +137,52 @@ def test_received_emails_are_the_same_with_and_without_the_fast_path(
     failed = Delivery.objects.get(subscriber__email="ünicode@bücher.example")
     assert failed.status == Delivery.Status.FAILED
     assert "non-ASCII" in failed.last_error or "ascii" in failed.last_error.lower()
+
+
+# Each kind of content readers' choices make: the sections followed, the
+# format, lead stories and stories with no section, nothing new, a full
+# digest past the clipping limit.
+LONG_BODY = "".join(f"<p>Paragraph {n}: “quoted” words — and more words.</p>" for n in range(800))
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("every section, full", {}),
+        ("every section, headlines", {"digest_format": "headlines"}),
+        ("sections, full, others left out", {"sections": ("World",), "others": 2}),
+        ("sections, headlines", {"sections": ("World", "Business"), "digest_format": "headlines"}),
+        ("nothing new (sent when empty)", {"sections": ("Sport",), "others": 3, "empty": True}),
+        ("full past the clipping limit", {"long": True}),
+    ],
+)
+def test_fast_bytes_equal_djangos_for_every_combination_kind(readers, kind, options):
+    world = make_section(name="World")
+    sport = make_section(name="Sport")
+    body = LONG_BODY if options.get("long") else "<p>A body — with “quotes”.</p><p>Two.</p>"
+    made = [
+        make_article(title="Lead story", section=sport, body=body),
+        make_article(title="World story", section=world, body=body),
+        make_article(title="No section", section=None, body=body),
+    ]
+    edition = built_edition(MONDAY)
+    articles = [] if options.get("empty") else made
+    template = DigestTemplate(
+        edition,
+        articles,
+        digest_format=options.get("digest_format", "full"),
+        sections=options.get("sections"),
+        others=options.get("others", 0),
+    )
+    if options.get("long"):
+        assert 0 < template.whole < len(articles), kind
+    fast = FastDigest(template)
+
+    assembled = 0
+    for reader in readers:
+        data = fast.bytes_for(reader, new_message_id())
+        if data is None:
+            continue
+        assembled += 1
+        assert normalise(data) == normalise(django_bytes(template, reader)), (kind, reader.email)
+    assert assembled == 6

@@ -188,6 +188,8 @@ class FastDigest:
         nonce = secrets.token_hex(6)
         self.boundary = f"===============fast{nonce}=="
         prototype_reader = Subscriber(pk=0, email=f"prototype-{nonce}@example.invalid")
+        # No membership (no notice): known to be none, or reading it costs a query per content.
+        Subscriber._meta.get_field("membership").set_cached_value(prototype_reader, None)
         self.prototype_to = prototype_reader.email
         message = digest.message_for(prototype_reader)
         mime = message.message(policy=POLICY)

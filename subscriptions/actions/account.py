@@ -2,6 +2,7 @@
 
 import datetime
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -16,7 +17,14 @@ from subscriptions.actions.reader_emails import (
     queue_sign_in_link,
 )
 from subscriptions.addresses import normalise_email
-from subscriptions.models import Subscriber, iso_or_none, validate_time_zone
+from subscriptions.models import (
+    DigestFormat,
+    Subscriber,
+    clean_days,
+    days_label,
+    iso_or_none,
+    validate_time_zone,
+)
 from subscriptions.signin import EmailChangeClaim
 
 logger = logging.getLogger(__name__)
@@ -79,8 +87,12 @@ def do_set_preferences(
     time_zone: str,
     send_time: datetime.time,
     pause_until: datetime.date | None,
+    digest: dict[str, Any] | None = None,
 ) -> list[str]:
     """Where and when the reader's digest comes, and a pause; return what changed.
+
+    `digest`: the sections, days and format too (do_set_digest_choices's
+    keyword arguments), in the same transaction.
 
     A change of zone or time takes effect from the next morning that has not
     come in the new zone; the digest stays one per local date (the sender's
@@ -104,7 +116,58 @@ def do_set_preferences(
         pause_until,
     )
     subscriber.save(update_fields=["time_zone", "send_time", "pause_until", "updated_at"])
+    if digest is not None:
+        changes += do_set_digest_choices(subscriber, **digest)
     return changes
+
+
+@transaction.atomic
+def do_set_digest_choices(
+    subscriber: Subscriber,
+    *,
+    sections: list[str] | None,
+    days: str | list[str],
+    digest_format: str,
+) -> list[str]:
+    """What the reader's digest carries and when: sections, weekdays, format; return what changed.
+
+    `sections` are section slugs, or None for every section (new ones
+    included); unknown slugs and an empty list are refused (ValueError), as
+    are no days and an unknown format: nothing is saved then.
+    """
+    days = clean_days(days)
+    if digest_format not in DigestFormat.values:
+        raise ValueError(f"Unknown format {digest_format!r}: full or headlines.")
+    # newsletter.Section, reached through the field: this app never imports newsletter.
+    section_model: Any = Subscriber._meta.get_field("sections").related_model
+    chosen: list[Any] = []
+    if sections is not None:
+        chosen = list(section_model._default_manager.filter(slug__in=sections))
+        unknown = set(sections) - {section.slug for section in chosen}
+        if unknown:
+            raise ValueError(f"Unknown section {', '.join(sorted(unknown))}.")
+        if not chosen:
+            raise ValueError("Choose at least one section.")
+    changes = []
+    before = subscriber.followed_section_ids()
+    after = None if sections is None else frozenset(section.pk for section in chosen)
+    if before != after:
+        names = ", ".join(section.name for section in sorted(chosen, key=section_order))
+        changes.append(f"Sections: {names}." if after else "Sections: every section.")
+    if days != subscriber.days:
+        changes.append(f"Days: {days_label(days)}.")
+    if digest_format != subscriber.digest_format:
+        changes.append(f"Format: {DigestFormat(digest_format).label.lower()}.")
+    subscriber.all_sections = sections is None
+    subscriber.days = days
+    subscriber.digest_format = digest_format
+    subscriber.save(update_fields=["all_sections", "days", "digest_format", "updated_at"])
+    subscriber.sections.set(chosen)
+    return changes
+
+
+def section_order(section: object) -> tuple[int, str]:
+    return (getattr(section, "position", 0), str(section))
 
 
 def portal_url(subscriber: Subscriber) -> str:

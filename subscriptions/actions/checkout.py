@@ -10,6 +10,7 @@ which signs them in); their checkout then starts from their session
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,6 +23,7 @@ from stripe.params.checkout import (
 )
 
 from subscriptions import signin, stripe_api, trials
+from subscriptions.actions.account import do_set_digest_choices
 from subscriptions.actions.reader_emails import queue_signup_link
 from subscriptions.actions.stripe_sync import do_sync_subscription, int_or_none
 from subscriptions.addresses import normalise_email
@@ -59,12 +61,17 @@ def _find_subscriber(email: str) -> Subscriber | None:
 
 @transaction.atomic
 def do_continue_signup(
-    claim: signin.SignupClaim, *, name: str, time_zone: str
+    claim: signin.SignupClaim,
+    *,
+    name: str,
+    time_zone: str,
+    digest: dict[str, Any] | None = None,
 ) -> Subscriber | None:
     """The owner pressed the button of their emailed signup link: the reader, signed in.
 
     Creates the reader for a new address. The name and time zone are the
-    ones the owner confirmed on the link's page. Moves last_signed_in_at,
+    ones the owner confirmed on the link's page, and so are `digest`'s
+    sections, days and format (do_set_digest_choices). Moves last_signed_in_at,
     as a sign-in link does, so the link works once; None if it was used
     already (or the reader signed in since it was sent).
     """
@@ -85,6 +92,8 @@ def do_continue_signup(
     if name:
         subscriber.name = name
     subscriber.save(update_fields=["last_signed_in_at", "time_zone", "name", "updated_at"])
+    if digest is not None:
+        do_set_digest_choices(subscriber, **digest)
     return subscriber
 
 

@@ -11,7 +11,9 @@ import csv
 import datetime
 import io
 import logging
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import stripe
 from django.conf import settings
@@ -23,13 +25,18 @@ from subscriptions import stripe_api
 from subscriptions.actions.stripe_sync import apply_subscription
 from subscriptions.addresses import normalise_email, validate_address
 from subscriptions.models import (
+    EVERY_DAY,
     NAME_MAX_LENGTH,
+    DigestFormat,
     Membership,
     ReaderEmail,
     Subscriber,
+    clean_days,
     name_problem,
     validate_time_zone,
 )
+
+ALL_SECTIONS = "all"  # a `sections` cell for every section, as the forms' value
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +79,38 @@ class CsvReader:
     # Paid time left elsewhere (Substack's expiry): complimentary until then.
     paid_until: datetime.datetime | None = None
     complimentary: bool = False
+    # The digest's choices (optional columns sections, days, format): None
+    # for every section; "" for the defaults.
+    sections: list[str] | None = None
+    days: str = ""
+    digest_format: str = ""
+
+
+# Between the slugs of a `sections` cell and the days of a `days` cell.
+LIST_SEPARATORS = re.compile(r"[\s,;|]+")
+
+
+def _digest_choices(reader: CsvReader, row: dict[str, str]) -> CsvReader:
+    """The row's optional sections, days and format, checked; ValueError names what is wrong."""
+    sections = [slug for slug in LIST_SEPARATORS.split(row.get("sections", "").strip()) if slug]
+    if sections and sections != [ALL_SECTIONS]:
+        known = set(
+            Subscriber._meta.get_field("sections")
+            .related_model._default_manager.filter(slug__in=sections)
+            .values_list("slug", flat=True)
+        )
+        unknown = sorted(set(sections) - known)
+        if unknown:
+            raise ValueError(f"unknown section {', '.join(unknown)}")
+        reader.sections = sections
+    days = [day for day in LIST_SEPARATORS.split(row.get("days", "").strip()) if day]
+    if days:
+        reader.days = clean_days(days)
+    digest_format = row.get("format", "").strip().lower()
+    if digest_format and digest_format not in DigestFormat.values:
+        raise ValueError(f"format {digest_format!r} is neither full nor headlines")
+    reader.digest_format = digest_format
+    return reader
 
 
 def _truthy(value: str) -> bool:
@@ -163,6 +202,7 @@ def do_import_readers(
                 reader = _row_reader(report.format, row)
                 if reader is None:
                     continue
+                reader = _digest_choices(reader, row)
                 # The forms' own check: what a reader could not type there is not imported.
                 email = validate_address(reader.email)
                 if reader.time_zone:
@@ -207,7 +247,13 @@ def _create_reader(reader: CsvReader, email: str, import_as: str, now: datetime.
             if reader.unsubscribed
             else Subscriber.EmailStatus.ACTIVE
         ),
+        all_sections=reader.sections is None,
+        days=reader.days or EVERY_DAY,
+        digest_format=reader.digest_format or DigestFormat.FULL,
     )
+    if reader.sections is not None:
+        section_model: Any = Subscriber._meta.get_field("sections").related_model
+        subscriber.sections.set(section_model._default_manager.filter(slug__in=reader.sections))
     if reader.paid_until is not None:
         until: datetime.datetime | None = reader.paid_until
     elif import_as == "trial" and not reader.complimentary:

@@ -23,6 +23,14 @@ def export_reader(subscriber: Subscriber) -> dict:
             "email": subscriber.email,
             "name": subscriber.name,
             "time_zone": subscriber.time_zone,
+            "send_time": f"{subscriber.send_time:%H:%M}",
+            # What the digest carries: the sections followed (None: every
+            # section, new ones included), the weekdays and the format.
+            "sections": None
+            if subscriber.all_sections
+            else sorted(subscriber.sections.values_list("slug", flat=True)),
+            "days": subscriber.weekdays,
+            "format": subscriber.digest_format,
             "email_status": subscriber.email_status,
             "email_status_changed_at": iso_or_none(subscriber.email_status_changed_at),
             "last_signed_in_at": iso_or_none(subscriber.last_signed_in_at),

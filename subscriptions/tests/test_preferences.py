@@ -15,7 +15,14 @@ from subscriptions.tests.factories import make_subscriber
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock("2026-12-01T12:00:00+00:00")]
 
-SETTINGS = {"time_zone": "Asia/Tokyo", "send_time": "07:30", "pause_until": ""}
+SETTINGS = {
+    "time_zone": "Asia/Tokyo",
+    "send_time": "07:30",
+    "pause_until": "",
+    "days": ["mon", "tue", "wed", "thu", "fri"],
+    "format": "full",
+    "sections": "all",
+}
 
 
 @pytest.fixture
@@ -31,7 +38,8 @@ def test_the_page_shows_the_readers_settings_and_next_digest_in_their_zone(clien
     response = client.get(url(reader))
 
     assert response.status_code == 200
-    assert response["Referrer-Policy"] == "no-referrer"
+    # The origin only, never the token; the form's posts keep their real Origin.
+    assert response["Referrer-Policy"] == "strict-origin"
     page = response.content.decode()
     assert "ada@example.com" in page
     # Tuesday noon in London: Wednesday 06:00 there.
@@ -148,7 +156,8 @@ def test_every_digest_links_the_page_and_the_link_works(client, smtp_server, rea
 
     [mail] = smtp_server.received()
     [link] = re.findall(
-        r"Your digest settings \(time zone, delivery time, pause\): (\S+)", mail.text
+        r"Your digest settings \(sections, days, format, time zone, delivery time, pause\): (\S+)",
+        mail.text,
     )
     assert f'href="{link}"' in mail.html
     path = link.removeprefix("http://127.0.0.1:8000")

@@ -63,6 +63,8 @@ def test_export_is_a_download_of_what_we_hold(signed_in, reader):
     assert "attachment" in response["Content-Disposition"]
     data = json.loads(response.content)
     assert data["reader"]["email"] == "ada@example.com"
+    assert (data["reader"]["sections"], data["reader"]["format"]) == (None, "full")
+    assert data["reader"]["days"] == ["mon", "tue", "wed", "thu", "fri"]
     assert data["membership"]["status"] == "active"
     assert data["membership"]["stripe_subscription_id"] == SUB
     assert data["digests"] == [{"edition": "2026-11-30", "status": "sent", "sent_at": None}]

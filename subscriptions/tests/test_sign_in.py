@@ -205,7 +205,14 @@ def test_account_forms_need_the_csrf_token():
 def test_the_account_page_saves_the_digest_settings_after_validating_them():
     reader = make_stripe_member(Membership.Status.ACTIVE)
     client = signed_in(reader)
-    settings_ = {"time_zone": "Asia/Tokyo", "send_time": "07:30", "pause_until": ""}
+    settings_ = {
+        "time_zone": "Asia/Tokyo",
+        "send_time": "07:30",
+        "pause_until": "",
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "format": "full",
+        "sections": "all",
+    }
 
     client.post("/account/preferences/", {**settings_, "time_zone": "Atlantis/Capital"})
     client.post("/account/preferences/", {**settings_, "send_time": "03:00"})

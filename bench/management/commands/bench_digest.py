@@ -68,6 +68,22 @@ class Command(BaseCommand):
             help="...and over this many delivery times (06:00, 06:30, 07:00, 07:30)",
         )
         parser.add_argument(
+            "--section-sets",
+            type=int,
+            default=1,
+            choices=range(1, len(benchmark.SECTION_SETS) + 1),
+            metavar=f"1-{len(benchmark.SECTION_SETS)}",
+            help="...and readers following this many section sets (1: every section; "
+            "16: every section and each other combination of the four)",
+        )
+        parser.add_argument(
+            "--formats",
+            type=int,
+            default=1,
+            choices=[1, 2],
+            help="...in this many formats (1: headlines; 2: headlines and full stories)",
+        )
+        parser.add_argument(
             "--tag", default="", help="A label for the report: large, scaling (make bench's)"
         )
         parser.add_argument(
@@ -96,8 +112,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: str, subscribers: int, others: int | None, smtp: str | None,
                workers: int, json_path: Path | None, keep: bool, zones: int, send_times: int,
-               profile: Path | None, tag: str, wire: str, rtt_ms: float,
-               smtp_connections: int | None, **options: object) -> None:  # fmt: skip
+               section_sets: int, formats: int, profile: Path | None, tag: str, wire: str,
+               rtt_ms: float, smtp_connections: int | None,
+               **options: object) -> None:  # fmt: skip
         others = subscribers // 10 if others is None else others
         work_dir = settings.VAR_DIR / "bench"
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -106,10 +123,15 @@ class Command(BaseCommand):
         self.say(f"Building {subscribers:,} entitled and {others:,} other readers...")
         started = time.perf_counter()
         benchmark.clear_population()
-        self.multi_zone = zones > 1 or send_times > 1
+        self.multi_zone = zones > 1 or send_times > 1 or section_sets > 1 or formats > 1
         if self.multi_zone:
             benchmark.build_population(
-                subscribers, others, benchmark.ZONES[:zones], benchmark.SEND_TIMES[:send_times]
+                subscribers,
+                others,
+                benchmark.ZONES[:zones],
+                benchmark.SEND_TIMES[:send_times],
+                section_sets=section_sets,
+                formats=formats,
             )
             edition = benchmark.build_edition(benchmark.MULTI_ZONE_PUBLISHED_AT)
         else:
@@ -161,6 +183,8 @@ class Command(BaseCommand):
             "wire": wire,
             "rtt_ms": rtt_ms if wire != "loopback" else 0,
             "smtp_connections": smtp_connections or SMTP_CONNECTIONS,
+            "section_sets": section_sets,
+            "formats": formats,
         }
         self.report(result)
         if json_path:
@@ -242,9 +266,12 @@ class Command(BaseCommand):
         # send carried (one per window and zone): each process renders each
         # content it meets once.
         result["renders"] = sum(r.get("renders", 0) for r in records)
+        # Story blocks rendered (delivery.emails.story_block): per story and
+        # format in each process, whatever the number of contents.
+        result["block_renders"] = sum(r.get("block_renders", 0) for r in records)
         result["contents"] = (
             Delivery.objects.filter(edition=edition, status=Delivery.Status.SENT)
-            .values("window_start", "scheduled_for", "time_zone")
+            .values("window_start", "scheduled_for", "time_zone", "digest_format")
             .distinct()
             .count()
         )
@@ -329,8 +356,13 @@ class Command(BaseCommand):
             ("Peak worker memory", f"{r['rss_mb']} MB (largest worker process)"),
             ("Queries per 1,000 emails", f"{r['queries_per_1k']}"),
             ("Queries per full batch", f"{r['queries_per_batch']} ({r['batches']} batches)"),
-            ("Zones x delivery times", f"{r['zones']} x {r['send_times']}"),
+            (
+                "Zones x delivery times x section sets x formats",
+                f"{r['zones']} x {r['send_times']} x {r.get('section_sets', 1)} x "
+                f"{r.get('formats', 1)}",
+            ),
             ("Renders", f"{r['renders']} in all workers, for {r['contents']} distinct contents"),
+            ("Story block renders", f"{r.get('block_renders', 0)} in all workers"),
             ("CPU per 1,000 emails", ", ".join(f"{g} {s} s" for g, s in r["cpu_per_1k"].items())),
             ("Time in queries", f"{r['query_seconds']} s in all worker processes"),
             *((f"- {shape}", f"{seconds} s") for shape, seconds in r["slowest_statements"]),
@@ -342,5 +374,7 @@ class Command(BaseCommand):
             f"bench: subscribers={r['subscribers']} emails={r['emails']} rate={r['rate']}/s "
             f"raw={r['raw']}/s ratio={r['ratio']:.2f} first_email={r['first_email']}s "
             f"rss_mb={r['rss_mb']:.0f} queries_per_1k={r['queries_per_1k']:g} "
-            f"zones={r['zones']}x{r['send_times']} renders={r['renders']}"
+            f"zones={r['zones']}x{r['send_times']} sections={r.get('section_sets', 1)} "
+            f"formats={r.get('formats', 1)} renders={r['renders']} "
+            f"block_renders={r.get('block_renders', 0)}"
         )
