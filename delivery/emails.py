@@ -27,7 +27,7 @@ from delivery.deliverability.verp import unsubscribe_mailto
 from delivery.models import site_host
 from newsletter import clicks
 from newsletter.models import Article, Edition
-from subscriptions import preferences
+from subscriptions import preferences, referrals
 from subscriptions.models import Subscriber, single_line
 from subscriptions.unsubscribe import make_token
 
@@ -40,6 +40,7 @@ READER_FIELDS = (
     "email",
     "unsubscribe_url",
     "preferences_url",
+    "referral_url",
     "notice_text",
     "notice_html",
     "click_reader",
@@ -133,6 +134,9 @@ class DigestTemplate:
         self.preferences_link = absolute_url(
             reverse("preferences", kwargs={"token": "TOKEN"})
         ).replace("TOKEN", "{token}")
+        self.referral_link = absolute_url(
+            reverse("subscriptions:referral-landing", kwargs={"token": "TOKEN"})
+        ).replace("TOKEN", "{token}")
         self.nonce = nonce = secrets.token_hex(8)
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
         context = {
@@ -186,6 +190,7 @@ class DigestTemplate:
             "preferences_url": self.preferences_link.format(
                 token=preferences.make_token(subscriber)
             ),
+            "referral_url": self.referral_link.format(token=referrals.make_token(subscriber)),
             "notice_text": "",
             "notice_html": "",
             "click_reader": (

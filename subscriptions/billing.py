@@ -14,6 +14,7 @@ from typing import NoReturn
 import stripe
 from django.conf import settings
 from stripe.params import (
+    CustomerBalanceTransactionCreateParams,
     CustomerCreateParams,
     CustomerUpdateParams,
     InvoiceCreatePreviewParams,
@@ -107,6 +108,21 @@ class StripeBilling(stripe_api.BillingBackend):
     def create_portal_session(self, params: PortalSessionParams) -> str:
         return stripe_api.client().v1.billing_portal.sessions.create(params=params).url
 
+    def create_balance_transaction(
+        self, customer_id: str, params: CustomerBalanceTransactionCreateParams, *, key: str
+    ) -> str:
+        transactions = stripe_api.client().v1.customers.balance_transactions
+        return transactions.create(customer_id, params=params, options={"idempotency_key": key}).id
+
+    def customer_balance(self, customer_id: str) -> int:
+        return stripe_api.client().v1.customers.retrieve(customer_id).balance or 0
+
+    def retrieve_charge(self, charge_id: str) -> stripe.Charge:
+        return stripe_api.client().v1.charges.retrieve(charge_id)
+
+    def retrieve_payment_method(self, payment_method_id: str) -> stripe.PaymentMethod:
+        return stripe_api.client().v1.payment_methods.retrieve(payment_method_id)
+
 
 @functools.cache
 def _looked_up_price_id(api_key: str, api_base: str | None) -> str:
@@ -144,3 +160,7 @@ class UnavailableBilling(stripe_api.BillingBackend):
     list_subscriptions = _refuse
     finalize_invoice = _refuse
     create_portal_session = _refuse
+    create_balance_transaction = _refuse
+    customer_balance = _refuse
+    retrieve_charge = _refuse
+    retrieve_payment_method = _refuse

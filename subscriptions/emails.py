@@ -20,6 +20,7 @@ from subscriptions import (
     billing_links,
     gifts,
     preferences,
+    referrals,
     signin,
     stripe_api,
     trials,
@@ -100,6 +101,7 @@ def welcome(email: ReaderEmail) -> EmailMultiAlternatives:
         digest_zone=email.subscriber.time_zone,
         trial_end=_parse(email.context.get("trial_end")),
         amount=dollars(email.subscriber.membership.charge_amount),
+        referral_url=referrals.referral_url(email.subscriber),
     )
 
 
@@ -244,7 +246,9 @@ def email_change_link(subscriber: Subscriber, new_email: str) -> EmailMultiAlter
 UNDELIVERABLE = (Subscriber.EmailStatus.BOUNCED, Subscriber.EmailStatus.COMPLAINED)
 
 
-def signup_reply(email: str, name: str, time_zone: str) -> EmailMultiAlternatives | None:
+def signup_reply(
+    email: str, name: str, time_zone: str, referral: str = ""
+) -> EmailMultiAlternatives | None:
     """The email that answers a signup request for `email`, or None to send nothing.
 
     A reader with a live (or complimentary) membership gets a sign-in link:
@@ -263,9 +267,11 @@ def signup_reply(email: str, name: str, time_zone: str) -> EmailMultiAlternative
     return _message(
         recipient,
         "signup_link",
-        signup_url=signin.signup_url(email, name, time_zone, subscriber),
+        signup_url=signin.signup_url(email, name, time_zone, subscriber, referral),
         minutes=signin.link_minutes(),
-        trial_days=trials.trial_days(membership),
+        trial_days=trials.trial_days(
+            membership, referred=referrals.offers_trial(referral, email) or None
+        ),
         amount=dollars(None),
     )
 

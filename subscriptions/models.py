@@ -460,3 +460,7 @@ class GiftCode(models.Model):
 
     def __str__(self) -> str:
         return f"Gift {self.code[:6]}… for {self.recipient_email} ({self.get_status_display()})"
+
+
+# Referrals live in their own module; imported here so Django finds their models.
+from subscriptions import referral_models  # noqa: E402, F401

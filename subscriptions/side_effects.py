@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from subscriptions import emails, stripe_api
 from subscriptions.models import GiftCode, ReaderEmail, Subscriber
+from subscriptions.referral_models import ReferralReward
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +77,71 @@ def send_sign_in_link(subscriber_id: int) -> None:
     retry_backoff=10,
     max_retries=3,
 )
-def send_signup_link(email: str, name: str, time_zone: str) -> None:
-    """Answer a signup request by email: a member is sent a sign-in link, anyone else a link on."""
-    message = emails.signup_reply(email, name, time_zone)
+def send_signup_link(email: str, name: str, time_zone: str, referral: str = "") -> None:
+    """Answer a signup request by email: a member is sent a sign-in link, anyone else a link on.
+
+    `referral`: the referral link's token the visitor came by, carried in
+    the link on (subscriptions.signin), so the referral survives opening the
+    email in another browser.
+    """
+    message = emails.signup_reply(email, name, time_zone, referral)
     if message is not None:
         message.send()
+
+
+@shared_task(
+    name="subscriptions.tasks.credit_referral_reward",
+    autoretry_for=(stripe_api.StripeError,),
+    retry_backoff=30,
+    max_retries=8,
+)
+def credit_referral_reward(reward_id: int) -> None:
+    """Credit a decided referral reward to the referrer's Stripe balance, once.
+
+    The row's lock and status make a second run do nothing; the idempotency
+    key (the reward's id) makes a retry after a lost answer return the first
+    credit. A reward taken back before it was credited is never written.
+    """
+    with transaction.atomic():
+        reward = ReferralReward.objects.select_for_update().filter(pk=reward_id).first()
+        if reward is None or reward.status != ReferralReward.Status.PENDING:
+            return
+        reward.balance_transaction_id = stripe_api.credit_balance(
+            reward.stripe_customer_id,
+            reward.amount,
+            f"Referral reward: {reward.months} free month(s)",
+            key_parts=("referral-reward", reward.pk),
+        )
+        reward.status = ReferralReward.Status.CREDITED
+        reward.save(update_fields=["balance_transaction_id", "status"])
+    logger.info("Referral reward %s credited (%s cents)", reward_id, reward.amount)
+
+
+@shared_task(
+    name="subscriptions.tasks.take_back_referral_reward",
+    autoretry_for=(stripe_api.StripeError,),
+    retry_backoff=30,
+    max_retries=8,
+)
+def take_back_referral_reward(reward_id: int) -> None:
+    """Debit a credited reward that was decided taken back, once (its id is the key)."""
+    with transaction.atomic():
+        reward = ReferralReward.objects.select_for_update().filter(pk=reward_id).first()
+        if (
+            reward is None
+            or reward.status != ReferralReward.Status.TAKEN_BACK
+            or not reward.balance_transaction_id
+            or reward.take_back_transaction_id
+        ):
+            return
+        reward.take_back_transaction_id = stripe_api.debit_balance(
+            reward.stripe_customer_id,
+            reward.amount,
+            "Referral reward taken back: the referred payment was refunded or disputed",
+            key_parts=("referral-take-back", reward.pk),
+        )
+        reward.save(update_fields=["take_back_transaction_id"])
+    logger.info("Referral reward %s taken back (%s cents)", reward_id, reward.amount)
 
 
 @shared_task(

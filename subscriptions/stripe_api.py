@@ -25,6 +25,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 from stripe.params import (
+    CustomerBalanceTransactionCreateParams,
     CustomerCreateParams,
     CustomerUpdateParams,
     InvoiceCreatePreviewParams,
@@ -131,6 +132,22 @@ class BillingBackend:
 
     def create_portal_session(self, params: PortalSessionParams) -> str:
         """A Customer Portal session; returns its URL."""
+        raise NotImplementedError
+
+    def create_balance_transaction(
+        self, customer_id: str, params: CustomerBalanceTransactionCreateParams, *, key: str
+    ) -> str:
+        """A credit (negative) or debit on the customer's balance; returns its id."""
+        raise NotImplementedError
+
+    def customer_balance(self, customer_id: str) -> int:
+        """The customer's balance in cents: negative is credit the next invoices use."""
+        raise NotImplementedError
+
+    def retrieve_charge(self, charge_id: str) -> stripe.Charge:
+        raise NotImplementedError
+
+    def retrieve_payment_method(self, payment_method_id: str) -> stripe.PaymentMethod:
         raise NotImplementedError
 
 
@@ -369,6 +386,62 @@ def _today() -> str:
 def create_portal_session(customer_id: str, return_url: str) -> str:
     """A Customer Portal session for the reader; returns its URL."""
     return backend().create_portal_session({"customer": customer_id, "return_url": return_url})
+
+
+# --- Referral rewards: credit on the customer balance --------------------------------
+
+
+def credit_balance(customer_id: str, amount: int, description: str, *, key_parts: tuple) -> str:
+    """Credit `amount` cents to the customer's balance (Stripe applies it to the next
+    invoices, before charging the card); returns the balance transaction's id.
+
+    `key_parts` name the one intended write (a reward's id), so a retry
+    returns the first credit instead of making a second.
+    """
+    params: CustomerBalanceTransactionCreateParams = {
+        "amount": -amount,
+        "currency": PRICE_CURRENCY,
+        "description": description,
+    }
+    return backend().create_balance_transaction(
+        customer_id, params, key=idempotency_key("balance-credit", *key_parts)
+    )
+
+
+def debit_balance(customer_id: str, amount: int, description: str, *, key_parts: tuple) -> str:
+    """Take `amount` cents of credit back from the customer's balance; returns the id."""
+    params: CustomerBalanceTransactionCreateParams = {
+        "amount": amount,
+        "currency": PRICE_CURRENCY,
+        "description": description,
+    }
+    return backend().create_balance_transaction(
+        customer_id, params, key=idempotency_key("balance-debit", *key_parts)
+    )
+
+
+def unused_credit(customer_id: str) -> int:
+    """The credit still on the customer's balance, in cents (0 when it owes or is even)."""
+    return max(0, -backend().customer_balance(customer_id))
+
+
+def retrieve_charge(charge_id: str) -> stripe.Charge:
+    return backend().retrieve_charge(charge_id)
+
+
+def card_fingerprint(payment_method: object) -> str | None:
+    """The card fingerprint of a payment method (an id or an expanded object), or None.
+
+    Stripe gives one card the same fingerprint on every customer of an
+    account: the way to tell one person's card behind two addresses.
+    """
+    payment_method_id = expandable_id(payment_method)
+    if payment_method_id is None:
+        return None
+    method = backend().retrieve_payment_method(payment_method_id)
+    card = getattr(method, "card", None)
+    fingerprint = getattr(card, "fingerprint", None) if card is not None else None
+    return fingerprint if isinstance(fingerprint, str) and fingerprint else None
 
 
 # Reading the 2025+ object shapes (API version pinned by the SDK, see

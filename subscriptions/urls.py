@@ -1,6 +1,6 @@
 from django.urls import path
 
-from subscriptions import billing_views, views
+from subscriptions import billing_views, referral_views, views
 
 app_name = "subscriptions"
 
@@ -32,6 +32,9 @@ urlpatterns = [
     path("billing/renewal/", billing_views.renewal, name="billing-renewal-page"),
     path("billing/renewal/<str:token>/", billing_views.renewal_link, name="billing-renewal"),
     path("billing/rejoin/<str:token>/", billing_views.rejoin, name="billing-rejoin"),
+    # Referrals (subscriptions.referral_views).
+    path("invite/<str:token>/", referral_views.landing, name="referral-landing"),
+    path("account/referrals/", referral_views.account_referrals, name="account-referrals"),
     path("gift/", billing_views.gift, name="gift"),
     path("gift/thanks/", billing_views.gift_thanks, name="gift-thanks"),
     path("gift/redeem/", billing_views.gift_redeem, name="gift-redeem"),

@@ -26,8 +26,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from subscriptions import stripe_api
-from subscriptions.actions import checkout, gifts, lifecycle, stripe_sync
+from subscriptions.actions import checkout, gifts, lifecycle, referrals, stripe_sync
 from subscriptions.models import Membership, ReaderEmail, StripeEvent
+from subscriptions.referral_models import Reason
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,29 @@ def _invoice_id(event: stripe.Event) -> str:
 
 
 def invoice_paid(event: stripe.Event) -> str:
-    stripe_sync.do_invoice_event(_invoice_id(event), None)
-    return "subscription synced"
+    invoice_id = _invoice_id(event)
+    stripe_sync.do_invoice_event(invoice_id, None)
+    # A referred reader's first payment decides their referrer's reward.
+    return f"subscription synced; referral: {referrals.do_referred_payment(invoice_id)}"
+
+
+def charge_refunded(event: stripe.Event) -> str:
+    """A refund: if it is a referred reader's first payment, an unused reward is taken back."""
+    charge = event.data.object
+    if not isinstance(charge, stripe.Charge):
+        raise TypeError(f"{event.type} carries a {type(charge).__name__}, not a charge")
+    return referrals.do_referred_payment_reversed(charge.id, Reason.REFUNDED)
+
+
+def charge_dispute_created(event: stripe.Event) -> str:
+    """A dispute: only the charge's id is read from it; the charge is fetched."""
+    dispute = event.data.object
+    if not isinstance(dispute, stripe.Dispute):
+        raise TypeError(f"{event.type} carries a {type(dispute).__name__}, not a dispute")
+    charge_id = stripe_api.expandable_id(dispute.charge)
+    if charge_id is None:
+        return "no charge"
+    return referrals.do_referred_payment_reversed(charge_id, Reason.DISPUTED)
 
 
 def invoice_payment_failed(event: stripe.Event) -> str:
@@ -108,6 +130,8 @@ HANDLERS: dict[str, Handler] = {
     "invoice.payment_failed": invoice_payment_failed,
     "invoice.payment_action_required": invoice_payment_action_required,
     "invoice.upcoming": invoice_upcoming,
+    "charge.refunded": charge_refunded,
+    "charge.dispute.created": charge_dispute_created,
 }
 
 
@@ -207,7 +231,7 @@ def another_accounts(data: dict[str, object]) -> str | None:
 
 # What an event about no reader of ours keeps of its object: ids and the few
 # fields the handlers read (each re-fetches the object from Stripe).
-KEPT_FIELDS = ("id", "object", "customer", "subscription", "mode", "status")
+KEPT_FIELDS = ("id", "object", "customer", "subscription", "charge", "mode", "status")
 
 
 def _event_object(data: dict[str, object]) -> dict[str, object]:

@@ -43,14 +43,14 @@ class SignupResult:
 
 
 @transaction.atomic
-def do_request_signup(*, email: str, name: str, time_zone: str) -> None:
+def do_request_signup(*, email: str, name: str, time_zone: str, referral: str = "") -> None:
     """Email the address what it needs to join (or sign in); store nothing, call no one.
 
     Which email it is (a link to continue, or, for a member, a sign-in
     link) is decided by the task that sends it, after this request has
     answered, so the answer and its timing are the same for any address.
     """
-    queue_signup_link(normalise_email(email), name, time_zone)
+    queue_signup_link(normalise_email(email), name, time_zone, referral)
 
 
 def _find_subscriber(email: str) -> Subscriber | None:

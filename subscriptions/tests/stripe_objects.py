@@ -103,6 +103,10 @@ class FakeStripe:
         # recorded upcoming invoice of that subscription at the list price).
         self.previews: dict[str, dict] = {}
         self.customers: dict[str, dict] = {}
+        self.charges: dict[str, dict] = {}
+        self.payment_methods: dict[str, dict] = {}
+        # Customer balances in cents (negative: credit), as balance transactions leave them.
+        self.balances: dict[str, int] = {}
         self.fail_next: int = 0  # answer this many requests with a 500
         self.time_out_next: int = 0  # let this many requests time out (no answer)
         self._register()
@@ -117,6 +121,17 @@ class FakeStripe:
         """Stripe's copy of an invoice: what an invoice event's handler fetches."""
         self.invoices[data["id"]] = data
         return data
+
+    def set_charge(self, data: dict) -> dict:
+        self.charges[data["id"]] = data
+        return data
+
+    def set_card(self, payment_method_id: str, fingerprint: str) -> dict:
+        """A card payment method with this fingerprint (the recorded one, renamed)."""
+        card = load("payment_method", id=payment_method_id)
+        card["card"]["fingerprint"] = fingerprint
+        self.payment_methods[payment_method_id] = card
+        return card
 
     def complete_session(self, session_id: str, subscription_data: dict) -> dict:
         self.set_subscription(subscription_data)
@@ -167,6 +182,14 @@ class FakeStripe:
     def _register(self) -> None:
         routes = [
             ("POST", r"/v1/customers", self._create_customer),
+            (
+                "POST",
+                r"/v1/customers/(?P<id>[\w]+)/balance_transactions",
+                self._create_balance_transaction,
+            ),
+            ("GET", r"/v1/customers/(?P<id>[\w]+)", self._get_customer),
+            ("GET", r"/v1/charges/(?P<id>[\w]+)", self._get_charge),
+            ("GET", r"/v1/payment_methods/(?P<id>[\w]+)", self._get_payment_method),
             ("POST", r"/v1/customers/(?P<id>[\w]+)", self._update_customer),
             ("POST", r"/v1/checkout/sessions", self._create_session),
             ("GET", r"/v1/checkout/sessions/(?P<id>[\w]+)", self._get_session),
@@ -226,6 +249,29 @@ class FakeStripe:
             name=params.get("name"),
             metadata={"subscriber_id": params.get("metadata[subscriber_id]")},
         )
+
+    def _get_customer(self, params, id):
+        return 200, load("customer", id=id, balance=self.balances.get(id, 0))
+
+    def _create_balance_transaction(self, params, id):
+        amount = int(params["amount"])
+        self.balances[id] = self.balances.get(id, 0) + amount
+        return 200, load(
+            "customer_balance_transaction",
+            id=f"cbtxn_test{next(_ids):06d}",
+            customer=id,
+            amount=amount,
+            description=params.get("description"),
+            ending_balance=self.balances[id],
+        )
+
+    def _get_charge(self, params, id):
+        return (200, self.charges[id]) if id in self.charges else self._missing("charge", id)
+
+    def _get_payment_method(self, params, id):
+        if id not in self.payment_methods:
+            return self._missing("payment_method", id)
+        return 200, self.payment_methods[id]
 
     def _update_customer(self, params, id):
         return 200, load("customer", id=id, email=params.get("email"))
