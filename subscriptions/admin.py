@@ -330,3 +330,7 @@ class GiftCodeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: GiftCode | None = None) -> bool:
         return False
+
+
+# Referrals' admin pages live in their own module.
+from subscriptions import referral_admin  # noqa: E402, F401

@@ -144,3 +144,23 @@ def offers_trial(token: str, email: str) -> bool:
     """
     referrer = referrer_for_token(token)
     return referrer is not None and identity(referrer.email) != identity(email)
+
+
+def export(subscriber: Subscriber) -> dict:
+    """The reader's referral data for their export: their own, never the other readers'."""
+    counts = summary(subscriber)
+    return {
+        "show_first_name": shows_first_name(subscriber),
+        "signed_up_through_my_link": counts.signed_up,
+        "paying": counts.paying,
+        "came_by_a_referral": Referral.objects.filter(referred=subscriber).exists(),
+        "rewards": [
+            {
+                "months": reward.months,
+                "amount_cents": reward.amount,
+                "status": reward.status,
+                "granted_at": reward.granted_at.isoformat(),
+            }
+            for reward in ReferralReward.objects.filter(referrer=subscriber).order_by("granted_at")
+        ],
+    }
