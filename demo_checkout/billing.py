@@ -89,3 +89,10 @@ class LocalBilling(BillingBackend):
 
     def retrieve_payment_method(self, payment_method_id: str) -> stripe.PaymentMethod:
         return local_stripe.retrieve_payment_method(payment_method_id)
+
+    def team_price_id(self) -> str:
+        return local_stripe.TEAM_PRICE_ID
+
+    def cancel_subscription_prorated(self, subscription_id: str, *, key: str) -> None:
+        # Nothing is charged locally, so there is nothing to credit back.
+        local_stripe.cancel_subscription(subscription_id)

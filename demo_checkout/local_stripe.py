@@ -29,11 +29,23 @@ from stripe.params.billing_portal import SessionCreateParams as PortalSessionPar
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 from demo_checkout.models import LocalStripeObject
-from subscriptions import stripe_api, webhooks
+from subscriptions import stripe_api, teams, webhooks
 from subscriptions.stripe_api import PRICE_CENTS, PRICE_CURRENCY
 
 WEBHOOK_SECRET = "whsec_local_test_checkout"  # noqa: S105 - the demo's own, never Stripe's
 PRICE_ID = "price_local_annual_usd"
+TEAM_PRICE_ID = "price_local_team_annual_usd"
+
+
+def _line(params: dict) -> tuple[str, int]:
+    """The checkout's one line: its price and quantity."""
+    line = params.get("line_items", [{}])[0]
+    return line.get("price", PRICE_ID), int(line.get("quantity", 1))
+
+
+def _unit_amount(price_id: str, quantity: int) -> int:
+    """The team price is tiered (every seat at the tier the quantity reaches)."""
+    return teams.seat_price(quantity) if price_id == TEAM_PRICE_ID else PRICE_CENTS
 
 
 def _id(prefix: str) -> str:
@@ -92,6 +104,7 @@ def retrieve_customer(customer_id: str) -> dict:
 
 def create_checkout_session(params: CheckoutSessionParams) -> stripe.checkout.Session:
     session_id = _id("cs_test")
+    price_id, quantity = _line(dict(params))
     data = {
         "id": session_id,
         "object": "checkout.session",
@@ -100,7 +113,8 @@ def create_checkout_session(params: CheckoutSessionParams) -> stripe.checkout.Se
         "payment_status": "unpaid",
         "customer": params.get("customer"),
         "customer_email": params.get("customer_email"),
-        "amount_total": PRICE_CENTS,
+        "amount_total": _unit_amount(price_id, quantity) * quantity,
+        "line_items": [{"price": price_id, "quantity": quantity}],
         "client_reference_id": params.get("client_reference_id"),
         "metadata": params.get("metadata", {}),
         "subscription": None,
@@ -142,8 +156,11 @@ def preview_invoice(params: InvoiceCreatePreviewParams) -> stripe.Invoice:
 def update_subscription(
     subscription_id: str, params: SubscriptionUpdateParams
 ) -> stripe.Subscription:
-    """What the reader may change from our pages: cancel at period end (or not), a pause."""
+    """What our pages change: cancel at period end (or not), a pause, a team's seats."""
     subscription = _load("subscription", subscription_id)
+    if "items" in params:
+        item = subscription["items"]["data"][0]
+        item["quantity"] = int(params["items"][0]["quantity"])
     if "cancel_at_period_end" in params:
         subscription["cancel_at_period_end"] = bool(params["cancel_at_period_end"])
     if "pause_collection" in params:
@@ -257,6 +274,7 @@ def _subscription(session: dict, *, with_card: bool) -> dict:
     trial_end = now + trial_days * 86400 if trial_days else None
     period_end = trial_end or now + 365 * 86400
     subscription_id = _id("sub")
+    price_id, quantity = _line(session)
     return {
         "id": subscription_id,
         "object": "subscription",
@@ -283,12 +301,12 @@ def _subscription(session: dict, *, with_card: bool) -> dict:
                     "subscription": subscription_id,
                     "current_period_start": now,
                     "current_period_end": period_end,
-                    "quantity": 1,
+                    "quantity": quantity,
                     "price": {
-                        "id": PRICE_ID,
+                        "id": price_id,
                         "object": "price",
                         "currency": PRICE_CURRENCY,
-                        "unit_amount": PRICE_CENTS,
+                        "unit_amount": None if price_id == TEAM_PRICE_ID else PRICE_CENTS,
                         "recurring": {"interval": "year", "interval_count": 1},
                     },
                 }

@@ -44,7 +44,9 @@ class StripeBilling(stripe_api.BillingBackend):
         """STRIPE_PRICE_ID, else the price found once by its lookup key."""
         if settings.STRIPE_PRICE_ID:
             return settings.STRIPE_PRICE_ID
-        return _looked_up_price_id(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+        return _looked_up_price_id(
+            settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, stripe_api.PRICE_LOOKUP_KEY
+        )
 
     def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
         client = stripe_api.client()
@@ -108,6 +110,18 @@ class StripeBilling(stripe_api.BillingBackend):
     def create_portal_session(self, params: PortalSessionParams) -> str:
         return stripe_api.client().v1.billing_portal.sessions.create(params=params).url
 
+    def team_price_id(self) -> str:
+        return _looked_up_price_id(
+            settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, stripe_api.TEAM_PRICE_LOOKUP_KEY
+        )
+
+    def cancel_subscription_prorated(self, subscription_id: str, *, key: str) -> None:
+        stripe_api.client().v1.subscriptions.cancel(
+            subscription_id,
+            params={"prorate": True, "invoice_now": True},
+            options={"idempotency_key": key},
+        )
+
     def create_balance_transaction(
         self, customer_id: str, params: CustomerBalanceTransactionCreateParams, *, key: str
     ) -> str:
@@ -125,13 +139,13 @@ class StripeBilling(stripe_api.BillingBackend):
 
 
 @functools.cache
-def _looked_up_price_id(api_key: str, api_base: str | None) -> str:
+def _looked_up_price_id(api_key: str, api_base: str | None, lookup_key: str) -> str:
     prices = stripe_api.client().v1.prices.list(
-        params={"lookup_keys": [stripe_api.PRICE_LOOKUP_KEY], "active": True}
+        params={"lookup_keys": [lookup_key], "active": True}
     )
     if not prices.data:
         raise BillingUnavailable(
-            f"No active Stripe price with lookup key {stripe_api.PRICE_LOOKUP_KEY!r}: "
+            f"No active Stripe price with lookup key {lookup_key!r}: "
             "run `python manage.py setup_stripe` or set STRIPE_PRICE_ID."
         )
     return prices.data[0].id
@@ -161,6 +175,8 @@ class UnavailableBilling(stripe_api.BillingBackend):
     finalize_invoice = _refuse
     create_portal_session = _refuse
     create_balance_transaction = _refuse
+    team_price_id = _refuse
+    cancel_subscription_prorated = _refuse
     customer_balance = _refuse
     retrieve_charge = _refuse
     retrieve_payment_method = _refuse

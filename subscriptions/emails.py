@@ -23,10 +23,12 @@ from subscriptions import (
     referrals,
     signin,
     stripe_api,
+    teams,
     trials,
     unsubscribe,
 )
 from subscriptions.models import GiftCode, ReaderEmail, Subscriber
+from subscriptions.team_models import Team, TeamSeat
 
 # The shared email frame (templates/emails/_base.html) is styled by classes;
 # mail clients need them inline. Media queries (dark mode) stay in <style>.
@@ -272,6 +274,32 @@ def signup_reply(
         trial_days=trials.trial_days(
             membership, referred=referrals.offers_trial(referral, email) or None
         ),
+        amount=dollars(None),
+    )
+
+
+def team_seat_link(team: Team, email: str, name: str, time_zone: str) -> EmailMultiAlternatives:
+    """The link that proves an address before it takes a team's seat."""
+    recipient = Subscriber.objects.filter(email__iexact=email).first()
+    return _message(
+        recipient or Subscriber(email=email, time_zone=time_zone),
+        "team_seat_link",
+        team_name=team.name,
+        seat_url=teams.seat_url(team, email, name, time_zone),
+        minutes=signin.link_minutes(),
+    )
+
+
+def team_seat_ended(seat: TeamSeat) -> EmailMultiAlternatives:
+    """A member the manager removed: until when they read, and the trial offer."""
+    membership = getattr(seat.subscriber, "membership", None)
+    return _message(
+        seat.subscriber,
+        "team_seat_ended",
+        team_name=seat.team.name,
+        access_until=seat.access_until,
+        own_membership=bool(membership and membership.is_entitled),
+        trial_days=trials.trial_days(membership),
         amount=dollars(None),
     )
 

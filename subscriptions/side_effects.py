@@ -18,6 +18,7 @@ from django.utils import timezone
 from subscriptions import emails, stripe_api
 from subscriptions.models import GiftCode, ReaderEmail, Subscriber
 from subscriptions.referral_models import ReferralReward
+from subscriptions.team_models import Team, TeamSeat
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,58 @@ def take_back_referral_reward(reward_id: int) -> None:
         )
         reward.save(update_fields=["take_back_transaction_id"])
     logger.info("Referral reward %s taken back (%s cents)", reward_id, reward.amount)
+
+
+@shared_task(
+    name="subscriptions.tasks.send_team_seat_link",
+    autoretry_for=MAIL_ERRORS,
+    retry_backoff=10,
+    max_retries=3,
+)
+def send_team_seat_link(team_id: int, email: str, name: str, time_zone: str) -> None:
+    """Email the link that claims a team's seat (by address: it may be no reader's yet)."""
+    team = Team.objects.filter(pk=team_id).first()
+    if team is None:
+        return
+    emails.team_seat_link(team, email, name, time_zone).send()
+
+
+@shared_task(
+    name="subscriptions.tasks.send_team_seat_ended",
+    autoretry_for=MAIL_ERRORS,
+    retry_backoff=30,
+    max_retries=6,
+)
+def send_team_seat_ended(seat_id: int) -> None:
+    """Tell a removed member until when they read, and offer a trial: once per seat."""
+    with transaction.atomic():
+        seat = (
+            TeamSeat.objects.select_for_update(of=("self",))
+            .select_related("team", "subscriber")
+            .filter(pk=seat_id, removed_at__isnull=False, ended_email_sent_at__isnull=True)
+            .first()
+        )
+        if seat is None or seat.subscriber.email_status != Subscriber.EmailStatus.ACTIVE:
+            return
+        emails.team_seat_ended(seat).send()
+        seat.ended_email_sent_at = timezone.now()
+        seat.save(update_fields=["ended_email_sent_at"])
+
+
+@shared_task(
+    name="subscriptions.tasks.cancel_own_plan_prorated",
+    autoretry_for=(stripe_api.StripeError,),
+    retry_backoff=30,
+    max_retries=8,
+)
+def cancel_own_plan_prorated(subscription_id: str) -> None:
+    """A reader moved onto a team's seat: their own plan ends now, the rest credited.
+
+    Safe to run twice: the idempotency key returns the first answer, and the
+    subscription's deletion event mirrors the end onto their membership.
+    """
+    stripe_api.cancel_subscription_prorated(subscription_id)
+    logger.info("Own plan %s cancelled, prorated, for a team seat", subscription_id)
 
 
 @shared_task(

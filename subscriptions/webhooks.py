@@ -25,8 +25,9 @@ import stripe
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from subscriptions import stripe_api
+from subscriptions import stripe_api, teams
 from subscriptions.actions import checkout, gifts, lifecycle, referrals, stripe_sync
+from subscriptions.actions import teams as team_actions
 from subscriptions.models import Membership, ReaderEmail, StripeEvent
 from subscriptions.referral_models import Reason
 
@@ -42,12 +43,19 @@ def checkout_session_completed(event: stripe.Event) -> str:
         return "gift paid" if gifts.do_fulfil_gift(session.id) else "not a paid gift of ours"
     if session.mode != "subscription":
         return "not a subscription checkout"
+    if teams.is_team_customer(stripe_api.expandable_id(session.customer)):
+        team = team_actions.do_fulfil_team_checkout(session.id)
+        return f"team {team.pk} synced" if team else "not a complete team checkout"
     subscriber = checkout.do_fulfil_checkout(session.id)
     return "fulfilled" if subscriber else "no reader for this session"
 
 
 def subscription_changed(event: stripe.Event) -> str:
     subscription = event.data.object
+    customer_id = stripe_api.expandable_id(subscription.customer)
+    if teams.is_team_customer(customer_id):
+        team = team_actions.do_sync_team(subscription.id, customer_id=customer_id)
+        return f"team {team.pk} synced" if team else "no team for this subscription"
     membership = stripe_sync.do_sync_subscription(
         subscription.id, customer_id=stripe_api.expandable_id(subscription.customer)
     )
@@ -67,7 +75,25 @@ def _invoice_id(event: stripe.Event) -> str:
     return invoice.id
 
 
+def _team_invoice(event: stripe.Event) -> str | None:
+    """A team's invoice: its subscription synced onto the team; None if not a team's."""
+    invoice = event.data.object
+    if not teams.is_team_customer(stripe_api.expandable_id(getattr(invoice, "customer", None))):
+        return None
+    fetched = stripe_api.retrieve_invoice(_invoice_id(event))
+    subscription_id = stripe_api.invoice_subscription_id(fetched)
+    if subscription_id is None:
+        return "a team's invoice without a subscription"
+    team = team_actions.do_sync_team(
+        subscription_id, customer_id=stripe_api.expandable_id(fetched.customer)
+    )
+    return f"team {team.pk} synced" if team else "no team for this invoice"
+
+
 def invoice_paid(event: stripe.Event) -> str:
+    team = _team_invoice(event)
+    if team is not None:
+        return team
     invoice_id = _invoice_id(event)
     stripe_sync.do_invoice_event(invoice_id, None)
     # A referred reader's first payment decides their referrer's reward.
@@ -94,11 +120,17 @@ def charge_dispute_created(event: stripe.Event) -> str:
 
 
 def invoice_payment_failed(event: stripe.Event) -> str:
+    team = _team_invoice(event)
+    if team is not None:
+        return team
     stripe_sync.do_invoice_event(_invoice_id(event), ReaderEmail.Kind.PAYMENT_FAILED)
     return "subscription synced, reader told"
 
 
 def invoice_payment_action_required(event: stripe.Event) -> str:
+    team = _team_invoice(event)
+    if team is not None:
+        return team
     stripe_sync.do_invoice_event(_invoice_id(event), ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED)
     return "subscription synced, reader told"
 
@@ -252,7 +284,10 @@ def is_about_a_reader(data: dict[str, object]) -> bool:
     obj = _event_object(data)
     customer = _id_of(obj.get("id")) if obj.get("object") == "customer" else None
     customer = customer or _id_of(obj.get("customer"))
-    return customer is not None and Membership.objects.filter(stripe_customer_id=customer).exists()
+    return customer is not None and (
+        Membership.objects.filter(stripe_customer_id=customer).exists()
+        or teams.is_team_customer(customer)
+    )
 
 
 def without_personal_data(data: dict[str, object]) -> dict[str, object]:

@@ -180,6 +180,14 @@ REFERRAL_REWARD_MONTHS = 1
 REFERRAL_MILESTONES = {5: 1, 10: 2}
 REFERRAL_MONTHS_PER_YEAR = 12
 REFERRAL_TAKE_BACK_DAYS = 60
+# Team subscriptions (subscriptions/teams.py): the per-seat yearly price is
+# the individual plan's, less this percentage from this many seats (Stripe's
+# volume pricing: every seat at the tier the quantity reaches), bought for
+# this few to this many seats.
+TEAM_VOLUME_DISCOUNT_PERCENT = 20
+TEAM_VOLUME_DISCOUNT_FROM_SEATS = 5
+TEAM_MIN_SEATS = 2
+TEAM_MAX_SEATS = 500
 # A week of nights to go back to; another rhythm says how many to keep with
 # `manage.py backup --keep` (docs/operations.md).
 BACKUP_KEEP = 7

@@ -316,6 +316,10 @@ class FakeStripe:
         subscription = self.subscriptions[id]
         if "cancel_at_period_end" in params:
             subscription["cancel_at_period_end"] = params["cancel_at_period_end"] == "true"
+        if "items[0][quantity]" in params:
+            item = subscription["items"]["data"][0]
+            assert params["items[0][id]"] == item["id"], "the subscription's own item"
+            item["quantity"] = int(params["items[0][quantity]"])
         if params.get("pause_collection") == "":
             subscription["pause_collection"] = None
         elif "pause_collection[behavior]" in params:
@@ -324,6 +328,23 @@ class FakeStripe:
                 "behavior": params["pause_collection[behavior]"],
                 "resumes_at": int(resumes_at) if resumes_at else None,
             }
+        return 200, subscription
+
+    def cancel_route(self) -> None:
+        """Answer DELETE /v1/subscriptions/{id} by cancelling the kept subscription.
+
+        Not registered by default: tests of cancellation add their own answers.
+        """
+        url = re.compile(re.escape(API_BASE) + r"/v1/subscriptions/(?P<id>[\w]+)(\?.*)?$")
+        path = r"/v1/subscriptions/(?P<id>[\w]+)"
+        self.mock.add_callback("DELETE", url, callback=self._wrap(self._cancel_subscription, path))
+
+    def _cancel_subscription(self, params, id):
+        if id not in self.subscriptions:
+            return self._missing("subscription", id)
+        subscription = self.subscriptions[id]
+        now = int(time.time())
+        subscription.update(status="canceled", canceled_at=now, ended_at=now)
         return 200, subscription
 
     def _preview_invoice(self, params):
@@ -403,10 +424,15 @@ class FakeStripe:
         )
 
     def _list_prices(self, params):
-        return 200, {"object": "list", "data": self.prices, "has_more": False, "url": "/v1/prices"}
+        wanted = params.get("lookup_keys[0]")
+        found = [p for p in self.prices if wanted in (None, p.get("lookup_key"))]
+        return 200, {"object": "list", "data": found, "has_more": False, "url": "/v1/prices"}
 
     def _create_price(self, params):
-        price = load("price", id=f"price_test{next(_ids):06d}", product=params["product"])
+        fixture = "price_team" if params.get("billing_scheme") == "tiered" else "price"
+        price = load(fixture, id=f"price_test{next(_ids):06d}", product=params["product"])
+        if "lookup_key" in params:
+            price["lookup_key"] = params["lookup_key"]
         self.prices.append(price)
         return 200, price
 
