@@ -11,7 +11,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
 
 from subscriptions import ratelimit, signin, stripe_api, teams
 from subscriptions.actions import teams as team_actions
@@ -28,6 +29,8 @@ HOUR = 3600
 SEAT_REQUESTS_PER_IP = 20
 SEAT_REQUESTS_PER_EMAIL = 5
 SEAT_TOKEN_KEY = "pending_team_seat_token"  # noqa: S105 - a session key, not a secret
+# The teams this browser opened the manager's signed link of.
+MANAGED_TEAMS_KEY = "managed_team_ids"
 
 
 def _see_other(url: str) -> HttpResponse:
@@ -93,12 +96,38 @@ def buy(request: HttpRequest) -> HttpResponse:
 
 
 @no_referrer  # the signed link is in the URL
-@personal
-@require_http_methods(["GET", "POST"])
-def manage(request: HttpRequest, token: str) -> HttpResponse:
-    """The manager's page: the invite link, the members, removing one, the seats."""
+@require_GET
+def manage_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The manager's signed link: this browser may manage the team; on to its page without it.
+
+    As with the emailed sign-in links, the token leaves the address bar (and
+    any Referer) for the session, and the page keeps the site's referrer
+    policy: under no-referrer a browser sends "Origin: null" with its
+    forms, which CSRF rightly refuses.
+    """
     team = teams.team_for_manager_token(token)
     if team is None:
+        return render(request, "subscriptions/team_link_invalid.html", status=404)
+    granted = set(request.session.get(MANAGED_TEAMS_KEY, []))
+    request.session[MANAGED_TEAMS_KEY] = sorted(granted | {team.pk})
+    page = reverse("subscriptions:team-page", args=[team.pk])
+    session_id = request.GET.get("session_id", "")
+    return redirect(f"{page}?session_id={session_id}" if session_id.startswith("cs_") else page)
+
+
+def _may_manage(request: HttpRequest, team: Team) -> bool:
+    viewer = current_subscriber(request)
+    return team.pk in request.session.get(MANAGED_TEAMS_KEY, []) or (
+        viewer is not None and viewer.pk == team.manager_id
+    )
+
+
+@personal
+@require_http_methods(["GET", "POST"])
+def manage(request: HttpRequest, team_id: int) -> HttpResponse:
+    """The manager's page: the invite link, the members, removing one, the seats."""
+    team = Team.objects.filter(pk=team_id).first()
+    if team is None or not _may_manage(request, team):
         return render(request, "subscriptions/team_link_invalid.html", status=404)
     session_id = request.GET.get("session_id", "")
     if session_id.startswith("cs_") and team.stripe_subscription_id is None:

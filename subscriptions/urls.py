@@ -37,7 +37,8 @@ urlpatterns = [
     path("account/referrals/", referral_views.account_referrals, name="account-referrals"),
     # Teams (subscriptions.team_views).
     path("teams/", team_views.buy, name="teams"),
-    path("teams/manage/<str:token>/", team_views.manage, name="team-manage"),
+    path("teams/manage/<str:token>/", team_views.manage_link, name="team-manage"),
+    path("teams/<int:team_id>/", team_views.manage, name="team-page"),
     path("teams/join/<str:token>/", team_views.join, name="team-join"),
     path("teams/seat/", team_views.seat, name="team-seat"),
     path("teams/seat/<str:token>/", team_views.seat_link, name="team-seat-link"),

@@ -34,6 +34,15 @@ def signed_in(reader: Subscriber) -> Client:
     return client
 
 
+def managing(team: Team) -> Client:
+    """A browser that opened the team's manager link (the signed link, into its session)."""
+    client = Client()
+    answer = client.get(f"/teams/manage/{teams.manager_token(team)}/")
+    assert answer.status_code == 302 and answer["Location"] == f"/teams/{team.pk}/"
+    assert answer["Referrer-Policy"] == "no-referrer"
+    return client
+
+
 @pytest.fixture
 def team_price(fake_stripe):
     price = stripe_objects.load("price_team")
@@ -199,7 +208,7 @@ def test_a_reader_takes_a_seat_with_their_own_address_and_is_a_full_reader(
     account = client.get("/account/").content.decode()
     assert "You have a seat on <strong>The Newsroom</strong>" in account
     # The manager's page lists them.
-    manage = Client().get(f"/teams/manage/{teams.manager_token(team)}/").content.decode()
+    manage = managing(team).get(f"/teams/{team.pk}/").content.decode()
     assert "ines@newsroom.example" in manage and "1 of 3 taken" in manage
 
 
@@ -209,6 +218,10 @@ def test_a_forged_or_replaced_invite_link_takes_no_seat(team, client):
     team_actions.do_new_invite_link(team)
     assert client.get(f"/teams/join/{old}/").status_code == 404
     assert client.get("/teams/manage/1:forged/").status_code == 404
+    # The page itself: only for a browser that opened the link, or the manager signed in.
+    assert client.get(f"/teams/{team.pk}/").status_code == 404
+    assert client.post(f"/teams/{team.pk}/", {"action": "new_invite"}).status_code == 404
+    assert signed_in(team.manager).get(f"/teams/{team.pk}/").status_code == 200
 
 
 def test_every_seat_taken_refuses_the_next_claim(
@@ -294,11 +307,9 @@ def test_a_removed_member_reads_until_the_end_of_their_day_then_is_offered_a_tri
         time_zone="Asia/Tokyo",
     )
     seat = TeamSeat.objects.get()
-    manage = Client()
+    manage = managing(team)
     with django_capture_on_commit_callbacks(execute=True):
-        answer = manage.post(
-            f"/teams/manage/{teams.manager_token(team)}/", {"action": "remove", "seat": seat.pk}
-        )
+        answer = manage.post(f"/teams/{team.pk}/", {"action": "remove", "seat": seat.pk})
     assert answer.status_code == 303
     seat.refresh_from_db()
     # 09:00 UTC is 18:00 in Tokyo: the day ends at 15:00 UTC.
@@ -319,8 +330,8 @@ def test_a_removed_member_reads_until_the_end_of_their_day_then_is_offered_a_tri
 def test_seats_are_added_prorated_and_reduced_from_the_renewal(
     team, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
 ):
-    manage = Client()
-    url = f"/teams/manage/{teams.manager_token(team)}/"
+    manage = managing(team)
+    url = f"/teams/{team.pk}/"
     manage.post(url, {"action": "seats", "seats": 6})
     [added] = fake_stripe.requests("POST", f"/v1/subscriptions/{team.stripe_subscription_id}")
     assert (added["items[0][quantity]"], added["proration_behavior"]) == ("6", "always_invoice")
