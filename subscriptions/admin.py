@@ -332,5 +332,5 @@ class GiftCodeAdmin(admin.ModelAdmin):
         return False
 
 
-# Referrals' admin pages live in their own module.
-from subscriptions import referral_admin  # noqa: E402, F401
+# The referral and team admin pages live in their own modules.
+from subscriptions import referral_admin, team_admin  # noqa: E402, F401

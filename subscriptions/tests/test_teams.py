@@ -386,3 +386,14 @@ def test_a_seat_holder_is_one_row_of_the_audience_even_with_a_past_seat(team, ma
     )
     TeamSeat.objects.create(team=team, subscriber=reader, claimed_at=team.created_at)
     assert list(Subscriber.objects.entitled().filter(email="both@example.com")) == [reader]
+
+
+def test_staff_see_teams_and_their_seats_read_only(
+    team, admin_client, mailoutbox, django_capture_on_commit_callbacks
+):
+    join(team, "ines@newsroom.example", mailoutbox, django_capture_on_commit_callbacks)
+    listing = admin_client.get("/admin/subscriptions/team/").content.decode()
+    assert "The Newsroom" in listing and "boss@newsroom.example" in listing
+    page = admin_client.get(f"/admin/subscriptions/team/{team.pk}/change/").content.decode()
+    assert "ines@newsroom.example" in page
+    assert admin_client.get("/admin/subscriptions/team/add/").status_code == 403
