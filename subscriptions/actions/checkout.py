@@ -26,6 +26,7 @@ from subscriptions.actions.reader_emails import queue_signup_link
 from subscriptions.actions.stripe_sync import do_sync_subscription, int_or_none
 from subscriptions.addresses import normalise_email
 from subscriptions.models import Membership, Subscriber, iso_or_none
+from subscriptions.referral_models import Referral
 
 logger = logging.getLogger(__name__)
 
@@ -170,9 +171,12 @@ def checkout_params(
     subscriber: Subscriber, customer_id: str, trial_days: int
 ) -> CheckoutSessionParams:
     success = reverse("subscriptions:checkout-success")
-    subscription_data: SessionCreateParamsSubscriptionData = {
-        "metadata": {"subscriber_id": str(subscriber.pk)}
-    }
+    metadata = {"subscriber_id": str(subscriber.pk)}
+    referral = Referral.objects.filter(referred=subscriber, eligible=True).first()
+    if referral is not None:
+        # Who brought them, for whoever reads the subscription at Stripe.
+        metadata["referred_by"] = str(referral.referrer_id)
+    subscription_data: SessionCreateParamsSubscriptionData = {"metadata": metadata}
     if trial_days > 0:
         subscription_data["trial_period_days"] = trial_days
     params: CheckoutSessionParams = {

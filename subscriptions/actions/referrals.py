@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from subscriptions import referrals, side_effects, stripe_api, trials
+from subscriptions import referrals, side_effects, stripe_api
 from subscriptions.models import Membership, Subscriber
 from subscriptions.referral_models import (
     Reason,
@@ -66,8 +66,9 @@ def _decide(
 
 
 def _had_trial(subscriber: Subscriber) -> bool:
+    """The address had a subscription (and with it its trial) before the referral."""
     membership = Membership.objects.filter(subscriber=subscriber).first()
-    return membership is not None and trials.trial_days(membership, referred=True) == 0
+    return membership is not None and bool(membership.stripe_subscription_id)
 
 
 @transaction.atomic
@@ -126,7 +127,10 @@ def do_set_show_first_name(subscriber: Subscriber, show: bool) -> None:
 def _fingerprint_of_subscription(subscription_id: str | None) -> str | None:
     if not subscription_id:
         return None
-    subscription = stripe_api.retrieve_subscription(subscription_id)
+    try:
+        subscription = stripe_api.retrieve_subscription(subscription_id)
+    except stripe_api.InvalidRequestError:
+        return None  # gone at Stripe (deleted by staff): no card to compare
     return stripe_api.card_fingerprint(getattr(subscription, "default_payment_method", None))
 
 

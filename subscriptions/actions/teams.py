@@ -332,3 +332,32 @@ def do_new_invite_link(team: Team) -> Team:
     team.invite_secret = new_invite_secret()
     team.save(update_fields=["invite_secret"])
     return team
+
+
+# --- Reconciliation (the hourly subscriptions.tasks.reconcile_memberships) -----------
+
+RECONCILE_TEAMS_LIMIT = 200
+
+
+def teams_to_reconcile() -> list[int]:
+    """Teams whose subscription may have changed without an event reaching us.
+
+    Every team with a subscription that has not ended, least recently
+    checked first: teams are few, and a lost event would leave every seat
+    of a lapsed team reading (or of a renewed one not).
+    """
+    teams_with_subscription = Team.objects.exclude(stripe_subscription_id=None).exclude(
+        status__in=Team.TERMINAL_STATUSES
+    )
+    return list(
+        teams_with_subscription.order_by("stripe_synced_at", "pk").values_list("pk", flat=True)[
+            :RECONCILE_TEAMS_LIMIT
+        ]
+    )
+
+
+def do_reconcile_team(team_id: int) -> Team | None:
+    team = Team.objects.filter(pk=team_id).first()
+    if team is None or team.stripe_subscription_id is None:
+        return None
+    return do_sync_team(team.stripe_subscription_id, team_id=team.pk)

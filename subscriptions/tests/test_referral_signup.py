@@ -88,6 +88,21 @@ def test_a_referred_visitor_gets_the_longer_trial_through_checkout(
     assert decision.outcome == ReferralDecision.Outcome.TRIAL_OFFERED
     [session] = fake_stripe.requests("POST", "/v1/checkout/sessions")
     assert session["subscription_data[trial_period_days]"] == "30"
+    # Stripe's copy of the subscription says who brought the reader.
+    assert session["subscription_data[metadata][referred_by]"] == str(referrer.pk)
+
+
+def test_without_a_referral_trial_a_referral_still_counts(
+    client, fake_stripe, mailoutbox, django_capture_on_commit_callbacks, referrer, settings
+):
+    settings.REFERRAL_TRIAL_DAYS = 0
+    sign_up_referred(
+        client, mailoutbox, django_capture_on_commit_callbacks, referrals.make_token(referrer)
+    )
+    referral = Referral.objects.get()
+    assert referral.eligible and referral.trial_days == 0
+    [session] = fake_stripe.requests("POST", "/v1/checkout/sessions")
+    assert "subscription_data[trial_period_days]" not in session
 
 
 def test_the_referral_survives_opening_the_email_in_another_browser(

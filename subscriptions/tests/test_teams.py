@@ -397,3 +397,18 @@ def test_staff_see_teams_and_their_seats_read_only(
     page = admin_client.get(f"/admin/subscriptions/team/{team.pk}/change/").content.decode()
     assert "ines@newsroom.example" in page
     assert admin_client.get("/admin/subscriptions/team/add/").status_code == 403
+
+
+def test_the_hourly_reconciliation_catches_a_lapse_whose_event_was_lost(
+    team, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+):
+    from subscriptions.tasks import reconcile_memberships
+
+    join(team, "ines@newsroom.example", mailoutbox, django_capture_on_commit_callbacks)
+    reader = Subscriber.objects.get(email="ines@newsroom.example")
+    assert reader.is_entitled
+    fake_stripe.set_subscription(team_subscription(team, "canceled"))  # no event arrives
+    assert reconcile_memberships() >= 1
+    team.refresh_from_db()
+    assert team.status == "canceled"
+    assert not reader.is_entitled
