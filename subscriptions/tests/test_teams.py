@@ -18,6 +18,7 @@ from subscriptions.sessions import EPOCH_KEY, SESSION_KEY
 from subscriptions.team_models import Team, TeamSeat
 from subscriptions.tests import stripe_objects
 from subscriptions.tests.factories import make_stripe_member, make_subscriber
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
 from testing.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
@@ -412,3 +413,25 @@ def test_the_hourly_reconciliation_catches_a_lapse_whose_event_was_lost(
     team.refresh_from_db()
     assert team.status == "canceled"
     assert not reader.is_entitled
+
+
+@pytest.mark.clock(MONDAY_BEFORE_SEND)
+def test_a_seat_holder_without_a_membership_of_their_own_gets_the_digest(
+    smtp_server, manager, settings
+):
+    from django.core.management import call_command
+
+    from newsletter.tests.factories import make_article
+
+    team = Team.objects.create(name="Desk", manager=manager, seats=2, status="active")
+    seated = make_subscriber("seated@example.com", membership=None)
+    TeamSeat.objects.create(team=team, subscriber=seated, claimed_at=team.created_at)
+    lapsed = Team.objects.create(name="Gone", manager=manager, seats=2, status="canceled")
+    TeamSeat.objects.create(
+        team=lapsed,
+        subscriber=make_subscriber("gone@example.com", membership=None),
+        claimed_at=team.created_at,
+    )
+    make_article(title="Six nations sign a river treaty")
+    call_command("send_digest", "--sync", "--date", MONDAY.isoformat())
+    assert [mail.rcpt_tos for mail in smtp_server.received()] == [["seated@example.com"]]
