@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.utils.safestring import SafeString
 
-from dashboard import charts, daily, metrics
+from dashboard import charts, daily, metrics, referrals
 from dashboard.charts import Series
 
 # Readers' billing and growth: staff who may see memberships (the billing
@@ -190,6 +190,49 @@ def _growth(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
         ["Week", "Started paying", "Stopped paying", "Net"],
         [[f.period.isoformat(), f.started, f.stopped, f.net] for f in flows],
         headline=f"Net {sum(f.net for f in flows):+,}",
+    )
+
+
+def _referrals(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    weeks = referrals.referrals_per_week(dates)
+    return Rendered(
+        charts.bar_chart(
+            "referrals",
+            title="Referrals per week",
+            description=(
+                "Readers who signed up by another reader's link, and referred readers "
+                "whose first payment succeeded, each week."
+            ),
+            labels=[_short(w.week) for w in weeks],
+            series=[
+                Series("Signed up by a link", [w.signed_up for w in weeks]),
+                Series("First paid", [w.paying for w in weeks]),
+            ],
+            x_label="Week (Monday, newsroom time)",
+            y_label="Readers",
+        ),
+        ["Week", "Signed up by a link", "First paid"],
+        [[w.week.isoformat(), w.signed_up, w.paying] for w in weeks],
+        headline=(
+            f"{sum(w.signed_up for w in weeks):,} referred, {sum(w.paying for w in weeks):,} paying"
+        ),
+    )
+
+
+def _top_referrers(dates: metrics.DateRange, now: datetime.datetime) -> Rendered:
+    top = referrals.top_referrers(dates)
+    return Rendered(
+        charts.bar_chart(
+            "top-referrers",
+            title=f"The {referrals.TOP_REFERRERS} readers who brought the most",
+            description="Referred readers who first paid in the period, by their referrer.",
+            labels=[t.email[:30] for t in top] or ["No referrals"],
+            series=[Series("Paying referrals", [float(t.paying) for t in top] or [0.0])],
+            x_label="Referrer",
+            y_label="Paying referrals",
+        ),
+        ["Referrer", "Signed up by their link", "First paid", "Free months earned"],
+        [[t.email, t.signed_up, t.paying, t.months_earned] for t in top],
     )
 
 
@@ -395,6 +438,21 @@ FIGURES = {
             BILLING,
             "Readers who stopped paying in a month, of those paying when it began.",
             _churn,
+        ),
+        Figure(
+            "referrals",
+            "Referrals",
+            BILLING,
+            "Readers brought by other readers' links, and those of them who paid.",
+            _referrals,
+        ),
+        Figure(
+            "top-referrers",
+            "Top referrers",
+            BILLING,
+            "The readers whose referrals first paid in the period, with the free months "
+            "they earned (rewards taken back after a refund are not counted).",
+            _top_referrers,
         ),
         Figure(
             "editions",

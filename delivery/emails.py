@@ -30,7 +30,7 @@ from delivery.models import site_host
 from newsletter import clicks, reading
 from newsletter.html import email_html, plain_text
 from newsletter.models import Article, Edition
-from subscriptions import preferences
+from subscriptions import preferences, referrals
 from subscriptions.models import DigestFormat, Subscriber, single_line
 from subscriptions.unsubscribe import make_token
 
@@ -43,6 +43,7 @@ READER_FIELDS = (
     "email",
     "unsubscribe_url",
     "preferences_url",
+    "referral_url",
     "notice_text",
     "notice_html",
     "click_reader",
@@ -252,6 +253,9 @@ class DigestTemplate:
         self.preferences_link = absolute_url(
             reverse("preferences", kwargs={"token": "TOKEN"})
         ).replace("TOKEN", "{token}")
+        self.referral_link = absolute_url(
+            reverse("subscriptions:referral-landing", kwargs={"token": "TOKEN"})
+        ).replace("TOKEN", "{token}")
         self.nonce = nonce = NONCE
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
         context = {
@@ -344,6 +348,7 @@ class DigestTemplate:
             "preferences_url": self.preferences_link.format(
                 token=preferences.make_token(subscriber)
             ),
+            "referral_url": self.referral_link.format(token=referrals.make_token(subscriber)),
             "notice_text": "",
             "notice_html": "",
             "click_reader": (

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import stripe
 from stripe.params import (
+    CustomerBalanceTransactionCreateParams,
     CustomerCreateParams,
     CustomerUpdateParams,
     InvoiceCreatePreviewParams,
@@ -74,3 +75,24 @@ class LocalBilling(BillingBackend):
 
     def create_portal_session(self, params: PortalSessionParams) -> str:
         return local_stripe.create_portal_session(params)
+
+    def create_balance_transaction(
+        self, customer_id: str, params: CustomerBalanceTransactionCreateParams, *, key: str
+    ) -> str:
+        return local_stripe.create_balance_transaction(customer_id, dict(params))
+
+    def customer_balance(self, customer_id: str) -> int:
+        return local_stripe.customer_balance(customer_id)
+
+    def retrieve_charge(self, charge_id: str) -> stripe.Charge:
+        return local_stripe.retrieve_charge(charge_id)
+
+    def retrieve_payment_method(self, payment_method_id: str) -> stripe.PaymentMethod:
+        return local_stripe.retrieve_payment_method(payment_method_id)
+
+    def team_price_id(self) -> str:
+        return local_stripe.TEAM_PRICE_ID
+
+    def cancel_subscription_prorated(self, subscription_id: str, *, key: str) -> None:
+        # Nothing is charged locally, so there is nothing to credit back.
+        local_stripe.cancel_subscription(subscription_id)

@@ -29,11 +29,23 @@ from stripe.params.billing_portal import SessionCreateParams as PortalSessionPar
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 from demo_checkout.models import LocalStripeObject
-from subscriptions import stripe_api, webhooks
+from subscriptions import stripe_api, teams, webhooks
 from subscriptions.stripe_api import PRICE_CENTS, PRICE_CURRENCY
 
 WEBHOOK_SECRET = "whsec_local_test_checkout"  # noqa: S105 - the demo's own, never Stripe's
 PRICE_ID = "price_local_annual_usd"
+TEAM_PRICE_ID = "price_local_team_annual_usd"
+
+
+def _line(params: dict) -> tuple[str, int]:
+    """The checkout's one line: its price and quantity."""
+    line = params.get("line_items", [{}])[0]
+    return line.get("price", PRICE_ID), int(line.get("quantity", 1))
+
+
+def _unit_amount(price_id: str, quantity: int) -> int:
+    """The team price is tiered (every seat at the tier the quantity reaches)."""
+    return teams.seat_price(quantity) if price_id == TEAM_PRICE_ID else PRICE_CENTS
 
 
 def _id(prefix: str) -> str:
@@ -92,6 +104,7 @@ def retrieve_customer(customer_id: str) -> dict:
 
 def create_checkout_session(params: CheckoutSessionParams) -> stripe.checkout.Session:
     session_id = _id("cs_test")
+    price_id, quantity = _line(dict(params))
     data = {
         "id": session_id,
         "object": "checkout.session",
@@ -100,7 +113,8 @@ def create_checkout_session(params: CheckoutSessionParams) -> stripe.checkout.Se
         "payment_status": "unpaid",
         "customer": params.get("customer"),
         "customer_email": params.get("customer_email"),
-        "amount_total": PRICE_CENTS,
+        "amount_total": _unit_amount(price_id, quantity) * quantity,
+        "line_items": [{"price": price_id, "quantity": quantity}],
         "client_reference_id": params.get("client_reference_id"),
         "metadata": params.get("metadata", {}),
         "subscription": None,
@@ -142,8 +156,11 @@ def preview_invoice(params: InvoiceCreatePreviewParams) -> stripe.Invoice:
 def update_subscription(
     subscription_id: str, params: SubscriptionUpdateParams
 ) -> stripe.Subscription:
-    """What the reader may change from our pages: cancel at period end (or not), a pause."""
+    """What our pages change: cancel at period end (or not), a pause, a team's seats."""
     subscription = _load("subscription", subscription_id)
+    if "items" in params:
+        item = subscription["items"]["data"][0]
+        item["quantity"] = int(params["items"][0]["quantity"])
     if "cancel_at_period_end" in params:
         subscription["cancel_at_period_end"] = bool(params["cancel_at_period_end"])
     if "pause_collection" in params:
@@ -192,6 +209,58 @@ def finalize_invoice(invoice_id: str) -> stripe.Invoice:
     return stripe.Invoice.construct_from(_save(invoice), None)
 
 
+def create_balance_transaction(customer_id: str, params: dict) -> str:
+    """A credit (negative) or debit on the customer's balance, as Stripe keeps it."""
+    customer = _load("customer", customer_id)
+    transaction_id = _id("cbtxn")
+    _save(
+        {
+            "id": transaction_id,
+            "object": "customer_balance_transaction",
+            "customer": customer_id,
+            "amount": params["amount"],
+            "currency": params.get("currency", PRICE_CURRENCY),
+            "description": params.get("description"),
+            "created": _now(),
+        }
+    )
+    customer["balance"] = customer.get("balance", 0) + params["amount"]
+    _save(customer)
+    return transaction_id
+
+
+def customer_balance(customer_id: str) -> int:
+    return _load("customer", customer_id).get("balance", 0)
+
+
+def retrieve_charge(charge_id: str) -> stripe.Charge:
+    return stripe.Charge.construct_from(_load("charge", charge_id), None)
+
+
+def retrieve_payment_method(payment_method_id: str) -> stripe.PaymentMethod:
+    return stripe.PaymentMethod.construct_from(_load("payment_method", payment_method_id), None)
+
+
+def _test_card(customer_id: str) -> str:
+    """The test card a demo reader "pays" with: a card of their own (its own fingerprint)."""
+    payment_method_id = _id("pm")
+    _save(
+        {
+            "id": payment_method_id,
+            "object": "payment_method",
+            "type": "card",
+            "customer": customer_id,
+            "card": {
+                "brand": "visa",
+                "last4": "4242",
+                "fingerprint": f"fp_local_{customer_id[-12:]}",
+            },
+            "created": _now(),
+        }
+    )
+    return payment_method_id
+
+
 def create_portal_session(params: PortalSessionParams) -> str:
     return settings.SITE_URL + reverse("demo_checkout:portal")
 
@@ -205,6 +274,7 @@ def _subscription(session: dict, *, with_card: bool) -> dict:
     trial_end = now + trial_days * 86400 if trial_days else None
     period_end = trial_end or now + 365 * 86400
     subscription_id = _id("sub")
+    price_id, quantity = _line(session)
     return {
         "id": subscription_id,
         "object": "subscription",
@@ -219,7 +289,7 @@ def _subscription(session: dict, *, with_card: bool) -> dict:
         "canceled_at": None,
         "ended_at": None,
         "pause_collection": None,
-        "default_payment_method": _id("pm") if with_card else None,
+        "default_payment_method": _test_card(session["customer"]) if with_card else None,
         "metadata": session["subscription_data"].get("metadata", {}),
         "trial_settings": session["subscription_data"].get("trial_settings"),
         "items": {
@@ -231,12 +301,12 @@ def _subscription(session: dict, *, with_card: bool) -> dict:
                     "subscription": subscription_id,
                     "current_period_start": now,
                     "current_period_end": period_end,
-                    "quantity": 1,
+                    "quantity": quantity,
                     "price": {
-                        "id": PRICE_ID,
+                        "id": price_id,
                         "object": "price",
                         "currency": PRICE_CURRENCY,
-                        "unit_amount": PRICE_CENTS,
+                        "unit_amount": None if price_id == TEAM_PRICE_ID else PRICE_CENTS,
                         "recurring": {"interval": "year", "interval_count": 1},
                     },
                 }
@@ -258,6 +328,7 @@ def _invoice(subscription: dict, status: str) -> dict:
         "currency": PRICE_CURRENCY,
         "attempt_count": 1,
         "next_payment_attempt": None if status == "paid" else _now() + 3 * 86400,
+        "status_transitions": {"paid_at": _now() if status == "paid" else None},
         "hosted_invoice_url": settings.SITE_URL + reverse("demo_checkout:portal"),
         "parent": {
             "type": "subscription_details",
@@ -320,6 +391,7 @@ PORTAL_ACTIONS = {
     "fail_payment": "Fast-forward: the renewal payment fails",
     "recover_payment": "Fast-forward: the retried payment succeeds",
     "cancel_now": "Fast-forward: the membership ends now",
+    "refund": "Fast-forward: the last payment is refunded",
 }
 
 
@@ -364,6 +436,9 @@ def portal_action(customer_id: str, action: str) -> None:
             raise ValueError("Billing is not paused.")
         subscription["pause_collection"] = None
         send = ["customer.subscription.updated"]
+    elif action == "refund":
+        _refund_last_payment(subscription)
+        return
     elif action == "fail_payment":
         subscription["status"] = "past_due"
         send = ["customer.subscription.updated", "invoice.payment_failed"]
@@ -381,3 +456,29 @@ def portal_action(customer_id: str, action: str) -> None:
             send_event(event_type, _save(_invoice(subscription, status)))
         else:
             send_event(event_type, subscription)
+
+
+def _refund_last_payment(subscription: dict) -> None:
+    """Refund the subscription's latest paid invoice, as Stripe would: a refunded charge."""
+    paid = [
+        row.data
+        for row in LocalStripeObject.objects.filter(object="invoice", data__status="paid")
+        if row.data["parent"]["subscription_details"]["subscription"] == subscription["id"]
+    ]
+    if not paid:
+        raise ValueError("Nothing was paid yet (end the trial first).")
+    invoice = max(paid, key=lambda data: data["status_transitions"]["paid_at"] or 0)
+    charge = _save(
+        {
+            "id": _id("ch"),
+            "object": "charge",
+            "customer": subscription["customer"],
+            "amount": invoice["amount_paid"],
+            "amount_refunded": invoice["amount_paid"],
+            "refunded": True,
+            "disputed": False,
+            "currency": PRICE_CURRENCY,
+            "created": invoice["status_transitions"]["paid_at"] or _now(),
+        }
+    )
+    send_event("charge.refunded", charge)

@@ -46,7 +46,9 @@ def checkout(request: HttpRequest, session_id: str) -> HttpResponse:
             "trial_days": trial_days,
             "card_optional": session.payment_method_collection == "if_required",
             "gift": session.mode == "payment",
-            "amount": f"${stripe_api.PRICE_CENTS // 100}",
+            "amount": f"${(session.amount_total or stripe_api.PRICE_CENTS) / 100:,.2f}"
+            if session.amount_total != stripe_api.PRICE_CENTS
+            else f"${stripe_api.PRICE_CENTS // 100}",
         },
     )
 

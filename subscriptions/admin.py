@@ -376,3 +376,7 @@ class GiftCodeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: GiftCode | None = None) -> bool:
         return False
+
+
+# The referral and team admin pages live in their own modules.
+from subscriptions import referral_admin, team_admin  # noqa: E402, F401

@@ -14,6 +14,7 @@ from typing import NoReturn
 import stripe
 from django.conf import settings
 from stripe.params import (
+    CustomerBalanceTransactionCreateParams,
     CustomerCreateParams,
     CustomerUpdateParams,
     InvoiceCreatePreviewParams,
@@ -43,7 +44,9 @@ class StripeBilling(stripe_api.BillingBackend):
         """STRIPE_PRICE_ID, else the price found once by its lookup key."""
         if settings.STRIPE_PRICE_ID:
             return settings.STRIPE_PRICE_ID
-        return _looked_up_price_id(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+        return _looked_up_price_id(
+            settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, stripe_api.PRICE_LOOKUP_KEY
+        )
 
     def create_customer(self, params: CustomerCreateParams, *, key: str) -> str:
         client = stripe_api.client()
@@ -107,15 +110,42 @@ class StripeBilling(stripe_api.BillingBackend):
     def create_portal_session(self, params: PortalSessionParams) -> str:
         return stripe_api.client().v1.billing_portal.sessions.create(params=params).url
 
+    def team_price_id(self) -> str:
+        return _looked_up_price_id(
+            settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, stripe_api.TEAM_PRICE_LOOKUP_KEY
+        )
+
+    def cancel_subscription_prorated(self, subscription_id: str, *, key: str) -> None:
+        stripe_api.client().v1.subscriptions.cancel(
+            subscription_id,
+            params={"prorate": True, "invoice_now": True},
+            options={"idempotency_key": key},
+        )
+
+    def create_balance_transaction(
+        self, customer_id: str, params: CustomerBalanceTransactionCreateParams, *, key: str
+    ) -> str:
+        transactions = stripe_api.client().v1.customers.balance_transactions
+        return transactions.create(customer_id, params=params, options={"idempotency_key": key}).id
+
+    def customer_balance(self, customer_id: str) -> int:
+        return stripe_api.client().v1.customers.retrieve(customer_id).balance or 0
+
+    def retrieve_charge(self, charge_id: str) -> stripe.Charge:
+        return stripe_api.client().v1.charges.retrieve(charge_id)
+
+    def retrieve_payment_method(self, payment_method_id: str) -> stripe.PaymentMethod:
+        return stripe_api.client().v1.payment_methods.retrieve(payment_method_id)
+
 
 @functools.cache
-def _looked_up_price_id(api_key: str, api_base: str | None) -> str:
+def _looked_up_price_id(api_key: str, api_base: str | None, lookup_key: str) -> str:
     prices = stripe_api.client().v1.prices.list(
-        params={"lookup_keys": [stripe_api.PRICE_LOOKUP_KEY], "active": True}
+        params={"lookup_keys": [lookup_key], "active": True}
     )
     if not prices.data:
         raise BillingUnavailable(
-            f"No active Stripe price with lookup key {stripe_api.PRICE_LOOKUP_KEY!r}: "
+            f"No active Stripe price with lookup key {lookup_key!r}: "
             "run `python manage.py setup_stripe` or set STRIPE_PRICE_ID."
         )
     return prices.data[0].id
@@ -144,3 +174,9 @@ class UnavailableBilling(stripe_api.BillingBackend):
     list_subscriptions = _refuse
     finalize_invoice = _refuse
     create_portal_session = _refuse
+    create_balance_transaction = _refuse
+    team_price_id = _refuse
+    cancel_subscription_prorated = _refuse
+    customer_balance = _refuse
+    retrieve_charge = _refuse
+    retrieve_payment_method = _refuse

@@ -20,12 +20,15 @@ from subscriptions import (
     billing_links,
     gifts,
     preferences,
+    referrals,
     signin,
     stripe_api,
+    teams,
     trials,
     unsubscribe,
 )
 from subscriptions.models import DIGEST_DAYS, DigestFormat, GiftCode, ReaderEmail, Subscriber
+from subscriptions.team_models import Team, TeamSeat
 
 # The shared email frame (templates/emails/_base.html) is styled by classes;
 # mail clients need them inline. Media queries (dark mode) stay in <style>.
@@ -126,6 +129,7 @@ def welcome(email: ReaderEmail) -> EmailMultiAlternatives:
         digest_zone=email.subscriber.time_zone,
         trial_end=_parse(email.context.get("trial_end")),
         amount=dollars(email.subscriber.membership.charge_amount),
+        referral_url=referrals.referral_url(email.subscriber),
     )
 
 
@@ -270,7 +274,9 @@ def email_change_link(subscriber: Subscriber, new_email: str) -> EmailMultiAlter
 UNDELIVERABLE = (Subscriber.EmailStatus.BOUNCED, Subscriber.EmailStatus.COMPLAINED)
 
 
-def signup_reply(email: str, name: str, time_zone: str) -> EmailMultiAlternatives | None:
+def signup_reply(
+    email: str, name: str, time_zone: str, referral: str = ""
+) -> EmailMultiAlternatives | None:
     """The email that answers a signup request for `email`, or None to send nothing.
 
     A reader with a live (or complimentary) membership gets a sign-in link:
@@ -289,8 +295,36 @@ def signup_reply(email: str, name: str, time_zone: str) -> EmailMultiAlternative
     return _message(
         recipient,
         "signup_link",
-        signup_url=signin.signup_url(email, name, time_zone, subscriber),
+        signup_url=signin.signup_url(email, name, time_zone, subscriber, referral),
         minutes=signin.link_minutes(),
+        trial_days=trials.trial_days(
+            membership, referred=referrals.offers_trial(referral, email) or None
+        ),
+        amount=dollars(None),
+    )
+
+
+def team_seat_link(team: Team, email: str, name: str, time_zone: str) -> EmailMultiAlternatives:
+    """The link that proves an address before it takes a team's seat."""
+    recipient = Subscriber.objects.filter(email__iexact=email).first()
+    return _message(
+        recipient or Subscriber(email=email, time_zone=time_zone),
+        "team_seat_link",
+        team_name=team.name,
+        seat_url=teams.seat_url(team, email, name, time_zone),
+        minutes=signin.link_minutes(),
+    )
+
+
+def team_seat_ended(seat: TeamSeat) -> EmailMultiAlternatives:
+    """A member the manager removed: until when they read, and the trial offer."""
+    membership = getattr(seat.subscriber, "membership", None)
+    return _message(
+        seat.subscriber,
+        "team_seat_ended",
+        team_name=seat.team.name,
+        access_until=seat.access_until,
+        own_membership=bool(membership and membership.is_entitled),
         trial_days=trials.trial_days(membership),
         amount=dollars(None),
     )

@@ -6,11 +6,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from subscriptions.addresses import display_email, normalise_email
+from subscriptions.team_models import Team, TeamSeat
 
 
 def validate_time_zone(value: str) -> None:
@@ -137,9 +138,12 @@ class SubscriberQuerySet(models.QuerySet):
         """Readers who should get the digest: deliverable, with a live membership.
 
         This is the one definition of entitlement; the sender, the pages and
-        Subscriber.is_entitled all use it.
+        Subscriber.is_entitled all use it. The membership is the reader's own
+        (or complimentary), or a seat on a team whose subscription is entitled.
         """
-        return self.deliverable().filter(entitled_membership_q("membership__", now))
+        return self.deliverable().filter(
+            entitled_membership_q("membership__", now) | entitled_seat_q(now)
+        )
 
     def on_their_day(self, day: datetime.date) -> "SubscriberQuerySet":
         """Readers who want a digest on `day`'s weekday (Subscriber.days; a weekend: all)."""
@@ -182,6 +186,24 @@ def entitled_membership_q(prefix: str = "", now: datetime.datetime | None = None
             | Q(**{f"{prefix}complimentary_until__gt": now})
         )
     )
+
+
+def entitled_seat_q(now: datetime.datetime | None = None) -> Q:
+    """A seat on a team whose subscription is entitled, held now (a reader filter).
+
+    The team's status follows the individual rule (trialing, active,
+    past_due within PAST_DUE_GRACE_DAYS); a removed member keeps the digest
+    until their access_until, the end of the day they were removed on. An
+    EXISTS, so a reader with a past seat and a present one is one row.
+    """
+    now = now or timezone.now()
+    grace_start = now - datetime.timedelta(days=settings.PAST_DUE_GRACE_DAYS)
+    seats = TeamSeat.objects.filter(subscriber=OuterRef("pk")).filter(
+        Q(removed_at__isnull=True) | Q(access_until__gt=now),
+        Q(team__status__in=(Team.Status.TRIALING, Team.Status.ACTIVE))
+        | Q(team__status=Team.Status.PAST_DUE, team__past_due_since__gt=grace_start),
+    )
+    return Q(Exists(seats))
 
 
 class Subscriber(models.Model):
@@ -577,3 +599,7 @@ class GiftCode(models.Model):
 
     def __str__(self) -> str:
         return f"Gift {self.code[:6]}… for {self.recipient_email} ({self.get_status_display()})"
+
+
+# Referrals live in their own module; imported here so Django finds their models.
+from subscriptions import referral_models  # noqa: E402, F401

@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from subscriptions import emails, stripe_api
 from subscriptions.models import GiftCode, ReaderEmail, Subscriber
+from subscriptions.referral_models import ReferralReward
+from subscriptions.team_models import Team, TeamSeat
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +78,123 @@ def send_sign_in_link(subscriber_id: int) -> None:
     retry_backoff=10,
     max_retries=3,
 )
-def send_signup_link(email: str, name: str, time_zone: str) -> None:
-    """Answer a signup request by email: a member is sent a sign-in link, anyone else a link on."""
-    message = emails.signup_reply(email, name, time_zone)
+def send_signup_link(email: str, name: str, time_zone: str, referral: str = "") -> None:
+    """Answer a signup request by email: a member is sent a sign-in link, anyone else a link on.
+
+    `referral`: the referral link's token the visitor came by, carried in
+    the link on (subscriptions.signin), so the referral survives opening the
+    email in another browser.
+    """
+    message = emails.signup_reply(email, name, time_zone, referral)
     if message is not None:
         message.send()
+
+
+@shared_task(
+    name="subscriptions.tasks.credit_referral_reward",
+    autoretry_for=(stripe_api.StripeError,),
+    retry_backoff=30,
+    max_retries=8,
+)
+def credit_referral_reward(reward_id: int) -> None:
+    """Credit a decided referral reward to the referrer's Stripe balance, once.
+
+    The row's lock and status make a second run do nothing; the idempotency
+    key (the reward's id) makes a retry after a lost answer return the first
+    credit. A reward taken back before it was credited is never written.
+    """
+    with transaction.atomic():
+        reward = ReferralReward.objects.select_for_update().filter(pk=reward_id).first()
+        if reward is None or reward.status != ReferralReward.Status.PENDING:
+            return
+        reward.balance_transaction_id = stripe_api.credit_balance(
+            reward.stripe_customer_id,
+            reward.amount,
+            f"Referral reward: {reward.months} free month(s)",
+            key_parts=("referral-reward", reward.pk),
+        )
+        reward.status = ReferralReward.Status.CREDITED
+        reward.save(update_fields=["balance_transaction_id", "status"])
+    logger.info("Referral reward %s credited (%s cents)", reward_id, reward.amount)
+
+
+@shared_task(
+    name="subscriptions.tasks.take_back_referral_reward",
+    autoretry_for=(stripe_api.StripeError,),
+    retry_backoff=30,
+    max_retries=8,
+)
+def take_back_referral_reward(reward_id: int) -> None:
+    """Debit a credited reward that was decided taken back, once (its id is the key)."""
+    with transaction.atomic():
+        reward = ReferralReward.objects.select_for_update().filter(pk=reward_id).first()
+        if (
+            reward is None
+            or reward.status != ReferralReward.Status.TAKEN_BACK
+            or not reward.balance_transaction_id
+            or reward.take_back_transaction_id
+        ):
+            return
+        reward.take_back_transaction_id = stripe_api.debit_balance(
+            reward.stripe_customer_id,
+            reward.amount,
+            "Referral reward taken back: the referred payment was refunded or disputed",
+            key_parts=("referral-take-back", reward.pk),
+        )
+        reward.save(update_fields=["take_back_transaction_id"])
+    logger.info("Referral reward %s taken back (%s cents)", reward_id, reward.amount)
+
+
+@shared_task(
+    name="subscriptions.tasks.send_team_seat_link",
+    autoretry_for=MAIL_ERRORS,
+    retry_backoff=10,
+    max_retries=3,
+)
+def send_team_seat_link(team_id: int, email: str, name: str, time_zone: str) -> None:
+    """Email the link that claims a team's seat (by address: it may be no reader's yet)."""
+    team = Team.objects.filter(pk=team_id).first()
+    if team is None:
+        return
+    emails.team_seat_link(team, email, name, time_zone).send()
+
+
+@shared_task(
+    name="subscriptions.tasks.send_team_seat_ended",
+    autoretry_for=MAIL_ERRORS,
+    retry_backoff=30,
+    max_retries=6,
+)
+def send_team_seat_ended(seat_id: int) -> None:
+    """Tell a removed member until when they read, and offer a trial: once per seat."""
+    with transaction.atomic():
+        seat = (
+            TeamSeat.objects.select_for_update(of=("self",))
+            .select_related("team", "subscriber")
+            .filter(pk=seat_id, removed_at__isnull=False, ended_email_sent_at__isnull=True)
+            .first()
+        )
+        if seat is None or seat.subscriber.email_status != Subscriber.EmailStatus.ACTIVE:
+            return
+        emails.team_seat_ended(seat).send()
+        seat.ended_email_sent_at = timezone.now()
+        seat.save(update_fields=["ended_email_sent_at"])
+
+
+@shared_task(
+    name="subscriptions.tasks.cancel_own_plan_prorated",
+    autoretry_for=(stripe_api.StripeError,),
+    retry_backoff=30,
+    max_retries=8,
+)
+def cancel_own_plan_prorated(subscription_id: str) -> None:
+    """A reader moved onto a team's seat: their own plan ends now, the rest credited.
+
+    Safe to run twice: the idempotency key returns the first answer, and the
+    subscription's deletion event mirrors the end onto their membership.
+    """
+    stripe_api.cancel_subscription_prorated(subscription_id)
+    logger.info("Own plan %s cancelled, prorated, for a team seat", subscription_id)
 
 
 @shared_task(

@@ -101,10 +101,13 @@ class SignupClaim:
     name: str  # as typed by whoever filled in the form: not the owner's word yet
     time_zone: str
     last_signed_in_at: str  # the reader's, when the link was made; "" if none (or no reader)
+    referral: str = ""  # the referral link's token the visitor came by, if any
 
 
 def make_signup_token(claim: SignupClaim) -> str:
     data = {"e": claim.email, "n": claim.name, "z": claim.time_zone, "v": claim.last_signed_in_at}
+    if claim.referral:
+        data["r"] = claim.referral
     return signing.TimestampSigner(salt=SIGNUP_SALT).sign_object(data, compress=True)
 
 
@@ -112,13 +115,20 @@ def read_signup_token(token: str) -> SignupClaim | None:
     data = _unsign(token, SIGNUP_SALT)
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in "enzv"):
         return None
+    referral = data.get("r", "")
     return SignupClaim(
-        email=data["e"], name=data["n"], time_zone=data["z"], last_signed_in_at=data["v"]
+        email=data["e"],
+        name=data["n"],
+        time_zone=data["z"],
+        last_signed_in_at=data["v"],
+        referral=referral if isinstance(referral, str) else "",
     )
 
 
-def signup_url(email: str, name: str, time_zone: str, subscriber: Subscriber | None) -> str:
-    token = make_signup_token(SignupClaim(email, name, time_zone, _last(subscriber)))
+def signup_url(
+    email: str, name: str, time_zone: str, subscriber: Subscriber | None, referral: str = ""
+) -> str:
+    token = make_signup_token(SignupClaim(email, name, time_zone, _last(subscriber), referral))
     return f"{settings.SITE_URL}{reverse('subscriptions:signup-link', args=[token])}"
 
 

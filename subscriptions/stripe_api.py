@@ -25,6 +25,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 from stripe.params import (
+    CustomerBalanceTransactionCreateParams,
     CustomerCreateParams,
     CustomerUpdateParams,
     InvoiceCreatePreviewParams,
@@ -36,6 +37,8 @@ from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 PRODUCT_ID = "morning-briefing"  # our own product id at Stripe, so setup is idempotent
 PRICE_LOOKUP_KEY = "morning-briefing-annual-usd"
+# The team plan's per-seat yearly price, with volume tiers (subscriptions.teams).
+TEAM_PRICE_LOOKUP_KEY = "morning-briefing-team-annual-usd"
 PRICE_CENTS = 4600
 PRICE_CURRENCY = "usd"
 WEBHOOK_TOLERANCE_SECONDS = 300  # Stripe's own default: older signatures are replays
@@ -131,6 +134,30 @@ class BillingBackend:
 
     def create_portal_session(self, params: PortalSessionParams) -> str:
         """A Customer Portal session; returns its URL."""
+        raise NotImplementedError
+
+    def team_price_id(self) -> str:
+        """The team plan's per-seat price (volume tiers)."""
+        raise NotImplementedError
+
+    def cancel_subscription_prorated(self, subscription_id: str, *, key: str) -> None:
+        """Cancel now, crediting the unused time (prorated) to the customer's balance."""
+        raise NotImplementedError
+
+    def create_balance_transaction(
+        self, customer_id: str, params: CustomerBalanceTransactionCreateParams, *, key: str
+    ) -> str:
+        """A credit (negative) or debit on the customer's balance; returns its id."""
+        raise NotImplementedError
+
+    def customer_balance(self, customer_id: str) -> int:
+        """The customer's balance in cents: negative is credit the next invoices use."""
+        raise NotImplementedError
+
+    def retrieve_charge(self, charge_id: str) -> stripe.Charge:
+        raise NotImplementedError
+
+    def retrieve_payment_method(self, payment_method_id: str) -> stripe.PaymentMethod:
         raise NotImplementedError
 
 
@@ -262,6 +289,16 @@ def create_customer(*, email: str, name: str, subscriber_id: int) -> str:
     return backend().create_customer(params, key=idempotency_key("customer", subscriber_id))
 
 
+def create_team_customer(*, email: str, name: str, team_id: int) -> str:
+    """A team's own Stripe customer (its invoices go to the organisation, not a reader)."""
+    params: CustomerCreateParams = {
+        "email": email,
+        "name": name,
+        "metadata": {"team_id": str(team_id)},
+    }
+    return backend().create_customer(params, key=idempotency_key("team-customer", team_id))
+
+
 def update_customer_email(customer_id: str, email: str) -> None:
     """Set the Stripe customer's email (receipts and the Portal go there)."""
     backend().update_customer(
@@ -369,6 +406,100 @@ def _today() -> str:
 def create_portal_session(customer_id: str, return_url: str) -> str:
     """A Customer Portal session for the reader; returns its URL."""
     return backend().create_portal_session({"customer": customer_id, "return_url": return_url})
+
+
+# --- Teams: a per-seat price, quantities, a seat holder's own plan ------------------
+
+
+def team_price_id() -> str:
+    return backend().team_price_id()
+
+
+def set_subscription_quantity(
+    subscription_id: str, quantity: int, *, prorate: bool
+) -> stripe.Subscription:
+    """Change the seats of a team's subscription (its one item's quantity).
+
+    With `prorate` Stripe invoices the added seats for the rest of the year
+    at once; without, the new quantity is billed from the next renewal.
+    """
+    item = subscription_item(backend().retrieve_subscription(subscription_id))
+    if item is None:
+        raise ValueError(f"Subscription {subscription_id} has no item to change.")
+    params: SubscriptionUpdateParams = {
+        "items": [{"id": item.id, "quantity": quantity}],
+        "proration_behavior": "always_invoice" if prorate else "none",
+    }
+    key = idempotency_key("quantity", subscription_id, quantity, prorate, _today())
+    return backend().update_subscription(subscription_id, params, key=key)
+
+
+def cancel_subscription_prorated(subscription_id: str) -> None:
+    """Cancel a reader's own plan now; the unused part is credited to their balance."""
+    backend().cancel_subscription_prorated(
+        subscription_id, key=idempotency_key("cancel-prorated", subscription_id)
+    )
+
+
+def subscription_quantity(subscription: stripe.Subscription) -> int:
+    item = subscription_item(subscription)
+    return int(item.quantity or 0) if item is not None else 0
+
+
+# --- Referral rewards: credit on the customer balance --------------------------------
+
+
+def credit_balance(customer_id: str, amount: int, description: str, *, key_parts: tuple) -> str:
+    """Credit `amount` cents to the customer's balance (Stripe applies it to the next
+    invoices, before charging the card); returns the balance transaction's id.
+
+    `key_parts` name the one intended write (a reward's id), so a retry
+    returns the first credit instead of making a second.
+    """
+    params: CustomerBalanceTransactionCreateParams = {
+        "amount": -amount,
+        "currency": PRICE_CURRENCY,
+        "description": description,
+    }
+    return backend().create_balance_transaction(
+        customer_id, params, key=idempotency_key("balance-credit", *key_parts)
+    )
+
+
+def debit_balance(customer_id: str, amount: int, description: str, *, key_parts: tuple) -> str:
+    """Take `amount` cents of credit back from the customer's balance; returns the id."""
+    params: CustomerBalanceTransactionCreateParams = {
+        "amount": amount,
+        "currency": PRICE_CURRENCY,
+        "description": description,
+    }
+    return backend().create_balance_transaction(
+        customer_id, params, key=idempotency_key("balance-debit", *key_parts)
+    )
+
+
+def unused_credit(customer_id: str) -> int:
+    """The credit still on the customer's balance, in cents (0 when it owes or is even)."""
+    return max(0, -backend().customer_balance(customer_id))
+
+
+def retrieve_charge(charge_id: str) -> stripe.Charge:
+    return backend().retrieve_charge(charge_id)
+
+
+def card_fingerprint(payment_method: object) -> str | None:
+    """The card fingerprint of a payment method (an id or an expanded object), or None.
+
+    Stripe gives one card the same fingerprint on every customer of an
+    account: the way to tell one person's card behind two addresses.
+    """
+    payment_method_id = expandable_id(payment_method)
+    if payment_method_id is None:
+        return None
+    method = backend().retrieve_payment_method(payment_method_id)
+    card = getattr(method, "card", None)
+    fingerprint = getattr(card, "fingerprint", None) if card is not None else None
+    return fingerprint if isinstance(fingerprint, str) and fingerprint else None
 
 
 # Reading the 2025+ object shapes (API version pinned by the SDK, see

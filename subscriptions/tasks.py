@@ -10,7 +10,7 @@ import logging
 from celery import shared_task
 
 from subscriptions import side_effects, stripe_api
-from subscriptions.actions import gifts, lifecycle, stripe_sync
+from subscriptions.actions import gifts, lifecycle, stripe_sync, teams
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,14 @@ def reconcile_memberships() -> int:
             logger.warning("Reconciling membership %s failed: %s", membership_id, error)
             continue
         checked += 1
-    logger.info("Reconciled %d memberships with Stripe", checked)
+    for team_id in teams.teams_to_reconcile():
+        try:
+            teams.do_reconcile_team(team_id)
+        except stripe_api.StripeError as error:
+            logger.warning("Reconciling team %s failed: %s", team_id, error)
+            continue
+        checked += 1
+    logger.info("Reconciled %d memberships and teams with Stripe", checked)
     return checked
 
 

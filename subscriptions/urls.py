@@ -1,6 +1,6 @@
 from django.urls import path
 
-from subscriptions import billing_views, views
+from subscriptions import billing_views, referral_views, team_views, views
 
 app_name = "subscriptions"
 
@@ -32,6 +32,16 @@ urlpatterns = [
     path("billing/renewal/", billing_views.renewal, name="billing-renewal-page"),
     path("billing/renewal/<str:token>/", billing_views.renewal_link, name="billing-renewal"),
     path("billing/rejoin/<str:token>/", billing_views.rejoin, name="billing-rejoin"),
+    # Referrals (subscriptions.referral_views).
+    path("invite/<str:token>/", referral_views.landing, name="referral-landing"),
+    path("account/referrals/", referral_views.account_referrals, name="account-referrals"),
+    # Teams (subscriptions.team_views).
+    path("teams/", team_views.buy, name="teams"),
+    path("teams/manage/<str:token>/", team_views.manage_link, name="team-manage"),
+    path("teams/<int:team_id>/", team_views.manage, name="team-page"),
+    path("teams/join/<str:token>/", team_views.join, name="team-join"),
+    path("teams/seat/", team_views.seat, name="team-seat"),
+    path("teams/seat/<str:token>/", team_views.seat_link, name="team-seat-link"),
     path("gift/", billing_views.gift, name="gift"),
     path("gift/thanks/", billing_views.gift_thanks, name="gift-thanks"),
     path("gift/redeem/", billing_views.gift_redeem, name="gift-redeem"),

@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from subscriptions import preferences as preferences_tokens
-from subscriptions import ratelimit, signin, stripe_api, trials, webhooks
+from subscriptions import ratelimit, referrals, signin, stripe_api, trials, webhooks
 from subscriptions.actions.account import (
     EmailChangeRefused,
     do_change_email,
@@ -35,6 +35,7 @@ from subscriptions.actions.checkout import (
     do_start_checkout,
 )
 from subscriptions.actions.reader_data import do_delete_reader, export_reader
+from subscriptions.actions.referrals import do_record_referral
 from subscriptions.addresses import display_email
 from subscriptions.emails import dollars, first_digest_at, next_digest_summary
 from subscriptions.forms import (
@@ -87,21 +88,30 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     ):
         return _too_many(request)
     form = SignupForm(request.POST)
+    # The referral link the visitor came by (subscriptions.referral_views):
+    # kept only if it is genuine; a forged one is dropped, not an error.
+    referral = request.POST.get("referral", "")
+    if referrals.referrer_for_token(referral) is None:
+        referral = ""
+    page = {"form": form, "referral": referral}
     if not form.is_valid():
-        return render(request, "subscriptions/signup.html", {"form": form}, status=400)
+        return render(request, "subscriptions/signup.html", page, status=400)
     email = form.cleaned_data["email"]
     if not ratelimit.allow(
         "subscribe-email", email, limit=SIGNUP_LIMIT_PER_EMAIL, window_seconds=HOUR
     ):
         return _too_many(request)
     if not form.check_deliverable():
-        return render(request, "subscriptions/signup.html", {"form": form}, status=400)
+        return render(request, "subscriptions/signup.html", page, status=400)
     if not stripe_api.billing_configured():
         # The same for every address: it is the site that is not open.
         logger.error("Signup refused: billing is not configured")
         return render(request, "subscriptions/unavailable.html", status=503)
     do_request_signup(
-        email=email, name=form.cleaned_data["name"], time_zone=form.cleaned_data["time_zone"]
+        email=email,
+        name=form.cleaned_data["name"],
+        time_zone=form.cleaned_data["time_zone"],
+        referral=referral,
     )
     return render(request, "subscriptions/signup_sent.html", {"minutes": signin.link_minutes()})
 
@@ -168,6 +178,8 @@ def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
             )
             if subscriber is None:
                 return _link_invalid(request)
+            if claim.referral:
+                do_record_referral(subscriber, claim.referral)
             request.session.pop(SIGNUP_TOKEN_KEY, None)
             # The owner proved the address by opening its email: signed in.
             sign_in(request, subscriber)
@@ -189,7 +201,9 @@ def _signup_continue(request: HttpRequest, token: str) -> HttpResponse:
         {
             "form": form,
             "email": claim.email,
-            "trial_days": trials.trial_days(membership),
+            "trial_days": trials.trial_days(
+                membership, referred=referrals.offers_trial(claim.referral, claim.email) or None
+            ),
             "amount": dollars(None),
         },
         status=400 if form.is_bound else 200,

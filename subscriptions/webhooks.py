@@ -25,9 +25,11 @@ import stripe
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from subscriptions import stripe_api
-from subscriptions.actions import checkout, gifts, lifecycle, stripe_sync
+from subscriptions import stripe_api, teams
+from subscriptions.actions import checkout, gifts, lifecycle, referrals, stripe_sync
+from subscriptions.actions import teams as team_actions
 from subscriptions.models import Membership, ReaderEmail, StripeEvent
+from subscriptions.referral_models import Reason
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +43,19 @@ def checkout_session_completed(event: stripe.Event) -> str:
         return "gift paid" if gifts.do_fulfil_gift(session.id) else "not a paid gift of ours"
     if session.mode != "subscription":
         return "not a subscription checkout"
+    if teams.is_team_customer(stripe_api.expandable_id(session.customer)):
+        team = team_actions.do_fulfil_team_checkout(session.id)
+        return f"team {team.pk} synced" if team else "not a complete team checkout"
     subscriber = checkout.do_fulfil_checkout(session.id)
     return "fulfilled" if subscriber else "no reader for this session"
 
 
 def subscription_changed(event: stripe.Event) -> str:
     subscription = event.data.object
+    customer_id = stripe_api.expandable_id(subscription.customer)
+    if teams.is_team_customer(customer_id):
+        team = team_actions.do_sync_team(subscription.id, customer_id=customer_id)
+        return f"team {team.pk} synced" if team else "no team for this subscription"
     membership = stripe_sync.do_sync_subscription(
         subscription.id, customer_id=stripe_api.expandable_id(subscription.customer)
     )
@@ -66,17 +75,62 @@ def _invoice_id(event: stripe.Event) -> str:
     return invoice.id
 
 
+def _team_invoice(event: stripe.Event) -> str | None:
+    """A team's invoice: its subscription synced onto the team; None if not a team's."""
+    invoice = event.data.object
+    if not teams.is_team_customer(stripe_api.expandable_id(getattr(invoice, "customer", None))):
+        return None
+    fetched = stripe_api.retrieve_invoice(_invoice_id(event))
+    subscription_id = stripe_api.invoice_subscription_id(fetched)
+    if subscription_id is None:
+        return "a team's invoice without a subscription"
+    team = team_actions.do_sync_team(
+        subscription_id, customer_id=stripe_api.expandable_id(fetched.customer)
+    )
+    return f"team {team.pk} synced" if team else "no team for this invoice"
+
+
 def invoice_paid(event: stripe.Event) -> str:
-    stripe_sync.do_invoice_event(_invoice_id(event), None)
-    return "subscription synced"
+    team = _team_invoice(event)
+    if team is not None:
+        return team
+    invoice_id = _invoice_id(event)
+    stripe_sync.do_invoice_event(invoice_id, None)
+    # A referred reader's first payment decides their referrer's reward.
+    return f"subscription synced; referral: {referrals.do_referred_payment(invoice_id)}"
+
+
+def charge_refunded(event: stripe.Event) -> str:
+    """A refund: if it is a referred reader's first payment, an unused reward is taken back."""
+    charge = event.data.object
+    if not isinstance(charge, stripe.Charge):
+        raise TypeError(f"{event.type} carries a {type(charge).__name__}, not a charge")
+    return referrals.do_referred_payment_reversed(charge.id, Reason.REFUNDED)
+
+
+def charge_dispute_created(event: stripe.Event) -> str:
+    """A dispute: only the charge's id is read from it; the charge is fetched."""
+    dispute = event.data.object
+    if not isinstance(dispute, stripe.Dispute):
+        raise TypeError(f"{event.type} carries a {type(dispute).__name__}, not a dispute")
+    charge_id = stripe_api.expandable_id(dispute.charge)
+    if charge_id is None:
+        return "no charge"
+    return referrals.do_referred_payment_reversed(charge_id, Reason.DISPUTED)
 
 
 def invoice_payment_failed(event: stripe.Event) -> str:
+    team = _team_invoice(event)
+    if team is not None:
+        return team
     stripe_sync.do_invoice_event(_invoice_id(event), ReaderEmail.Kind.PAYMENT_FAILED)
     return "subscription synced, reader told"
 
 
 def invoice_payment_action_required(event: stripe.Event) -> str:
+    team = _team_invoice(event)
+    if team is not None:
+        return team
     stripe_sync.do_invoice_event(_invoice_id(event), ReaderEmail.Kind.PAYMENT_ACTION_REQUIRED)
     return "subscription synced, reader told"
 
@@ -108,6 +162,8 @@ HANDLERS: dict[str, Handler] = {
     "invoice.payment_failed": invoice_payment_failed,
     "invoice.payment_action_required": invoice_payment_action_required,
     "invoice.upcoming": invoice_upcoming,
+    "charge.refunded": charge_refunded,
+    "charge.dispute.created": charge_dispute_created,
 }
 
 
@@ -207,7 +263,7 @@ def another_accounts(data: dict[str, object]) -> str | None:
 
 # What an event about no reader of ours keeps of its object: ids and the few
 # fields the handlers read (each re-fetches the object from Stripe).
-KEPT_FIELDS = ("id", "object", "customer", "subscription", "mode", "status")
+KEPT_FIELDS = ("id", "object", "customer", "subscription", "charge", "mode", "status")
 
 
 def _event_object(data: dict[str, object]) -> dict[str, object]:
@@ -228,7 +284,10 @@ def is_about_a_reader(data: dict[str, object]) -> bool:
     obj = _event_object(data)
     customer = _id_of(obj.get("id")) if obj.get("object") == "customer" else None
     customer = customer or _id_of(obj.get("customer"))
-    return customer is not None and Membership.objects.filter(stripe_customer_id=customer).exists()
+    return customer is not None and (
+        Membership.objects.filter(stripe_customer_id=customer).exists()
+        or teams.is_team_customer(customer)
+    )
 
 
 def without_personal_data(data: dict[str, object]) -> dict[str, object]:

@@ -172,6 +172,23 @@ EMAIL_CHECK_DELIVERABILITY = not DEBUG
 # the next one paid, and is told so first: otherwise cancelling and coming
 # back would be a new free trial each time.
 ONE_TRIAL_PER_READER = True
+# Referral rewards (subscriptions/actions/referrals.py): free months credited
+# to the referrer's Stripe customer balance when a referred reader first pays,
+# bonus months at these counts of paying referrals, at most this many months
+# in any 365 days, and a refund or dispute within this many days of the paid
+# invoice takes back a credit not yet used.
+REFERRAL_REWARD_MONTHS = 1
+REFERRAL_MILESTONES = {5: 1, 10: 2}
+REFERRAL_MONTHS_PER_YEAR = 12
+REFERRAL_TAKE_BACK_DAYS = 60
+# Team subscriptions (subscriptions/teams.py): the per-seat yearly price is
+# the individual plan's, less this percentage from this many seats (Stripe's
+# volume pricing: every seat at the tier the quantity reaches), bought for
+# this few to this many seats.
+TEAM_VOLUME_DISCOUNT_PERCENT = 20
+TEAM_VOLUME_DISCOUNT_FROM_SEATS = 5
+TEAM_MIN_SEATS = 2
+TEAM_MAX_SEATS = 500
 # A week of nights to go back to; another rhythm says how many to keep with
 # `manage.py backup --keep` (docs/operations.md).
 BACKUP_KEEP = 7
@@ -423,6 +440,8 @@ STRIPE_WEBHOOK_SECRET = env_secret(
 # Optional: setup_stripe's price is found by its lookup key without it.
 STRIPE_PRICE_ID = env_optional("STRIPE_PRICE_ID")
 TRIAL_DAYS = env_int("TRIAL_DAYS", 14, minimum=0)
+# The free trial of a visitor who came by a reader's referral link.
+REFERRAL_TRIAL_DAYS = env_int("REFERRAL_TRIAL_DAYS", 30, minimum=0)
 TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
 PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
 # What Checkout asks and accepts beyond the card. Stripe Tax must be set up

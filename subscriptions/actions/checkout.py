@@ -28,6 +28,7 @@ from subscriptions.actions.reader_emails import queue_signup_link
 from subscriptions.actions.stripe_sync import do_sync_subscription, int_or_none
 from subscriptions.addresses import normalise_email
 from subscriptions.models import Membership, Subscriber, iso_or_none
+from subscriptions.referral_models import Referral
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,14 @@ class SignupResult:
 
 
 @transaction.atomic
-def do_request_signup(*, email: str, name: str, time_zone: str) -> None:
+def do_request_signup(*, email: str, name: str, time_zone: str, referral: str = "") -> None:
     """Email the address what it needs to join (or sign in); store nothing, call no one.
 
     Which email it is (a link to continue, or, for a member, a sign-in
     link) is decided by the task that sends it, after this request has
     answered, so the answer and its timing are the same for any address.
     """
-    queue_signup_link(normalise_email(email), name, time_zone)
+    queue_signup_link(normalise_email(email), name, time_zone, referral)
 
 
 def _find_subscriber(email: str) -> Subscriber | None:
@@ -179,9 +180,12 @@ def checkout_params(
     subscriber: Subscriber, customer_id: str, trial_days: int
 ) -> CheckoutSessionParams:
     success = reverse("subscriptions:checkout-success")
-    subscription_data: SessionCreateParamsSubscriptionData = {
-        "metadata": {"subscriber_id": str(subscriber.pk)}
-    }
+    metadata = {"subscriber_id": str(subscriber.pk)}
+    referral = Referral.objects.filter(referred=subscriber, eligible=True).first()
+    if referral is not None:
+        # Who brought them, for whoever reads the subscription at Stripe.
+        metadata["referred_by"] = str(referral.referrer_id)
+    subscription_data: SessionCreateParamsSubscriptionData = {"metadata": metadata}
     if trial_days > 0:
         subscription_data["trial_period_days"] = trial_days
     params: CheckoutSessionParams = {

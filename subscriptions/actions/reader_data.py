@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from subscriptions import stripe_api
+from subscriptions import referrals, stripe_api
 from subscriptions.models import GiftCode, Membership, StripeEvent, Subscriber, iso_or_none
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def export_reader(subscriber: Subscriber) -> dict:
             {"kind": e.kind, "status": e.status, "created_at": iso_or_none(e.created_at)}
             for e in subscriber.emails.order_by("created_at")
         ],
+        "referrals": referrals.export(subscriber),
     }
 
 

@@ -26,13 +26,17 @@ def queue_sign_in_link(subscriber: Subscriber) -> None:
     transaction.on_commit(lambda: side_effects.send_sign_in_link.delay(subscriber.pk))
 
 
-def queue_signup_link(email: str, name: str, time_zone: str) -> None:
+def queue_signup_link(email: str, name: str, time_zone: str, referral: str = "") -> None:
     """Email the answer to a signup request (a link to continue, or to sign in) after commit.
 
     By address, not reader id: the address may have no reader yet, and must
-    not get one from a request anybody can make.
+    not get one from a request anybody can make. `referral` is passed only
+    when there is one, so a request without one is the message it always was.
     """
-    transaction.on_commit(lambda: side_effects.send_signup_link.delay(email, name, time_zone))
+    extra = {"referral": referral} if referral else {}
+    transaction.on_commit(
+        lambda: side_effects.send_signup_link.delay(email, name, time_zone, **extra)
+    )
 
 
 def queue_email_change_link(subscriber: Subscriber, new_email: str) -> None:

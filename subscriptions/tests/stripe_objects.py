@@ -103,6 +103,10 @@ class FakeStripe:
         # recorded upcoming invoice of that subscription at the list price).
         self.previews: dict[str, dict] = {}
         self.customers: dict[str, dict] = {}
+        self.charges: dict[str, dict] = {}
+        self.payment_methods: dict[str, dict] = {}
+        # Customer balances in cents (negative: credit), as balance transactions leave them.
+        self.balances: dict[str, int] = {}
         self.fail_next: int = 0  # answer this many requests with a 500
         self.time_out_next: int = 0  # let this many requests time out (no answer)
         self._register()
@@ -117,6 +121,17 @@ class FakeStripe:
         """Stripe's copy of an invoice: what an invoice event's handler fetches."""
         self.invoices[data["id"]] = data
         return data
+
+    def set_charge(self, data: dict) -> dict:
+        self.charges[data["id"]] = data
+        return data
+
+    def set_card(self, payment_method_id: str, fingerprint: str) -> dict:
+        """A card payment method with this fingerprint (the recorded one, renamed)."""
+        card = load("payment_method", id=payment_method_id)
+        card["card"]["fingerprint"] = fingerprint
+        self.payment_methods[payment_method_id] = card
+        return card
 
     def complete_session(self, session_id: str, subscription_data: dict) -> dict:
         self.set_subscription(subscription_data)
@@ -167,6 +182,14 @@ class FakeStripe:
     def _register(self) -> None:
         routes = [
             ("POST", r"/v1/customers", self._create_customer),
+            (
+                "POST",
+                r"/v1/customers/(?P<id>[\w]+)/balance_transactions",
+                self._create_balance_transaction,
+            ),
+            ("GET", r"/v1/customers/(?P<id>[\w]+)", self._get_customer),
+            ("GET", r"/v1/charges/(?P<id>[\w]+)", self._get_charge),
+            ("GET", r"/v1/payment_methods/(?P<id>[\w]+)", self._get_payment_method),
             ("POST", r"/v1/customers/(?P<id>[\w]+)", self._update_customer),
             ("POST", r"/v1/checkout/sessions", self._create_session),
             ("GET", r"/v1/checkout/sessions/(?P<id>[\w]+)", self._get_session),
@@ -227,6 +250,29 @@ class FakeStripe:
             metadata={"subscriber_id": params.get("metadata[subscriber_id]")},
         )
 
+    def _get_customer(self, params, id):
+        return 200, load("customer", id=id, balance=self.balances.get(id, 0))
+
+    def _create_balance_transaction(self, params, id):
+        amount = int(params["amount"])
+        self.balances[id] = self.balances.get(id, 0) + amount
+        return 200, load(
+            "customer_balance_transaction",
+            id=f"cbtxn_test{next(_ids):06d}",
+            customer=id,
+            amount=amount,
+            description=params.get("description"),
+            ending_balance=self.balances[id],
+        )
+
+    def _get_charge(self, params, id):
+        return (200, self.charges[id]) if id in self.charges else self._missing("charge", id)
+
+    def _get_payment_method(self, params, id):
+        if id not in self.payment_methods:
+            return self._missing("payment_method", id)
+        return 200, self.payment_methods[id]
+
     def _update_customer(self, params, id):
         return 200, load("customer", id=id, email=params.get("email"))
 
@@ -270,6 +316,10 @@ class FakeStripe:
         subscription = self.subscriptions[id]
         if "cancel_at_period_end" in params:
             subscription["cancel_at_period_end"] = params["cancel_at_period_end"] == "true"
+        if "items[0][quantity]" in params:
+            item = subscription["items"]["data"][0]
+            assert params["items[0][id]"] == item["id"], "the subscription's own item"
+            item["quantity"] = int(params["items[0][quantity]"])
         if params.get("pause_collection") == "":
             subscription["pause_collection"] = None
         elif "pause_collection[behavior]" in params:
@@ -278,6 +328,23 @@ class FakeStripe:
                 "behavior": params["pause_collection[behavior]"],
                 "resumes_at": int(resumes_at) if resumes_at else None,
             }
+        return 200, subscription
+
+    def cancel_route(self) -> None:
+        """Answer DELETE /v1/subscriptions/{id} by cancelling the kept subscription.
+
+        Not registered by default: tests of cancellation add their own answers.
+        """
+        url = re.compile(re.escape(API_BASE) + r"/v1/subscriptions/(?P<id>[\w]+)(\?.*)?$")
+        path = r"/v1/subscriptions/(?P<id>[\w]+)"
+        self.mock.add_callback("DELETE", url, callback=self._wrap(self._cancel_subscription, path))
+
+    def _cancel_subscription(self, params, id):
+        if id not in self.subscriptions:
+            return self._missing("subscription", id)
+        subscription = self.subscriptions[id]
+        now = int(time.time())
+        subscription.update(status="canceled", canceled_at=now, ended_at=now)
         return 200, subscription
 
     def _preview_invoice(self, params):
@@ -357,10 +424,15 @@ class FakeStripe:
         )
 
     def _list_prices(self, params):
-        return 200, {"object": "list", "data": self.prices, "has_more": False, "url": "/v1/prices"}
+        wanted = params.get("lookup_keys[0]")
+        found = [p for p in self.prices if wanted in (None, p.get("lookup_key"))]
+        return 200, {"object": "list", "data": found, "has_more": False, "url": "/v1/prices"}
 
     def _create_price(self, params):
-        price = load("price", id=f"price_test{next(_ids):06d}", product=params["product"])
+        fixture = "price_team" if params.get("billing_scheme") == "tiered" else "price"
+        price = load(fixture, id=f"price_test{next(_ids):06d}", product=params["product"])
+        if "lookup_key" in params:
+            price["lookup_key"] = params["lookup_key"]
         self.prices.append(price)
         return 200, price
 

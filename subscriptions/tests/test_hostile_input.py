@@ -209,7 +209,7 @@ def test_every_other_reader_view_refuses_a_post_without_the_csrf_token(settings)
             continue
         url = "/" + str(pattern.pattern).replace("<str:token>", "x").replace(
             "<str:session_id>", "cs_x"
-        )
+        ).replace("<int:team_id>", "1")
         response = browser.post(url, {"email": "ada@example.com", "confirm": "delete"})
         assert response.status_code == 403, (name, response.status_code)
         checked.append(name)

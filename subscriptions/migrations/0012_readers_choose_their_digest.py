@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('newsletter', '0001_initial'),  # Section, which readers follow
-        ('subscriptions', '0009_stripe_event_type_status'),
+        ('subscriptions', '0011_teams'),
     ]
 
     operations = [
