@@ -16,6 +16,7 @@ from django.utils import timezone
 from subscriptions import side_effects, stripe_api
 from subscriptions.actions.reader_emails import queue_email
 from subscriptions.models import Membership, ReaderEmail, iso_or_none
+from subscriptions.team_models import TeamSeat
 
 logger = logging.getLogger(__name__)
 
@@ -173,9 +174,12 @@ def apply_subscription(membership: Membership, subscription: stripe.Subscription
         and ReaderEmail.objects.filter(
             kind=ReaderEmail.Kind.WELCOME, cause=subscription.id
         ).exists()
+        and not TeamSeat.objects.filter(subscriber=subscriber, removed_at__isnull=True).exists()
     ):
         # Only a membership that had started can end; an abandoned signup
-        # that expires is not news to the reader.
+        # that expires is not news to the reader. Nor is the end of their own
+        # plan to a reader who moved onto a team's seat: the seat carries
+        # their briefing on.
         queue_email(
             subscriber,
             ReaderEmail.Kind.MEMBERSHIP_ENDED,

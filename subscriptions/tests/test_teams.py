@@ -13,7 +13,7 @@ from django.test import Client
 
 from subscriptions import teams
 from subscriptions.actions import teams as team_actions
-from subscriptions.models import Membership, Subscriber
+from subscriptions.models import Membership, ReaderEmail, Subscriber
 from subscriptions.sessions import EPOCH_KEY, SESSION_KEY
 from subscriptions.team_models import Team, TeamSeat
 from subscriptions.tests import stripe_objects
@@ -265,7 +265,7 @@ def test_readers_racing_for_the_last_seat_get_one_seat_between_them(
 
 
 def test_a_reader_who_pays_is_offered_to_move_and_their_plan_is_cancelled_prorated(
-    team, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+    team, fake_stripe, mailoutbox, django_capture_on_commit_callbacks, webhooks
 ):
     payer = make_stripe_member(
         "active",
@@ -292,9 +292,18 @@ def test_a_reader_who_pays_is_offered_to_move_and_their_plan_is_cancelled_prorat
     [cancel] = fake_stripe.requests("DELETE", "/v1/subscriptions/sub_Payer")
     assert (cancel["prorate"], cancel["invoice_now"]) == ("true", "true")
     assert cancel["_idempotency_key"]
-    # Their own plan ending does not end their briefing: the seat carries it.
-    Membership.objects.filter(subscriber=payer).update(status="canceled")
-    assert payer.is_entitled
+    # Their own plan ending (Stripe's event through the real endpoint) does
+    # not end their briefing, and they are not told it did: the seat carries it.
+    ReaderEmail.objects.create(subscriber=payer, kind=ReaderEmail.Kind.WELCOME, cause="sub_Payer")
+    webhooks.post(
+        "customer.subscription.deleted",
+        stripe_objects.subscription("canceled", id="sub_Payer", customer="cus_Payer"),
+    )
+    assert Membership.objects.get(subscriber=payer).status == "canceled"
+    assert Subscriber.objects.get(pk=payer.pk).is_entitled
+    assert not ReaderEmail.objects.filter(
+        subscriber=payer, kind=ReaderEmail.Kind.MEMBERSHIP_ENDED
+    ).exists()
 
 
 def test_a_removed_member_reads_until_the_end_of_their_day_then_is_offered_a_trial(
