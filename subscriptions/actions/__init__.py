@@ -16,4 +16,5 @@ and tasks call these; nothing else writes a membership.
 - account:       sign-in links, the reader's own settings, the billing portal
 - reader_data:   the reader's data: export and deletion
 - reader_emails: claiming an email for a cause and queuing it after commit
+- staff:         what staff and their API keys do: complimentary readers, edits
 """
