@@ -55,7 +55,9 @@ def state_filter(state: str, now: datetime.datetime) -> Q:
         named = Q()
         for other in STATES[:-1]:
             named |= state_filter(other, now)
-        return ~named
+        # A subquery: negating the joins themselves would lose the readers
+        # without a membership (NULL compares to nothing).
+        return ~Q(pk__in=Subscriber.objects.filter(named).values("pk"))
     raise ValueError(f"Unknown state {state!r}")
 
 

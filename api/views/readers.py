@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -87,7 +88,7 @@ class ReaderList(ApiView):
             do_request_signup(
                 email=data["email"],
                 name=data.get("name", ""),
-                time_zone=data.get("time_zone", ""),
+                time_zone=data.get("time_zone") or settings.DIGEST_TIMEZONE,
             )
             return Response(
                 {
