@@ -179,9 +179,8 @@ def test_an_edit_of_name_zone_time_and_pause(api):
 
     assert answer.status_code == 200
     reader.refresh_from_db()
-    assert (reader.name, reader.time_zone, f"{reader.send_time:%H:%M}", str(reader.pause_until)) == (
-        "Ada L.", "America/Chicago", "05:15", pause,
-    )  # fmt: skip
+    saved = (reader.name, reader.time_zone, f"{reader.send_time:%H:%M}", str(reader.pause_until))
+    assert saved == ("Ada L.", "America/Chicago", "05:15", pause)
     assert api.patch(f"{READERS}{reader.pk}/", {"name": "see www.spam.example"}).status_code == 400
 
 
