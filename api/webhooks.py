@@ -8,7 +8,8 @@ Each delivery is a POST of the event's JSON with
 
 A 2xx answer delivers it; anything else (an error, a timeout, a refused
 address) is retried after 30 s, 1, 2, 4 … minutes, doubling up to six
-hours between tries, for WEBHOOK_RETRY_DAYS, then given up (staff can
+hours between tries, the last one when WEBHOOK_RETRY_DAYS have passed,
+then given up (staff can
 replay it from the admin). Deliveries with the same ordering key (one
 reader's events) reach an endpoint one at a time, in the order they
 happened: a later one waits until the earlier is delivered or given up.
@@ -147,12 +148,12 @@ def record(delivery: WebhookDelivery, now: datetime.datetime, code: int | None, 
             endpoint.failing_since = None
             endpoint.save(update_fields=["failing_since"])
     else:
-        wait = backoff(delivery.attempts)
         give_up_at = delivery.created_at + datetime.timedelta(days=settings.WEBHOOK_RETRY_DAYS)
-        if now + wait > give_up_at:
+        if now >= give_up_at:
             delivery.status, delivery.next_attempt_at = Status.FAILED, None
         else:
-            delivery.next_attempt_at = now + wait
+            # The last try falls on the window's end, not past it.
+            delivery.next_attempt_at = min(now + backoff(delivery.attempts), give_up_at)
         _note_failure(endpoint, now)
         logger.warning(
             "Webhook delivery %s to endpoint %s failed (attempt %s): %s",
