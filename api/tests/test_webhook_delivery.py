@@ -194,7 +194,7 @@ def test_the_connected_address_is_checked_too_not_only_the_name(receiver, settin
     settings.API_ALLOW_PRIVATE_ADDRESSES = False
     monkeypatch.setattr(outbound, "check_url", lambda url: None)  # DNS said "public"
 
-    with pytest.raises(outbound.RefusedAddress, match="127.0.0.1"):
+    with pytest.raises(outbound.RefusedAddress, match=r"127\.0\.0\.1"):
         outbound.request("POST", receiver.url, body=b"{}")
     assert receiver.received == []
 
