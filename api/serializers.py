@@ -50,6 +50,14 @@ class StrictSerializer(StrictMixin, serializers.Serializer):
     pass
 
 
+@extend_schema_field({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"})
+class HourMinuteField(serializers.TimeField):
+    """A time of day as HH:MM, in and out (the preferences page's own format)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="%H:%M", input_formats=["%H:%M"], **kwargs)
+
+
 def validate_zone(value: str) -> None:
     try:
         validate_time_zone(value)
@@ -96,7 +104,7 @@ READER_FIELDS = (
 class ReaderSerializer(serializers.ModelSerializer):
     state = serializers.SerializerMethodField()
     membership = MembershipSerializer(read_only=True, allow_null=True)
-    send_time = serializers.TimeField(format="%H:%M")
+    send_time = HourMinuteField()
 
     class Meta:
         model = Subscriber
@@ -132,7 +140,7 @@ class ReaderCreateSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=254)
     name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False, allow_blank=True)
     time_zone = serializers.CharField(required=False, validators=[validate_zone])
-    send_time = serializers.TimeField(required=False)
+    send_time = HourMinuteField(required=False)
     kind = serializers.ChoiceField(
         choices=[("complimentary", "complimentary"), ("trial_invitation", "trial_invitation")],
         help_text="complimentary: a reader now, no email. trial_invitation: the signup "
@@ -161,7 +169,7 @@ class ReaderUpdateSerializer(StrictSerializer):
     read_only_names = READER_FIELDS
     name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False, allow_blank=True)
     time_zone = serializers.CharField(required=False, validators=[validate_zone])
-    send_time = serializers.TimeField(required=False)
+    send_time = HourMinuteField(required=False)
     pause_until = serializers.DateField(required=False, allow_null=True)
 
 
@@ -280,7 +288,7 @@ class EditionArticleSerializer(serializers.Serializer):
 
 class NextSendSerializer(serializers.Serializer):
     time_zone = serializers.CharField()
-    send_time = serializers.TimeField(format="%H:%M")
+    send_time = HourMinuteField()
     sends_at = serializers.DateTimeField(help_text="UTC.")
     sends_at_local = serializers.CharField(help_text="In the zone, with its name.")
     readers = serializers.IntegerField()

@@ -16,7 +16,8 @@ from subscriptions.addresses import display_email, normalise_email
 def validate_time_zone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    # OSError: a folder of the database ("America" is one), not a zone.
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise ValidationError(
             "%(value)s is not a known time zone.", params={"value": value}
         ) from None

@@ -35,6 +35,13 @@ def test_billing_is_read_only(api):
     }
 
 
+@pytest.mark.parametrize("zone", ["America", "Mars/Olympus", "../etc/passwd", ""])
+def test_a_zone_that_is_none_is_a_400_never_a_500(api, zone):
+    answer = api.get("/api/v1/readers/", {"time_zone": zone})
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["pointer"] == "/time_zone"
+
+
 def test_each_bad_field_has_its_own_entry(api):
     answer = api.post(
         "/api/v1/readers/",
@@ -93,3 +100,9 @@ def test_bad_query_parameters_are_400s(api, params):
     answer = api.get("/api/v1/readers/", params)
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["pointer"] == f"/{next(iter(params))}"
+
+
+def test_a_post_to_an_address_that_is_not_there_is_a_404_problem_too(api):
+    answer = api.post("/api/v1/articles/-3/schedule/", {"publish_at": "2030-01-01T00:00:00Z"})
+    assert answer.status_code == 404
+    assert answer["Content-Type"] == PROBLEM
