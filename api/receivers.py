@@ -23,7 +23,7 @@ from subscriptions.models import Membership, Subscriber
 
 _PREVIOUS = "_api_previous"
 READER_WATCHED = ("email", "name", "time_zone", "send_time", "pause_until", "email_status")
-MEMBERSHIP_WATCHED = ("status", "stripe_subscription_id", "past_due_since")
+MEMBERSHIP_WATCHED = ("status", "complimentary", "complimentary_until")
 ARTICLE_WATCHED = ("status", "published_at")
 
 Status = Membership.Status
@@ -92,11 +92,19 @@ def membership_saved(sender: Any, instance: Membership, created: bool, **kwargs:
         return
     before = previous["status"] if previous else ""
     after = instance.status
-    if before == after:
+    granted = (instance.complimentary, instance.complimentary_until) != (
+        (previous["complimentary"], previous["complimentary_until"]) if previous else (False, None)
+    )
+    if before == after and not granted:
         return
     subscriber = Subscriber.objects.select_related("membership").get(pk=instance.subscriber_id)
     data = {"reader": reader_data(subscriber)}
     ordering = f"reader:{instance.subscriber_id}"
+    if granted:
+        # A complimentary grant (or its end moved) by staff: the reader's state.
+        emit(
+            EventType.READER_UPDATED, {**data, "changed": ["complimentary"]}, ordering_key=ordering
+        )
     subscription = instance.stripe_subscription_id or f"membership-{instance.pk}"
     if after == Status.TRIALING:
         emit(

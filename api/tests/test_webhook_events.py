@@ -85,10 +85,13 @@ def test_reader_created_unsubscribed_resubscribed_updated(
 
     assert receiver.events() == [
         "reader.created",
+        "reader.updated",  # the complimentary membership granted with it
         "reader.unsubscribed",
         "reader.resubscribed",
         "reader.updated",
     ]
+    granted = receiver.received[1].event["data"]
+    assert (granted["changed"], granted["reader"]["state"]) == (["complimentary"], "complimentary")
     updated = receiver.received[-1].event["data"]
     assert updated["changed"] == ["name", "time_zone"]
     assert updated["reader"]["time_zone"] == "Asia/Tokyo"
