@@ -141,7 +141,7 @@ def test_a_lead_image_uploaded(api):
     )
     assert answer.status_code == 201, answer.json()
     article = Article.objects.get()
-    assert article.lead_image.name.endswith(".png")
+    assert (article.lead_image.name or "").endswith(".png")
     assert answer.json()["lead_image"].startswith("http://127.0.0.1:8000/media/articles/")
     article.lead_image.delete(save=False)
 

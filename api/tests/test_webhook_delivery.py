@@ -143,7 +143,7 @@ def test_one_readers_events_arrive_in_order(receiver, clock):
     # The sweep queues the first only, once it is due.
     assert webhooks.retry_due() == 0
     clock.move_to(WebhookDelivery.objects.get(pk=first.pk).next_attempt_at)
-    queued = []
+    queued: list[int] = []
     webhooks_queue = webhooks.queue_deliveries
     try:
         webhooks.queue_deliveries = lambda ids: queued.extend(ids)
