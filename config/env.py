@@ -158,6 +158,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_options(name: str, choices: set[str]) -> frozenset[str]:
+    """Comma-separated options out of `choices`; none when unset."""
+    options = frozenset(env_list(name, []))
+    unknown = options - choices
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{name} has {', '.join(sorted(unknown))}: expected a comma-separated list "
+            f"of {', '.join(sorted(choices))}"
+        )
+    return options
+
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 

@@ -79,10 +79,11 @@ def scrub_breadcrumb(crumb: Breadcrumb, hint: BreadcrumbHint) -> Breadcrumb:
     return scrubbed
 
 
-def init(dsn: str, *, environment: str, traces_sample_rate: float) -> None:
+def init(dsn: str, *, traces_sample_rate: float) -> None:
+    # The environment the events are filed under is sentry-sdk's own
+    # SENTRY_ENVIRONMENT variable ("production" when unset).
     sentry_sdk.init(
         dsn=dsn,
-        environment=environment,
         traces_sample_rate=traces_sample_rate,
         send_default_pii=False,
         max_request_body_size="never",
@@ -102,7 +103,6 @@ def init_from_settings() -> bool:
         return False
     init(
         settings.SENTRY_DSN,
-        environment=settings.SENTRY_ENVIRONMENT,
         traces_sample_rate=settings.SENTRY_TRACES_SAMPLE_RATE,
     )
     return True

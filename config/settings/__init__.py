@@ -34,6 +34,7 @@ from config.env import (
     env_networks,
     env_optional,
     env_optional_url,
+    env_options,
     env_path,
     env_pem_key,
     env_required,
@@ -435,10 +436,14 @@ STRIPE_PRICE_ID = env_optional("STRIPE_PRICE_ID")
 TRIAL_DAYS = env_int("TRIAL_DAYS", 14, minimum=0)
 TRIAL_REQUIRES_CARD = env_bool("TRIAL_REQUIRES_CARD", True)
 PAST_DUE_GRACE_DAYS = env_int("PAST_DUE_GRACE_DAYS", 7, minimum=0)
-# Stripe Tax must be set up in the dashboard first: off until the publisher has.
-STRIPE_AUTOMATIC_TAX = env_bool("STRIPE_AUTOMATIC_TAX", False)
-STRIPE_TAX_ID_COLLECTION = env_bool("STRIPE_TAX_ID_COLLECTION", False)
-ALLOW_PROMOTION_CODES = env_bool("ALLOW_PROMOTION_CODES", False)
+# What Checkout asks and accepts beyond the card. Stripe Tax must be set up
+# in the dashboard first: each is off until the publisher turns it on.
+STRIPE_CHECKOUT = env_options(
+    "STRIPE_CHECKOUT", {"automatic_tax", "tax_id_collection", "promotion_codes"}
+)
+STRIPE_AUTOMATIC_TAX = "automatic_tax" in STRIPE_CHECKOUT
+STRIPE_TAX_ID_COLLECTION = "tax_id_collection" in STRIPE_CHECKOUT
+ALLOW_PROMOTION_CODES = "promotion_codes" in STRIPE_CHECKOUT
 # Several US states' automatic-renewal laws ask for a notice before a yearly
 # renewal, each with its own window: the publisher's counsel picks the day.
 RENEWAL_NOTICE_DAYS = env_int("RENEWAL_NOTICE_DAYS", 15, minimum=1)
@@ -756,7 +761,6 @@ if SENTRY_DSN:
         Dsn(SENTRY_DSN)
     except BadDsn as error:
         raise ImproperlyConfigured(f"SENTRY_DSN is not a Sentry DSN: {error}") from None
-SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
 
 # Every handler passes config.logfilters.RedactSecrets: Django logs request
 # paths ("Bad Request: /signin/<token>/", runserver's access lines) and the
@@ -860,6 +864,14 @@ _retired = {
     "TRACK_READER_CLICKS": Retired(
         "CLICK_TRACKING=readers records who clicked", value=TRACK_READER_CLICKS
     ),
+    **{
+        name: Retired(f"it goes in STRIPE_CHECKOUT={option}", value=False)
+        for name, option in [
+            ("STRIPE_AUTOMATIC_TAX", "automatic_tax"),
+            ("STRIPE_TAX_ID_COLLECTION", "tax_id_collection"),
+            ("ALLOW_PROMOTION_CODES", "promotion_codes"),
+        ]
+    },
     "POSTMARK_SERVER_TOKEN": Retired("it goes in EMAIL_ESP=postmark://<server token>@"),
     "MAILGUN_API_KEY": Retired(_mailgun),
     "MAILGUN_SENDER_DOMAIN": Retired(_mailgun),

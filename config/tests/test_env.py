@@ -296,3 +296,13 @@ def test_env_backup_target_refuses_other_urls_and_a_bucketless_one(monkeypatch, 
     monkeypatch.setenv("BACKUP_TARGET", raw)
     with pytest.raises(ImproperlyConfigured, match="BACKUP_TARGET must"):
         env.env_backup_target("BACKUP_TARGET", "var/backups")
+
+
+def test_env_options_takes_known_options_and_names_the_unknown(monkeypatch):
+    choices = {"automatic_tax", "tax_id_collection", "promotion_codes"}
+    assert env.env_options("STRIPE_CHECKOUT", choices) == frozenset()
+    monkeypatch.setenv("STRIPE_CHECKOUT", " promotion_codes, automatic_tax ")
+    assert env.env_options("STRIPE_CHECKOUT", choices) == {"promotion_codes", "automatic_tax"}
+    monkeypatch.setenv("STRIPE_CHECKOUT", "automatic_tax,coupons")
+    with pytest.raises(ImproperlyConfigured, match="STRIPE_CHECKOUT has coupons: expected"):
+        env.env_options("STRIPE_CHECKOUT", choices)

@@ -29,10 +29,10 @@ READERS = {name for name in vars(config.env) if name.startswith("env_")}
 ADVANCED_START = "# === Advanced settings: not read from the environment"
 ADVANCED_END = "# === End of the advanced settings"
 README_VARIABLES = ("## Configuration\n", "### Advanced settings (not read from the environment)\n")
-# Read by other programs, not by config/settings: boto3 (Amazon SES, an s3://
+# Read by other programs, not by config/settings: sentry-sdk, boto3 (Amazon SES, an s3://
 # backup target) and docker-compose.yml. .env.example may list them; README.md
 # names them beside the tables, and they are not counted.
-READ_BY_OTHERS = re.compile(r"AWS_[A-Z0-9_]+|BACKUP_AT|BRIEFING_VERSION")
+READ_BY_OTHERS = re.compile(r"AWS_[A-Z0-9_]+|BACKUP_AT|BRIEFING_VERSION|SENTRY_ENVIRONMENT")
 TABLE_ROW = re.compile(r"^\| ((?:`[A-Z][A-Z0-9_]+`(?: / )?)+) \|", re.MULTILINE)
 
 
