@@ -51,6 +51,12 @@ class ApiView(APIView):
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
+    def refuse_body(self) -> None:
+        """An action that takes no fields refuses any it is sent, by name."""
+        data: Any = self.request.data
+        if data:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in data})
+
     def page(self, rows: QuerySet, serializer_class: type[serializers.BaseSerializer]) -> Response:
         paginator = Cursor()
         found = paginator.paginate_queryset(rows, self.request, view=self)

@@ -106,3 +106,23 @@ def test_a_post_to_an_address_that_is_not_there_is_a_404_problem_too(api):
     answer = api.post("/api/v1/articles/-3/schedule/", {"publish_at": "2030-01-01T00:00:00Z"})
     assert answer.status_code == 404
     assert answer["Content-Type"] == PROBLEM
+
+
+@pytest.mark.parametrize("action", ["unsubscribe", "resubscribe"])
+def test_an_action_without_fields_refuses_any_it_is_sent(api, action):
+    reader = make_subscriber()
+    answer = api.post(f"/api/v1/readers/{reader.pk}/{action}/", {"reason": "spam"})
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["pointer"] == "/reason"
+    reader.refresh_from_db()
+    assert reader.email_status == Subscriber.EmailStatus.ACTIVE
+
+
+def test_publish_refuses_fields_too(api):
+    from newsletter.tests.factories import make_article
+
+    article = make_article(status="draft")
+    answer = api.post(f"/api/v1/articles/{article.pk}/publish/", {"at": "now"})
+    assert answer.status_code == 400
+    article.refresh_from_db()
+    assert article.status == "draft"

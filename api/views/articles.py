@@ -110,12 +110,6 @@ class _ArticleStatus(ApiView):
     read_scopes = READ
     write_scope = ApiKey.Scope.WRITE_ARTICLES
 
-    def refuse_body(self) -> None:
-        if self.request.data:
-            from rest_framework.exceptions import ValidationError
-
-            raise ValidationError({name: ["Unknown field."] for name in self.request.data})
-
 
 class ArticlePublish(_ArticleStatus):
     @extend_schema(tags=TAG, summary="Publish now", request=None, responses=ArticleSerializer)

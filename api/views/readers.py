@@ -1,7 +1,5 @@
 """/api/v1/readers/: list, look up, create (complimentary or invited), change, unsubscribe."""
 
-from typing import Any
-
 from django.conf import settings
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
@@ -177,7 +175,7 @@ class _EmailStatusChange(ApiView):
 
     def post(self, request: Request, pk: int) -> Response:
         subscriber = get_object_or_404(readers_queryset(), pk=pk)
-        self.check_body_empty()
+        self.refuse_body()
         if self.to == Subscriber.EmailStatus.ACTIVE and subscriber.email_status not in (
             Subscriber.EmailStatus.ACTIVE,
             Subscriber.EmailStatus.UNSUBSCRIBED,
@@ -187,11 +185,6 @@ class _EmailStatusChange(ApiView):
             )
         do_set_email_status(subscriber, self.to)
         return Response(ReaderSerializer(readers_queryset().get(pk=pk)).data)
-
-    def check_body_empty(self) -> None:
-        data: Any = self.request.data
-        if data:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in data})
 
 
 class ReaderUnsubscribe(_EmailStatusChange):
