@@ -10,11 +10,16 @@ PY := $(VENV)/bin/python
 run: $(VENV)/.installed .env
 	bin/run-demo
 
-# The whole suite, then a coverage report with branches (printed, not a gate).
+# The whole suite in two processes (pytest-xdist: many tests wait on servers
+# and processes they start, so two keep both cores busy; `load` hands tests
+# out in order, so each process runs the tests that flush the database after
+# the others, as pytest-django orders them), then a coverage report with
+# branches (printed, not a gate).
 # CI narrows its later passes: PYTEST_ARGS='-m "not faults"' COVERAGE= (.ci/run).
 COVERAGE ?= --cov --cov-branch --cov-report=term:skip-covered
+PARALLEL ?= -n 2 --dist load
 test: $(VENV)/.installed .env
-	$(VENV)/bin/pytest $(COVERAGE) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PARALLEL) $(COVERAGE) $(PYTEST_ARGS)
 
 # The browser tests (e2e/): journeys, accessibility (axe-core) and screenshots
 # against a live server, in Debian's chromium. Artifacts go to test-artifacts/.

@@ -6,6 +6,7 @@ Used by `manage.py bench_digest`. The send itself is the production one: the
 """
 
 import datetime
+import json
 import multiprocessing
 import os
 import shutil
@@ -213,6 +214,48 @@ def start_smtp_sink() -> tuple[subprocess.Popen, int]:
     process.kill()
     _, stderr = process.communicate()
     raise RuntimeError(f"smtp-sink did not start: {stderr.decode()}")
+
+
+# ---------------------------------------------------------------- a wire 50 ms away
+
+
+def start_with_port(command: list[str], what: str) -> tuple[subprocess.Popen, int]:
+    """Start a helper that prints "PORT <n>" once it listens; the process and its port."""
+    process = subprocess.Popen(  # noqa: S603 - our own modules, fixed arguments
+        command, stdout=subprocess.PIPE, text=True, cwd=settings.BASE_DIR
+    )
+    assert process.stdout is not None  # stdout=PIPE
+    line = process.stdout.readline()
+    if not line.startswith("PORT "):
+        process.kill()
+        raise RuntimeError(f"{what} did not start: {line!r}")
+    return process, int(line.split()[1])
+
+
+def start_latency_proxy(host: str, port: int, rtt_ms: float) -> tuple[subprocess.Popen, int]:
+    """bench.latency_proxy in front of the SMTP server: a relay `rtt_ms` away."""
+    command = [sys.executable, "-m", "bench.latency_proxy", f"{host}:{port}",
+               "--rtt-ms", str(rtt_ms)]  # fmt: skip
+    return start_with_port(command, "The latency proxy")
+
+
+def start_fake_esp(directory: Path, rtt_ms: float) -> tuple[subprocess.Popen, int]:
+    """The tests' fake Mailgun and Postmark APIs, answering each call after `rtt_ms`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    # Counting only: a million readers' messages are not kept.
+    (directory / "faults.json").write_text(json.dumps({"latency_ms": rtt_ms, "store": False}))
+    command = [sys.executable, "-m", "testing.fake_esp", str(directory)]
+    return start_with_port(command, "The fake ESP")
+
+
+def esp_environment(esp: str, port: int) -> dict[str, str]:
+    """EMAIL_ESP (and its webhook secret) for the workers, pointed at the fake API."""
+    api = f"http://127.0.0.1:{port}/"
+    urls = {
+        "postmark": f"postmark://server-token@?api_url={api}",
+        "mailgun": f"mailgun://key-test@/{BENCH_DOMAIN}?webhook_signing_key=bench&api_url={api}v3",
+    }
+    return {"EMAIL_ESP": urls[esp], "ANYMAIL_WEBHOOK_SECRET": "bench:bench-webhook-secret"}
 
 
 # ---------------------------------------------------------------- the raw limit

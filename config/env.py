@@ -343,7 +343,10 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
     """Turn smtp://user:pass@host:587?tls=1 into SMTP backend OPTIONS.
 
     smtps:// means implicit TLS (port 465); ?tls=1 means STARTTLS;
-    ?timeout=N sets the socket timeout in seconds (default 30).
+    ?timeout=N sets the socket timeout in seconds (default 30);
+    ?connections=N the connections each worker process sends a batch over
+    at once (default SMTP_CONNECTIONS, at most MAX_SMTP_CONNECTIONS: a
+    relay's per-client limit is per host).
     """
     parts = urlsplit(url)
     if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
@@ -351,7 +354,7 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
             f"{name} must look like smtp://user:password@host:587?tls=1, got {url!r}"
         )
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    unknown = set(query) - {"tls", "ssl", "timeout"}
+    unknown = set(query) - {"tls", "ssl", "timeout", "connections"}
     if unknown:
         raise ImproperlyConfigured(f"{name} has unknown options: {', '.join(sorted(unknown))}")
 
@@ -370,8 +373,14 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
     try:
         port = parts.port or (465 if use_ssl else 25)
         timeout = int(query.get("timeout", "30"))
+        connections = int(query.get("connections", str(SMTP_CONNECTIONS)))
     except ValueError as error:
         raise ImproperlyConfigured(f"{name}: {error}") from None
+    if not 1 <= connections <= MAX_SMTP_CONNECTIONS:
+        raise ImproperlyConfigured(
+            f"{name}: connections must be 1 to {MAX_SMTP_CONNECTIONS} (Postfix's default "
+            f"limit per client host), got {connections}"
+        )
     return {
         "host": parts.hostname,
         "port": port,
@@ -380,8 +389,16 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
         "use_tls": use_tls,
         "use_ssl": use_ssl,
         "timeout": timeout,
+        "connections": connections,
     }
 
+
+# Connections per worker process to an SMTP relay (delivery.batches.SMTPPool):
+# each pipelined, so a relay 50 ms away takes about 20 emails a second per
+# connection. Two processes of 8 make 16 to one relay, well under Postfix's
+# default of 50 per client host.
+SMTP_CONNECTIONS = 8
+MAX_SMTP_CONNECTIONS = 50
 
 ESP_URL_FORMS = {
     "postmark": "postmark://<server token>@",
@@ -390,7 +407,7 @@ ESP_URL_FORMS = {
 }
 
 
-def esp_options(url: str, *, name: str = "EMAIL_ESP") -> tuple[str, dict[str, str], dict[str, str]]:
+def esp_options(url: str, *, name: str = "EMAIL_ESP") -> tuple[str, dict[str, Any], dict[str, str]]:
     """Turn EMAIL_ESP's URL into the provider, its anymail backend OPTIONS and ANYMAIL entries.
 
     postmark://TOKEN@ (the server token); mailgun://KEY@HOST/DOMAIN with the
@@ -398,7 +415,10 @@ def esp_options(url: str, *, name: str = "EMAIL_ESP") -> tuple[str, dict[str, st
     empty for the first) and the sending domain (empty: the From address's),
     ?webhook_signing_key=... required; amazon_ses:// with an optional
     ?configuration_set=... (boto reads the AWS_* variables). Credentials are
-    percent-encoded like any URL's, and no message repeats them.
+    percent-encoded like any URL's, and no message repeats them. Each takes
+    ?api_url=... for another API base URL (a region, a proxy, a test's fake
+    API): https, or http on this machine's loopback only, since the
+    credentials go with every call.
     """
     esp, separator, rest = url.partition("://")
     forms = ", ".join(ESP_URL_FORMS.values())
@@ -408,7 +428,7 @@ def esp_options(url: str, *, name: str = "EMAIL_ESP") -> tuple[str, dict[str, st
     parts = urlsplit("//" + rest)
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     allowed = {"mailgun": {"webhook_signing_key"}, "amazon_ses": {"configuration_set"}}
-    unknown = set(query) - allowed.get(esp, set())
+    unknown = set(query) - allowed.get(esp, set()) - {"api_url"}
     if unknown:
         raise ImproperlyConfigured(
             f"{name}: {esp} takes no option {', '.join(sorted(unknown))} ({ESP_URL_FORMS[esp]})"
@@ -419,10 +439,11 @@ def esp_options(url: str, *, name: str = "EMAIL_ESP") -> tuple[str, dict[str, st
     except ValueError:
         host = ""
     path = unquote(parts.path.strip("/"))
+    api_url = esp_api_url(query.get("api_url"), name)
     if esp == "postmark":
         if not key or host or path:
             raise ImproperlyConfigured(f"{name} for postmark must look like {ESP_URL_FORMS[esp]}")
-        return esp, {"server_token": key}, {}
+        return esp, {"server_token": key, **({"api_url": api_url} if api_url else {})}, {}
     if esp == "mailgun":
         signing_key = query.get("webhook_signing_key", "")
         if not key or not signing_key or "/" in path:
@@ -430,19 +451,38 @@ def esp_options(url: str, *, name: str = "EMAIL_ESP") -> tuple[str, dict[str, st
                 f"{name} for mailgun must look like {ESP_URL_FORMS[esp]}: the API key and "
                 "Mailgun's webhook signing key (Sending -> Webhooks) are required"
             )
-        options = {"api_key": key, "api_url": f"https://{host or 'api.mailgun.net'}/v3"}
+        mailgun = {"api_key": key, "api_url": api_url or f"https://{host or 'api.mailgun.net'}/v3"}
         if path:
-            options["sender_domain"] = path
-        return esp, options, {"MAILGUN_WEBHOOK_SIGNING_KEY": signing_key}
+            mailgun["sender_domain"] = path
+        return esp, mailgun, {"MAILGUN_WEBHOOK_SIGNING_KEY": signing_key}
     if key or host or path:
         raise ImproperlyConfigured(
             f"{name} for amazon_ses must look like {ESP_URL_FORMS[esp]} "
             "(the AWS credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)"
         )
-    options = {}
+    options: dict[str, Any] = {}
     if query.get("configuration_set"):
         options["configuration_set_name"] = query["configuration_set"]
+    if api_url:
+        options["client_params"] = {"endpoint_url": api_url}
     return esp, options, {}
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def esp_api_url(url: str | None, name: str) -> str | None:
+    """An ESP's API base URL from EMAIL_ESP's ?api_url=: https, or http on loopback only."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname in LOOPBACK:
+        return url
+    raise ImproperlyConfigured(
+        f"{name}: api_url must be an https:// URL (http:// only on this machine's loopback)"
+    )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import datetime
 import re
 import secrets
 import smtplib
+from collections.abc import Callable
 from email.utils import formataddr, make_msgid
 from functools import cached_property
 from zoneinfo import ZoneInfo
@@ -203,6 +204,17 @@ class DigestTemplate:
                 NOTICE_TEXT, escape(text)
             ).replace(NOTICE_LABEL, escape(label))
         return values, html_values
+
+    def merge_parts(self, field_name: Callable[[str, str], str]) -> tuple[str, str]:
+        """The text and HTML parts with each reader's slot written as an ESP's merge field.
+
+        `field_name(part, field)` is what stands in the slot, `part` "text" or
+        "html" (their values differ: the HTML's are escaped); the ESP fills in
+        each reader's values (reader_values) for one call's many readers.
+        """
+        text = self._fill(self._text_parts, {f: field_name("text", f) for f in READER_FIELDS})
+        html = self._fill(self._html_parts, {f: field_name("html", f) for f in READER_FIELDS})
+        return text, html
 
     @cached_property
     def _notice_html(self) -> str:

@@ -8,11 +8,13 @@ import datetime
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import models
 from django.db.models import QuerySet
 
 from delivery.batches import UNCONFIRMED_NOTE
 from delivery.models import Delivery
+from delivery.recovery import RESUMED_NOTE
 from newsletter.models import Edition
 
 
@@ -47,6 +49,17 @@ def unconfirmed(edition: Edition) -> int:
     ).count()
 
 
+def may_have_had_twice(edition: Edition) -> int:
+    """How many readers may have received the edition twice: rows resumed after an interruption.
+
+    A worker killed mid-send leaves its unrecorded rows claimed; the sweep
+    sends them again. At most the readers of the window or call in flight
+    had it already (delivery.batches), but which of those rows did is not
+    known: each says so (recovery.RESUMED_NOTE) and is counted here.
+    """
+    return edition.deliveries.filter(last_error=RESUMED_NOTE).count()
+
+
 def failures(edition: Edition, *, with_readers: bool) -> QuerySet[Delivery]:
     """The deliveries that did not arrive (failed, bounced).
 
@@ -62,6 +75,13 @@ def failures(edition: Edition, *, with_readers: bool) -> QuerySet[Delivery]:
 def zone_sends(edition: Edition) -> list["ZoneSend"]:
     """Each zone's morning send of the edition, in the order they went."""
     sends: dict[tuple[str, datetime.datetime | None], ZoneSend] = {}
+    pace = {
+        (row["time_zone"], row["scheduled_for"]): (row["first"], row["last"])
+        for row in edition.deliveries.filter(status=Delivery.Status.SENT, sent_at__isnull=False)
+        .values("time_zone", "scheduled_for")
+        .annotate(first=models.Min("sent_at"), last=models.Max("sent_at"))
+        .order_by()
+    }
     rows = (
         edition.deliveries.values("time_zone", "scheduled_for", "status")
         .annotate(count=models.Count("pk"))
@@ -70,8 +90,13 @@ def zone_sends(edition: Edition) -> list["ZoneSend"]:
     for row in rows:
         key = (row["time_zone"], row["scheduled_for"])
         if key not in sends:
+            first, last = pace.get(key, (None, None))
             sends[key] = ZoneSend(
-                row["time_zone"], row["scheduled_for"], dict.fromkeys(Delivery.Status.values, 0)
+                row["time_zone"],
+                row["scheduled_for"],
+                dict.fromkeys(Delivery.Status.values, 0),
+                first_sent=first,
+                last_sent=last,
             )
         sends[key].progress.counts[row["status"]] += row["count"]
     return list(sends.values())
@@ -108,10 +133,37 @@ class ZoneSend:
     time_zone: str
     scheduled_for: datetime.datetime | None
     counts: dict[str, int]
+    first_sent: datetime.datetime | None = None
+    last_sent: datetime.datetime | None = None
 
     @property
     def progress(self) -> SendProgress:
         return SendProgress(self.counts)
+
+    def sending_rate(self) -> float | None:
+        """Emails a second so far: the pace of its sent rows, or SEND_RATE_LIMIT before any."""
+        sent = self.counts["sent"]
+        if self.first_sent and self.last_sent and sent >= 2 and self.last_sent > self.first_sent:
+            return (sent - 1) / (self.last_sent - self.first_sent).total_seconds()
+        return float(settings.SEND_RATE_LIMIT) or None
+
+    def expected_finish(self, now: datetime.datetime) -> datetime.datetime | None:
+        """When the last of its readers should have it, at the pace so far (None: unknown)."""
+        remaining = self.progress.queued
+        if not remaining:
+            return self.last_sent
+        rate = self.sending_rate()
+        if rate is None:
+            return None
+        return now + datetime.timedelta(seconds=remaining / rate)
+
+    def finish_label(self, now: datetime.datetime) -> str:
+        """ "06:04 Asia/Tokyo" (a by-hand send: the newsroom's zone); "unknown" before a pace."""
+        finish = self.expected_finish(now)
+        if finish is None:
+            return "unknown"
+        zone = self.time_zone or settings.DIGEST_TIMEZONE
+        return f"{finish.astimezone(ZoneInfo(zone)):%H:%M} {zone}"
 
     @property
     def local_time(self) -> str:

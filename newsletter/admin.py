@@ -317,6 +317,7 @@ class EditionAdmin(admin.ModelAdmin):
         progress = send_report.progress(edition)
         show_readers = can_see_readers(request)
         failures = send_report.failures(edition, with_readers=show_readers)
+        now = timezone.now()
         context = {
             **self.admin_site.each_context(request),
             "title": f"{edition}",
@@ -331,9 +332,12 @@ class EditionAdmin(admin.ModelAdmin):
             "html": message.html,
             "test_form": TestSendForm(initial={"reader": reader, "zone": zone}),
             "progress": progress,
-            "zone_sends": send_report.zone_sends(edition),
+            "zone_sends": [
+                (send, send.finish_label(now)) for send in send_report.zone_sends(edition)
+            ],
             "carried": send_report.carried(edition),
             "unconfirmed": send_report.unconfirmed(edition),
+            "may_have_had_twice": send_report.may_have_had_twice(edition),
             "next_sends": desk.next_sends(),
             "failures": [
                 (

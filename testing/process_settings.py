@@ -13,7 +13,27 @@ import os
 from pathlib import Path
 
 from config.settings import *  # noqa: F403
-from config.settings import MAILERS, OUTBOX_BACKEND, outbox_mailer
+from config.settings import (
+    MAILERS,
+    OUTBOX_BACKEND,
+    REDIS_URL,
+    VAR_DIR,
+    file_caches,
+    filesystem_broker,
+    outbox_mailer,
+)
+
+# Started by a test of one of make test's several pytest processes
+# (pytest-xdist), whose name it inherits: that process's var/, as
+# config/settings/test.py gives it (its Redis database comes in REDIS_URL).
+if _worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    VAR_DIR = VAR_DIR / "test-workers" / _worker
+    OUTBOX_DIR = VAR_DIR / "outbox"
+    if MAILERS["default"]["BACKEND"] == OUTBOX_BACKEND:
+        MAILERS = {**MAILERS, "default": outbox_mailer(OUTBOX_DIR)}
+    if not REDIS_URL:
+        CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker(VAR_DIR / "broker")
+        CACHES = file_caches(VAR_DIR)
 
 _overrides: dict[str, object] = json.loads(os.environ.get("TEST_SETTINGS", "{}"))
 unknown = [name for name in _overrides if not name.isupper() or name not in globals()]

@@ -4,7 +4,8 @@
 
 Listens on a free port on 127.0.0.1, prints "PORT <n>" once it accepts
 connections, and stores each received message as DIRECTORY/<n>.json with
-the envelope (sender, recipients) and the raw message. Runs until killed.
+the envelope (sender, recipients), the raw message and the connection it
+came over (the peer). Runs until killed.
 
 Faults are injected by writing DIRECTORY/faults.json, read at every command:
     {"refuse_recipients": {"addr@example.com": [550, "5.1.1 No such user"]},
@@ -104,6 +105,8 @@ class StoreMessages:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "data": envelope.original_content.decode("utf-8", "surrogateescape"),
+            # Which connection carried it (the client's address and port).
+            "peer": list(session.peer) if session.peer else None,
         }
         partial = self.directory / f".{number:08d}.partial"
         partial.write_text(json.dumps(record))

@@ -5,7 +5,12 @@ import datetime
 import pytest
 
 from bench import benchmark
-from bench.management.commands.bench_report import median_runs, profile_table, targets
+from bench.management.commands.bench_report import (
+    median_runs,
+    profile_table,
+    targets,
+    wire_runs,
+)
 from newsletter import schedule
 
 
@@ -132,3 +137,24 @@ def test_the_multi_zone_send_is_scheduled_morning_by_morning():
     assert deliveries.values("time_zone", "scheduled_for", "window_start").distinct().count() == 6
     benchmark.clear_population()
     assert not SendSlot.objects.filter(date=benchmark.BENCH_DATE).exists()
+
+
+def test_each_wire_is_reported_beside_the_loopback_rate_of_the_same_size():
+    loopback = median_runs([run(4000, 5000), run(4200, 5000)])
+    wired = [
+        run(3000, 5000, wire="postmark", rtt_ms=50, seconds=33.3, database="sqlite"),
+        run(3400, 5000, wire="postmark", rtt_ms=50, seconds=29.4, database="sqlite"),
+        run(3200, 5000, wire="postmark", rtt_ms=50, seconds=31.2, database="sqlite"),
+        run(40, 5000, wire="relay", rtt_ms=50, seconds=250, subscribers=10_000),
+    ]
+    for r in loopback:
+        r["database"] = "sqlite"
+
+    reported = {r["wire"]: r for r in wire_runs(wired, loopback)}
+
+    postmark = reported["postmark"]
+    assert (postmark["rate"], postmark["runs"]) == (3200, 3)
+    assert postmark["loopback_rate"] == 4000  # the lower middle of two runs
+    assert postmark["share_of_loopback"] == 0.8
+    # No loopback run of that size: said so, not made up.
+    assert reported["relay"]["loopback_rate"] is None

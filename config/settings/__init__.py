@@ -410,6 +410,9 @@ DIGEST_TIMEZONE = env_timezone("DIGEST_TIMEZONE", "America/New_York")
 DIGEST_SKIP_PUBLIC_HOLIDAYS = env_bool("DIGEST_SKIP_PUBLIC_HOLIDAYS", False)
 # A reader back after a week away gets that week, not a month of news.
 DIGEST_MAX_BACKLOG_DAYS = env_int("DIGEST_MAX_BACKLOG_DAYS", 7, minimum=1)
+# Emails a second across every worker on every host (an ESP account's quota,
+# a relay's limit), shared through Redis (delivery/wire/rate.py); 0: no cap.
+SEND_RATE_LIMIT = env_int("SEND_RATE_LIMIT", 0, minimum=0)
 DIGEST_REPLY_TO = env_addresses("DIGEST_REPLY_TO")
 # One choice, privacy first: off, stories only, or who clicked too (which
 # the preferences page then discloses). No open-tracking pixel, ever.

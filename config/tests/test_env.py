@@ -68,7 +68,9 @@ def test_smtp_url_with_starttls_and_credentials():
         "use_tls": True,
         "use_ssl": False,
         "timeout": 30,
+        "connections": env.SMTP_CONNECTIONS,
     }
+    assert env.smtp_options("smtp://relay.example.com?connections=20")["connections"] == 20
 
 
 def test_smtps_url_means_implicit_tls_on_465():
@@ -84,6 +86,8 @@ def test_smtps_url_means_implicit_tls_on_465():
         "smtp://host?tls=maybe",
         "smtp://host?tsl=1",
         "smtps://host?tls=1",
+        "smtp://host?connections=0",
+        "smtp://host?connections=51",
     ],
 )
 def test_bad_smtp_urls_are_refused(url):
@@ -228,6 +232,23 @@ def test_esp_urls():
         {},
     )
     assert env.esp_options("amazon_ses://") == ("amazon_ses", {}, {})
+
+
+def test_each_esps_api_base_url_is_part_of_its_url():
+    assert env.esp_options("postmark://t@?api_url=http://127.0.0.1:8025/")[1] == {
+        "server_token": "t",
+        "api_url": "http://127.0.0.1:8025/",
+    }
+    mailgun = (
+        "mailgun://k@/mg.example.com?webhook_signing_key=s&api_url=https://mg.proxy.example/v3"
+    )
+    assert env.esp_options(mailgun)[1]["api_url"] == "https://mg.proxy.example/v3"
+    assert env.esp_options("amazon_ses://?api_url=https://email.eu-west-1.amazonaws.com")[1] == {
+        "client_params": {"endpoint_url": "https://email.eu-west-1.amazonaws.com"}
+    }
+    # The credentials go with every call: never in the clear past this machine.
+    with pytest.raises(ImproperlyConfigured, match="api_url must be an https:// URL"):
+        env.esp_options("postmark://secret@?api_url=http://api.example.com/")
 
 
 @pytest.mark.parametrize(

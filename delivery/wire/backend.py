@@ -25,10 +25,14 @@ def envelope_sender(message: EmailMessage) -> str:
 
 
 class SigningSMTPBackend(EmailBackend):
-    """Django's SMTP backend; each message is DKIM-signed just before it is sent."""
+    """Django's SMTP backend; each message is DKIM-signed just before it is sent.
 
-    def __init__(self, **kwargs: Any) -> None:
+    `connections`: how many a batch sends over at once (delivery.batches.SMTPPool).
+    """
+
+    def __init__(self, connections: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.connections = connections
         self.signer = dkim.signer()
 
     def _send(self, email_message: EmailMessage) -> bool:

@@ -9,11 +9,24 @@ primary is tried again. Each delivery records which carried it
 (Delivery.carrier), and the desk's send report counts them.
 
 The failure count lives in the shared cache (Redis in production), so every
-worker sees the same state; losing it costs at most a few retries more.
+worker sees the same state; losing it costs at most a few retries more. And
+so a cache that fails (Redis restarting, say) is only logged here: a batch
+that sent and recorded every reader is not failed by its bookkeeping, and
+one that cannot read the count sends over the primary.
 """
+
+import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
+from redis import RedisError
+
+logger = logging.getLogger(__name__)
+
+# What the cache raises when it cannot answer: Redis's errors, or the file
+# cache's (the embedded default) OSError.
+CACHE_ERRORS = (RedisError, OSError)
 
 PRIMARY = "default"
 FALLBACK = "fallback"
@@ -27,9 +40,18 @@ def has_fallback() -> bool:
     return FALLBACK in settings.MAILERS
 
 
+def bookkeeping[T](what: str, step: Callable[[], T], otherwise: T) -> T:
+    """`step()`, or `otherwise` (logged) when the cache fails: never the batch's failure."""
+    try:
+        return step()
+    except CACHE_ERRORS as error:
+        logger.warning("Carrier bookkeeping (%s) skipped, the cache failed: %s", what, error)
+        return otherwise
+
+
 def choose() -> str:
     """The mailer alias the next batch sends with."""
-    if has_fallback() and cache.get(BENCHED_KEY):
+    if has_fallback() and bookkeeping("reading", lambda: cache.get(BENCHED_KEY), False):
         return FALLBACK
     return PRIMARY
 
@@ -38,6 +60,10 @@ def failed(carrier: str) -> None:
     """A batch could not send over `carrier`: after enough primary failures, switch."""
     if carrier != PRIMARY or not has_fallback():
         return
+    bookkeeping("counting a failure", _count_failure, None)
+
+
+def _count_failure() -> None:
     window = settings.FALLBACK_MINUTES * 60
     cache.add(FAILURES_KEY, 0, window)
     try:
@@ -52,8 +78,9 @@ def failed(carrier: str) -> None:
 
 def succeeded(carrier: str) -> None:
     """The primary works: its failures so far were passing ones."""
-    if carrier == PRIMARY:
-        cache.delete(FAILURES_KEY)
+    # Without a fallback nothing counts failures: nothing to forget.
+    if carrier == PRIMARY and has_fallback():
+        bookkeeping("forgetting failures", lambda: cache.delete(FAILURES_KEY), False)
 
 
 def reset() -> None:

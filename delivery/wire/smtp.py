@@ -17,12 +17,14 @@ import re
 import smtplib
 from collections.abc import Hashable
 
+from delivery.wire.outcomes import Outcome, Unconfirmed
+
 CRLF = b"\r\n"
 LEADING_DOT = re.compile(rb"(?m)^\.")
 MAX_REPLY_LINE = 8192  # smtplib's limit on a reply line
 
 
-class UnconfirmedSend(smtplib.SMTPServerDisconnected):
+class UnconfirmedSend(smtplib.SMTPServerDisconnected, Unconfirmed):
     """The connection was lost after the whole message went out, before the server's answer.
 
     The message was most likely delivered (RFC 1047): sending it again is
@@ -113,9 +115,6 @@ def envelope(sender: str, recipient: str) -> bytes:
         + b"RCPT TO:" + quote_address(recipient).encode("ascii") + CRLF
         + b"DATA" + CRLF
     )  # fmt: skip
-
-
-type Outcome[K] = tuple[K, Exception | None]
 
 
 class Pipeline[K: Hashable]:

@@ -253,7 +253,9 @@ def test_signup_rate_limit_is_shared_across_processes(client, fake_stripe):
     code = (
         "from django.test.utils import override_settings\n"
         "from django.conf import settings\n"
-        f"caches = {{'default': {{**settings.CACHES['default'], 'KEY_PREFIX': {cache.get('KEY_PREFIX')!r}}}}}\n"  # noqa: E501
+        # This process's cache (its place, and its prefix), whatever the other's settings say.
+        f"caches = {{'default': {{**settings.CACHES['default'], 'LOCATION': {cache['LOCATION']!r},"
+        f" 'KEY_PREFIX': {cache.get('KEY_PREFIX')!r}}}}}\n"
         "with override_settings(CACHES=caches):\n"
         "    from subscriptions import ratelimit, views\n"
         "    print(sum(ratelimit.allow('subscribe-ip', '203.0.113.9',"

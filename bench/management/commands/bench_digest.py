@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from bench import benchmark
 from config.celery import app as celery_app
+from config.env import SMTP_CONNECTIONS
 from delivery import tasks
 from delivery.emails import DigestTemplate
 from delivery.models import Delivery
@@ -25,6 +26,7 @@ from newsletter.models import Edition
 from subscriptions.models import Subscriber
 
 POLL_SECONDS = 0.1
+WIRES = ("loopback", "relay", "mailgun", "postmark")
 
 
 class Command(BaseCommand):
@@ -69,6 +71,23 @@ class Command(BaseCommand):
             "--tag", default="", help="A label for the report: large, scaling (make bench's)"
         )
         parser.add_argument(
+            "--wire",
+            choices=WIRES,
+            default="loopback",
+            help="Where the mail goes: smtp-sink on loopback (default); smtp-sink behind a "
+            "latency proxy (relay); a fake Mailgun or Postmark API answering after the "
+            "round trip (mailgun, postmark), the ESP's batch endpoint",
+        )
+        parser.add_argument(
+            "--rtt-ms", type=float, default=50, help="The wire's round trip (default 50 ms)"
+        )
+        parser.add_argument(
+            "--smtp-connections",
+            type=int,
+            help="SMTP_URL's ?connections= (default: the product's, "
+            "delivery's SMTP_CONNECTIONS); 1 is the send before the pool",
+        )
+        parser.add_argument(
             "--profile",
             type=Path,
             help="Sample the workers with py-spy during the send and write the stacks "
@@ -77,7 +96,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: str, subscribers: int, others: int | None, smtp: str | None,
                workers: int, json_path: Path | None, keep: bool, zones: int, send_times: int,
-               profile: Path | None, tag: str, **options: object) -> None:  # fmt: skip
+               profile: Path | None, tag: str, wire: str, rtt_ms: float,
+               smtp_connections: int | None, **options: object) -> None:  # fmt: skip
         others = subscribers // 10 if others is None else others
         work_dir = settings.VAR_DIR / "bench"
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +118,7 @@ class Command(BaseCommand):
         benchmark.settle_database()
         self.say(f"  done in {time.perf_counter() - started:.1f} s")
 
-        sink = None
+        helpers: list[subprocess.Popen] = []
         if smtp:
             host, _, port_text = smtp.rpartition(":")
             port = int(port_text)
@@ -107,13 +127,25 @@ class Command(BaseCommand):
                 sink, port = benchmark.start_smtp_sink()
             except FileNotFoundError as error:
                 raise CommandError(str(error)) from error
+            helpers.append(sink)
             host = "127.0.0.1"
+        # What the workers send through: SMTP_URL, or EMAIL_ESP at a fake API.
+        query = f"?connections={smtp_connections}" if smtp_connections else ""
+        mail_env = {"SMTP_URL": f"smtp://{host}:{port}{query}"}
         try:
-            result = self.measure(edition, host, port, workers, work_dir, run_id, profile)
+            if wire == "relay":
+                proxy, proxy_port = benchmark.start_latency_proxy(host, port, rtt_ms)
+                helpers.append(proxy)
+                mail_env = {"SMTP_URL": f"smtp://127.0.0.1:{proxy_port}{query}"}
+            elif wire in ("mailgun", "postmark"):
+                fake, fake_port = benchmark.start_fake_esp(work_dir / f"esp-{run_id}", rtt_ms)
+                helpers.append(fake)
+                mail_env = benchmark.esp_environment(wire, fake_port)
+            result = self.measure(edition, host, port, mail_env, workers, work_dir, run_id, profile)
         finally:
-            if sink is not None:
-                sink.terminate()
-                sink.wait()
+            for helper in helpers:
+                helper.terminate()
+                helper.wait()
             if not keep:
                 benchmark.clear_population()
 
@@ -126,6 +158,9 @@ class Command(BaseCommand):
             "workers": workers,
             "zones": zones,
             "send_times": send_times,
+            "wire": wire,
+            "rtt_ms": rtt_ms if wire != "loopback" else 0,
+            "smtp_connections": smtp_connections or SMTP_CONNECTIONS,
         }
         self.report(result)
         if json_path:
@@ -135,13 +170,14 @@ class Command(BaseCommand):
     def say(self, text: str) -> None:
         self.stderr.write(text)
 
-    def measure(self, edition: Edition, host: str, port: int, workers: int, work_dir: Path,
-                run_id: str, profile: Path | None) -> dict:  # fmt: skip
+    def measure(self, edition: Edition, host: str, port: int, mail_env: dict[str, str],
+                workers: int, work_dir: Path, run_id: str,
+                profile: Path | None) -> dict:  # fmt: skip
         queue = f"bench-{run_id}"
         query_log = work_dir / f"queries-{run_id}.jsonl"
         worker_log = work_dir / f"worker-{run_id}.log"
-        env = os.environ | {
-            "SMTP_URL": f"smtp://{host}:{port}",
+        env = {k: v for k, v in os.environ.items() if k not in ("SMTP_URL", "EMAIL_ESP")} | {
+            **mail_env,
             "BENCH_CELERY_QUEUE": queue,
             "BENCH_QUERY_LOG": str(query_log),
             # The workers run under this command's settings (bench.settings),
@@ -162,7 +198,8 @@ class Command(BaseCommand):
             )
         try:
             self.wait_until_ready(worker, worker_log)
-            self.say(f"Sending to the SMTP server at {host}:{port} with {workers} workers...")
+            where = mail_env.get("SMTP_URL") or mail_env["EMAIL_ESP"].partition("://")[0]
+            self.say(f"Sending through {where} with {workers} workers...")
             sampler = benchmark.start_profiler(worker.pid, profile) if profile else None
             cpu_before = benchmark.cpu_by_group()
             result = self.run_send(edition, queue)
@@ -212,7 +249,9 @@ class Command(BaseCommand):
             .count()
         )
 
-        self.say("Measuring raw smtplib into the same server...")
+        # The raw limit: smtplib into the same server, on loopback (through
+        # the proxy it would measure four round trips an email, nothing more).
+        self.say("Measuring raw smtplib into the SMTP server on loopback...")
         sample = self.sample_message(edition)
         raw_count = min(result["emails"], 100_000)
         result["raw"] = round(benchmark.raw_smtp_rate(host, port, sample, raw_count, workers))

@@ -35,7 +35,13 @@ class Command(BaseCommand):
                docs: Path, **options: object) -> None:  # fmt: skip
         results = [json.loads(line) for line in send_results.read_text().splitlines() if line]
         measured = [r for r in results if not r.get("profiled")]
-        runs = median_runs([r for r in measured if r.get("tag", "") in ("", "large")])
+        runs = median_runs(
+            [
+                r
+                for r in measured
+                if r.get("tag", "") in ("", "large") and r.get("wire", "loopback") == "loopback"
+            ]
+        )
         for r in runs:
             r["database_name"] = DATABASE_NAMES.get(r.get("database", "sqlite"), r.get("database"))
             if r.get("database") == "postgresql" and not r.get("cpu_counts_ended_processes"):
@@ -57,6 +63,7 @@ class Command(BaseCommand):
             r["single_zone_rate"] = other["rate"] if other else None
             r["single_zone_renders"] = other.get("renders") if other else None
         scaling = scaling_runs(measured, runs, default_workers)
+        wires = wire_runs(measured, sends + large)
         pages = json.loads(page_results.read_text())
         docs.mkdir(exist_ok=True)
         plot(sends + large, docs / "throughput.png")
@@ -67,6 +74,7 @@ class Command(BaseCommand):
             "sends": sends,
             "large": large,
             "zoned": zoned,
+            "wires": wires,
             "scaling": scaling,
             "database_cpu_missing": any(r.get("database_cpu_missing") for r in runs),
             "million_process_seconds": million_process_seconds(scaling, default_workers),
@@ -85,6 +93,7 @@ class Command(BaseCommand):
 
 def measurement(result: dict) -> tuple:
     return (
+        result.get("wire", "loopback"),
         result.get("database", "sqlite"),
         result.get("zones", 1),
         result.get("send_times", 1),
@@ -114,6 +123,32 @@ def median_runs(results: list[dict]) -> list[dict]:
         median["min_ratio"], median["max_ratio"] = ratios[0], ratios[-1]
         medians.append(median)
     return medians
+
+
+WIRE_NAMES = {
+    "relay": "SMTP relay (pipelined, through the latency proxy)",
+    "mailgun": "Mailgun's batch API (fake, answering after the round trip)",
+    "postmark": "Postmark's /email/batch (fake, answering after the round trip)",
+}
+
+
+def wire_runs(results: list[dict], loopback: list[dict]) -> list[dict]:
+    """The runs over a wire (bench_digest --wire), beside the loopback run of the same size.
+
+    Each wire's median beside the median loopback rate of the same database
+    and list size, measured in the same `make bench` (the machine's state
+    that day for both).
+    """
+    beside = {(r.get("database"), r["subscribers"]): r for r in loopback}
+    runs = median_runs([r for r in results if r.get("wire", "loopback") != "loopback"])
+    for r in runs:
+        r["wire_name"] = WIRE_NAMES.get(r["wire"], r["wire"])
+        r["database_name"] = DATABASE_NAMES.get(r.get("database", "sqlite"), r.get("database"))
+        r["minutes"] = round(r["seconds"] / 60, 1)
+        other = beside.get((r.get("database"), r["subscribers"]))
+        r["loopback_rate"] = other["rate"] if other else None
+        r["share_of_loopback"] = round(r["rate"] / other["rate"], 2) if other else None
+    return runs
 
 
 def scaling_runs(results: list[dict], medians: list[dict], default_workers: int) -> list[dict]:

@@ -1,0 +1,100 @@
+"""Several SMTP connections per worker process (delivery.batches.SMTPPool), each pipelined.
+
+Against the real SMTP server process (testing.smtp_sink): a batch's readers
+are dealt to the connections, each reader gets one copy, and a connection
+that drops affects only its own messages.
+"""
+
+import json
+from collections import Counter
+
+import pytest
+
+from delivery import batches, by_hand
+from delivery.models import Delivery
+from newsletter.tests.factories import built_edition, make_article
+from subscriptions.tests.factories import make_subscriber
+from testing.clock import MONDAY, MONDAY_BEFORE_SEND
+
+pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
+
+
+@pytest.fixture
+def pooled(smtp_server, settings):
+    """The production backend over 4 connections per batch (SMTP_URL's ?connections=4)."""
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 10,
+                        "connections": 4},
+        }
+    }  # fmt: skip
+    return smtp_server
+
+
+@pytest.fixture
+def readers():
+    make_article()
+    return [make_subscriber(f"reader{n:02d}@example.com") for n in range(20)]
+
+
+def peers(server) -> set[tuple[str, int]]:
+    return {
+        tuple(json.loads(path.read_text())["peer"]) for path in server.directory.glob("[0-9]*.json")
+    }
+
+
+def test_a_batch_goes_over_several_connections_each_reader_once(pooled, readers, settings):
+    settings.DIGEST_BATCH_SIZE = 20
+    edition = built_edition(MONDAY)
+
+    report = by_hand.send_edition_in_process(edition.pk)
+
+    assert report.sent == 20
+    assert Counter(pooled.recipients()) == {reader.email: 1 for reader in readers}
+    assert len(peers(pooled)) == 4
+    assert set(Delivery.objects.values_list("status", "last_error")) == {("sent", "")}
+
+
+def test_a_connection_dropping_mid_window_affects_only_its_own_messages(pooled, readers, settings):
+    settings.DIGEST_BATCH_SIZE = 20
+    dropped = "reader05@example.com"
+    pooled.inject_faults(drop_after_data_for=[dropped])
+    edition = built_edition(MONDAY)
+
+    report = by_hand.send_edition_in_process(edition.pk)
+
+    # The reader whose answer was lost: sent, not confirmed, one copy, not
+    # sent again; every other reader once, the dropped connection's later
+    # messages over a connection opened again.
+    assert report.sent == 20
+    assert Counter(pooled.recipients()) == {reader.email: 1 for reader in readers}
+    unconfirmed = Delivery.objects.get(subscriber__email=dropped)
+    assert (unconfirmed.status, unconfirmed.last_error) == ("sent", batches.UNCONFIRMED_NOTE)
+    others = Delivery.objects.exclude(pk=unconfirmed.pk)
+    assert set(others.values_list("status", "last_error")) == {("sent", "")}
+    assert len(peers(pooled)) == 5  # the four, and the one opened again
+
+
+def test_an_error_mid_batch_records_what_went_and_frees_the_rest(
+    pooled, readers, settings, monkeypatch
+):
+    settings.DIGEST_BATCH_SIZE = 20
+    edition = built_edition(MONDAY)
+    real_send = batches.Sender.send
+
+    def send_or_break(self, delivery, digest):
+        if delivery.subscriber.email == "reader10@example.com":
+            raise RuntimeError("a bug in one reader's email")
+        return real_send(self, delivery, digest)
+
+    monkeypatch.setattr(batches.Sender, "send", send_or_break)
+    with pytest.raises(RuntimeError, match="a bug"):
+        by_hand.send_edition_in_process(edition.pk)
+    monkeypatch.setattr(batches.Sender, "send", real_send)
+
+    # Nothing is left claimed; what went is recorded and never sent again.
+    assert Delivery.objects.filter(status=Delivery.Status.SENDING).count() == 0
+    by_hand.send_edition_in_process(edition.pk)
+    assert Counter(pooled.recipients()) == {reader.email: 1 for reader in readers}
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
