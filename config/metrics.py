@@ -40,6 +40,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from api.models import WebhookDelivery, WebhookEndpoint
 from config import beat
 from config.celery import app as celery_app
 from delivery import counting
@@ -216,6 +217,7 @@ class BriefingCollector(Collector):
         yield from self.mornings()
         yield from self.readers()
         yield from self.stripe()
+        yield from self.webhooks()
         yield from self.beat()
         yield from self.thresholds()
         yield gauge(
@@ -351,6 +353,32 @@ class BriefingCollector(Collector):
                 "When the latest Stripe event was received (Unix time).",
                 latest[0][1].timestamp(),
             )
+
+    def webhooks(self) -> Iterator[Metric]:
+        yield labelled_gauge(
+            "webhook_deliveries",
+            "Outgoing webhook deliveries (one event to one endpoint), by status.",
+            "status",
+            counts_by(
+                WebhookDelivery.objects.values_list("status")
+                .annotate(count=Count("pk"))
+                .order_by(),
+                WebhookDelivery.Status.values,
+            ),
+        )
+        oldest = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING).aggregate(
+            oldest=Min("created_at")
+        )["oldest"]
+        yield gauge(
+            "webhook_oldest_pending_seconds",
+            "Age of the oldest webhook delivery not yet delivered nor given up; 0 when none.",
+            max((self.now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+        )
+        yield gauge(
+            "webhook_endpoints_disabled",
+            "Webhook endpoints disabled after days of failed deliveries.",
+            WebhookEndpoint.objects.filter(enabled=False, disabled_at__isnull=False).count(),
+        )
 
     def beat(self) -> Iterator[Metric]:
         try:

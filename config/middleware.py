@@ -14,9 +14,11 @@ from django.core.exceptions import SuspiciousOperation
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse
 
-# The one form that takes a file: the admin's article form (its lead image).
+# What takes a file: the admin's article form (its lead image), the readers'
+# CSV import, and the API's article writes (a lead image, multipart).
 UPLOAD_PATHS = re.compile(
     r"^/admin/(?:newsletter/article/(?:add|[^/]+/change)|subscriptions/subscriber/import-csv)/$"
+    r"|^/api/v1/articles/(?:[0-9]+/)?$"
 )
 
 

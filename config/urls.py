@@ -49,6 +49,7 @@ site_urlpatterns: list[URLPattern | URLResolver] = [
         RedirectView.as_view(url="/admin/delivery/%(model)s/%(rest)s", query_string=True),
     ),
     path("admin/", admin.site.urls),
+    path("api/", include("api.urls")),
     path("unsubscribe/<str:token>/", unsubscribe.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", subscription_views.preferences, name="preferences"),
     path("", include("newsletter.urls")),

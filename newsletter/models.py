@@ -12,7 +12,7 @@ from django.utils.html import strip_tags
 from django.utils.text import Truncator
 from django_prose_editor.fields import ProseEditorField
 
-from newsletter import pagecache
+from newsletter import pagecache, signals
 from newsletter.html import EDITOR_EXTENSIONS, clean_editor_html, clean_html
 
 if TYPE_CHECKING:
@@ -120,6 +120,8 @@ class ArticleQuerySet(PublicContentQuerySet["Article"]):
             Article.objects.filter(pk__in=ids, status=Article.Status.SCHEDULED).update(
                 status=Article.Status.PUBLISHED, published_at=now, updated_at=now
             )
+            if ids:
+                signals.articles_published.send(sender=Article, article_ids=ids)
         return ids
 
 

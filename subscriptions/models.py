@@ -17,7 +17,8 @@ from subscriptions.team_models import Team, TeamSeat
 def validate_time_zone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    # OSError: a folder of the database ("America" is one), not a zone.
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise ValidationError(
             "%(value)s is not a known time zone.", params={"value": value}
         ) from None

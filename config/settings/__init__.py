@@ -197,6 +197,16 @@ STRIPE_API_BASE: str | None = None
 # The keys choose the billing backend (subscriptions/stripe_api.py); another
 # backend is code, so it is chosen in code.
 BILLING_BACKEND: str | None = None
+# Outgoing webhooks (api/webhooks.py): retried with exponential backoff for
+# three days (Stripe's own window), an endpoint that failed everything for
+# that long is disabled and staff are emailed; their own Celery queue, so a
+# slow endpoint never holds up a send.
+WEBHOOK_RETRY_DAYS = 3
+WEBHOOK_DISABLE_AFTER_DAYS = 3
+WEBHOOK_QUEUE = "webhooks"
+# A signature older than this is refused by the verification snippets in
+# docs/api.md (replays of a captured delivery); Stripe's default too.
+WEBHOOK_TOLERANCE_SECONDS = 300
 # === End of the advanced settings ==========================================
 
 
@@ -223,6 +233,10 @@ INSTALLED_APPS = [
     "subscriptions",
     "dashboard",
     "operations",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -533,6 +547,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # and its Monday summary) in the newsroom's zone; the digests keep each
 # reader's own time (newsletter.schedule).
 CELERY_TIMEZONE = DIGEST_TIMEZONE
+# Webhook deliveries wait on other people's servers: a queue of their own
+# (a worker with -Q webhooks, docker-compose.yml), never the sends'.
+CELERY_TASK_ROUTES = {"api.tasks.deliver_webhook": {"queue": WEBHOOK_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     # Every reader's own morning: each minute, the sends that have come due
     # in any zone (delivery.scheduler.schedule_due_sends).
@@ -579,6 +596,16 @@ CELERY_BEAT_SCHEDULE = {
     "dashboard-count-readers": {
         "task": "dashboard.tasks.count_readers",
         "schedule": 15 * 60,
+    },
+    # Webhook deliveries whose retry has come, and each zone's finished
+    # morning send as an edition.sent event (api.tasks).
+    "webhooks-retry": {
+        "task": "api.tasks.retry_webhooks",
+        "schedule": 60,
+    },
+    "webhooks-edition-sent": {
+        "task": "api.tasks.emit_edition_sends",
+        "schedule": 60,
     },
     # The week's figures to the staff who opted in, Monday morning in the newsroom.
     "dashboard-weekly-summary": {
@@ -637,6 +664,44 @@ else:
 # The publisher's figures (config/metrics.py) go only to a scraper with the
 # token: a bearer token's characters (RFC 6750), long enough not to be guessed.
 METRICS_TOKEN = env_optional("METRICS_TOKEN")
+
+# The API's outgoing requests (webhook deliveries, lead images fetched by
+# URL) never reach loopback, private or link-local addresses (SSRF:
+# api/outbound.py) unless this allows them, for an endpoint on the
+# publisher's own network.
+API_ALLOW_PRIVATE_ADDRESSES = env_bool("API_ALLOW_PRIVATE_ADDRESSES", False)
+
+# The versioned API (api/): keys, scopes and problem details throughout.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.authentication.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.authentication.KeyRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.problems.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": False,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "The Morning Briefing API",
+    "DESCRIPTION": "Readers, articles, editions and figures; webhooks are described in "
+    "docs/api.md.",
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_PUBLIC": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_problems",
+    ],
+}
 if METRICS_TOKEN is not None and not (
     len(METRICS_TOKEN) >= 16 and re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", METRICS_TOKEN)
 ):

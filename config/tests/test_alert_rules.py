@@ -34,6 +34,7 @@ EXPECTED_ALERTS = {
     "BriefingQueueGrowing",
     "BriefingBrokerBacklogGrowing",
     "BriefingStripeEventsFailing",
+    "BriefingWebhooksBehind",
     "BriefingMetricsDown",
 }
 SERIES = re.compile(r"\bbriefing_[a-z0-9_]+")

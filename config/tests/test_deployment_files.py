@@ -32,11 +32,13 @@ def test_compose_has_the_whole_stack_with_health_checks(compose):
     services = compose["services"]
     # What a plain `docker compose up` starts: services without a profile.
     started = {name for name, service in services.items() if not service.get("profiles")}
-    assert started == {"proxy", "web", "worker", "beat", "db", "redis", "mailpit", "migrate"}
+    assert started == {
+        "proxy", "web", "worker", "webhooks", "beat", "db", "redis", "mailpit", "migrate",
+    }  # fmt: skip
     assert set(services) - started == {"backup"}
-    for name in ["proxy", "web", "worker", "db", "redis", "mailpit"]:
+    for name in ["proxy", "web", "worker", "webhooks", "db", "redis", "mailpit"]:
         assert "healthcheck" in services[name], name
-    for name in ["web", "worker", "beat"]:
+    for name in ["web", "worker", "webhooks", "beat"]:
         assert services[name]["depends_on"]["db"]["condition"] == "service_healthy"
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
 
@@ -49,7 +51,7 @@ def test_compose_migrates_once_before_the_app_starts(compose):
     assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
     # Fails fast rather than queueing every query behind a lock it waits for.
     assert "lock_timeout" in migrate["environment"]["PGOPTIONS"]
-    for name in ["web", "worker", "beat"]:
+    for name in ["web", "worker", "webhooks", "beat"]:
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )
@@ -145,3 +147,15 @@ def test_dockerfile_serves_the_wsgi_app_that_exists():
     assert "config.wsgi:application" in dockerfile
     assert "pip install -r requirements.txt" in dockerfile
     assert (ROOT / "requirements.txt").is_file()
+
+
+def test_webhook_deliveries_have_a_worker_of_their_own(compose):
+    from django.conf import settings
+
+    words = command_words(compose["services"]["webhooks"])
+    assert words[words.index("--queues") + 1] == settings.WEBHOOK_QUEUE
+    assert settings.CELERY_TASK_ROUTES["api.tasks.deliver_webhook"] == {
+        "queue": settings.WEBHOOK_QUEUE
+    }
+    # The sends' worker does not take them: it consumes the default queue alone.
+    assert "--queues" not in command_words(compose["services"]["worker"])

@@ -16,7 +16,7 @@ def editor_client(client):
     return client
 
 
-def test_the_migration_creates_the_group_with_newsletter_and_delivery_permissions_only():
+def test_the_migration_creates_the_group_with_newsletter_delivery_and_key_permissions_only():
     permissions = Group.objects.get(name="Editors").permissions.select_related("content_type")
     codenames = {p.codename for p in permissions}
 
@@ -25,12 +25,20 @@ def test_the_migration_creates_the_group_with_newsletter_and_delivery_permission
     # Readers and their billing live in the subscriptions app: nothing there,
     # whatever models it gains later. (Deliveries and send slots, read-only,
     # moved to the delivery app with their permissions.)
-    assert {p.content_type.app_label for p in permissions} == {"newsletter", "delivery"}
+    # Their own API keys too (api/migrations/0002: article keys only, api.scopes).
+    assert {p.content_type.app_label for p in permissions} == {"newsletter", "delivery", "api"}
     assert {
         f"{p.content_type.app_label}.{p.codename}"
         for p in permissions
-        if p.content_type.app_label == "delivery"
-    } == {"delivery.view_delivery", "delivery.view_sendslot"}
+        if p.content_type.app_label in ("delivery", "api")
+    } == {
+        "delivery.view_delivery",
+        "delivery.view_sendslot",
+        "api.add_apikey",
+        "api.change_apikey",
+        "api.view_apikey",
+        "api.view_apiwrite",
+    }
 
 
 def test_an_editor_can_write_and_publish(editor_client):

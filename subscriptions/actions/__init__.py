@@ -17,4 +17,5 @@ and tasks call these; nothing else writes a membership.
 - reader_data:   the reader's data: export and deletion
 - reader_emails: claiming an email for a cause and queuing it after commit
 - referrals:     referrals made at signup, rewards at the first payment, take-backs
+- staff:         what staff and their API keys do: complimentary readers, edits
 """
