@@ -19,6 +19,7 @@ from api.events import EventType, emit
 from api.serializers import article_data, reader_data
 from newsletter.models import Article
 from newsletter.signals import articles_published
+from subscriptions import signals
 from subscriptions.models import Membership, Subscriber
 
 _PREVIOUS = "_api_previous"
@@ -84,6 +85,16 @@ def reader_saved(sender: Any, instance: Subscriber, created: bool, **kwargs: Any
             {"reader": reader_data(instance), "changed": changed},
             ordering_key=ordering,
         )
+
+
+def digest_choices_changed(
+    sender: Any, subscriber: Subscriber, changed: list[str], **kwargs: Any
+) -> None:
+    emit(
+        EventType.READER_UPDATED,
+        {"reader": reader_data(subscriber), "changed": changed},
+        ordering_key=f"reader:{subscriber.pk}",
+    )
 
 
 def membership_saved(sender: Any, instance: Membership, created: bool, **kwargs: Any) -> None:
@@ -181,3 +192,6 @@ def connect() -> None:
     )
     post_save.connect(article_saved, sender=Article, dispatch_uid="api-article-post")
     articles_published.connect(scheduled_published, dispatch_uid="api-articles-published")
+    signals.digest_choices_changed.connect(
+        digest_choices_changed, dispatch_uid="api-digest-choices-changed"
+    )

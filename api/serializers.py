@@ -4,10 +4,9 @@ Every input serializer is Strict: a field it does not know, or one that is
 read-only (billing, ids, times), is refused by name rather than ignored,
 so a typo never passes for a change that did not happen.
 
-Adding a reader field (issue 29's sections, days and format): add it to
-READER_FIELDS and, if readers may change it, to ReaderUpdateSerializer and
-subscriptions.actions.staff.EDITABLE_FIELDS; the document and the
-reader.* webhooks follow.
+Adding a reader field: add it to READER_FIELDS and, if readers may change
+it, to ReaderUpdateSerializer and subscriptions.actions.staff.EDITABLE_FIELDS;
+the document and the reader.* webhooks follow.
 """
 
 import datetime
@@ -22,7 +21,14 @@ from rest_framework import serializers
 
 from api import readers
 from newsletter.models import Article, Section
-from subscriptions.models import NAME_MAX_LENGTH, Membership, Subscriber, validate_time_zone
+from subscriptions.models import (
+    DIGEST_DAYS,
+    NAME_MAX_LENGTH,
+    DigestFormat,
+    Membership,
+    Subscriber,
+    validate_time_zone,
+)
 
 
 class StrictMixin:
@@ -95,16 +101,28 @@ READER_FIELDS = (
     "time_zone",
     "send_time",
     "pause_until",
+    "sections",
+    "days",
+    "format",
     "membership",
     "created_at",
     "updated_at",
 )
 
 
+SECTIONS_HELP = "Slugs of the sections the reader follows; null: every section, new ones too."
+DAYS_HELP = "The weekdays a digest comes on, of mon, tue, wed, thu and fri."
+
+
 class ReaderSerializer(serializers.ModelSerializer):
     state = serializers.SerializerMethodField()
     membership = MembershipSerializer(read_only=True, allow_null=True)
     send_time = HourMinuteField()
+    sections = serializers.SerializerMethodField(help_text=SECTIONS_HELP)
+    days = serializers.SerializerMethodField(help_text=DAYS_HELP)
+    format = serializers.ChoiceField(
+        source="digest_format", choices=DigestFormat.choices, read_only=True
+    )
 
     class Meta:
         model = Subscriber
@@ -115,6 +133,17 @@ class ReaderSerializer(serializers.ModelSerializer):
     def get_state(self, subscriber: Subscriber) -> str:
         return readers.state_of(subscriber, timezone.now())
 
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
+    def get_sections(self, subscriber: Subscriber) -> list[str] | None:
+        followed = subscriber.followed_section_ids()
+        if followed is None:
+            return None
+        return sorted(subscriber.sections.filter(pk__in=followed).values_list("slug", flat=True))
+
+    @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(DIGEST_DAYS)))
+    def get_days(self, subscriber: Subscriber) -> list[str]:
+        return subscriber.days.split(",")
+
 
 def reader_data(subscriber: Subscriber) -> dict[str, Any]:
     """A reader as the API and the reader.* webhooks show it."""
@@ -123,6 +152,9 @@ def reader_data(subscriber: Subscriber) -> dict[str, Any]:
 
 class ReaderFilterSerializer(StrictSerializer):
     state = serializers.ChoiceField(choices=readers.STATES, required=False)
+    section = serializers.SlugField(
+        required=False, help_text="Readers who follow this section (a slug)."
+    )
     time_zone = serializers.CharField(required=False, validators=[validate_zone])
     created_since = serializers.DateTimeField(required=False)
     updated_since = serializers.DateTimeField(required=False)
@@ -171,6 +203,20 @@ class ReaderUpdateSerializer(StrictSerializer):
     time_zone = serializers.CharField(required=False, validators=[validate_zone])
     send_time = HourMinuteField(required=False)
     pause_until = serializers.DateField(required=False, allow_null=True)
+    sections = serializers.ListField(
+        child=serializers.SlugField(),
+        required=False,
+        allow_null=True,
+        allow_empty=False,
+        help_text=SECTIONS_HELP,
+    )
+    days = serializers.ListField(
+        child=serializers.ChoiceField(DIGEST_DAYS),
+        required=False,
+        allow_empty=False,
+        help_text=DAYS_HELP,
+    )
+    format = serializers.ChoiceField(choices=DigestFormat.choices, required=False)
 
 
 class ComplimentarySerializer(StrictSerializer):

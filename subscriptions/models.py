@@ -135,6 +135,20 @@ class SubscriberQuerySet(models.QuerySet):
         """Readers whose address we may send to at all."""
         return self.filter(email_status=Subscriber.EmailStatus.ACTIVE)
 
+    def following(self, section_slug: str) -> "SubscriberQuerySet":
+        """Readers whose digest carries this section's stories.
+
+        Those who follow every section, those who chose it, and those whose
+        chosen sections were all deleted (following none is following all,
+        as Subscriber.followed_section_ids says).
+        """
+        chosen = Subscriber.sections.through.objects
+        return self.filter(
+            Q(all_sections=True)
+            | Q(pk__in=chosen.filter(section__slug=section_slug).values("subscriber_id"))
+            | ~Q(pk__in=chosen.values("subscriber_id"))
+        )
+
     def entitled(self, now: datetime.datetime | None = None) -> "SubscriberQuerySet":
         """Readers who should get the digest: deliverable, with a live membership.
 

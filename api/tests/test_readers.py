@@ -5,6 +5,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
+from newsletter.tests.factories import make_section
 from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber
 
@@ -206,3 +207,75 @@ def test_complimentary_grant_for_an_existing_reader(api):
     answer = api.put(f"{READERS}{reader.pk}/complimentary/", {"complimentary_until": None})
     assert answer.json()["state"] == "complimentary"
     assert Subscriber.objects.get(pk=reader.pk).is_entitled
+
+
+def test_sections_days_and_format_are_read_and_changed_one_at_a_time(api):
+    world = make_section(name="World", slug="world")
+    business = make_section(name="Business", slug="business")
+    make_section(name="Sport", slug="sport")
+    reader = make_subscriber()
+    url = f"{READERS}{reader.pk}/"
+
+    shown = api.get(url).json()
+    assert (shown["sections"], shown["days"], shown["format"]) == (
+        None,
+        ["mon", "tue", "wed", "thu", "fri"],
+        "full",
+    )
+
+    answer = api.patch(url, {"sections": [business.slug, world.slug], "days": ["fri", "mon"]})
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["sections"] == sorted([business.slug, world.slug])
+    assert answer.json()["days"] == ["mon", "fri"]
+    assert answer.json()["format"] == "full"  # not named: unchanged
+
+    answer = api.patch(url, {"format": "headlines"})
+    reader.refresh_from_db()
+    assert answer.json()["sections"] == sorted([business.slug, world.slug])  # unchanged
+    saved = (reader.days, reader.digest_format, reader.all_sections)
+    assert saved == ("mon,fri", "headlines", False)
+
+    assert api.patch(url, {"sections": None}).json()["sections"] is None
+    reader.refresh_from_db()
+    assert reader.all_sections
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"sections": ["no-such-section"]}, "sections"),
+        ({"sections": []}, "sections"),
+        ({"days": ["sat"]}, "days"),
+        ({"days": []}, "days"),
+        ({"format": "everything"}, "format"),
+    ],
+)
+def test_bad_sections_days_or_format_are_refused_by_field_and_change_nothing(api, change, field):
+    make_section(name="World", slug="world")
+    reader = make_subscriber()
+
+    answer = api.patch(f"{READERS}{reader.pk}/", change)
+
+    assert answer.status_code == 400
+    assert field in str(answer.json()), answer.json()
+    reader.refresh_from_db()
+    assert (reader.all_sections, reader.days, reader.digest_format) == (
+        True,
+        "mon,tue,wed,thu,fri",
+        "full",
+    )
+
+
+def test_the_section_filter_finds_the_readers_whose_digest_carries_it(api):
+    world = make_section(name="World", slug="world")
+    sport = make_section(name="Sport", slug="sport")
+    everything = make_subscriber("all@example.com")
+    follows_world = make_subscriber("world@example.com")
+    follows_sport = make_subscriber("sport@example.com")
+    api.patch(f"{READERS}{follows_world.pk}/", {"sections": [world.slug]})
+    api.patch(f"{READERS}{follows_sport.pk}/", {"sections": [sport.slug]})
+
+    answer = api.get(READERS, {"section": world.slug})
+
+    assert answer.status_code == 200
+    assert sorted(ids(answer)) == sorted([everything.pk, follows_world.pk])

@@ -16,7 +16,7 @@ from api.events import EVENT_TYPES
 from api.models import WebhookDelivery, WebhookEvent
 from api.tests.conftest import make_endpoint
 from delivery.models import Delivery, SendSlot
-from newsletter.models import Article, Edition
+from newsletter.models import Article, Edition, Section
 from newsletter.tests.factories import make_article
 from subscriptions.actions.account import do_set_email_status
 from subscriptions.actions.staff import do_grant_complimentary, do_update_reader
@@ -184,3 +184,26 @@ def test_a_change_that_rolls_back_leaves_no_event(receiver, endpoint):
         raise RuntimeError("the request failed after the save")
     assert not WebhookEvent.objects.exists()
     assert receiver.received == []
+
+
+def test_a_change_of_sections_days_or_format_is_a_reader_updated_event(
+    receiver,
+    endpoint,
+    django_capture_on_commit_callbacks,
+    reader_test_settings,  # noqa: F811
+):
+    world = Section.objects.create(name="World", slug="world")
+    with django_capture_on_commit_callbacks(execute=True):
+        reader = make_subscriber("chooser@example.com", membership=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        do_update_reader(reader.pk, {"sections": [world.slug]})
+    with django_capture_on_commit_callbacks(execute=True):
+        do_update_reader(reader.pk, {"days": ["mon", "wed"], "format": "headlines"})
+    with django_capture_on_commit_callbacks(execute=True):
+        do_update_reader(reader.pk, {"days": ["mon", "wed"]})  # no change: no event
+
+    assert receiver.events() == ["reader.created", "reader.updated", "reader.updated"]
+    first, second = (item.event["data"] for item in receiver.received[1:])
+    assert (first["changed"], first["reader"]["sections"]) == (["sections"], ["world"])
+    assert second["changed"] == ["days", "format"]
+    assert (second["reader"]["days"], second["reader"]["format"]) == (["mon", "wed"], "headlines")

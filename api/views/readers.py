@@ -1,7 +1,6 @@
 """/api/v1/readers/: list, look up, create (complimentary or invited), change, unsubscribe."""
 
 from django.conf import settings
-from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -30,7 +29,7 @@ from subscriptions.actions.staff import (
     do_update_reader,
 )
 from subscriptions.addresses import normalise_email
-from subscriptions.models import Subscriber
+from subscriptions.models import Subscriber, SubscriberQuerySet
 
 READ = (ApiKey.Scope.READ, ApiKey.Scope.WRITE_READERS)
 TAG = ["Readers"]
@@ -41,7 +40,7 @@ InvitationSent = inline_serializer(
 )
 
 
-def readers_queryset() -> QuerySet[Subscriber]:
+def readers_queryset() -> SubscriberQuerySet:
     return Subscriber.objects.select_related("membership")
 
 
@@ -63,6 +62,8 @@ class ReaderList(ApiView):
             rows = rows.filter(readers.state_filter(filters["state"], timezone.now()))
         if "time_zone" in filters:
             rows = rows.filter(time_zone=filters["time_zone"])
+        if "section" in filters:
+            rows = rows.following(filters["section"])
         if "created_since" in filters:
             rows = rows.filter(created_at__gte=filters["created_since"])
         if "updated_since" in filters:
@@ -142,7 +143,7 @@ class ReaderDetail(ApiView):
 
     @extend_schema(
         tags=TAG,
-        summary="Change a reader's name, zone, delivery time or pause",
+        summary="Change a reader's name, zone, delivery time, pause, sections, days or format",
         request=ReaderUpdateSerializer,
         responses=ReaderSerializer,
     )

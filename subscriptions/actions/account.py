@@ -25,6 +25,7 @@ from subscriptions.models import (
     iso_or_none,
     validate_time_zone,
 )
+from subscriptions.signals import digest_choices_changed
 from subscriptions.signin import EmailChangeClaim
 
 logger = logging.getLogger(__name__)
@@ -149,20 +150,26 @@ def do_set_digest_choices(
         if not chosen:
             raise ValueError("Choose at least one section.")
     changes = []
+    changed = []
     before = subscriber.followed_section_ids()
     after = None if sections is None else frozenset(section.pk for section in chosen)
     if before != after:
         names = ", ".join(section.name for section in sorted(chosen, key=section_order))
         changes.append(f"Sections: {names}." if after else "Sections: every section.")
+        changed.append("sections")
     if days != subscriber.days:
         changes.append(f"Days: {days_label(days)}.")
+        changed.append("days")
     if digest_format != subscriber.digest_format:
         changes.append(f"Format: {DigestFormat(digest_format).label.lower()}.")
+        changed.append("format")
     subscriber.all_sections = sections is None
     subscriber.days = days
     subscriber.digest_format = digest_format
     subscriber.save(update_fields=["all_sections", "days", "digest_format", "updated_at"])
     subscriber.sections.set(chosen)
+    if changed:
+        digest_choices_changed.send(Subscriber, subscriber=subscriber, changed=changed)
     return changes
 
 

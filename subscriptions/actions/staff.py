@@ -15,14 +15,16 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from subscriptions.actions.account import do_set_digest_choices
 from subscriptions.addresses import normalise_email
 from subscriptions.models import Membership, Subscriber, validate_plain_name, validate_time_zone
 
 logger = logging.getLogger(__name__)
 
-# The reader's own settings that staff may change for them. Issue 29's
-# sections, days and format join this list (and the API's serializer).
-EDITABLE_FIELDS = ("name", "time_zone", "send_time", "pause_until")
+# The reader's own settings that staff may change for them; the last three
+# (what their digest carries and when) go through do_set_digest_choices.
+EDITABLE_FIELDS = ("name", "time_zone", "send_time", "pause_until", "sections", "days", "format")
+DIGEST_CHOICES = ("sections", "days", "format")
 
 
 class ReaderExists(Exception):
@@ -67,6 +69,7 @@ def do_update_reader(subscriber_id: int, changes: dict[str, Any]) -> Subscriber:
     if unknown:
         raise ValidationError({field: "This field cannot be changed." for field in unknown})
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    choices = {field: changes.pop(field) for field in DIGEST_CHOICES if field in changes}
     if "time_zone" in changes:
         validate_time_zone(changes["time_zone"])
     if changes.get("name"):
@@ -75,6 +78,27 @@ def do_update_reader(subscriber_id: int, changes: dict[str, Any]) -> Subscriber:
         setattr(subscriber, field, value)
     if changes:
         subscriber.save(update_fields=[*changes, "updated_at"])
+    if choices:
+        # What is not named stays as it is.
+        followed = subscriber.followed_section_ids()
+        current_sections = (
+            None
+            if followed is None
+            else list(subscriber.sections.filter(pk__in=followed).values_list("slug", flat=True))
+        )
+        try:
+            do_set_digest_choices(
+                subscriber,
+                sections=choices.get("sections", current_sections),
+                days=choices.get("days", subscriber.days),
+                digest_format=choices.get("format", subscriber.digest_format),
+            )
+        except ValueError as error:
+            field = next(
+                (name for name in DIGEST_CHOICES if name[:-1] in str(error).lower()),
+                next(iter(choices)),
+            )
+            raise ValidationError({field: str(error)}) from None
     return subscriber
 
 
