@@ -11,6 +11,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from subscriptions.addresses import display_email, normalise_email
+from subscriptions.stripe_statuses import SubscriptionStatus
 from subscriptions.team_models import Team, TeamSeat
 
 
@@ -385,16 +386,7 @@ class Membership(models.Model):
     except the complimentary grant, which is ours.
     """
 
-    class Status(models.TextChoices):
-        # Stripe's own subscription statuses, spelled as Stripe spells them.
-        TRIALING = "trialing", "Trialing"
-        ACTIVE = "active", "Active"
-        PAST_DUE = "past_due", "Past due"
-        CANCELED = "canceled", "Canceled"
-        UNPAID = "unpaid", "Unpaid"
-        INCOMPLETE = "incomplete", "Incomplete"
-        INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete, expired"
-        PAUSED = "paused", "Paused"
+    Status = SubscriptionStatus
 
     ENTITLED_STATUSES = (Status.TRIALING, Status.ACTIVE)
     # Statuses in which the reader still has a subscription that bills or will

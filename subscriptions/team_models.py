@@ -13,22 +13,15 @@ import secrets
 from django.db import models
 from django.db.models import Q
 
+from subscriptions.stripe_statuses import SubscriptionStatus
+
 
 def new_invite_secret() -> str:
     return secrets.token_urlsafe(16)
 
 
 class Team(models.Model):
-    class Status(models.TextChoices):
-        # Stripe's subscription statuses, as Membership.Status spells them.
-        TRIALING = "trialing", "Trialing"
-        ACTIVE = "active", "Active"
-        PAST_DUE = "past_due", "Past due"
-        CANCELED = "canceled", "Canceled"
-        UNPAID = "unpaid", "Unpaid"
-        INCOMPLETE = "incomplete", "Incomplete"
-        INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete, expired"
-        PAUSED = "paused", "Paused"
+    Status = SubscriptionStatus
 
     TERMINAL_STATUSES = (Status.CANCELED, Status.INCOMPLETE_EXPIRED)
 
