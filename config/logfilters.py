@@ -27,7 +27,8 @@ ADDRESS = "[address]"
 # A token is the path segment after one of these prefixes.
 TOKEN_PATH = re.compile(
     r"(?P<prefix>/(?:signin|unsubscribe|preferences|subscribe/continue|test-checkout"
-    r"|billing/renewal|billing/rejoin|gift/redeem|account/address)/)"
+    r"|billing/renewal|billing/rejoin|gift/redeem|account/address"
+    r"|teams/manage|teams/seat|teams/join)/)"
     r"[^/?#\s\"]+"
 )
 # ...or a query parameter's value (r: the reader's id in a tracked story link).

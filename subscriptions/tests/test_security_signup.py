@@ -237,6 +237,12 @@ SECRET_URLS = [
     "/unsubscribe/12-Zm9vYmFyU0lHTkFUVVJF/",
     "/subscribe/continue/eyJlIjoiYWRhQGV4YW1wbGUuY29tIn0:1vRxyz:SIG/",
     "/subscribe/success/?session_id=cs_test_a1B2c3SECRET",
+    # A team's manager link (it opens the team's page), a seat's emailed
+    # confirmation and the team's invite link.
+    "/teams/manage/eyJ0IjozfQ:1vRxyz:SIGNATURE/",
+    "/teams/seat/eyJ0IjozLCJlIjoiYSJ9:1vRxyz:SIGNATURE/",
+    "/teams/join/3-Zm9vYmFyU0lHTkFUVVJF/",
+    "/articles/a-story/?token=eyJyIjo3fQ:1vRxyz:SIGNATURE",
 ]
 
 
