@@ -135,14 +135,14 @@ class ReaderSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
     def get_sections(self, subscriber: Subscriber) -> list[str] | None:
-        followed = subscriber.followed_section_ids()
-        if followed is None:
+        # sections.all(): prefetched for a page of readers (api.views.readers).
+        if subscriber.followed_section_ids() is None:
             return None
-        return sorted(subscriber.sections.filter(pk__in=followed).values_list("slug", flat=True))
+        return sorted(section.slug for section in subscriber.sections.all())
 
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(DIGEST_DAYS)))
     def get_days(self, subscriber: Subscriber) -> list[str]:
-        return subscriber.days.split(",")
+        return subscriber.weekdays
 
 
 def reader_data(subscriber: Subscriber) -> dict[str, Any]:

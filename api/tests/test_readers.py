@@ -3,6 +3,8 @@
 import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from newsletter.tests.factories import make_section
@@ -279,3 +281,19 @@ def test_the_section_filter_finds_the_readers_whose_digest_carries_it(api):
 
     assert answer.status_code == 200
     assert sorted(ids(answer)) == sorted([everything.pk, follows_world.pk])
+
+
+def test_a_page_of_readers_costs_the_same_queries_whatever_sections_they_follow(api):
+    world = make_section(name="World", slug="world")
+    for number in range(2):
+        api.patch(
+            f"{READERS}{make_subscriber(f'r{number}@example.com').pk}/", {"sections": ["world"]}
+        )
+    with CaptureQueriesContext(connection) as two:
+        assert len(api.get(READERS).json()["results"]) == 2
+    for number in range(2, 8):
+        reader = make_subscriber(f"r{number}@example.com")
+        api.patch(f"{READERS}{reader.pk}/", {"sections": [world.slug]})
+    with CaptureQueriesContext(connection) as eight:
+        assert len(api.get(READERS).json()["results"]) == 8
+    assert len(eight.captured_queries) == len(two.captured_queries)

@@ -41,7 +41,7 @@ InvitationSent = inline_serializer(
 
 
 def readers_queryset() -> SubscriberQuerySet:
-    return Subscriber.objects.select_related("membership")
+    return Subscriber.objects.select_related("membership").prefetch_related("sections")
 
 
 class ReaderList(ApiView):
