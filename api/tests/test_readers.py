@@ -259,7 +259,8 @@ def test_bad_sections_days_or_format_are_refused_by_field_and_change_nothing(api
     answer = api.patch(f"{READERS}{reader.pk}/", change)
 
     assert answer.status_code == 400
-    assert field in str(answer.json()), answer.json()
+    pointers = [error["pointer"].split("/")[1] for error in answer.json()["errors"]]
+    assert pointers == [field], answer.json()
     reader.refresh_from_db()
     assert (reader.all_sections, reader.days, reader.digest_format) == (
         True,

@@ -17,7 +17,14 @@ from django.db import transaction
 
 from subscriptions.actions.account import do_set_digest_choices
 from subscriptions.addresses import normalise_email
-from subscriptions.models import Membership, Subscriber, validate_plain_name, validate_time_zone
+from subscriptions.models import (
+    DigestFormat,
+    Membership,
+    Subscriber,
+    clean_days,
+    validate_plain_name,
+    validate_time_zone,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,23 +89,27 @@ def do_update_reader(subscriber_id: int, changes: dict[str, Any]) -> Subscriber:
         # What is not named stays as it is.
         followed = subscriber.followed_section_ids()
         current_sections = (
-            None
-            if followed is None
-            else list(subscriber.sections.filter(pk__in=followed).values_list("slug", flat=True))
+            None if followed is None else [section.slug for section in subscriber.sections.all()]
         )
+        days = choices.get("days", subscriber.days)
+        digest_format = choices.get("format", subscriber.digest_format)
+        # Days and format checked first, so a refusal names its own field;
+        # what do_set_digest_choices refuses after that is the sections.
+        try:
+            clean_days(days)
+        except ValueError as error:
+            raise ValidationError({"days": str(error)}) from None
+        if digest_format not in DigestFormat.values:
+            raise ValidationError({"format": "Full or headlines."})
         try:
             do_set_digest_choices(
                 subscriber,
                 sections=choices.get("sections", current_sections),
-                days=choices.get("days", subscriber.days),
-                digest_format=choices.get("format", subscriber.digest_format),
+                days=days,
+                digest_format=digest_format,
             )
         except ValueError as error:
-            field = next(
-                (name for name in DIGEST_CHOICES if name[:-1] in str(error).lower()),
-                next(iter(choices)),
-            )
-            raise ValidationError({field: str(error)}) from None
+            raise ValidationError({"sections": str(error)}) from None
     return subscriber
 
 
