@@ -186,3 +186,18 @@ def test_fast_bytes_equal_djangos_for_every_combination_kind(readers, kind, opti
         assembled += 1
         assert normalise(data) == normalise(django_bytes(template, reader)), (kind, reader.email)
     assert assembled == 6
+
+
+def test_long_lines_are_soft_broken_where_the_email_package_breaks_them():
+    # Lines of every length around the limit, with "=" (three characters
+    # encoded) at every place a cut could fall inside an escape.
+    from email.quoprimime import body_encode
+
+    lines = [
+        "a" * length + "=" * equals + "b" * tail
+        for length in range(60, 160, 7)
+        for equals in range(0, 4)
+        for tail in range(0, 80, 13)
+    ] + ["https://example.com/read?token=" + "x=y&" * n for n in range(10, 60)]
+    for line in lines:
+        assert mime.quoted_printable_line(line.encode()) == body_encode(line, mime.MAX_LINE), line

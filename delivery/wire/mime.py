@@ -55,7 +55,35 @@ def quoted_printable_line(line: bytes) -> str:
         encoded = text.replace("=", "=3D")
         if len(encoded) <= MAX_LINE:
             return encoded
+        return soft_broken(encoded)
     return body_encode(text, MAX_LINE)
+
+
+def soft_broken(encoded: str) -> str:
+    """An encoded line cut with soft breaks exactly where body_encode cuts it.
+
+    body_encode's own loop (Python 3.12-3.13), without its per-character
+    translation, which the caller has done: for printable ASCII only "="
+    changes. Most of a digest's per-reader lines are links longer than a
+    line, so this runs for each of them for every reader.
+    """
+    pieces = []
+    start = 0
+    last_start = len(encoded) - 1 - MAX_LINE
+    while start <= last_start:
+        stop = start + MAX_LINE - 1
+        # Never cut inside an escape ("=3D"): the cut moves before it.
+        if encoded[stop - 2] == "=":
+            pieces.append(encoded[start : stop - 1])
+            start = stop - 2
+        elif encoded[stop - 1] == "=":
+            pieces.append(encoded[start:stop])
+            start = stop - 1
+        else:
+            pieces.append(encoded[start:stop] + "=")
+            start = stop
+    pieces.append(encoded[start:])
+    return "\n".join(pieces)
 
 
 class BodyTemplate:
