@@ -6,10 +6,13 @@ import pytest
 
 from bench import benchmark
 from bench.management.commands.bench_report import (
+    choice_targets,
+    format_runs,
     median_runs,
     profile_table,
     targets,
     wire_runs,
+    zoned_runs,
 )
 from newsletter import schedule
 
@@ -158,3 +161,49 @@ def test_each_wire_is_reported_beside_the_loopback_rate_of_the_same_size():
     assert postmark["share_of_loopback"] == 0.8
     # No loopback run of that size: said so, not made up.
     assert reported["relay"]["loopback_rate"] is None
+
+
+def test_readers_choices_are_measurements_of_their_own_beside_one_zone_of_the_same_choices():
+    choosing: dict = {"section_sets": 16, "formats": 2, "digest_format": "mixed"}
+    results = [
+        run(4000, 5000, rss_mb=100),
+        run(3000, 4000, zones=24, rss_mb=104),
+        run(2000, 3000, rss_mb=105, **choosing),
+        run(1900, 3000, zones=24, rss_mb=108, **choosing),
+        run(1200, 1500, digest_format="full", rss_mb=101),
+    ]
+    medians = median_runs(results)
+    for r in medians:
+        r["database_name"] = "SQLite"
+    # Five measurements: no choice is the median of another's runs.
+    assert len(medians) == 5
+    sends = [
+        r
+        for r in medians
+        if (r["zones"], r.get("section_sets"), r.get("digest_format")) == (1, None, None)
+    ]
+    full = [r for r in medians if r.get("digest_format") == "full"]
+    others = [r for r in medians if r not in sends and r not in full]
+
+    zoned = {(r["zones"], r["section_sets"]): r for r in zoned_runs(others, sends)}
+
+    assert zoned[(24, 1)]["single_zone_rate"] == 4000
+    assert zoned[(24, 16)]["single_zone_rate"] == 2000
+    assert zoned[(24, 16)]["share_of_single_zone"] == 0.95
+    assert zoned[(24, 16)]["plain_rss_mb"] == 100
+    # The single-zone run of the choices is the baseline, not measured against itself.
+    assert zoned[(1, 16)]["single_zone_rate"] is None
+    formats = format_runs(sends, full)
+    assert [(r["format_name"], r["ratio"]) for r in formats] == [("full", 0.8), ("headlines", 0.8)]
+
+    rows = choice_targets(list(zoned.values()), formats)
+    assert [(row["name"].split(": ")[-1], row["met"]) for row in rows] == [
+        (
+            "24 zones x 1 times x 16 section sets x 2 formats, "
+            "against one zone of the same readers",
+            "met",
+        ),
+        ("peak worker memory against the plain single-zone run", "met"),
+        ("full digests, ratio to raw smtplib of the same size", "met"),
+        ("headlines digests, ratio to raw smtplib of the same size", "met"),
+    ]

@@ -6,7 +6,9 @@ the Message-ID and the random MIME boundary.
 
 import datetime
 import email.policy
+import gc
 import re
+import weakref
 from typing import Required, TypedDict
 
 import pytest
@@ -108,7 +110,8 @@ def test_fast_bytes_equal_djangos_for_every_kind_of_reader(readers, articles):
 def test_readers_the_fast_path_cannot_assemble_are_named(readers):
     make_article()
     edition = built_edition(MONDAY)
-    fast = FastDigest(DigestTemplate(edition, list(edition.ordered_articles())))
+    template = DigestTemplate(edition, list(edition.ordered_articles()))
+    fast = FastDigest(template)
     slow = {r.email for r in readers if fast.bytes_for(r, new_message_id()) is None}
     assert slow == {"accent@example.com", "quoted@example.com", "ünicode@bücher.example"}
 
@@ -201,3 +204,17 @@ def test_long_lines_are_soft_broken_where_the_email_package_breaks_them():
     ] + ["https://example.com/read?token=" + "x=y&" * n for n in range(10, 60)]
     for line in lines:
         assert mime.quoted_printable_line(line.encode()) == body_encode(line, mime.MAX_LINE), line
+
+
+def test_a_digest_the_worker_lets_go_of_is_freed_with_its_fast_path():
+    # A worker keeps a bounded number of renders (delivery.batches); the fast
+    # path's pieces of one it dropped must go with it, or every content of
+    # every morning would stay in the worker's memory.
+    make_article()
+    edition = built_edition(MONDAY)
+    template = DigestTemplate(edition, list(edition.ordered_articles()))
+    assert mime.fast_digest(template) is mime.fast_digest(template)
+    dropped = weakref.ref(template)
+    del template
+    gc.collect()
+    assert dropped() is None

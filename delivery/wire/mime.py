@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr, make_msgid
 
+from django.core.mail.message import EmailAlternative
+
 from delivery.deliverability.verp import unsubscribe_mailto
 from delivery.emails import DigestTemplate, list_headers
 from delivery.models import site_host
@@ -129,7 +131,7 @@ class BodyTemplate:
         if not lines:
             return (b"", b"", [])
         seven_bit = b"".join(line + CRLF for line in lines)
-        qp = b"".join(crlf(body_encode(line.decode("latin-1"), MAX_LINE)) for line in lines)
+        qp = b"".join(crlf(quoted_printable_line(line)) for line in lines)
         return (seven_bit, qp, lines)
 
     def _filled_lines(self, values: dict[str, str]) -> list[list[bytes] | tuple]:
@@ -208,11 +210,17 @@ def first_lines(pieces: list[list[bytes] | tuple], count: int) -> list[bytes]:
     return lines[:count]
 
 
+# What the prototype message carries in place of the digest's text and HTML.
+PROTOTYPE_BODY = "prototype"
+
+
 class FastDigest:
     """The bytes of one edition's digest for many readers, assembled from pieces."""
 
     def __init__(self, digest: DigestTemplate) -> None:
-        self.digest = digest
+        # Weakly: the digest is this FastDigest's key in _fast_digests, which a
+        # strong reference would keep alive for the life of the process.
+        self._digest = weakref.ref(digest)
         nonce = secrets.token_hex(6)
         self.boundary = f"===============fast{nonce}=="
         prototype_reader = Subscriber(pk=0, email=f"prototype-{nonce}@example.invalid")
@@ -220,6 +228,15 @@ class FastDigest:
         Subscriber._meta.get_field("membership").set_cached_value(prototype_reader, None)
         self.prototype_to = prototype_reader.email
         message = digest.message_for(prototype_reader)
+        # Only the headers and the parts' heads are cut from the prototype (the
+        # bodies are encoded from the digest's text and HTML by BodyTemplate),
+        # and neither depends on the bodies but for the transfer encoding,
+        # which is a slot: one-word bodies spare encoding a whole digest twice.
+        message.body = PROTOTYPE_BODY
+        message.alternatives = [
+            EmailAlternative(PROTOTYPE_BODY, mimetype)
+            for _content, mimetype in message.alternatives
+        ]
         mime = message.message(policy=POLICY)
         mime.set_boundary(self.boundary)
         self._cut(mime.as_bytes(), digest)
@@ -275,7 +292,9 @@ class FastDigest:
         to_line = f"To: {to}\r\n"
         if len(to_line) > MAX_LINE + 2:
             return None
-        values, html_values = self.digest.reader_values(subscriber)
+        digest = self._digest()
+        assert digest is not None, "a FastDigest is used through its digest (fast_digest)"
+        values, html_values = digest.reader_values(subscriber)
         link = values["unsubscribe_url"]
         list_unsubscribe = self._list_unsubscribe(link, unsubscribe_mailto(subscriber.pk))
         if list_unsubscribe is None:

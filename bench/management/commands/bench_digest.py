@@ -81,7 +81,14 @@ class Command(BaseCommand):
             type=int,
             default=1,
             choices=[1, 2],
-            help="...in this many formats (1: headlines; 2: headlines and full stories)",
+            help="...in this many formats (1: --format's; 2: headlines and full stories)",
+        )
+        parser.add_argument(
+            "--format",
+            dest="digest_format",
+            choices=benchmark.FORMATS,
+            default=benchmark.FORMATS[0],
+            help="The format of every reader's digest when --formats is 1 (default headlines)",
         )
         parser.add_argument(
             "--tag", default="", help="A label for the report: large, scaling (make bench's)"
@@ -112,7 +119,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: str, subscribers: int, others: int | None, smtp: str | None,
                workers: int, json_path: Path | None, keep: bool, zones: int, send_times: int,
-               section_sets: int, formats: int, profile: Path | None, tag: str, wire: str,
+               section_sets: int, formats: int, digest_format: str, profile: Path | None,
+               tag: str, wire: str,
                rtt_ms: float, smtp_connections: int | None,
                **options: object) -> None:  # fmt: skip
         others = subscribers // 10 if others is None else others
@@ -124,6 +132,7 @@ class Command(BaseCommand):
         started = time.perf_counter()
         benchmark.clear_population()
         self.multi_zone = zones > 1 or send_times > 1 or section_sets > 1 or formats > 1
+        self.formats = benchmark.FORMATS if formats > 1 else [digest_format]
         if self.multi_zone:
             benchmark.build_population(
                 subscribers,
@@ -131,11 +140,11 @@ class Command(BaseCommand):
                 benchmark.ZONES[:zones],
                 benchmark.SEND_TIMES[:send_times],
                 section_sets=section_sets,
-                formats=formats,
+                formats=self.formats,
             )
             edition = benchmark.build_edition(benchmark.MULTI_ZONE_PUBLISHED_AT)
         else:
-            benchmark.build_population(subscribers, others)
+            benchmark.build_population(subscribers, others, formats=self.formats)
             edition = benchmark.build_edition()
         benchmark.settle_database()
         self.say(f"  done in {time.perf_counter() - started:.1f} s")
@@ -185,6 +194,7 @@ class Command(BaseCommand):
             "smtp_connections": smtp_connections or SMTP_CONNECTIONS,
             "section_sets": section_sets,
             "formats": formats,
+            "digest_format": "mixed" if formats > 1 else digest_format,
         }
         self.report(result)
         if json_path:
@@ -279,10 +289,14 @@ class Command(BaseCommand):
         # The raw limit: smtplib into the same server, on loopback (through
         # the proxy it would measure four round trips an email, nothing more).
         self.say("Measuring raw smtplib into the SMTP server on loopback...")
-        sample = self.sample_message(edition)
+        samples = [self.sample_message(edition, digest_format) for digest_format in self.formats]
         raw_count = min(result["emails"], 100_000)
-        result["raw"] = round(benchmark.raw_smtp_rate(host, port, sample, raw_count, workers))
-        result["message_bytes"] = len(sample)
+        result["raw"] = round(benchmark.raw_smtp_rate(host, port, samples, raw_count, workers))
+        result["message_bytes"] = round(sum(map(len, samples)) / len(samples))
+        result["message_bytes_by_format"] = {
+            digest_format: len(sample)
+            for digest_format, sample in zip(self.formats, samples, strict=True)
+        }
         result["ratio"] = round(result["rate"] / result["raw"], 2)
         return result
 
@@ -337,9 +351,12 @@ class Command(BaseCommand):
             "first_sent_at": first_sent_at.isoformat() if first_sent_at else None,
         }
 
-    def sample_message(self, edition: Edition) -> bytes:
+    def sample_message(self, edition: Edition, digest_format: str) -> bytes:
+        """A reader's digest of every story in this format, as the fast path assembles it."""
         reader = Subscriber(pk=1, email=f"reader0000001@{benchmark.BENCH_DOMAIN}", name="Reader 1")
-        digest = DigestTemplate(edition, list(edition.ordered_articles()))
+        digest = DigestTemplate(
+            edition, list(edition.ordered_articles()), digest_format=digest_format
+        )
         data = FastDigest(digest).bytes_for(reader, new_message_id())
         if data is None:
             raise CommandError("The sample reader's digest cannot be assembled on the fast path.")

@@ -52,16 +52,12 @@ class Command(BaseCommand):
                 r["database_cpu_missing"] = True
             r["cpu"] = ", ".join(f"{group} {sec}" for group, sec in r.get("cpu_per_1k", {}).items())
             r["minutes"] = round(r["seconds"] / 60, 1)
-        single = [r for r in runs if r.get("zones", 1) == 1 and r.get("send_times", 1) == 1]
+        single = [r for r in runs if one_morning(r) and choices(r) == PLAIN]
         large = [r for r in single if r.get("tag") == "large"]
         sends = [r for r in single if r not in large]
-        zoned = [r for r in runs if r not in single]
+        formats = format_runs(sends, [r for r in runs if one_morning(r) and is_one_format(r)])
+        zoned = zoned_runs([r for r in runs if r not in single and not is_one_format(r)], sends)
         default_workers = sends[0]["workers"] if sends else 2
-        beside = {(r.get("database"), r["subscribers"]): r for r in sends}
-        for r in zoned:
-            other = beside.get((r.get("database"), r["subscribers"]))
-            r["single_zone_rate"] = other["rate"] if other else None
-            r["single_zone_renders"] = other.get("renders") if other else None
         scaling = scaling_runs(measured, runs, default_workers)
         wires = wire_runs(measured, sends + large)
         pages = json.loads(page_results.read_text())
@@ -74,11 +70,12 @@ class Command(BaseCommand):
             "sends": sends,
             "large": large,
             "zoned": zoned,
+            "formats": formats,
             "wires": wires,
             "scaling": scaling,
             "database_cpu_missing": any(r.get("database_cpu_missing") for r in runs),
             "million_process_seconds": million_process_seconds(scaling, default_workers),
-            "targets": targets(sends, large),
+            "targets": targets(sends, large) + choice_targets(zoned, formats),
             "profile": profile_table(profile) if profile and profile.exists() else None,
             "run_count": max(r["runs"] for r in runs),
             "workers": default_workers,
@@ -97,9 +94,115 @@ def measurement(result: dict) -> tuple:
         result.get("database", "sqlite"),
         result.get("zones", 1),
         result.get("send_times", 1),
+        *choices(result),
         result["subscribers"],
         result.get("workers", 2),
+        result.get("smtp_connections") or 0,
     )
+
+
+# What readers chose (bench_digest --section-sets, --formats, --format): the
+# plain run's readers follow every section and take headlines.
+PLAIN = (1, 1, "headlines")
+
+
+def choices(result: dict) -> tuple[int, int, str]:
+    return (
+        result.get("section_sets", 1),
+        result.get("formats", 1),
+        result.get("digest_format", "headlines"),
+    )
+
+
+def one_morning(result: dict) -> bool:
+    return result.get("zones", 1) == 1 and result.get("send_times", 1) == 1
+
+
+def is_one_format(result: dict) -> bool:
+    """A run of one zone whose readers all take one format other than headlines."""
+    return choices(result)[:2] == (1, 1) and choices(result) != PLAIN
+
+
+def format_runs(sends: list[dict], others: list[dict]) -> list[dict]:
+    """Each format on loopback, beside raw smtplib on messages of the same size.
+
+    The headlines rows are the plain runs'; a size is shown only when it was
+    also sent in another format.
+    """
+    sizes = {(r.get("database"), r["subscribers"]) for r in others}
+    rows = [r for r in sends if (r.get("database"), r["subscribers"]) in sizes] + others
+    for r in rows:
+        r["format_name"] = choices(r)[2]
+    return sorted(rows, key=lambda r: (r.get("database"), r["subscribers"], r["format_name"]))
+
+
+def zoned_runs(runs: list[dict], sends: list[dict]) -> list[dict]:
+    """Runs over many mornings or many readers' choices, beside their single-zone runs.
+
+    Each beside the run of one zone with the same readers' choices (section
+    sets, formats) and the same size, and beside the plain single-zone run.
+    """
+    by_choices = {
+        (r.get("database"), r["subscribers"], choices(r)): r for r in runs if one_morning(r)
+    }
+    plain = {(r.get("database"), r["subscribers"]): r for r in sends}
+    for r in runs:
+        same = (
+            plain.get((r.get("database"), r["subscribers"]))
+            if choices(r) == PLAIN
+            else by_choices.get((r.get("database"), r["subscribers"], choices(r)))
+        )
+        if same is r:
+            same = None  # a single-zone run of choices is the others' baseline
+        first = plain.get((r.get("database"), r["subscribers"]))
+        r["single_zone_rate"] = same["rate"] if same else None
+        r["single_zone_rss_mb"] = same["rss_mb"] if same else None
+        r["single_zone_renders"] = same.get("renders") if same else None
+        r["share_of_single_zone"] = round(r["rate"] / same["rate"], 2) if same else None
+        r["plain_rate"] = first["rate"] if first else None
+        r["plain_rss_mb"] = first["rss_mb"] if first else None
+        r["section_sets"], r["formats"] = choices(r)[:2]
+    return sorted(
+        runs, key=lambda r: (r.get("database"), r["subscribers"], choices(r), r.get("zones", 1))
+    )
+
+
+# Each reader's own digest (sections, formats): the targets beside the send's.
+TARGET_SHARE_OF_SINGLE_ZONE = 0.9
+TARGET_RSS_GROWTH = 10
+
+
+def choice_targets(zoned: list[dict], formats: list[dict]) -> list[dict]:
+    """The targets of readers' own digests against the median runs: met or not."""
+    rows = []
+    for r in zoned:
+        if r["subscribers"] != 100_000 or choices(r) == PLAIN or one_morning(r):
+            continue
+        name = f"{r['database_name']}: {r['zones']} zones x {r['send_times']} times x " + (
+            f"{r['section_sets']} section sets x {r['formats']} formats"
+        )
+        if r["single_zone_rate"]:
+            rows.append(target(
+                f"{name}, against one zone of the same readers", f"≥ {TARGET_SHARE_OF_SINGLE_ZONE}",
+                r["share_of_single_zone"],
+                r["share_of_single_zone"] >= TARGET_SHARE_OF_SINGLE_ZONE,
+            ))  # fmt: skip
+        if r["plain_rss_mb"]:
+            growth = round((r["rss_mb"] / r["plain_rss_mb"] - 1) * 100)
+            rows.append(target(
+                f"{name}: peak worker memory against the plain single-zone run",
+                f"within {TARGET_RSS_GROWTH}%",
+                f"{r['rss_mb']} MB against {r['plain_rss_mb']} MB ({growth:+d}%)",
+                growth <= TARGET_RSS_GROWTH,
+            ))  # fmt: skip
+    for r in formats:
+        if r["subscribers"] != 100_000:
+            continue
+        rows.append(target(
+            f"{r['database_name']}: {r['format_name']} digests, ratio to raw smtplib of the "
+            "same size", f"≥ {TARGET_RATIO}", r["ratio"], r["ratio"] >= TARGET_RATIO,
+        ))  # fmt: skip
+    return rows
 
 
 def median_runs(results: list[dict]) -> list[dict]:
