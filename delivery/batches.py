@@ -199,9 +199,13 @@ def describe(error: BaseException) -> str:
 
 
 _rendered: dict[tuple[object, ...], DigestTemplate] = {}
-# Distinct contents a worker keeps rendered: readers who share a send slot,
-# a window, their sections and their format share one.
-RENDERS_KEPT = 256
+# Distinct contents a worker keeps rendered, the least recently used let go
+# first: readers who share a send slot, a window, their sections and their
+# format share one. A morning's batches meet at most its section sets times
+# its formats (16 x 2 in make bench) and come one morning after another, so
+# a few mornings' worth keeps the renders once per morning and process while
+# the memory of full digests (each kept with its fast path's pieces) stays small.
+RENDERS_KEPT = 64
 
 
 def digest_template(
@@ -239,10 +243,12 @@ def digest_template(
         settings.CLICK_TRACKING,
         settings.TRACK_READER_CLICKS,
     )
-    template = _rendered.get(key)
-    if template is None:
+    template = _rendered.pop(key, None)
+    if template is not None:
+        _rendered[key] = template  # the most recently used, last
+    else:
         if len(_rendered) >= RENDERS_KEPT:
-            _rendered.clear()
+            del _rendered[next(iter(_rendered))]
         template = _rendered[key] = DigestTemplate(
             edition,
             articles,

@@ -7,7 +7,7 @@ past it falling back to headlines, and the digest says so.
 
 import pytest
 
-from delivery import emails
+from delivery import batches, emails
 from delivery.emails import CLIP_LIMIT, DigestTemplate
 from newsletter.tests.factories import built_edition, make_article, make_section
 from subscriptions.tests.factories import make_subscriber
@@ -117,3 +117,21 @@ def test_each_story_block_is_rendered_once_per_edition_and_format_whatever_the_c
     assert len({content.html for content in contents}) == 16
     for content in contents:
         assert content.html.count('class="story"') == len(content.articles)
+
+
+def test_a_worker_keeps_its_most_recently_used_renders_and_lets_the_oldest_go(monkeypatch):
+    monkeypatch.setattr(batches, "RENDERS_KEPT", 3)
+    make_article(title="One")
+    edition = built_edition(MONDAY)
+
+    def render(day: str) -> DigestTemplate:
+        return batches.digest_template(edition, since=f"Since {day} 06:00 GMT")
+
+    monday, tuesday = render("Monday"), render("Tuesday")
+    render("Wednesday")
+    assert render("Monday") is monday  # used again: now the most recent
+    render("Thursday")  # one too many: Tuesday, the least recently used, goes
+
+    assert render("Monday") is monday
+    assert render("Tuesday") is not tuesday
+    assert len(batches._rendered) == 3

@@ -23,14 +23,16 @@ import re
 import secrets
 import time
 import weakref
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr, make_msgid
 
+from django.conf import settings
 from django.core.mail.message import EmailAlternative
 
 from delivery.deliverability.verp import unsubscribe_mailto
-from delivery.emails import DigestTemplate, list_headers
+from delivery.emails import DigestMessage, DigestTemplate, list_headers
 from delivery.models import site_host
 from subscriptions.models import Subscriber, single_line
 
@@ -212,6 +214,88 @@ def first_lines(pieces: list[list[bytes] | tuple], count: int) -> list[bytes]:
 
 # What the prototype message carries in place of the digest's text and HTML.
 PROTOTYPE_BODY = "prototype"
+# The headers a reader's message has of its own: slots in a MessageCut.
+READER_HEADERS = {b"to", b"date", b"message-id", b"list-unsubscribe"}
+
+
+@dataclass(frozen=True)
+class MessageCut:
+    """A digest message's bytes but its bodies, cut where each reader's headers go."""
+
+    boundary: str
+    # Each header's bytes, or the name of a reader's own (READER_HEADERS).
+    header_pieces: list[bytes | str]
+    preamble: bytes
+    epilogue: bytes
+    # Each part's head: its headers' bytes, "cte" where its transfer encoding goes.
+    part_heads: list[list[bytes | str]]
+
+
+# Cuts by what they are made of: the many contents of one morning (zones,
+# sections, formats) differ in their bodies, rarely in their headers.
+_cuts: dict[tuple[object, ...], MessageCut] = {}
+CUTS_KEPT = 64
+
+
+def message_cut(message: DigestMessage) -> MessageCut:
+    """The cut of a prototype reader's message: serialised once per set of headers.
+
+    Only the headers and the parts' heads are cut (the bodies are encoded
+    from the digest's text and HTML by BodyTemplate), and neither depends on
+    the bodies but for the transfer encoding, which is a slot: so the
+    prototype carries one-word bodies, and contents whose headers are the
+    same share one cut (their boundary too, as one content's readers do).
+    """
+    shared_headers = {
+        name: value
+        for name, value in message.extra_headers.items()
+        if name.lower().encode() not in READER_HEADERS
+    }
+    key = (
+        message.subject,
+        message.from_email,
+        tuple(message.reply_to),
+        tuple(message.cc),
+        tuple(message.bcc),
+        tuple(sorted(shared_headers.items())),
+        message.encoding or settings.DEFAULT_CHARSET,
+        message.content_subtype,
+        tuple(mimetype for _content, mimetype in message.alternatives),
+        bool(message.attachments),
+    )
+    cut = _cuts.get(key)
+    if cut is None:
+        if len(_cuts) >= CUTS_KEPT:
+            _cuts.clear()
+        cut = _cuts[key] = _cut(message)
+    return cut
+
+
+def _cut(message: DigestMessage) -> MessageCut:
+    message.body = PROTOTYPE_BODY
+    message.alternatives = [
+        EmailAlternative(PROTOTYPE_BODY, mimetype) for _content, mimetype in message.alternatives
+    ]
+    boundary = f"===============fast{secrets.token_hex(6)}=="
+    mime = message.message(policy=POLICY)
+    mime.set_boundary(boundary)
+    head, _, body = mime.as_bytes().partition(b"\r\n\r\n")
+    # Header block: keep every header but the per-reader ones, in order.
+    header_pieces: list[bytes | str] = []
+    for field in re.split(rb"\r\n(?! )", head):
+        name = field.split(b":", 1)[0].lower()
+        header_pieces.append(name.decode() if name in READER_HEADERS else field + b"\r\n")
+    separator = b"--" + boundary.encode()
+    preamble, text_part, html_part, epilogue = body.split(separator)
+    part_heads: list[list[bytes | str]] = []
+    for part in (text_part, html_part):
+        part_head = part.partition(b"\r\n\r\n")[0]
+        fields = re.split(rb"\r\n(?! )", part_head.removeprefix(b"\r\n"))
+        part_heads.append([
+            "cte" if field.lower().startswith(b"content-transfer-encoding:") else field + b"\r\n"
+            for field in fields
+        ])  # fmt: skip
+    return MessageCut(boundary, header_pieces, preamble, epilogue, part_heads)
 
 
 class FastDigest:
@@ -222,49 +306,18 @@ class FastDigest:
         # strong reference would keep alive for the life of the process.
         self._digest = weakref.ref(digest)
         nonce = secrets.token_hex(6)
-        self.boundary = f"===============fast{nonce}=="
         prototype_reader = Subscriber(pk=0, email=f"prototype-{nonce}@example.invalid")
         # No membership (no notice): known to be none, or reading it costs a query per content.
         Subscriber._meta.get_field("membership").set_cached_value(prototype_reader, None)
-        self.prototype_to = prototype_reader.email
         message = digest.message_for(prototype_reader)
-        # Only the headers and the parts' heads are cut from the prototype (the
-        # bodies are encoded from the digest's text and HTML by BodyTemplate),
-        # and neither depends on the bodies but for the transfer encoding,
-        # which is a slot: one-word bodies spare encoding a whole digest twice.
-        message.body = PROTOTYPE_BODY
-        message.alternatives = [
-            EmailAlternative(PROTOTYPE_BODY, mimetype)
-            for _content, mimetype in message.alternatives
+        cut = message_cut(message)
+        self.boundary = cut.boundary
+        self.header_pieces = cut.header_pieces
+        self.preamble, self.epilogue = cut.preamble, cut.epilogue
+        self.parts: list[tuple[list[bytes | str], BodyTemplate]] = [
+            (head, BodyTemplate(content, digest._slot))
+            for head, content in zip(cut.part_heads, (digest.text, digest.html), strict=True)
         ]
-        mime = message.message(policy=POLICY)
-        mime.set_boundary(self.boundary)
-        self._cut(mime.as_bytes(), digest)
-
-    def _cut(self, data: bytes, digest: DigestTemplate) -> None:
-        head, _, body = data.partition(b"\r\n\r\n")
-        # Header block: keep every header but the per-reader ones, in order.
-        self.header_pieces: list[bytes | str] = []
-        for field in re.split(rb"\r\n(?! )", head):
-            name = field.split(b":", 1)[0].lower()
-            if name in {b"to", b"date", b"message-id", b"list-unsubscribe"}:
-                self.header_pieces.append(name.decode())
-            else:
-                self.header_pieces.append(field + b"\r\n")
-        separator = b"--" + self.boundary.encode()
-        preamble, text_part, html_part, epilogue = body.split(separator)
-        self.preamble, self.epilogue = preamble, epilogue
-        self.parts: list[tuple[list[bytes | str], BodyTemplate]] = []
-        for part, content in ((text_part, digest.text), (html_part, digest.html)):
-            part_head = part.partition(b"\r\n\r\n")[0]
-            fields = re.split(rb"\r\n(?! )", part_head.removeprefix(b"\r\n"))
-            head_pieces: list[bytes | str] = [
-                "cte"
-                if field.lower().startswith(b"content-transfer-encoding:")
-                else field + b"\r\n"
-                for field in fields
-            ]
-            self.parts.append((head_pieces, BodyTemplate(content, digest._slot)))
         self.unsubscribe_fold_cache: dict[tuple[int, int], tuple[str, str, str]] = {}
 
     def _list_unsubscribe(self, link: str, mailto: str) -> bytes | None:
