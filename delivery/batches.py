@@ -14,6 +14,7 @@ import queue
 import re
 import smtplib
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -759,9 +760,32 @@ def carrier_for(connection: BaseEmailBackend, edition: Edition) -> Carrier:
     if batch is not None:
         return batch(connection, edition)
     size = min(getattr(connection, "connections", 1), MAX_SMTP_CONNECTIONS)
-    if size > 1 and isinstance(connection, SMTPBackend) and getattr(connection, "alias", None):
+    if (
+        size > 1
+        and isinstance(connection, SMTPBackend)
+        and getattr(connection, "alias", None)
+        and relay_is_far(connection)
+    ):
         return SMTPPool(connection, edition, size)
     return Sender(connection, edition)
+
+
+# A relay nearer than this (the round trip of one NOOP) keeps a worker busy
+# over one pipelined connection: more connections would only add their
+# threads' cost (a fifth of the worker's time into smtp-sink on loopback).
+NEAR_RELAY_SECONDS = 0.002
+
+
+def relay_is_far(connection: SMTPBackend) -> bool:
+    """Whether the batch's open connection answers slowly enough to be worth several."""
+    client = connection.connection
+    if client is None:
+        return True  # not open: the pool's lanes open their own
+    started = time.perf_counter()
+    code, answer = client.noop()
+    if code != 250:
+        raise smtplib.SMTPResponseException(code, answer)
+    return time.perf_counter() - started >= NEAR_RELAY_SECONDS
 
 
 # Postfix's default per-client limit (smtpd_client_connection_count_limit):

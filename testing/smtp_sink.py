@@ -16,7 +16,8 @@ stored; "no_pipelining": true stops offering PIPELINING; "delay_data_seconds":
 S waits S seconds before accepting each message (a slow server, so a test can
 act while a batch is half sent); "drop_after_data_for": [addresses] stores
 the message for those recipients and then hangs up without answering it
-(the sender cannot know it was delivered). Remove the file and the server
+(the sender cannot know it was delivered); "delay_noop_seconds": S answers
+NOOP after S seconds (a relay that far away). Remove the file and the server
 behaves again.
 """
 
@@ -83,6 +84,15 @@ class StoreMessages:
             code, text = refusal
             return f"{code} {text}"
         envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_NOOP(
+        self, server: SMTP, session: Session, envelope: Envelope, arg: str
+    ) -> str:
+        delay = self.faults().get("delay_noop_seconds")
+        if delay:
+            # A relay far away, as a client measuring the round trip sees it.
+            await asyncio.sleep(delay)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:

@@ -20,8 +20,13 @@ pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 @pytest.fixture
-def pooled(smtp_server, settings):
-    """The production backend over 4 connections per batch (SMTP_URL's ?connections=4)."""
+def pooled(smtp_server, settings, monkeypatch):
+    """The production backend over 4 connections per batch (SMTP_URL's ?connections=4).
+
+    To a relay taken to be far: the test's server is on loopback, where a
+    batch would otherwise use one connection (test_a_relay_on_loopback_...).
+    """
+    monkeypatch.setattr(batches, "NEAR_RELAY_SECONDS", 0)
     settings.MAILERS = {
         "default": {
             "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
@@ -98,3 +103,23 @@ def test_an_error_mid_batch_records_what_went_and_frees_the_rest(
     by_hand.send_edition_in_process(edition.pk)
     assert Counter(pooled.recipients()) == {reader.email: 1 for reader in readers}
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+
+
+@pytest.mark.parametrize(
+    ("noop_seconds", "connections"),
+    [(0, 1), (0.05, 4)],
+    ids=["near relay: one connection", "far relay: the pool"],
+)
+def test_a_batch_opens_more_connections_only_to_a_relay_far_away(
+    pooled, readers, settings, monkeypatch, noop_seconds, connections
+):
+    settings.DIGEST_BATCH_SIZE = 20
+    edition = built_edition(MONDAY)
+    # A threshold loopback answers a NOOP well within, even on a loaded machine.
+    monkeypatch.setattr(batches, "NEAR_RELAY_SECONDS", 0.02)
+    pooled.inject_faults(delay_noop_seconds=noop_seconds)
+
+    assert by_hand.send_edition_in_process(edition.pk).sent == 20
+
+    assert Counter(pooled.recipients()) == {reader.email: 1 for reader in readers}
+    assert len(peers(pooled)) == connections

@@ -8,9 +8,9 @@ The data they read is committed (transaction=True): on SQLite the test
 database is a file the workers open too, on PostgreSQL the test database by
 its name.
 
-The sink is made slow (delay_data_seconds, per message on each of a batch's
-SMTP_CONNECTIONS connections) so that a kill or a flush lands while a batch
-is half sent. Then the documented recovery runs (the sweep
+The sink is made slow and far (delay_data_seconds, per message on each of a
+batch's SMTP_CONNECTIONS connections; delay_noop_seconds) so that a kill or
+a flush lands while a batch is half sent. Then the documented recovery runs (the sweep
 `resume_stalled_sends`, as beat runs it every minute, here every half
 second) and the test checks that every entitled reader got the digest,
 repeats stay within the documented bound, the Delivery table says what
@@ -56,6 +56,9 @@ LEASE_SECONDS = 4
 # The workers mark rows sent every 50 emails here, so that a batch of 80
 # has passed its first checkpoint and not yet its end when a worker is killed.
 CHECKPOINT_EVERY = 50
+# The sink answers a NOOP this late, as a relay far away does: a batch then
+# sends over SMTP_CONNECTIONS connections (delivery.batches.relay_is_far).
+FAR_NOOP_SECONDS = 0.01
 # Production's bound: every reader has it within 2 minutes of the fault.
 RECOVERY_BOUND_SECONDS = 120
 
@@ -188,7 +191,9 @@ def test_a_worker_killed_mid_batch_is_resumed_with_a_bounded_repeat(
     edition = built_edition(MONDAY)
     # Two batches of 80, one for each of the worker's two processes; each
     # marks its rows sent every CHECKPOINT_EVERY (50) emails.
-    smtp_server.inject_faults(delay_data_seconds=0.02 * SMTP_CONNECTIONS)
+    smtp_server.inject_faults(
+        delay_data_seconds=0.02 * SMTP_CONNECTIONS, delay_noop_seconds=FAR_NOOP_SECONDS
+    )
     first = workers(concurrency=2, batch_size=80)
     tasks.send_edition.delay(edition.pk)
 
@@ -264,7 +269,9 @@ def flush_broker(queue: str) -> int:
 def test_the_broker_flushed_mid_send_is_repaired_by_the_sweep(smtp_server, workers, fault_table):
     readers = make_readers(40)
     edition = built_edition(MONDAY)
-    smtp_server.inject_faults(delay_data_seconds=0.05 * SMTP_CONNECTIONS)
+    smtp_server.inject_faults(
+        delay_data_seconds=0.05 * SMTP_CONNECTIONS, delay_noop_seconds=FAR_NOOP_SECONDS
+    )
     # One process, batches of 10: while it sends the first batch, the other
     # three wait in the broker.
     workers(concurrency=1, batch_size=10)
@@ -301,7 +308,9 @@ def test_two_worker_processes_on_one_edition_send_each_reader_once(
         )
     readers = make_readers(60)
     edition = built_edition(MONDAY)
-    smtp_server.inject_faults(delay_data_seconds=0.01 * SMTP_CONNECTIONS)
+    smtp_server.inject_faults(
+        delay_data_seconds=0.01 * SMTP_CONNECTIONS, delay_noop_seconds=FAR_NOOP_SECONDS
+    )
     workers(concurrency=2, batch_size=10)
     workers(concurrency=2, batch_size=10)
 
@@ -332,7 +341,9 @@ def test_redis_restarted_without_persistence_mid_send_is_repaired_within_minutes
 ):
     readers = make_readers(60)
     edition = built_edition(MONDAY)
-    smtp_server.inject_faults(delay_data_seconds=0.05 * SMTP_CONNECTIONS)
+    smtp_server.inject_faults(
+        delay_data_seconds=0.05 * SMTP_CONNECTIONS, delay_noop_seconds=FAR_NOOP_SECONDS
+    )
     # One process, batches of 10: five wait in Redis while it sends the first.
     workers(concurrency=1, batch_size=10, REDIS_URL=private_redis.url)
 
@@ -378,7 +389,9 @@ def test_one_pool_process_killed_is_replaced_and_its_batch_resumed(
 ):
     readers = make_readers(160)
     edition = built_edition(MONDAY)
-    smtp_server.inject_faults(delay_data_seconds=0.02 * SMTP_CONNECTIONS)
+    smtp_server.inject_faults(
+        delay_data_seconds=0.02 * SMTP_CONNECTIONS, delay_noop_seconds=FAR_NOOP_SECONDS
+    )
     worker = workers(concurrency=2, batch_size=80)
     tasks.send_edition.delay(edition.pk)
 
@@ -404,7 +417,9 @@ def test_the_workers_database_connections_terminated_mid_send_repeat_nobody(
         pytest.skip("needs PostgreSQL to terminate backends (CI's second pass runs it)")
     readers = make_readers(160)
     edition = built_edition(MONDAY)
-    smtp_server.inject_faults(delay_data_seconds=0.02 * SMTP_CONNECTIONS)
+    smtp_server.inject_faults(
+        delay_data_seconds=0.02 * SMTP_CONNECTIONS, delay_noop_seconds=FAR_NOOP_SECONDS
+    )
     # Two batches of 80: each checkpoints at 50, then has 30 to record at its end.
     worker = workers(concurrency=2, batch_size=80)
     tasks.send_edition.delay(edition.pk)

@@ -104,15 +104,15 @@ class BodyTemplate:
         self.line_count = len(lines)
         # Alternating: a run of fixed lines (as 7bit bytes, as quoted-printable
         # bytes, both with CRLF line ends, and their raw bytes), then one line
-        # with slots (its text), and so on.
-        self.pieces: list[tuple[bytes, bytes, list[bytes]] | str] = []
+        # with slots (its text split at them: text, field, text...), and so on.
+        self.pieces: list[tuple[bytes, bytes, list[bytes]] | list[str]] = []
         run: list[bytes] = []
         slot_lines = []
         for number, line in enumerate(lines):
             text = line.decode("utf-8")
             if slot.search(text):
                 self.pieces.append(self._fixed_run(run))
-                self.pieces.append(text)
+                self.pieces.append(slot.split(text))
                 slot_lines.append(number)
                 run = []
             else:
@@ -137,15 +137,19 @@ class BodyTemplate:
         return (seven_bit, qp, lines)
 
     def _filled_lines(self, values: dict[str, str]) -> list[list[bytes] | tuple]:
-        fill = lambda match: values[match.group(1)]  # noqa: E731
         out: list[list[bytes] | tuple] = []
         for piece in self.pieces:
             if isinstance(piece, tuple):
                 out.append(piece)
-            else:
-                # Split as the whole body would be: a value ending in a line
-                # break leaves an empty line after it.
-                out.append(LINE_BREAK.split(self.slot.sub(fill, piece).encode("utf-8")))
+                continue
+            # The line split at its slots (text, field, text, ...): the
+            # fields' values go where the fields are.
+            parts = list(piece)
+            parts[1::2] = [values[field] for field in piece[1::2]]
+            line = "".join(parts).encode("utf-8")
+            # Split as the whole body would be: a value ending in a line
+            # break leaves an empty line after it.
+            out.append(LINE_BREAK.split(line) if b"\n" in line or b"\r" in line else [line])
         return out
 
     def encode(self, values: dict[str, str]) -> tuple[str, bytes] | None:

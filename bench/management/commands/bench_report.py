@@ -246,6 +246,8 @@ def wire_runs(results: list[dict], loopback: list[dict]) -> list[dict]:
     runs = median_runs([r for r in results if r.get("wire", "loopback") != "loopback"])
     for r in runs:
         r["wire_name"] = WIRE_NAMES.get(r["wire"], r["wire"])
+        if r["wire"] == "relay" and r.get("smtp_connections"):
+            r["wire_name"] += f", {r['smtp_connections']} connections per process"
         r["database_name"] = DATABASE_NAMES.get(r.get("database", "sqlite"), r.get("database"))
         r["minutes"] = round(r["seconds"] / 60, 1)
         other = beside.get((r.get("database"), r["subscribers"]))
