@@ -78,6 +78,7 @@ class Command(BaseCommand):
             "targets": targets(sends, large) + choice_targets(zoned, formats),
             "profile": profile_table(profile) if profile and profile.exists() else None,
             "run_count": max(r["runs"] for r in runs),
+            "databases": sorted({r["database_name"] for r in runs}),
             "workers": default_workers,
             "pages": pages,
             "machine": machine(),
