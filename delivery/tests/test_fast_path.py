@@ -9,6 +9,7 @@ import email.policy
 import gc
 import re
 import weakref
+from email.quoprimime import body_encode
 from typing import Required, TypedDict
 
 import pytest
@@ -194,8 +195,6 @@ def test_fast_bytes_equal_djangos_for_every_combination_kind(readers, kind, opti
 def test_long_lines_are_soft_broken_where_the_email_package_breaks_them():
     # Lines of every length around the limit, with "=" (three characters
     # encoded) at every place a cut could fall inside an escape.
-    from email.quoprimime import body_encode
-
     lines = [
         "a" * length + "=" * equals + "b" * tail
         for length in range(60, 160, 7)
