@@ -9,6 +9,7 @@ no task picked up). The first attempt is queued on commit.
 
 import datetime
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -51,7 +52,7 @@ READER_EVENTS = [name for name, _ in EVENT_TYPES if name.startswith("reader.")]
 
 def emit(
     event_type: str,
-    data: dict[str, Any],
+    data: dict[str, Any] | Callable[[], dict[str, Any]],
     *,
     key: str | None = None,
     ordering_key: str = "",
@@ -60,7 +61,9 @@ def emit(
     """Record an event for every enabled endpoint that wants it; None if none does, or `key` was.
 
     `key` makes the event happen once (a reader's first payment); without
-    one every call is an event of its own.
+    one every call is an event of its own. `data` may be a function that
+    makes it, called only when an endpoint wants the event: a reader's
+    payload costs a serializer (and a query) on every save otherwise.
     """
     endpoints = [
         endpoint
@@ -69,6 +72,8 @@ def emit(
     ]
     if not endpoints:
         return None
+    if callable(data):
+        data = data()
     now = now or timezone.now()
     public_id = uuid.uuid4()
     payload = {

@@ -11,6 +11,7 @@ articles) sends newsletter.signals.articles_published instead.
 A save that changes none of the watched fields costs no extra query.
 """
 
+import functools
 from typing import Any
 
 from django.db.models.signals import post_save, pre_save
@@ -59,7 +60,11 @@ def reader_saved(sender: Any, instance: Subscriber, created: bool, **kwargs: Any
         return
     ordering = f"reader:{instance.pk}"
     if created or previous is None:
-        emit(EventType.READER_CREATED, {"reader": reader_data(instance)}, ordering_key=ordering)
+        emit(
+            EventType.READER_CREATED,
+            lambda: {"reader": reader_data(instance)},
+            ordering_key=ordering,
+        )
         return
     changed = [field for field in READER_WATCHED if previous[field] != getattr(instance, field)]
     if not changed:
@@ -69,20 +74,20 @@ def reader_saved(sender: Any, instance: Subscriber, created: bool, **kwargs: Any
         if after == EmailStatus.UNSUBSCRIBED:
             emit(
                 EventType.READER_UNSUBSCRIBED,
-                {"reader": reader_data(instance)},
+                lambda: {"reader": reader_data(instance)},
                 ordering_key=ordering,
             )
         elif before == EmailStatus.UNSUBSCRIBED and after == EmailStatus.ACTIVE:
             emit(
                 EventType.READER_RESUBSCRIBED,
-                {"reader": reader_data(instance)},
+                lambda: {"reader": reader_data(instance)},
                 ordering_key=ordering,
             )
         changed.remove("email_status")
     if changed:
         emit(
             EventType.READER_UPDATED,
-            {"reader": reader_data(instance), "changed": changed},
+            lambda: {"reader": reader_data(instance), "changed": changed},
             ordering_key=ordering,
         )
 
@@ -92,7 +97,7 @@ def digest_choices_changed(
 ) -> None:
     emit(
         EventType.READER_UPDATED,
-        {"reader": reader_data(subscriber), "changed": changed},
+        lambda: {"reader": reader_data(subscriber), "changed": changed},
         ordering_key=f"reader:{subscriber.pk}",
     )
 
@@ -108,13 +113,19 @@ def membership_saved(sender: Any, instance: Membership, created: bool, **kwargs:
     )
     if before == after and not granted:
         return
-    subscriber = Subscriber.objects.select_related("membership").get(pk=instance.subscriber_id)
-    data = {"reader": reader_data(subscriber)}
+
+    @functools.cache
+    def data() -> dict[str, Any]:
+        subscriber = Subscriber.objects.select_related("membership").get(pk=instance.subscriber_id)
+        return {"reader": reader_data(subscriber)}
+
     ordering = f"reader:{instance.subscriber_id}"
     if granted:
         # A complimentary grant (or its end moved) by staff: the reader's state.
         emit(
-            EventType.READER_UPDATED, {**data, "changed": ["complimentary"]}, ordering_key=ordering
+            EventType.READER_UPDATED,
+            lambda: {**data(), "changed": ["complimentary"]},
+            ordering_key=ordering,
         )
     subscription = instance.stripe_subscription_id or f"membership-{instance.pk}"
     if after == Status.TRIALING:

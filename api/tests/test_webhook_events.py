@@ -11,7 +11,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from api import edition_sends
+from api import edition_sends, receivers
 from api.events import EVENT_TYPES
 from api.models import WebhookDelivery, WebhookEvent
 from api.tests.conftest import make_endpoint
@@ -207,3 +207,27 @@ def test_a_change_of_sections_days_or_format_is_a_reader_updated_event(
     assert (first["changed"], first["reader"]["sections"]) == (["sections"], ["world"])
     assert second["changed"] == ["days", "format"]
     assert (second["reader"]["days"], second["reader"]["format"]) == (["mon", "wed"], "headlines")
+
+
+def test_a_reader_is_serialised_only_for_an_endpoint_that_wants_the_event(receiver, monkeypatch):
+    made = []
+    real_reader_data = receivers.reader_data
+    monkeypatch.setattr(
+        receivers,
+        "reader_data",
+        lambda reader: made.append(reader.email) or real_reader_data(reader),
+    )
+    make_subscriber("nobody-listens@example.com", membership=Membership.Status.TRIALING)
+    make_endpoint(receiver.url, ["article.published"])
+    make_subscriber("not-this-event@example.com", membership=Membership.Status.TRIALING)
+    assert made == []
+    assert not WebhookEvent.objects.exists()
+
+    make_endpoint(receiver.url, ["reader.created", "reader.trial_started"])
+    make_subscriber("wanted@example.com", membership=Membership.Status.TRIALING)
+    # Once for reader.created, once for the trial (the membership's reader, read anew).
+    assert made == ["wanted@example.com", "wanted@example.com"]
+    assert sorted(WebhookEvent.objects.values_list("type", flat=True)) == [
+        "reader.created",
+        "reader.trial_started",
+    ]

@@ -3,7 +3,10 @@
 import datetime
 
 import pytest
+import time_machine
 from django.core.management import call_command
+from django.db import transaction
+from django.test import override_settings
 
 from dashboard import demo, metrics
 from dashboard.metrics import DateRange
@@ -19,10 +22,21 @@ Status = Membership.Status
 NOW = MONDAY_BEFORE_SEND
 
 
+@pytest.fixture(scope="module")
+def seeded_once(django_db_setup, django_db_blocker):
+    """The year of history is seeded once for the module (it takes seconds), inside a
+    transaction rolled back after the module's last test; each test's own transaction is a
+    savepoint within it, so what one test writes the next does not see."""
+    with django_db_blocker.unblock(), transaction.atomic(), override_settings(DEBUG=True):
+        with time_machine.travel(NOW, tick=False):  # the tests' own clock (conftest's `clock`)
+            call_command("seed_demo")
+        yield
+        transaction.set_rollback(True)
+
+
 @pytest.fixture
-def seeded(settings):
+def seeded(seeded_once, settings):
     settings.DEBUG = True
-    call_command("seed_demo")
 
 
 def counts():
