@@ -11,7 +11,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from api import edition_sends, receivers
+from api import edition_sends, receivers, serializers
 from api.events import EVENT_TYPES
 from api.models import WebhookDelivery, WebhookEvent
 from api.tests.conftest import make_endpoint
@@ -211,12 +211,12 @@ def test_a_change_of_sections_days_or_format_is_a_reader_updated_event(
 
 def test_a_reader_is_serialised_only_for_an_endpoint_that_wants_the_event(receiver, monkeypatch):
     made = []
-    real_reader_data = receivers.reader_data
-    monkeypatch.setattr(
-        receivers,
-        "reader_data",
-        lambda reader: made.append(reader.email) or real_reader_data(reader),
-    )
+
+    def reader_data(reader):
+        made.append(reader.email)
+        return serializers.reader_data(reader)
+
+    monkeypatch.setattr(receivers, "reader_data", reader_data)
     make_subscriber("nobody-listens@example.com", membership=Membership.Status.TRIALING)
     make_endpoint(receiver.url, ["article.published"])
     make_subscriber("not-this-event@example.com", membership=Membership.Status.TRIALING)
