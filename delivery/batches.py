@@ -56,11 +56,6 @@ from subscriptions.models import DigestFormat, Subscriber
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
-# Written on rows whose connection dropped after the message went out.
-UNCONFIRMED_NOTE = (
-    "Sent; the connection dropped before the mail server confirmed it, "
-    "so delivery is likely but not confirmed."
-)
 
 
 # A delivery and what became of its message: None when the server accepted it.
@@ -475,7 +470,7 @@ class BatchLedger:
                 lease_until=None,
                 carrier=self.carrier,
                 attempts=F("attempts") + 1,
-                last_error=UNCONFIRMED_NOTE,
+                last_error=Delivery.UNCONFIRMED_NOTE,
             )
         # Counted before release_claims() below hands them back to the queue.
         resent = (

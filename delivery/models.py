@@ -23,6 +23,13 @@ from newsletter.models import Edition
 class Delivery(models.Model):
     """One reader's copy of one edition: the record of what was sent."""
 
+    # Written on rows whose connection (or API call) dropped after the message
+    # went out; cleared when the ESP reports the message accepted or delivered.
+    UNCONFIRMED_NOTE = (
+        "Sent; the connection dropped before the mail server confirmed it, "
+        "so delivery is likely but not confirmed."
+    )
+
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         SENDING = "sending", "Sending"

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import QuerySet
 
-from delivery.batches import NOTHING_FOR_YOU, UNCONFIRMED_NOTE
+from delivery.batches import NOTHING_FOR_YOU
 from delivery.models import Delivery
 from delivery.recovery import RESUMED_NOTE
 from newsletter.models import Edition
@@ -45,7 +45,7 @@ def carried(edition: Edition) -> dict[str, int]:
 def unconfirmed(edition: Edition) -> int:
     """How many went out on a connection that dropped before the server confirmed them."""
     return edition.deliveries.filter(
-        status=Delivery.Status.SENT, last_error=UNCONFIRMED_NOTE
+        status=Delivery.Status.SENT, last_error=Delivery.UNCONFIRMED_NOTE
     ).count()
 
 

@@ -1,10 +1,14 @@
-"""Bounces and spam complaints reported by the email service provider.
+"""Bounces, spam complaints and deliveries reported by the email service provider.
 
 django-anymail receives the ESP's tracking webhook at /anymail/<esp>/tracking/
 (checked against ANYMAIL_WEBHOOK_SECRET and the ESP's own signature; only the
 configured ESP's view is mounted, config/urls.py) and sends the `tracking`
 signal handled here. Logs name subscribers and deliveries by id, never by
 address.
+
+A bounce or a complaint suppresses the reader. An acceptance or a delivery
+confirms a send whose answer was lost (an API call that timed out after it
+went out): the row stops counting as unconfirmed on the desk.
 """
 
 import logging
@@ -26,6 +30,10 @@ KINDS = {
     "unsubscribed": BounceEvent.Kind.UNSUBSCRIBE,
 }
 
+
+# The ESP's word that it took the message on or delivered it (anymail's
+# normalised event types: Mailgun's "accepted" is "queued", SES's "Send" "sent").
+CONFIRMING = {"queued", "sent", "delivered"}
 
 # anymail's esp_name of each provider EMAIL_ESP may name (the views' class attribute).
 ESP_NAMES = {"amazon_ses": "Amazon SES", "mailgun": "Mailgun", "postmark": "Postmark"}
@@ -50,6 +58,9 @@ def handle_tracking_event(
         # ever be reachable (all of anymail.urls), its events are not ours to
         # trust: they skipped our provider's own verification.
         logger.warning("Tracking event from %s ignored: the ESP is %s", esp_name, expected)
+        return
+    if event.event_type in CONFIRMING:
+        confirm(event, esp_name)
         return
     if event.event_type not in KINDS or not event.recipient:
         return
@@ -81,3 +92,24 @@ def handle_tracking_event(
         detail=mask_addresses(f"{esp_name}: {event.description or event.event_type}"),
         report_id=f"{esp_name}:{event.event_id}" if event.event_id else "",
     )
+
+
+def confirm(event: AnymailTrackingEvent, esp_name: str) -> int:
+    """Clear the unconfirmed note of the delivery the event names, if it is this reader's.
+
+    The delivery id comes from the metadata we sent with the message; the
+    recipient must be that delivery's reader, so an event can confirm only
+    its own message. Returns how many rows it confirmed (0 or 1).
+    """
+    named = str((event.metadata or {}).get("delivery_id", ""))
+    if not named.isdigit() or not event.recipient:
+        return 0
+    confirmed = Delivery.objects.filter(
+        pk=int(named),
+        status=Delivery.Status.SENT,
+        last_error=Delivery.UNCONFIRMED_NOTE,
+        subscriber__email__iexact=event.recipient,
+    ).update(last_error="")
+    if confirmed:
+        logger.info("%s confirmed delivery %s (%s)", esp_name, named, event.event_type)
+    return confirmed

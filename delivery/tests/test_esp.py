@@ -9,6 +9,7 @@ from django.core import mail
 from django.core.management import call_command
 
 import config.urls  # noqa: F401 - imported with no ESP configured, before a test sets one
+from delivery import send_report
 from delivery.models import Delivery
 from newsletter.tests.factories import make_article
 from subscriptions.models import Subscriber
@@ -184,6 +185,57 @@ def test_a_soft_bounce_changes_nothing(tracking, sent_delivery):
     tracking(postmark_event("Bounce", "reader@example.com", Type="SoftBounce"))
 
     sent_delivery.subscriber.refresh_from_db()
+    assert sent_delivery.subscriber.email_status == Subscriber.EmailStatus.ACTIVE
+
+
+def postmark_delivery(recipient: str, delivery_id: str | None) -> dict:
+    """Postmark's Delivery webhook, as its documentation shows it."""
+    return {
+        "RecordType": "Delivery",
+        "ServerID": 23,
+        "MessageStream": "outbound",
+        "MessageID": "00000000-0000-0000-0000-000000000000",
+        "Recipient": recipient,
+        "Tag": "",
+        "DeliveredAt": "2026-11-30T11:05:00Z",
+        "Details": "Test delivery webhook details",
+        "Metadata": {"delivery_id": delivery_id} if delivery_id else {},
+    }
+
+
+@pytest.mark.django_db
+def test_a_delivery_event_confirms_a_send_whose_answer_was_lost(tracking, sent_delivery):
+    Delivery.objects.filter(pk=sent_delivery.pk).update(last_error=Delivery.UNCONFIRMED_NOTE)
+    assert send_report.unconfirmed(sent_delivery.edition) == 1
+
+    response = tracking(postmark_delivery("Reader@Example.com", str(sent_delivery.pk)))
+
+    assert response.status_code == 200
+    sent_delivery.refresh_from_db()
+    assert (sent_delivery.status, sent_delivery.last_error) == (Delivery.Status.SENT, "")
+    assert send_report.unconfirmed(sent_delivery.edition) == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("recipient", "named"),
+    [
+        ("someone-else@example.com", "own"),  # another address: not this delivery's reader
+        ("reader@example.com", None),  # no delivery id: a message we cannot place
+        ("reader@example.com", "not-a-number"),
+        ("reader@example.com", "999999"),  # no such delivery
+    ],
+)
+def test_a_delivery_event_that_is_not_the_rows_own_confirms_nothing(
+    tracking, sent_delivery, recipient, named
+):
+    Delivery.objects.filter(pk=sent_delivery.pk).update(last_error=Delivery.UNCONFIRMED_NOTE)
+    delivery_id = str(sent_delivery.pk) if named == "own" else named
+
+    assert tracking(postmark_delivery(recipient, delivery_id)).status_code == 200
+
+    sent_delivery.refresh_from_db()
+    assert sent_delivery.last_error == Delivery.UNCONFIRMED_NOTE
     assert sent_delivery.subscriber.email_status == Subscriber.EmailStatus.ACTIVE
 
 

@@ -148,7 +148,7 @@ def test_a_call_without_a_clear_answer_leaves_its_readers_unconfirmed_never_rese
 
     assert report.sent == 7
     assert set(Delivery.objects.values_list("status", "last_error")) == {
-        ("sent", batches.UNCONFIRMED_NOTE)
+        ("sent", Delivery.UNCONFIRMED_NOTE)
     }
     assert send_report.unconfirmed(edition) == 7
     fake_esp.clear_faults()

@@ -51,7 +51,7 @@ def test_a_message_the_server_never_confirmed_is_recorded_sent_not_sent_again(
     assert collections.Counter(smtp_server.recipients()) == {email: 1 for email in readers}
     assert statuses() == {Delivery.Status.SENT: len(readers)}
     row = Delivery.objects.get(subscriber__email="reader03@example.com")
-    assert row.last_error == batches.UNCONFIRMED_NOTE
+    assert row.last_error == Delivery.UNCONFIRMED_NOTE
     assert Delivery.objects.exclude(pk=row.pk).filter(last_error="").count() == len(readers) - 1
     # The send report says so.
     page = admin_client.get(f"/admin/newsletter/edition/{row.edition_id}/desk/").content.decode()
@@ -78,7 +78,7 @@ def test_with_resend_unconfirmed_the_reader_gets_at_most_two_copies(
     assert counts.pop("reader03@example.com") == 2
     assert counts == {email: 1 for email in readers if email != "reader03@example.com"}
     row.refresh_from_db()
-    assert (row.status, row.last_error) == (Delivery.Status.SENT, batches.UNCONFIRMED_NOTE)
+    assert (row.status, row.last_error) == (Delivery.Status.SENT, Delivery.UNCONFIRMED_NOTE)
 
 
 @pytest.mark.django_db(transaction=True)

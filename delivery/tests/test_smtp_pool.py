@@ -75,7 +75,7 @@ def test_a_connection_dropping_mid_window_affects_only_its_own_messages(pooled, 
     assert report.sent == 20
     assert Counter(pooled.recipients()) == {reader.email: 1 for reader in readers}
     unconfirmed = Delivery.objects.get(subscriber__email=dropped)
-    assert (unconfirmed.status, unconfirmed.last_error) == ("sent", batches.UNCONFIRMED_NOTE)
+    assert (unconfirmed.status, unconfirmed.last_error) == ("sent", Delivery.UNCONFIRMED_NOTE)
     others = Delivery.objects.exclude(pk=unconfirmed.pk)
     assert set(others.values_list("status", "last_error")) == {("sent", "")}
     assert len(peers(pooled)) == 5  # the four, and the one opened again
