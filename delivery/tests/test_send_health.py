@@ -10,6 +10,7 @@ from delivery import batches, by_hand, recovery
 from delivery.deliverability import health, suppression
 from delivery.models import BounceEvent, Delivery, SendAlert, SendPause
 from newsletter.tests.factories import built_edition, make_article, make_staff
+from subscriptions.models import Membership, Subscriber
 from subscriptions.tests.factories import make_subscriber
 from testing.admin import run_admin_action
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
@@ -27,7 +28,13 @@ def sent(settings):
 
     def send(count: int):
         make_article()
-        readers = [make_subscriber(f"reader{n:03d}@example.com") for n in range(count)]
+        # In bulk (no signals): how many readers there are matters here, not how they came.
+        readers = Subscriber.objects.bulk_create(
+            Subscriber(email=f"reader{n:03d}@example.com") for n in range(count)
+        )
+        Membership.objects.bulk_create(
+            Membership(subscriber=reader, status=Membership.Status.ACTIVE) for reader in readers
+        )
         edition = built_edition(MONDAY)
         by_hand.send_edition_in_process(edition.pk)
         mail.outbox.clear()
