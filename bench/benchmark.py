@@ -305,6 +305,7 @@ def esp_environment(esp: str, port: int) -> dict[str, str]:
     urls = {
         "postmark": f"postmark://server-token@?api_url={api}",
         "mailgun": f"mailgun://key-test@/{BENCH_DOMAIN}?webhook_signing_key=bench&api_url={api}v3",
+        "sendgrid": f"sendgrid://key-test@?api_url={api}v3/",
     }
     return {"EMAIL_ESP": urls[esp], "ANYMAIL_WEBHOOK_SECRET": "bench:bench-webhook-secret"}
 

@@ -404,6 +404,7 @@ ESP_URL_FORMS = {
     "postmark": "postmark://<server token>@",
     "mailgun": "mailgun://<api key>@api.mailgun.net/<sending domain>?webhook_signing_key=<key>",
     "amazon_ses": "amazon_ses://?configuration_set=<name>",
+    "sendgrid": "sendgrid://<api key>@",
 }
 
 
@@ -413,7 +414,8 @@ def esp_options(url: str, *, name: str = "EMAIL_ESP") -> tuple[str, dict[str, An
     postmark://TOKEN@ (the server token); mailgun://KEY@HOST/DOMAIN with the
     API key, the API host (api.mailgun.net, or api.eu.mailgun.net in the EU;
     empty for the first) and the sending domain (empty: the From address's),
-    ?webhook_signing_key=... required; amazon_ses:// with an optional
+    ?webhook_signing_key=... required; sendgrid://KEY@ (the API key);
+    amazon_ses:// with an optional
     ?configuration_set=... (boto reads the AWS_* variables). Credentials are
     percent-encoded like any URL's, and no message repeats them. Each takes
     ?api_url=... for another API base URL (a region, a proxy, a test's fake
@@ -444,6 +446,10 @@ def esp_options(url: str, *, name: str = "EMAIL_ESP") -> tuple[str, dict[str, An
         if not key or host or path:
             raise ImproperlyConfigured(f"{name} for postmark must look like {ESP_URL_FORMS[esp]}")
         return esp, {"server_token": key, **({"api_url": api_url} if api_url else {})}, {}
+    if esp == "sendgrid":
+        if not key or host or path:
+            raise ImproperlyConfigured(f"{name} for sendgrid must look like {ESP_URL_FORMS[esp]}")
+        return esp, {"api_key": key, **({"api_url": api_url} if api_url else {})}, {}
     if esp == "mailgun":
         signing_key = query.get("webhook_signing_key", "")
         if not key or not signing_key or "/" in path:

@@ -20,6 +20,7 @@ ESP_TRACKING_VIEWS = {
     "amazon_ses": "anymail.webhooks.amazon_ses.AmazonSESTrackingWebhookView",
     "mailgun": "anymail.webhooks.mailgun.MailgunTrackingWebhookView",
     "postmark": "anymail.webhooks.postmark.PostmarkTrackingWebhookView",
+    "sendgrid": "anymail.webhooks.sendgrid.SendGridTrackingWebhookView",
 }
 
 

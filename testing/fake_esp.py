@@ -1,4 +1,4 @@
-"""Fake Mailgun and Postmark HTTP APIs for tests and the bench, run as their own process.
+"""Fake Mailgun, Postmark and SendGrid HTTP APIs for tests and the bench, in their own process.
 
     python -m testing.fake_esp DIRECTORY
 
@@ -6,8 +6,10 @@ Listens on a free port on 127.0.0.1, prints "PORT <n>" once it accepts
 connections, and answers Postmark's POST /email/batch (up to 500 whole
 messages, X-Postmark-Server-Token) and Mailgun's POST /v3/<domain>/messages
 (multipart form, basic auth "api:<key>", up to 1,000 recipients whose own
-values come as recipient-variables, which it expands as Mailgun does). Runs
-until killed.
+values come as recipient-variables, which it expands as Mailgun does) and
+SendGrid's POST /v3/mail/send (JSON, "Authorization: Bearer <key>", up to
+1,000 personalizations, each with its substitutions, headers and
+custom_args, which it expands as SendGrid does). Runs until killed.
 
 For each recipient it appends one JSON line to DIRECTORY/received.jsonl:
 the ESP, the address, the expanded headers, text and HTML, the metadata, and
@@ -45,6 +47,7 @@ from typing import Any
 
 MAILGUN_LIMIT = 1000
 POSTMARK_LIMIT = 500
+SENDGRID_LIMIT = 1000
 RECIPIENT_VARIABLE = re.compile(r"%recipient\.([^%]+)%")
 LINK = re.compile(r"<(https?://[^>]+)>")
 
@@ -82,6 +85,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.path.rstrip("/").endswith("/email/batch"):
             esp, answer = "postmark", self.postmark(body, faults)
+        elif self.path.rstrip("/") == "/v3/mail/send":
+            esp, answer = "sendgrid", self.sendgrid(body, faults)
         elif re.fullmatch(r"/v3/[^/]+/messages/?", self.path):
             esp, answer = "mailgun", self.mailgun(body, faults)
         else:
@@ -89,7 +94,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         status, reply, recipients = answer
         went_through = (
-            status == 200 or status >= 500 or faults.get("delay_seconds") or faults.get("hang_up")
+            status in (200, 202)
+            or status >= 500
+            or faults.get("delay_seconds")
+            or faults.get("hang_up")
         )
         if went_through and faults.get("store", True):
             # The call went through, or went out and its answer says nothing
@@ -109,7 +117,7 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(status, reply, retry_after=faults.get("retry_after"))
 
     def reply(self, status: int, body: object, retry_after: str | None = None) -> None:
-        data = json.dumps(body).encode()
+        data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -195,6 +203,46 @@ class Handler(BaseHTTPRequestHandler):
             return faults["status"], {"message": faults.get("body", "")}, recipients
         return 200, {"id": "<batch@fake.mailgun>", "message": "Queued. Thank you."}, recipients
 
+    def sendgrid(self, body: bytes, faults: dict[str, Any]) -> tuple[int, object, list[dict]]:
+        if self.headers.get("Authorization") != f"Bearer {faults.get('api_key', 'key-test')}":
+            return 401, {"errors": [{"message": "The provided authorization grant is invalid"}]}, []
+        data = json.loads(body)
+        personalizations = data.get("personalizations", [])
+        if not 0 < len(personalizations) <= SENDGRID_LIMIT:
+            return 400, {"errors": [{"message": "1 to 1,000 personalizations"}]}, []
+        content = {part["type"]: part["value"] for part in data.get("content", [])}
+        recipients = []
+        for personalization in personalizations:
+            substitutions = personalization.get("substitutions", {})
+
+            def expand(text: str, substitutions: dict[str, str] = substitutions) -> str:
+                # Each key's literal text, as SendGrid's legacy substitutions do.
+                for key, value in substitutions.items():
+                    text = text.replace(key, value or "")
+                return text
+
+            headers = {**data.get("headers", {}), **personalization.get("headers", {})}
+            text = expand(content.get("text/plain", ""))
+            for to in personalization.get("to", []):
+                recipients.append(
+                    {
+                        "esp": "sendgrid",
+                        "to": to["email"],
+                        "subject": expand(personalization.get("subject", data.get("subject", ""))),
+                        "headers": headers,
+                        "text": text,
+                        "html": expand(content.get("text/html", "")),
+                        "metadata": {
+                            **data.get("custom_args", {}),
+                            **personalization.get("custom_args", {}),
+                        },
+                        "own_list_unsubscribe": own_list_unsubscribe(headers, text),
+                    }
+                )
+        if faults.get("status"):
+            return faults["status"], {"errors": [{"message": faults.get("body", "")}]}, recipients
+        return 202, None, recipients  # SendGrid answers 202 Accepted, with no body
+
 
 def form_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
     """The fields of a form (urlencoded, or multipart/form-data), each name's values in order."""
@@ -264,6 +312,8 @@ class FakeESPProcess:
                 "api_url": f"http://127.0.0.1:{self.port}/v3",
                 "sender_domain": "mg.example.com",
             }
+        elif esp == "sendgrid":
+            options = {"api_key": "key-test", "api_url": f"http://127.0.0.1:{self.port}/v3/"}
         else:
             raise ValueError(f"No fake for {esp}")
         return {

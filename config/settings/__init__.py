@@ -10,6 +10,7 @@ environment variables win over it.
 """
 
 import re
+import warnings
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -368,6 +369,13 @@ if _esp_url:
     if SMTP_URL:
         raise ImproperlyConfigured("Set either SMTP_URL or EMAIL_ESP, not both.")
     EMAIL_ESP, _esp_backend_options, _esp_anymail = esp_options(_esp_url)
+    if EMAIL_ESP == "sendgrid":
+        # anymail still ships SendGrid's backend and webhook, without official
+        # support (anymail#432), and says so on every connection; the README
+        # says it once ("Email service providers").
+        warnings.filterwarnings(
+            "ignore", message="django-anymail has dropped official support for SendGrid"
+        )
     # The tracking view reads Mailgun's key from ANYMAIL, not from the mail
     # backend's options: without it there every Mailgun event answered 500.
     ANYMAIL = {"WEBHOOK_SECRET": env_required("ANYMAIL_WEBHOOK_SECRET"), **_esp_anymail}

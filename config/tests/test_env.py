@@ -232,6 +232,11 @@ def test_esp_urls():
         {},
     )
     assert env.esp_options("amazon_ses://") == ("amazon_ses", {}, {})
+    assert env.esp_options("sendgrid://SG.key%2Fwith-slash@") == (
+        "sendgrid",
+        {"api_key": "SG.key/with-slash"},
+        {},
+    )
 
 
 def test_each_esps_api_base_url_is_part_of_its_url():
@@ -243,6 +248,10 @@ def test_each_esps_api_base_url_is_part_of_its_url():
         "mailgun://k@/mg.example.com?webhook_signing_key=s&api_url=https://mg.proxy.example/v3"
     )
     assert env.esp_options(mailgun)[1]["api_url"] == "https://mg.proxy.example/v3"
+    assert env.esp_options("sendgrid://k@?api_url=https://api.eu.sendgrid.com/v3/")[1] == {
+        "api_key": "k",
+        "api_url": "https://api.eu.sendgrid.com/v3/",
+    }
     assert env.esp_options("amazon_ses://?api_url=https://email.eu-west-1.amazonaws.com")[1] == {
         "client_params": {"endpoint_url": "https://email.eu-west-1.amazonaws.com"}
     }
@@ -260,6 +269,8 @@ def test_each_esps_api_base_url_is_part_of_its_url():
         ("mailgun://secret@", "webhook signing key"),
         ("amazon_ses://secret@", "AWS_ACCESS_KEY_ID"),
         ("postmark://secret@?tls=1", "postmark takes no option tls"),
+        ("sendgrid://", "sendgrid must look like sendgrid://<api key>@"),
+        ("sendgrid://secret@api.sendgrid.com", "sendgrid must look like"),
     ],
 )
 def test_bad_esp_urls_are_refused_without_showing_the_key(url, message):

@@ -36,7 +36,12 @@ KINDS = {
 CONFIRMING = {"queued", "sent", "delivered"}
 
 # anymail's esp_name of each provider EMAIL_ESP may name (the views' class attribute).
-ESP_NAMES = {"amazon_ses": "Amazon SES", "mailgun": "Mailgun", "postmark": "Postmark"}
+ESP_NAMES = {
+    "amazon_ses": "Amazon SES",
+    "mailgun": "Mailgun",
+    "postmark": "Postmark",
+    "sendgrid": "SendGrid",
+}
 
 
 def is_soft_bounce(event: AnymailTrackingEvent, esp_name: str) -> bool:
@@ -45,6 +50,9 @@ def is_soft_bounce(event: AnymailTrackingEvent, esp_name: str) -> bool:
         return event.esp_event.get("Type") != "HardBounce"
     if esp_name == "Amazon SES":
         return not (event.description or "").startswith("Permanent")
+    if esp_name == "SendGrid":
+        # "blocked": the receiving server refused it for now (reputation, content).
+        return event.esp_event.get("type") == "blocked"
     return False  # Mailgun and others already report temporary failures as "deferred"
 
 

@@ -37,7 +37,7 @@ def test_postmark_is_configured_from_the_environment():
     assert "'server_token': 'server-token'" in result.stdout
 
 
-def test_mailgun_and_ses_are_configured_from_the_environment():
+def test_mailgun_sendgrid_and_ses_are_configured_from_the_environment():
     mailgun = run_manage(
         "shell",
         "-c",
@@ -50,6 +50,18 @@ def test_mailgun_and_ses_are_configured_from_the_environment():
     )
     assert "'sender_domain': 'mg.example.com'" in mailgun.stdout, mailgun.stderr
     assert "'api_url': 'https://api.eu.mailgun.net/v3'" in mailgun.stdout
+    sendgrid = run_manage(
+        "shell",
+        "-c",
+        # A connection made, as a send makes one: anymail's warning would come now.
+        f"from django.core.mail import get_connection; get_connection(); {PRINT_MAILER}",
+        **PRODUCTION,
+        EMAIL_ESP="sendgrid://SG.key-1@",
+        ANYMAIL_WEBHOOK_SECRET="hook:secret",
+    )
+    assert "'BACKEND': 'anymail.backends.sendgrid.EmailBackend'" in sendgrid.stdout, sendgrid.stderr
+    assert "'api_key': 'SG.key-1'" in sendgrid.stdout
+    assert "official support" not in sendgrid.stderr  # said once, in the README
     ses = run_manage(
         "shell",
         "-c",
@@ -237,6 +249,61 @@ def test_a_delivery_event_that_is_not_the_rows_own_confirms_nothing(
     sent_delivery.refresh_from_db()
     assert sent_delivery.last_error == Delivery.UNCONFIRMED_NOTE
     assert sent_delivery.subscriber.email_status == Subscriber.EmailStatus.ACTIVE
+
+
+@pytest.fixture
+def sendgrid_tracking(settings, client):
+    """SendGrid's event webhook: a JSON list of events, our custom_args among each's keys."""
+    settings.EMAIL_ESP = "sendgrid"
+    settings.ANYMAIL = {"WEBHOOK_SECRET": "hook:s3cret"}
+    settings.ROOT_URLCONF = "delivery.tests.urls_with_esp"
+    token = base64.b64encode(b"hook:s3cret").decode()
+
+    def post(delivery: Delivery, event: str, **fields: str):
+        record = {
+            "email": delivery.subscriber.email,
+            "timestamp": 1764500700,
+            "event": event,
+            "sg_event_id": f"sg-{event}-1",
+            "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+            "delivery_id": str(delivery.pk),  # our custom_args, merged into the event
+            **fields,
+        }
+        return client.post(
+            "/anymail/sendgrid/tracking/",
+            data=json.dumps([record]),
+            content_type="application/json",
+            headers={"Authorization": f"Basic {token}"},
+        )
+
+    return post
+
+
+@pytest.mark.django_db
+def test_sendgrid_bounces_suppress_and_its_blocks_do_not(sendgrid_tracking, sent_delivery):
+    blocked = sendgrid_tracking(sent_delivery, "bounce", type="blocked", reason="421 try later")
+    assert blocked.status_code == 200
+    sent_delivery.subscriber.refresh_from_db()
+    assert sent_delivery.subscriber.email_status == Subscriber.EmailStatus.ACTIVE
+
+    sendgrid_tracking(sent_delivery, "bounce", type="bounce", reason="550 5.1.1 unknown user")
+
+    sent_delivery.refresh_from_db()
+    assert sent_delivery.status == Delivery.Status.BOUNCED
+    sent_delivery.subscriber.refresh_from_db()
+    assert sent_delivery.subscriber.email_status == Subscriber.EmailStatus.BOUNCED
+
+
+@pytest.mark.django_db
+def test_a_sendgrid_delivered_event_confirms_a_send_whose_answer_was_lost(
+    sendgrid_tracking, sent_delivery
+):
+    Delivery.objects.filter(pk=sent_delivery.pk).update(last_error=Delivery.UNCONFIRMED_NOTE)
+
+    assert sendgrid_tracking(sent_delivery, "delivered", response="250 OK").status_code == 200
+
+    sent_delivery.refresh_from_db()
+    assert (sent_delivery.status, sent_delivery.last_error) == (Delivery.Status.SENT, "")
 
 
 @pytest.mark.faults

@@ -1,6 +1,6 @@
 """ESPs' batch APIs (delivery.wire.esp): many readers per call, every per-reader part their own.
 
-Through django-anymail's real Mailgun and Postmark backends to fake APIs in
+Through django-anymail's real Mailgun, Postmark and SendGrid backends to fake APIs in
 a process of their own (testing.fake_esp), which expand each recipient's
 message as the ESP does and check that its List-Unsubscribe is that
 reader's own. Every outcome of a call: all accepted, some refused, the whole
@@ -27,7 +27,12 @@ from testing.fake_esp import FakeESPProcess
 
 pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
-ESPS = ["postmark", "mailgun"]
+ESPS = ["postmark", "mailgun", "sendgrid"]
+CARRIERS = {
+    "postmark": esp.PostmarkBatch,
+    "mailgun": esp.MailgunBatch,
+    "sendgrid": esp.SendGridBatch,
+}
 
 
 @pytest.fixture
@@ -58,8 +63,7 @@ def test_every_reader_gets_their_own_message_in_calls_of_the_esps_limit(
     through, fake_esp, readers, settings, monkeypatch
 ):
     settings.DIGEST_BATCH_SIZE = 100
-    monkeypatch.setattr(esp.PostmarkBatch, "limit", 3)
-    monkeypatch.setattr(esp.MailgunBatch, "limit", 3)
+    monkeypatch.setattr(CARRIERS[through], "limit", 3)
     edition = built_edition(MONDAY)
 
     report = by_hand.send_edition_in_process(edition.pk)
@@ -77,6 +81,7 @@ def test_every_reader_gets_their_own_message_in_calls_of_the_esps_limit(
         # The greeting names them, in both parts.
         assert reader.name in mine["text"] and reader.name in mine["html"]
         assert "%recipient" not in mine["text"] + mine["html"]
+        assert "-text_" not in mine["text"] and "-html_" not in mine["html"]
         # Bounces and complaints map back to the delivery (deliverability.tracking).
         assert mine["metadata"]["delivery_id"] == str(deliveries[reader.email].pk)
         assert mine["metadata"]["edition"] == str(edition.date)
@@ -84,8 +89,9 @@ def test_every_reader_gets_their_own_message_in_calls_of_the_esps_limit(
     assert len(unsubscribe_links) == 7
 
 
-def test_mailgun_calls_carry_one_content_each(fake_esp, settings):
-    settings.MAILERS = {"default": fake_esp.mailer("mailgun")}
+@pytest.mark.parametrize("merging", ["mailgun", "sendgrid"])
+def test_merge_calls_carry_one_content_each(fake_esp, settings, merging):
+    settings.MAILERS = {"default": fake_esp.mailer(merging)}
     make_article()
     for n in range(2):
         make_subscriber(f"paris{n}@example.com", time_zone="Europe/Paris")
@@ -187,7 +193,7 @@ def test_a_worker_killed_mid_call_doubles_at_most_that_call(
 ):
     settings.DIGEST_BATCH_SIZE = 100
     settings.DIGEST_CHECKPOINT_EVERY = 100
-    carrier = esp.PostmarkBatch if through == "postmark" else esp.MailgunBatch
+    carrier = CARRIERS[through]
     monkeypatch.setattr(carrier, "limit", 2)
     edition = built_edition(MONDAY)
     real_call = carrier.call

@@ -9,12 +9,14 @@ carriers fill one call before sending it (delivery.wire.outcomes.Carrier):
   message. Anymail sends one message per call, so this posts the batch
   itself, over the anymail backend's own session, token and API URL.
 - Mailgun's messages API takes up to 1,000 recipients of one content, with
-  each reader's values as "recipient variables": django-anymail's batch
-  sending (merge_data, merge_headers, merge_metadata) builds that call.
-  Readers are grouped by content (the DigestTemplate they share), and the
-  body carries `%recipient.<field>%` where a reader's own value goes
-  (greeting, links, List-Unsubscribe, click links; the metadata that maps
-  bounces and complaints back to the delivery).
+  each reader's values as "recipient variables", and SendGrid's v3 mail
+  send up to 1,000 "personalizations" of one content, each reader's values
+  as substitutions: django-anymail's batch sending (merge_data,
+  merge_headers, merge_metadata) builds either call. Readers are grouped by
+  content (the DigestTemplate they share), and the body carries a merge
+  field (`%recipient.<field>%`, `-<field>-`) where a reader's own value
+  goes (greeting, links, List-Unsubscribe, click links; the metadata that
+  maps bounces and complaints back to the delivery).
 
 A call that went out and got no clear answer (a timeout, a reset, a 5xx)
 leaves its readers unconfirmed: the ESP has most likely accepted them, and
@@ -30,6 +32,7 @@ from typing import Any
 import requests
 from anymail.backends.mailgun import EmailBackend as MailgunBackend
 from anymail.backends.postmark import EmailBackend as PostmarkBackend
+from anymail.backends.sendgrid import EmailBackend as SendGridBackend
 from anymail.exceptions import AnymailError, AnymailRequestsAPIError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -45,6 +48,7 @@ from subscriptions.models import single_line
 # Each ESP's most recipients (or messages) per call, from its API documentation.
 POSTMARK_BATCH_LIMIT = 500
 MAILGUN_BATCH_LIMIT = 1000
+SENDGRID_BATCH_LIMIT = 1000
 # Postmark's per-message error codes about the recipient, not the call:
 # 300 invalid address, 406 inactive (bounced or complained before).
 POSTMARK_RECIPIENT_ERRORS = {300, 406}
@@ -223,22 +227,30 @@ class PostmarkBatch(BatchCarrier):
         }
 
 
-def mailgun_field(part: str, field: str) -> str:
-    """Where a reader's own value goes in a Mailgun batch (its recipient variables)."""
-    return f"%recipient.{part}_{field}%"
+class MergeBatch(BatchCarrier):
+    """One content's readers in one call, their own values as the ESP's merge fields.
 
-
-class MailgunBatch(BatchCarrier):
-    """Mailgun's messages API (anymail's batch sending): up to 1,000 readers of one content."""
-
-    limit = MAILGUN_BATCH_LIMIT
+    django-anymail's batch sending: `merge_data` (each reader's values, which
+    the ESP writes where the body carries `merge_field`), `merge_headers`
+    (their List-Unsubscribe and Message-ID) and `merge_metadata` (their
+    delivery id).
+    """
 
     def group(self, digest: DigestTemplate) -> object:
         return id(digest)  # one content per call: the readers of one rendered digest
 
+    @staticmethod
+    def merge_field(part: str, field: str) -> str:
+        """What stands in the body where a reader's own value goes."""
+        raise NotImplementedError
+
+    def esp_extra(self) -> dict[str, object]:
+        """Anything this ESP's anymail backend needs besides the merge data."""
+        return {}
+
     def call(self, readers: list[tuple[Delivery, DigestTemplate]]) -> list[Outcome[Delivery]]:
         digest = readers[0][1]
-        text, html = digest.merge_parts(mailgun_field)
+        text, html = digest.merge_parts(self.merge_field)
         message = EmailMultiAlternatives(
             subject=digest.subject,
             body=text,
@@ -279,6 +291,8 @@ class MailgunBatch(BatchCarrier):
         anymail.merge_headers = merge_headers
         anymail.merge_metadata = merge_metadata
         anymail.metadata = {"edition": str(self.edition.date)}
+        if extra := self.esp_extra():
+            anymail.esp_extra = extra
         self.calls += 1
         try:
             self.connection.send_messages([message])
@@ -289,6 +303,34 @@ class MailgunBatch(BatchCarrier):
             # Refused before any request (an address anymail cannot parse, say).
             return [(delivery, CallRefused(str(error)[:500])) for delivery, _digest in readers]
         return [(delivery, None) for delivery, _digest in readers]
+
+
+class MailgunBatch(MergeBatch):
+    """Mailgun's messages API: up to 1,000 readers of one content, as recipient variables."""
+
+    limit = MAILGUN_BATCH_LIMIT
+
+    @staticmethod
+    def merge_field(part: str, field: str) -> str:
+        return f"%recipient.{part}_{field}%"
+
+
+# SendGrid replaces the literal text of each substitution key, so the key
+# carries delimiters no digest's text has.
+SENDGRID_MERGE_FIELD = "-{}-"
+
+
+class SendGridBatch(MergeBatch):
+    """SendGrid's v3 mail send: up to 1,000 personalizations of one content, as substitutions."""
+
+    limit = SENDGRID_BATCH_LIMIT
+
+    @staticmethod
+    def merge_field(part: str, field: str) -> str:
+        return SENDGRID_MERGE_FIELD.format(f"{part}_{field}")
+
+    def esp_extra(self) -> dict[str, object]:
+        return {"merge_field_format": SENDGRID_MERGE_FIELD}
 
 
 # The headers that differ per reader; the rest are the call's.
@@ -303,4 +345,6 @@ def batch_carrier_for(
         return PostmarkBatch
     if isinstance(connection, MailgunBackend):
         return MailgunBatch
+    if isinstance(connection, SendGridBackend):
+        return SendGridBatch
     return None

@@ -26,7 +26,7 @@ from newsletter.models import Edition
 from subscriptions.models import Subscriber
 
 POLL_SECONDS = 0.1
-WIRES = ("loopback", "relay", "mailgun", "postmark")
+WIRES = ("loopback", "relay", "mailgun", "postmark", "sendgrid")
 
 
 class Command(BaseCommand):
@@ -98,7 +98,7 @@ class Command(BaseCommand):
             choices=WIRES,
             default="loopback",
             help="Where the mail goes: smtp-sink on loopback (default); smtp-sink behind a "
-            "latency proxy (relay); a fake Mailgun or Postmark API answering after the "
+            "latency proxy (relay); a fake Mailgun, Postmark or SendGrid API answering after the "
             "round trip (mailgun, postmark), the ESP's batch endpoint",
         )
         parser.add_argument(
@@ -168,7 +168,7 @@ class Command(BaseCommand):
                 proxy, proxy_port = benchmark.start_latency_proxy(host, port, rtt_ms)
                 helpers.append(proxy)
                 mail_env = {"SMTP_URL": f"smtp://127.0.0.1:{proxy_port}{query}"}
-            elif wire in ("mailgun", "postmark"):
+            elif wire in ("mailgun", "postmark", "sendgrid"):
                 fake, fake_port = benchmark.start_fake_esp(work_dir / f"esp-{run_id}", rtt_ms)
                 helpers.append(fake)
                 mail_env = benchmark.esp_environment(wire, fake_port)

@@ -22,6 +22,7 @@ ESP_SPF = {
     "amazon_ses": "include:amazonses.com",
     "postmark": "include:spf.mtasv.net",
     "mailgun": "include:mailgun.org",
+    "sendgrid": "include:sendgrid.net",
 }
 
 
