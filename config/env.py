@@ -346,7 +346,9 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
     ?timeout=N sets the socket timeout in seconds (default 30);
     ?connections=N the connections each worker process sends a batch over
     at once (default SMTP_CONNECTIONS, at most MAX_SMTP_CONNECTIONS: a
-    relay's per-client limit is per host).
+    relay's per-client limit is per host); ?max_connections=N the most that
+    every worker together holds to the relay (default MAX_SMTP_CONNECTIONS,
+    Postfix's limit per client).
     """
     parts = urlsplit(url)
     if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
@@ -354,7 +356,7 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
             f"{name} must look like smtp://user:password@host:587?tls=1, got {url!r}"
         )
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    unknown = set(query) - {"tls", "ssl", "timeout", "connections"}
+    unknown = set(query) - {"tls", "ssl", "timeout", "connections", "max_connections"}
     if unknown:
         raise ImproperlyConfigured(f"{name} has unknown options: {', '.join(sorted(unknown))}")
 
@@ -374,12 +376,17 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
         port = parts.port or (465 if use_ssl else 25)
         timeout = int(query.get("timeout", "30"))
         connections = int(query.get("connections", str(SMTP_CONNECTIONS)))
+        max_connections = int(query.get("max_connections", str(MAX_SMTP_CONNECTIONS)))
     except ValueError as error:
         raise ImproperlyConfigured(f"{name}: {error}") from None
     if not 1 <= connections <= MAX_SMTP_CONNECTIONS:
         raise ImproperlyConfigured(
             f"{name}: connections must be 1 to {MAX_SMTP_CONNECTIONS} (Postfix's default "
             f"limit per client host), got {connections}"
+        )
+    if not 1 <= max_connections <= MAX_RELAY_CONNECTIONS:
+        raise ImproperlyConfigured(
+            f"{name}: max_connections must be 1 to {MAX_RELAY_CONNECTIONS}, got {max_connections}"
         )
     return {
         "host": parts.hostname,
@@ -390,6 +397,7 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
         "use_ssl": use_ssl,
         "timeout": timeout,
         "connections": connections,
+        "max_connections": max_connections,
     }
 
 
@@ -399,6 +407,8 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
 # default of 50 per client host.
 SMTP_CONNECTIONS = 8
 MAX_SMTP_CONNECTIONS = 50
+# A relay of one's own may allow more (Postfix: smtpd_client_connection_count_limit).
+MAX_RELAY_CONNECTIONS = 1000
 
 ESP_URL_FORMS = {
     "postmark": "postmark://<server token>@",

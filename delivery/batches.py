@@ -42,7 +42,7 @@ from delivery.emails import SEND_ERRORS, DigestTemplate, since_label
 from delivery.leases import Lease, durably, lease_length
 from delivery.models import Delivery, message_id_for
 from delivery.recovery import RESUMED_NOTE, mark_missed
-from delivery.wire import carriers, rate, smtp
+from delivery.wire import carriers, rate, relay_places, smtp
 from delivery.wire.backend import signing_for
 from delivery.wire.esp import batch_carrier_for
 from delivery.wire.mime import fast_digest
@@ -886,6 +886,13 @@ class SMTPPool:
 
     def __init__(self, connection: SMTPBackend, edition: Edition, size: int) -> None:
         self.edition = edition
+        # Only as many connections as the relay's count has places for
+        # (SMTP_URL's ?max_connections=, over every worker): at least this one.
+        size, self.places = relay_places.take(
+            f"{connection.host}:{connection.port}",
+            size,
+            int(getattr(connection, "max_connections", MAX_SMTP_CONNECTIONS)),
+        )
         self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self.failure: BaseException | None = None
         # What the lanes answer for a reader once their connection cannot be opened again.
@@ -932,6 +939,7 @@ class SMTPPool:
         return done
 
     def send(self, delivery: Delivery, digest: DigestTemplate) -> list[Outcome]:
+        self.places.keep()
         lane = self.lanes[self.turn % len(self.lanes)]
         self.turn += 1
         lane.work.put((delivery, digest))
@@ -961,6 +969,7 @@ class SMTPPool:
         for lane in self.lanes:
             # A lane finishing a write waits at most for its connection's timeout.
             lane.join(timeout=float(getattr(lane.connection, "timeout", None) or 30) + 5)
+        self.places.give_back()
         done, self.late = self.late, []
         while True:
             try:

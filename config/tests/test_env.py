@@ -69,8 +69,11 @@ def test_smtp_url_with_starttls_and_credentials():
         "use_ssl": False,
         "timeout": 30,
         "connections": env.SMTP_CONNECTIONS,
+        "max_connections": env.MAX_SMTP_CONNECTIONS,
     }
     assert env.smtp_options("smtp://relay.example.com?connections=20")["connections"] == 20
+    options = env.smtp_options("smtp://relay.example.com?max_connections=200")
+    assert options["max_connections"] == 200
 
 
 def test_smtps_url_means_implicit_tls_on_465():
@@ -88,6 +91,8 @@ def test_smtps_url_means_implicit_tls_on_465():
         "smtps://host?tls=1",
         "smtp://host?connections=0",
         "smtp://host?connections=51",
+        "smtp://host?max_connections=0",
+        "smtp://host?max_connections=many",
     ],
 )
 def test_bad_smtp_urls_are_refused(url):

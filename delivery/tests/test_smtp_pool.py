@@ -12,6 +12,7 @@ import pytest
 
 from delivery import batches, by_hand
 from delivery.models import Delivery
+from delivery.wire import relay_places
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
@@ -59,6 +60,28 @@ def test_a_batch_goes_over_several_connections_each_reader_once(pooled, readers,
     assert Counter(pooled.recipients()) == {reader.email: 1 for reader in readers}
     assert len(peers(pooled)) == 4
     assert set(Delivery.objects.values_list("status", "last_error")) == {("sent", "")}
+
+
+def test_a_pool_opens_only_the_connections_the_relays_cap_has_places_for(pooled, readers, settings):
+    settings.DIGEST_BATCH_SIZE = 20
+    # Every worker together holds at most 3 to this relay (SMTP_URL's ?max_connections=3).
+    settings.MAILERS["default"]["OPTIONS"]["max_connections"] = 3
+    relay = f"127.0.0.1:{pooled.port}"
+    # Another worker's batch holds one of them.
+    granted, elsewhere = relay_places.take(relay, 2, cap=3)
+    assert granted == 2
+    elsewhere.give_back()
+    granted, elsewhere = relay_places.take(relay, 1, cap=3)
+    edition = built_edition(MONDAY)
+
+    report = by_hand.send_edition_in_process(edition.pk)
+
+    assert report.sent == 20
+    assert Counter(pooled.recipients()) == {reader.email: 1 for reader in readers}
+    assert len(peers(pooled)) == 2
+    # The batch gave its places back: two are free again.
+    assert relay_places.take(relay, 3, cap=3)[0] == 2
+    elsewhere.give_back()
 
 
 def test_a_connection_dropping_mid_window_affects_only_its_own_messages(pooled, readers, settings):

@@ -27,12 +27,15 @@ def envelope_sender(message: EmailMessage) -> str:
 class SigningSMTPBackend(EmailBackend):
     """Django's SMTP backend; each message is DKIM-signed just before it is sent.
 
-    `connections`: how many a batch sends over at once (delivery.batches.SMTPPool).
+    `connections`: how many a batch sends over at once (delivery.batches.SMTPPool);
+    `max_connections`: how many every worker together holds to this relay
+    (delivery.wire.relay_places).
     """
 
-    def __init__(self, connections: int = 1, **kwargs: Any) -> None:
+    def __init__(self, connections: int = 1, max_connections: int = 50, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.connections = connections
+        self.max_connections = max_connections
         self.signer = dkim.signer()
 
     def _send(self, email_message: EmailMessage) -> bool:
