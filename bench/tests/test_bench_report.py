@@ -6,6 +6,8 @@ import pytest
 
 from bench import benchmark
 from bench.management.commands.bench_report import (
+    cap_runs,
+    cap_targets,
     choice_targets,
     format_runs,
     median_runs,
@@ -207,3 +209,22 @@ def test_readers_choices_are_measurements_of_their_own_beside_one_zone_of_the_sa
         ("full digests, ratio to raw smtplib of the same size", "met"),
         ("headlines digests, ratio to raw smtplib of the same size", "met"),
     ]
+
+
+def test_a_capped_send_is_reported_against_its_cap():
+    capped = [
+        run(498, 4000, rate_limit=500, failed=0, database="sqlite", tag="cap"),
+        run(480, 4000, rate_limit=500, failed=0, database="sqlite", tag="cap"),
+        run(503, 4000, rate_limit=500, failed=0, database="sqlite", tag="cap"),
+        run(4000, 5000),  # an uncapped run: not among them
+    ]
+
+    [reported] = cap_runs(capped)
+
+    assert (reported["rate"], reported["runs"]) == (498, 3)
+    assert reported["deviation_percent"] == -0.4
+    assert reported["worst_percent"] == 4.0  # 480/s
+    [met] = cap_targets([reported])
+    assert met["met"] == "met"
+    assert cap_targets([{**reported, "failed": 3}])[0]["met"] == "**not met**"
+    assert cap_targets([{**reported, "rate": 470, "deviation_percent": -6.0}])[0]["met"] != "met"

@@ -111,6 +111,13 @@ class Command(BaseCommand):
             "delivery's SMTP_CONNECTIONS); 1 is the send before the pool",
         )
         parser.add_argument(
+            "--rate-limit",
+            type=int,
+            default=0,
+            help="SEND_RATE_LIMIT for the workers: emails a second over all of them "
+            "(default 0, no cap)",
+        )
+        parser.add_argument(
             "--profile",
             type=Path,
             help="Sample the workers with py-spy during the send and write the stacks "
@@ -121,7 +128,7 @@ class Command(BaseCommand):
                workers: int, json_path: Path | None, keep: bool, zones: int, send_times: int,
                section_sets: int, formats: int, digest_format: str, profile: Path | None,
                tag: str, wire: str,
-               rtt_ms: float, smtp_connections: int | None,
+               rtt_ms: float, smtp_connections: int | None, rate_limit: int,
                **options: object) -> None:  # fmt: skip
         others = subscribers // 10 if others is None else others
         work_dir = settings.VAR_DIR / "bench"
@@ -163,6 +170,7 @@ class Command(BaseCommand):
         # What the workers send through: SMTP_URL, or EMAIL_ESP at a fake API.
         query = f"?connections={smtp_connections}" if smtp_connections else ""
         mail_env = {"SMTP_URL": f"smtp://{host}:{port}{query}"}
+        cap_env = {"SEND_RATE_LIMIT": str(rate_limit)}
         try:
             if wire == "relay":
                 proxy, proxy_port = benchmark.start_latency_proxy(host, port, rtt_ms)
@@ -172,7 +180,9 @@ class Command(BaseCommand):
                 fake, fake_port = benchmark.start_fake_esp(work_dir / f"esp-{run_id}", rtt_ms)
                 helpers.append(fake)
                 mail_env = benchmark.esp_environment(wire, fake_port)
-            result = self.measure(edition, host, port, mail_env, workers, work_dir, run_id, profile)
+            result = self.measure(
+                edition, host, port, mail_env | cap_env, workers, work_dir, run_id, profile
+            )
         finally:
             for helper in helpers:
                 helper.terminate()
@@ -192,6 +202,7 @@ class Command(BaseCommand):
             "wire": wire,
             "rtt_ms": rtt_ms if wire != "loopback" else 0,
             "smtp_connections": smtp_connections or SMTP_CONNECTIONS,
+            "rate_limit": rate_limit,
             "section_sets": section_sets,
             "formats": formats,
             "digest_format": "mixed" if formats > 1 else digest_format,

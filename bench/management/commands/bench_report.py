@@ -60,6 +60,7 @@ class Command(BaseCommand):
         default_workers = sends[0]["workers"] if sends else 2
         scaling = scaling_runs(measured, runs, default_workers)
         wires = wire_runs(measured, sends + large)
+        capped = cap_runs(measured)
         pages = json.loads(page_results.read_text())
         docs.mkdir(exist_ok=True)
         plot(sends + large, docs / "throughput.png")
@@ -72,10 +73,11 @@ class Command(BaseCommand):
             "zoned": zoned,
             "formats": formats,
             "wires": wires,
+            "capped": capped,
             "scaling": scaling,
             "database_cpu_missing": any(r.get("database_cpu_missing") for r in runs),
             "million_process_seconds": million_process_seconds(scaling, default_workers),
-            "targets": targets(sends, large) + choice_targets(zoned, formats),
+            "targets": targets(sends, large) + choice_targets(zoned, formats) + cap_targets(capped),
             "profile": profile_table(profile) if profile and profile.exists() else None,
             "run_count": max(r["runs"] for r in runs),
             "databases": sorted({r["database_name"] for r in runs}),
@@ -99,6 +101,7 @@ def measurement(result: dict) -> tuple:
         result["subscribers"],
         result.get("workers", 2),
         result.get("smtp_connections") or 0,
+        result.get("rate_limit") or 0,
     )
 
 
@@ -233,7 +236,38 @@ WIRE_NAMES = {
     "relay": "SMTP relay (pipelined, through the latency proxy)",
     "mailgun": "Mailgun's batch API (fake, answering after the round trip)",
     "postmark": "Postmark's /email/batch (fake, answering after the round trip)",
+    "sendgrid": "SendGrid's mail send (fake, answering after the round trip)",
 }
+
+
+# How close a capped send keeps to SEND_RATE_LIMIT over a whole send.
+CAP_TOLERANCE = 0.05
+
+
+def cap_runs(results: list[dict]) -> list[dict]:
+    """The capped sends (bench_digest --rate-limit): the rate each held against its cap."""
+    runs = median_runs([r for r in results if r.get("rate_limit")])
+    for r in runs:
+        r["database_name"] = DATABASE_NAMES.get(r.get("database", "sqlite"), r.get("database"))
+        r["wire_name"] = WIRE_NAMES.get(r.get("wire", "loopback"), "smtp-sink on loopback")
+        r["deviation_percent"] = round((r["rate"] / r["rate_limit"] - 1) * 100, 1)
+        extremes = (r["min_rate"], r["max_rate"])
+        r["worst_percent"] = max(
+            round(abs(rate / r["rate_limit"] - 1) * 100, 1) for rate in extremes
+        )
+    return runs
+
+
+def cap_targets(capped: list[dict]) -> list[dict]:
+    return [
+        target(
+            f"{r['database_name']}: a cap of {r['rate_limit']:,}/s over {r['subscribers']:,}",
+            f"within {CAP_TOLERANCE:.0%}, no throttled reader failed",
+            f"{r['rate']:,}/s ({r['deviation_percent']:+g}%), {r['failed']} failed",
+            abs(r["deviation_percent"]) <= CAP_TOLERANCE * 100 and r["failed"] == 0,
+        )
+        for r in capped
+    ]
 
 
 def wire_runs(results: list[dict], loopback: list[dict]) -> list[dict]:
