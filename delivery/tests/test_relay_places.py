@@ -1,13 +1,9 @@
 """The cap on connections to one relay, over every worker (delivery.wire.relay_places)."""
 
-import shutil
 from unittest import mock
-
-import pytest
 
 from delivery.wire import relay_places
 from testing.concurrency import wait_for
-from testing.redis_server import PrivateRedis
 
 RELAY = "relay.example.net:587"
 
@@ -69,18 +65,9 @@ def test_a_pool_renews_its_places_every_third_of_their_life():
     assert count.give_back.call_args_list == [mock.call(RELAY, ["p0", "p1"])]
 
 
-@pytest.fixture
-def shared_redis(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server (Debian's redis-server package)")
-    server = PrivateRedis(tmp_path)
-    yield server
-    server.kill()
-
-
-def test_workers_on_different_hosts_share_one_count_through_redis(shared_redis, monkeypatch):
+def test_workers_on_different_hosts_share_one_count_through_redis(private_redis, monkeypatch):
     # Two processes' counts: each its own client, one Redis.
-    first, second = (relay_places.RedisCount(shared_redis.url) for _ in range(2))
+    first, second = (relay_places.RedisCount(private_redis.url) for _ in range(2))
     assert first.take(RELAY, ["a0"], names("a", 8)[1:], cap=10) == 7
     assert second.take(RELAY, ["b0"], names("b", 8)[1:], cap=10) == 1
     first.give_back(RELAY, names("a", 8))

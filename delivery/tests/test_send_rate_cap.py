@@ -1,7 +1,6 @@
 """SEND_RATE_LIMIT: emails a second across every worker on every host (delivery.wire.rate)."""
 
 import datetime
-import shutil
 import threading
 import time
 from unittest import mock
@@ -16,7 +15,6 @@ from delivery.wire import rate
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY, MONDAY_BEFORE_SEND
-from testing.redis_server import PrivateRedis
 
 
 class StoppedClock:
@@ -60,18 +58,9 @@ def test_places_not_used_are_given_back():
     assert clock.slept == pytest.approx([0.01])  # behind the 1 used, not the 5 reserved
 
 
-@pytest.fixture
-def shared_redis(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server (Debian's redis-server package)")
-    server = PrivateRedis(tmp_path)
-    yield server
-    server.kill()
-
-
-def test_workers_on_different_hosts_share_one_rate_through_redis(shared_redis):
+def test_workers_on_different_hosts_share_one_rate_through_redis(private_redis):
     limit, each, workers = 1000, 300, 3
-    caps = [rate.RateCap(limit, rate.RedisSchedule(shared_redis.url)) for _ in range(workers)]
+    caps = [rate.RateCap(limit, rate.RedisSchedule(private_redis.url)) for _ in range(workers)]
 
     def send(cap: rate.RateCap) -> None:
         for _ in range(each):

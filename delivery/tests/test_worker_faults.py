@@ -23,7 +23,6 @@ import collections
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -46,7 +45,6 @@ from newsletter.tests.factories import built_edition, make_article
 from subscriptions.tests.factories import make_subscriber
 from testing.clock import MONDAY
 from testing.concurrency import wait_for
-from testing.redis_server import PrivateRedis
 
 # The workers are other processes, on the machine's clock: so is the test.
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True), pytest.mark.real_clock]
@@ -318,15 +316,6 @@ def test_two_worker_processes_on_one_edition_send_each_reader_once(
     fault_table("the same send started twice, 4 processes on PostgreSQL", readers, started)
     assert collections.Counter(smtp_server.recipients()) == {email: 1 for email in readers}
     assert statuses() == {Delivery.Status.SENT: len(readers)}
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server (Debian's redis-server package)")
-    server = PrivateRedis(tmp_path)
-    yield server
-    server.kill()
 
 
 def test_redis_restarted_without_persistence_mid_send_is_repaired_within_minutes(

@@ -1,0 +1,17 @@
+"""Fixtures the delivery tests share."""
+
+import shutil
+
+import pytest
+
+from testing.redis_server import PrivateRedis
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own, to share between processes or to restart."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server (Debian's redis-server package)")
+    server = PrivateRedis(tmp_path)
+    yield server
+    server.kill()
