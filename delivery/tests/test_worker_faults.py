@@ -88,6 +88,11 @@ def database_url() -> str:
     pytest.skip(f"no worker URL for a {connection.vendor} database")
 
 
+# Celery's INFO lines for a task taken from the broker, and for its end.
+TAKEN = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] received")
+ENDED = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (?:succeeded|raised|retry|failed)")
+
+
 class Worker:
     """`python -m celery -A config worker` in its own process group."""
 
@@ -140,6 +145,11 @@ class Worker:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def idle(self) -> bool:
+        """Every task this worker took from the broker has ended (its log says how each did)."""
+        log = self.output()
+        return collections.Counter(TAKEN.findall(log)) <= collections.Counter(ENDED.findall(log))
 
     def kill(self) -> None:
         """SIGKILL the main process and its pool: no cleanup, no acknowledgements."""
@@ -265,15 +275,15 @@ def test_the_broker_flushed_mid_send_is_repaired_by_the_sweep(smtp_server, worke
     )
     # One process, batches of 10: while it sends the first batch, the other
     # three wait in the broker.
-    workers(concurrency=1, batch_size=10)
+    worker = workers(concurrency=1, batch_size=10)
     tasks.send_edition.delay(edition.pk)
 
     assert wait_for(lambda: len(smtp_server.received()) >= 3)
     assert flush_broker(app.conf.task_default_queue) >= 1
     flushed_at = time.monotonic()
-    # The batch in hand finishes; the lost ones leave their readers queued.
-    assert wait_for(lambda: statuses()[Delivery.Status.SENDING] == 0)
-    time.sleep(1)  # time for a lost batch to run, were it not lost
+    # The batch in hand finishes, and whatever else the worker had taken;
+    # the lost ones leave their readers queued.
+    assert wait_for(lambda: statuses()[Delivery.Status.SENDING] == 0 and worker.idle())
     stalled = statuses()
     assert stalled[Delivery.Status.QUEUED] > 0
     assert Edition.objects.get().status == Edition.Status.SENDING
@@ -302,8 +312,7 @@ def test_two_worker_processes_on_one_edition_send_each_reader_once(
     smtp_server.inject_faults(
         delay_data_seconds=0.01 * SMTP_CONNECTIONS, delay_noop_seconds=FAR_NOOP_SECONDS
     )
-    workers(concurrency=2, batch_size=10)
-    workers(concurrency=2, batch_size=10)
+    started_workers = [workers(concurrency=2, batch_size=10) for _ in range(2)]
 
     # The same edition sent twice at once (the command and beat, say): every
     # batch is queued twice, and four processes race for the same rows.
@@ -312,7 +321,8 @@ def test_two_worker_processes_on_one_edition_send_each_reader_once(
     tasks.send_edition.delay(edition.pk)
 
     assert wait_for(lambda: Edition.objects.get().status == Edition.Status.SENT)
-    time.sleep(0.5)  # any duplicate batch still running would send now
+    # Any duplicate batch still running would send now: wait until none is.
+    assert wait_for(lambda: all(worker.idle() for worker in started_workers))
     fault_table("the same send started twice, 4 processes on PostgreSQL", readers, started)
     assert collections.Counter(smtp_server.recipients()) == {email: 1 for email in readers}
     assert statuses() == {Delivery.Status.SENT: len(readers)}
