@@ -257,9 +257,8 @@ def sendgrid_tracking(settings, client):
     settings.EMAIL_ESP = "sendgrid"
     settings.ANYMAIL = {"WEBHOOK_SECRET": "hook:s3cret"}
     settings.ROOT_URLCONF = "delivery.tests.urls_with_esp"
-    token = base64.b64encode(b"hook:s3cret").decode()
 
-    def post(delivery: Delivery, event: str, **fields: str):
+    def post(delivery: Delivery, event: str, credentials: str = "hook:s3cret", **fields: str):
         record = {
             "email": delivery.subscriber.email,
             "timestamp": 1764500700,
@@ -269,11 +268,12 @@ def sendgrid_tracking(settings, client):
             "delivery_id": str(delivery.pk),  # our custom_args, merged into the event
             **fields,
         }
+        token = base64.b64encode(credentials.encode()).decode()
         return client.post(
             "/anymail/sendgrid/tracking/",
             data=json.dumps([record]),
             content_type="application/json",
-            headers={"Authorization": f"Basic {token}"},
+            headers={"Authorization": f"Basic {token}"} if credentials else {},
         )
 
     return post
@@ -292,6 +292,18 @@ def test_sendgrid_bounces_suppress_and_its_blocks_do_not(sendgrid_tracking, sent
     assert sent_delivery.status == Delivery.Status.BOUNCED
     sent_delivery.subscriber.refresh_from_db()
     assert sent_delivery.subscriber.email_status == Subscriber.EmailStatus.BOUNCED
+
+
+@pytest.mark.faults
+@pytest.mark.django_db
+@pytest.mark.parametrize("credentials", ["", "hook:wrong"])
+def test_sendgrids_webhook_refuses_events_without_its_secret(
+    sendgrid_tracking, sent_delivery, credentials
+):
+    refused = sendgrid_tracking(sent_delivery, "bounce", credentials=credentials, type="bounce")
+    assert refused.status_code == 400
+    sent_delivery.subscriber.refresh_from_db()
+    assert sent_delivery.subscriber.email_status == Subscriber.EmailStatus.ACTIVE
 
 
 @pytest.mark.django_db
