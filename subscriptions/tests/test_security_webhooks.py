@@ -196,6 +196,38 @@ def test_mailgun_bounce_is_verified_by_its_signature_and_applied(client, esp):
     assert client.post("/anymail/postmark/tracking/", {}).status_code == 404
 
 
+def test_a_mailgun_delivered_event_confirms_only_its_own_unconfirmed_send(client, esp, settings):
+    esp("mailgun")
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    make_article(published_ago=datetime.timedelta(hours=2))
+    make_subscriber("ada@example.com")
+    make_subscriber("bob@example.com")
+    call_command("send_digest", "--sync", "--date", "2026-11-30")
+    Delivery.objects.update(last_error=Delivery.UNCONFIRMED_NOTE)
+    ada, bob = (
+        Delivery.objects.get(subscriber__email=e) for e in ("ada@example.com", "bob@example.com")
+    )
+
+    def delivered(recipient: str, delivery: Delivery):
+        event = mailgun_event("delivered", recipient)
+        event["event-data"]["user-variables"] = {"delivery_id": str(delivery.pk)}
+        return client.post(
+            "/anymail/mailgun/tracking/",
+            data=json.dumps(event),
+            content_type="application/json",
+            headers=basic_auth(),
+        )
+
+    # Bob's delivery named, Ada's address: not the row's own reader.
+    assert delivered("ada@example.com", bob).status_code == 200
+    assert delivered("ada@example.com", ada).status_code == 200
+
+    ada.refresh_from_db()
+    bob.refresh_from_db()
+    assert (ada.status, ada.last_error) == (Delivery.Status.SENT, "")
+    assert bob.last_error == Delivery.UNCONFIRMED_NOTE
+
+
 def test_a_bounce_quoting_the_address_is_stored_without_it(client, esp, settings):
     esp("mailgun")
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
