@@ -8,6 +8,7 @@ random nonce, so no article text can ever collide with them.
 """
 
 import datetime
+import html
 import re
 import secrets
 import smtplib
@@ -216,6 +217,117 @@ def story_block(article: Article, url: str, edition: Edition, *, whole: bool) ->
     return block
 
 
+@dataclass(frozen=True)
+class Frame:
+    """A digest's masthead, greeting, note and footer, with marks where each content's labels go."""
+
+    text: str
+    html: str
+
+
+# What a content puts in its frame: its "Since" line, its sections, its
+# preheader and the stories it leaves out. The frame is rendered and inlined
+# with these marks in (once per edition and format), and each content puts
+# its own labels in their place.
+FRAME_MARKS = {name: f"frame{NONCE}{name.replace('_', '')}" for name in (
+    "since", "sections_label", "preheader", "others_label"
+)}  # fmt: skip
+_frames: dict[tuple[object, ...], Frame] = {}
+FRAMES_KEPT = 64
+
+
+def digest_frame(
+    edition: Edition, digest_format: str, *, since: bool, stories: bool, others: bool
+) -> Frame:
+    """The frame of every content of this edition and format with these lines, rendered once.
+
+    `since`, `stories` and `others`: whether the content has a "Since" line,
+    any story, and stories left out (each shows or hides a line).
+    """
+    edition_url = absolute_url(edition.get_absolute_url())
+    account_url = absolute_url(reverse("subscriptions:account"))
+    key = (
+        edition.pk,
+        edition.date,
+        edition.subject,
+        edition.editor_note,
+        digest_format,
+        since,
+        stories,
+        others,
+        edition_url,
+        account_url,
+        settings.SITE_URL,
+        settings.NEWSLETTER_NAME,
+    )
+    frame = _frames.get(key)
+    if frame is None:
+        if len(_frames) >= FRAMES_KEPT:
+            _frames.clear()
+        context = frame_context(
+            edition,
+            digest_format,
+            since=FRAME_MARKS["since"] if since else "",
+            sections_label=FRAME_MARKS["sections_label"],
+            preheader=FRAME_MARKS["preheader"],
+            others=others,
+            others_label=FRAME_MARKS["others_label"],
+            has_stories=stories,
+        )
+        frame = _frames[key] = Frame(
+            render_to_string("emails/digest.txt", context),
+            INLINER.inline(render_to_string("emails/digest.html", context)),
+        )
+    return frame
+
+
+def frame_context(
+    edition: Edition,
+    digest_format: str,
+    *,
+    since: str,
+    sections_label: str,
+    preheader: str,
+    others: bool,
+    others_label: str,
+    has_stories: bool,
+) -> dict[str, object]:
+    """What the digest's templates render a frame from."""
+    return {
+        "edition": edition,
+        "since": since,
+        "sections_label": sections_label,
+        "headlines_only": digest_format == DigestFormat.HEADLINES,
+        "others": others,
+        "others_label": others_label,
+        "has_stories": has_stories,
+        "stories_mark": STORIES_MARK,
+        "text_stories_mark": TEXT_STORIES_MARK,
+        "preheader": preheader,
+        "preheader_padding": PREHEADER_PADDING,
+        "newsletter_name": settings.NEWSLETTER_NAME,
+        "site_url": settings.SITE_URL,
+        "edition_url": absolute_url(edition.get_absolute_url()),
+        "account_url": absolute_url(reverse("subscriptions:account")),
+        "reader": {field: f"__{field}_{NONCE}__" for field in READER_FIELDS},
+    }
+
+
+def text_node_escape(text: str) -> str:
+    """Text as the CSS inliner's HTML serialiser writes a text node (html5ever's rules).
+
+    A label put in an inlined frame must read as the inliner would have
+    written it had it been rendered in: "&", "<", ">" and the no-break space
+    escaped, quotes left as they are.
+    """
+    return (
+        text.replace("&", "&amp;")
+        .replace("\xa0", "&nbsp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+    )
+
+
 class DigestTemplate:
     """The digest of one content, ready to be personalised for each reader.
 
@@ -225,8 +337,9 @@ class DigestTemplate:
     many stories of the window are in sections they do not follow.
 
     The frame (masthead, greeting, note, footer) is rendered and inlined
-    per content; each story's block once per process (story_block), and the
-    digest is the frame with its stories' blocks put in.
+    once per edition and format (digest_frame), each story's block once per
+    process (story_block), and the digest is the frame with the content's
+    labels and its stories' blocks put in.
     """
 
     def __init__(
@@ -258,26 +371,22 @@ class DigestTemplate:
         ).replace("TOKEN", "{token}")
         self.nonce = nonce = NONCE
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
-        context = {
-            "edition": edition,
-            "since": since,
-            "sections_label": "every section" if sections is None else ", ".join(sections),
-            "headlines_only": digest_format == DigestFormat.HEADLINES,
-            "others": others,
-            "has_stories": bool(articles),
-            "stories_mark": STORIES_MARK,
-            "text_stories_mark": TEXT_STORIES_MARK,
-            "preheader": self.preheader,
-            "preheader_padding": PREHEADER_PADDING,
-            "newsletter_name": settings.NEWSLETTER_NAME,
-            "site_url": settings.SITE_URL,
-            "edition_url": absolute_url(edition.get_absolute_url()),
-            "account_url": self.account_url,
-            "reader": {field: f"__{field}_{nonce}__" for field in READER_FIELDS},
+        self.slot_end = f"_{nonce}__"  # how every slot ends
+        frame = digest_frame(
+            edition, digest_format, since=bool(since), stories=bool(articles), others=bool(others)
+        )
+        labels = {
+            FRAME_MARKS["since"]: since,
+            FRAME_MARKS["sections_label"]: "every section"
+            if sections is None
+            else ", ".join(sections),
+            FRAME_MARKS["preheader"]: self.preheader,
+            FRAME_MARKS["others_label"]: f"{others} more {'story' if others == 1 else 'stories'}",
         }
-        # Rendered once, with a marked slot wherever a reader's own value goes.
-        frame_text = render_to_string("emails/digest.txt", context)
-        frame_html = INLINER.inline(render_to_string("emails/digest.html", context))
+        frame_text, frame_html = frame.text, frame.html
+        for mark, label in labels.items():
+            frame_text = frame_text.replace(mark, label)
+            frame_html = frame_html.replace(mark, text_node_escape(label))
         urls = [self.story_url(article) for article in articles]
         pairs = list(zip(articles, urls, strict=True))
         headlines = [story_block(a, url, edition, whole=False) for a, url in pairs]
@@ -358,7 +467,8 @@ class DigestTemplate:
             ),
             "read_token": reading.reading_token(subscriber),
         }
-        html_values: dict[str, str] = {field: escape(value) for field, value in values.items()}
+        # The standard library's escape is Django's without its SafeString wrapper.
+        html_values = {field: html.escape(value) for field, value in values.items()}
         notice = membership_notice(subscriber)
         if notice is not None:
             text, label = notice

@@ -6,6 +6,7 @@ past it falling back to headlines, and the digest says so.
 """
 
 import pytest
+from django.template.loader import render_to_string
 
 from delivery import batches, emails
 from delivery.emails import CLIP_LIMIT, DigestTemplate
@@ -135,3 +136,37 @@ def test_a_worker_keeps_its_most_recently_used_renders_and_lets_the_oldest_go(mo
     assert render("Monday") is monday
     assert render("Tuesday") is not tuesday
     assert len(batches._rendered) == 3
+
+
+@pytest.mark.parametrize("digest_format", ["full", "headlines"])
+@pytest.mark.parametrize("others", [0, 1, 4])
+def test_a_contents_labels_in_its_shared_frame_read_as_if_rendered_in(digest_format, others):
+    # The frame is rendered and inlined once per edition and format with
+    # marks, and each content's labels go in afterwards: they must come out
+    # as the templates and the CSS inliner would have written them, whatever
+    # characters the labels hold.
+    make_article(title="Story")
+    edition = built_edition(MONDAY)
+    edition.editor_note = "Rivers & “treaties” <b>bold</b> 'quoted' \"double\" a\xa0b"
+    sections = ("Arts & Letters", "<Tech>", 'Mum\'s "pick"')
+    since = "Since Friday 06:00 in Lisbon (WET) & <elsewhere>"
+
+    content = DigestTemplate(
+        edition, [], since, digest_format=digest_format, sections=sections, others=others
+    )
+
+    context = emails.frame_context(
+        edition,
+        digest_format,
+        since=since,
+        sections_label=", ".join(sections),
+        preheader=content.preheader,
+        others=bool(others),
+        others_label=f"{others} more {'story' if others == 1 else 'stories'}",
+        has_stories=False,
+    )
+    assert content.html == emails.INLINER.inline(render_to_string("emails/digest.html", context))
+    assert content.text == render_to_string("emails/digest.txt", context)
+    assert 'Arts &amp; Letters, &lt;Tech&gt;, Mum\'s "pick"' in content.html
+    if others:
+        assert f"{others} more {'story' if others == 1 else 'stories'}" in content.text

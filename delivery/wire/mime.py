@@ -19,6 +19,7 @@ None and the caller uses Django's own path for them.
 
 import binascii
 import email.policy
+import itertools
 import re
 import secrets
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr, make_msgid
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.mail.message import EmailAlternative
@@ -63,7 +65,7 @@ def quoted_printable_line(line: bytes) -> str:
     return body_encode(text, MAX_LINE)
 
 
-def soft_broken(encoded: str) -> str:
+def soft_broken(encoded: str, soft_break: str = "\n") -> str:
     """An encoded line cut with soft breaks exactly where body_encode cuts it.
 
     body_encode's own loop (Python 3.12-3.13), without its per-character
@@ -87,7 +89,55 @@ def soft_broken(encoded: str) -> str:
             pieces.append(encoded[start:stop] + "=")
             start = stop
     pieces.append(encoded[start:])
-    return "\n".join(pieces)
+    return soft_break.join(pieces)
+
+
+class FixedRun(NamedTuple):
+    """Consecutive lines without reader slots, encoded once per content."""
+
+    seven_bit: bytes  # the lines as they are, each ending in CRLF
+    quoted_printable: bytes  # the lines quoted-printable, each ending in CRLF
+    lines: list[bytes]  # the raw lines, for base64 and the sniff
+
+
+class SlotLine(NamedTuple):
+    """A line with reader slots: its text split at them (text, field, text, ...)."""
+
+    parts: list[str]
+    fields: tuple[str, ...]
+    text_length: int  # of the text between the slots, in bytes
+    # The text between the slots as quoted-printable writes it, when it is
+    # printable ASCII (only "=" changes); None otherwise.
+    escaped: list[str] | None
+
+
+# Quoted-printable lines and runs of lines by their raw bytes: the many
+# contents of one morning are made of the same frame and story blocks, so
+# their lines and most runs between two reader slots repeat.
+_encoded_lines: dict[bytes, bytes] = {}
+ENCODED_LINES_KEPT = 16384
+_encoded_runs: dict[bytes, bytes] = {}
+ENCODED_RUNS_KEPT = 256
+
+
+def encoded_line(line: bytes) -> bytes:
+    """quoted_printable_line(line) as it goes on the wire, kept for the next content."""
+    encoded = _encoded_lines.get(line)
+    if encoded is None:
+        if len(_encoded_lines) >= ENCODED_LINES_KEPT:
+            _encoded_lines.clear()
+        encoded = _encoded_lines[line] = crlf(quoted_printable_line(line))
+    return encoded
+
+
+# The choice between quoted-printable and base64 by the first lines it reads:
+# readers' first lines differ only in their greeting, which many share.
+_base64_choices: dict[tuple[bytes, ...], bool] = {}
+
+
+def is_plain(value: str) -> bool:
+    """A value quoted-printable carries as it is: printable ASCII, no "=", no blank at the end."""
+    return value.isascii() and value.isprintable() and "=" not in value and not value.endswith(" ")
 
 
 class BodyTemplate:
@@ -98,59 +148,81 @@ class BodyTemplate:
     encoded, and the runs are stitched back together.
     """
 
-    def __init__(self, content: str, slot: re.Pattern) -> None:
+    def __init__(self, content: str, slot: re.Pattern, slot_end: str) -> None:
+        """`slot` finds the reader slots; each ends in `slot_end`."""
         self.slot = slot
         lines = content.encode("utf-8").splitlines()
         self.line_count = len(lines)
-        # Alternating: a run of fixed lines (as 7bit bytes, as quoted-printable
-        # bytes, both with CRLF line ends, and their raw bytes), then one line
-        # with slots (its text split at them: text, field, text...), and so on.
-        self.pieces: list[tuple[bytes, bytes, list[bytes]] | list[str]] = []
-        run: list[bytes] = []
-        slot_lines = []
-        for number, line in enumerate(lines):
-            text = line.decode("utf-8")
-            if slot.search(text):
-                self.pieces.append(self._fixed_run(run))
-                self.pieces.append(slot.split(text))
-                slot_lines.append(number)
-                run = []
-            else:
-                run.append(line)
-        self.pieces.append(self._fixed_run(run))
-        self.slot_line_count = len(slot_lines)
-        fixed = [line for line in lines if not slot.search(line.decode("utf-8"))]
-        self.fixed_max_length = max((len(line) for line in fixed), default=0)
-        self.fixed_ascii = all(line.isascii() for line in fixed)
+        # A substring search finds the lines that may have a slot; the
+        # pattern checks only those.
+        marker = slot_end.encode()
+        slot_numbers = [
+            number
+            for number, line in enumerate(lines)
+            if marker in line and slot.search(line.decode("utf-8"))
+        ]
+        # Alternating: a run of fixed lines, then one line with slots, and so on.
+        self.pieces: list[FixedRun | SlotLine] = []
+        fields: set[str] = set()
+        run_start = 0
+        for number in slot_numbers:
+            self.pieces.append(self._fixed_run(lines[run_start:number]))
+            slot_line = self._slot_line(slot.split(lines[number].decode("utf-8")))
+            self.pieces.append(slot_line)
+            fields.update(slot_line.fields)
+            run_start = number + 1
+        self.pieces.append(self._fixed_run(lines[run_start:]))
+        fixed = [piece.lines for piece in self.pieces if isinstance(piece, FixedRun)]
+        self.fixed_max_length = max((max(map(len, run), default=0) for run in fixed), default=0)
+        self.fixed_ascii = all(line.isascii() for run in fixed for line in run)
+        first_slot_line = slot_numbers[0] if slot_numbers else None
+        self.fields = tuple(fields)
+        self.slot_line_count = len(slot_numbers)
+        self._plans: dict[tuple[int, ...], QuotedPrintablePlan] = {}
+        # No reader's value can make the part 7bit when its fixed lines are not.
+        self.never_7bit = self.fixed_max_length > MAX_LINE or not self.fixed_ascii
         # The choice between quoted-printable and base64 reads the first
         # lines: when no reader's value is among them, it is made once.
         self.fixed_prefers_base64: bool | None = None
-        if not slot_lines or slot_lines[0] >= SNIFF_LINES:
+        if first_slot_line is None or first_slot_line >= SNIFF_LINES:
             self.fixed_prefers_base64 = self._prefers_base64(lines[:SNIFF_LINES])
 
     @staticmethod
-    def _fixed_run(lines: list[bytes]) -> tuple[bytes, bytes, list[bytes]]:
+    def _fixed_run(lines: list[bytes]) -> FixedRun:
         if not lines:
-            return (b"", b"", [])
-        seven_bit = b"".join(line + CRLF for line in lines)
-        qp = b"".join(crlf(quoted_printable_line(line)) for line in lines)
-        return (seven_bit, qp, lines)
+            return FixedRun(b"", b"", [])
+        seven_bit = CRLF.join(lines) + CRLF
+        encoded = _encoded_runs.get(seven_bit)
+        if encoded is None:
+            if len(_encoded_runs) >= ENCODED_RUNS_KEPT:
+                _encoded_runs.clear()
+            encoded = _encoded_runs[seven_bit] = b"".join(map(encoded_line, lines))
+        return FixedRun(seven_bit, encoded, lines)
 
-    def _filled_lines(self, values: dict[str, str]) -> list[list[bytes] | tuple]:
-        out: list[list[bytes] | tuple] = []
-        for piece in self.pieces:
-            if isinstance(piece, tuple):
-                out.append(piece)
-                continue
-            # The line split at its slots (text, field, text, ...): the
-            # fields' values go where the fields are.
-            parts = list(piece)
-            parts[1::2] = [values[field] for field in piece[1::2]]
-            line = "".join(parts).encode("utf-8")
-            # Split as the whole body would be: a value ending in a line
-            # break leaves an empty line after it.
-            out.append(LINE_BREAK.split(line) if b"\n" in line or b"\r" in line else [line])
-        return out
+    @staticmethod
+    def _slot_line(parts: list[str]) -> SlotLine:
+        texts = parts[0::2]
+        escaped = None
+        if all(map(str.isascii, texts)) and all(map(str.isprintable, texts)):
+            escaped = [text.replace("=", "=3D") for text in texts]
+        text_length = sum(len(text.encode("utf-8")) for text in texts)
+        return SlotLine(parts, tuple(parts[1::2]), text_length, escaped)
+
+    def _filled_lines(self, values: dict[str, str]) -> list[FixedRun | list[bytes]]:
+        return [
+            piece if isinstance(piece, FixedRun) else self._filled(piece, values)
+            for piece in self.pieces
+        ]
+
+    @staticmethod
+    def _filled(piece: SlotLine, values: dict[str, str]) -> list[bytes]:
+        """A slot line with the reader's values in, as the raw lines it makes."""
+        parts = list(piece.parts)
+        parts[1::2] = [values[field] for field in piece.fields]
+        line = "".join(parts).encode("utf-8")
+        # Split as the whole body would be: a value ending in a line break
+        # leaves an empty line after it.
+        return LINE_BREAK.split(line) if b"\n" in line or b"\r" in line else [line]
 
     def encode(self, values: dict[str, str]) -> tuple[str, bytes] | None:
         """(transfer encoding, payload with CRLF line ends) for these slot values.
@@ -160,6 +232,15 @@ class BodyTemplate:
         or base64, whichever encodes the first lines shorter. Quoted-printable
         works line by line, so only the lines with slots are encoded here.
         """
+        if self.line_count > SNIFF_LINES:  # never short: a slot line makes one line or more
+            plan = self._plan(values)
+            if plan.not_7bit:
+                # The usual digest part: quoted-printable, unless base64 is shorter.
+                prefers_base64 = self.fixed_prefers_base64
+                if prefers_base64 is None:
+                    prefers_base64 = self._prefers_base64(self._first_lines(values))
+                if not prefers_base64:
+                    return "quoted-printable", plan.fill(values)
         pieces = self._filled_lines(values)
         dynamic = [line for piece in pieces if isinstance(piece, list) for line in piece]
         if self.line_count - self.slot_line_count + len(dynamic) <= SNIFF_LINES:
@@ -167,19 +248,19 @@ class BodyTemplate:
         max_length = max([self.fixed_max_length, *map(len, dynamic)])
         if max_length <= MAX_LINE and self.fixed_ascii and all(map(bytes.isascii, dynamic)):
             return "7bit", b"".join(
-                piece[0] if isinstance(piece, tuple) else
+                piece.seven_bit if isinstance(piece, FixedRun) else
                 b"".join(line + CRLF for line in piece)
                 for piece in pieces
             )  # fmt: skip
 
         prefers_base64 = self.fixed_prefers_base64
         if prefers_base64 is None:
-            prefers_base64 = self._prefers_base64(first_lines(pieces, SNIFF_LINES))
+            prefers_base64 = self._prefers_base64(self._first_lines(values))
         if prefers_base64:
             raw = [
                 line
                 for piece in pieces
-                for line in (piece[2] if isinstance(piece, tuple) else piece)
+                for line in (piece.lines if isinstance(piece, FixedRun) else piece)
             ]
             data = CRLF.join(raw) + CRLF
             step = MAX_LINE // 4 * 3
@@ -188,32 +269,146 @@ class BodyTemplate:
                 for i in range(0, len(data), step)
             )
         return "quoted-printable", b"".join(
-            piece[1] if isinstance(piece, tuple) else
+            piece.quoted_printable if isinstance(piece, FixedRun) else
             b"".join(crlf(quoted_printable_line(line)) for line in piece)
             for piece in pieces
         )  # fmt: skip
 
+    def _first_lines(self, values: dict[str, str]) -> list[bytes]:
+        """The first lines the transfer encoding is chosen on, with the reader's values in."""
+        lines: list[bytes] = []
+        for piece in self.pieces:
+            lines += piece.lines if isinstance(piece, FixedRun) else self._filled(piece, values)
+            if len(lines) >= SNIFF_LINES:
+                break
+        return lines[:SNIFF_LINES]
+
+    def _plan(self, values: dict[str, str]) -> "QuotedPrintablePlan":
+        """How this reader's part is assembled quoted-printable: the plan for their values' lengths.
+
+        Plain values (is_plain) change nothing in quoted-printable, so where a
+        line's soft breaks fall depends only on their lengths: readers whose
+        values have the same lengths share one plan. The few most recent
+        plans are kept (most readers share a handful).
+        """
+        signature = tuple(
+            len(value) if is_plain(value := values[field]) else -1 for field in self.fields
+        )
+        plan = self._plans.pop(signature, None)
+        if plan is None:
+            if len(self._plans) >= PLANS_KEPT:
+                del self._plans[next(iter(self._plans))]
+            plan = QuotedPrintablePlan(self, dict(zip(self.fields, signature, strict=True)))
+        self._plans[signature] = plan  # the most recently used, last
+        return plan
+
     @staticmethod
     def _prefers_base64(first_lines: list[bytes]) -> bool:
+        sniff_key = tuple(first_lines)
+        choice = _base64_choices.get(sniff_key)
+        if choice is None:
+            if len(_base64_choices) >= ENCODED_LINES_KEPT:
+                _base64_choices.clear()
+            choice = _base64_choices[sniff_key] = BodyTemplate._sniff_prefers_base64(first_lines)
+        return choice
+
+    @staticmethod
+    def _sniff_prefers_base64(first_lines: list[bytes]) -> bool:
         linesep = POLICY.linesep.encode("ascii")
         sniff = linesep.join(first_lines) + linesep
         sniff_qp = body_encode(sniff.decode("latin-1"), MAX_LINE)
         return len(sniff_qp) > len(binascii.b2a_base64(sniff))
 
 
+PLANS_KEPT = 8
+# What stands in a plan's prototype line for each value: one character per
+# character of the value, never "=" (all that soft breaks look at).
+VALUE_MARK = 0xE000
+
+# A plan's segments: encoded bytes as they are; (field, start, end), a slice
+# of the reader's value; or a slot line encoded per reader (a value that is
+# not plain).
+Segment = bytes | tuple[str, int, int] | SlotLine
+
+
+class QuotedPrintablePlan:
+    """A part's quoted-printable bytes for readers whose plain values have these lengths."""
+
+    def __init__(self, body: BodyTemplate, lengths: dict[str, int]) -> None:
+        self.body = body
+        # Too long (or not ASCII) for 7bit whatever the values that are not plain.
+        self.not_7bit = body.never_7bit
+        self.segments: list[Segment] = []
+        literal: list[str] = []  # encoded text between two values, joined when a value comes
+
+        def flush() -> None:
+            if literal:
+                self.segments.append("".join(literal).encode("ascii"))
+                literal.clear()
+
+        for piece in body.pieces:
+            if isinstance(piece, FixedRun):
+                flush()
+                if piece.quoted_printable:
+                    self.segments.append(piece.quoted_printable)
+                continue
+            line_lengths = [lengths[field] for field in piece.fields]
+            if piece.escaped is None or min(line_lengths) < 0:
+                flush()
+                self.segments.append(piece)
+                continue
+            if piece.text_length + sum(line_lengths) > MAX_LINE:
+                self.not_7bit = True
+            texts_after = piece.escaped[1:]
+            prototype = piece.escaped[0] + "".join(
+                chr(VALUE_MARK + number) * length + text
+                for number, (length, text) in enumerate(zip(line_lengths, texts_after, strict=True))
+            )
+            if prototype.endswith(" "):  # quoted-printable writes a blank at the end as =20
+                flush()
+                self.segments.append(piece)
+                continue
+            if len(prototype) > MAX_LINE:
+                prototype = soft_broken(prototype, "\r\n")
+            taken = [0] * len(piece.fields)  # how much of each value is placed
+            for character, run in itertools.groupby(prototype + "\r\n"):
+                count = len(list(run))
+                number = ord(character) - VALUE_MARK
+                if 0 <= number < len(piece.fields):
+                    flush()
+                    start = taken[number]
+                    self.segments.append((piece.fields[number], start, start + count))
+                    taken[number] += count
+                else:
+                    literal.append(character * count)
+        flush()
+
+    def fill(self, values: dict[str, str]) -> bytes:
+        """The part's payload with this reader's values in."""
+        encoded = {field: values[field].encode("ascii", "replace") for field in self.body.fields}
+        out: list[bytes] = []
+        for segment in self.segments:
+            if isinstance(segment, bytes):
+                out.append(segment)
+            elif isinstance(segment, SlotLine):
+                lines = self.body._filled(segment, values)
+                out.extend(crlf(quoted_printable_line(line)) for line in lines)
+            else:
+                field, start, end = segment
+                out.append(encoded[field][start:end])
+        return b"".join(out)
+
+
+def wire_line(escaped: str) -> bytes:
+    """A line of printable ASCII with "=" already escaped, quoted-printable on the wire."""
+    if len(escaped) > MAX_LINE:
+        escaped = soft_broken(escaped, "\r\n")
+    return escaped.encode("ascii") + CRLF
+
+
 def crlf(encoded_line: str) -> bytes:
     """An encoded line (soft breaks as "\\n") as it goes on the wire, ending in CRLF."""
     return encoded_line.replace("\n", "\r\n").encode("ascii") + CRLF
-
-
-def first_lines(pieces: list[list[bytes] | tuple], count: int) -> list[bytes]:
-    """The first `count` raw lines of filled-in pieces."""
-    lines: list[bytes] = []
-    for piece in pieces:
-        lines += piece[2] if isinstance(piece, tuple) else piece
-        if len(lines) >= count:
-            break
-    return lines[:count]
 
 
 # What the prototype message carries in place of the digest's text and HTML.
@@ -319,7 +514,7 @@ class FastDigest:
         self.header_pieces = cut.header_pieces
         self.preamble, self.epilogue = cut.preamble, cut.epilogue
         self.parts: list[tuple[list[bytes | str], BodyTemplate]] = [
-            (head, BodyTemplate(content, digest._slot))
+            (head, BodyTemplate(content, digest._slot, digest.slot_end))
             for head, content in zip(cut.part_heads, (digest.text, digest.html), strict=True)
         ]
         self.unsubscribe_fold_cache: dict[tuple[int, int], tuple[str, str, str]] = {}

@@ -20,7 +20,6 @@ from collections.abc import Hashable
 from delivery.wire.outcomes import Outcome, Unconfirmed
 
 CRLF = b"\r\n"
-LEADING_DOT = re.compile(rb"(?m)^\.")
 MAX_REPLY_LINE = 8192  # smtplib's limit on a reply line
 
 
@@ -65,10 +64,12 @@ def send(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> Non
 
 def data_block(message: bytes) -> bytes:
     """The message as DATA carries it: dot-stuffed (RFC 5321 4.5.2), ending in CRLF "." CRLF."""
-    # Searching for a line that starts with a dot is several times faster
-    # than the substitution, and digests rarely have one.
-    if message.startswith(b".") or b"\n." in message:
-        message = LEADING_DOT.sub(b"..", message)
+    # Lines end in CRLF, so a line that starts with a dot follows a "\n":
+    # bytes.replace finds them many times faster than a regex substitution,
+    # and quoted-printable's soft breaks put one in most full digests.
+    if message.startswith(b"."):
+        message = b"." + message
+    message = message.replace(b"\n.", b"\n..")
     if not message.endswith(CRLF):
         message += CRLF
     return message + b"." + CRLF
