@@ -17,8 +17,10 @@ S waits S seconds before accepting each message (a slow server, so a test can
 act while a batch is half sent); "drop_after_data_for": [addresses] stores
 the message for those recipients and then hangs up without answering it
 (the sender cannot know it was delivered); "delay_noop_seconds": S answers
-NOOP after S seconds (a relay that far away). Remove the file and the server
-behaves again.
+NOOP after S seconds (a relay that far away), only the first N NOOPs with
+"delay_first_noops": N (a near relay on a machine busy for a moment).
+Remove the file and the server behaves again. Each NOOP adds a line to
+DIRECTORY/noops.
 """
 
 import asyncio
@@ -36,6 +38,7 @@ class StoreMessages:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.count = 0
+        self.noops = 0
         self.lock = threading.Lock()
 
     def faults(self) -> dict:
@@ -89,8 +92,12 @@ class StoreMessages:
     async def handle_NOOP(
         self, server: SMTP, session: Session, envelope: Envelope, arg: str
     ) -> str:
-        delay = self.faults().get("delay_noop_seconds")
-        if delay:
+        faults = self.faults()
+        self.noops += 1
+        with (self.directory / "noops").open("a") as noops:
+            noops.write("NOOP\n")
+        delay = faults.get("delay_noop_seconds")
+        if delay and self.noops <= faults.get("delay_first_noops", self.noops):
             # A relay far away, as a client measuring the round trip sees it.
             await asyncio.sleep(delay)
         return "250 OK"

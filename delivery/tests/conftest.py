@@ -4,7 +4,14 @@ import shutil
 
 import pytest
 
+from delivery import batches
 from testing.redis_server import PrivateRedis
+
+
+@pytest.fixture(autouse=True)
+def relays_measured_afresh():
+    """Each test's SMTP server is a new relay, even on a port an earlier test's had."""
+    batches._relay_distances.clear()
 
 
 @pytest.fixture

@@ -129,20 +129,42 @@ def test_an_error_mid_batch_records_what_went_and_frees_the_rest(
 
 
 @pytest.mark.parametrize(
-    ("noop_seconds", "connections"),
-    [(0, 1), (0.05, 4)],
-    ids=["near relay: one connection", "far relay: the pool"],
+    ("faults", "connections"),
+    [
+        ({}, 1),
+        ({"delay_noop_seconds": 0.05, "delay_first_noops": 1}, 1),
+        ({"delay_noop_seconds": 0.05}, 4),
+    ],
+    ids=[
+        "near relay: one connection",
+        "near relay answering one NOOP late (a busy machine): one connection",
+        "far relay: the pool",
+    ],
 )
 def test_a_batch_opens_more_connections_only_to_a_relay_far_away(
-    pooled, readers, settings, monkeypatch, noop_seconds, connections
+    pooled, readers, settings, monkeypatch, faults, connections
 ):
     settings.DIGEST_BATCH_SIZE = 20
     edition = built_edition(MONDAY)
     # A threshold loopback answers a NOOP well within, even on a loaded machine.
     monkeypatch.setattr(batches, "NEAR_RELAY_SECONDS", 0.02)
-    pooled.inject_faults(delay_noop_seconds=noop_seconds)
+    pooled.inject_faults(**faults)
 
     assert by_hand.send_edition_in_process(edition.pk).sent == 20
 
     assert Counter(pooled.recipients()) == {reader.email: 1 for reader in readers}
     assert len(peers(pooled)) == connections
+
+
+def test_a_relays_distance_is_measured_once_for_many_batches(
+    pooled, readers, settings, monkeypatch
+):
+    settings.DIGEST_BATCH_SIZE = 5
+    monkeypatch.setattr(batches, "NEAR_RELAY_SECONDS", 0.02)
+    edition = built_edition(MONDAY)
+
+    assert by_hand.send_edition_in_process(edition.pk).sent == 20
+
+    # Four batches to a near relay; one NOOP, the first batch's, told how near.
+    assert Counter(pooled.recipients()) == {reader.email: 1 for reader in readers}
+    assert (pooled.directory / "noops").read_text().count("NOOP") == 1

@@ -140,6 +140,28 @@ def is_plain(value: str) -> bool:
     return value.isascii() and value.isprintable() and "=" not in value and not value.endswith(" ")
 
 
+# Slot lines by their bytes: the links and the footer are in every content.
+_slot_lines: dict[tuple[str, bytes], SlotLine] = {}
+SLOT_LINES_KEPT = 4096
+
+
+def slot_line_of(line: bytes, slot: re.Pattern) -> SlotLine:
+    """A line with reader slots, split at them, kept for the next content that has it."""
+    key = (slot.pattern, line)
+    slot_line = _slot_lines.get(key)
+    if slot_line is None:
+        parts = slot.split(line.decode("utf-8"))
+        texts = parts[0::2]
+        escaped = None
+        if all(map(str.isascii, texts)) and all(map(str.isprintable, texts)):
+            escaped = [text.replace("=", "=3D") for text in texts]
+        text_length = sum(len(text.encode("utf-8")) for text in texts)
+        if len(_slot_lines) >= SLOT_LINES_KEPT:
+            _slot_lines.clear()
+        slot_line = _slot_lines[key] = SlotLine(parts, tuple(parts[1::2]), text_length, escaped)
+    return slot_line
+
+
 class BodyTemplate:
     """A text/* part whose content has reader slots, encoded as the email package would.
 
@@ -167,7 +189,7 @@ class BodyTemplate:
         run_start = 0
         for number in slot_numbers:
             self.pieces.append(self._fixed_run(lines[run_start:number]))
-            slot_line = self._slot_line(slot.split(lines[number].decode("utf-8")))
+            slot_line = slot_line_of(lines[number], slot)
             self.pieces.append(slot_line)
             fields.update(slot_line.fields)
             run_start = number + 1
@@ -198,15 +220,6 @@ class BodyTemplate:
                 _encoded_runs.clear()
             encoded = _encoded_runs[seven_bit] = b"".join(map(encoded_line, lines))
         return FixedRun(seven_bit, encoded, lines)
-
-    @staticmethod
-    def _slot_line(parts: list[str]) -> SlotLine:
-        texts = parts[0::2]
-        escaped = None
-        if all(map(str.isascii, texts)) and all(map(str.isprintable, texts)):
-            escaped = [text.replace("=", "=3D") for text in texts]
-        text_length = sum(len(text.encode("utf-8")) for text in texts)
-        return SlotLine(parts, tuple(parts[1::2]), text_length, escaped)
 
     def _filled_lines(self, values: dict[str, str]) -> list[FixedRun | list[bytes]]:
         return [
@@ -497,6 +510,11 @@ def _cut(message: DigestMessage) -> MessageCut:
     return MessageCut(boundary, header_pieces, preamble, epilogue, part_heads)
 
 
+# List-Unsubscribe headers folded, by the lengths of the link and the address.
+_unsubscribe_folds: dict[tuple[int, int], tuple[str, str, str]] = {}
+UNSUBSCRIBE_FOLDS_KEPT = 256
+
+
 class FastDigest:
     """The bytes of one edition's digest for many readers, assembled from pieces."""
 
@@ -517,21 +535,21 @@ class FastDigest:
             (head, BodyTemplate(content, digest._slot, digest.slot_end))
             for head, content in zip(cut.part_heads, (digest.text, digest.html), strict=True)
         ]
-        self.unsubscribe_fold_cache: dict[tuple[int, int], tuple[str, str, str]] = {}
 
     def _list_unsubscribe(self, link: str, mailto: str) -> bytes | None:
         # Folding depends only on the lengths of the two whitespace-separated
         # words; the link's and the address's lengths vary with the reader's
-        # id. Fold once per pair of lengths.
+        # id. Fold once per pair of lengths, for every content.
         lengths = (len(link), len(mailto))
-        cached = self.unsubscribe_fold_cache.get(lengths)
+        cached = _unsubscribe_folds.get(lengths)
         if cached is None:
             value = list_headers(link, mailto)["List-Unsubscribe"]
             folded = POLICY.header_factory("List-Unsubscribe", value).fold(policy=POLICY)
             if "=?" in folded:
                 return None  # too long to fold at whitespace; let Django do it
-            cached = (folded, link, mailto)
-            self.unsubscribe_fold_cache[lengths] = cached
+            if len(_unsubscribe_folds) >= UNSUBSCRIBE_FOLDS_KEPT:
+                _unsubscribe_folds.clear()
+            cached = _unsubscribe_folds[lengths] = (folded, link, mailto)
         folded, cached_link, cached_mailto = cached
         return folded.replace(cached_link, link).replace(cached_mailto, mailto).encode("ascii")
 
