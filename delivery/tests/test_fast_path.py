@@ -219,3 +219,21 @@ def test_a_digest_the_worker_lets_go_of_is_freed_with_its_fast_path():
     del template
     gc.collect()
     assert dropped() is None
+
+
+def test_a_dropped_digests_pieces_are_freed_at_once_not_at_the_next_full_collection(readers):
+    # Its pieces (each part's lines, encoded once, and the plans readers are
+    # assembled from) are most of a worker's memory: a reference cycle would
+    # keep every content of a morning until the collector's rare full pass.
+    make_article()
+    edition = built_edition(MONDAY)
+    template = DigestTemplate(edition, list(edition.ordered_articles()))
+    fast = mime.fast_digest(template)
+    assert fast.bytes_for(readers[0], new_message_id()) is not None
+    parts = [weakref.ref(body) for _head, body in fast.parts]
+    gc.disable()
+    try:
+        del template, fast
+        assert [part() for part in parts] == [None, None]
+    finally:
+        gc.enable()

@@ -115,9 +115,9 @@ class SlotLine(NamedTuple):
 # contents of one morning are made of the same frame and story blocks, so
 # their lines and most runs between two reader slots repeat.
 _encoded_lines: dict[bytes, bytes] = {}
-ENCODED_LINES_KEPT = 16384
+ENCODED_LINES_KEPT = 4096
 _encoded_runs: dict[bytes, bytes] = {}
-ENCODED_RUNS_KEPT = 256
+ENCODED_RUNS_KEPT = 64
 
 
 def encoded_line(line: bytes) -> bytes:
@@ -128,11 +128,6 @@ def encoded_line(line: bytes) -> bytes:
             _encoded_lines.clear()
         encoded = _encoded_lines[line] = crlf(quoted_printable_line(line))
     return encoded
-
-
-# The choice between quoted-printable and base64 by the first lines it reads:
-# readers' first lines differ only in their greeting, which many share.
-_base64_choices: dict[tuple[bytes, ...], bool] = {}
 
 
 def is_plain(value: str) -> bool:
@@ -251,7 +246,7 @@ class BodyTemplate:
                 # The usual digest part: quoted-printable, unless base64 is shorter.
                 prefers_base64 = self.fixed_prefers_base64
                 if prefers_base64 is None:
-                    prefers_base64 = self._prefers_base64(self._first_lines(values))
+                    prefers_base64 = plan.prefers_base64(self, values)
                 if not prefers_base64:
                     return "quoted-printable", plan.fill(values)
         pieces = self._filled_lines(values)
@@ -317,16 +312,6 @@ class BodyTemplate:
 
     @staticmethod
     def _prefers_base64(first_lines: list[bytes]) -> bool:
-        sniff_key = tuple(first_lines)
-        choice = _base64_choices.get(sniff_key)
-        if choice is None:
-            if len(_base64_choices) >= ENCODED_LINES_KEPT:
-                _base64_choices.clear()
-            choice = _base64_choices[sniff_key] = BodyTemplate._sniff_prefers_base64(first_lines)
-        return choice
-
-    @staticmethod
-    def _sniff_prefers_base64(first_lines: list[bytes]) -> bool:
         linesep = POLICY.linesep.encode("ascii")
         sniff = linesep.join(first_lines) + linesep
         sniff_qp = body_encode(sniff.decode("latin-1"), MAX_LINE)
@@ -344,67 +329,108 @@ VALUE_MARK = 0xE000
 Segment = bytes | tuple[str, int, int] | SlotLine
 
 
+# Slot lines' segments by their text and their values' lengths: the same
+# links and footer lines are in every content of an edition.
+_line_segments: dict[tuple[tuple[str, ...], tuple[int, ...]], list[Segment] | None] = {}
+LINE_SEGMENTS_KEPT = 4096
+
+
+def line_segments(piece: SlotLine, lengths: tuple[int, ...]) -> list[Segment] | None:
+    """A slot line quoted-printable for plain values of these lengths; None: encode per reader.
+
+    The line is laid out with a mark character for each character of each
+    value and cut with soft breaks as quoted-printable cuts it (the marks
+    are never "=", all that the cuts look at); each run of marks then
+    stands for a slice of that value.
+    """
+    assert piece.escaped is not None, "only a line of printable ASCII text is laid out"
+    key = (tuple(piece.parts), lengths)
+    if key in _line_segments:
+        return _line_segments[key]
+    if len(_line_segments) >= LINE_SEGMENTS_KEPT:
+        _line_segments.clear()
+    texts_after = piece.escaped[1:]
+    prototype = piece.escaped[0] + "".join(
+        chr(VALUE_MARK + number) * length + text
+        for number, (length, text) in enumerate(zip(lengths, texts_after, strict=True))
+    )
+    if prototype.endswith(" "):  # quoted-printable writes a blank at the end as =20
+        _line_segments[key] = None
+        return None
+    if len(prototype) > MAX_LINE:
+        prototype = soft_broken(prototype, "\r\n")
+    segments: list[Segment] = []
+    literal: list[str] = []  # encoded text since the last value
+    taken = [0] * len(lengths)  # how much of each value is placed
+    for character, run in itertools.groupby(prototype + "\r\n"):
+        count = len(list(run))
+        number = ord(character) - VALUE_MARK
+        if 0 <= number < len(lengths):
+            if literal:
+                segments.append("".join(literal).encode("ascii"))
+                literal.clear()
+            start = taken[number]
+            segments.append((piece.fields[number], start, start + count))
+            taken[number] += count
+        else:
+            literal.append(character * count)
+    segments.append("".join(literal).encode("ascii"))
+    _line_segments[key] = segments
+    return segments
+
+
 class QuotedPrintablePlan:
     """A part's quoted-printable bytes for readers whose plain values have these lengths."""
 
     def __init__(self, body: BodyTemplate, lengths: dict[str, int]) -> None:
-        self.body = body
+        # Not the body itself: it keeps its plans, and a cycle would keep a
+        # content's pieces until the garbage collector's next full pass.
+        self.fields = body.fields
         # Too long (or not ASCII) for 7bit whatever the values that are not plain.
         self.not_7bit = body.never_7bit
+        self.all_plain = min(lengths.values(), default=0) >= 0
+        self._prefers_base64: bool | None = None
         self.segments: list[Segment] = []
-        literal: list[str] = []  # encoded text between two values, joined when a value comes
-
-        def flush() -> None:
-            if literal:
-                self.segments.append("".join(literal).encode("ascii"))
-                literal.clear()
-
         for piece in body.pieces:
             if isinstance(piece, FixedRun):
-                flush()
                 if piece.quoted_printable:
                     self.segments.append(piece.quoted_printable)
                 continue
-            line_lengths = [lengths[field] for field in piece.fields]
+            line_lengths = tuple(lengths[field] for field in piece.fields)
             if piece.escaped is None or min(line_lengths) < 0:
-                flush()
-                self.segments.append(piece)
+                self.segments.append(piece)  # encoded per reader
                 continue
             if piece.text_length + sum(line_lengths) > MAX_LINE:
                 self.not_7bit = True
-            texts_after = piece.escaped[1:]
-            prototype = piece.escaped[0] + "".join(
-                chr(VALUE_MARK + number) * length + text
-                for number, (length, text) in enumerate(zip(line_lengths, texts_after, strict=True))
-            )
-            if prototype.endswith(" "):  # quoted-printable writes a blank at the end as =20
-                flush()
+            segments = line_segments(piece, line_lengths)
+            if segments is None:
                 self.segments.append(piece)
-                continue
-            if len(prototype) > MAX_LINE:
-                prototype = soft_broken(prototype, "\r\n")
-            taken = [0] * len(piece.fields)  # how much of each value is placed
-            for character, run in itertools.groupby(prototype + "\r\n"):
-                count = len(list(run))
-                number = ord(character) - VALUE_MARK
-                if 0 <= number < len(piece.fields):
-                    flush()
-                    start = taken[number]
-                    self.segments.append((piece.fields[number], start, start + count))
-                    taken[number] += count
-                else:
-                    literal.append(character * count)
-        flush()
+            else:
+                self.segments += segments
+
+    def prefers_base64(self, body: BodyTemplate, values: dict[str, str]) -> bool:
+        """Whether base64 encodes the part's first lines shorter, with these values in.
+
+        With every value plain the answer is the same for every reader of
+        this plan (quoted-printable changes nothing in the values, and the
+        lengths are the same), so it is worked out once.
+        """
+        if self._prefers_base64 is not None:
+            return self._prefers_base64
+        choice = BodyTemplate._prefers_base64(body._first_lines(values))
+        if self.all_plain:
+            self._prefers_base64 = choice
+        return choice
 
     def fill(self, values: dict[str, str]) -> bytes:
         """The part's payload with this reader's values in."""
-        encoded = {field: values[field].encode("ascii", "replace") for field in self.body.fields}
+        encoded = {field: values[field].encode("ascii", "replace") for field in self.fields}
         out: list[bytes] = []
         for segment in self.segments:
             if isinstance(segment, bytes):
                 out.append(segment)
             elif isinstance(segment, SlotLine):
-                lines = self.body._filled(segment, values)
+                lines = BodyTemplate._filled(segment, values)
                 out.extend(crlf(quoted_printable_line(line)) for line in lines)
             else:
                 field, start, end = segment
