@@ -401,11 +401,12 @@ def smtp_options(url: str, *, name: str = "SMTP_URL") -> dict:
     }
 
 
-# Connections per worker process to an SMTP relay (delivery.batches.SMTPPool):
-# each pipelined, so a relay 50 ms away takes about 20 emails a second per
-# connection. Two processes of 8 make 16 to one relay, well under Postfix's
-# default of 50 per client host.
-SMTP_CONNECTIONS = 8
+# Connections per worker process to an SMTP relay far enough away to need
+# them (delivery.batches.SMTPPool): each pipelined, so a relay 50 ms away
+# takes about 20 emails a second per connection. Two processes of 25 make
+# 50 to one relay, Postfix's default per client host, which max_connections
+# (the cap every worker shares) keeps however many processes there are.
+SMTP_CONNECTIONS = 25
 MAX_SMTP_CONNECTIONS = 50
 # A relay of one's own may allow more (Postfix: smtpd_client_connection_count_limit).
 MAX_RELAY_CONNECTIONS = 1000

@@ -39,7 +39,7 @@ from delivery.models import Delivery
 from newsletter.models import Edition
 from subscriptions.models import Subscriber
 
-# Readers in the first chunk: about two batches, written in a few milliseconds.
+# Readers in the first chunk: about a batch, written in a few milliseconds.
 # (A smaller audience, a local morning's in a zone of few readers, is one chunk.)
 FIRST_CHUNK = 1000
 # The most in one chunk: large enough that the chunks cost nothing next to

@@ -14,6 +14,7 @@ from bench.management.commands.bench_report import (
     profile_table,
     targets,
     wire_runs,
+    wire_targets,
     zoned_runs,
 )
 from newsletter import schedule
@@ -163,6 +164,28 @@ def test_each_wire_is_reported_beside_the_loopback_rate_of_the_same_size():
     assert postmark["share_of_loopback"] == 0.8
     # No loopback run of that size: said so, not made up.
     assert reported["relay"]["loopback_rate"] is None
+
+
+def test_the_real_wires_targets_say_which_are_met():
+    loopback = median_runs([run(4000, 5000, database="sqlite")])
+    wired = [
+        run(820, 5000, wire="relay", rtt_ms=50, seconds=122, smtp_connections=25, workers=2),
+        run(790, 5000, wire="relay", rtt_ms=50, seconds=127, smtp_connections=30, workers=2),
+        run(2900, 5000, wire="mailgun", rtt_ms=50, seconds=34, workers=2),
+        run(2800, 5000, wire="mailgun", rtt_ms=50, seconds=36, workers=2, subscribers=10_000),
+    ]
+    for r in wired:
+        r["database"] = "sqlite"
+
+    rows = wire_targets(wire_runs(wired[:1] + wired[2:], loopback))
+    over_the_limit = wire_targets(wire_runs(wired[1:2], loopback))
+
+    assert {row["measured"]: row["met"] for row in rows} == {
+        "820/s, 50 connections": "met",
+        0.72: "**not met**",  # 2,900 of 4,000; the 10,000-reader run has no target
+    }
+    # 60 connections from the host is past Postfix's limit, whatever the rate.
+    assert [row["met"] for row in over_the_limit] == ["**not met**"]
 
 
 def test_readers_choices_are_measurements_of_their_own_beside_one_zone_of_the_same_choices():

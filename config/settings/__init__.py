@@ -113,10 +113,12 @@ OUTBOX_DIR = VAR_DIR / "outbox"
 FALLBACK_AFTER_FAILURES = 2
 FALLBACK_MINUTES = 60
 
-# A batch is one render, one mail connection and a constant handful of
-# queries (docs/performance.md): 500 readers share them, and a batch still
-# ends far inside its time limits.
-DIGEST_BATCH_SIZE = 500
+# A batch is one claim, its connections to the relay and a constant handful
+# of queries (docs/performance.md): 1,000 readers share them (a relay 50 ms
+# away costs each batch a few round trips to connect), and a batch still
+# ends far inside its time limits (one connection to a relay 150 ms away
+# takes 150 s).
+DIGEST_BATCH_SIZE = 1000
 # A worker killed mid-batch repeats at most this many emails. Fewer means
 # fewer repeats and more writes: on PostgreSQL each mark is a commit, and at
 # 50 they took a tenth of the send's time.

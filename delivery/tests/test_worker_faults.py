@@ -37,7 +37,6 @@ from django.db import connection
 from django.utils import timezone
 
 from config.celery import app
-from config.env import SMTP_CONNECTIONS
 from delivery import recovery, tasks
 from delivery.models import Delivery
 from newsletter.models import Edition
@@ -55,7 +54,9 @@ LEASE_SECONDS = 4
 # has passed its first checkpoint and not yet its end when a worker is killed.
 CHECKPOINT_EVERY = 50
 # The sink answers a NOOP this late, as a relay far away does: a batch then
-# sends over SMTP_CONNECTIONS connections (delivery.batches.relay_is_far).
+# sends over SMTP_CONNECTIONS connections (delivery.batches.relay_is_far),
+# this test's own number (SMTP_URL's ?connections=), not the product's.
+SMTP_CONNECTIONS = 8
 FAR_NOOP_SECONDS = 0.01
 # Production's bound: every reader has it within 2 minutes of the fault.
 RECOVERY_BOUND_SECONDS = 120
@@ -109,7 +110,7 @@ class Worker:
             **os.environ,
             **extra_env,
             "DATABASE_URL": database_url(),
-            "SMTP_URL": f"{smtp_url}?timeout=10",
+            "SMTP_URL": f"{smtp_url}?timeout=10&connections={SMTP_CONNECTIONS}",
             # The advanced settings are constants, not variables: these are the test's.
             "DJANGO_SETTINGS_MODULE": "testing.process_settings",
             "TEST_SETTINGS": json.dumps(

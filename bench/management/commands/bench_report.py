@@ -77,7 +77,10 @@ class Command(BaseCommand):
             "scaling": scaling,
             "database_cpu_missing": any(r.get("database_cpu_missing") for r in runs),
             "million_process_seconds": million_process_seconds(scaling, default_workers),
-            "targets": targets(sends, large) + choice_targets(zoned, formats) + cap_targets(capped),
+            "targets": targets(sends, large)
+            + choice_targets(zoned, formats)
+            + wire_targets(wires)
+            + cap_targets(capped),
             "profile": profile_table(profile) if profile and profile.exists() else None,
             "run_count": max(r["runs"] for r in runs),
             "databases": sorted({r["database_name"] for r in runs}),
@@ -268,6 +271,33 @@ def cap_targets(capped: list[dict]) -> list[dict]:
         )
         for r in capped
     ]
+
+
+TARGET_RELAY_RATE = 800
+RELAY_CONNECTIONS_PER_HOST = 50  # Postfix's default limit per client host
+TARGET_ESP_SHARE = 0.75
+
+
+def wire_targets(wires: list[dict]) -> list[dict]:
+    """The real wire's targets at 100,000 readers: the relay's rate, an ESP's share of loopback."""
+    rows = []
+    for r in wires:
+        if r["subscribers"] != 100_000:
+            continue
+        name = f"{r['database_name']}: {r['wire_name']}, {r.get('rtt_ms', 50):g} ms away"
+        if r["wire"] == "relay":
+            host_connections = (r.get("smtp_connections") or 0) * r["workers"]
+            rows.append(target(
+                name, f"≥ {TARGET_RELAY_RATE}/s, ≤ {RELAY_CONNECTIONS_PER_HOST} connections",
+                f"{r['rate']:,}/s, {host_connections} connections",
+                r["rate"] >= TARGET_RELAY_RATE and host_connections <= RELAY_CONNECTIONS_PER_HOST,
+            ))  # fmt: skip
+        elif r["share_of_loopback"] is not None:
+            rows.append(target(
+                name, f"≥ {TARGET_ESP_SHARE} of loopback", r["share_of_loopback"],
+                r["share_of_loopback"] >= TARGET_ESP_SHARE,
+            ))  # fmt: skip
+    return rows
 
 
 def wire_runs(results: list[dict], loopback: list[dict]) -> list[dict]:
