@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
@@ -23,26 +22,6 @@ from django.db import connection
 from config.celery import app
 
 __all__ = ["app"]
-
-
-@dataclass
-class RenderCounter:
-    """How many digests a worker process rendered (delivery.batches renders once per content)."""
-
-    count: int = 0
-
-    def install(self) -> None:
-        from delivery import batches, emails
-
-        counter = self
-
-        class CountedDigestTemplate(emails.DigestTemplate):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                counter.count += 1
-                super().__init__(*args, **kwargs)
-
-        # Only the sender's renders: the name batches.digest_template builds with.
-        batches.DigestTemplate = CountedDigestTemplate  # type: ignore[attr-defined]
 
 
 # A statement's shape: its SQL up to the WHERE, with quoting and lists dropped.
@@ -78,27 +57,26 @@ class QueryCounter:
 
 
 _counter = QueryCounter()
-_renders = RenderCounter()
 
 
 @worker_process_init.connect
 def _count_queries(**kwargs: object) -> None:
     if os.environ.get("BENCH_QUERY_LOG"):
         connection.execute_wrappers.append(_counter)
-        _renders.install()
 
 
-_blocks_before = 0
+# The renders counted before the task (delivery.emails counts them per process).
+_blocks_before = _contents_before = 0
 
 
 @task_prerun.connect
 def _reset_count(**kwargs: object) -> None:
     from delivery import emails
 
-    global _blocks_before
+    global _blocks_before, _contents_before
     _counter.reset()
-    _renders.count = 0
     _blocks_before = emails.block_renders
+    _contents_before = emails.content_renders
 
 
 @task_postrun.connect
@@ -114,7 +92,7 @@ def _log_count(task: Task, retval: object = None, **kwargs: object) -> None:
         "queries": _counter.count,
         "query_seconds": _counter.seconds,
         "sent": sent,
-        "renders": _renders.count,
+        "renders": emails.content_renders - _contents_before,
         "block_renders": emails.block_renders - _blocks_before,
     }
     with open(path, "a") as log:

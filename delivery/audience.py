@@ -255,7 +255,9 @@ def refresh_statistics(added: int) -> None:
 
 def mark_sending(edition: Edition, now: datetime.datetime) -> None:
     """The edition has deliveries on their way (again, for a later zone)."""
-    Edition.objects.filter(pk=edition.pk).exclude(status=Edition.Status.HELD).update(
+    # Written only when it changes: each morning's each chunk comes here,
+    # and a write also drops the site's cached pages.
+    Edition.objects.filter(pk=edition.pk).exclude(status=Edition.Status.HELD).exclude(
         status=Edition.Status.SENDING, sent_at=None
-    )
+    ).update(status=Edition.Status.SENDING, sent_at=None)
     Edition.objects.filter(pk=edition.pk, send_started_at=None).update(send_started_at=now)

@@ -15,7 +15,7 @@ import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formataddr, make_msgid
-from functools import cached_property
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo
 
 import css_inline
@@ -23,7 +23,7 @@ from anymail.exceptions import AnymailError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.html import escape
 
 from delivery.deliverability.verp import unsubscribe_mailto
@@ -39,7 +39,12 @@ from subscriptions.unsubscribe import make_token
 # lost, an ESP's API errors.
 SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
 
+# The slots each reader's copy fills in. "since" is their window's start in
+# their zone ("Since Friday 06:00 CET"): a slot, not part of the content, so
+# the mornings of one day (every zone and delivery time) share one rendered
+# content per set of stories, sections and format.
 READER_FIELDS = (
+    "since",
     "greeting",
     "email",
     "unsubscribe_url",
@@ -59,6 +64,30 @@ INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=Fals
 
 def absolute_url(path: str) -> str:
     return settings.SITE_URL + path
+
+
+def path_to(viewname: str, **kwargs: object) -> str:
+    """reverse(viewname, kwargs=kwargs), kept for the next content.
+
+    Every content of a morning carries the same links, and reverse() costs
+    tens of microseconds: a day's thousands of contents spent more in it
+    than in their stories. Kept by the URLconf and script prefix in use.
+    """
+    urlconf = get_urlconf() or settings.ROOT_URLCONF
+    return _reversed(viewname, tuple(kwargs.items()), urlconf, get_script_prefix())
+
+
+def token_link(viewname: str) -> str:
+    """The absolute link of a view that takes a reader's token, "{token}" where it goes."""
+    placeholder = "TOKEN"
+    return absolute_url(path_to(viewname, token=placeholder)).replace(placeholder, "{token}")
+
+
+@lru_cache(maxsize=1024)
+def _reversed(
+    viewname: str, kwargs: tuple[tuple[str, object], ...], urlconf: str, prefix: str
+) -> str:
+    return reverse(viewname, urlconf=urlconf, kwargs=dict(kwargs))
 
 
 def greeting(subscriber: Subscriber) -> str:
@@ -225,12 +254,12 @@ class Frame:
     html: str
 
 
-# What a content puts in its frame: its "Since" line, its sections, its
-# preheader and the stories it leaves out. The frame is rendered and inlined
+# What a content puts in its frame: its sections, its preheader and the
+# stories it leaves out (the "Since" line is a reader's slot). The frame is rendered and inlined
 # with these marks in (once per edition and format), and each content puts
 # its own labels in their place.
 FRAME_MARKS = {name: f"frame{NONCE}{name.replace('_', '')}" for name in (
-    "since", "sections_label", "preheader", "others_label"
+    "sections_label", "preheader", "others_label"
 )}  # fmt: skip
 _frames: dict[tuple[object, ...], Frame] = {}
 FRAMES_KEPT = 64
@@ -244,8 +273,8 @@ def digest_frame(
     `since`, `stories` and `others`: whether the content has a "Since" line,
     any story, and stories left out (each shows or hides a line).
     """
-    edition_url = absolute_url(edition.get_absolute_url())
-    account_url = absolute_url(reverse("subscriptions:account"))
+    edition_url = absolute_url(path_to("edition", date=edition.date))  # its get_absolute_url
+    account_url = absolute_url(path_to("subscriptions:account"))
     key = (
         edition.pk,
         edition.date,
@@ -267,7 +296,7 @@ def digest_frame(
         context = frame_context(
             edition,
             digest_format,
-            since=FRAME_MARKS["since"] if since else "",
+            since=f"__since_{NONCE}__" if since else "",
             sections_label=FRAME_MARKS["sections_label"],
             preheader=FRAME_MARKS["preheader"],
             others=others,
@@ -328,6 +357,83 @@ def text_node_escape(text: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Composed:
+    """A content's text and HTML with the reader slots in: the frame, its labels and its stories."""
+
+    text: str
+    html: str
+    # How many stories, from the first, are whole (the rest are headlines).
+    whole: int
+    # Split at the reader slots: text, field name, text, ...
+    text_parts: list[str]
+    html_parts: list[str]
+
+
+# Contents by what they are made of. The mornings of one day (every zone and
+# delivery time) differ but for their "Since" line, a reader slot: their
+# readers who follow the same sections in the same format share one.
+_composed: dict[tuple[object, ...], Composed] = {}
+COMPOSED_KEPT = 64
+# How many contents were composed, which the benchmark reports (renders per
+# content, not per reader or morning).
+content_renders = 0
+
+
+def composed(
+    frame: Frame,
+    labels: tuple[str, str, str],
+    headlines: tuple[Block, ...],
+    whole_blocks: tuple[Block, ...],
+    slot: re.Pattern,
+) -> Composed:
+    """The frame with its labels (sections, preheader, others) and story blocks put in.
+
+    `whole_blocks` are the stories whole (a full digest), `headlines` the
+    same stories as headlines: as many stories are whole as keep the HTML
+    under CLIP_LIMIT, the rest headlines after a note. Kept by what the
+    content is made of (frames and blocks are compared by their text).
+    """
+    global content_renders
+    key = (frame, labels, headlines, whole_blocks, slot.pattern)
+    content = _composed.pop(key, None)
+    if content is not None:
+        _composed[key] = content  # the most recently used, last
+        return content
+    frame_text, frame_html = frame.text, frame.html
+    marks = ("sections_label", "preheader", "others_label")
+    for name, label in zip(marks, labels, strict=True):
+        frame_text = frame_text.replace(FRAME_MARKS[name], label)
+        frame_html = frame_html.replace(FRAME_MARKS[name], text_node_escape(label))
+    whole = len(whole_blocks)
+    size = lambda blocks: sum(len(block.html.encode()) for block in blocks)  # noqa: E731
+    fixed = len(frame_html.encode()) - len(STORIES_MARK)
+    while (
+        whole
+        and fixed
+        + size(whole_blocks[:whole])
+        + size(headlines[whole:])
+        + (len(CLIPPED_NOTE_HTML.encode()) if whole < len(headlines) else 0)
+        > CLIP_LIMIT
+    ):
+        whole -= 1
+    chosen = whole_blocks[:whole] + headlines[whole:]
+    html_blocks = [block.html for block in chosen]
+    text_blocks = [f"\n{n}. {block.text}" for n, block in enumerate(chosen, start=1)]
+    if whole_blocks and whole < len(headlines):
+        html_blocks.insert(whole, CLIPPED_NOTE_HTML)
+        text_blocks.insert(whole, CLIPPED_NOTE_TEXT)
+    html_content = frame_html.replace(STORIES_MARK, "".join(html_blocks))
+    text_content = frame_text.replace(TEXT_STORIES_MARK, "".join(text_blocks))
+    if len(_composed) >= COMPOSED_KEPT:
+        del _composed[next(iter(_composed))]
+    content = _composed[key] = Composed(
+        text_content, html_content, whole, slot.split(text_content), slot.split(html_content)
+    )
+    content_renders += 1
+    return content
+
+
 class DigestTemplate:
     """The digest of one content, ready to be personalised for each reader.
 
@@ -358,66 +464,31 @@ class DigestTemplate:
         self.digest_format = digest_format
         self.sections = sections
         self.others = others
-        self.account_url = absolute_url(reverse("subscriptions:account"))
-        # reverse() once, not per reader: "{token}" is filled in per reader.
-        self.unsubscribe_link = absolute_url(
-            reverse("unsubscribe", kwargs={"token": "TOKEN"})
-        ).replace("TOKEN", "{token}")
-        self.preferences_link = absolute_url(
-            reverse("preferences", kwargs={"token": "TOKEN"})
-        ).replace("TOKEN", "{token}")
-        self.referral_link = absolute_url(
-            reverse("subscriptions:referral-landing", kwargs={"token": "TOKEN"})
-        ).replace("TOKEN", "{token}")
+        self.account_url = absolute_url(path_to("subscriptions:account"))
+        self.unsubscribe_link = token_link("unsubscribe")
+        self.preferences_link = token_link("preferences")
+        self.referral_link = token_link("subscriptions:referral-landing")
         self.nonce = nonce = NONCE
         self._slot = re.compile(rf"__({'|'.join(READER_FIELDS)})_{nonce}__")
         self.slot_end = f"_{nonce}__"  # how every slot ends
         frame = digest_frame(
             edition, digest_format, since=bool(since), stories=bool(articles), others=bool(others)
         )
-        labels = {
-            FRAME_MARKS["since"]: since,
-            FRAME_MARKS["sections_label"]: "every section"
-            if sections is None
-            else ", ".join(sections),
-            FRAME_MARKS["preheader"]: self.preheader,
-            FRAME_MARKS["others_label"]: f"{others} more {'story' if others == 1 else 'stories'}",
-        }
-        frame_text, frame_html = frame.text, frame.html
-        for mark, label in labels.items():
-            frame_text = frame_text.replace(mark, label)
-            frame_html = frame_html.replace(mark, text_node_escape(label))
+        labels = (
+            "every section" if sections is None else ", ".join(sections),
+            self.preheader,
+            f"{others} more {'story' if others == 1 else 'stories'}",
+        )
         urls = [self.story_url(article) for article in articles]
         pairs = list(zip(articles, urls, strict=True))
-        headlines = [story_block(a, url, edition, whole=False) for a, url in pairs]
-        whole_blocks: list[Block] = []
+        headlines = tuple(story_block(a, url, edition, whole=False) for a, url in pairs)
+        whole_blocks: tuple[Block, ...] = ()
         if digest_format == DigestFormat.FULL:
-            whole_blocks = [story_block(a, url, edition, whole=True) for a, url in pairs]
-        # How many stories, from the first, are whole in the email: all that
-        # keep the HTML under CLIP_LIMIT, the rest headlines after a note.
-        whole = len(whole_blocks)
-        size = lambda blocks: sum(len(block.html.encode()) for block in blocks)  # noqa: E731
-        fixed = len(frame_html.encode()) - len(STORIES_MARK)
-        while (
-            whole
-            and fixed
-            + size(whole_blocks[:whole])
-            + size(headlines[whole:])
-            + (len(CLIPPED_NOTE_HTML.encode()) if whole < len(articles) else 0)
-            > CLIP_LIMIT
-        ):
-            whole -= 1
-        self.whole = whole
-        chosen = whole_blocks[:whole] + headlines[whole:]
-        html_blocks = [block.html for block in chosen]
-        text_blocks = [f"\n{n}. {block.text}" for n, block in enumerate(chosen, start=1)]
-        if whole_blocks and whole < len(articles):
-            html_blocks.insert(whole, CLIPPED_NOTE_HTML)
-            text_blocks.insert(whole, CLIPPED_NOTE_TEXT)
-        self.html = frame_html.replace(STORIES_MARK, "".join(html_blocks))
-        self.text = frame_text.replace(TEXT_STORIES_MARK, "".join(text_blocks))
-        self._text_parts = self._slot.split(self.text)
-        self._html_parts = self._slot.split(self.html)
+            whole_blocks = tuple(story_block(a, url, edition, whole=True) for a, url in pairs)
+        content = composed(frame, labels, headlines, whole_blocks, self._slot)
+        self.whole = content.whole
+        self.html, self.text = content.html, content.text
+        self._text_parts, self._html_parts = content.text_parts, content.html_parts
 
     def story_url(self, article: Article) -> str:
         """A story's link: the story itself, or through the click counter (CLICK_TRACKING).
@@ -427,7 +498,8 @@ class DigestTemplate:
         """
         token = f"{reading.READING_PARAM}=__read_token_{self.nonce}__"
         if not settings.CLICK_TRACKING:
-            return f"{absolute_url(article.get_absolute_url())}?{token}"
+            # The article's get_absolute_url, kept.
+            return f"{absolute_url(path_to('article', slug=article.slug))}?{token}"
         url = f"{absolute_url(clicks.link_path(self.edition, article))}?{token}"
         if settings.TRACK_READER_CLICKS:
             url += f"&r=__click_reader_{self.nonce}__"
@@ -451,6 +523,7 @@ class DigestTemplate:
     def reader_values(self, subscriber: Subscriber) -> tuple[dict[str, str], dict[str, str]]:
         """The reader's slot values for the text part and for the HTML part."""
         values = {
+            "since": self.since,
             "greeting": greeting(subscriber),
             "email": subscriber.email,
             "unsubscribe_url": self.unsubscribe_link.format(token=make_token(subscriber)),
@@ -469,6 +542,8 @@ class DigestTemplate:
         }
         # The standard library's escape is Django's without its SafeString wrapper.
         html_values = {field: html.escape(value) for field, value in values.items()}
+        # As the inliner writes a text node, as the rest of the dateline is.
+        html_values["since"] = text_node_escape(self.since)
         notice = membership_notice(subscriber)
         if notice is not None:
             text, label = notice

@@ -15,6 +15,7 @@ from django.db import OperationalError
 from delivery import audience, by_hand, recovery, scheduler
 from delivery.leases import lease_length
 from delivery.models import Delivery, SendSlot
+from newsletter import pagecache
 from newsletter.models import Edition
 from newsletter.tests.factories import built_edition, make_article
 from subscriptions.models import Subscriber
@@ -219,3 +220,31 @@ def test_a_morning_whose_writer_died_is_written_in_full_by_the_next_scheduler(mo
     assert edition.status == Edition.Status.SENDING
     # And once all are in, nobody writes it again.
     assert list(scheduler.schedule_due_sends(later + AFTER_THE_LEASE)) == []
+
+
+@pytest.mark.clock(MONDAY_BEFORE_SEND)
+def test_each_chunk_marks_the_edition_sending_but_writes_it_only_when_that_changes(monkeypatch):
+    make_article()
+    edition = built_edition(MONDAY)
+    now = datetime.datetime.now(datetime.UTC)
+    # Each write of the edition drops the site's cached pages.
+    invalidated = []
+    monkeypatch.setattr(pagecache, "invalidate", lambda: invalidated.append(True))
+
+    audience.mark_sending(edition, now)
+    edition.refresh_from_db()
+    assert (edition.status, edition.sent_at) == (Edition.Status.SENDING, None)
+    assert len(invalidated) == 2  # marked sending, its start noted
+    started = edition.send_started_at
+
+    # Every later chunk (and morning) finds it sending: nothing written.
+    audience.mark_sending(edition, now + datetime.timedelta(minutes=30))
+    edition.refresh_from_db()
+    assert (edition.status, edition.send_started_at) == (Edition.Status.SENDING, started)
+    assert len(invalidated) == 2
+
+    # A later zone's morning after the edition was marked sent opens it again.
+    Edition.objects.filter(pk=edition.pk).update(status=Edition.Status.SENT, sent_at=now)
+    audience.mark_sending(edition, now + datetime.timedelta(hours=1))
+    edition.refresh_from_db()
+    assert (edition.status, edition.sent_at) == (Edition.Status.SENDING, None)

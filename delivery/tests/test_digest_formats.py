@@ -115,9 +115,16 @@ def test_each_story_block_is_rendered_once_per_edition_and_format_whatever_the_c
 
     # Three stories, each as a headline and whole: six blocks, whatever the contents.
     assert emails.block_renders - before == 6
-    assert len({content.html for content in contents}) == 16
+    # The "since" line is each reader's slot: the four mornings share their
+    # two section sets' and two formats' four contents, and each reader's
+    # copy says their own.
+    assert len({content.html for content in contents}) == 4
+    reader = make_subscriber("ada@example.com")
     for content in contents:
         assert content.html.count('class="story"') == len(content.articles)
+        message = content.message_for(reader)
+        assert f"· {content.since}" in message.body
+        assert f"· {content.since}</p>" in message.html
 
 
 def test_a_worker_keeps_its_most_recently_used_renders_and_lets_the_oldest_go(monkeypatch):
@@ -165,8 +172,14 @@ def test_a_contents_labels_in_its_shared_frame_read_as_if_rendered_in(digest_for
         others_label=f"{others} more {'story' if others == 1 else 'stories'}",
         has_stories=False,
     )
-    assert content.html == emails.INLINER.inline(render_to_string("emails/digest.html", context))
-    assert content.text == render_to_string("emails/digest.txt", context)
+    # The "since" line is a reader's slot: filled in as a reader's copy is
+    # (the other slots left as the templates write them).
+    values, html_values = content.reader_values(make_subscriber("ada@example.com"))
+    slots = {field: f"__{field}_{emails.NONCE}__" for field in emails.READER_FIELDS}
+    html = content._fill(content._html_parts, {**slots, "since": html_values["since"]})
+    text = content._fill(content._text_parts, {**slots, "since": values["since"]})
+    assert html == emails.INLINER.inline(render_to_string("emails/digest.html", context))
+    assert text == render_to_string("emails/digest.txt", context)
     assert 'Arts &amp; Letters, &lt;Tech&gt;, Mum\'s "pick"' in content.html
     if others:
         assert f"{others} more {'story' if others == 1 else 'stories'}" in content.text

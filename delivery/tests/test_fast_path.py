@@ -194,6 +194,32 @@ def test_fast_bytes_equal_djangos_for_every_combination_kind(readers, kind, opti
     assert assembled == 7
 
 
+@pytest.mark.parametrize("digest_format", ["full", "headlines"])
+def test_the_mornings_of_a_day_share_one_content_and_each_reader_reads_their_own_since_line(
+    readers, digest_format
+):
+    # The "Since" line is a reader slot: the zones' and delivery times'
+    # mornings with the same stories share their parts, laid out once, and
+    # each copy is still byte for byte Django's with its own line.
+    make_article(title="Story", body="<p>A body — with “quotes”.</p>")
+    edition = built_edition(MONDAY)
+    articles = list(edition.ordered_articles())
+    labels = ["Since Friday 06:00 CET", "Since Friday 06:30 +1345", "Since Thursday 07:00 HST"]
+    templates = [
+        DigestTemplate(edition, articles, since, digest_format=digest_format) for since in labels
+    ]
+    fasts = [FastDigest(template) for template in templates]
+
+    assert len({id(body) for fast in fasts for _head, body in fast.parts}) == 2
+    for template, fast in zip(templates, fasts, strict=True):
+        for reader in readers:
+            data = fast.bytes_for(reader, new_message_id())
+            if data is None:
+                continue
+            assert template.since.encode() in data
+            assert normalise(data) == normalise(django_bytes(template, reader)), template.since
+
+
 def test_long_lines_are_soft_broken_where_the_email_package_breaks_them():
     # Lines of every length around the limit, with "=" (three characters
     # encoded) at every place a cut could fall inside an escape.
@@ -225,6 +251,8 @@ def test_a_dropped_digests_pieces_are_freed_at_once_not_at_the_next_full_collect
     # Its pieces (each part's lines, encoded once, and the plans readers are
     # assembled from) are most of a worker's memory: a reference cycle would
     # keep every content of a morning until the collector's rare full pass.
+    # Parts are kept by their content (a morning's zones share them) until
+    # the least recently used is let go: then they go at once.
     make_article()
     edition = built_edition(MONDAY)
     template = DigestTemplate(edition, list(edition.ordered_articles()))
@@ -234,6 +262,8 @@ def test_a_dropped_digests_pieces_are_freed_at_once_not_at_the_next_full_collect
     gc.disable()
     try:
         del template, fast
+        assert all(part() is not None for part in parts)  # kept for the next content
+        mime._body_templates.clear()
         assert [part() for part in parts] == [None, None]
     finally:
         gc.enable()

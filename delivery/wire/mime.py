@@ -541,6 +541,24 @@ _unsubscribe_folds: dict[tuple[int, int], tuple[str, str, str]] = {}
 UNSUBSCRIBE_FOLDS_KEPT = 256
 
 
+# Parts by their content: the mornings of one day share their contents (the
+# "Since" line is a reader slot), so each is laid out once per process.
+_body_templates: dict[tuple[str, str], BodyTemplate] = {}
+BODY_TEMPLATES_KEPT = 128
+
+
+def body_template(content: str, slot: re.Pattern, slot_end: str) -> BodyTemplate:
+    """The BodyTemplate of a part with this content, laid out on first use and kept."""
+    key = (content, slot.pattern)
+    body = _body_templates.pop(key, None)
+    if body is None:
+        if len(_body_templates) >= BODY_TEMPLATES_KEPT:
+            del _body_templates[next(iter(_body_templates))]
+        body = BodyTemplate(content, slot, slot_end)
+    _body_templates[key] = body  # the most recently used, last
+    return body
+
+
 class FastDigest:
     """The bytes of one edition's digest for many readers, assembled from pieces."""
 
@@ -558,7 +576,7 @@ class FastDigest:
         self.header_pieces = cut.header_pieces
         self.preamble, self.epilogue = cut.preamble, cut.epilogue
         self.parts: list[tuple[list[bytes | str], BodyTemplate]] = [
-            (head, BodyTemplate(content, digest._slot, digest.slot_end))
+            (head, body_template(content, digest._slot, digest.slot_end))
             for head, content in zip(cut.part_heads, (digest.text, digest.html), strict=True)
         ]
 

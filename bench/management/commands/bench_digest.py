@@ -283,9 +283,10 @@ class Command(BaseCommand):
             [shape, round(seconds, 2)]
             for shape, seconds in sorted(by_shape.items(), key=lambda item: -item[1])[:6]
         ]
-        # Renders in all worker processes, against the distinct contents the
-        # send carried (one per window and zone): each process renders each
-        # content it meets once.
+        # Contents composed in all worker processes (delivery.emails.composed),
+        # against the distinct (window, zone, format) sends: each process
+        # composes each content it meets once, and the mornings of a day
+        # share theirs (the "Since" line is a reader slot).
         result["renders"] = sum(r.get("renders", 0) for r in records)
         # Story blocks rendered (delivery.emails.story_block): per story and
         # format in each process, whatever the number of contents.
