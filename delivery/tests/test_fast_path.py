@@ -218,6 +218,48 @@ def test_the_mornings_of_a_day_share_one_content_and_each_reader_reads_their_own
                 continue
             assert template.since.encode() in data
             assert normalise(data) == normalise(django_bytes(template, reader)), template.since
+    # The dateline ("·" and the slot) is laid out once, not encoded per reader.
+    plans = [plan for fast in fasts for _h, body in fast.parts for plan in body._plans.values()]
+    plain = [plan for plan in plans if plan.all_plain]
+    assert plain
+    assert not any(isinstance(s, mime.SlotLine) for plan in plain for s in plan.segments)
+
+
+SLOTS = re.compile(r"__(a|b)__")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Monday 7 December 2026 · __a__ and __b__",  # the dateline: "Since …" is a slot
+        "tab\there __a__=__b__ é",
+        "x" * 70 + "é__a__·" + "=" * 5 + "__b__ end",
+    ],
+)
+def test_a_slot_line_of_any_text_is_laid_out_once_and_filled_as_the_email_package_encodes_it(
+    text,
+):
+    # Not only printable ASCII: a line with "·" or "é" between its slots is
+    # laid out once per set of value lengths too, soft breaks kept clear of
+    # each "=XX", and filled per reader by slicing.
+    assert mime.qp_escaped("a=b\t·") == "a=3Db\t=C2=B7"
+    piece = mime.slot_line_of(text.encode(), SLOTS)
+    for a_length in range(0, 90, 7):
+        for b_length in (1, 5, 40):
+            values = {"a": "A" * a_length, "b": "b" * b_length}
+            segments = mime.line_segments(piece, (a_length, b_length))
+            assert segments is not None
+            filled = text.replace("__a__", values["a"]).replace("__b__", values["b"])
+            expected = body_encode(filled.encode().decode("latin-1"), mime.MAX_LINE, "\r\n")
+            assembled = b""
+            for segment in segments:
+                if isinstance(segment, bytes):
+                    assembled += segment
+                else:
+                    assert not isinstance(segment, mime.SlotLine)  # every value is plain
+                    field, start, end = segment
+                    assembled += values[field][start:end].encode()
+            assert assembled == expected.encode() + b"\r\n", (a_length, b_length)
 
 
 def test_long_lines_are_soft_broken_where_the_email_package_breaks_them():

@@ -106,9 +106,24 @@ class SlotLine(NamedTuple):
     parts: list[str]
     fields: tuple[str, ...]
     text_length: int  # of the text between the slots, in bytes
-    # The text between the slots as quoted-printable writes it, when it is
-    # printable ASCII (only "=" changes); None otherwise.
-    escaped: list[str] | None
+    # The text between the slots as quoted-printable writes it before it
+    # cuts the line (qp_escaped).
+    escaped: list[str]
+    ascii: bool  # whether that text is ASCII (or the part cannot be 7bit)
+
+
+# How quoted-printable writes each byte of a body before it cuts lines
+# (email.quoprimime's body map): printable ASCII, the blank and the tab as
+# they are, "=" and every other byte as "=XX".
+QP_BYTES = [
+    chr(byte) if (32 <= byte < 127 and byte != ord("=")) or byte == 9 else f"={byte:02X}"
+    for byte in range(256)
+]
+
+
+def qp_escaped(text: str) -> str:
+    """Text of one line as quoted-printable writes it, before any soft break."""
+    return "".join(QP_BYTES[byte] for byte in text.encode("utf-8"))
 
 
 # Quoted-printable lines and runs of lines by their raw bytes: the many
@@ -147,13 +162,16 @@ def slot_line_of(line: bytes, slot: re.Pattern) -> SlotLine:
     if slot_line is None:
         parts = slot.split(line.decode("utf-8"))
         texts = parts[0::2]
-        escaped = None
-        if all(map(str.isascii, texts)) and all(map(str.isprintable, texts)):
-            escaped = [text.replace("=", "=3D") for text in texts]
         text_length = sum(len(text.encode("utf-8")) for text in texts)
         if len(_slot_lines) >= SLOT_LINES_KEPT:
             _slot_lines.clear()
-        slot_line = _slot_lines[key] = SlotLine(parts, tuple(parts[1::2]), text_length, escaped)
+        slot_line = _slot_lines[key] = SlotLine(
+            parts,
+            tuple(parts[1::2]),
+            text_length,
+            [qp_escaped(text) for text in texts],
+            all(map(str.isascii, texts)),
+        )
     return slot_line
 
 
@@ -343,7 +361,6 @@ def line_segments(piece: SlotLine, lengths: tuple[int, ...]) -> list[Segment] | 
     are never "=", all that the cuts look at); each run of marks then
     stands for a slice of that value.
     """
-    assert piece.escaped is not None, "only a line of printable ASCII text is laid out"
     key = (tuple(piece.parts), lengths)
     if key in _line_segments:
         return _line_segments[key]
@@ -354,7 +371,7 @@ def line_segments(piece: SlotLine, lengths: tuple[int, ...]) -> list[Segment] | 
         chr(VALUE_MARK + number) * length + text
         for number, (length, text) in enumerate(zip(lengths, texts_after, strict=True))
     )
-    if prototype.endswith(" "):  # quoted-printable writes a blank at the end as =20
+    if prototype.endswith((" ", "\t")):  # written at the end of a line as =20, =09
         _line_segments[key] = None
         return None
     if len(prototype) > MAX_LINE:
@@ -397,10 +414,10 @@ class QuotedPrintablePlan:
                     self.segments.append(piece.quoted_printable)
                 continue
             line_lengths = tuple(lengths[field] for field in piece.fields)
-            if piece.escaped is None or min(line_lengths) < 0:
+            if min(line_lengths) < 0:
                 self.segments.append(piece)  # encoded per reader
                 continue
-            if piece.text_length + sum(line_lengths) > MAX_LINE:
+            if piece.text_length + sum(line_lengths) > MAX_LINE or not piece.ascii:
                 self.not_7bit = True
             segments = line_segments(piece, line_lengths)
             if segments is None:
@@ -436,13 +453,6 @@ class QuotedPrintablePlan:
                 field, start, end = segment
                 out.append(encoded[field][start:end])
         return b"".join(out)
-
-
-def wire_line(escaped: str) -> bytes:
-    """A line of printable ASCII with "=" already escaped, quoted-printable on the wire."""
-    if len(escaped) > MAX_LINE:
-        escaped = soft_broken(escaped, "\r\n")
-    return escaped.encode("ascii") + CRLF
 
 
 def crlf(encoded_line: str) -> bytes:
