@@ -12,6 +12,7 @@ import html
 import re
 import secrets
 import smtplib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formataddr, make_msgid
@@ -374,6 +375,7 @@ class Composed:
 # delivery time) differ but for their "Since" line, a reader slot: their
 # readers who follow the same sections in the same format share one.
 _composed: dict[tuple[object, ...], Composed] = {}
+_composed_lock = threading.Lock()
 COMPOSED_KEPT = 64
 # How many contents were composed, which the benchmark reports (renders per
 # content, not per reader or morning).
@@ -396,10 +398,11 @@ def composed(
     """
     global content_renders
     key = (frame, labels, headlines, whole_blocks, slot.pattern)
-    content = _composed.pop(key, None)
-    if content is not None:
-        _composed[key] = content  # the most recently used, last
-        return content
+    with _composed_lock:
+        content = _composed.pop(key, None)
+        if content is not None:
+            _composed[key] = content  # the most recently used, last
+            return content
     frame_text, frame_html = frame.text, frame.html
     marks = ("sections_label", "preheader", "others_label")
     for name, label in zip(marks, labels, strict=True):
@@ -425,12 +428,14 @@ def composed(
         text_blocks.insert(whole, CLIPPED_NOTE_TEXT)
     html_content = frame_html.replace(STORIES_MARK, "".join(html_blocks))
     text_content = frame_text.replace(TEXT_STORIES_MARK, "".join(text_blocks))
-    if len(_composed) >= COMPOSED_KEPT:
-        del _composed[next(iter(_composed))]
-    content = _composed[key] = Composed(
+    content = Composed(
         text_content, html_content, whole, slot.split(text_content), slot.split(html_content)
     )
-    content_renders += 1
+    with _composed_lock:
+        if len(_composed) >= COMPOSED_KEPT:
+            del _composed[next(iter(_composed))]
+        _composed[key] = content
+        content_renders += 1
     return content
 
 

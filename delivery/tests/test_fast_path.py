@@ -8,6 +8,8 @@ import datetime
 import email.policy
 import gc
 import re
+import sys
+import threading
 import weakref
 from email.quoprimime import body_encode
 from typing import Required, TypedDict
@@ -309,3 +311,35 @@ def test_a_dropped_digests_pieces_are_freed_at_once_not_at_the_next_full_collect
         assert [part() for part in parts] == [None, None]
     finally:
         gc.enable()
+
+
+def test_a_pools_lanes_assembling_one_part_at_once_never_trip_over_its_kept_plans():
+    # An SMTP pool's lanes are threads sharing each content's parts: their
+    # plans, kept a few at a time, are taken and let go from every lane.
+    # Thread switches forced as often as the interpreter allows.
+    body = mime.BodyTemplate(
+        "\n".join(["line " * 10] * 20 + ["x __a__ y __b__"] + ["z" * 50] * 20),
+        re.compile(r"__(a|b)__"),
+        "__",
+    )
+    errors: list[BaseException] = []
+
+    def assemble(lane: int) -> None:
+        try:
+            for n in range(2000):  # more value lengths than PLANS_KEPT, in every lane
+                body._plan({"a": "A" * ((n * 7 + lane) % 20), "b": "b"})
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        lanes = [threading.Thread(target=assemble, args=(lane,)) for lane in range(8)]
+        for lane in lanes:
+            lane.start()
+        for lane in lanes:
+            lane.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert len(body._plans) == mime.PLANS_KEPT

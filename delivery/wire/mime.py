@@ -22,6 +22,7 @@ import email.policy
 import itertools
 import re
 import secrets
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -214,6 +215,8 @@ class BodyTemplate:
         self.fields = tuple(fields)
         self.slot_line_count = len(slot_numbers)
         self._plans: dict[tuple[int, ...], QuotedPrintablePlan] = {}
+        # An SMTP pool's lanes (threads) assemble the same parts at once.
+        self._plans_lock = threading.Lock()
         # No reader's value can make the part 7bit when its fixed lines are not.
         self.never_7bit = self.fixed_max_length > MAX_LINE or not self.fixed_ascii
         # The choice between quoted-printable and base64 reads the first
@@ -320,13 +323,14 @@ class BodyTemplate:
         signature = tuple(
             len(value) if is_plain(value := values[field]) else -1 for field in self.fields
         )
-        plan = self._plans.pop(signature, None)
-        if plan is None:
-            if len(self._plans) >= PLANS_KEPT:
-                del self._plans[next(iter(self._plans))]
-            plan = QuotedPrintablePlan(self, dict(zip(self.fields, signature, strict=True)))
-        self._plans[signature] = plan  # the most recently used, last
-        return plan
+        with self._plans_lock:
+            plan = self._plans.pop(signature, None)
+            if plan is None:
+                if len(self._plans) >= PLANS_KEPT:
+                    del self._plans[next(iter(self._plans))]
+                plan = QuotedPrintablePlan(self, dict(zip(self.fields, signature, strict=True)))
+            self._plans[signature] = plan  # the most recently used, last
+            return plan
 
     @staticmethod
     def _prefers_base64(first_lines: list[bytes]) -> bool:
@@ -351,6 +355,7 @@ Segment = bytes | tuple[str, int, int] | SlotLine
 # links and footer lines are in every content of an edition.
 _line_segments: dict[tuple[tuple[str, ...], tuple[int, ...]], list[Segment] | None] = {}
 LINE_SEGMENTS_KEPT = 4096
+_NOT_LAID_OUT: list[Segment] = []  # not yet in _line_segments (None there: encode per reader)
 
 
 def line_segments(piece: SlotLine, lengths: tuple[int, ...]) -> list[Segment] | None:
@@ -362,8 +367,10 @@ def line_segments(piece: SlotLine, lengths: tuple[int, ...]) -> list[Segment] | 
     stands for a slice of that value.
     """
     key = (tuple(piece.parts), lengths)
-    if key in _line_segments:
-        return _line_segments[key]
+    # One lookup: another lane (thread) may clear the dict between two.
+    known = _line_segments.get(key, _NOT_LAID_OUT)
+    if known is not _NOT_LAID_OUT:
+        return known
     if len(_line_segments) >= LINE_SEGMENTS_KEPT:
         _line_segments.clear()
     texts_after = piece.escaped[1:]
@@ -554,19 +561,21 @@ UNSUBSCRIBE_FOLDS_KEPT = 256
 # Parts by their content: the mornings of one day share their contents (the
 # "Since" line is a reader slot), so each is laid out once per process.
 _body_templates: dict[tuple[str, str], BodyTemplate] = {}
+_body_templates_lock = threading.Lock()  # a pool's lanes meet a new content at once
 BODY_TEMPLATES_KEPT = 128
 
 
 def body_template(content: str, slot: re.Pattern, slot_end: str) -> BodyTemplate:
     """The BodyTemplate of a part with this content, laid out on first use and kept."""
     key = (content, slot.pattern)
-    body = _body_templates.pop(key, None)
-    if body is None:
-        if len(_body_templates) >= BODY_TEMPLATES_KEPT:
-            del _body_templates[next(iter(_body_templates))]
-        body = BodyTemplate(content, slot, slot_end)
-    _body_templates[key] = body  # the most recently used, last
-    return body
+    with _body_templates_lock:
+        body = _body_templates.pop(key, None)
+        if body is None:
+            if len(_body_templates) >= BODY_TEMPLATES_KEPT:
+                del _body_templates[next(iter(_body_templates))]
+            body = BodyTemplate(content, slot, slot_end)
+        _body_templates[key] = body  # the most recently used, last
+        return body
 
 
 class FastDigest:
