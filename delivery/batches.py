@@ -260,8 +260,10 @@ class Contents:
     """What each delivery of a batch carries, computed once per distinct content.
 
     A content is what readers share: the window (and the zone its "Since"
-    line names), the sections they follow and their format. Kept for the
-    batch (seconds): an edit made meanwhile reaches the next one.
+    line names), the sections they follow and their format. Its digest is
+    composed once per process for all the windows that hold the same
+    stories (delivery.emails.composed: the "Since" line is a reader slot).
+    Kept for the batch (seconds): an edit made meanwhile reaches the next one.
     """
 
     def __init__(self, edition: Edition, deliveries: Iterable[Delivery] = ()) -> None:
