@@ -39,6 +39,7 @@ from delivery import counting
 from delivery.deliverability import health, suppression
 from delivery.deliverability.verp import verp_address
 from delivery.emails import SEND_ERRORS, DigestTemplate, since_label
+from delivery.kept import KeptRecently
 from delivery.leases import Lease, durably, lease_length
 from delivery.models import Delivery, message_id_for
 from delivery.recovery import RESUMED_NOTE, mark_missed
@@ -194,7 +195,6 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:1000]
 
 
-_rendered: dict[tuple[object, ...], DigestTemplate] = {}
 # Distinct contents a worker keeps rendered, the least recently used let go
 # first: readers who share a send slot, a window, their sections and their
 # format share one. A morning's batches meet at most its section sets times
@@ -202,6 +202,7 @@ _rendered: dict[tuple[object, ...], DigestTemplate] = {}
 # a few mornings' worth keeps the renders once per morning and process while
 # the memory of full digests (each kept with its fast path's pieces) stays small.
 RENDERS_KEPT = 64
+_rendered: KeptRecently[tuple[object, ...], DigestTemplate] = KeptRecently(RENDERS_KEPT)
 
 
 def digest_template(
@@ -239,21 +240,17 @@ def digest_template(
         settings.CLICK_TRACKING,
         settings.TRACK_READER_CLICKS,
     )
-    template = _rendered.pop(key, None)
-    if template is not None:
-        _rendered[key] = template  # the most recently used, last
-    else:
-        if len(_rendered) >= RENDERS_KEPT:
-            del _rendered[next(iter(_rendered))]
-        template = _rendered[key] = DigestTemplate(
+    return _rendered.get(
+        key,
+        lambda: DigestTemplate(
             edition,
             articles,
             since=since,
             digest_format=digest_format,
             sections=sections,
             others=others,
-        )
-    return template
+        ),
+    )
 
 
 class Contents:

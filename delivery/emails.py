@@ -12,11 +12,10 @@ import html
 import re
 import secrets
 import smtplib
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formataddr, make_msgid
-from functools import cached_property, lru_cache
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 import css_inline
@@ -24,13 +23,14 @@ from anymail.exceptions import AnymailError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.html import escape
 
 from delivery.deliverability.verp import unsubscribe_mailto
+from delivery.kept import KeptRecently
 from delivery.models import site_host
 from newsletter import clicks, reading
 from newsletter.html import email_html, plain_text
+from newsletter.links import path_to
 from newsletter.models import Article, Edition
 from subscriptions import preferences, referrals
 from subscriptions.models import DigestFormat, Subscriber, single_line
@@ -67,28 +67,10 @@ def absolute_url(path: str) -> str:
     return settings.SITE_URL + path
 
 
-def path_to(viewname: str, **kwargs: object) -> str:
-    """reverse(viewname, kwargs=kwargs), kept for the next content.
-
-    Every content of a morning carries the same links, and reverse() costs
-    tens of microseconds: a day's thousands of contents spent more in it
-    than in their stories. Kept by the URLconf and script prefix in use.
-    """
-    urlconf = get_urlconf() or settings.ROOT_URLCONF
-    return _reversed(viewname, tuple(kwargs.items()), urlconf, get_script_prefix())
-
-
 def token_link(viewname: str) -> str:
     """The absolute link of a view that takes a reader's token, "{token}" where it goes."""
     placeholder = "TOKEN"
     return absolute_url(path_to(viewname, token=placeholder)).replace(placeholder, "{token}")
-
-
-@lru_cache(maxsize=1024)
-def _reversed(
-    viewname: str, kwargs: tuple[tuple[str, object], ...], urlconf: str, prefix: str
-) -> str:
-    return reverse(viewname, urlconf=urlconf, kwargs=dict(kwargs))
 
 
 def greeting(subscriber: Subscriber) -> str:
@@ -256,9 +238,9 @@ class Frame:
 
 
 # What a content puts in its frame: its sections, its preheader and the
-# stories it leaves out (the "Since" line is a reader's slot). The frame is rendered and inlined
-# with these marks in (once per edition and format), and each content puts
-# its own labels in their place.
+# stories it leaves out (the "Since" line is a reader's slot). The frame is
+# rendered and inlined with these marks in (once per edition and format),
+# and each content puts its own labels in their place.
 FRAME_MARKS = {name: f"frame{NONCE}{name.replace('_', '')}" for name in (
     "sections_label", "preheader", "others_label"
 )}  # fmt: skip
@@ -274,7 +256,7 @@ def digest_frame(
     `since`, `stories` and `others`: whether the content has a "Since" line,
     any story, and stories left out (each shows or hides a line).
     """
-    edition_url = absolute_url(path_to("edition", date=edition.date))  # its get_absolute_url
+    edition_url = absolute_url(edition.get_absolute_url())
     account_url = absolute_url(path_to("subscriptions:account"))
     key = (
         edition.pk,
@@ -297,7 +279,7 @@ def digest_frame(
         context = frame_context(
             edition,
             digest_format,
-            since=f"__since_{NONCE}__" if since else "",
+            since=reader_slot("since") if since else "",
             sections_label=FRAME_MARKS["sections_label"],
             preheader=FRAME_MARKS["preheader"],
             others=others,
@@ -338,9 +320,14 @@ def frame_context(
         "newsletter_name": settings.NEWSLETTER_NAME,
         "site_url": settings.SITE_URL,
         "edition_url": absolute_url(edition.get_absolute_url()),
-        "account_url": absolute_url(reverse("subscriptions:account")),
-        "reader": {field: f"__{field}_{NONCE}__" for field in READER_FIELDS},
+        "account_url": absolute_url(path_to("subscriptions:account")),
+        "reader": {field: reader_slot(field) for field in READER_FIELDS},
     }
+
+
+def reader_slot(field: str) -> str:
+    """Where a reader's value goes in a rendered content (DigestTemplate's slot pattern)."""
+    return f"__{field}_{NONCE}__"
 
 
 def text_node_escape(text: str) -> str:
@@ -374,9 +361,8 @@ class Composed:
 # Contents by what they are made of. The mornings of one day (every zone and
 # delivery time) differ but for their "Since" line, a reader slot: their
 # readers who follow the same sections in the same format share one.
-_composed: dict[tuple[object, ...], Composed] = {}
-_composed_lock = threading.Lock()
 COMPOSED_KEPT = 64
+_composed: KeptRecently[tuple[object, ...], Composed] = KeptRecently(COMPOSED_KEPT)
 # How many contents were composed, which the benchmark reports (renders per
 # content, not per reader or morning).
 content_renders = 0
@@ -396,13 +382,18 @@ def composed(
     under CLIP_LIMIT, the rest headlines after a note. Kept by what the
     content is made of (frames and blocks are compared by their text).
     """
-    global content_renders
     key = (frame, labels, headlines, whole_blocks, slot.pattern)
-    with _composed_lock:
-        content = _composed.pop(key, None)
-        if content is not None:
-            _composed[key] = content  # the most recently used, last
-            return content
+    return _composed.get(key, lambda: _compose(frame, labels, headlines, whole_blocks, slot))
+
+
+def _compose(
+    frame: Frame,
+    labels: tuple[str, str, str],
+    headlines: tuple[Block, ...],
+    whole_blocks: tuple[Block, ...],
+    slot: re.Pattern,
+) -> Composed:
+    global content_renders
     frame_text, frame_html = frame.text, frame.html
     marks = ("sections_label", "preheader", "others_label")
     for name, label in zip(marks, labels, strict=True):
@@ -428,15 +419,10 @@ def composed(
         text_blocks.insert(whole, CLIPPED_NOTE_TEXT)
     html_content = frame_html.replace(STORIES_MARK, "".join(html_blocks))
     text_content = frame_text.replace(TEXT_STORIES_MARK, "".join(text_blocks))
-    content = Composed(
+    content_renders += 1
+    return Composed(
         text_content, html_content, whole, slot.split(text_content), slot.split(html_content)
     )
-    with _composed_lock:
-        if len(_composed) >= COMPOSED_KEPT:
-            del _composed[next(iter(_composed))]
-        _composed[key] = content
-        content_renders += 1
-    return content
 
 
 class DigestTemplate:
@@ -501,13 +487,12 @@ class DigestTemplate:
         Either way it carries the reader's reading token (newsletter.reading),
         which opens the whole article on the site without signing in.
         """
-        token = f"{reading.READING_PARAM}=__read_token_{self.nonce}__"
+        token = f"{reading.READING_PARAM}={reader_slot('read_token')}"
         if not settings.CLICK_TRACKING:
-            # The article's get_absolute_url, kept.
-            return f"{absolute_url(path_to('article', slug=article.slug))}?{token}"
+            return f"{absolute_url(article.get_absolute_url())}?{token}"
         url = f"{absolute_url(clicks.link_path(self.edition, article))}?{token}"
         if settings.TRACK_READER_CLICKS:
-            url += f"&r=__click_reader_{self.nonce}__"
+            url += f"&r={reader_slot('click_reader')}"
         return url
 
     @cached_property

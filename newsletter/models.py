@@ -6,7 +6,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import models, transaction
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.text import Truncator
@@ -14,6 +13,7 @@ from django_prose_editor.fields import ProseEditorField
 
 from newsletter import pagecache, signals
 from newsletter.html import EDITOR_EXTENSIONS, clean_editor_html, clean_html
+from newsletter.links import path_to
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractUser, AnonymousUser
@@ -75,7 +75,7 @@ class Section(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("section", kwargs={"slug": self.slug})
+        return path_to("section", slug=self.slug)
 
 
 class ArticleQuerySet(PublicContentQuerySet["Article"]):
@@ -210,7 +210,7 @@ class Article(models.Model):
                 ).delete()
 
     def get_absolute_url(self) -> str:
-        return reverse("article", kwargs={"slug": self.slug})
+        return path_to("article", slug=self.slug)
 
     def clean(self) -> None:
         errors = {}
@@ -357,7 +357,7 @@ class Edition(models.Model):
         return f"Edition of {self.date:%A} {self.date.day} {self.date:%B %Y}"
 
     def get_absolute_url(self) -> str:
-        return reverse("edition", kwargs={"date": self.date})
+        return path_to("edition", date=self.date)
 
     @property
     def subject(self) -> str:

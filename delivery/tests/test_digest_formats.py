@@ -128,7 +128,7 @@ def test_each_story_block_is_rendered_once_per_edition_and_format_whatever_the_c
 
 
 def test_a_worker_keeps_its_most_recently_used_renders_and_lets_the_oldest_go(monkeypatch):
-    monkeypatch.setattr(batches, "RENDERS_KEPT", 3)
+    monkeypatch.setattr(batches._rendered, "size", 3)
     make_article(title="One")
     edition = built_edition(MONDAY)
 
@@ -175,7 +175,7 @@ def test_a_contents_labels_in_its_shared_frame_read_as_if_rendered_in(digest_for
     # The "since" line is a reader's slot: filled in as a reader's copy is
     # (the other slots left as the templates write them).
     values, html_values = content.reader_values(make_subscriber("ada@example.com"))
-    slots = {field: f"__{field}_{emails.NONCE}__" for field in emails.READER_FIELDS}
+    slots = {field: emails.reader_slot(field) for field in emails.READER_FIELDS}
     html = content._fill(content._html_parts, {**slots, "since": html_values["since"]})
     text = content._fill(content._text_parts, {**slots, "since": values["since"]})
     assert html == emails.INLINER.inline(render_to_string("emails/digest.html", context))

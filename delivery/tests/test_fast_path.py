@@ -221,7 +221,7 @@ def test_the_mornings_of_a_day_share_one_content_and_each_reader_reads_their_own
             assert template.since.encode() in data
             assert normalise(data) == normalise(django_bytes(template, reader)), template.since
     # The dateline ("·" and the slot) is laid out once, not encoded per reader.
-    plans = [plan for fast in fasts for _h, body in fast.parts for plan in body._plans.values()]
+    plans = [plan for fast in fasts for _h, body in fast.parts for plan in body._plans]
     plain = [plan for plan in plans if plan.all_plain]
     assert plain
     assert not any(isinstance(s, mime.SlotLine) for plan in plain for s in plan.segments)

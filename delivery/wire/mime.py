@@ -22,7 +22,6 @@ import email.policy
 import itertools
 import re
 import secrets
-import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from django.core.mail.message import EmailAlternative
 
 from delivery.deliverability.verp import unsubscribe_mailto
 from delivery.emails import DigestMessage, DigestTemplate, list_headers
+from delivery.kept import KeptRecently
 from delivery.models import site_host
 from subscriptions.models import Subscriber, single_line
 
@@ -214,9 +214,8 @@ class BodyTemplate:
         first_slot_line = slot_numbers[0] if slot_numbers else None
         self.fields = tuple(fields)
         self.slot_line_count = len(slot_numbers)
-        self._plans: dict[tuple[int, ...], QuotedPrintablePlan] = {}
         # An SMTP pool's lanes (threads) assemble the same parts at once.
-        self._plans_lock = threading.Lock()
+        self._plans: KeptRecently[tuple[int, ...], QuotedPrintablePlan] = KeptRecently(PLANS_KEPT)
         # No reader's value can make the part 7bit when its fixed lines are not.
         self.never_7bit = self.fixed_max_length > MAX_LINE or not self.fixed_ascii
         # The choice between quoted-printable and base64 reads the first
@@ -323,14 +322,8 @@ class BodyTemplate:
         signature = tuple(
             len(value) if is_plain(value := values[field]) else -1 for field in self.fields
         )
-        with self._plans_lock:
-            plan = self._plans.pop(signature, None)
-            if plan is None:
-                if len(self._plans) >= PLANS_KEPT:
-                    del self._plans[next(iter(self._plans))]
-                plan = QuotedPrintablePlan(self, dict(zip(self.fields, signature, strict=True)))
-            self._plans[signature] = plan  # the most recently used, last
-            return plan
+        lengths = dict(zip(self.fields, signature, strict=True))
+        return self._plans.get(signature, lambda: QuotedPrintablePlan(self, lengths))
 
     @staticmethod
     def _prefers_base64(first_lines: list[bytes]) -> bool:
@@ -560,22 +553,15 @@ UNSUBSCRIBE_FOLDS_KEPT = 256
 
 # Parts by their content: the mornings of one day share their contents (the
 # "Since" line is a reader slot), so each is laid out once per process.
-_body_templates: dict[tuple[str, str], BodyTemplate] = {}
-_body_templates_lock = threading.Lock()  # a pool's lanes meet a new content at once
 BODY_TEMPLATES_KEPT = 128
+_body_templates: KeptRecently[tuple[str, str], BodyTemplate] = KeptRecently(BODY_TEMPLATES_KEPT)
 
 
 def body_template(content: str, slot: re.Pattern, slot_end: str) -> BodyTemplate:
     """The BodyTemplate of a part with this content, laid out on first use and kept."""
-    key = (content, slot.pattern)
-    with _body_templates_lock:
-        body = _body_templates.pop(key, None)
-        if body is None:
-            if len(_body_templates) >= BODY_TEMPLATES_KEPT:
-                del _body_templates[next(iter(_body_templates))]
-            body = BodyTemplate(content, slot, slot_end)
-        _body_templates[key] = body  # the most recently used, last
-        return body
+    return _body_templates.get(
+        (content, slot.pattern), lambda: BodyTemplate(content, slot, slot_end)
+    )
 
 
 class FastDigest:
