@@ -362,7 +362,7 @@ class Composed:
 # delivery time) differ but for their "Since" line, a reader slot: their
 # readers who follow the same sections in the same format share one.
 COMPOSED_KEPT = 64
-_composed: KeptRecently[tuple[object, ...], Composed] = KeptRecently(COMPOSED_KEPT)
+_composed: KeptRecently["ContentKey", Composed] = KeptRecently(COMPOSED_KEPT)
 # How many contents were composed, which the benchmark reports (renders per
 # content, not per reader or morning).
 content_renders = 0
@@ -383,17 +383,15 @@ def composed(
     content is made of (frames and blocks are compared by their text).
     """
     key = (frame, labels, headlines, whole_blocks, slot.pattern)
-    return _composed.get(key, lambda: _compose(frame, labels, headlines, whole_blocks, slot))
+    return _composed.get(key, lambda: _compose(key, slot))
 
 
-def _compose(
-    frame: Frame,
-    labels: tuple[str, str, str],
-    headlines: tuple[Block, ...],
-    whole_blocks: tuple[Block, ...],
-    slot: re.Pattern,
-) -> Composed:
+type ContentKey = tuple[Frame, tuple[str, str, str], tuple[Block, ...], tuple[Block, ...], str]
+
+
+def _compose(key: ContentKey, slot: re.Pattern) -> Composed:
     global content_renders
+    frame, labels, headlines, whole_blocks, _pattern = key
     frame_text, frame_html = frame.text, frame.html
     marks = ("sections_label", "preheader", "others_label")
     for name, label in zip(marks, labels, strict=True):
