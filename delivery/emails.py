@@ -361,8 +361,10 @@ class Composed:
 # Contents by what they are made of. The mornings of one day (every zone and
 # delivery time) differ but for their "Since" line, a reader slot: their
 # readers who follow the same sections in the same format share one.
+# A content by what it is made of: its frame, labels, blocks and slot pattern.
+type ContentKey = tuple[Frame, tuple[str, str, str], tuple[Block, ...], tuple[Block, ...], str]
 COMPOSED_KEPT = 64
-_composed: KeptRecently["ContentKey", Composed] = KeptRecently(COMPOSED_KEPT)
+_composed: KeptRecently[ContentKey, Composed] = KeptRecently(COMPOSED_KEPT)
 # How many contents were composed, which the benchmark reports (renders per
 # content, not per reader or morning).
 content_renders = 0
@@ -384,9 +386,6 @@ def composed(
     """
     key = (frame, labels, headlines, whole_blocks, slot.pattern)
     return _composed.get(key, lambda: _compose(key, slot))
-
-
-type ContentKey = tuple[Frame, tuple[str, str, str], tuple[Block, ...], tuple[Block, ...], str]
 
 
 def _compose(key: ContentKey, slot: re.Pattern) -> Composed:
