@@ -215,3 +215,17 @@ def fresh_digest_renders():
     from delivery import batches
 
     batches._rendered.clear()
+
+
+@pytest.fixture(autouse=True)
+def no_kept_relay_connections():
+    """Each test's batches open their own relay connections, and leave none behind.
+
+    A far relay's pool outlives its batch for the process's next one
+    (delivery.batches.KeptPools); a later test's batch to a server on the
+    same port must not send over an earlier test's connections and settings.
+    """
+    from delivery import batches
+
+    yield
+    batches.kept_pools.close_all()
