@@ -290,6 +290,11 @@ def start_latency_proxy(host: str, port: int, rtt_ms: float) -> tuple[subprocess
     return start_with_port(command, "The latency proxy")
 
 
+def start_chunking_sink() -> tuple[subprocess.Popen, int]:
+    """bench.chunking_sink: smtp-sink's part for a relay that offers CHUNKING."""
+    return start_with_port([sys.executable, "-m", "bench.chunking_sink"], "The chunking sink")
+
+
 def start_fake_esp(directory: Path, rtt_ms: float) -> tuple[subprocess.Popen, int]:
     """The tests' fake Mailgun and Postmark APIs, answering each call after `rtt_ms`."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -834,9 +834,11 @@ class Lane(threading.Thread):
         try:
             self._run()
         except BaseException as error:  # noqa: BLE001 - handed to the batch's thread, raised there
-            # A message in flight is dropped with the connection, never completed.
+            # A message in flight is dropped with the connection, never
+            # completed; over CHUNKING the messages written went whole, and
+            # what the server answered for them is recorded.
             if self.sender is not None:
-                self.sender.abort()
+                self.pool.report(self.sender.abort())
             self.connection.close()
             self.pool.failure = self.pool.failure or error
             self.flushed.set()
@@ -847,9 +849,10 @@ class Lane(threading.Thread):
             item = retry.popleft() if retry else self.work.get()
             if item is None or self.stopping:
                 # Stopped: a message in flight is dropped with the connection,
-                # never completed; what is still queued never went.
+                # never completed (over CHUNKING, answered: it went whole);
+                # what is still queued never went.
                 if self.sender is not None:
-                    self.sender.abort()
+                    self.pool.report(self.sender.abort())
                 self.connection.close()
                 return
             if item is _FLUSH:
@@ -923,8 +926,9 @@ class SMTPPool:
         self.lanes: list[Lane] = []
         # The first connection is the batch's own (open, checked); the others
         # are opened by their lanes, in parallel.
-        self.lanes.append(Lane(self, connection, opened=True))
-        self.lanes[0].sender = Sender(connection, edition)
+        first = Lane(self, connection, opened=True)
+        first.sender = Sender(connection, edition)
+        self.lanes.append(first)
         for _ in range(size - 1):
             alias = cast(str, getattr(connection, "alias"))  # noqa: B009 - unknown to django-stubs
             extra = cast(SMTPBackend, mailers.create_connection(alias))
@@ -935,7 +939,9 @@ class SMTPPool:
         # Handed to the lanes, outcome not yet collected.
         self.pending = 0
         self.late: list[Outcome] = []
-        self.window = 2 * size
+        # Enough for each lane to write its next message while the ones it
+        # wrote await their answers (one over DATA, CHUNKING_WINDOW over BDAT).
+        self.window = size * (first.sender.window + 1)
 
     def report(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
@@ -1136,11 +1142,16 @@ class Sender:
                 # open() failed without raising (fail_silently in the mailer's
                 # OPTIONS): there is no connection to send over.
                 raise smtplib.SMTPServerDisconnected("The SMTP connection is not open.")
-            pipelining = smtp.supports_pipelining(connection.connection)
+            client = connection.connection
+            pipeline: smtp.Pipeline[Delivery] | None = None
+            if smtp.supports_chunking(client):
+                pipeline = smtp.ChunkingPipeline(client)
+            elif smtp.supports_pipelining(client):
+                pipeline = smtp.Pipeline(client)
             self.fast = FastPath(
-                client=connection.connection,
+                client=client,
                 envelope_from=connection.prep_address(settings.DEFAULT_FROM_EMAIL),
-                pipeline=smtp.Pipeline(connection.connection) if pipelining else None,
+                pipeline=pipeline,
             )
 
     def send(self, delivery: Delivery, digest: DigestTemplate) -> list[Outcome]:
@@ -1180,11 +1191,21 @@ class Sender:
         return self.fast.pipeline.finish()
 
     def abort(self) -> list[Outcome]:
-        """Stop here: a message in flight is dropped with the connection, never delivered."""
+        """Stop here: a message in flight is dropped with the connection, never delivered.
+
+        Over CHUNKING every message written went out whole: their answers
+        are read, and returned, instead.
+        """
         pipeline = self.fast.pipeline if self.fast is not None else None
         if pipeline is not None and pipeline.in_flight is not None:
-            pipeline.abort()
+            return pipeline.abort()
         return []
+
+    @property
+    def window(self) -> int:
+        """How many messages this sender may have written and not yet answered."""
+        pipeline = self.fast.pipeline if self.fast is not None else None
+        return getattr(pipeline, "window", 1) if pipeline is not None else 0
 
 
 def outcome_of[**P](

@@ -188,6 +188,29 @@ def test_the_real_wires_targets_say_which_are_met():
     assert [row["met"] for row in over_the_limit] == ["**not met**"]
 
 
+def test_the_relay_offering_chunking_must_beat_the_same_relay_without_it():
+    loopback = median_runs([run(4000, 5000, database="sqlite")])
+    plain = run(830, 5000, wire="relay", rtt_ms=50, seconds=120, smtp_connections=25, workers=2)
+    chunking = [
+        run(rate, 5000, wire="relay-chunking", rtt_ms=50, seconds=50, smtp_connections=25,
+            workers=2)
+        for rate in (2100, 800)
+    ]  # fmt: skip
+    for r in (plain, *chunking):
+        r["database"] = "sqlite"
+
+    faster, slower = (wire_targets(wire_runs([plain, chunked], loopback)) for chunked in chunking)
+    alone = wire_targets(wire_runs(chunking[:1], loopback))
+
+    assert faster[1]["measured"] == "2,100/s against 830/s, 50 connections"
+    assert faster[1]["met"] == "met"
+    assert slower[1]["met"] == "**not met**"
+    # Without the run it is compared with, it cannot be met.
+    assert alone == [
+        {**alone[0], "measured": "2,100/s (no run without CHUNKING)", "met": "**not met**"}
+    ]
+
+
 def test_readers_choices_are_measurements_of_their_own_beside_one_zone_of_the_same_choices():
     choosing: dict = {"section_sets": 16, "formats": 2, "digest_format": "mixed"}
     results = [

@@ -226,7 +226,9 @@ def test_kept_connections_lost_meanwhile_are_opened_again_each_reader_once(
         # timeout, a restarted relay, a NAT that forgot them).
         for pool, _timer in batches.kept_pools.pools.values():
             for lane in pool.lanes:
-                lane.connection.connection.sock.shutdown(socket.SHUT_RDWR)
+                client = lane.connection.connection
+                assert client is not None and client.sock is not None
+                client.sock.shutdown(socket.SHUT_RDWR)
         return take(connection, edition)
 
     monkeypatch.setattr(batches.kept_pools, "take", take_lost)

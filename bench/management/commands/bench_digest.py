@@ -26,7 +26,7 @@ from newsletter.models import Edition
 from subscriptions.models import Subscriber
 
 POLL_SECONDS = 0.1
-WIRES = ("loopback", "relay", "mailgun", "postmark", "sendgrid")
+WIRES = ("loopback", "relay", "relay-chunking", "mailgun", "postmark", "sendgrid")
 
 
 class Command(BaseCommand):
@@ -98,8 +98,9 @@ class Command(BaseCommand):
             choices=WIRES,
             default="loopback",
             help="Where the mail goes: smtp-sink on loopback (default); smtp-sink behind a "
-            "latency proxy (relay); a fake Mailgun, Postmark or SendGrid API answering after the "
-            "round trip (mailgun, postmark), the ESP's batch endpoint",
+            "latency proxy (relay); a sink of the bench's own that offers CHUNKING "
+            "(bench.chunking_sink) behind the proxy (relay-chunking); a fake Mailgun, "
+            "Postmark or SendGrid API answering after the round trip, the ESP's batch endpoint",
         )
         parser.add_argument(
             "--rtt-ms", type=float, default=50, help="The wire's round trip (default 50 ms)"
@@ -172,8 +173,13 @@ class Command(BaseCommand):
         mail_env = {"SMTP_URL": f"smtp://{host}:{port}{query}"}
         cap_env = {"SEND_RATE_LIMIT": str(rate_limit)}
         try:
-            if wire == "relay":
-                proxy, proxy_port = benchmark.start_latency_proxy(host, port, rtt_ms)
+            if wire in ("relay", "relay-chunking"):
+                relay_host, relay_port = host, port
+                if wire == "relay-chunking":
+                    chunking, relay_port = benchmark.start_chunking_sink()
+                    helpers.append(chunking)
+                    relay_host = "127.0.0.1"
+                proxy, proxy_port = benchmark.start_latency_proxy(relay_host, relay_port, rtt_ms)
                 helpers.append(proxy)
                 mail_env = {"SMTP_URL": f"smtp://127.0.0.1:{proxy_port}{query}"}
             elif wire in ("mailgun", "postmark", "sendgrid"):
