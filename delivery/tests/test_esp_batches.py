@@ -105,12 +105,22 @@ def test_merge_calls_carry_one_content_each(fake_esp, settings, merging):
     assert sorted(call["recipients"] for call in fake_esp.calls()) == [2, 2]
 
 
+def record(fault: str, readers, fake_esp, fault_at: float) -> None:
+    """The fault's row in `make faults`' table, from what the fake ESP received."""
+    expected = [reader.email for reader in readers]
+    fault_table.append(fault_table.Row.measure(fault, expected, fake_esp.recipients(), fault_at))
+
+
+@pytest.mark.faults
 def test_postmark_refusing_some_messages_fails_only_those(fake_esp, readers, settings):
     settings.MAILERS = {"default": fake_esp.mailer("postmark")}
     fake_esp.inject_faults(refuse=["reader2@example.com", "reader5@example.com"])
     edition = built_edition(MONDAY)
+    fault_at = time.monotonic()
 
     report = by_hand.send_edition_in_process(edition.pk)
+    accepted = [r for r in readers if r.email not in ("reader2@example.com", "reader5@example.com")]
+    record("Postmark's batch API refuses 2 of 7 messages (the rest)", accepted, fake_esp, fault_at)
 
     assert report.sent == 5 and report.failed == 2
     assert statuses() == {"sent": 5, "failed": 2}
@@ -120,12 +130,14 @@ def test_postmark_refusing_some_messages_fails_only_those(fake_esp, readers, set
     assert len(fake_esp.received()) == 5
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize(
     "fault", [{"token": "another-token", "api_key": "another-key"}, {"status": 400}]
 )
 def test_a_call_refused_whole_sends_nobody_and_is_retried(through, fake_esp, readers, fault):
     fake_esp.inject_faults(**fault)
     edition = built_edition(MONDAY)
+    fault_at = time.monotonic()
 
     with pytest.raises(batches.TransientSendError) as raised:
         by_hand.send_edition_in_process(edition.pk)
@@ -141,14 +153,18 @@ def test_a_call_refused_whole_sends_nobody_and_is_retried(through, fake_esp, rea
     fake_esp.clear_faults()
     by_hand.send_edition_in_process(edition.pk)
     assert fake_esp.recipients() == sorted(reader.email for reader in readers)
+    what = "refused the call (bad credentials)" if "token" in fault else "answered 400"
+    record(f"{through}'s batch API {what}, then took it", readers, fake_esp, fault_at)
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("fault", [{"delay_seconds": 4}, {"status": 503}, {"hang_up": True}])
 def test_a_call_without_a_clear_answer_leaves_its_readers_unconfirmed_never_resent(
     through, fake_esp, readers, fault
 ):
     fake_esp.inject_faults(**fault)  # the fake stores the call: it went out
     edition = built_edition(MONDAY)
+    fault_at = time.monotonic()
 
     report = by_hand.send_edition_in_process(edition.pk)
 
@@ -160,11 +176,16 @@ def test_a_call_without_a_clear_answer_leaves_its_readers_unconfirmed_never_rese
     fake_esp.clear_faults()
     by_hand.send_edition_in_process(edition.pk)
     assert fake_esp.recipients() == sorted(reader.email for reader in readers)
+    what = {"delay_seconds": "timed out", "status": "answered 503", "hang_up": "hung up"}
+    record(f"{through}'s batch API {what[next(iter(fault))]} after the call went", readers,
+           fake_esp, fault_at)  # fmt: skip
 
 
+@pytest.mark.faults
 def test_a_429_slows_the_send_without_failing_or_counting_anyone(through, fake_esp, readers):
     fake_esp.inject_faults(status=429, retry_after="1")
     edition = built_edition(MONDAY)
+    fault_at = time.monotonic()
 
     with pytest.raises(batches.ThrottledSend, match="429"):
         by_hand.send_edition_in_process(edition.pk)
@@ -175,8 +196,10 @@ def test_a_429_slows_the_send_without_failing_or_counting_anyone(through, fake_e
     report = by_hand.send_edition_in_process(edition.pk)
     assert report.sent == 7
     assert fake_esp.recipients() == sorted(reader.email for reader in readers)
+    record(f"{through}'s batch API answers 429, then takes the call", readers, fake_esp, fault_at)
 
 
+@pytest.mark.faults
 def test_an_unreachable_esp_sends_nobody_and_is_retried(through, fake_esp, readers):
     fake_esp.stop()  # nothing listens on its port any more
     edition = built_edition(MONDAY)

@@ -8,6 +8,7 @@ that drops affects only its own messages.
 import datetime
 import json
 import socket
+import time
 from collections import Counter
 
 import pytest
@@ -94,13 +95,20 @@ def test_a_pool_opens_only_the_connections_the_relays_cap_has_places_for(pooled,
     elsewhere.give_back()
 
 
-def test_a_connection_dropping_mid_window_affects_only_its_own_messages(pooled, readers, settings):
+@pytest.mark.faults
+def test_a_connection_dropping_mid_window_affects_only_its_own_messages(
+    pooled, readers, settings, fault_table
+):
     settings.DIGEST_BATCH_SIZE = 20
     dropped = "reader05@example.com"
     pooled.inject_faults(drop_after_data_for=[dropped])
     edition = built_edition(MONDAY)
+    fault_at = time.monotonic()
 
     report = by_hand.send_edition_in_process(edition.pk)
+    fault_table(
+        "SMTP pool: one of 4 connections hangs up mid-window", [r.email for r in readers], fault_at
+    )
 
     # The reader whose answer was lost: sent, not confirmed, one copy, not
     # sent again; every other reader once, the dropped connection's later
