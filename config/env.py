@@ -475,7 +475,8 @@ def esp_options(url: str, *, name: str = "EMAIL_ESP") -> tuple[str, dict[str, An
     if key or host or path:
         raise ImproperlyConfigured(
             f"{name} for amazon_ses must look like {ESP_URL_FORMS[esp]} "
-            "(the AWS credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)"
+            "(the AWS credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            "AWS_DEFAULT_REGION)"
         )
     options: dict[str, Any] = {}
     if query.get("configuration_set"):

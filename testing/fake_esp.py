@@ -1,4 +1,4 @@
-"""Fake Mailgun, Postmark and SendGrid HTTP APIs for tests and the bench, in their own process.
+"""Fake Mailgun, Postmark, SendGrid and Amazon SES APIs for tests and the bench, in a process.
 
     python -m testing.fake_esp DIRECTORY
 
@@ -9,7 +9,11 @@ messages, X-Postmark-Server-Token) and Mailgun's POST /v3/<domain>/messages
 values come as recipient-variables, which it expands as Mailgun does) and
 SendGrid's POST /v3/mail/send (JSON, "Authorization: Bearer <key>", up to
 1,000 personalizations, each with its substitutions, headers and
-custom_args, which it expands as SendGrid does). Runs until killed.
+custom_args, which it expands as SendGrid does) and Amazon SES v2's POST
+/v2/email/outbound-bulk-emails (SendBulkEmail: JSON, any SigV4
+Authorization, up to 50 entries of an inline Handlebars template, each
+rendered with its own template data through pybars3, a Python Handlebars,
+with its own headers over the template's). Runs until killed.
 
 For each recipient it appends one JSON line to DIRECTORY/received.jsonl:
 the ESP, the address, the expanded headers, text and HTML, the metadata, and
@@ -21,7 +25,12 @@ its readers' values is caught). Each call appends a line to calls.jsonl
 Faults and behaviour, read from DIRECTORY/faults.json at every call:
     {"status": 429, "body": "...", "retry_after": "2"}  answer every call so
       (a 5xx is stored as received: the ESP may have queued it before failing)
-    {"refuse": ["addr@example.com"]}  Postmark: ErrorCode 406 for those messages
+    {"refuse": ["addr@example.com"]}  Postmark: ErrorCode 406 for those messages;
+      SES: Status MESSAGE_REJECTED for those entries
+    {"entry_status": {"addr@example.com": "ACCOUNT_SUSPENDED"}}  SES: that status
+      for those entries
+    {"error_code": "LimitExceededException"}  SES: the error type of a "status" fault
+    {"access_key": "AKID..."}  SES: the access key id the SigV4 credential must name
     {"delay_seconds": 1.5}  store the call, then wait before answering (a timeout)
     {"hang_up": true}  store the call, then close the connection unanswered
     {"latency_ms": 50}  wait that long before answering every call (the bench)
@@ -45,9 +54,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from pybars import Compiler
+
 MAILGUN_LIMIT = 1000
 POSTMARK_LIMIT = 500
 SENDGRID_LIMIT = 1000
+SES_BULK_LIMIT = 50
+# SES's error types (x-amzn-ErrorType) for a "status" fault without an "error_code".
+SES_ERROR_TYPES = {
+    400: "BadRequestException",
+    403: "UnrecognizedClientException",
+    429: "TooManyRequestsException",
+}
+SES_PARTS = ("Subject", "Text", "Html")
+SIGV4 = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/")
 RECIPIENT_VARIABLE = re.compile(r"%recipient\.([^%]+)%")
 LINK = re.compile(r"<(https?://[^>]+)>")
 
@@ -89,6 +109,8 @@ class Handler(BaseHTTPRequestHandler):
             esp, answer = "sendgrid", self.sendgrid(body, faults)
         elif re.fullmatch(r"/v3/[^/]+/messages/?", self.path):
             esp, answer = "mailgun", self.mailgun(body, faults)
+        elif self.path.rstrip("/") == "/v2/email/outbound-bulk-emails":
+            esp, answer = "amazon_ses", self.amazon_ses(body, faults)
         else:
             self.reply(404, {"message": f"No such endpoint {self.path}"})
             return
@@ -114,15 +136,26 @@ class Handler(BaseHTTPRequestHandler):
             return
         if faults.get("delay_seconds"):
             time.sleep(faults["delay_seconds"])
-        self.reply(status, reply, retry_after=faults.get("retry_after"))
+        error_type = None
+        if esp == "amazon_ses" and status >= 400:
+            error_type = faults.get("error_code") or SES_ERROR_TYPES.get(status, "InternalFailure")
+        self.reply(status, reply, retry_after=faults.get("retry_after"), error_type=error_type)
 
-    def reply(self, status: int, body: object, retry_after: str | None = None) -> None:
+    def reply(
+        self,
+        status: int,
+        body: object,
+        retry_after: str | None = None,
+        error_type: str | None = None,
+    ) -> None:
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         if retry_after:
             self.send_header("Retry-After", retry_after)
+        if error_type:
+            self.send_header("x-amzn-ErrorType", error_type)
         self.end_headers()
         self.wfile.write(data)
 
@@ -243,6 +276,62 @@ class Handler(BaseHTTPRequestHandler):
             return faults["status"], {"errors": [{"message": faults.get("body", "")}]}, recipients
         return 202, None, recipients  # SendGrid answers 202 Accepted, with no body
 
+    def amazon_ses(self, body: bytes, faults: dict[str, Any]) -> tuple[int, object, list[dict]]:
+        signed = SIGV4.match(self.headers.get("Authorization", ""))
+        if signed is None or signed.group(1) != faults.get("access_key", signed.group(1)):
+            return 403, {"message": "The security token included in the request is invalid."}, []
+        data = json.loads(body)
+        entries = data.get("BulkEmailEntries", [])
+        if not 0 < len(entries) <= SES_BULK_LIMIT:
+            return 400, {"message": "BulkEmailEntries: 1 to 50 entries"}, []
+        template = data["DefaultContent"]["Template"]
+        content = template["TemplateContent"]
+        defaults = {header["Name"]: header["Value"] for header in template.get("Headers", [])}
+        statuses = {address: "MESSAGE_REJECTED" for address in faults.get("refuse", [])}
+        statuses.update(faults.get("entry_status", {}))
+        store = faults.get("store", True)
+        if store:
+            # pybars3 stands in for SES's own Handlebars, which is not reachable here.
+            compiler = Compiler()
+            parts = {name: compiler.compile(content.get(name, "")) for name in SES_PARTS}
+        results: list[dict[str, str]] = []
+        recipients: list[dict[str, Any]] = []
+        for entry in entries:
+            address = email.utils.parseaddr(entry["Destination"]["ToAddresses"][0])[1]
+            status = statuses.get(address, "SUCCESS")
+            if status != "SUCCESS":
+                results.append({"Status": status, "Error": f"Fake SES: {status} for this entry"})
+                continue
+            results.append({"Status": "SUCCESS", "MessageId": f"fake-{len(results)}"})
+            if not store:
+                recipients.append({"esp": "amazon_ses", "to": address})
+                continue
+            # The entry's own data alone, not merged with the call's default: a
+            # template that renders right so does whichever of the two SES does.
+            replacement = entry.get("ReplacementEmailContent", {}).get("ReplacementTemplate", {})
+            data = replacement.get("ReplacementTemplateData") or template.get("TemplateData")
+            values = json.loads(data or "{}")
+            own = {
+                header["Name"]: header["Value"] for header in entry.get("ReplacementHeaders", [])
+            }
+            headers = {**defaults, **own}  # the entry's take precedence (SES's documentation)
+            text = str(parts["Text"](values))
+            recipients.append(
+                {
+                    "esp": "amazon_ses",
+                    "to": address,
+                    "subject": str(parts["Subject"](values)),
+                    "headers": headers,
+                    "text": text,
+                    "html": str(parts["Html"](values)),
+                    "metadata": json.loads(headers.get("X-Metadata", "{}")),
+                    "own_list_unsubscribe": own_list_unsubscribe(headers, text),
+                }
+            )
+        if faults.get("status"):
+            return faults["status"], {"message": faults.get("body", "")}, recipients
+        return 200, {"BulkEmailEntryResults": results}, recipients
+
 
 def form_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
     """The fields of a form (urlencoded, or multipart/form-data), each name's values in order."""
@@ -314,6 +403,23 @@ class FakeESPProcess:
             }
         elif esp == "sendgrid":
             options = {"api_key": "key-test", "api_url": f"http://127.0.0.1:{self.port}/v3/"}
+        elif esp == "amazon_ses":
+            # boto3's credentials and region, and the endpoint, as anymail's
+            # AMAZON_SES_SESSION_PARAMS and AMAZON_SES_CLIENT_PARAMS take them.
+            return {
+                "BACKEND": "anymail.backends.amazon_ses.EmailBackend",
+                "OPTIONS": {
+                    "session_params": {
+                        "aws_access_key_id": "AKIDFAKESES",
+                        "aws_secret_access_key": "fake-secret",
+                        "region_name": "eu-west-1",
+                    },
+                    "client_params": {
+                        "endpoint_url": f"http://127.0.0.1:{self.port}",
+                        "config": {"connect_timeout": timeout, "read_timeout": timeout},
+                    },
+                },
+            }
         else:
             raise ValueError(f"No fake for {esp}")
         return {
