@@ -237,7 +237,9 @@ def median_runs(results: list[dict]) -> list[dict]:
 
 WIRE_NAMES = {
     "relay": "SMTP relay (pipelined, through the latency proxy)",
-    "relay-chunking": "SMTP relay offering CHUNKING (Postfix, BDAT, through the latency proxy)",
+    "relay-chunking": (
+        "SMTP relay offering CHUNKING (BDAT; bench.chunking_sink, through the latency proxy)"
+    ),
     "mailgun": "Mailgun's batch API (fake, answering after the round trip)",
     "postmark": "Postmark's /email/batch (fake, answering after the round trip)",
     "sendgrid": "SendGrid's mail send (fake, answering after the round trip)",
