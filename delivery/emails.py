@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import css_inline
 from anymail.exceptions import AnymailError
+from botocore.exceptions import BotoCoreError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
@@ -37,8 +38,9 @@ from subscriptions.models import DigestFormat, Subscriber, single_line
 from subscriptions.unsubscribe import make_token
 
 # What sending a message can raise: the SMTP server's refusals, a connection
-# lost, an ESP's API errors.
-SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError)
+# lost, an ESP's API errors; and botocore's, which anymail's Amazon SES
+# backend lets through when it opens its client (no region, no credentials).
+SEND_ERRORS = (smtplib.SMTPException, OSError, AnymailError, BotoCoreError)
 
 # The slots each reader's copy fills in. "since" is their window's start in
 # their zone ("Since Friday 06:00 CET"): a slot, not part of the content, so

@@ -337,6 +337,26 @@ def test_an_unreachable_ses_sends_nobody_and_is_retried(through_ses, fake_esp, r
     assert statuses() == {"queued": 7}
 
 
+def test_ses_without_a_region_sends_nobody_and_frees_the_batch_for_a_retry(
+    fake_esp, readers, settings, monkeypatch
+):
+    # The operator set the credentials and forgot the region (boto3 reads
+    # AWS_DEFAULT_REGION): anymail's backend fails to open its client.
+    mailer = fake_esp.mailer("amazon_ses")
+    del mailer["OPTIONS"]["session_params"]["region_name"]
+    settings.MAILERS = {"default": mailer}
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    edition = built_edition(MONDAY)
+
+    with pytest.raises(batches.TransientSendError, match="region"):
+        by_hand.send_edition_in_process(edition.pk)
+
+    # Nothing held until a lease runs out: back in the queue, to be retried.
+    assert statuses() == {"queued": 7}
+    assert fake_esp.calls() == []
+
+
 def test_ses_bulk_is_chosen_for_an_amazon_ses_url(fake_esp, readers, settings, monkeypatch):
     # As settings make the mailer from EMAIL_ESP; boto3 reads the AWS_* variables.
     _esp, options, _anymail = env.esp_options(
