@@ -11,11 +11,11 @@ import imaplib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from testing.daemons import free_port, stop, wait_until_listening
 
 DOVECOT = "/usr/sbin/dovecot"
 USER, PASSWORD = "bounces", "mailbox-secret"
@@ -74,12 +74,6 @@ def ensure_dovecot() -> None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class MailServer:
     """A Dovecot process serving one mailbox over IMAP and POP3."""
 
@@ -110,23 +104,7 @@ class MailServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        self._wait_until_listening()
-
-    def _wait_until_listening(self) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Dovecot exited: {self.log()}")
-            try:
-                with (
-                    socket.create_connection(("127.0.0.1", self.imap_port), timeout=1),
-                    socket.create_connection(("127.0.0.1", self.pop3_port), timeout=1),
-                ):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"Dovecot did not start listening: {self.log()}")
+        wait_until_listening(self.process, [self.imap_port, self.pop3_port], "Dovecot", self.log)
 
     def log(self) -> str:
         path = self.root / "dovecot.log"
@@ -181,10 +159,5 @@ class MailServer:
             imap.logout()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -15,11 +15,11 @@ when missing, as `make bench` installs smtp-sink.
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from testing.daemons import free_port, stop, wait_until_listening
 
 MASTER = "/usr/lib/postfix/sbin/master"
 QUEUE_DIRECTORIES = (
@@ -106,12 +106,6 @@ def ensure_postfix() -> None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PostfixRelay:
     """A Postfix instance offering PIPELINING and CHUNKING on a free port of 127.0.0.1."""
 
@@ -144,30 +138,12 @@ class PostfixRelay:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        self._wait_until_listening()
-
-    def _wait_until_listening(self) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Postfix exited: {self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"Postfix did not start listening: {self.log()}")
+        wait_until_listening(self.process, [self.port], "Postfix", self.log)
 
     def log(self) -> str:
         path = self.root / "maillog"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        self.process.terminate()  # master stops its daemons
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)  # master stops its daemons
         shutil.rmtree(self.root, ignore_errors=True)

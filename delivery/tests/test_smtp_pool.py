@@ -141,6 +141,8 @@ def test_an_error_mid_batch_records_what_went_and_frees_the_rest(
 
     # Nothing is left claimed; what went is recorded and never sent again.
     assert Delivery.objects.filter(status=Delivery.Status.SENDING).count() == 0
+    # A pool that stopped on an error is not kept for the next batch.
+    assert batches.kept_pools.pools == {}
     by_hand.send_edition_in_process(edition.pk)
     assert Counter(pooled.recipients()) == {reader.email: 1 for reader in readers}
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
@@ -267,22 +269,3 @@ def test_a_kept_pool_carries_the_next_editions_batch_as_that_editions(
     }
     assert sent_ids == {d.message_id for d in Delivery.objects.filter(edition=tuesday)}
     assert len(sent_ids) == 20
-
-
-def test_a_batch_that_stops_on_an_error_keeps_no_connections(
-    pooled, readers, settings, monkeypatch
-):
-    settings.DIGEST_BATCH_SIZE = 20
-    edition = built_edition(MONDAY)
-    real_send = batches.Sender.send
-
-    def send_or_break(self, delivery, digest):
-        if delivery.subscriber.email == "reader10@example.com":
-            raise RuntimeError("a bug in one reader's email")
-        return real_send(self, delivery, digest)
-
-    monkeypatch.setattr(batches.Sender, "send", send_or_break)
-    with pytest.raises(RuntimeError, match="a bug"):
-        by_hand.send_edition_in_process(edition.pk)
-
-    assert batches.kept_pools.pools == {}
