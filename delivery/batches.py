@@ -1042,7 +1042,8 @@ class KeptPools:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.pools: dict[tuple[object, ...], tuple[SMTPPool, threading.Timer]] = {}
+        # Each kept pool, and the mark of its keeping (a pool kept again is a new keeping).
+        self.pools: dict[tuple[object, ...], tuple[SMTPPool, object]] = {}
 
     @staticmethod
     def key(connection: BaseEmailBackend) -> tuple[object, ...]:
@@ -1060,8 +1061,7 @@ class KeptPools:
             kept = self.pools.pop(self.key(connection), None)
         if kept is None:
             return None
-        pool, timer = kept
-        timer.cancel()
+        pool, _keeping = kept
         if not pool.can_be_kept():
             pool.abort()
             return None
@@ -1073,30 +1073,33 @@ class KeptPools:
         if not pool.can_be_kept():
             return False
         key = self.key(connection)
-        timer = threading.Timer(KEEP_POOL_SECONDS, self._expire, args=(key, pool))
-        timer.daemon = True
+        keeping = object()
         with self.lock:
             replaced = self.pools.pop(key, None)
-            self.pools[key] = (pool, timer)
-        timer.start()
+            self.pools[key] = (pool, keeping)
+        # A thread that sleeps, not a threading.Timer: a timed wait on a lock
+        # takes an absolute deadline, which a clock moved by libfaketime (CI's
+        # shifted passes) puts days away; a sleep is relative.
+        threading.Thread(
+            target=self._expire, args=(key, keeping, KEEP_POOL_SECONDS), daemon=True
+        ).start()
         if replaced is not None:
-            replaced[1].cancel()
             replaced[0].abort()
         return True
 
-    def _expire(self, key: tuple[object, ...], pool: SMTPPool) -> None:
+    def _expire(self, key: tuple[object, ...], keeping: object, seconds: float) -> None:
+        time.sleep(seconds)
         with self.lock:
             kept = self.pools.get(key)
-            if kept is None or kept[0] is not pool:
-                return  # taken by a batch meanwhile
+            if kept is None or kept[1] is not keeping:
+                return  # taken by a batch meanwhile (and perhaps kept again)
             del self.pools[key]
-        pool.abort()  # the lanes QUIT, the places are given back
+        kept[0].abort()  # the lanes QUIT, the places are given back
 
     def close_all(self) -> None:
         with self.lock:
             kept, self.pools = list(self.pools.values()), {}
-        for pool, timer in kept:
-            timer.cancel()
+        for pool, _keeping in kept:
             pool.abort()
 
 

@@ -213,7 +213,7 @@ def test_a_kept_pool_unused_for_a_while_closes_and_gives_its_places_back(
     edition = built_edition(MONDAY)
 
     assert by_hand.send_edition_in_process(edition.pk).sent == 20
-    [(pool, _timer)] = batches.kept_pools.pools.values()
+    [(pool, _keeping)] = batches.kept_pools.pools.values()
 
     # Closing waits at most for each connection's QUIT (its timeout: 10 s).
     assert wait_for(lambda: not batches.kept_pools.pools, timeout=0.2 + 10 + 5)
@@ -234,7 +234,7 @@ def test_kept_connections_lost_meanwhile_are_opened_again_each_reader_once(
     def take_lost(connection, edition):
         # While the pool waited, its connections were lost (the relay's idle
         # timeout, a restarted relay, a NAT that forgot them).
-        for pool, _timer in batches.kept_pools.pools.values():
+        for pool, _keeping in batches.kept_pools.pools.values():
             for lane in pool.lanes:
                 client = lane.connection.connection
                 assert client is not None and client.sock is not None
