@@ -1208,7 +1208,7 @@ class Sender:
     def window(self) -> int:
         """How many messages this sender may have written and not yet answered."""
         pipeline = self.fast.pipeline if self.fast is not None else None
-        return getattr(pipeline, "window", 1) if pipeline is not None else 0
+        return pipeline.window if pipeline is not None else 0
 
 
 def outcome_of[**P](

@@ -143,6 +143,9 @@ class Pipeline[K: Hashable]:
     sending QUIT, would deliver it, or feed QUIT to it as content).
     """
 
+    # Messages written and not yet answered, at most: the one the server said 354 to.
+    window = 1
+
     def __init__(self, smtp: smtplib.SMTP) -> None:
         if smtp.sock is None:
             raise smtplib.SMTPServerDisconnected("The SMTP connection is not open.")
