@@ -9,6 +9,7 @@ rows it did not send go back to the queue (release_claims).
 """
 
 import datetime
+import itertools
 import logging
 import queue
 import re
@@ -124,16 +125,25 @@ def batch_ranges(
         yield (chunk[0], chunk[-1])
 
 
-def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
-    """Mark the queued deliveries in the range as ours and return them.
+@dataclass
+class Claim:
+    """The rows a batch claimed, in id order, and the zones of their readers' mornings."""
+
+    ids: list[int]
+    zones: set[str]
+
+
+def claim(edition_id: int, first_id: int, last_id: int) -> Claim:
+    """Mark the queued deliveries in the range as ours.
 
     Rows another sender has locked are skipped (PostgreSQL); on SQLite the
-    write transaction itself serialises claims.
+    write transaction itself serialises claims. The rows themselves are read
+    by `read_claimed`, a part at a time.
     """
     now = timezone.now()
     mark_missed(now)  # a morning that is over is not sent late
     with transaction.atomic():
-        ids = list(
+        claimed = list(
             # Lock the deliveries only: locking the joined edition row too would
             # make every other sender skip all its rows.
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
@@ -145,14 +155,23 @@ def claim(edition_id: int, first_id: int, last_id: int) -> list[Delivery]:
             )
             # A hold placed after the first zone went holds the rest.
             .exclude(edition__status=Edition.Status.HELD)
-            .values_list("pk", flat=True)
+            .order_by("pk")
+            .values_list("pk", "time_zone")
         )
+        ids = [pk for pk, _zone in claimed]
         # Attempts are counted when a send is tried, not here: a batch that
         # cannot even connect has tried nobody.
         Delivery.objects.filter(pk__in=ids).update(
             status=Delivery.Status.SENDING, claimed_at=now, lease_until=now + lease_length()
         )
-    # Only what the digest reads: whole rows cost a fair part of a batch.
+    return Claim(ids, {zone for _pk, zone in claimed})
+
+
+def read_claimed(ids: list[int]) -> list[Delivery]:
+    """The claimed deliveries, with only what the digest reads.
+
+    Whole rows would cost a fair part of a batch.
+    """
     return list(
         Delivery.objects.filter(pk__in=ids)
         .select_related("subscriber__membership")
@@ -263,20 +282,25 @@ class Contents:
     Kept for the batch (seconds): an edit made meanwhile reaches the next one.
     """
 
-    def __init__(self, edition: Edition, deliveries: Iterable[Delivery] = ()) -> None:
+    def __init__(self, edition: Edition) -> None:
         self.edition = edition
         self._windows: dict[tuple[object, ...], list[Article]] = {}
         self._stories: dict[tuple[object, ...], ReaderStories] = {}
         self._digests: dict[tuple[object, ...], DigestTemplate] = {}
-        # The sections followed by the batch's readers who do not follow
-        # every section: one query for the batch.
+        self._followed: dict[int, frozenset[int]] = {}
+        self._section_names = dict(Section.objects.values_list("pk", "name"))
+
+    def add(self, deliveries: Iterable[Delivery]) -> None:
+        """Learn the sections followed by these readers who do not follow every section.
+
+        One query for each part of the batch read, whatever its contents.
+        """
         choosy = [d.subscriber_id for d in deliveries if not d.subscriber.all_sections]
         rows = Subscriber.sections.through.objects.filter(subscriber_id__in=choosy)
         followed: dict[int, set[int]] = defaultdict(set)
         for subscriber_id, section_id in rows.values_list("subscriber_id", "section_id"):
             followed[subscriber_id].add(section_id)
-        self._followed = {reader: frozenset(ids) for reader, ids in followed.items()}
-        self._section_names = dict(Section.objects.values_list("pk", "name"))
+        self._followed |= {reader: frozenset(ids) for reader, ids in followed.items()}
 
     def articles(self, delivery: Delivery) -> list[Article]:
         """Every article of the delivery's window, whatever the reader's sections."""
@@ -580,6 +604,42 @@ def is_deferral(error: Exception) -> bool:
     return isinstance(error, smtplib.SMTPRecipientsRefused) and not is_permanent(error)
 
 
+# Over a far relay's pool a batch's first emails go once this many of its
+# rows are read, and the rest are read a part at a time while those are on
+# the wire. Read whole before the first email, 1,000 rows kept the pool's
+# connections idle for a twentieth of the batch (PostgreSQL, a relay 50 ms
+# away: docs/performance.md). Elsewhere the batch's thread is the one at
+# work, and one read of all its rows costs it least.
+FIRST_PART = 100
+PART = 300
+
+
+class ClaimedRows:
+    """The claimed rows of a batch still to read, and what it knows of those it read."""
+
+    def __init__(self, edition: Edition, ids: list[int]) -> None:
+        self.unread = deque(ids)
+        self.entitled: set[int] = set()
+        self.contents = Contents(edition)
+
+    def read(self, count: int) -> list[Delivery]:
+        """The next `count` rows (fewer at the end); their readers' entitlement and sections."""
+        part = list(itertools.islice(self.unread, count))
+        deliveries = read_claimed(part)
+        # Entitlement and deliverability may have changed since the send started.
+        self.entitled.update(
+            Subscriber.objects.entitled()
+            .filter(pk__in=[d.subscriber_id for d in deliveries])
+            .order_by()
+            .values_list("pk", flat=True)
+        )
+        self.contents.add(deliveries)
+        # Unread until read whole: a part that failed to read goes back to the queue too.
+        for _ in part:
+            self.unread.popleft()
+        return deliveries
+
+
 @logcontext.scoped
 def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
     """Send the queued deliveries of one range over one mail connection.
@@ -592,26 +652,25 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         # Complaints passed the pause rate: the rows wait, queued, for staff.
         logger.warning("Edition %s: sends paused (%s)", edition_id, pause.reason)
         return BatchReport()
-    deliveries = claim(edition_id, first_id, last_id)
-    if not deliveries:
+    claimed = claim(edition_id, first_id, last_id)
+    if not claimed.ids:
         return BatchReport()
     edition = Edition.objects.get(pk=edition_id)
     # The batch's log lines name its edition, and its zone when it has one
     # (a morning's batches do; a by-hand send's mix the readers' zones).
-    zones = {delivery.time_zone for delivery in deliveries}
+    zones = claimed.zones
     logcontext.bind(edition=edition.date, **({"zone": zones.pop()} if len(zones) == 1 else {}))
-    # Entitlement and deliverability may have changed since the send started.
-    entitled = set(
-        Subscriber.objects.entitled()
-        .filter(pk__in=[d.subscriber_id for d in deliveries])
-        .order_by()
-        .values_list("pk", flat=True)
-    )
-    contents = Contents(edition, deliveries)
+    rows = ClaimedRows(edition, claimed.ids)
+    contents = rows.contents
+    # Deliveries read and still to send, and those sent whose outcome is not
+    # known yet (a pipelined message in flight): with the rows not read yet,
+    # what goes back to the queue if the batch stops.
+    todo: deque[Delivery] = deque()
+    in_flight: list[Delivery] = []
     # The primary mailer, or FALLBACK_SMTP_URL's while the primary keeps failing.
     carrier = carriers.choose()
     ledger = BatchLedger(carrier)
-    lease = Lease(d.pk for d in deliveries)
+    lease = Lease(claimed.ids)
     connection = mailers[carrier]
     # A far relay's connections, kept from this process's previous batch:
     # the batch goes on over them, with no connection to open or greet.
@@ -620,15 +679,10 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         try:
             connection.open()
         except SEND_ERRORS as error:
-            release_claims([d.pk for d in deliveries], error)
+            release_claims(claimed.ids, error)
             carriers.failed(carrier)
             raise TransientSendError(describe(error)) from error
 
-    # Deliveries still to send, and those sent whose outcome is not known yet
-    # (a pipelined message in flight): what goes back to the queue if the
-    # batch stops.
-    todo = deque(deliveries)
-    in_flight: list[Delivery] = []
     # Whether the pool, and with it the batch's own connection, is kept for the next batch.
     kept = False
     # SEND_RATE_LIMIT: each email waits for its place in the shared schedule.
@@ -652,13 +706,18 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         except SEND_ERRORS as error:
             # The connection is not usable after all (EHLO failed, or the
             # backend's open() failed silently): nobody was tried.
-            release_claims([d.pk for d in deliveries], error)
+            release_claims(claimed.ids, error)
             raise TransientSendError(describe(error)) from error
-        while todo or in_flight:
+        reading_ahead = isinstance(send, SMTPPool)
+        todo.extend(rows.read(FIRST_PART if reading_ahead else len(claimed.ids)))
+        while todo or rows.unread or in_flight:
+            if not todo and rows.unread:
+                todo.extend(rows.read(PART if reading_ahead else len(rows.unread)))
+                continue
             if todo:
                 delivery = todo.popleft()
                 lease.keep_alive()
-                if delivery.subscriber_id not in entitled:
+                if delivery.subscriber_id not in rows.entitled:
                     ledger.skipped[NOT_ENTITLED].append(delivery.pk)
                     continue
                 if is_paused(delivery):
@@ -695,6 +754,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                     *tried,
                     *not_gone,
                     *(d.pk for d in (*settled.resend, *in_flight, *todo)),
+                    *rows.unread,
                 ]
                 ledger.report.requeued += release_claims(
                     unsent, cause, tried=tried, carrier=carrier
@@ -725,7 +785,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
                     send = carrier_for(connection, edition)
                 except SEND_ERRORS as reconnect_error:
                     ledger.flush()
-                    unsent = [d.pk for d in todo]
+                    unsent = [*(d.pk for d in todo), *rows.unread]
                     ledger.report.requeued += release_claims(unsent, reconnect_error)
                     raise TransientSendError(describe(reconnect_error)) from reconnect_error
         ledger.flush()
@@ -743,7 +803,7 @@ def send_batch(edition_id: int, first_id: int, last_id: int) -> BatchReport:
         # to expire. (A killed process cannot do this; see DIGEST_CHECKPOINT_EVERY.)
         not_gone = stop_carrier()  # a message in flight is never completed
         ledger.flush()
-        release_claims([*not_gone, *(d.pk for d in (*in_flight, *todo))], error)
+        release_claims([*not_gone, *(d.pk for d in (*in_flight, *todo)), *rows.unread], error)
         raise
     finally:
         if not kept:
@@ -939,9 +999,12 @@ class SMTPPool:
         # Handed to the lanes, outcome not yet collected.
         self.pending = 0
         self.late: list[Outcome] = []
-        # Enough for each lane to write its next message while the ones it
-        # wrote await their answers (one over DATA, CHUNKING_WINDOW over BDAT).
-        self.window = size * (first.sender.window + 1)
+        # Enough for each lane to hold its next message while the ones it
+        # wrote await their answers (one over DATA, CHUNKING_WINDOW over BDAT),
+        # and one more: when an answer comes, the lane writes on at once
+        # instead of waiting for this thread to hand it a message (that wait,
+        # a few ms a round trip, cost a far relay a twentieth of its rate).
+        self.window = size * (first.sender.window + 2)
 
     def report(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
@@ -974,9 +1037,9 @@ class SMTPPool:
         lane.work.put((delivery, digest))
         self.pending += 1
         outcomes = self.collected()
-        # The batch never runs ahead of the wire by more than a window (two
-        # messages a connection): its ledger's checkpoints stay as close to
-        # what went as with one connection.
+        # The batch never runs ahead of the wire by more than a window (three
+        # messages a connection, at most two of them written): its ledger's
+        # checkpoints stay about as close to what went as with one connection.
         while self.pending > self.window:
             outcomes += self.collected(wait=True)
         return outcomes
