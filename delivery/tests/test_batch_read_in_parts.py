@@ -24,17 +24,10 @@ pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 @pytest.fixture
-def pooled(smtp_server, settings, monkeypatch):
-    """The production backend over 2 connections, to a relay taken to be far."""
-    monkeypatch.setattr(batches, "NEAR_RELAY_SECONDS", 0)
-    settings.MAILERS = {
-        "default": {
-            "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
-            "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 10,
-                        "connections": 2},
-        }
-    }  # fmt: skip
-    return smtp_server
+def pool_of_two(pooled, settings):
+    """A pool (conftest's `pooled`) of two connections: a window of six readers."""
+    settings.MAILERS["default"]["OPTIONS"]["connections"] = 2
+    return pooled
 
 
 @pytest.fixture
@@ -73,7 +66,7 @@ def recording_reads(
 
 
 def test_over_a_pool_the_first_emails_go_before_the_rest_of_the_batch_is_read(
-    pooled, readers, monkeypatch
+    pool_of_two, readers, monkeypatch
 ):
     reads = recording_reads(monkeypatch, batches.SMTPPool)
 
@@ -81,7 +74,7 @@ def test_over_a_pool_the_first_emails_go_before_the_rest_of_the_batch_is_read(
 
     assert reads == [(0, 2), (2, 3), (5, 3), (8, 2)]
     assert report.sent == 10
-    assert collections.Counter(pooled.recipients()) == {r.email: 1 for r in readers}
+    assert collections.Counter(pool_of_two.recipients()) == {r.email: 1 for r in readers}
     assert statuses() == {Delivery.Status.SENT: 10}
 
 
@@ -97,7 +90,7 @@ def test_over_one_connection_to_a_near_relay_the_batch_is_read_at_once(
     assert collections.Counter(smtp_server.recipients()) == {r.email: 1 for r in readers}
 
 
-def test_a_reader_who_stopped_being_entitled_is_skipped_in_any_part(pooled, readers):
+def test_a_reader_who_stopped_being_entitled_is_skipped_in_any_part(pool_of_two, readers):
     edition = built_edition(MONDAY)
     batch: list[tuple[int, int]] = []
     by_hand.send_edition(edition, on_batch=lambda first, last: batch.append((first, last)))
@@ -112,7 +105,7 @@ def test_a_reader_who_stopped_being_entitled_is_skipped_in_any_part(pooled, read
     report = batches.send_batch(edition.pk, first, last)
 
     assert (report.sent, report.skipped) == (8, 2)
-    assert sorted(pooled.recipients()) == sorted({r.email for r in readers} - set(gone))
+    assert sorted(pool_of_two.recipients()) == sorted({r.email for r in readers} - set(gone))
     skipped = Delivery.objects.filter(status=Delivery.Status.SKIPPED)
     assert sorted(skipped.values_list("subscriber__email", flat=True)) == sorted(gone)
     assert set(skipped.values_list("last_error", flat=True)) == {batches.NOT_ENTITLED}
@@ -125,12 +118,12 @@ def never_read(count: int) -> list[Delivery]:
 
 @pytest.mark.faults
 def test_rows_never_read_go_back_to_the_queue_when_the_server_stops_the_batch(
-    pooled, readers, monkeypatch
+    pool_of_two, readers, monkeypatch
 ):
     # Every DATA meets a 451: the first answer stops the batch, with seven
     # readers handed to the pool (its window of six, and one more), three read
     # and not handed, and the last part of two never read.
-    pooled.inject_faults(refuse_data_after=0, data_reply=[451, "4.3.0 Try again later"])
+    pool_of_two.inject_faults(refuse_data_after=0, data_reply=[451, "4.3.0 Try again later"])
     reads = recording_reads(monkeypatch, batches.SMTPPool)
     edition = built_edition(MONDAY)
 
@@ -138,18 +131,20 @@ def test_rows_never_read_go_back_to_the_queue_when_the_server_stops_the_batch(
         by_hand.send_edition_in_process(edition.pk)
 
     assert [rows for _handed, rows in reads] == [2, 3, 3]
-    assert pooled.received() == []
+    assert pool_of_two.received() == []
     assert statuses() == {Delivery.Status.QUEUED: 10}
     assert {(d.attempts, d.lease_until) for d in never_read(2)} == {(0, None)}
 
-    pooled.clear_faults()
+    pool_of_two.clear_faults()
     by_hand.send_edition_in_process(edition.pk)
-    assert collections.Counter(pooled.recipients()) == {r.email: 1 for r in readers}
+    assert collections.Counter(pool_of_two.recipients()) == {r.email: 1 for r in readers}
     assert statuses() == {Delivery.Status.SENT: 10}
 
 
 @pytest.mark.faults
-def test_rows_never_read_go_back_to_the_queue_when_the_batch_breaks(pooled, readers, monkeypatch):
+def test_rows_never_read_go_back_to_the_queue_when_the_batch_breaks(
+    pool_of_two, readers, monkeypatch
+):
     real_read = batches.read_claimed
     reads: list[int] = []
 
@@ -168,7 +163,7 @@ def test_rows_never_read_go_back_to_the_queue_when_the_batch_breaks(pooled, read
     # sent; one a lane was writing is dropped with its connection, never
     # delivered. The rest, the part that failed to read and the one after it
     # wait in the queue at once, not for the claim to expire.
-    received = collections.Counter(pooled.recipients())
+    received = collections.Counter(pool_of_two.recipients())
     assert set(received.values()) <= {1}
     sent = len(received)
     assert statuses() == collections.Counter({"sent": sent, "queued": 10 - sent})
@@ -178,4 +173,4 @@ def test_rows_never_read_go_back_to_the_queue_when_the_batch_breaks(pooled, read
 
     monkeypatch.setattr(batches, "read_claimed", real_read)
     by_hand.send_edition_in_process(edition.pk)
-    assert collections.Counter(pooled.recipients()) == {r.email: 1 for r in readers}
+    assert collections.Counter(pool_of_two.recipients()) == {r.email: 1 for r in readers}

@@ -25,24 +25,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.clock(MONDAY_BEFORE_SEND)]
 
 
 @pytest.fixture
-def pooled(smtp_server, settings, monkeypatch):
-    """The production backend over 4 connections per batch (SMTP_URL's ?connections=4).
-
-    To a relay taken to be far: the test's server is on loopback, where a
-    batch would otherwise use one connection (test_a_relay_on_loopback_...).
-    """
-    monkeypatch.setattr(batches, "NEAR_RELAY_SECONDS", 0)
-    settings.MAILERS = {
-        "default": {
-            "BACKEND": "delivery.wire.backend.SigningSMTPBackend",
-            "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 10,
-                        "connections": 4},
-        }
-    }  # fmt: skip
-    return smtp_server
-
-
-@pytest.fixture
 def readers():
     make_article()
     return [make_subscriber(f"reader{n:02d}@example.com") for n in range(20)]
