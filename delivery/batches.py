@@ -608,8 +608,8 @@ def is_deferral(error: Exception) -> bool:
 # rows are read, and the rest are read a part at a time while those are on
 # the wire. Read whole before the first email, 1,000 rows kept the pool's
 # connections idle for about 0.16 s of the batch's 2.4 s (PostgreSQL, a
-# relay 50 ms away: docs/performance.md). Elsewhere the batch's thread is the one at
-# work, and one read of all its rows costs it least.
+# relay 50 ms away: docs/performance.md). Elsewhere the batch's thread is
+# the one at work, and one read of all its rows costs it least.
 FIRST_PART = 100
 PART = 300
 
